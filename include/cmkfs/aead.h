@@ -1,0 +1,71 @@
+/* include/cmkfs/aead.h — AES-256-GCM and AES-256-SIV through OpenSSL 3 EVP.
+ * Owns every cipher call in the tree. A `struct aead` is a keyed GCM context
+ * pair (one key schedule, reused for every block with a fresh nonce); it is
+ * not thread-safe: one user at a time (callers pool them).
+ * Decryption verifies the tag before anything is returned: on failure the
+ * output is wiped and -EBADMSG returned (STYLE.md §2). */
+#ifndef CMKFS_AEAD_H
+#define CMKFS_AEAD_H
+
+#include "cmkfs/common.h"
+
+#define AEAD_KEY_LEN 32
+#define AEAD_NONCE_LEN 12
+#define AEAD_TAG_LEN 16
+#define SIV_KEY_LEN 64
+#define SIV_TAG_LEN 16
+
+struct aead;
+
+/* Fetch the ciphers once; call before threads start. Errors: -ENOSYS. */
+CMK_MUST_CHECK int aead_global_init(void);
+
+CMK_MUST_CHECK int aead_new(const uint8_t key[static AEAD_KEY_LEN],
+			    struct aead **out);
+void aead_free(struct aead *a);	/* NULL-safe, wipes the key schedule */
+
+/* Seal `len` bytes of `pt` into `ct` (may equal pt) and write the tag.
+ * Errors: -EIO (OpenSSL failure). */
+CMK_MUST_CHECK int aead_seal(struct aead *a,
+			     const uint8_t nonce[static AEAD_NONCE_LEN],
+			     const uint8_t *aad, size_t aad_len,
+			     const uint8_t *pt, size_t len, uint8_t *ct,
+			     uint8_t tag[static AEAD_TAG_LEN]);
+/* Open; `pt` may equal ct. Errors: -EBADMSG (tag mismatch; pt wiped), -EIO. */
+CMK_MUST_CHECK int aead_open(struct aead *a,
+			     const uint8_t nonce[static AEAD_NONCE_LEN],
+			     const uint8_t *aad, size_t aad_len,
+			     const uint8_t *ct, size_t len, uint8_t *pt,
+			     const uint8_t tag[static AEAD_TAG_LEN]);
+
+/* Key wrapping of a 32-byte key: out = nonce(12) ‖ ct(32) ‖ tag(16), random
+ * nonce, AES-256-GCM under `kek`, `aad` bound. doc/FORMAT.md §1. */
+#define AEAD_WRAP_LEN (AEAD_NONCE_LEN + AEAD_KEY_LEN + AEAD_TAG_LEN)
+CMK_MUST_CHECK int aead_wrap_key(const uint8_t kek[static AEAD_KEY_LEN],
+				 const uint8_t *aad, size_t aad_len,
+				 const uint8_t key[static AEAD_KEY_LEN],
+				 uint8_t out[static AEAD_WRAP_LEN]);
+/* Same with a caller-chosen nonce (known-answer tests only). */
+CMK_MUST_CHECK int aead_wrap_key_nonce(const uint8_t kek[static AEAD_KEY_LEN],
+				       const uint8_t *aad, size_t aad_len,
+				       const uint8_t key[static AEAD_KEY_LEN],
+				       const uint8_t nonce[static AEAD_NONCE_LEN],
+				       uint8_t out[static AEAD_WRAP_LEN]);
+/* Errors: -EKEYREJECTED (wrong KEK or tampered wrap; key wiped), -EIO. */
+CMK_MUST_CHECK int aead_unwrap_key(const uint8_t kek[static AEAD_KEY_LEN],
+				   const uint8_t *aad, size_t aad_len,
+				   const uint8_t in[static AEAD_WRAP_LEN],
+				   uint8_t key[static AEAD_KEY_LEN]);
+
+/* Deterministic AES-256-SIV (RFC 5297) for names: ct is len bytes, tag 16.
+ * Errors: -EIO; open: -EBADMSG (pt wiped). */
+CMK_MUST_CHECK int siv_seal(const uint8_t key[static SIV_KEY_LEN],
+			    const uint8_t *aad, size_t aad_len,
+			    const uint8_t *pt, size_t len, uint8_t *ct,
+			    uint8_t tag[static SIV_TAG_LEN]);
+CMK_MUST_CHECK int siv_open(const uint8_t key[static SIV_KEY_LEN],
+			    const uint8_t *aad, size_t aad_len,
+			    const uint8_t *ct, size_t len, uint8_t *pt,
+			    const uint8_t tag[static SIV_TAG_LEN]);
+
+#endif

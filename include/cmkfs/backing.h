@@ -1,0 +1,28 @@
+/* include/cmkfs/backing.h — syscalls on the ciphertext directory.
+ * Full pread/pwrite loops, whole small files, atomic replacement
+ * (tmp + fsync + rename + fsync(dir)). No crypto. */
+#ifndef CMKFS_BACKING_H
+#define CMKFS_BACKING_H
+
+#include <sys/types.h>
+
+#include "cmkfs/common.h"
+
+/* Read exactly len bytes at off. Errors: -EBADMSG on a short file, -errno. */
+CMK_MUST_CHECK int backing_pread_full(int fd, void *buf, size_t len, off_t off);
+CMK_MUST_CHECK int backing_pwrite_full(int fd, const void *buf, size_t len,
+				       off_t off);
+/* Read a whole small file (at most cap bytes) at dirfd/name. */
+CMK_MUST_CHECK int backing_read_small(int dirfd, const char *name, void *buf,
+				      size_t cap, size_t *len);
+/* Create or replace dirfd/name atomically and durably with `mode`. */
+CMK_MUST_CHECK int backing_replace(int dirfd, const char *name, const void *buf,
+				   size_t len, mode_t mode);
+/* fsync a directory given by any descriptor (O_PATH too). */
+CMK_MUST_CHECK int backing_fsync_dir(int dirfd);
+/* A fresh temporary name "cmkfs.tmp.<hex>" in out (cap >= 32). */
+CMK_MUST_CHECK int backing_tmpname(char *out, size_t cap);
+/* "/proc/self/fd/N" for an O_PATH descriptor. */
+void backing_procpath(int fd, char out[static 32]);
+
+#endif

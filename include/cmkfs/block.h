@@ -1,0 +1,44 @@
+/* include/cmkfs/block.h — one content block, sealed by two AEAD layers
+ * (doc/FORMAT.md §3). Seal inner first, open outer first. Both layers bind
+ * file id, block number and the "last block" flag, so blocks cannot be
+ * moved, swapped between files, or cut off at a block boundary unseen.
+ * No I/O, no offsets beyond one block. Thread-safe given distinct aead
+ * contexts. */
+#ifndef CMKFS_BLOCK_H
+#define CMKFS_BLOCK_H
+
+#include <stdbool.h>
+
+#include "cmkfs/aead.h"
+#include "cmkfs/header.h"
+
+/* outer nonce ‖ E_outer(inner nonce ‖ E_inner(data) ‖ inner tag) ‖ outer tag */
+#define BLOCK_OVERHEAD (2 * AEAD_NONCE_LEN + 2 * AEAD_TAG_LEN)	/* 56 */
+#define BLOCK_AAD_LEN (FILE_ID_LEN + 8 + 1 + 1)
+
+struct block_ctx {
+	struct aead *inner;	/* keyed with DEK_1 */
+	struct aead *outer;	/* keyed with DEK_2 */
+	const uint8_t *file_id;	/* FILE_ID_LEN bytes */
+};
+
+/* Seal `len` bytes (0..block size) into `out` (len + BLOCK_OVERHEAD bytes)
+ * with fresh random nonces. Errors: -EIO. */
+CMK_MUST_CHECK int block_seal(const struct block_ctx *bc, uint64_t blockno,
+			      bool last, const uint8_t *pt, size_t len,
+			      uint8_t *out);
+/* Same with given nonces (known-answer tests only). */
+CMK_MUST_CHECK int block_seal_nonces(const struct block_ctx *bc,
+				     uint64_t blockno, bool last,
+				     const uint8_t *pt, size_t len,
+				     const uint8_t n_inner[static AEAD_NONCE_LEN],
+				     const uint8_t n_outer[static AEAD_NONCE_LEN],
+				     uint8_t *out);
+/* Open `ct_len` bytes (>= BLOCK_OVERHEAD); `ct` is used as scratch and
+ * clobbered. Writes ct_len - BLOCK_OVERHEAD bytes to pt.
+ * Errors: -EBADMSG (any layer fails; pt wiped). */
+CMK_MUST_CHECK int block_open(const struct block_ctx *bc, uint64_t blockno,
+			      bool last, uint8_t *ct, size_t ct_len,
+			      uint8_t *pt);
+
+#endif

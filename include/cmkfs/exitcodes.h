@@ -1,0 +1,10 @@
+/* include/cmkfs/exitcodes.h — process exit codes of the cmkfs command.
+ * Scripts depend on these; never renumber (issue #2, #4). */
+#ifndef CMKFS_EXITCODES_H
+#define CMKFS_EXITCODES_H
+
+#define CMK_EXIT_OK 0		/* success */
+#define CMK_EXIT_RUNTIME 1	/* runtime error (I/O, bad volume, mount failed) */
+#define CMK_EXIT_USAGE 2	/* wrong command line */
+
+#endif

@@ -1,0 +1,64 @@
+/* include/cmkfs/file.h — contents of one encrypted file (doc/FORMAT.md §3).
+ * Owns plain <-> cipher offsets, read-modify-write of partial blocks, the
+ * "last block" flag, zero-fill on extension, and a pool of keyed per-file
+ * contexts. Knows nothing of FUSE. All calls on one cfile are serialised
+ * for writers and shared for readers by cf->rwlock.
+ *
+ * Layout: header (HEADER_LEN) then blocks of cb = bs + BLOCK_OVERHEAD bytes;
+ * the last block is short. An empty file has one empty block, so cutting a
+ * file down to its header is detected too. */
+#ifndef CMKFS_FILE_H
+#define CMKFS_FILE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "cmkfs/header.h"
+#include "cmkfs/keyring.h"
+
+struct cfile {
+	pthread_rwlock_t rwlock;	/* contents: readers shared, writers alone */
+	pthread_mutex_t mtx;		/* protects loaded, hdr, pool */
+	bool loaded;
+	struct header hdr;
+	struct filekeys *pool;		/* idle keyed contexts */
+	struct keyring *kr;
+	uint32_t bs;
+	char where[64];			/* backing identity for log lines */
+};
+
+void cfile_init(struct cfile *cf, struct keyring *kr, uint32_t bs);
+void cfile_destroy(struct cfile *cf);	/* wipes and frees the pool */
+
+/* Plain size from a backing file size. Errors: -EBADMSG (impossible size:
+ * truncated mid-header or mid-overhead). */
+CMK_MUST_CHECK int cfile_plain_size(uint64_t cipher_size, uint32_t bs,
+				    uint64_t *plain);
+/* Backing size of a file with `plain` bytes. Errors: -EFBIG. */
+CMK_MUST_CHECK int cfile_cipher_size(uint64_t plain, uint32_t bs,
+				     uint64_t *cipher);
+
+/* Write a fresh header and the empty last block to `fd` (a new, empty
+ * backing file). */
+CMK_MUST_CHECK int cfile_create(struct cfile *cf, int fd);
+/* Read and unwrap the header through fd, once. Errors: -EBADMSG (bad
+ * header), -EKEYREJECTED, -EKEYREVOKED, -EIO. */
+CMK_MUST_CHECK int cfile_load(struct cfile *cf, int fd);
+
+/* Read up to len bytes at off; *got gets the count (short at EOF).
+ * Errors: -EBADMSG (a block failed authentication or the file is cut). */
+CMK_MUST_CHECK int cfile_read(struct cfile *cf, int fd, uint64_t off,
+			      size_t len, uint8_t *out, size_t *got);
+/* Write; with `append` the offset is the current size. buf NULL writes
+ * zeros. *written_at gets the offset used. */
+CMK_MUST_CHECK int cfile_write(struct cfile *cf, int fd, uint64_t off,
+			       const uint8_t *buf, size_t len, bool append,
+			       uint64_t *written_at);
+CMK_MUST_CHECK int cfile_truncate(struct cfile *cf, int fd, uint64_t size);
+/* fallocate semantics on plain offsets (mode as fallocate(2)). */
+CMK_MUST_CHECK int cfile_fallocate(struct cfile *cf, int fd, int mode,
+				   uint64_t off, uint64_t len);
+CMK_MUST_CHECK int cfile_size(struct cfile *cf, int fd, uint64_t *plain);
+
+#endif

@@ -1,0 +1,55 @@
+/* include/cmkfs/inode.h — the daemon's inode table (libfuse
+ * example/passthrough_ll.c style): one struct per backing object, keyed by
+ * (st_dev, st_ino), holding an O_PATH descriptor that follows the object
+ * across renames, the kernel's lookup count, a directory's id and a regular
+ * file's cfile. */
+#ifndef CMKFS_INODE_H
+#define CMKFS_INODE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/stat.h>
+
+#include "cmkfs/file.h"
+#include "cmkfs/keyring.h"
+#include "cmkfs/names.h"
+
+struct inode {
+	int fd;			/* O_PATH|O_NOFOLLOW; immutable */
+	dev_t dev;		/* immutable */
+	ino_t ino;		/* immutable */
+	mode_t type;		/* S_IFMT bits; immutable */
+	uint64_t nlookup;	/* protected by fsctx.mtx */
+	struct inode *hnext;	/* protected by fsctx.mtx */
+	bool have_dirid;	/* protected by fsctx.mtx */
+	uint8_t dirid[DIRID_LEN];
+	struct cfile cf;	/* regular files */
+};
+
+struct fsctx {
+	struct keyring *kr;
+	uint32_t bs;
+	char cipherdir[4096];
+	struct inode root;
+	pthread_mutex_t mtx;	/* inode table */
+	pthread_mutex_t ns;	/* serialises namespace changes */
+	struct inode **hash;
+	size_t nhash;
+	bool is_root;		/* daemon runs as uid 0: chown new objects */
+};
+
+CMK_MUST_CHECK int fsctx_init(struct fsctx *fs, const char *cipherdir,
+			      struct keyring *kr);
+void fsctx_destroy(struct fsctx *fs);
+
+/* Find or add the inode for backing fd `fd` (O_PATH, taken over on success
+ * whether a new inode was made or not) and add `n` lookups. */
+CMK_MUST_CHECK int inode_get(struct fsctx *fs, int fd, const struct stat *st,
+			     uint64_t n, struct inode **out);
+/* Drop n lookups; frees at zero. */
+void inode_forget(struct fsctx *fs, struct inode *in, uint64_t n);
+/* A directory's id, read from its DIRID_FILE once. Errors: -EBADMSG. */
+CMK_MUST_CHECK int inode_dirid(struct fsctx *fs, struct inode *in,
+			       uint8_t dirid[static DIRID_LEN]);
+
+#endif

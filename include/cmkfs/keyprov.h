@@ -1,0 +1,56 @@
+/* include/cmkfs/keyprov.h — key-encryption-key providers.
+ * A provider wraps and unwraps a volume KEK (32 bytes) for one layer:
+ * `local` under a key derived from the service key file, `akv` through Azure
+ * Key Vault (issue #3). Providers own no caching; the keyring holds the
+ * unwrapped KEKs. */
+#ifndef CMKFS_KEYPROV_H
+#define CMKFS_KEYPROV_H
+
+#include "cmkfs/aead.h"
+#include "cmkfs/common.h"
+#include "cmkfs/volume.h"
+
+struct keyprov;
+
+struct keyprov_ops {
+	const char *name;
+	uint8_t type;	/* enum kprov_type */
+	CMK_MUST_CHECK int (*wrap)(struct keyprov *kp, const uint8_t *aad,
+				   size_t aad_len,
+				   const uint8_t key[static AEAD_KEY_LEN],
+				   uint8_t *out, size_t cap, size_t *out_len);
+	/* Errors: -EKEYREJECTED (wrong key / tampered), -EKEYREVOKED, ... */
+	CMK_MUST_CHECK int (*unwrap)(struct keyprov *kp, const uint8_t *aad,
+				     size_t aad_len, const uint8_t *in,
+				     size_t len,
+				     uint8_t key[static AEAD_KEY_LEN]);
+	void (*close)(struct keyprov *kp);
+};
+
+struct keyprov {
+	const struct keyprov_ops *ops;
+	char key_id[VOLUME_KEYID_MAX + 1];	/* e.g. local:1a2b3c4d5e6f7081 */
+	void *priv;
+};
+
+void keyprov_close(struct keyprov *kp);	/* NULL-safe */
+
+/* The default service key path: $CMKFS_SERVICE_KEY, else this. */
+#define SERVICE_KEY_DEFAULT "/etc/cmkfs/service.key"
+#define SERVICE_KEY_LEN 32
+const char *kp_local_default_path(void);
+
+/* Read the service key file into secmem (*key, SERVICE_KEY_LEN bytes).
+ * Refuses files readable or writable by group/other, or of another size.
+ * Errors: -ENOENT, -EPERM (modes), -EBADMSG (size), -errno. */
+CMK_MUST_CHECK int kp_local_load(const char *path, uint8_t **key);
+/* Create the service key file (0600, O_EXCL, 32 random bytes, fsynced).
+ * Returns 1 if created, 0 if it existed already. */
+CMK_MUST_CHECK int kp_local_create(const char *path);
+/* A provider for layer index `layer` (0 = S, 1 = C) of volume `volume_id`.
+ * Takes a copy of the service key. */
+CMK_MUST_CHECK int kp_local_open(const uint8_t *service_key,
+				 const uint8_t volume_id[static VOLUME_ID_LEN],
+				 int layer, struct keyprov **out);
+
+#endif

@@ -1,0 +1,72 @@
+/* include/cmkfs/names.h — encryption of file names, symlink targets and
+ * user xattrs (doc/FORMAT.md §4). AES-256-SIV under the volume name key,
+ * which is derived from both layers' KEKs, so both are needed to read a
+ * name. Names are bound to their directory's random id; base64url text on
+ * disk never contains '.', so every backing name that starts with "cmkfs."
+ * is ours. Pure, thread-safe. */
+#ifndef CMKFS_NAMES_H
+#define CMKFS_NAMES_H
+
+#include "cmkfs/aead.h"
+#include "cmkfs/common.h"
+
+#define NAME_KEY_LEN SIV_KEY_LEN
+#define DIRID_LEN 16
+#define DIRID_FILE "cmkfs.dirid"
+#define RESERVED_PREFIX "cmkfs."
+#define TMP_PREFIX "cmkfs.tmp."
+#define LONGNAME_PREFIX "cmkfs.ln."
+#define LONGNAME_SUFFIX ".name"
+#define LONGNAME_HASH_B64 43			/* SHA-256, base64url */
+#define LONGNAME_LEN (sizeof(LONGNAME_PREFIX) - 1 + LONGNAME_HASH_B64)
+#define ENCNAME_MAX 400				/* b64(16 + 256) = 363 + slack */
+#define NAME_LONG_THRESHOLD 255			/* longer encodings go long */
+#define SYMLINK_TARGET_MAX 3000			/* so the b64 fits PATH_MAX */
+#define ENCLINK_MAX 4096
+#define XATTR_PREFIX "user."
+#define XATTR_NAME_PLAIN_MAX 160		/* after "user." */
+
+/* Encrypt a name (1..255 bytes, no '/' or NUL, not . or ..) in directory
+ * `dirid` into NUL-terminated base64url `out`.
+ * Errors: -EINVAL (bad name), -ENAMETOOLONG, -EIO. */
+CMK_MUST_CHECK int names_encrypt(const uint8_t key[static NAME_KEY_LEN],
+				 const uint8_t dirid[static DIRID_LEN],
+				 const char *name, size_t len, char *out,
+				 size_t cap);
+/* Decrypt `enc` (enc_len chars) to a NUL-terminated name in out (cap >= 256).
+ * Errors: -EBADMSG (not ours, tampered, or decrypts to an invalid name). */
+CMK_MUST_CHECK int names_decrypt(const uint8_t key[static NAME_KEY_LEN],
+				 const uint8_t dirid[static DIRID_LEN],
+				 const char *enc, size_t enc_len, char *out,
+				 size_t cap);
+/* The backing name for an encrypted name: itself if short enough, else
+ * LONGNAME_PREFIX + base64url(SHA-256(enc)). out has LONGNAME_LEN+1 bytes
+ * at least, or strlen(enc)+1. Returns 1 if it is a long name, 0 if not. */
+CMK_MUST_CHECK int names_backing(const char *enc, char *out, size_t cap);
+/* 1 if `bname` is a long-name entry (not its .name side file). */
+int names_is_longname(const char *bname);
+int names_is_reserved(const char *bname);
+
+CMK_MUST_CHECK int names_symlink_encrypt(const uint8_t key[static NAME_KEY_LEN],
+					 const char *target, size_t len,
+					 char *out, size_t cap);
+CMK_MUST_CHECK int names_symlink_decrypt(const uint8_t key[static NAME_KEY_LEN],
+					 const char *enc, size_t enc_len,
+					 char *out, size_t cap, size_t *out_len);
+
+/* xattr "user.X" -> backing "user." + b64(SIV(X)); values SIV-sealed with
+ * the plaintext name as AAD: value_len + SIV_TAG_LEN bytes. */
+CMK_MUST_CHECK int names_xattr_name_encrypt(const uint8_t key[static NAME_KEY_LEN],
+					    const char *name, char *out,
+					    size_t cap);
+CMK_MUST_CHECK int names_xattr_name_decrypt(const uint8_t key[static NAME_KEY_LEN],
+					    const char *bname, char *out,
+					    size_t cap);
+CMK_MUST_CHECK int names_xattr_value_seal(const uint8_t key[static NAME_KEY_LEN],
+					  const char *name, const uint8_t *val,
+					  size_t len, uint8_t *out);
+CMK_MUST_CHECK int names_xattr_value_open(const uint8_t key[static NAME_KEY_LEN],
+					  const char *name, const uint8_t *in,
+					  size_t in_len, uint8_t *out);
+
+#endif

@@ -1,0 +1,18 @@
+/* include/cmkfs/volio.h — a volume on disk: read/write cmkfs.conf and
+ * unlock it with the service key (coordinates format/volume.c, keys/). */
+#ifndef CMKFS_VOLIO_H
+#define CMKFS_VOLIO_H
+
+#include "cmkfs/keyring.h"
+#include "cmkfs/volume.h"
+
+/* Errors: -ENOENT (no volume here), -EBADMSG (malformed config). */
+CMK_MUST_CHECK int volio_read(int dirfd, struct volume *v);
+CMK_MUST_CHECK int volio_write(int dirfd, const struct volume *v);
+/* Load the service key and unlock the volume at dirfd. */
+CMK_MUST_CHECK int volio_unlock(int dirfd, const char *service_key_path,
+				struct keyring **kr);
+/* A user-facing sentence for an error of volio_unlock / cfile calls. */
+const char *volio_strerror(int rc);
+
+#endif

@@ -1,0 +1,64 @@
+/* include/cmkfs/volume.h — volume configuration bytes <-> struct
+ * (doc/FORMAT.md §1). The file `cmkfs.conf` at the root of the ciphertext
+ * directory. Parsing is pure and refuses unknown versions, flags, suites,
+ * providers and trailing bytes; the MAC at the end is checked by the
+ * keyring once both KEKs are unwrapped (volume_mac()). */
+#ifndef CMKFS_VOLUME_H
+#define CMKFS_VOLUME_H
+
+#include "cmkfs/common.h"
+#include "cmkfs/kdf.h"
+
+#define VOLUME_FILE "cmkfs.conf"
+#define VOLUME_MAGIC "CMKFSVOL"
+#define VOLUME_VERSION 1
+#define VOLUME_ID_LEN 16
+#define VOLUME_SUITE_GCM_GCM_SIV 1	/* the only suite of format v1 */
+#define VOLUME_KEYID_MAX 1024
+#define VOLUME_WRAPPED_MAX 1024
+#define VOLUME_MAX_LEN 4096
+#define BLOCK_SIZE_MIN 512u
+#define BLOCK_SIZE_MAX (1u << 20)
+#define BLOCK_SIZE_DEFAULT 4096u
+
+enum kprov_type {
+	KPROV_LOCAL = 1,	/* wrapped under a key derived from the service key */
+	KPROV_AKV = 2,		/* wrapped by Azure Key Vault / Managed HSM (issue #3) */
+};
+
+/* Index 0: layer S (inner, service side); 1: layer C (outer, customer side). */
+struct vol_layer {
+	uint8_t prov;				/* enum kprov_type */
+	char key_id[VOLUME_KEYID_MAX + 1];	/* NUL-terminated, no NULs inside */
+	uint16_t wrapped_len;
+	uint8_t wrapped[VOLUME_WRAPPED_MAX];
+};
+
+struct volume {
+	uint8_t volume_id[VOLUME_ID_LEN];
+	uint32_t block_size;
+	uint16_t suite;
+	uint32_t kek_gen;
+	uint64_t created_sec;
+	struct vol_layer layer[2];
+	uint8_t mac[HMAC_LEN];
+};
+
+/* Errors: -EBADMSG (malformed or unknown anything). */
+CMK_MUST_CHECK int volume_parse(const uint8_t *buf, size_t len,
+				struct volume *v);
+/* Serialise everything including v->mac. *len gets the total length; the
+ * MAC covers the first *len - HMAC_LEN bytes. Errors: -ENOSPC, -EINVAL. */
+CMK_MUST_CHECK int volume_serialize(const struct volume *v, uint8_t *buf,
+				    size_t cap, size_t *len);
+/* Compute the MAC of `v` under mac_key into v->mac. */
+CMK_MUST_CHECK int volume_seal_mac(struct volume *v,
+				   const uint8_t mac_key[static 32]);
+/* 0 if v->mac is right under mac_key, else -EBADMSG. */
+CMK_MUST_CHECK int volume_check_mac(const struct volume *v,
+				    const uint8_t mac_key[static 32]);
+/* A valid block size: power of two in [BLOCK_SIZE_MIN, BLOCK_SIZE_MAX]. */
+int volume_block_size_ok(uint64_t bs);
+const char *volume_prov_name(uint8_t prov);
+
+#endif

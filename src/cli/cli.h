@@ -1,0 +1,28 @@
+/* src/cli/cli.h — the subcommand table's contract. Each cmd_*.c owns one
+ * subcommand; run() gets argv from the subcommand name on and returns an
+ * exit code from cmkfs/exitcodes.h. */
+#ifndef CMKFS_CLI_H
+#define CMKFS_CLI_H
+
+#include "cmkfs/common.h"
+#include "cmkfs/exitcodes.h"
+
+struct subcmd {
+	const char *name;
+	const char *summary;
+	int (*run)(int argc, char **argv);
+};
+
+int cmd_init(int argc, char **argv);
+int cmd_mount(int argc, char **argv);
+int cmd_umount(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+
+/* Print "cmkfs CMD: msg" and a hint to use --help; returns CMK_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) CMK_PRINTF(2, 3);
+/* Print "cmkfs CMD: msg" on stderr; returns CMK_EXIT_RUNTIME. */
+int cli_fail(const char *cmd, const char *fmt, ...) CMK_PRINTF(2, 3);
+/* Print s as a JSON string literal. */
+void cli_json_str(const char *s);
+
+#endif

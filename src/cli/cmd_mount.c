@@ -1,0 +1,107 @@
+/* src/cli/cmd_mount.c — `cmkfs mount [-f] [-o OPTS] [--service-key FILE]
+ * CIPHERDIR MOUNTPOINT` (issue #2 contract). */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cmkfs/keyprov.h"
+#include "cmkfs/log.h"
+#include "cmkfs/mount.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: cmkfs mount [-f] [-d] [-o FUSE_OPTIONS] [--service-key FILE]\n"
+		"                   CIPHERDIR MOUNTPOINT\n"
+		"\n"
+		"Mount the volume in CIPHERDIR on MOUNTPOINT. Returns 0 only once the\n"
+		"mount is serving; the daemon then runs in the background and logs\n"
+		"to syslog.\n"
+		"\n"
+		"  -f, --foreground     stay in the foreground, log to stderr\n"
+		"  -d, --debug          debug logging (implies -f); never logs keys\n"
+		"  -o OPTIONS           FUSE mount options, comma separated, e.g.\n"
+		"                       allow_other, ro, default_permissions (always on)\n"
+		"  --service-key FILE   service key (default $CMKFS_SERVICE_KEY, else\n"
+		"                       " SERVICE_KEY_DEFAULT ")\n"
+		"  -h, --help           this text\n"
+		"\n"
+		"Unmount with 'cmkfs umount MOUNTPOINT'.\n");
+}
+
+int cmd_mount(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "service-key", required_argument, NULL, 'k' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct mount_opts o = { .service_key = kp_local_default_path() };
+	char cdir[PATH_MAX], mnt[PATH_MAX], *opts = NULL;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "+fdo:h", lopts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			o.foreground = true;
+			break;
+		case 'd':
+			o.debug = o.foreground = true;
+			break;
+		case 'o':
+			if (opts == NULL) {
+				opts = strdup(optarg);
+			} else {
+				char *n = malloc(strlen(opts) + strlen(optarg) + 2);
+
+				if (n != NULL)
+					snprintf(n, strlen(opts) + strlen(optarg) + 2,
+						 "%s,%s", opts, optarg);
+				free(opts);
+				opts = n;
+			}
+			if (opts == NULL)
+				return cli_fail("mount", "out of memory");
+			break;
+		case 'k':
+			o.service_key = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return CMK_EXIT_OK;
+		default:
+			free(opts);
+			return cli_usage_error("mount", "unknown option");
+		}
+	}
+	if (optind != argc - 2) {
+		free(opts);
+		return cli_usage_error("mount",
+				       "expected CIPHERDIR and MOUNTPOINT");
+	}
+	if (realpath(argv[optind], cdir) == NULL) {
+		free(opts);
+		return cli_fail("mount", "%s: %s", argv[optind],
+				strerror(errno));
+	}
+	if (realpath(argv[optind + 1], mnt) == NULL) {
+		free(opts);
+		return cli_fail("mount", "%s: %s", argv[optind + 1],
+				strerror(errno));
+	}
+	o.cipherdir = cdir;
+	o.mountpoint = mnt;
+	o.fuse_opts = opts;
+	log_set_level(o.debug ? LOG_LVL_DEBUG : LOG_LVL_WARN);
+	rc = mount_run(&o);
+	free(opts);
+	return rc;
+}

@@ -1,0 +1,139 @@
+/* src/cli/cmd_status.c — `cmkfs status [--json] CIPHERDIR|MOUNTPOINT`.
+ * Reads only the public fields of the config: needs no key. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cmkfs/mount.h"
+#include "cmkfs/volio.h"
+
+static const char *const layer_name[2] = { "inner", "outer" };
+static const char *const layer_side[2] = { "service", "customer" };
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: cmkfs status [--json] CIPHERDIR|MOUNTPOINT\n"
+		"\n"
+		"Show the volume id, on-disk format version, block size, cipher\n"
+		"suites, which key protects each layer, and whether (and where) the\n"
+		"volume is mounted. Needs no key. --json prints one JSON object.\n");
+}
+
+static void hex(const uint8_t *p, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", p[i]);
+}
+
+int cmd_status(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char path[PATH_MAX], cdir[PATH_MAX], mnt[PATH_MAX], id[2 * VOLUME_ID_LEN + 1];
+	bool json = false, mounted;
+	struct volume v;
+	pid_t pid = 0;
+	int c, fd, rc;
+
+	while ((c = getopt_long(argc, argv, "+h", lopts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return CMK_EXIT_OK;
+		default:
+			return cli_usage_error("status", "unknown option");
+		}
+	}
+	if (optind != argc - 1)
+		return cli_usage_error("status",
+				       "expected CIPHERDIR or MOUNTPOINT");
+	if (realpath(argv[optind], path) == NULL)
+		return cli_fail("status", "%s: %s", argv[optind],
+				strerror(errno));
+	mounted = mount_find(path, cdir, sizeof(cdir), mnt, sizeof(mnt));
+	if (!mounted) {
+		snprintf(cdir, sizeof(cdir), "%s", path);
+		mnt[0] = '\0';
+	} else {
+		char sdir[PATH_MAX];
+
+		if (mount_state_read(mnt, &pid, sdir, sizeof(sdir)) < 0)
+			pid = 0;
+	}
+	fd = open(cdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return cli_fail("status", "%s: %s", cdir, strerror(errno));
+	rc = volio_read(fd, &v);
+	close(fd);
+	if (rc < 0)
+		return cli_fail("status", "%s: %s", cdir, volio_strerror(rc));
+	hex(v.volume_id, VOLUME_ID_LEN, id);
+	if (json) {
+		printf("{\"cipherdir\":");
+		cli_json_str(cdir);
+		printf(",\"volume_id\":\"%s\",\"format_version\":%d,"
+		       "\"block_size\":%u,\"kek_generation\":%u,"
+		       "\"created\":%llu,",
+		       id, VOLUME_VERSION, v.block_size, v.kek_gen,
+		       (unsigned long long)v.created_sec);
+		printf("\"ciphers\":{\"inner\":\"AES-256-GCM\",\"outer\":"
+		       "\"AES-256-GCM\",\"names\":\"AES-256-SIV\","
+		       "\"key_wrap\":\"AES-256-GCM\",\"config_mac\":"
+		       "\"HMAC-SHA256\"},\"layers\":[");
+		for (int i = 0; i < 2; i++) {
+			printf("%s{\"layer\":\"%s\",\"side\":\"%s\","
+			       "\"provider\":\"%s\",\"key_id\":",
+			       i ? "," : "", layer_name[i], layer_side[i],
+			       volume_prov_name(v.layer[i].prov));
+			cli_json_str(v.layer[i].key_id);
+			printf("}");
+		}
+		printf("],\"customer_managed_key\":%s,\"mounted\":%s",
+		       v.layer[1].prov == KPROV_AKV ? "true" : "false",
+		       mounted ? "true" : "false");
+		if (mounted) {
+			printf(",\"mountpoint\":");
+			cli_json_str(mnt);
+			if (pid > 0)
+				printf(",\"pid\":%ld", (long)pid);
+		}
+		printf("}\n");
+		return CMK_EXIT_OK;
+	}
+	printf("cipherdir:       %s\n", cdir);
+	printf("volume id:       %s\n", id);
+	printf("format version:  %d\n", VOLUME_VERSION);
+	printf("block size:      %u\n", v.block_size);
+	printf("ciphers:         inner AES-256-GCM, outer AES-256-GCM, names "
+	       "AES-256-SIV,\n                 key wrap AES-256-GCM, config "
+	       "HMAC-SHA256\n");
+	for (int i = 0; i < 2; i++)
+		printf("%s layer:     %s key, provider %s, key %s\n",
+		       layer_name[i], layer_side[i],
+		       volume_prov_name(v.layer[i].prov), v.layer[i].key_id);
+	printf("customer key:    %s\n",
+	       v.layer[1].prov == KPROV_AKV ? "customer-managed (Key Vault)" :
+					      "off (service-managed)");
+	if (mounted)
+		printf("mounted:         yes, on %s (pid %ld)\n", mnt, (long)pid);
+	else
+		printf("mounted:         no\n");
+	return CMK_EXIT_OK;
+}

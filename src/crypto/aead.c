@@ -1,0 +1,224 @@
+/* src/crypto/aead.c — AES-256-GCM / AES-256-SIV via OpenSSL EVP.
+ * OpenSSL's "1 == ok" convention ends here: everything above sees 0/-errno. */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "cmkfs/aead.h"
+#include "cmkfs/rand.h"
+
+static EVP_CIPHER *gcm;
+static EVP_CIPHER *siv;
+
+struct aead {
+	EVP_CIPHER_CTX *enc;
+	EVP_CIPHER_CTX *dec;
+};
+
+int aead_global_init(void)
+{
+	if (gcm == NULL)
+		gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+	if (siv == NULL)
+		siv = EVP_CIPHER_fetch(NULL, "AES-256-SIV", NULL);
+	return (gcm && siv) ? 0 : -ENOSYS;
+}
+
+int aead_new(const uint8_t key[static AEAD_KEY_LEN], struct aead **out)
+{
+	struct aead *a;
+	int rc = -EIO;
+
+	if (aead_global_init() < 0)
+		return -ENOSYS;
+	a = calloc(1, sizeof(*a));
+	if (a == NULL)
+		return -ENOMEM;
+	a->enc = EVP_CIPHER_CTX_new();
+	a->dec = EVP_CIPHER_CTX_new();
+	if (a->enc == NULL || a->dec == NULL)
+		goto out;
+	if (EVP_EncryptInit_ex2(a->enc, gcm, key, NULL, NULL) != 1 ||
+	    EVP_DecryptInit_ex2(a->dec, gcm, key, NULL, NULL) != 1)
+		goto out;
+	*out = a;
+	a = NULL;			/* transferred */
+	rc = 0;
+out:
+	aead_free(a);
+	return rc;
+}
+
+void aead_free(struct aead *a)
+{
+	if (a == NULL)
+		return;
+	EVP_CIPHER_CTX_free(a->enc);	/* cleanses the key schedule */
+	EVP_CIPHER_CTX_free(a->dec);
+	free(a);
+}
+
+static int int_len(size_t n, int *out)
+{
+	if (n > INT_MAX)
+		return -EINVAL;
+	*out = (int)n;
+	return 0;
+}
+
+int aead_seal(struct aead *a, const uint8_t nonce[static AEAD_NONCE_LEN],
+	      const uint8_t *aad, size_t aad_len, const uint8_t *pt, size_t len,
+	      uint8_t *ct, uint8_t tag[static AEAD_TAG_LEN])
+{
+	int n, ilen, alen;
+
+	if (int_len(len, &ilen) < 0 || int_len(aad_len, &alen) < 0)
+		return -EINVAL;
+	if (EVP_EncryptInit_ex2(a->enc, NULL, NULL, nonce, NULL) != 1)
+		return -EIO;
+	if (alen > 0 && EVP_EncryptUpdate(a->enc, NULL, &n, aad, alen) != 1)
+		return -EIO;
+	if (ilen > 0 && EVP_EncryptUpdate(a->enc, ct, &n, pt, ilen) != 1)
+		return -EIO;
+	if (EVP_EncryptFinal_ex(a->enc, ct + ilen, &n) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(a->enc, EVP_CTRL_AEAD_GET_TAG, AEAD_TAG_LEN,
+				tag) != 1)
+		return -EIO;
+	return 0;
+}
+
+int aead_open(struct aead *a, const uint8_t nonce[static AEAD_NONCE_LEN],
+	      const uint8_t *aad, size_t aad_len, const uint8_t *ct, size_t len,
+	      uint8_t *pt, const uint8_t tag[static AEAD_TAG_LEN])
+{
+	int n, ilen, alen;
+
+	if (int_len(len, &ilen) < 0 || int_len(aad_len, &alen) < 0)
+		return -EINVAL;
+	if (EVP_DecryptInit_ex2(a->dec, NULL, NULL, nonce, NULL) != 1)
+		return -EIO;
+	if (alen > 0 && EVP_DecryptUpdate(a->dec, NULL, &n, aad, alen) != 1)
+		return -EIO;
+	if (ilen > 0 && EVP_DecryptUpdate(a->dec, pt, &n, ct, ilen) != 1)
+		goto bad;
+	if (EVP_CIPHER_CTX_ctrl(a->dec, EVP_CTRL_AEAD_SET_TAG, AEAD_TAG_LEN,
+				(void *)tag) != 1)
+		goto bad;
+	if (EVP_DecryptFinal_ex(a->dec, pt + ilen, &n) != 1)
+		goto bad;
+	return 0;
+bad:
+	/* Never release unverified plaintext. */
+	OPENSSL_cleanse(pt, len);
+	return -EBADMSG;
+}
+
+int aead_wrap_key_nonce(const uint8_t kek[static AEAD_KEY_LEN],
+			const uint8_t *aad, size_t aad_len,
+			const uint8_t key[static AEAD_KEY_LEN],
+			const uint8_t nonce[static AEAD_NONCE_LEN],
+			uint8_t out[static AEAD_WRAP_LEN])
+{
+	struct aead *a = NULL;
+	int rc;
+
+	rc = aead_new(kek, &a);
+	if (rc < 0)
+		return rc;
+	memcpy(out, nonce, AEAD_NONCE_LEN);
+	rc = aead_seal(a, nonce, aad, aad_len, key, AEAD_KEY_LEN,
+		       out + AEAD_NONCE_LEN,
+		       out + AEAD_NONCE_LEN + AEAD_KEY_LEN);
+	aead_free(a);
+	return rc;
+}
+
+int aead_wrap_key(const uint8_t kek[static AEAD_KEY_LEN], const uint8_t *aad,
+		  size_t aad_len, const uint8_t key[static AEAD_KEY_LEN],
+		  uint8_t out[static AEAD_WRAP_LEN])
+{
+	uint8_t nonce[AEAD_NONCE_LEN];
+	int rc;
+
+	rc = rand_bytes(nonce, sizeof(nonce));
+	if (rc < 0)
+		return rc;
+	return aead_wrap_key_nonce(kek, aad, aad_len, key, nonce, out);
+}
+
+int aead_unwrap_key(const uint8_t kek[static AEAD_KEY_LEN], const uint8_t *aad,
+		    size_t aad_len, const uint8_t in[static AEAD_WRAP_LEN],
+		    uint8_t key[static AEAD_KEY_LEN])
+{
+	struct aead *a = NULL;
+	int rc;
+
+	rc = aead_new(kek, &a);
+	if (rc < 0)
+		return rc;
+	rc = aead_open(a, in, aad, aad_len, in + AEAD_NONCE_LEN, AEAD_KEY_LEN,
+		       key, in + AEAD_NONCE_LEN + AEAD_KEY_LEN);
+	aead_free(a);
+	return rc == -EBADMSG ? -EKEYREJECTED : rc;
+}
+
+static int siv_run(int enc, const uint8_t key[static SIV_KEY_LEN],
+		   const uint8_t *aad, size_t aad_len, const uint8_t *in,
+		   size_t len, uint8_t *out, uint8_t tag[static SIV_TAG_LEN])
+{
+	EVP_CIPHER_CTX *c = NULL;
+	int n, ilen, alen, rc = -EIO;
+
+	if (aead_global_init() < 0)
+		return -ENOSYS;
+	if (int_len(len, &ilen) < 0 || int_len(aad_len, &alen) < 0)
+		return -EINVAL;
+	c = EVP_CIPHER_CTX_new();
+	if (c == NULL)
+		return -ENOMEM;
+	if (EVP_CipherInit_ex2(c, siv, key, NULL, enc, NULL) != 1)
+		goto out;
+	if (!enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, SIV_TAG_LEN,
+					tag) != 1)
+		goto out;
+	/* SIV takes the AAD as one header block, then the data in one call. */
+	if (EVP_CipherUpdate(c, NULL, &n, aad, alen) != 1)
+		goto out;
+	if (EVP_CipherUpdate(c, out, &n, in, ilen) != 1) {
+		rc = enc ? -EIO : -EBADMSG;
+		goto out;
+	}
+	if (EVP_CipherFinal_ex(c, out + ilen, &n) != 1) {
+		rc = enc ? -EIO : -EBADMSG;
+		goto out;
+	}
+	if (enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, SIV_TAG_LEN,
+				       tag) != 1)
+		goto out;
+	rc = 0;
+out:
+	if (rc < 0 && !enc)
+		OPENSSL_cleanse(out, len);
+	EVP_CIPHER_CTX_free(c);
+	return rc;
+}
+
+int siv_seal(const uint8_t key[static SIV_KEY_LEN], const uint8_t *aad,
+	     size_t aad_len, const uint8_t *pt, size_t len, uint8_t *ct,
+	     uint8_t tag[static SIV_TAG_LEN])
+{
+	return siv_run(1, key, aad, aad_len, pt, len, ct, tag);
+}
+
+int siv_open(const uint8_t key[static SIV_KEY_LEN], const uint8_t *aad,
+	     size_t aad_len, const uint8_t *ct, size_t len, uint8_t *pt,
+	     const uint8_t tag[static SIV_TAG_LEN])
+{
+	return siv_run(0, key, aad, aad_len, ct, len, pt, (uint8_t *)tag);
+}

@@ -1,0 +1,65 @@
+/* src/crypto/kdf.c — HKDF-SHA256 (RFC 5869) and HMAC-SHA256 via EVP. */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
+
+#include "cmkfs/kdf.h"
+
+int kdf_hkdf(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt,
+	     size_t salt_len, const char *label, uint8_t *out, size_t out_len)
+{
+	EVP_KDF *kdf;
+	EVP_KDF_CTX *kctx = NULL;
+	OSSL_PARAM params[5], *p = params;
+	int rc = -EIO;
+
+	kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	if (kdf == NULL)
+		return -EIO;
+	kctx = EVP_KDF_CTX_new(kdf);
+	EVP_KDF_free(kdf);
+	if (kctx == NULL)
+		return -EIO;
+	*p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
+						"SHA256", 0);
+	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
+						 (void *)ikm, ikm_len);
+	if (salt != NULL && salt_len > 0)
+		*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
+							 (void *)salt,
+							 salt_len);
+	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
+						 (void *)label, strlen(label));
+	*p = OSSL_PARAM_construct_end();
+	if (EVP_KDF_derive(kctx, out, out_len, params) == 1)
+		rc = 0;
+	EVP_KDF_CTX_free(kctx);
+	return rc;
+}
+
+int kdf_hmac(const uint8_t *key, size_t key_len, const uint8_t *msg,
+	     size_t msg_len, uint8_t mac[static HMAC_LEN])
+{
+	size_t out_len = 0;
+
+	if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, key_len, msg,
+		      msg_len, mac, HMAC_LEN, &out_len) == NULL ||
+	    out_len != HMAC_LEN)
+		return -EIO;
+	return 0;
+}
+
+int kdf_sha256(const void *msg, size_t len, uint8_t md[static 32])
+{
+	unsigned int n = 0;
+
+	if (EVP_Digest(msg, len, md, &n, EVP_sha256(), NULL) != 1 || n != 32)
+		return -EIO;
+	return 0;
+}

@@ -1,0 +1,263 @@
+/* src/format/names.c — name, symlink and xattr encryption
+ * (doc/FORMAT.md §4). Names are padded to 16 bytes (PKCS#7) so only their
+ * length class leaks, as gocryptfs does (Documentation/file-format.md). */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmkfs/b64.h"
+#include "cmkfs/kdf.h"
+#include "cmkfs/names.h"
+#include "cmkfs/secmem.h"
+
+#define PAD 16
+#define NAME_MAX_PLAIN 255
+#define AAD_MAX (1 + 256)
+
+enum { DOM_NAME = 'N', DOM_LINK = 'L', DOM_XNAME = 'X', DOM_XVAL = 'V' };
+
+/* Seal pad16(data) under `aad`, write base64url(tag ‖ ct) into out. */
+static int seal_b64(const uint8_t key[static NAME_KEY_LEN], const uint8_t *aad,
+		    size_t aad_len, const char *data, size_t len, char *out,
+		    size_t cap)
+{
+	size_t plen = (len / PAD + 1) * PAD;
+	uint8_t *buf;
+	int rc;
+
+	buf = malloc(SIV_TAG_LEN + 2 * plen);
+	if (buf == NULL)
+		return -ENOMEM;
+	uint8_t *pt = buf + SIV_TAG_LEN + plen;
+
+	memcpy(pt, data, len);
+	memset(pt + len, (int)(plen - len), plen - len);
+	rc = siv_seal(key, aad, aad_len, pt, plen, buf + SIV_TAG_LEN, buf);
+	if (rc == 0)
+		rc = b64_encode(buf, SIV_TAG_LEN + plen, out, cap);
+	secmem_wipe(buf, SIV_TAG_LEN + 2 * plen);
+	free(buf);
+	return rc;
+}
+
+/* Inverse of seal_b64: out gets the unpadded bytes (not NUL-terminated). */
+static int open_b64(const uint8_t key[static NAME_KEY_LEN], const uint8_t *aad,
+		    size_t aad_len, const char *enc, size_t enc_len,
+		    uint8_t *out, size_t cap, size_t *out_len)
+{
+	size_t raw_cap = enc_len, raw_len, plen, pad;
+	uint8_t *raw;
+	int rc = -EBADMSG;
+
+	if (enc_len < 4 || enc_len > ENCLINK_MAX + 64)
+		return -EBADMSG;
+	raw = malloc(raw_cap);
+	if (raw == NULL)
+		return -ENOMEM;
+	if (b64_decode(enc, enc_len, raw, raw_cap, &raw_len) < 0 ||
+	    raw_len < SIV_TAG_LEN + PAD ||
+	    (raw_len - SIV_TAG_LEN) % PAD != 0)
+		goto out;
+	plen = raw_len - SIV_TAG_LEN;
+	rc = siv_open(key, aad, aad_len, raw + SIV_TAG_LEN, plen,
+		      raw + SIV_TAG_LEN, raw);
+	if (rc < 0) {
+		rc = -EBADMSG;
+		goto out;
+	}
+	rc = -EBADMSG;
+	pad = raw[raw_len - 1];
+	if (pad == 0 || pad > PAD || pad > plen)
+		goto out;
+	for (size_t i = 0; i < pad; i++) {
+		if (raw[raw_len - 1 - i] != pad)
+			goto out;
+	}
+	if (plen - pad > cap)
+		goto out;
+	memcpy(out, raw + SIV_TAG_LEN, plen - pad);
+	*out_len = plen - pad;
+	rc = 0;
+out:
+	secmem_wipe(raw, raw_cap);
+	free(raw);
+	return rc;
+}
+
+static int name_valid(const char *name, size_t len)
+{
+	if (len == 0 || len > NAME_MAX_PLAIN)
+		return 0;
+	if (memchr(name, '/', len) || memchr(name, '\0', len))
+		return 0;
+	if ((len == 1 && name[0] == '.') ||
+	    (len == 2 && name[0] == '.' && name[1] == '.'))
+		return 0;
+	return 1;
+}
+
+int names_encrypt(const uint8_t key[static NAME_KEY_LEN],
+		  const uint8_t dirid[static DIRID_LEN], const char *name,
+		  size_t len, char *out, size_t cap)
+{
+	uint8_t aad[1 + DIRID_LEN];
+
+	if (len > NAME_MAX_PLAIN)
+		return -ENAMETOOLONG;
+	if (!name_valid(name, len))
+		return -EINVAL;
+	aad[0] = DOM_NAME;
+	memcpy(aad + 1, dirid, DIRID_LEN);
+	return seal_b64(key, aad, sizeof(aad), name, len, out, cap);
+}
+
+int names_decrypt(const uint8_t key[static NAME_KEY_LEN],
+		  const uint8_t dirid[static DIRID_LEN], const char *enc,
+		  size_t enc_len, char *out, size_t cap)
+{
+	uint8_t aad[1 + DIRID_LEN];
+	size_t n;
+	int rc;
+
+	if (cap < NAME_MAX_PLAIN + 1)
+		return -ENOSPC;
+	aad[0] = DOM_NAME;
+	memcpy(aad + 1, dirid, DIRID_LEN);
+	rc = open_b64(key, aad, sizeof(aad), enc, enc_len, (uint8_t *)out,
+		      cap - 1, &n);
+	if (rc < 0)
+		return rc;
+	if (!name_valid(out, n))
+		return -EBADMSG;	/* hostile: '/', NUL, "." or ".." */
+	out[n] = '\0';
+	return 0;
+}
+
+int names_backing(const char *enc, char *out, size_t cap)
+{
+	size_t len = strlen(enc);
+	uint8_t md[32];
+	size_t pl = sizeof(LONGNAME_PREFIX) - 1;
+
+	if (len <= NAME_LONG_THRESHOLD) {
+		if (cap < len + 1)
+			return -ENOSPC;
+		memcpy(out, enc, len + 1);
+		return 0;
+	}
+	if (cap < LONGNAME_LEN + 1 || kdf_sha256(enc, len, md) < 0)
+		return -ENOSPC;
+	memcpy(out, LONGNAME_PREFIX, pl);
+	if (b64_encode(md, sizeof(md), out + pl, cap - pl) < 0)
+		return -ENOSPC;
+	return 1;
+}
+
+int names_is_longname(const char *bname)
+{
+	return strncmp(bname, LONGNAME_PREFIX, sizeof(LONGNAME_PREFIX) - 1) ==
+		       0 &&
+	       strlen(bname) == LONGNAME_LEN;
+}
+
+int names_is_reserved(const char *bname)
+{
+	return strncmp(bname, RESERVED_PREFIX, sizeof(RESERVED_PREFIX) - 1) ==
+	       0;
+}
+
+int names_symlink_encrypt(const uint8_t key[static NAME_KEY_LEN],
+			  const char *target, size_t len, char *out, size_t cap)
+{
+	uint8_t aad = DOM_LINK;
+
+	if (len == 0)
+		return -ENOENT;
+	if (len > SYMLINK_TARGET_MAX)
+		return -ENAMETOOLONG;
+	return seal_b64(key, &aad, 1, target, len, out, cap);
+}
+
+int names_symlink_decrypt(const uint8_t key[static NAME_KEY_LEN],
+			  const char *enc, size_t enc_len, char *out,
+			  size_t cap, size_t *out_len)
+{
+	uint8_t aad = DOM_LINK;
+	int rc;
+
+	if (cap < 1)
+		return -ENOSPC;
+	rc = open_b64(key, &aad, 1, enc, enc_len, (uint8_t *)out, cap - 1,
+		      out_len);
+	if (rc == 0)
+		out[*out_len] = '\0';
+	return rc;
+}
+
+int names_xattr_name_encrypt(const uint8_t key[static NAME_KEY_LEN],
+			     const char *name, char *out, size_t cap)
+{
+	size_t pl = sizeof(XATTR_PREFIX) - 1, len;
+	uint8_t aad = DOM_XNAME;
+
+	if (strncmp(name, XATTR_PREFIX, pl) != 0)
+		return -EOPNOTSUPP;
+	len = strlen(name + pl);
+	if (len == 0)
+		return -EINVAL;
+	if (len > XATTR_NAME_PLAIN_MAX)
+		return -ERANGE;
+	if (cap < pl + 1)
+		return -ERANGE;
+	memcpy(out, XATTR_PREFIX, pl);
+	return seal_b64(key, &aad, 1, name + pl, len, out + pl, cap - pl);
+}
+
+int names_xattr_name_decrypt(const uint8_t key[static NAME_KEY_LEN],
+			     const char *bname, char *out, size_t cap)
+{
+	size_t pl = sizeof(XATTR_PREFIX) - 1, n;
+	uint8_t aad = DOM_XNAME;
+	int rc;
+
+	if (strncmp(bname, XATTR_PREFIX, pl) != 0 || cap < pl + 1)
+		return -EBADMSG;
+	memcpy(out, XATTR_PREFIX, pl);
+	rc = open_b64(key, &aad, 1, bname + pl, strlen(bname + pl),
+		      (uint8_t *)out + pl, cap - pl - 1, &n);
+	if (rc < 0)
+		return rc;
+	if (n == 0 || memchr(out + pl, '\0', n))
+		return -EBADMSG;
+	out[pl + n] = '\0';
+	return 0;
+}
+
+int names_xattr_value_seal(const uint8_t key[static NAME_KEY_LEN],
+			   const char *name, const uint8_t *val, size_t len,
+			   uint8_t *out)
+{
+	uint8_t aad[AAD_MAX];
+	size_t nl = strnlen(name, AAD_MAX - 1);
+
+	aad[0] = DOM_XVAL;
+	memcpy(aad + 1, name, nl);
+	return siv_seal(key, aad, 1 + nl, val, len, out + SIV_TAG_LEN, out);
+}
+
+int names_xattr_value_open(const uint8_t key[static NAME_KEY_LEN],
+			   const char *name, const uint8_t *in, size_t in_len,
+			   uint8_t *out)
+{
+	uint8_t aad[AAD_MAX];
+	size_t nl = strnlen(name, AAD_MAX - 1);
+
+	if (in_len < SIV_TAG_LEN)
+		return -EBADMSG;
+	aad[0] = DOM_XVAL;
+	memcpy(aad + 1, name, nl);
+	return siv_open(key, aad, 1 + nl, in + SIV_TAG_LEN,
+			in_len - SIV_TAG_LEN, out, in);
+}

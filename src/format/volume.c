@@ -1,0 +1,140 @@
+/* src/format/volume.c — volume config bytes <-> struct (doc/FORMAT.md §1). */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "cmkfs/rdwr.h"
+#include "cmkfs/volume.h"
+
+int volume_block_size_ok(uint64_t bs)
+{
+	return bs >= BLOCK_SIZE_MIN && bs <= BLOCK_SIZE_MAX &&
+	       (bs & (bs - 1)) == 0;
+}
+
+const char *volume_prov_name(uint8_t prov)
+{
+	switch (prov) {
+	case KPROV_LOCAL:
+		return "local";
+	case KPROV_AKV:
+		return "akv";
+	default:
+		return "unknown";
+	}
+}
+
+static int parse_layer(struct rd *r, struct vol_layer *l)
+{
+	uint16_t id_len;
+
+	if (rd_u8(r, &l->prov) < 0 ||
+	    (l->prov != KPROV_LOCAL && l->prov != KPROV_AKV) ||
+	    rd_u16(r, &id_len) < 0 || id_len > VOLUME_KEYID_MAX ||
+	    rd_bytes(r, l->key_id, id_len) < 0 ||
+	    memchr(l->key_id, '\0', id_len) != NULL ||
+	    rd_u16(r, &l->wrapped_len) < 0 || l->wrapped_len == 0 ||
+	    l->wrapped_len > VOLUME_WRAPPED_MAX ||
+	    rd_bytes(r, l->wrapped, l->wrapped_len) < 0)
+		return -EBADMSG;
+	l->key_id[id_len] = '\0';
+	return 0;
+}
+
+int volume_parse(const uint8_t *buf, size_t len, struct volume *out)
+{
+	struct rd r = rd_init(buf, len);
+	struct volume tmp, *p = &tmp;
+	char magic[8];
+	uint16_t version, flags;
+	uint32_t bs;
+
+	memset(p, 0, sizeof(*p));
+	if (len > VOLUME_MAX_LEN ||
+	    rd_bytes(&r, magic, sizeof(magic)) < 0 ||
+	    memcmp(magic, VOLUME_MAGIC, sizeof(magic)) != 0 ||
+	    rd_u16(&r, &version) < 0 || version != VOLUME_VERSION ||
+	    rd_u16(&r, &flags) < 0 || flags != 0 ||
+	    rd_bytes(&r, p->volume_id, VOLUME_ID_LEN) < 0 ||
+	    rd_u32(&r, &bs) < 0 || !volume_block_size_ok(bs) ||
+	    rd_u16(&r, &p->suite) < 0 || p->suite != VOLUME_SUITE_GCM_GCM_SIV ||
+	    rd_u32(&r, &p->kek_gen) < 0 ||
+	    rd_u64(&r, &p->created_sec) < 0 ||
+	    parse_layer(&r, &p->layer[0]) < 0 ||
+	    parse_layer(&r, &p->layer[1]) < 0 ||
+	    rd_bytes(&r, p->mac, HMAC_LEN) < 0 || rd_left(&r) != 0)
+		return -EBADMSG;
+	p->block_size = bs;
+	*out = *p;
+	return 0;
+}
+
+static int ser_layer(struct wr *w, const struct vol_layer *l)
+{
+	size_t id_len = strnlen(l->key_id, sizeof(l->key_id));
+
+	if (id_len > VOLUME_KEYID_MAX || l->wrapped_len == 0 ||
+	    l->wrapped_len > VOLUME_WRAPPED_MAX)
+		return -EINVAL;
+	if (wr_u8(w, l->prov) < 0 || wr_u16(w, (uint16_t)id_len) < 0 ||
+	    wr_bytes(w, l->key_id, id_len) < 0 ||
+	    wr_u16(w, l->wrapped_len) < 0 ||
+	    wr_bytes(w, l->wrapped, l->wrapped_len) < 0)
+		return -ENOSPC;
+	return 0;
+}
+
+int volume_serialize(const struct volume *v, uint8_t *buf, size_t cap,
+		     size_t *len)
+{
+	struct wr w = wr_init(buf, cap);
+	int rc;
+
+	if (wr_bytes(&w, VOLUME_MAGIC, 8) < 0 ||
+	    wr_u16(&w, VOLUME_VERSION) < 0 || wr_u16(&w, 0) < 0 ||
+	    wr_bytes(&w, v->volume_id, VOLUME_ID_LEN) < 0 ||
+	    wr_u32(&w, v->block_size) < 0 || wr_u16(&w, v->suite) < 0 ||
+	    wr_u32(&w, v->kek_gen) < 0 || wr_u64(&w, v->created_sec) < 0)
+		return -ENOSPC;
+	rc = ser_layer(&w, &v->layer[0]);
+	if (rc == 0)
+		rc = ser_layer(&w, &v->layer[1]);
+	if (rc < 0)
+		return rc;
+	if (wr_bytes(&w, v->mac, HMAC_LEN) < 0)
+		return -ENOSPC;
+	*len = w.pos;
+	return 0;
+}
+
+static int compute_mac(const struct volume *v, const uint8_t key[static 32],
+		       uint8_t mac[static HMAC_LEN])
+{
+	uint8_t buf[VOLUME_MAX_LEN];
+	size_t len;
+	int rc;
+
+	rc = volume_serialize(v, buf, sizeof(buf), &len);
+	if (rc < 0)
+		return rc;
+	return kdf_hmac(key, 32, buf, len - HMAC_LEN, mac);
+}
+
+int volume_seal_mac(struct volume *v, const uint8_t mac_key[static 32])
+{
+	return compute_mac(v, mac_key, v->mac);
+}
+
+int volume_check_mac(const struct volume *v, const uint8_t mac_key[static 32])
+{
+	uint8_t mac[HMAC_LEN];
+	int rc;
+
+	rc = compute_mac(v, mac_key, mac);
+	if (rc < 0)
+		return rc;
+	return CRYPTO_memcmp(mac, v->mac, HMAC_LEN) == 0 ? 0 : -EBADMSG;
+}

@@ -1,0 +1,144 @@
+/* src/fs/backing.c — careful syscalls on the ciphertext directory. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "cmkfs/backing.h"
+#include "cmkfs/names.h"
+#include "cmkfs/rand.h"
+
+int backing_pread_full(int fd, void *buf, size_t len, off_t off)
+{
+	uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EBADMSG;	/* the backing file is cut short */
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+int backing_pwrite_full(int fd, const void *buf, size_t len, off_t off)
+{
+	const uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+int backing_read_small(int dirfd, const char *name, void *buf, size_t cap,
+		       size_t *len)
+{
+	size_t got = 0;
+	int fd, rc = 0;
+
+	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		ssize_t n = read(fd, (uint8_t *)buf + got, cap - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+		if (got == cap) {
+			char extra;
+
+			/* One byte more than fits means it is too big. */
+			if (read(fd, &extra, 1) == 1)
+				rc = -EFBIG;
+			break;
+		}
+	}
+	close(fd);
+	if (rc == 0)
+		*len = got;
+	return rc;
+}
+
+int backing_tmpname(char *out, size_t cap)
+{
+	uint8_t r[8];
+	int rc;
+
+	rc = rand_bytes(r, sizeof(r));
+	if (rc < 0)
+		return rc;
+	snprintf(out, cap, TMP_PREFIX "%02x%02x%02x%02x%02x%02x%02x%02x", r[0],
+		 r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+	return 0;
+}
+
+int backing_replace(int dirfd, const char *name, const void *buf, size_t len,
+		    mode_t mode)
+{
+	char tmp[40];
+	int fd, rc;
+
+	rc = backing_tmpname(tmp, sizeof(tmp));
+	if (rc < 0)
+		return rc;
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -errno;
+	rc = backing_pwrite_full(fd, buf, len, 0);
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		unlinkat(dirfd, tmp, 0);
+		return rc;
+	}
+	return backing_fsync_dir(dirfd);
+}
+
+int backing_fsync_dir(int dirfd)
+{
+	int fd, rc = 0;
+
+	/* dirfd may be O_PATH, which fsync() refuses: open the directory. */
+	fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+void backing_procpath(int fd, char out[static 32])
+{
+	snprintf(out, 32, "/proc/self/fd/%d", fd);
+}

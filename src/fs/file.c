@@ -1,0 +1,534 @@
+/* src/fs/file.c — plain <-> cipher offsets, RMW, zero fill, truncation
+ * (doc/FORMAT.md §3, doc/DESIGN.md "file layer").
+ *
+ * Spaces: plain_off (what applications see), blockno, cipher_off (backing
+ * file). cb = bs + BLOCK_OVERHEAD. Block b lives at HEADER_LEN + b * cb. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cmkfs/backing.h"
+#include "cmkfs/file.h"
+#include "cmkfs/log.h"
+#include "cmkfs/secmem.h"
+
+#define CHUNK_BYTES (1u << 20)	/* plaintext per batched pread/pwrite */
+
+void cfile_init(struct cfile *cf, struct keyring *kr, uint32_t bs)
+{
+	memset(cf, 0, sizeof(*cf));
+	pthread_rwlock_init(&cf->rwlock, NULL);
+	pthread_mutex_init(&cf->mtx, NULL);
+	cf->kr = kr;
+	cf->bs = bs;
+}
+
+void cfile_destroy(struct cfile *cf)
+{
+	struct filekeys *fk = cf->pool;
+
+	while (fk != NULL) {
+		struct filekeys *next = fk->next;
+
+		filekeys_free(fk);
+		fk = next;
+	}
+	cf->pool = NULL;
+	pthread_rwlock_destroy(&cf->rwlock);
+	pthread_mutex_destroy(&cf->mtx);
+}
+
+static uint64_t nblocks(uint64_t plain, uint32_t bs)
+{
+	return plain == 0 ? 1 : (plain - 1) / bs + 1;
+}
+
+/* Backing offset of block b; -EFBIG past what off_t holds. */
+static int cipher_off(uint64_t b, uint32_t bs, uint64_t *off)
+{
+	uint64_t cb = (uint64_t)bs + BLOCK_OVERHEAD;
+
+	if (__builtin_mul_overflow(b, cb, off) ||
+	    __builtin_add_overflow(*off, HEADER_LEN, off) || *off > INT64_MAX)
+		return -EFBIG;
+	return 0;
+}
+
+int cfile_plain_size(uint64_t csize, uint32_t bs, uint64_t *plain)
+{
+	uint64_t cb = (uint64_t)bs + BLOCK_OVERHEAD, c, nfull, rem;
+
+	if (csize < HEADER_LEN + BLOCK_OVERHEAD)
+		return -EBADMSG;
+	c = csize - HEADER_LEN;
+	nfull = c / cb;
+	rem = c % cb;
+	if (rem == 0) {
+		*plain = nfull * bs;
+		return 0;
+	}
+	/* A partial last block carries its 56 bytes of overhead; an empty one
+	 * is only valid as the single block of an empty file. */
+	if (rem < BLOCK_OVERHEAD || (rem == BLOCK_OVERHEAD && nfull > 0))
+		return -EBADMSG;
+	*plain = nfull * bs + (rem - BLOCK_OVERHEAD);
+	return 0;
+}
+
+int cfile_cipher_size(uint64_t plain, uint32_t bs, uint64_t *cipher)
+{
+	uint64_t nb = nblocks(plain, bs), off;
+	int rc;
+
+	rc = cipher_off(nb - 1, bs, &off);
+	if (rc < 0)
+		return rc;
+	*cipher = off + (plain - (nb - 1) * bs) + BLOCK_OVERHEAD;
+	return *cipher > INT64_MAX ? -EFBIG : 0;
+}
+
+/* Take keyed contexts from the pool, or make new ones. */
+static int fk_get(struct cfile *cf, struct filekeys **out)
+{
+	uint64_t gen = keyring_generation(cf->kr);
+	struct filekeys *fk;
+
+	pthread_mutex_lock(&cf->mtx);
+	fk = cf->pool;
+	if (fk != NULL)
+		cf->pool = fk->next;
+	pthread_mutex_unlock(&cf->mtx);
+	if (fk != NULL && fk->generation == gen) {
+		*out = fk;
+		return 0;
+	}
+	/* Stale generation: the keyring was locked since; never reuse. */
+	filekeys_free(fk);
+	return keyring_open_file(cf->kr, &cf->hdr, out);
+}
+
+static void fk_put(struct cfile *cf, struct filekeys *fk)
+{
+	pthread_mutex_lock(&cf->mtx);
+	fk->next = cf->pool;
+	cf->pool = fk;
+	pthread_mutex_unlock(&cf->mtx);
+}
+
+int cfile_create(struct cfile *cf, int fd)
+{
+	uint8_t buf[HEADER_LEN + BLOCK_OVERHEAD];
+	struct filekeys *fk = NULL;
+	struct header h;
+	int rc;
+
+	rc = keyring_new_file(cf->kr, &h, &fk);
+	if (rc < 0)
+		return rc;
+	header_serialize(&h, buf);
+	rc = block_seal(&fk->bc, 0, true, NULL, 0, buf + HEADER_LEN);
+	if (rc == 0)
+		rc = backing_pwrite_full(fd, buf, sizeof(buf), 0);
+	if (rc < 0) {
+		filekeys_free(fk);
+		return rc;
+	}
+	pthread_mutex_lock(&cf->mtx);
+	cf->hdr = h;
+	cf->loaded = true;
+	fk->next = cf->pool;
+	cf->pool = fk;
+	pthread_mutex_unlock(&cf->mtx);
+	return 0;
+}
+
+int cfile_load(struct cfile *cf, int fd)
+{
+	uint8_t buf[HEADER_LEN];
+	struct filekeys *fk = NULL;
+	struct header h;
+	int rc;
+
+	pthread_mutex_lock(&cf->mtx);
+	if (cf->loaded) {
+		pthread_mutex_unlock(&cf->mtx);
+		return 0;
+	}
+	rc = backing_pread_full(fd, buf, sizeof(buf), 0);
+	if (rc == 0)
+		rc = header_parse(buf, sizeof(buf), &h);
+	if (rc == 0)
+		rc = keyring_open_file(cf->kr, &h, &fk);
+	if (rc == 0) {
+		cf->hdr = h;
+		cf->loaded = true;
+		fk->next = cf->pool;
+		cf->pool = fk;
+	}
+	pthread_mutex_unlock(&cf->mtx);
+	if (rc < 0)
+		log_err("%s: file header: %s", cf->where,
+			rc == -EKEYREJECTED ? "wrong key or tampered header" :
+			rc == -EBADMSG	    ? "malformed or truncated header" :
+					      strerror(-rc));
+	return rc;
+}
+
+static int size_locked(struct cfile *cf, int fd, uint64_t *plain)
+{
+	struct stat st;
+	int rc;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	rc = cfile_plain_size((uint64_t)st.st_size, cf->bs, plain);
+	if (rc < 0)
+		log_err("%s: backing file size %lld is impossible (cut short?)",
+			cf->where, (long long)st.st_size);
+	return rc;
+}
+
+int cfile_size(struct cfile *cf, int fd, uint64_t *plain)
+{
+	int rc;
+
+	pthread_rwlock_rdlock(&cf->rwlock);
+	rc = size_locked(cf, fd, plain);
+	pthread_rwlock_unlock(&cf->rwlock);
+	return rc;
+}
+
+/* Read and open blocks [b0, b0 + n) of a file with nb blocks and plain
+ * size `size` into out (n * bs bytes, the last may be short). */
+static int read_blocks(struct cfile *cf, struct filekeys *fk, int fd,
+		       uint64_t size, uint64_t b0, uint64_t n, uint8_t *ct,
+		       uint8_t *out)
+{
+	uint64_t nb = nblocks(size, cf->bs), off, clen = 0;
+	int rc;
+
+	rc = cipher_off(b0, cf->bs, &off);
+	if (rc < 0)
+		return rc;
+	for (uint64_t b = b0; b < b0 + n; b++)
+		clen += (b == nb - 1 ? size - b * cf->bs : cf->bs) +
+			BLOCK_OVERHEAD;
+	rc = backing_pread_full(fd, ct, clen, (off_t)off);
+	if (rc < 0) {
+		log_err("%s: blocks %llu..%llu: %s", cf->where,
+			(unsigned long long)b0, (unsigned long long)(b0 + n - 1),
+			rc == -EBADMSG ? "backing file cut short" :
+					 strerror(-rc));
+		return rc;
+	}
+	for (uint64_t i = 0, pos = 0; i < n; i++) {
+		uint64_t b = b0 + i;
+		size_t len = b == nb - 1 ? size - b * cf->bs : cf->bs;
+
+		rc = block_open(&fk->bc, b, b == nb - 1, ct + pos,
+				len + BLOCK_OVERHEAD, out + i * cf->bs);
+		if (rc < 0) {
+			log_err("%s: block %llu failed authentication "
+				"(tampered, moved, or file cut at a block "
+				"boundary)",
+				cf->where, (unsigned long long)b);
+			return -EBADMSG;
+		}
+		pos += len + BLOCK_OVERHEAD;
+	}
+	return 0;
+}
+
+static size_t chunk_blocks(const struct cfile *cf)
+{
+	size_t n = CHUNK_BYTES / cf->bs;
+
+	return n > 0 ? n : 1;
+}
+
+int cfile_read(struct cfile *cf, int fd, uint64_t off, size_t len,
+	       uint8_t *out, size_t *got)
+{
+	struct filekeys *fk = NULL;
+	uint8_t *ct = NULL, *pt = NULL;
+	uint64_t size, end, b0, b1;
+	size_t cb = cf->bs + BLOCK_OVERHEAD, done = 0, cn = chunk_blocks(cf);
+	int rc;
+
+	pthread_rwlock_rdlock(&cf->rwlock);
+	rc = size_locked(cf, fd, &size);
+	if (rc < 0 || off >= size || len == 0) {
+		*got = 0;
+		goto out;
+	}
+	end = size - off < len ? size : off + len;
+	b0 = off / cf->bs;
+	b1 = (end - 1) / cf->bs;
+	rc = fk_get(cf, &fk);
+	if (rc < 0)
+		goto out;
+	ct = malloc(cn * cb);
+	pt = malloc(cn * cf->bs);
+	if (ct == NULL || pt == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (uint64_t b = b0; b <= b1; b += cn) {
+		uint64_t n = b1 - b + 1 < cn ? b1 - b + 1 : cn;
+		uint64_t lo = b * cf->bs, hi = (b + n) * cf->bs;
+		uint64_t from = off > lo ? off : lo, to = end < hi ? end : hi;
+
+		rc = read_blocks(cf, fk, fd, size, b, n, ct, pt);
+		if (rc < 0)
+			goto out;
+		memcpy(out + done, pt + (from - lo), to - from);
+		done += to - from;
+	}
+	*got = done;
+out:
+	if (fk != NULL)
+		fk_put(cf, fk);
+	pthread_rwlock_unlock(&cf->rwlock);
+	if (pt != NULL)
+		secmem_wipe(pt, cn * cf->bs);
+	free(pt);
+	free(ct);
+	return rc;
+}
+
+/*
+ * Replace the contents: bytes [off, off+len) from buf (zeros when buf is
+ * NULL), zeros in [size, new_size) elsewhere. Rewrites every block whose
+ * bytes or "last" flag change, in chunks of one batched pwrite each, in
+ * ascending order. Caller holds cf->rwlock for writing.
+ */
+static int rewrite(struct cfile *cf, struct filekeys *fk, int fd,
+		   uint64_t size, uint64_t new_size, uint64_t off,
+		   const uint8_t *buf, size_t len)
+{
+	uint32_t bs = cf->bs;
+	size_t cb = bs + BLOCK_OVERHEAD, cn = chunk_blocks(cf);
+	uint64_t old_nb = nblocks(size, bs), new_nb = nblocks(new_size, bs);
+	uint64_t first = UINT64_MAX, last = 0, wend = off + len;
+	uint8_t *ct = NULL, *pt = NULL, *old = NULL;
+	int rc = 0;
+
+	if (len > 0) {
+		first = off / bs;
+		last = (wend - 1) / bs;
+	}
+	if (new_nb != old_nb || new_size > size) {
+		/* The old last block changes length or loses its flag. */
+		first = first < old_nb - 1 ? first : old_nb - 1;
+		last = last > new_nb - 1 ? last : new_nb - 1;
+	}
+	if (first == UINT64_MAX)
+		return 0;
+	ct = malloc(cn * cb);
+	pt = malloc(cn * bs);
+	old = malloc(cb + bs);
+	if (ct == NULL || pt == NULL || old == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (uint64_t c0 = first; c0 <= last; c0 += cn) {
+		uint64_t n = last - c0 + 1 < cn ? last - c0 + 1 : cn, coff;
+		size_t pos = 0;
+
+		for (uint64_t b = c0; b < c0 + n; b++) {
+			uint64_t lo = b * bs;
+			size_t blen = b == new_nb - 1 ? new_size - lo : bs;
+			uint8_t *p = pt + (b - c0) * bs;
+			bool covered = len > 0 && off <= lo && wend >= lo + blen;
+
+			memset(p, 0, blen);
+			if (!covered && b < old_nb) {
+				size_t olen = b == old_nb - 1 ? size - lo : bs;
+
+				rc = read_blocks(cf, fk, fd, size, b, 1, old,
+						 old + cb);
+				if (rc < 0)
+					goto out;
+				memcpy(p, old + cb, olen < blen ? olen : blen);
+			}
+			if (len > 0 && off < lo + blen && wend > lo) {
+				uint64_t from = off > lo ? off : lo;
+				uint64_t to = wend < lo + blen ? wend :
+								 lo + blen;
+
+				if (buf != NULL)
+					memcpy(p + (from - lo),
+					       buf + (from - off), to - from);
+				else
+					memset(p + (from - lo), 0, to - from);
+			}
+			rc = block_seal(&fk->bc, b, b == new_nb - 1, p, blen,
+					ct + pos);
+			if (rc < 0)
+				goto out;
+			pos += blen + BLOCK_OVERHEAD;
+		}
+		rc = cipher_off(c0, bs, &coff);
+		if (rc == 0)
+			rc = backing_pwrite_full(fd, ct, pos, (off_t)coff);
+		if (rc < 0)
+			goto out;
+	}
+out:
+	if (pt != NULL)
+		secmem_wipe(pt, cn * bs);
+	if (old != NULL)
+		secmem_wipe(old, cb + bs);
+	free(pt);
+	free(old);
+	free(ct);
+	return rc;
+}
+
+int cfile_write(struct cfile *cf, int fd, uint64_t off, const uint8_t *buf,
+		size_t len, bool append, uint64_t *written_at)
+{
+	struct filekeys *fk = NULL;
+	uint64_t size, new_size, csize;
+	int rc;
+
+	pthread_rwlock_wrlock(&cf->rwlock);
+	rc = size_locked(cf, fd, &size);
+	if (rc < 0)
+		goto out;
+	if (append)
+		off = size;
+	if (__builtin_add_overflow(off, len, &new_size) ||
+	    cfile_cipher_size(new_size, cf->bs, &csize) < 0) {
+		rc = -EFBIG;
+		goto out;
+	}
+	if (new_size < size)
+		new_size = size;
+	rc = fk_get(cf, &fk);
+	if (rc == 0)
+		rc = rewrite(cf, fk, fd, size, new_size, off, buf, len);
+	if (rc == 0 && written_at != NULL)
+		*written_at = off;
+out:
+	if (fk != NULL)
+		fk_put(cf, fk);
+	pthread_rwlock_unlock(&cf->rwlock);
+	return rc;
+}
+
+/* Shrink to new_size < size: re-seal the new last block, cut the rest. */
+static int shrink(struct cfile *cf, struct filekeys *fk, int fd, uint64_t size,
+		  uint64_t new_size)
+{
+	uint32_t bs = cf->bs;
+	size_t cb = bs + BLOCK_OVERHEAD;
+	uint64_t b = nblocks(new_size, bs) - 1, boff;
+	size_t blen = new_size - b * bs;
+	uint8_t *buf;
+	int rc;
+
+	buf = malloc(2 * cb);
+	if (buf == NULL)
+		return -ENOMEM;
+	rc = read_blocks(cf, fk, fd, size, b, 1, buf, buf + cb);
+	if (rc == 0)
+		rc = block_seal(&fk->bc, b, true, buf + cb, blen, buf);
+	if (rc == 0)
+		rc = cipher_off(b, bs, &boff);
+	/* Cut first, then write the re-sealed block: doc/DESIGN.md lists the
+	 * window in which a crash leaves the tail block unreadable. */
+	if (rc == 0 && ftruncate(fd, (off_t)boff) < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = backing_pwrite_full(fd, buf, blen + BLOCK_OVERHEAD,
+					 (off_t)boff);
+	secmem_wipe(buf, 2 * cb);
+	free(buf);
+	return rc;
+}
+
+int cfile_truncate(struct cfile *cf, int fd, uint64_t new_size)
+{
+	struct filekeys *fk = NULL;
+	uint64_t size, csize;
+	int rc;
+
+	if (cfile_cipher_size(new_size, cf->bs, &csize) < 0)
+		return -EFBIG;
+	pthread_rwlock_wrlock(&cf->rwlock);
+	rc = size_locked(cf, fd, &size);
+	if (rc < 0 || new_size == size)
+		goto out;
+	rc = fk_get(cf, &fk);
+	if (rc < 0)
+		goto out;
+	if (new_size > size)
+		rc = rewrite(cf, fk, fd, size, new_size, size, NULL, 0);
+	else
+		rc = shrink(cf, fk, fd, size, new_size);
+out:
+	if (fk != NULL)
+		fk_put(cf, fk);
+	pthread_rwlock_unlock(&cf->rwlock);
+	return rc;
+}
+
+int cfile_fallocate(struct cfile *cf, int fd, int mode, uint64_t off,
+		    uint64_t len)
+{
+	struct filekeys *fk = NULL;
+	uint64_t size, end, new_size, coff, cend;
+	bool keep = mode & FALLOC_FL_KEEP_SIZE;
+	int rc;
+
+	if (__builtin_add_overflow(off, len, &end) ||
+	    cfile_cipher_size(end, cf->bs, &cend) < 0)
+		return -EFBIG;
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE |
+		     FALLOC_FL_ZERO_RANGE))
+		return -EOPNOTSUPP;
+	if ((mode & FALLOC_FL_PUNCH_HOLE) && !keep)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&cf->rwlock);
+	rc = size_locked(cf, fd, &size);
+	if (rc < 0)
+		goto out;
+	new_size = (!keep && end > size) ? end : size;
+	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
+		/* Holes are stored as sealed zeros (doc/DESIGN.md: an attacker
+		 * must not be able to punch a block into reading as zeros). */
+		uint64_t zend = end < new_size ? end : new_size;
+
+		rc = fk_get(cf, &fk);
+		if (rc == 0 && off < zend)
+			rc = rewrite(cf, fk, fd, size, new_size, off, NULL,
+				     zend - off);
+		else if (rc == 0)
+			rc = rewrite(cf, fk, fd, size, new_size, size, NULL, 0);
+		goto out;
+	}
+	if (new_size > size) {
+		rc = fk_get(cf, &fk);
+		if (rc == 0)
+			rc = rewrite(cf, fk, fd, size, new_size, size, NULL, 0);
+	} else if (keep && end > size) {
+		/* Reserve backing space past EOF; the size stays. */
+		rc = cipher_off(off / cf->bs, cf->bs, &coff);
+		if (rc == 0 && fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)coff,
+					 (off_t)(cend - coff)) < 0 &&
+		    errno != EOPNOTSUPP)
+			rc = -errno;
+	}
+out:
+	if (fk != NULL)
+		fk_put(cf, fk);
+	pthread_rwlock_unlock(&cf->rwlock);
+	return rc;
+}

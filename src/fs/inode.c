@@ -1,0 +1,176 @@
+/* src/fs/inode.c — inode table keyed by backing (dev, ino). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmkfs/backing.h"
+#include "cmkfs/inode.h"
+#include "cmkfs/log.h"
+
+#define NHASH 65536
+
+int fsctx_init(struct fsctx *fs, const char *cipherdir, struct keyring *kr)
+{
+	struct stat st;
+
+	memset(fs, 0, sizeof(*fs));
+	fs->kr = kr;
+	fs->bs = keyring_volume(kr)->block_size;
+	snprintf(fs->cipherdir, sizeof(fs->cipherdir), "%s", cipherdir);
+	pthread_mutex_init(&fs->mtx, NULL);
+	pthread_mutex_init(&fs->ns, NULL);
+	fs->nhash = NHASH;
+	fs->hash = calloc(fs->nhash, sizeof(*fs->hash));
+	if (fs->hash == NULL)
+		return -ENOMEM;
+	fs->root.fd = open(cipherdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fs->root.fd < 0)
+		return -errno;
+	if (fstat(fs->root.fd, &st) < 0)
+		return -errno;
+	fs->root.dev = st.st_dev;
+	fs->root.ino = st.st_ino;
+	fs->root.type = S_IFDIR;
+	fs->root.nlookup = 2;
+	fs->is_root = geteuid() == 0;
+	return 0;
+}
+
+static void inode_free(struct inode *in)
+{
+	if (S_ISREG(in->type))
+		cfile_destroy(&in->cf);
+	close(in->fd);
+	free(in);
+}
+
+void fsctx_destroy(struct fsctx *fs)
+{
+	for (size_t i = 0; fs->hash != NULL && i < fs->nhash; i++) {
+		struct inode *in = fs->hash[i];
+
+		while (in != NULL) {
+			struct inode *next = in->hnext;
+
+			inode_free(in);
+			in = next;
+		}
+	}
+	free(fs->hash);
+	if (fs->root.fd > 0)
+		close(fs->root.fd);
+	pthread_mutex_destroy(&fs->mtx);
+	pthread_mutex_destroy(&fs->ns);
+}
+
+static size_t slot(const struct fsctx *fs, dev_t dev, ino_t ino)
+{
+	uint64_t h = (uint64_t)ino * 0x9e3779b97f4a7c15ull ^ (uint64_t)dev;
+
+	return (size_t)(h >> 16) % fs->nhash;
+}
+
+int inode_get(struct fsctx *fs, int fd, const struct stat *st, uint64_t n,
+	      struct inode **out)
+{
+	struct inode *in, *fresh = NULL;
+	size_t s = slot(fs, st->st_dev, st->st_ino);
+
+	if (st->st_dev == fs->root.dev && st->st_ino == fs->root.ino) {
+		close(fd);
+		*out = &fs->root;
+		return 0;
+	}
+	pthread_mutex_lock(&fs->mtx);
+	for (in = fs->hash[s]; in != NULL; in = in->hnext) {
+		if (in->dev == st->st_dev && in->ino == st->st_ino)
+			break;
+	}
+	if (in == NULL) {
+		fresh = calloc(1, sizeof(*fresh));
+		if (fresh == NULL) {
+			pthread_mutex_unlock(&fs->mtx);
+			close(fd);
+			return -ENOMEM;
+		}
+		fresh->fd = fd;
+		fresh->dev = st->st_dev;
+		fresh->ino = st->st_ino;
+		fresh->type = st->st_mode & S_IFMT;
+		if (S_ISREG(fresh->type)) {
+			cfile_init(&fresh->cf, fs->kr, fs->bs);
+			snprintf(fresh->cf.where, sizeof(fresh->cf.where),
+				 "backing inode %llu",
+				 (unsigned long long)st->st_ino);
+		}
+		fresh->hnext = fs->hash[s];
+		fs->hash[s] = fresh;
+		in = fresh;
+	} else {
+		close(fd);
+	}
+	in->nlookup += n;
+	pthread_mutex_unlock(&fs->mtx);
+	*out = in;
+	return 0;
+}
+
+void inode_forget(struct fsctx *fs, struct inode *in, uint64_t n)
+{
+	struct inode **pp;
+
+	if (in == &fs->root)
+		return;
+	pthread_mutex_lock(&fs->mtx);
+	if (n > in->nlookup)
+		n = in->nlookup;
+	in->nlookup -= n;
+	if (in->nlookup > 0) {
+		pthread_mutex_unlock(&fs->mtx);
+		return;
+	}
+	for (pp = &fs->hash[slot(fs, in->dev, in->ino)]; *pp != NULL;
+	     pp = &(*pp)->hnext) {
+		if (*pp == in) {
+			*pp = in->hnext;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&fs->mtx);
+	inode_free(in);
+}
+
+int inode_dirid(struct fsctx *fs, struct inode *in,
+		uint8_t dirid[static DIRID_LEN])
+{
+	uint8_t buf[DIRID_LEN];
+	size_t len = 0;
+	int rc;
+
+	pthread_mutex_lock(&fs->mtx);
+	if (in->have_dirid) {
+		memcpy(dirid, in->dirid, DIRID_LEN);
+		pthread_mutex_unlock(&fs->mtx);
+		return 0;
+	}
+	pthread_mutex_unlock(&fs->mtx);
+	rc = backing_read_small(in->fd, DIRID_FILE, buf, sizeof(buf), &len);
+	if (rc == 0 && len != DIRID_LEN)
+		rc = -EBADMSG;
+	if (rc < 0) {
+		log_err("directory (backing inode %llu): %s missing or damaged",
+			(unsigned long long)in->ino, DIRID_FILE);
+		return -EBADMSG;
+	}
+	pthread_mutex_lock(&fs->mtx);
+	memcpy(in->dirid, buf, DIRID_LEN);
+	in->have_dirid = true;
+	pthread_mutex_unlock(&fs->mtx);
+	memcpy(dirid, buf, DIRID_LEN);
+	return 0;
+}

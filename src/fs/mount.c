@@ -1,0 +1,301 @@
+/* src/fs/mount.c — FUSE session, daemonising, runtime state. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cmkfs/aead.h"
+#include "cmkfs/exitcodes.h"
+#include "cmkfs/inode.h"
+#include "cmkfs/kdf.h"
+#include "cmkfs/keyprov.h"
+#include "cmkfs/log.h"
+#include "cmkfs/mount.h"
+#include "cmkfs/ops.h"
+#include "cmkfs/secmem.h"
+#include "cmkfs/volio.h"
+
+static const char *state_dir(char *buf, size_t cap)
+{
+	const char *d = getenv("CMKFS_RUNTIME_DIR");
+
+	if (d != NULL && *d != '\0')
+		return d;
+	if (geteuid() == 0)
+		return "/run/cmkfs";
+	d = getenv("XDG_RUNTIME_DIR");
+	snprintf(buf, cap, "%s/cmkfs", d ? d : "/tmp");
+	return buf;
+}
+
+int mount_state_path(const char *mountpoint, char *out, size_t cap)
+{
+	char dbuf[4096];
+	uint8_t md[32];
+	int rc;
+
+	rc = kdf_sha256(mountpoint, strlen(mountpoint), md);
+	if (rc < 0)
+		return rc;
+	snprintf(out, cap, "%s/%02x%02x%02x%02x%02x%02x%02x%02x.pid",
+		 state_dir(dbuf, sizeof(dbuf)), md[0], md[1], md[2], md[3],
+		 md[4], md[5], md[6], md[7]);
+	return 0;
+}
+
+int mount_state_read(const char *mountpoint, pid_t *pid, char *cipherdir,
+		     size_t cap)
+{
+	char path[4200], line[4200];
+	long p;
+	FILE *f;
+	int rc = -ENOENT;
+
+	if (mount_state_path(mountpoint, path, sizeof(path)) < 0)
+		return -ENOENT;
+	f = fopen(path, "re");
+	if (f == NULL)
+		return -ENOENT;
+	if (fgets(line, sizeof(line), f) != NULL) {
+		char *end;
+
+		p = strtol(line, &end, 10);
+		if (p > 0 && *end == '\n' &&
+		    fgets(line, sizeof(line), f) != NULL) {
+			line[strcspn(line, "\n")] = '\0';
+			snprintf(cipherdir, cap, "%s", line);
+			*pid = (pid_t)p;
+			rc = 0;
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+static void state_write(const char *mountpoint, const char *cipherdir)
+{
+	char path[4200], dbuf[4096];
+	FILE *f;
+
+	(void)mkdir(state_dir(dbuf, sizeof(dbuf)), 0700);
+	if (mount_state_path(mountpoint, path, sizeof(path)) < 0)
+		return;
+	f = fopen(path, "we");
+	if (f == NULL)
+		return;
+	fprintf(f, "%ld\n%s\n", (long)getpid(), cipherdir);
+	fclose(f);
+}
+
+static void state_remove(const char *mountpoint)
+{
+	char path[4200];
+
+	if (mount_state_path(mountpoint, path, sizeof(path)) == 0)
+		(void)unlink(path);
+}
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo. */
+static void unescape(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] &&
+		    s[3]) {
+			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
+				      (s[3] - '0'));
+			s += 3;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+}
+
+int mount_find(const char *path, char *cipherdir, size_t ccap, char *mnt,
+	       size_t mcap)
+{
+	char line[8192];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	int found = 0;
+
+	if (f == NULL)
+		return 0;
+	while (!found && fgets(line, sizeof(line), f) != NULL) {
+		char *fields[10], *sep, *save = NULL, *tok;
+		int n = 0;
+
+		/* id parent maj:min root mountpoint opts [tags] - type src */
+		sep = strstr(line, " - ");
+		if (sep == NULL)
+			continue;
+		*sep = '\0';
+		for (tok = strtok_r(line, " ", &save); tok && n < 5;
+		     tok = strtok_r(NULL, " ", &save))
+			fields[n++] = tok;
+		if (n < 5)
+			continue;
+		n = 5;
+		save = NULL;
+		for (tok = strtok_r(sep + 3, " \n", &save); tok && n < 7;
+		     tok = strtok_r(NULL, " \n", &save))
+			fields[n++] = tok;
+		if (n < 7 || strcmp(fields[5], "fuse.cmkfs") != 0)
+			continue;
+		unescape(fields[4]);
+		unescape(fields[6]);
+		if (strcmp(fields[4], path) == 0 ||
+		    strcmp(fields[6], path) == 0) {
+			snprintf(cipherdir, ccap, "%s", fields[6]);
+			snprintf(mnt, mcap, "%s", fields[4]);
+			found = 1;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* Serve in this process. ready_fd >= 0 gets one byte once mounted. */
+static int serve(const struct mount_opts *o, int ready_fd)
+{
+	struct fuse_loop_config *lc = NULL;
+	struct fuse_session *se = NULL;
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct keyring *kr = NULL;
+	static struct fsctx fs;
+	char opts[8192];
+	int dirfd, rc, ex = CMK_EXIT_RUNTIME;
+
+	secmem_harden_process();
+	umask(0);	/* modes arrive from the kernel with umask applied */
+	if (aead_global_init() < 0) {
+		log_err("OpenSSL lacks AES-256-GCM or AES-256-SIV");
+		return CMK_EXIT_RUNTIME;
+	}
+	dirfd = open(o->cipherdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0) {
+		log_err("%s: %s", o->cipherdir, strerror(errno));
+		return CMK_EXIT_RUNTIME;
+	}
+	rc = volio_unlock(dirfd, o->service_key, &kr);
+	close(dirfd);
+	if (rc < 0) {
+		log_err("%s: cannot unlock: %s", o->cipherdir,
+			volio_strerror(rc));
+		return CMK_EXIT_RUNTIME;
+	}
+	rc = fsctx_init(&fs, o->cipherdir, kr);
+	if (rc < 0) {
+		log_err("%s: %s", o->cipherdir, strerror(-rc));
+		goto out;
+	}
+	/* fsname shows the cipherdir in mount(8) and mountinfo; the kernel
+	 * checks permissions from our attributes (default_permissions). */
+	snprintf(opts, sizeof(opts),
+		 "fsname=%s,subtype=cmkfs,default_permissions%s%s", o->cipherdir,
+		 o->fuse_opts ? "," : "", o->fuse_opts ? o->fuse_opts : "");
+	if (fuse_opt_add_arg(&args, "cmkfs") != 0 ||
+	    fuse_opt_add_arg(&args, "-o") != 0 ||
+	    fuse_opt_add_arg(&args, opts) != 0 ||
+	    (o->debug && fuse_opt_add_arg(&args, "-d") != 0))
+		goto out;
+	se = fuse_session_new(&args, &cmkfs_ops, sizeof(cmkfs_ops), &fs);
+	if (se == NULL) {
+		log_err("invalid FUSE options '%s'",
+			o->fuse_opts ? o->fuse_opts : "");
+		ex = CMK_EXIT_USAGE;
+		goto out;
+	}
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out;
+	if (fuse_session_mount(se, o->mountpoint) != 0) {
+		log_err("%s: mount failed (is it an existing, empty directory? "
+			"is /dev/fuse available?)",
+			o->mountpoint);
+		goto out_sig;
+	}
+	state_write(o->mountpoint, o->cipherdir);
+	log_info("%s mounted on %s", o->cipherdir, o->mountpoint);
+	if (ready_fd >= 0) {
+		char c = 'R';
+		int nul = open("/dev/null", O_RDWR);
+
+		if (write(ready_fd, &c, 1) != 1)
+			log_warn("could not tell the parent we are ready");
+		close(ready_fd);
+		if (nul >= 0) {
+			dup2(nul, 0);
+			dup2(nul, 1);
+			dup2(nul, 2);
+			close(nul);
+		}
+		log_use_syslog("cmkfs");
+	}
+	lc = fuse_loop_cfg_create();
+	if (lc == NULL)
+		goto out_unmount;
+	fuse_loop_cfg_set_max_threads(lc, 16);
+	fuse_loop_cfg_set_idle_threads(lc, 8);
+	rc = fuse_session_loop_mt(se, lc);
+	ex = rc == 0 ? CMK_EXIT_OK : CMK_EXIT_RUNTIME;
+	fuse_loop_cfg_destroy(lc);
+out_unmount:
+	state_remove(o->mountpoint);
+	fuse_session_unmount(se);
+out_sig:
+	fuse_remove_signal_handlers(se);
+out:
+	if (se != NULL)
+		fuse_session_destroy(se);
+	fuse_opt_free_args(&args);
+	fsctx_destroy(&fs);
+	keyring_free(kr);
+	return ex;
+}
+
+int mount_run(const struct mount_opts *o)
+{
+	int pfd[2], status;
+	pid_t pid;
+	char c;
+
+	if (o->foreground)
+		return serve(o, -1);
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		log_err("pipe: %s", strerror(errno));
+		return CMK_EXIT_RUNTIME;
+	}
+	pid = fork();
+	if (pid < 0) {
+		log_err("fork: %s", strerror(errno));
+		return CMK_EXIT_RUNTIME;
+	}
+	if (pid == 0) {
+		/* Child: keys are loaded here, after fork, since mlock()ed
+		 * pages are not inherited. */
+		close(pfd[0]);
+		setsid();
+		if (chdir("/") < 0)
+			_exit(CMK_EXIT_RUNTIME);
+		_exit(serve(o, pfd[1]));
+	}
+	close(pfd[1]);
+	if (read(pfd[0], &c, 1) == 1 && c == 'R') {
+		close(pfd[0]);
+		return CMK_EXIT_OK;
+	}
+	close(pfd[0]);
+	/* The child failed before serving; its message went to stderr. */
+	if (waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+	    WEXITSTATUS(status) != 0)
+		return WEXITSTATUS(status);
+	return CMK_EXIT_RUNTIME;
+}

@@ -1,0 +1,1175 @@
+/* src/fs/ops.c — FUSE low-level operations (libfuse include/fuse_lowlevel.h;
+ * inode/fd handling after example/passthrough_ll.c). The userdata of the
+ * session is a struct fsctx. */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "cmkfs/backing.h"
+#include "cmkfs/dir.h"
+#include "cmkfs/inode.h"
+#include "cmkfs/log.h"
+#include "cmkfs/ops.h"
+#include "cmkfs/secmem.h"
+
+#define TIMEOUT_SEC 1.0
+#define XATTR_VAL_MAX 65536
+
+struct fh {
+	int fd;			/* O_RDWR (or O_RDONLY) backing descriptor */
+	bool append;
+};
+
+struct dh {
+	struct dlist l;
+};
+
+static struct fsctx *FS(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static struct inode *INODE(fuse_req_t req, fuse_ino_t ino)
+{
+	if (ino == FUSE_ROOT_ID)
+		return &FS(req)->root;
+	return (struct inode *)(uintptr_t)ino;
+}
+
+static fuse_ino_t ino_of(struct fsctx *fs, struct inode *in)
+{
+	return in == &fs->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)in;
+}
+
+/* Internal errors -> what the kernel sees (STYLE.md §2). */
+static int kerr(int rc)
+{
+	switch (rc) {
+	case -EBADMSG:
+	case -EKEYREJECTED:
+		return EIO;
+	case -EKEYREVOKED:
+	case -EKEYEXPIRED:
+		return EKEYREVOKED;
+	default:
+		return rc < 0 ? -rc : EIO;
+	}
+}
+
+static void reply_err(fuse_req_t req, int rc)
+{
+	fuse_reply_err(req, kerr(rc));
+}
+
+/* Backing attributes -> plaintext attributes (sizes of files and links). */
+static void translate_attr(struct fsctx *fs, int fd, struct stat *st)
+{
+	if (S_ISREG(st->st_mode)) {
+		uint64_t plain = 0;
+
+		if (cfile_plain_size((uint64_t)st->st_size, fs->bs, &plain) < 0)
+			plain = 0;
+		st->st_size = (off_t)plain;
+	} else if (S_ISLNK(st->st_mode)) {
+		char enc[ENCLINK_MAX], plain[ENCLINK_MAX];
+		uint8_t key[NAME_KEY_LEN];
+		size_t len = 0;
+		ssize_t n = readlinkat(fd, "", enc, sizeof(enc) - 1);
+
+		st->st_size = 0;
+		if (n > 0 && keyring_name_key(fs->kr, key) == 0) {
+			if (names_symlink_decrypt(key, enc, (size_t)n, plain,
+						  sizeof(plain), &len) == 0)
+				st->st_size = (off_t)len;
+			secmem_wipe(key, sizeof(key));
+			secmem_wipe(plain, sizeof(plain));
+		}
+	}
+}
+
+static int stat_inode(struct fsctx *fs, struct inode *in, struct stat *st)
+{
+	if (fstatat(in->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	translate_attr(fs, in->fd, st);
+	return 0;
+}
+
+static int do_lookup(struct fsctx *fs, struct inode *parent, const char *name,
+		     struct fuse_entry_param *e)
+{
+	struct bname bn;
+	struct inode *in;
+	int fd, rc;
+
+	memset(e, 0, sizeof(*e));
+	e->attr_timeout = TIMEOUT_SEC;
+	e->entry_timeout = TIMEOUT_SEC;
+	rc = dir_bname(fs, parent, name, &bn);
+	if (rc < 0)
+		return rc;
+	fd = openat(parent->fd, bn.name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	rc = inode_get(fs, fd, &e->attr, 1, &in);
+	if (rc < 0)
+		return rc;
+	translate_attr(fs, in->fd, &e->attr);
+	e->ino = ino_of(fs, in);
+	return 0;
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	/* Large requests: fewer round trips and one pwrite per 1 MiB. */
+	conn->max_write = 1u << 20;
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	/* Locks stay in the kernel (local locking), which is exact for a
+	 * single host: no FUSE_CAP_POSIX_LOCKS / FLOCK_LOCKS. */
+	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+	/* No writeback cache yet: O_APPEND and sizes stay exact. */
+	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fuse_entry_param e;
+	int rc;
+
+	rc = do_lookup(FS(req), INODE(req, parent), name, &e);
+	if (rc == -ENOENT) {
+		e.ino = 0;	/* negative entry, cached for the timeout */
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (rc < 0)
+		reply_err(req, rc);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t n)
+{
+	inode_forget(FS(req), INODE(req, ino), n);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *f)
+{
+	for (size_t i = 0; i < count; i++)
+		inode_forget(FS(req), INODE(req, f[i].ino), f[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct stat st;
+	int rc;
+
+	rc = stat_inode(FS(req), INODE(req, ino), &st);
+	if (rc < 0)
+		reply_err(req, rc);
+	else
+		fuse_reply_attr(req, &st, TIMEOUT_SEC);
+}
+
+/* A read-write descriptor for contents, with the header loaded. */
+static int data_fd(struct inode *in, struct fuse_file_info *fi, int *fd,
+		   bool *opened)
+{
+	char path[32];
+	int rc;
+
+	*opened = false;
+	if (fi != NULL) {
+		*fd = ((struct fh *)(uintptr_t)fi->fh)->fd;
+	} else {
+		backing_procpath(in->fd, path);
+		*fd = open(path, O_RDWR | O_CLOEXEC);
+		if (*fd < 0)
+			return -errno;
+		*opened = true;
+	}
+	rc = cfile_load(&in->cf, *fd);
+	if (rc < 0 && *opened) {
+		close(*fd);
+		*opened = false;
+	}
+	return rc;
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int valid, struct fuse_file_info *fi)
+{
+	struct fsctx *fs = FS(req);
+	struct inode *in = INODE(req, ino);
+	char path[32];
+	struct stat st;
+	int rc = 0;
+
+	backing_procpath(in->fd, path);
+	if ((valid & FUSE_SET_ATTR_MODE) && !S_ISLNK(in->type) &&
+	    chmod(path, attr->st_mode & 07777) < 0)
+		rc = -errno;
+	if (rc == 0 && (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
+		uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid :
+							   (uid_t)-1;
+		gid_t gid = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid :
+							   (gid_t)-1;
+
+		if (fchownat(in->fd, "", uid, gid,
+			     AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+			rc = -errno;
+	}
+	if (rc == 0 && (valid & FUSE_SET_ATTR_SIZE)) {
+		bool opened;
+		int fd;
+
+		if (!S_ISREG(in->type)) {
+			rc = -EINVAL;
+		} else {
+			rc = data_fd(in, fi, &fd, &opened);
+			if (rc == 0)
+				rc = cfile_truncate(&in->cf, fd,
+						    (uint64_t)attr->st_size);
+			if (opened)
+				close(fd);
+		}
+	}
+	if (rc == 0 && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))) {
+		struct timespec ts[2] = { { 0, UTIME_OMIT }, { 0, UTIME_OMIT } };
+
+		if (valid & FUSE_SET_ATTR_ATIME_NOW)
+			ts[0].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_ATIME)
+			ts[0] = attr->st_atim;
+		if (valid & FUSE_SET_ATTR_MTIME_NOW)
+			ts[1].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_MTIME)
+			ts[1] = attr->st_mtim;
+		if (S_ISLNK(in->type))
+			rc = -EPERM;	/* no lutimes through an O_PATH fd */
+		else if (utimensat(AT_FDCWD, path, ts, 0) < 0)
+			rc = -errno;
+	}
+	if (rc == 0)
+		rc = stat_inode(fs, in, &st);
+	if (rc < 0)
+		reply_err(req, rc);
+	else
+		fuse_reply_attr(req, &st, TIMEOUT_SEC);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct inode *in = INODE(req, ino);
+	char enc[ENCLINK_MAX], plain[ENCLINK_MAX];
+	uint8_t key[NAME_KEY_LEN];
+	size_t len;
+	ssize_t n;
+	int rc;
+
+	n = readlinkat(in->fd, "", enc, sizeof(enc) - 1);
+	if (n < 0) {
+		reply_err(req, -errno);
+		return;
+	}
+	rc = keyring_name_key(FS(req)->kr, key);
+	if (rc == 0)
+		rc = names_symlink_decrypt(key, enc, (size_t)n, plain,
+					   sizeof(plain), &len);
+	secmem_wipe(key, sizeof(key));
+	if (rc < 0) {
+		log_err("symlink (backing inode %llu): target failed "
+			"authentication",
+			(unsigned long long)in->ino);
+		reply_err(req, rc);
+	} else {
+		fuse_reply_readlink(req, plain);
+	}
+	secmem_wipe(plain, sizeof(plain));
+}
+
+/* The new entry `bn` in `parent` now exists: look it up for the reply. */
+static int finish_entry(struct fsctx *fs, struct inode *parent,
+			const char *name, struct fuse_entry_param *e)
+{
+	return do_lookup(fs, parent, name, e);
+}
+
+static void chown_new(struct fsctx *fs, fuse_req_t req, int dirfd,
+		      const char *bname)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+
+	if (fs->is_root &&
+	    fchownat(dirfd, bname, ctx->uid, ctx->gid, AT_SYMLINK_NOFOLLOW) < 0)
+		log_warn("cannot give a new entry to uid %u: %s",
+			 (unsigned)ctx->uid, strerror(errno));
+}
+
+/* Create a regular file (header + empty block) under a temporary name and
+ * move it into place without replacing anything. On success *fd is an
+ * O_RDWR descriptor of it and *inp its inode (one lookup counted). */
+static int make_file(struct fsctx *fs, fuse_req_t req, struct inode *parent,
+		     const char *name, mode_t mode, int *fdp,
+		     struct fuse_entry_param *e)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct inode *in = NULL;
+	struct bname bn;
+	char tmp[40];
+	struct stat st;
+	int fd = -1, opath, rc;
+
+	rc = dir_bname(fs, parent, name, &bn);
+	if (rc == 0)
+		rc = backing_tmpname(tmp, sizeof(tmp));
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&fs->ns);
+	if (faccessat(parent->fd, bn.name, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		rc = -EEXIST;
+		goto out;
+	}
+	fd = openat(parent->fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+		    mode & 07777);
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (fs->is_root && fchown(fd, ctx->uid, ctx->gid) < 0) {
+		rc = -errno;
+		goto out_unlink;
+	}
+	opath = openat(parent->fd, tmp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (opath < 0 || fstat(fd, &st) < 0) {
+		rc = -errno;
+		if (opath >= 0)
+			close(opath);
+		goto out_unlink;
+	}
+	rc = inode_get(fs, opath, &st, 1, &in);
+	if (rc < 0)
+		goto out_unlink;
+	rc = cfile_create(&in->cf, fd);
+	if (rc == 0)
+		rc = dir_longname_add(parent, &bn);
+	if (rc == 0 && renameat2(parent->fd, tmp, parent->fd, bn.name,
+				 RENAME_NOREPLACE) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		inode_forget(fs, in, 1);
+		goto out_unlink;
+	}
+	memset(e, 0, sizeof(*e));
+	e->attr = st;
+	translate_attr(fs, fd, &e->attr);
+	e->attr.st_size = 0;
+	e->ino = ino_of(fs, in);
+	e->attr_timeout = TIMEOUT_SEC;
+	e->entry_timeout = TIMEOUT_SEC;
+	*fdp = fd;
+	fd = -1;
+	goto out;
+out_unlink:
+	(void)unlinkat(parent->fd, tmp, 0);
+out:
+	pthread_mutex_unlock(&fs->ns);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+static int open_fh(struct inode *in, int flags, struct fh **out)
+{
+	char path[32];
+	struct fh *h;
+	int fd, rc;
+
+	backing_procpath(in->fd, path);
+	/* Always read-write if we may: partial writes read the old block. */
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0 && (errno == EACCES || errno == EROFS) &&
+	    (flags & O_ACCMODE) == O_RDONLY)
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	rc = cfile_load(&in->cf, fd);
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
+	h = calloc(1, sizeof(*h));
+	if (h == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	h->fd = fd;
+	h->append = (flags & O_APPEND) != 0;
+	*out = h;
+	return 0;
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	struct fsctx *fs = FS(req);
+	struct fuse_entry_param e;
+	struct fh *h;
+	int fd = -1, rc;
+
+	rc = make_file(fs, req, INODE(req, parent), name, mode, &fd, &e);
+	if (rc == -EEXIST && !(fi->flags & O_EXCL)) {
+		/* Lost a race with another creator: open what is there. */
+		rc = do_lookup(fs, INODE(req, parent), name, &e);
+		if (rc == 0) {
+			struct inode *in = INODE(req, e.ino);
+
+			rc = open_fh(in, fi->flags, &h);
+			if (rc == 0 && (fi->flags & O_TRUNC))
+				rc = cfile_truncate(&in->cf, h->fd, 0);
+			if (rc < 0)
+				inode_forget(fs, in, 1);
+			else
+				goto reply;
+		}
+		reply_err(req, rc);
+		return;
+	}
+	if (rc < 0) {
+		reply_err(req, rc);
+		return;
+	}
+	h = calloc(1, sizeof(*h));
+	if (h == NULL) {
+		close(fd);
+		inode_forget(fs, INODE(req, e.ino), 1);
+		reply_err(req, -ENOMEM);
+		return;
+	}
+	h->fd = fd;
+	h->append = (fi->flags & O_APPEND) != 0;
+reply:
+	fi->fh = (uint64_t)(uintptr_t)h;
+	if (fuse_reply_create(req, &e, fi) != 0) {
+		close(h->fd);
+		free(h);
+	}
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	struct fsctx *fs = FS(req);
+	struct inode *p = INODE(req, parent);
+	struct fuse_entry_param e;
+	struct bname bn;
+	int fd, rc;
+
+	if (S_ISREG(mode)) {
+		rc = make_file(fs, req, p, name, mode, &fd, &e);
+		if (rc == 0)
+			close(fd);
+		goto reply;
+	}
+	rc = dir_bname(fs, p, name, &bn);
+	if (rc < 0)
+		goto reply;
+	pthread_mutex_lock(&fs->ns);
+	rc = dir_longname_add(p, &bn);
+	if (rc == 0 && mknodat(p->fd, bn.name, mode, rdev) < 0) {
+		rc = -errno;
+		dir_longname_del(p, &bn);
+	}
+	if (rc == 0)
+		chown_new(fs, req, p->fd, bn.name);
+	pthread_mutex_unlock(&fs->ns);
+	if (rc == 0)
+		rc = finish_entry(fs, p, name, &e);
+reply:
+	if (rc < 0)
+		reply_err(req, rc);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	struct fsctx *fs = FS(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct inode *p = INODE(req, parent);
+	struct fuse_entry_param e;
+	struct bname bn;
+	char tmp[40];
+	int rc;
+
+	rc = dir_bname(fs, p, name, &bn);
+	if (rc == 0)
+		rc = backing_tmpname(tmp, sizeof(tmp));
+	if (rc < 0)
+		goto reply;
+	pthread_mutex_lock(&fs->ns);
+	rc = dir_make(p->fd, tmp, mode, ctx->uid, ctx->gid, fs->is_root);
+	if (rc == 0) {
+		rc = dir_longname_add(p, &bn);
+		if (rc == 0 && renameat2(p->fd, tmp, p->fd, bn.name,
+					 RENAME_NOREPLACE) < 0)
+			rc = -errno;
+		if (rc < 0) {
+			int dfd = openat(p->fd, tmp, O_PATH | O_CLOEXEC);
+
+			if (dfd >= 0) {
+				(void)unlinkat(dfd, DIRID_FILE, 0);
+				close(dfd);
+			}
+			(void)unlinkat(p->fd, tmp, AT_REMOVEDIR);
+		}
+	}
+	pthread_mutex_unlock(&fs->ns);
+	if (rc == 0)
+		rc = finish_entry(fs, p, name, &e);
+reply:
+	if (rc < 0)
+		reply_err(req, rc);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	struct fsctx *fs = FS(req);
+	struct inode *p = INODE(req, parent);
+	struct fuse_entry_param e;
+	char enc[ENCLINK_MAX];
+	uint8_t key[NAME_KEY_LEN];
+	struct bname bn;
+	int rc;
+
+	rc = dir_bname(fs, p, name, &bn);
+	if (rc == 0)
+		rc = keyring_name_key(fs->kr, key);
+	if (rc < 0)
+		goto reply;
+	rc = names_symlink_encrypt(key, link, strlen(link), enc, sizeof(enc));
+	secmem_wipe(key, sizeof(key));
+	if (rc < 0)
+		goto reply;
+	pthread_mutex_lock(&fs->ns);
+	rc = dir_longname_add(p, &bn);
+	if (rc == 0 && symlinkat(enc, p->fd, bn.name) < 0) {
+		rc = -errno;
+		dir_longname_del(p, &bn);
+	}
+	if (rc == 0)
+		chown_new(fs, req, p->fd, bn.name);
+	pthread_mutex_unlock(&fs->ns);
+	if (rc == 0)
+		rc = finish_entry(fs, p, name, &e);
+reply:
+	if (rc < 0)
+		reply_err(req, rc);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	struct fsctx *fs = FS(req);
+	struct inode *in = INODE(req, ino), *p = INODE(req, newparent);
+	struct fuse_entry_param e;
+	struct bname bn;
+	char path[32];
+	int rc;
+
+	rc = dir_bname(fs, p, newname, &bn);
+	if (rc < 0)
+		goto reply;
+	backing_procpath(in->fd, path);
+	pthread_mutex_lock(&fs->ns);
+	rc = dir_longname_add(p, &bn);
+	if (rc == 0 && linkat(AT_FDCWD, path, p->fd, bn.name,
+			      AT_SYMLINK_FOLLOW) < 0) {
+		rc = -errno;
+		dir_longname_del(p, &bn);
+	}
+	pthread_mutex_unlock(&fs->ns);
+	if (rc == 0)
+		rc = finish_entry(fs, p, newname, &e);
+reply:
+	if (rc < 0)
+		reply_err(req, rc);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+/* Remove an empty backing directory: its dirid first, restored on failure. */
+static int remove_dir(int parentfd, const char *bname)
+{
+	uint8_t dirid[DIRID_LEN];
+	size_t len = 0;
+	int dfd, rc;
+
+	dfd = openat(parentfd, bname, O_PATH | O_DIRECTORY | O_NOFOLLOW |
+					      O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	rc = dir_is_empty(dfd);
+	if (rc == 0)
+		rc = -ENOTEMPTY;
+	if (rc < 0)
+		goto out;
+	rc = backing_read_small(dfd, DIRID_FILE, dirid, sizeof(dirid), &len);
+	if (rc == 0 && len != DIRID_LEN)
+		rc = -EBADMSG;
+	if (rc < 0)
+		goto out;
+	if (unlinkat(dfd, DIRID_FILE, 0) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (unlinkat(parentfd, bname, AT_REMOVEDIR) < 0) {
+		rc = -errno;
+		if (backing_replace(dfd, DIRID_FILE, dirid, len, 0400) < 0)
+			log_err("rmdir failed and the directory id could not "
+				"be restored (backing inode of '%s')",
+				bname);
+		goto out;
+	}
+	rc = 0;
+out:
+	close(dfd);
+	return rc;
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fsctx *fs = FS(req);
+	struct inode *p = INODE(req, parent);
+	struct bname bn;
+	int rc;
+
+	rc = dir_bname(fs, p, name, &bn);
+	if (rc < 0)
+		goto reply;
+	pthread_mutex_lock(&fs->ns);
+	if (unlinkat(p->fd, bn.name, 0) < 0)
+		rc = -errno;
+	else
+		dir_longname_del(p, &bn);
+	pthread_mutex_unlock(&fs->ns);
+reply:
+	fuse_reply_err(req, kerr(rc));
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fsctx *fs = FS(req);
+	struct inode *p = INODE(req, parent);
+	struct bname bn;
+	int rc;
+
+	rc = dir_bname(fs, p, name, &bn);
+	if (rc < 0)
+		goto reply;
+	pthread_mutex_lock(&fs->ns);
+	rc = remove_dir(p->fd, bn.name);
+	if (rc == 0)
+		dir_longname_del(p, &bn);
+	pthread_mutex_unlock(&fs->ns);
+reply:
+	fuse_reply_err(req, kerr(rc));
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	struct fsctx *fs = FS(req);
+	struct inode *p1 = INODE(req, parent), *p2 = INODE(req, newparent);
+	struct bname b1, b2;
+	struct stat s1, s2;
+	int rc;
+
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	rc = dir_bname(fs, p1, name, &b1);
+	if (rc == 0)
+		rc = dir_bname(fs, p2, newname, &b2);
+	if (rc < 0)
+		goto reply;
+	pthread_mutex_lock(&fs->ns);
+	if (fstatat(p1->fd, b1.name, &s1, AT_SYMLINK_NOFOLLOW) < 0) {
+		rc = -errno;
+		goto unlock;
+	}
+	/* Entries keep their names on exchange, so side files stay put. */
+	if (flags & RENAME_EXCHANGE) {
+		if (renameat2(p1->fd, b1.name, p2->fd, b2.name, flags) < 0)
+			rc = -errno;
+		goto unlock;
+	}
+	if (fstatat(p2->fd, b2.name, &s2, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (s1.st_dev == s2.st_dev && s1.st_ino == s2.st_ino)
+			goto unlock;	/* same object: POSIX says no-op */
+		if (flags & RENAME_NOREPLACE) {
+			rc = -EEXIST;
+			goto unlock;
+		}
+		if (S_ISDIR(s2.st_mode) && !S_ISDIR(s1.st_mode)) {
+			rc = -EISDIR;
+			goto unlock;
+		}
+		if (!S_ISDIR(s2.st_mode) && S_ISDIR(s1.st_mode)) {
+			rc = -ENOTDIR;
+			goto unlock;
+		}
+		/* An empty target directory still holds our dirid file, which
+		 * the backing rename would refuse: remove it first. */
+		if (S_ISDIR(s2.st_mode)) {
+			rc = remove_dir(p2->fd, b2.name);
+			if (rc < 0)
+				goto unlock;
+		}
+	}
+	rc = dir_longname_add(p2, &b2);
+	if (rc == 0 &&
+	    renameat2(p1->fd, b1.name, p2->fd, b2.name, flags) < 0) {
+		rc = -errno;
+		goto unlock;
+	}
+	if (rc == 0 && (p1 != p2 || strcmp(b1.name, b2.name) != 0))
+		dir_longname_del(p1, &b1);
+unlock:
+	pthread_mutex_unlock(&fs->ns);
+reply:
+	fuse_reply_err(req, kerr(rc));
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct inode *in = INODE(req, ino);
+	struct fh *h = NULL;
+	int rc;
+
+	rc = open_fh(in, fi->flags, &h);
+	if (rc == 0 && (fi->flags & O_TRUNC))
+		rc = cfile_truncate(&in->cf, h->fd, 0);
+	if (rc < 0) {
+		if (h != NULL) {
+			close(h->fd);
+			free(h);
+		}
+		reply_err(req, rc);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)h;
+	if (fuse_reply_open(req, fi) != 0) {
+		close(h->fd);
+		free(h);
+	}
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct inode *in = INODE(req, ino);
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	size_t got = 0;
+	uint8_t *buf;
+	int rc;
+
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	buf = malloc(size ? size : 1);
+	if (buf == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rc = cfile_read(&in->cf, h->fd, (uint64_t)off, size, buf, &got);
+	if (rc < 0)
+		reply_err(req, rc);
+	else
+		fuse_reply_buf(req, (const char *)buf, got);
+	secmem_wipe(buf, got);
+	free(buf);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct inode *in = INODE(req, ino);
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	int rc;
+
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	rc = cfile_write(&in->cf, h->fd, (uint64_t)off, (const uint8_t *)buf,
+			 size, h->append, NULL);
+	if (rc < 0)
+		reply_err(req, rc);
+	else
+		fuse_reply_write(req, size);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, 0);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+
+	close(h->fd);
+	free(h);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	int rc = datasync ? fdatasync(h->fd) : fsync(h->fd);
+
+	fuse_reply_err(req, rc < 0 ? errno : 0);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
+			 off_t len, struct fuse_file_info *fi)
+{
+	struct inode *in = INODE(req, ino);
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	int rc;
+
+	if (off < 0 || len <= 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	rc = cfile_fallocate(&in->cf, h->fd, mode, (uint64_t)off,
+			     (uint64_t)len);
+	fuse_reply_err(req, kerr(rc));
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct dh *d = calloc(1, sizeof(*d));
+
+	if (d == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)d;
+	if (fuse_reply_open(req, fi) != 0)
+		free(d);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct fsctx *fs = FS(req);
+	struct dh *d = (struct dh *)(uintptr_t)fi->fh;
+	size_t used = 0;
+	char *buf;
+	int rc;
+
+	/* Offset 0 (open or rewinddir) takes a fresh snapshot; entries are
+	 * numbered 1.. so that an offset names the next entry. */
+	if (off == 0) {
+		dlist_free(&d->l);
+		rc = dir_list(fs, INODE(req, ino), &d->l);
+		if (rc < 0) {
+			reply_err(req, rc);
+			return;
+		}
+	}
+	if (d->l.err < 0) {
+		reply_err(req, d->l.err);
+		return;
+	}
+	buf = malloc(size);
+	if (buf == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (size_t i = (size_t)off; i < d->l.n; i++) {
+		struct stat st;
+		size_t n;
+
+		memset(&st, 0, sizeof(st));
+		st.st_ino = d->l.v[i].ino;
+		st.st_mode = (mode_t)d->l.v[i].type << 12;
+		n = fuse_add_direntry(req, buf + used, size - used,
+				      d->l.v[i].name, &st, (off_t)(i + 1));
+		if (n > size - used)
+			break;
+		used += n;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	struct dh *d = (struct dh *)(uintptr_t)fi->fh;
+
+	dlist_free(&d->l);
+	free(d);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			struct fuse_file_info *fi)
+{
+	struct inode *in = INODE(req, ino);
+	int rc, fd;
+
+	rc = backing_fsync_dir(in->fd);
+	/* The directory's id must be durable with its entries. */
+	fd = openat(in->fd, DIRID_FILE, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (fsync(fd) < 0 && rc == 0)
+			rc = -errno;
+		close(fd);
+	}
+	fuse_reply_err(req, kerr(rc));
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+
+	if (fstatvfs(FS(req)->root.fd, &sv) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	sv.f_namemax = NAME_MAX;
+	fuse_reply_statfs(req, &sv);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	struct fsctx *fs = FS(req);
+	struct inode *in = INODE(req, ino);
+	char bname[XATTR_NAME_MAX + 1], path[32];
+	uint8_t key[NAME_KEY_LEN], *sealed = NULL;
+	int rc;
+
+	if (size > XATTR_VAL_MAX - SIV_TAG_LEN) {
+		fuse_reply_err(req, E2BIG);
+		return;
+	}
+	rc = keyring_name_key(fs->kr, key);
+	if (rc == 0)
+		rc = names_xattr_name_encrypt(key, name, bname, sizeof(bname));
+	if (rc == 0) {
+		sealed = malloc(size + SIV_TAG_LEN);
+		rc = sealed ? names_xattr_value_seal(key, name,
+						     (const uint8_t *)value,
+						     size, sealed) :
+			      -ENOMEM;
+	}
+	secmem_wipe(key, sizeof(key));
+	if (rc == 0) {
+		backing_procpath(in->fd, path);
+		if (lsetxattr(path, bname, sealed, size + SIV_TAG_LEN, flags) <
+		    0)
+			rc = -errno;
+	}
+	free(sealed);
+	fuse_reply_err(req, kerr(rc));
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	struct fsctx *fs = FS(req);
+	struct inode *in = INODE(req, ino);
+	char bname[XATTR_NAME_MAX + 1], path[32];
+	uint8_t key[NAME_KEY_LEN], *raw = NULL, *val = NULL;
+	ssize_t n = 0;
+	int rc;
+
+	rc = keyring_name_key(fs->kr, key);
+	if (rc == 0)
+		rc = names_xattr_name_encrypt(key, name, bname, sizeof(bname));
+	if (rc == -EOPNOTSUPP || rc == -ERANGE || rc == -EINVAL)
+		rc = -ENODATA;	/* nothing but user.* is ever stored */
+	if (rc < 0)
+		goto out;
+	raw = malloc(XATTR_VAL_MAX);
+	val = malloc(XATTR_VAL_MAX);
+	if (raw == NULL || val == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	backing_procpath(in->fd, path);
+	n = lgetxattr(path, bname, raw, XATTR_VAL_MAX);
+	if (n < 0) {
+		rc = -errno;
+		goto out;
+	}
+	rc = names_xattr_value_open(key, name, raw, (size_t)n, val);
+	if (rc < 0) {
+		log_err("backing inode %llu: xattr value failed authentication",
+			(unsigned long long)in->ino);
+		goto out;
+	}
+	n -= SIV_TAG_LEN;
+out:
+	secmem_wipe(key, sizeof(key));
+	if (rc < 0)
+		reply_err(req, rc);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else if ((size_t)n > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, (const char *)val, (size_t)n);
+	free(raw);
+	free(val);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct fsctx *fs = FS(req);
+	struct inode *in = INODE(req, ino);
+	char path[32], plain[XATTR_NAME_MAX + 1];
+	char *raw = NULL, *out = NULL;
+	uint8_t key[NAME_KEY_LEN];
+	size_t used = 0;
+	ssize_t n;
+	int rc;
+
+	backing_procpath(in->fd, path);
+	rc = keyring_name_key(fs->kr, key);
+	if (rc < 0)
+		goto out;
+	n = llistxattr(path, NULL, 0);
+	if (n < 0) {
+		rc = -errno;
+		goto out;
+	}
+	raw = malloc((size_t)n + 1);
+	out = malloc((size_t)n + 1);
+	if (raw == NULL || out == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	n = llistxattr(path, raw, (size_t)n);
+	if (n < 0) {
+		rc = -errno;
+		goto out;
+	}
+	for (char *p = raw; p < raw + n; p += strlen(p) + 1) {
+		size_t l;
+
+		if (names_xattr_name_decrypt(key, p, plain, sizeof(plain)) < 0)
+			continue;	/* not ours (security.*, ...) */
+		l = strlen(plain) + 1;
+		if (used + l > (size_t)n)
+			break;	/* plain names are shorter than sealed ones */
+		memcpy(out + used, plain, l);
+		used += l;
+	}
+out:
+	secmem_wipe(key, sizeof(key));
+	if (rc < 0)
+		reply_err(req, rc);
+	else if (size == 0)
+		fuse_reply_xattr(req, used);
+	else if (used > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, out, used);
+	free(raw);
+	free(out);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct fsctx *fs = FS(req);
+	struct inode *in = INODE(req, ino);
+	char bname[XATTR_NAME_MAX + 1], path[32];
+	uint8_t key[NAME_KEY_LEN];
+	int rc;
+
+	rc = keyring_name_key(fs->kr, key);
+	if (rc == 0)
+		rc = names_xattr_name_encrypt(key, name, bname, sizeof(bname));
+	secmem_wipe(key, sizeof(key));
+	if (rc == -EOPNOTSUPP || rc == -ERANGE || rc == -EINVAL)
+		rc = -ENODATA;
+	if (rc == 0) {
+		backing_procpath(in->fd, path);
+		if (lremovexattr(path, bname) < 0)
+			rc = -errno;
+	}
+	fuse_reply_err(req, kerr(rc));
+}
+
+const struct fuse_lowlevel_ops cmkfs_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.symlink = op_symlink,
+	.link = op_link,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.rename = op_rename,
+	.create = op_create,
+	.open = op_open,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.fallocate = op_fallocate,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.releasedir = op_releasedir,
+	.fsyncdir = op_fsyncdir,
+	.statfs = op_statfs,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+};

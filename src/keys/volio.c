@@ -1,0 +1,86 @@
+/* src/keys/volio.c — read, write and unlock a volume's config. */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "cmkfs/backing.h"
+#include "cmkfs/keyprov.h"
+#include "cmkfs/secmem.h"
+#include "cmkfs/volio.h"
+
+int volio_read(int dirfd, struct volume *v)
+{
+	uint8_t buf[VOLUME_MAX_LEN];
+	size_t len = 0;
+	int rc;
+
+	rc = backing_read_small(dirfd, VOLUME_FILE, buf, sizeof(buf), &len);
+	if (rc == -EFBIG)
+		return -EBADMSG;
+	if (rc < 0)
+		return rc;
+	return volume_parse(buf, len, v);
+}
+
+int volio_write(int dirfd, const struct volume *v)
+{
+	uint8_t buf[VOLUME_MAX_LEN];
+	size_t len;
+	int rc;
+
+	rc = volume_serialize(v, buf, sizeof(buf), &len);
+	if (rc < 0)
+		return rc;
+	return backing_replace(dirfd, VOLUME_FILE, buf, len, 0644);
+}
+
+int volio_unlock(int dirfd, const char *service_key_path, struct keyring **kr)
+{
+	struct keyprov *prov[2] = { NULL, NULL };
+	uint8_t *skey = NULL;
+	struct volume v;
+	int rc;
+
+	rc = volio_read(dirfd, &v);
+	if (rc < 0)
+		return rc;
+	for (int i = 0; i < 2; i++) {
+		if (v.layer[i].prov != KPROV_LOCAL)
+			return -EOPNOTSUPP;	/* akv arrives with issue #3 */
+	}
+	rc = kp_local_load(service_key_path, &skey);
+	if (rc < 0)
+		return rc == -ENOENT ? -ENOKEY : rc;
+	for (int i = 0; i < 2 && rc == 0; i++)
+		rc = kp_local_open(skey, v.volume_id, i, &prov[i]);
+	if (rc == 0)
+		rc = keyring_open(&v, prov, kr);
+	keyprov_close(prov[0]);
+	keyprov_close(prov[1]);
+	secmem_free(skey, SERVICE_KEY_LEN);
+	return rc;
+}
+
+const char *volio_strerror(int rc)
+{
+	switch (rc) {
+	case -ENOENT:
+		return "no cmkfs volume here (run 'cmkfs init' first)";
+	case -ENOKEY:
+		return "service key file not found (see --service-key, "
+		       "$CMKFS_SERVICE_KEY)";
+	case -EPERM:
+		return "service key file is readable by group or others, or not "
+		       "a regular file (chmod 600 it)";
+	case -EBADMSG:
+		return "volume config is malformed or was tampered with";
+	case -EKEYREJECTED:
+		return "wrong key: the service key does not unlock this volume";
+	case -EOPNOTSUPP:
+		return "this volume uses a key provider this build does not "
+		       "support";
+	default:
+		return strerror(-rc);
+	}
+}
