@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# tests/mount/t_fsx.sh — randomized model-based test (fsx.c): 100,000
+# write/truncate/fallocate/append/mmap/read operations with seed 1 checked
+# against an in-memory model, plus two more seeds with small block sizes
+# where block boundaries are densest. Then a remount and a full compare.
+. "$(dirname "$0")/../lib/lib.sh"
+t_init
+FSX=${TOP_BUILDDIR:-$top_builddir}/tests/mount/fsx
+[ -x "$FSX" ] || t_fail "fsx not built: $FSX"
+t_mkvol
+t_mount
+"$FSX" -n 100000 -s 1 -N 3 -m 4M "$MNT" || t_fail "fsx seed 1"
+t_umount
+
+# 512-byte blocks: eight times as many boundaries per byte.
+rm -rf "$CIPHER" && mkdir "$CIPHER"
+"$CMKFS" init --service-key "$KEY" --block-size 512 "$CIPHER" >/dev/null
+t_mount
+"$FSX" -n 30000 -s 2 -N 2 -m 512K "$MNT" || t_fail "fsx seed 2, bs 512"
+"$FSX" -n 30000 -s 3 -N 4 -m 64K "$MNT" || t_fail "fsx seed 3, bs 512"
+t_umount
