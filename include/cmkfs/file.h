@@ -25,10 +25,12 @@ struct cfile {
 	struct filekeys *pool;		/* idle keyed contexts */
 	struct keyring *kr;
 	uint32_t bs;
-	char where[64];			/* backing identity for log lines */
+	int path_fd;			/* O_PATH fd naming the backing file in
+					 * log lines; owned by the caller */
 };
 
-void cfile_init(struct cfile *cf, struct keyring *kr, uint32_t bs);
+void cfile_init(struct cfile *cf, struct keyring *kr, uint32_t bs,
+		int path_fd);
 void cfile_destroy(struct cfile *cf);	/* wipes and frees the pool */
 
 /* Plain size from a backing file size. Errors: -EBADMSG (impossible size:
@@ -60,5 +62,9 @@ CMK_MUST_CHECK int cfile_truncate(struct cfile *cf, int fd, uint64_t size);
 CMK_MUST_CHECK int cfile_fallocate(struct cfile *cf, int fd, int mode,
 				   uint64_t off, uint64_t len);
 CMK_MUST_CHECK int cfile_size(struct cfile *cf, int fd, uint64_t *plain);
+/* Authenticate the last block, so that a file cut at a block boundary or
+ * down to its header is refused at open, not only when its end is read.
+ * Errors: -EBADMSG. */
+CMK_MUST_CHECK int cfile_check_tail(struct cfile *cf, int fd);
 
 #endif

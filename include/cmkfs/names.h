@@ -55,7 +55,10 @@ CMK_MUST_CHECK int names_symlink_decrypt(const uint8_t key[static NAME_KEY_LEN],
 					 char *out, size_t cap, size_t *out_len);
 
 /* xattr "user.X" -> backing "user." + b64(SIV(X)); values SIV-sealed with
- * the plaintext name as AAD: value_len + SIV_TAG_LEN bytes. */
+ * the plaintext name as AAD: tag ‖ SIV(0x01 ‖ value), that is
+ * value_len + XATTR_VALUE_OVERHEAD bytes. */
+#define XATTR_VALUE_VERSION 1
+#define XATTR_VALUE_OVERHEAD (SIV_TAG_LEN + 1)
 CMK_MUST_CHECK int names_xattr_name_encrypt(const uint8_t key[static NAME_KEY_LEN],
 					    const char *name, char *out,
 					    size_t cap);

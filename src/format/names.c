@@ -239,25 +239,48 @@ int names_xattr_value_seal(const uint8_t key[static NAME_KEY_LEN],
 			   const char *name, const uint8_t *val, size_t len,
 			   uint8_t *out)
 {
-	uint8_t aad[AAD_MAX];
+	uint8_t aad[AAD_MAX], *pt;
 	size_t nl = strnlen(name, AAD_MAX - 1);
+	int rc;
 
+	/* A version byte first: SIV through EVP cannot seal empty data, and
+	 * empty xattr values are common (rsync -X). */
+	pt = malloc(len + 1);
+	if (pt == NULL)
+		return -ENOMEM;
+	pt[0] = XATTR_VALUE_VERSION;
+	if (len > 0)
+		memcpy(pt + 1, val, len);
 	aad[0] = DOM_XVAL;
 	memcpy(aad + 1, name, nl);
-	return siv_seal(key, aad, 1 + nl, val, len, out + SIV_TAG_LEN, out);
+	rc = siv_seal(key, aad, 1 + nl, pt, len + 1, out + SIV_TAG_LEN, out);
+	secmem_wipe(pt, len + 1);
+	free(pt);
+	return rc;
 }
 
 int names_xattr_value_open(const uint8_t key[static NAME_KEY_LEN],
 			   const char *name, const uint8_t *in, size_t in_len,
 			   uint8_t *out)
 {
-	uint8_t aad[AAD_MAX];
-	size_t nl = strnlen(name, AAD_MAX - 1);
+	uint8_t aad[AAD_MAX], *pt;
+	size_t nl = strnlen(name, AAD_MAX - 1), len;
+	int rc;
 
-	if (in_len < SIV_TAG_LEN)
+	if (in_len < XATTR_VALUE_OVERHEAD)
 		return -EBADMSG;
+	len = in_len - SIV_TAG_LEN;
+	pt = malloc(len);
+	if (pt == NULL)
+		return -ENOMEM;
 	aad[0] = DOM_XVAL;
 	memcpy(aad + 1, name, nl);
-	return siv_open(key, aad, 1 + nl, in + SIV_TAG_LEN,
-			in_len - SIV_TAG_LEN, out, in);
+	rc = siv_open(key, aad, 1 + nl, in + SIV_TAG_LEN, len, pt, in);
+	if (rc == 0 && pt[0] != XATTR_VALUE_VERSION)
+		rc = -EBADMSG;
+	if (rc == 0 && len > 1)
+		memcpy(out, pt + 1, len - 1);
+	secmem_wipe(pt, len);
+	free(pt);
+	return rc;
 }

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -20,9 +21,27 @@
 
 #define CHUNK_BYTES (1u << 20)	/* plaintext per batched pread/pwrite */
 
-void cfile_init(struct cfile *cf, struct keyring *kr, uint32_t bs)
+/* The backing path for log lines (gocryptfs doRead logs ino + block; we
+ * name the ciphertext file so fsck and operators can find it). */
+static const char *where(const struct cfile *cf, char *buf, size_t cap)
+{
+	char proc[32];
+	ssize_t n;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", cf->path_fd);
+	n = readlink(proc, buf, cap - 1);
+	if (n < 0)
+		snprintf(buf, cap, "(backing fd %d)", cf->path_fd);
+	else
+		buf[n] = '\0';
+	return buf;
+}
+
+void cfile_init(struct cfile *cf, struct keyring *kr, uint32_t bs,
+		int path_fd)
 {
 	memset(cf, 0, sizeof(*cf));
+	cf->path_fd = path_fd;
 	pthread_rwlock_init(&cf->rwlock, NULL);
 	pthread_mutex_init(&cf->mtx, NULL);
 	cf->kr = kr;
@@ -153,6 +172,7 @@ int cfile_load(struct cfile *cf, int fd)
 	uint8_t buf[HEADER_LEN];
 	struct filekeys *fk = NULL;
 	struct header h;
+	char wbuf[4096];
 	int rc;
 
 	pthread_mutex_lock(&cf->mtx);
@@ -173,7 +193,7 @@ int cfile_load(struct cfile *cf, int fd)
 	}
 	pthread_mutex_unlock(&cf->mtx);
 	if (rc < 0)
-		log_err("%s: file header: %s", cf->where,
+		log_err("%s: file header: %s", where(cf, wbuf, sizeof(wbuf)),
 			rc == -EKEYREJECTED ? "wrong key or tampered header" :
 			rc == -EBADMSG	    ? "malformed or truncated header" :
 					      strerror(-rc));
@@ -182,6 +202,7 @@ int cfile_load(struct cfile *cf, int fd)
 
 static int size_locked(struct cfile *cf, int fd, uint64_t *plain)
 {
+	char wbuf[4096];
 	struct stat st;
 	int rc;
 
@@ -190,7 +211,39 @@ static int size_locked(struct cfile *cf, int fd, uint64_t *plain)
 	rc = cfile_plain_size((uint64_t)st.st_size, cf->bs, plain);
 	if (rc < 0)
 		log_err("%s: backing file size %lld is impossible (cut short?)",
-			cf->where, (long long)st.st_size);
+			where(cf, wbuf, sizeof(wbuf)), (long long)st.st_size);
+	return rc;
+}
+
+static int read_blocks(struct cfile *cf, struct filekeys *fk, int fd,
+		       uint64_t size, uint64_t b0, uint64_t n, uint8_t *ct,
+		       uint8_t *out);
+
+int cfile_check_tail(struct cfile *cf, int fd)
+{
+	struct filekeys *fk = NULL;
+	uint8_t *buf = NULL;
+	size_t cb = cf->bs + BLOCK_OVERHEAD;
+	uint64_t size;
+	int rc;
+
+	pthread_rwlock_rdlock(&cf->rwlock);
+	rc = size_locked(cf, fd, &size);
+	if (rc == 0)
+		rc = fk_get(cf, &fk);
+	if (rc == 0) {
+		buf = malloc(cb + cf->bs);
+		rc = buf ? read_blocks(cf, fk, fd, size,
+				       nblocks(size, cf->bs) - 1, 1, buf,
+				       buf + cb) :
+			   -ENOMEM;
+	}
+	if (fk != NULL)
+		fk_put(cf, fk);
+	pthread_rwlock_unlock(&cf->rwlock);
+	if (buf != NULL)
+		secmem_wipe(buf, cb + cf->bs);
+	free(buf);
 	return rc;
 }
 
@@ -211,6 +264,7 @@ static int read_blocks(struct cfile *cf, struct filekeys *fk, int fd,
 		       uint8_t *out)
 {
 	uint64_t nb = nblocks(size, cf->bs), off, clen = 0;
+	char wbuf[4096];
 	int rc;
 
 	rc = cipher_off(b0, cf->bs, &off);
@@ -221,7 +275,8 @@ static int read_blocks(struct cfile *cf, struct filekeys *fk, int fd,
 			BLOCK_OVERHEAD;
 	rc = backing_pread_full(fd, ct, clen, (off_t)off);
 	if (rc < 0) {
-		log_err("%s: blocks %llu..%llu: %s", cf->where,
+		log_err("%s: blocks %llu..%llu: %s",
+			where(cf, wbuf, sizeof(wbuf)),
 			(unsigned long long)b0, (unsigned long long)(b0 + n - 1),
 			rc == -EBADMSG ? "backing file cut short" :
 					 strerror(-rc));
@@ -237,7 +292,8 @@ static int read_blocks(struct cfile *cf, struct filekeys *fk, int fd,
 			log_err("%s: block %llu failed authentication "
 				"(tampered, moved, or file cut at a block "
 				"boundary)",
-				cf->where, (unsigned long long)b);
+				where(cf, wbuf, sizeof(wbuf)),
+				(unsigned long long)b);
 			return -EBADMSG;
 		}
 		pos += len + BLOCK_OVERHEAD;

@@ -103,10 +103,7 @@ int inode_get(struct fsctx *fs, int fd, const struct stat *st, uint64_t n,
 		fresh->ino = st->st_ino;
 		fresh->type = st->st_mode & S_IFMT;
 		if (S_ISREG(fresh->type)) {
-			cfile_init(&fresh->cf, fs->kr, fs->bs);
-			snprintf(fresh->cf.where, sizeof(fresh->cf.where),
-				 "backing inode %llu",
-				 (unsigned long long)st->st_ino);
+			cfile_init(&fresh->cf, fs->kr, fs->bs, fd);
 		}
 		fresh->hnext = fs->hash[s];
 		fs->hash[s] = fresh;

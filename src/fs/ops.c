@@ -56,6 +56,8 @@ static fuse_ino_t ino_of(struct fsctx *fs, struct inode *in)
 static int kerr(int rc)
 {
 	switch (rc) {
+	case 0:
+		return 0;
 	case -EBADMSG:
 	case -EKEYREJECTED:
 		return EIO;
@@ -266,9 +268,12 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			ts[1].tv_nsec = UTIME_NOW;
 		else if (valid & FUSE_SET_ATTR_MTIME)
 			ts[1] = attr->st_mtim;
-		if (S_ISLNK(in->type))
-			rc = -EPERM;	/* no lutimes through an O_PATH fd */
-		else if (utimensat(AT_FDCWD, path, ts, 0) < 0)
+		/* Symlinks: AT_EMPTY_PATH on the O_PATH descriptor itself
+		 * (Linux >= 5.8); the /proc path would follow the link. */
+		if (S_ISLNK(in->type) ?
+			    utimensat(in->fd, "", ts,
+				      AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 :
+			    utimensat(AT_FDCWD, path, ts, 0) < 0)
 			rc = -errno;
 	}
 	if (rc == 0)
@@ -415,6 +420,8 @@ static int open_fh(struct inode *in, int flags, struct fh **out)
 	if (fd < 0)
 		return -errno;
 	rc = cfile_load(&in->cf, fd);
+	if (rc == 0 && !(flags & O_TRUNC))
+		rc = cfile_check_tail(&in->cf, fd);
 	if (rc < 0) {
 		close(fd);
 		return rc;
@@ -987,7 +994,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	uint8_t key[NAME_KEY_LEN], *sealed = NULL;
 	int rc;
 
-	if (size > XATTR_VAL_MAX - SIV_TAG_LEN) {
+	if (size > XATTR_VAL_MAX - XATTR_VALUE_OVERHEAD) {
 		fuse_reply_err(req, E2BIG);
 		return;
 	}
@@ -995,7 +1002,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	if (rc == 0)
 		rc = names_xattr_name_encrypt(key, name, bname, sizeof(bname));
 	if (rc == 0) {
-		sealed = malloc(size + SIV_TAG_LEN);
+		sealed = malloc(size + XATTR_VALUE_OVERHEAD);
 		rc = sealed ? names_xattr_value_seal(key, name,
 						     (const uint8_t *)value,
 						     size, sealed) :
@@ -1004,8 +1011,8 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	secmem_wipe(key, sizeof(key));
 	if (rc == 0) {
 		backing_procpath(in->fd, path);
-		if (lsetxattr(path, bname, sealed, size + SIV_TAG_LEN, flags) <
-		    0)
+		if (setxattr(path, bname, sealed, size + XATTR_VALUE_OVERHEAD,
+			     flags) < 0)
 			rc = -errno;
 	}
 	free(sealed);
@@ -1036,7 +1043,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		goto out;
 	}
 	backing_procpath(in->fd, path);
-	n = lgetxattr(path, bname, raw, XATTR_VAL_MAX);
+	n = getxattr(path, bname, raw, XATTR_VAL_MAX);
 	if (n < 0) {
 		rc = -errno;
 		goto out;
@@ -1047,7 +1054,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			(unsigned long long)in->ino);
 		goto out;
 	}
-	n -= SIV_TAG_LEN;
+	n -= XATTR_VALUE_OVERHEAD;
 out:
 	secmem_wipe(key, sizeof(key));
 	if (rc < 0)
@@ -1077,7 +1084,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	rc = keyring_name_key(fs->kr, key);
 	if (rc < 0)
 		goto out;
-	n = llistxattr(path, NULL, 0);
+	n = listxattr(path, NULL, 0);
 	if (n < 0) {
 		rc = -errno;
 		goto out;
@@ -1088,7 +1095,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		rc = -ENOMEM;
 		goto out;
 	}
-	n = llistxattr(path, raw, (size_t)n);
+	n = listxattr(path, raw, (size_t)n);
 	if (n < 0) {
 		rc = -errno;
 		goto out;
@@ -1134,7 +1141,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		rc = -ENODATA;
 	if (rc == 0) {
 		backing_procpath(in->fd, path);
-		if (lremovexattr(path, bname) < 0)
+		if (removexattr(path, bname) < 0)
 			rc = -errno;
 	}
 	fuse_reply_err(req, kerr(rc));
