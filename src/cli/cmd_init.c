@@ -74,6 +74,7 @@ int cmd_init(int argc, char **argv)
 	struct volume v;
 	int c, rc, fd = -1, created;
 
+	opterr = 0;	/* our own one-line message below */
 	while ((c = getopt_long(argc, argv, "+h", lopts, NULL)) != -1) {
 		char *end;
 
@@ -94,7 +95,8 @@ int cmd_init(int argc, char **argv)
 			usage(stdout);
 			return CMK_EXIT_OK;
 		default:
-			return cli_usage_error("init", "unknown option");
+			return cli_usage_error("init", "unknown option '%s'",
+					       argv[optind - 1]);
 		}
 	}
 	if (optind != argc - 1)

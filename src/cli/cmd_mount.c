@@ -45,9 +45,10 @@ int cmd_mount(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct mount_opts o = { .service_key = kp_local_default_path() };
-	char cdir[PATH_MAX], mnt[PATH_MAX], *opts = NULL;
+	char cdir[PATH_MAX], mnt[PATH_MAX], kpath[PATH_MAX], *opts = NULL;
 	int c, rc;
 
+	opterr = 0;	/* our own one-line message below */
 	while ((c = getopt_long(argc, argv, "+fdo:h", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
@@ -79,7 +80,8 @@ int cmd_mount(int argc, char **argv)
 			return CMK_EXIT_OK;
 		default:
 			free(opts);
-			return cli_usage_error("mount", "unknown option");
+			return cli_usage_error("mount", "unknown option '%s'",
+					       argv[optind - 1]);
 		}
 	}
 	if (optind != argc - 2) {
@@ -97,6 +99,10 @@ int cmd_mount(int argc, char **argv)
 		return cli_fail("mount", "%s: %s", argv[optind + 1],
 				strerror(errno));
 	}
+	/* The daemon chdir()s to /: a relative key path must be resolved
+	 * now. A missing file is reported by the daemon with its name. */
+	if (realpath(o.service_key, kpath) != NULL)
+		o.service_key = kpath;
 	o.cipherdir = cdir;
 	o.mountpoint = mnt;
 	o.fuse_opts = opts;

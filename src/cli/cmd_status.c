@@ -49,6 +49,7 @@ int cmd_status(int argc, char **argv)
 	pid_t pid = 0;
 	int c, fd, rc;
 
+	opterr = 0;	/* our own one-line message below */
 	while ((c = getopt_long(argc, argv, "+h", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
@@ -58,7 +59,8 @@ int cmd_status(int argc, char **argv)
 			usage(stdout);
 			return CMK_EXIT_OK;
 		default:
-			return cli_usage_error("status", "unknown option");
+			return cli_usage_error("status", "unknown option '%s'",
+					       argv[optind - 1]);
 		}
 	}
 	if (optind != argc - 1)

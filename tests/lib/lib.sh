@@ -97,6 +97,12 @@ _t_cleanup() {
 			fusermount3 -u -z "$mp" 2>/dev/null || umount -l "$mp" ||
 				{ printf 'FAIL: could not unmount %s\n' "$mp" >&2; stuck=1; }
 		done < <(t_mounts_under "$T")
+		for f in "$T"/asan.log.* "$T"/ubsan.log.*; do
+			[ -f "$f" ] || continue
+			printf 'FAIL: sanitizer report %s:\n' "$f" >&2
+			head -n 60 "$f" >&2
+			rc=1
+		done
 		if [ "$stuck" = 1 ]; then
 			printf 'FAIL: leaving %s in place (still mounted)\n' "$T" >&2
 		elif [ -n "${T_KEEP:-}" ]; then
@@ -125,6 +131,10 @@ t_init() {
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 	trap '_t_err "$LINENO" "$?" "$BASH_COMMAND"' ERR
+	# Sanitizer reports of the background daemon would go to /dev/null:
+	# send them to files and fail the test if any appear (_t_cleanup).
+	export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$T/asan.log"
+	export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$T/ubsan.log"
 	CIPHER=$T/cipher
 	MNT=$T/mnt
 	KEY=$T/service.key

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# scripts/check.sh — the whole test suite (README's second command; CI runs
+# it). Installs what is missing, then:
+#   1. release build (gcc, -Werror): unit tests + mount tests (make check)
+#   2. ASan+UBSan build: the same suite again, daemon included
+#   3. valgrind memcheck over every unit test
+#   4. clang build, warning-free (-Werror), compile only
+# Ends with one line "check: N passed, M failed, K skipped".
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+bash scripts/deps.sh || exit 1
+jobs=$(nproc)
+pass=0 fail=0 skip=0
+failed=()
+
+note() { printf '\n=== %s\n' "$*"; }
+tally() { # dir label: add up automake's .trs results
+	local d=$1 label=$2 f r
+	while IFS= read -r f; do
+		r=$(sed -n 's/^:test-result: //p' "$f" | head -n1)
+		case $r in
+		PASS) pass=$((pass + 1)) ;;
+		SKIP) skip=$((skip + 1)) ;;
+		*) fail=$((fail + 1)); failed+=("$label:${f#"$d"/}") ;;
+		esac
+	done < <(find "$d/tests" -name '*.trs' | sort)
+}
+build() { # dir configure-args...
+	local d=$1
+	shift
+	mkdir -p "$d"
+	(cd "$d" && "$top/configure" -q --enable-werror "$@" && make -s -j"$jobs") >"$d.build.log" 2>&1 ||
+		{ cat "$d.build.log"; return 1; }
+}
+run_check() { # dir label
+	local d=$1 label=$2
+	find "$d/tests" -name '*.trs' -delete 2>/dev/null
+	(cd "$d" && make -s -j1 check) >"$d.check.log" 2>&1
+	tally "$d" "$label"
+	grep -E '^(PASS|FAIL|SKIP|ERROR|XFAIL|XPASS):' "$d.check.log" | sed "s/^/[$label] /"
+	for f in "$d"/tests/*/*.log; do
+		[ -f "$f" ] || continue
+		grep -q '^:test-result: \(FAIL\|ERROR\)' "${f%.log}.trs" 2>/dev/null || continue
+		note "$label: ${f#"$d"/} (last 40 lines)"
+		tail -n 40 "$f"
+	done
+}
+
+[ -x configure ] || autoreconf -fi >/dev/null 2>&1 || { echo "autoreconf failed"; exit 1; }
+
+note "release build (gcc)"
+if build build/release; then
+	run_check build/release release
+else
+	fail=$((fail + 1)); failed+=("release:build")
+fi
+
+note "ASan + UBSan build"
+if build build/asan --enable-sanitizers; then
+	run_check build/asan asan
+else
+	fail=$((fail + 1)); failed+=("asan:build")
+fi
+
+note "valgrind memcheck: unit tests"
+if command -v valgrind >/dev/null && [ -x build/release/tests/unit/test_rdwr ]; then
+	for t in build/release/tests/unit/test_*; do
+		[ -x "$t" ] || continue
+		case $t in *.o | *.log | *.trs) continue ;; esac
+		if valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+			"$t" >"$t.vg.log" 2>&1; then
+			pass=$((pass + 1)); echo "[valgrind] PASS: ${t##*/}"
+		else
+			fail=$((fail + 1)); failed+=("valgrind:${t##*/}")
+			echo "[valgrind] FAIL: ${t##*/}"; tail -n 30 "$t.vg.log"
+		fi
+	done
+else
+	skip=$((skip + 1)); echo "[valgrind] SKIP: valgrind or release build missing"
+fi
+
+note "clang build, -Werror"
+if command -v clang >/dev/null; then
+	if build build/clang CC=clang; then
+		pass=$((pass + 1)); echo "[clang] PASS: warning-free build"
+	else
+		fail=$((fail + 1)); failed+=("clang:build")
+	fi
+else
+	skip=$((skip + 1)); echo "[clang] SKIP: clang not installed"
+fi
+
+echo
+[ ${#failed[@]} -eq 0 ] || printf 'failed: %s\n' "${failed[@]}"
+echo "check: $pass passed, $fail failed, $skip skipped"
+[ "$fail" -eq 0 ]
