@@ -319,8 +319,8 @@ static void tamper(void)
 static void block_sizes(void)
 {
 	static const uint64_t good[] = { 512, 1024, 4096, 65536, 1 << 20 };
-	static const uint64_t bad[] = { 0, 1, 256, 511, 513, 4095, 4097, 3 << 20,
-					2 << 20, 3 << 10, 1ull << 32,
+	static const uint64_t bad[] = { 0, 1, 256, 511, 513, 4095, 4097,
+					3 << 20, 2 << 20, 3 << 10, 1ull << 32,
 					(1ull << 32) + 4096, UINT64_MAX };
 	uint8_t key[32], buf[VOLUME_MAX_LEN];
 	struct volume v;
