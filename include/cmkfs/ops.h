@@ -4,7 +4,7 @@
 #ifndef CMKFS_OPS_H
 #define CMKFS_OPS_H
 
-#define FUSE_USE_VERSION 35
+#define FUSE_USE_VERSION 312	/* 3.12 loop config ABI: fuse_session_loop_mt_312 */
 #include <fuse_lowlevel.h>
 
 extern const struct fuse_lowlevel_ops cmkfs_ops;

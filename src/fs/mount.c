@@ -242,8 +242,14 @@ static int serve(const struct mount_opts *o, int ready_fd)
 	lc = fuse_loop_cfg_create();
 	if (lc == NULL)
 		goto out_unmount;
+	/* Needs FUSE_USE_VERSION >= 312 (cmkfs/ops.h): with 35 the macro
+	 * picked fuse_session_loop_mt_32, which read this opaque config as
+	 * the old struct (clone_fd = version id, max_idle_threads = 0) and
+	 * started a thread and a cloned /dev/fuse per request - one clone3()
+	 * per request in strace, sqlite transactions at 7x native time. */
+	fuse_loop_cfg_set_clone_fd(lc, 0);
 	fuse_loop_cfg_set_max_threads(lc, 16);
-	fuse_loop_cfg_set_idle_threads(lc, 8);
+	fuse_loop_cfg_set_idle_threads(lc, 16);
 	rc = fuse_session_loop_mt(se, lc);
 	ex = rc == 0 ? CMK_EXIT_OK : CMK_EXIT_RUNTIME;
 	fuse_loop_cfg_destroy(lc);

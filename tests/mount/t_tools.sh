@@ -174,7 +174,7 @@ SCHEMA='CREATE TABLE t(id INTEGER PRIMARY KEY, w INT NOT NULL, i INT NOT NULL,
 # writer_sql W FROM TO: one transaction per row, deterministic ~810-byte payload
 writer_sql() {
 	local i
-	echo "PRAGMA busy_timeout=10000;"
+	echo "PRAGMA busy_timeout=60000;"
 	for ((i = $2; i <= $3; i++)); do
 		echo "BEGIN IMMEDIATE; INSERT INTO t(w, i, payload) VALUES($1, $i, printf('w%d-i%d-', $1, $i) || replace(hex(zeroblob(400)), '0', char(65 + ($1 * 7 + $i) % 26))); COMMIT;"
 	done
