@@ -5,6 +5,7 @@
 #   2. ASan+UBSan build: the same suite again, daemon included
 #   3. valgrind memcheck over every unit test
 #   4. clang build, warning-free (-Werror), compile only
+#   5. checksrc (banned functions), make install, and the README demo
 # Ends with one line "check: N passed, M failed, K skipped".
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -90,6 +91,37 @@ if command -v clang >/dev/null; then
 else
 	skip=$((skip + 1)); echo "[clang] SKIP: clang not installed"
 fi
+
+step() { # label command...: one counted check
+	local label=$1
+	shift
+	if "$@" >"build/$label.log" 2>&1; then
+		pass=$((pass + 1)); echo "[$label] PASS"
+	else
+		fail=$((fail + 1)); failed+=("$label")
+		echo "[$label] FAIL"; tail -n 30 "build/$label.log"
+	fi
+}
+install_check() {
+	local d
+	d=$(mktemp -d)
+	make -s -C build/release install DESTDIR="$d" &&
+		[ -x "$d/usr/local/bin/cmkfs" ] &&
+		[ -f "$d/usr/local/share/man/man1/cmkfs.1" ] &&
+		grep -q "^\.TH CMKFS 1" "$d/usr/local/share/man/man1/cmkfs.1" || { rm -rf "$d"; return 1; }
+	rm -rf "$d"
+}
+demo_check() {
+	local d
+	d=$(mktemp -d)
+	DEMO_DIR=$d bash scripts/demo.sh &&
+		grep -qs " $d/mnt fuse.cmkfs " /proc/self/mounts &&
+		build/release/src/cmkfs umount "$d/mnt" && rm -rf "$d"
+}
+note "checksrc, make install, README demo"
+step checksrc bash scripts/checksrc.sh
+step install install_check
+step demo demo_check
 
 echo
 [ ${#failed[@]} -eq 0 ] || printf 'failed: %s\n' "${failed[@]}"

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -163,6 +164,20 @@ int mount_find(const char *path, char *cipherdir, size_t ccap, char *mnt,
 	return found;
 }
 
+/* Every inode the kernel remembers holds an O_PATH descriptor (as in
+ * libfuse passthrough_ll.c): lift the soft limit to the hard one. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("cannot raise the open file limit: %s",
+				 strerror(errno));
+	}
+}
+
 /* Serve in this process. ready_fd >= 0 gets one byte once mounted. */
 static int serve(const struct mount_opts *o, int ready_fd)
 {
@@ -175,6 +190,7 @@ static int serve(const struct mount_opts *o, int ready_fd)
 	int dirfd, rc, ex = CMK_EXIT_RUNTIME;
 
 	secmem_harden_process();
+	raise_nofile();
 	umask(0);	/* modes arrive from the kernel with umask applied */
 	if (aead_global_init() < 0) {
 		log_err("OpenSSL lacks AES-256-GCM or AES-256-SIV");
