@@ -32,6 +32,8 @@ struct cfile {
 void cfile_init(struct cfile *cf, struct keyring *kr, uint32_t bs,
 		int path_fd);
 void cfile_destroy(struct cfile *cf);	/* wipes and frees the pool */
+/* Free every idle keyed context (after keyring_lock()). */
+void cfile_drop_keys(struct cfile *cf);
 
 /* Plain size from a backing file size. Errors: -EBADMSG (impossible size:
  * truncated mid-header or mid-overhead). */

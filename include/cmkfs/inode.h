@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <sys/stat.h>
 
+struct fuse_session;
+
 #include "cmkfs/file.h"
 #include "cmkfs/keyring.h"
 #include "cmkfs/names.h"
@@ -36,11 +38,15 @@ struct fsctx {
 	struct inode **hash;
 	size_t nhash;
 	bool is_root;		/* daemon runs as uid 0: chown new objects */
+	struct fuse_session *se;	/* for cache invalidation; set once */
 };
 
 CMK_MUST_CHECK int fsctx_init(struct fsctx *fs, const char *cipherdir,
 			      struct keyring *kr);
 void fsctx_destroy(struct fsctx *fs);
+/* After keyring_lock(): wipe every file's keyed contexts and make the
+ * kernel drop its cached pages and attributes of every inode. */
+void fsctx_on_lock(struct fsctx *fs);
 
 /* Find or add the inode for backing fd `fd` (O_PATH, taken over on success
  * whether a new inode was made or not) and add `n` lookups. */

@@ -24,6 +24,9 @@ struct keyprov_ops {
 				     size_t aad_len, const uint8_t *in,
 				     size_t len,
 				     uint8_t key[static AEAD_KEY_LEN]);
+	/* Is the key still usable (Key Vault: enabled, not expired, not yet
+	 * valid)? Errors as unwrap. NULL: always usable. */
+	CMK_MUST_CHECK int (*check)(struct keyprov *kp);
 	void (*close)(struct keyprov *kp);
 };
 
@@ -52,5 +55,25 @@ CMK_MUST_CHECK int kp_local_create(const char *path);
 CMK_MUST_CHECK int kp_local_open(const uint8_t *service_key,
 				 const uint8_t volume_id[static VOLUME_ID_LEN],
 				 int layer, struct keyprov **out);
+
+/* Azure Key Vault / Managed HSM provider for `key_uri` (with version).
+ * Reads the key once (type, attributes) to pick the algorithm:
+ * RSA-OAEP-256 for RSA keys, A256KW for oct(-HSM) keys. Uses the process's
+ * Key Vault client (kp_akv_client). Errors: as kv_get_key(), -EINVAL (bad
+ * URI). */
+CMK_MUST_CHECK int kp_akv_open(const char *key_uri, struct keyprov **out);
+/* The process's Key Vault client, made on first use from the environment
+ * (auth.h) and the CA file set here or $CMKFS_CA_FILE. */
+void kp_akv_set_ca_file(const char *path);
+struct kv;
+CMK_MUST_CHECK int kp_akv_client(struct kv **out);
+/* The key attributes read at open (for cmk enable/rotate checks). */
+struct kv_key;
+const struct kv_key *kp_akv_key(const struct keyprov *kp);
+/* Open the provider a volume layer names (local or akv). */
+CMK_MUST_CHECK int keyprov_for_layer(const struct vol_layer *l,
+				     const uint8_t *service_key,
+				     const uint8_t volume_id[static VOLUME_ID_LEN],
+				     int layer, struct keyprov **out);
 
 #endif

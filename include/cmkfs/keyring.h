@@ -53,6 +53,28 @@ void filekeys_free(struct filekeys *fk);	/* NULL-safe */
 CMK_MUST_CHECK int keyring_name_key(struct keyring *kr,
 				    uint8_t key[static NAME_KEY_LEN]);
 uint64_t keyring_generation(struct keyring *kr);
+
+/* Lock means wipe (STYLE.md §3): KEKs, name and MAC keys are cleansed and
+ * the generation bumped, so every cached per-file context is refused from
+ * now on. Calls needing keys fail with -EKEYREVOKED until unlocked. */
+void keyring_lock(struct keyring *kr);
+bool keyring_is_locked(struct keyring *kr);
+/* Unwrap the current config's KEKs again (resume after a lock). */
+CMK_MUST_CHECK int keyring_unlock(struct keyring *kr, struct keyprov *prov[2]);
+/* Prove that provider p still unwraps layer's KEK (and, unlocked, that it
+ * unwraps to the KEK in memory). Errors as the provider's unwrap,
+ * -EKEYREJECTED for a different key. */
+CMK_MUST_CHECK int keyring_verify_layer(struct keyring *kr, struct keyprov *p,
+					int layer);
+/* A copy of the config with `layer` re-wrapped by p (its type and key id
+ * recorded) and the MAC resealed. KEKs do not change: no file is touched. */
+CMK_MUST_CHECK int keyring_rewrap(struct keyring *kr, int layer,
+				  struct keyprov *p, struct volume *out);
+/* Adopt a config rewritten by `cmkfs cmk` (same volume, same KEKs: its
+ * MAC must verify under our keys). Errors: -EKEYREJECTED, -EBADMSG. */
+CMK_MUST_CHECK int keyring_set_volume(struct keyring *kr,
+				      const struct volume *v);
+struct volume *keyring_volume_copy(struct keyring *kr, struct volume *out);
 const struct volume *keyring_volume(struct keyring *kr);
 
 #endif

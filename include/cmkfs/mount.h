@@ -15,6 +15,10 @@ struct mount_opts {
 	const char *mountpoint;		/* absolute */
 	const char *service_key;
 	const char *fuse_opts;		/* -o list, may be NULL */
+	const char *ca_file;		/* private CA for Key Vault, may be NULL */
+	const char *audit_log;		/* may be NULL: $CMKFS_AUDIT_LOG or default */
+	int key_check_interval_sec;	/* default 60 */
+	int grace_sec;			/* default 3600 */
 	bool foreground;
 	bool debug;
 };

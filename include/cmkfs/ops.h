@@ -9,4 +9,7 @@
 
 extern const struct fuse_lowlevel_ops cmkfs_ops;
 
+/* Drop the kernel's cached pages and attributes of inode `ino`. */
+void ops_invalidate(struct fuse_session *se, uint64_t ino);
+
 #endif

@@ -12,6 +12,11 @@ CMK_MUST_CHECK int volio_write(int dirfd, const struct volume *v);
 /* Load the service key and unlock the volume at dirfd. */
 CMK_MUST_CHECK int volio_unlock(int dirfd, const char *service_key_path,
 				struct keyring **kr);
+/* Providers for both layers of v: the service key for `local` layers,
+ * Key Vault for `akv` ones. Close both with keyprov_close(). */
+CMK_MUST_CHECK int volio_providers(const struct volume *v,
+				   const char *service_key_path,
+				   struct keyprov *prov[2]);
 /* A user-facing sentence for an error of volio_unlock / cfile calls. */
 const char *volio_strerror(int rc);
 

@@ -17,6 +17,13 @@ int cmd_init(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
 int cmd_umount(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_cmk(int argc, char **argv);
+int cmd_lock(int argc, char **argv);
+
+struct keyprov;
+/* Pre-flight checks of a candidate CMK: enabled, valid now, wrapKey and
+ * unwrapKey allowed, soft delete and purge protection. -EPERM + *why. */
+int cli_check_cmk(const struct keyprov *p, const char **why);
 
 /* Print "cmkfs CMD: msg" and a hint to use --help; returns CMK_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) CMK_PRINTF(2, 3);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cmkfs/audit.h"
+#include "cmkfs/http.h"
+#include "cmkfs/kv.h"
 #include "cmkfs/backing.h"
 #include "cmkfs/dir.h"
 #include "cmkfs/keyprov.h"
@@ -35,6 +39,12 @@ static void usage(FILE *f)
 		"                       " SERVICE_KEY_DEFAULT ")\n"
 		"  --block-size BYTES   plaintext block size, a power of two from 512\n"
 		"                       to 1048576 (default 4096)\n"
+		"  --cmk KEY_URI        protect the customer layer with this key in\n"
+		"                       Azure Key Vault / Managed HSM (full URI with\n"
+		"                       version); checked as 'cmkfs cmk enable' does\n"
+		"  --force              skip the --cmk key checks\n"
+		"  --ca-file FILE       extra CA for Key Vault TLS (or $CMKFS_CA_FILE)\n"
+		"  --audit-log FILE     audit log (default $CMKFS_AUDIT_LOG)\n"
 		"  -h, --help           this text\n");
 }
 
@@ -63,10 +73,16 @@ int cmd_init(int argc, char **argv)
 	static const struct option lopts[] = {
 		{ "service-key", required_argument, NULL, 'k' },
 		{ "block-size", required_argument, NULL, 'b' },
+		{ "cmk", required_argument, NULL, 'C' },
+		{ "force", no_argument, NULL, 'F' },
+		{ "ca-file", required_argument, NULL, 'c' },
+		{ "audit-log", required_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *keypath = kp_local_default_path(), *dir;
+	const char *keypath = kp_local_default_path(), *dir, *cmk = NULL,
+		   *audit_log = NULL, *why;
+	bool force = false;
 	struct keyprov *prov[2] = { NULL, NULL };
 	struct keyring *kr = NULL;
 	uint8_t *skey = NULL, dirid[DIRID_LEN], volid[VOLUME_ID_LEN];
@@ -91,6 +107,18 @@ int cmd_init(int argc, char **argv)
 					"--block-size must be a power of two "
 					"from 512 to 1048576");
 			break;
+		case 'C':
+			cmk = optarg;
+			break;
+		case 'F':
+			force = true;
+			break;
+		case 'c':
+			kp_akv_set_ca_file(optarg);
+			break;
+		case 'a':
+			audit_log = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return CMK_EXIT_OK;
@@ -102,6 +130,16 @@ int cmd_init(int argc, char **argv)
 	if (optind != argc - 1)
 		return cli_usage_error("init", "expected one CIPHERDIR");
 	dir = argv[optind];
+	if (cmk != NULL) {
+		struct kv_uri u;
+
+		if (kv_parse_uri(cmk, &u) < 0)
+			return cli_usage_error(
+				"init", "--cmk must be https://HOST/keys/NAME/VERSION");
+		if (http_global_init() < 0)
+			return cli_fail("init", "libcurl failed to start");
+		audit_open(audit_log);
+	}
 	rc = dir_empty_or_new(dir);
 	if (rc == -EEXIST)
 		return cli_fail("init", "%s: already holds a cmkfs volume", dir);
@@ -118,8 +156,26 @@ int cmd_init(int argc, char **argv)
 		return cli_fail("init", "%s: %s", keypath,
 				volio_strerror(rc == -ENOENT ? -ENOKEY : rc));
 	rc = rand_bytes(volid, sizeof(volid));
-	for (int i = 0; i < 2 && rc == 0; i++)
-		rc = kp_local_open(skey, volid, i, &prov[i]);
+	for (int i = 0; i < 2 && rc == 0; i++) {
+		if (i == 1 && cmk != NULL)
+			rc = kp_akv_open(cmk, &prov[i]);
+		else
+			rc = kp_local_open(skey, volid, i, &prov[i]);
+	}
+	if (rc < 0 && cmk != NULL) {
+		rc = cli_fail("init", "%s: %s: %s", cmk, volio_strerror(rc),
+			      kv_last_error());
+		goto out;
+	}
+	if (rc == 0 && cmk != NULL && cli_check_cmk(prov[1], &why) < 0) {
+		if (!force) {
+			rc = cli_fail("init", "%s: refused: %s (use --force to "
+					      "override)",
+				      cmk, why);
+			goto out;
+		}
+		fprintf(stderr, "cmkfs init: warning: %s (forced)\n", why);
+	}
 	if (rc == 0)
 		rc = keyring_create(prov, (uint32_t)bs, volid, &v, &kr);
 	if (rc < 0) {
@@ -140,6 +196,16 @@ int cmd_init(int argc, char **argv)
 		rc = cli_fail("init", "%s: writing the volume: %s", dir,
 			      strerror(-rc));
 		goto out;
+	}
+	if (cmk != NULL) {
+		char id[2 * VOLUME_ID_LEN + 1];
+
+		for (int i = 0; i < VOLUME_ID_LEN; i++)
+			snprintf(id + 2 * i, 3, "%02x", v.volume_id[i]);
+		audit_set_volume(id);
+		audit_event("wrap", cmk, "ok", "KEK_C (init)");
+		audit_event("cmk_enable", cmk, "ok", "init");
+		printf("Customer layer protected by %s\n", cmk);
 	}
 	printf("Created cmkfs volume in %s (block size %llu)\n", dir, bs);
 	printf("Service key: %s%s\n", keypath,

@@ -30,8 +30,19 @@ static void usage(FILE *f)
 		"                       allow_other, ro, default_permissions (always on)\n"
 		"  --service-key FILE   service key (default $CMKFS_SERVICE_KEY, else\n"
 		"                       " SERVICE_KEY_DEFAULT ")\n"
+		"  --key-check-interval SECONDS\n"
+		"                       prove access to the keys this often (default\n"
+		"                       60); a denial (access revoked, key disabled,\n"
+		"                       deleted or expired) wipes the keys at once\n"
+		"  --grace SECONDS      how long to serve on through transient Key\n"
+		"                       Vault faults before locking (default 3600)\n"
+		"  --ca-file FILE       extra CA for Key Vault TLS (or $CMKFS_CA_FILE)\n"
+		"  --audit-log FILE     audit log (default $CMKFS_AUDIT_LOG, else\n"
+		"                       /var/log/cmkfs/audit.log)\n"
 		"  -h, --help           this text\n"
 		"\n"
+		"A locked mount answers everything with EKEYREVOKED ('Key has been\n"
+		"revoked') and resumes by itself once the keys can be unwrapped again.\n"
 		"Unmount with 'cmkfs umount MOUNTPOINT'.\n");
 }
 
@@ -41,11 +52,18 @@ int cmd_mount(int argc, char **argv)
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "service-key", required_argument, NULL, 'k' },
+		{ "key-check-interval", required_argument, NULL, 'i' },
+		{ "grace", required_argument, NULL, 'g' },
+		{ "ca-file", required_argument, NULL, 'c' },
+		{ "audit-log", required_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct mount_opts o = { .service_key = kp_local_default_path() };
-	char cdir[PATH_MAX], mnt[PATH_MAX], kpath[PATH_MAX], *opts = NULL;
+	struct mount_opts o = { .service_key = kp_local_default_path(),
+				.key_check_interval_sec = 60,
+				.grace_sec = 3600 };
+	char cdir[PATH_MAX], mnt[PATH_MAX], kpath[PATH_MAX], capath[PATH_MAX];
+	char *opts = NULL;
 	int c, rc;
 
 	opterr = 0;	/* our own one-line message below */
@@ -75,6 +93,33 @@ int cmd_mount(int argc, char **argv)
 		case 'k':
 			o.service_key = optarg;
 			break;
+		case 'i':
+		case 'g': {
+			char *end;
+			long v;
+
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || v < (c == 'i') ||
+			    v > 86400 * 30) {
+				free(opts);
+				return cli_usage_error(
+					"mount", "--%s takes seconds (%s..2592000)",
+					c == 'i' ? "key-check-interval" : "grace",
+					c == 'i' ? "1" : "0");
+			}
+			if (c == 'i')
+				o.key_check_interval_sec = (int)v;
+			else
+				o.grace_sec = (int)v;
+			break;
+		}
+		case 'c':
+			o.ca_file = optarg;
+			break;
+		case 'a':
+			o.audit_log = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return CMK_EXIT_OK;
@@ -103,6 +148,12 @@ int cmd_mount(int argc, char **argv)
 	 * now. A missing file is reported by the daemon with its name. */
 	if (realpath(o.service_key, kpath) != NULL)
 		o.service_key = kpath;
+	if (o.ca_file != NULL && realpath(o.ca_file, capath) != NULL)
+		o.ca_file = capath;
+	if (o.audit_log != NULL && o.audit_log[0] != '/') {
+		free(opts);
+		return cli_usage_error("mount", "--audit-log needs an absolute path");
+	}
 	o.cipherdir = cdir;
 	o.mountpoint = mnt;
 	o.fuse_opts = opts;

@@ -15,6 +15,8 @@
 
 #include "cli.h"
 #include "cmkfs/mount.h"
+#include "cmkfs/ctl.h"
+#include "cmkfs/kv.h"
 #include "cmkfs/volio.h"
 
 static const char *const layer_name[2] = { "inner", "outer" };
@@ -44,7 +46,9 @@ int cmd_status(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	char path[PATH_MAX], cdir[PATH_MAX], mnt[PATH_MAX], id[2 * VOLUME_ID_LEN + 1];
-	bool json = false, mounted;
+	bool json = false, mounted, have_uri;
+	char live[4096] = "null";
+	struct kv_uri u;
 	struct volume v;
 	pid_t pid = 0;
 	int c, fd, rc;
@@ -87,6 +91,10 @@ int cmd_status(int argc, char **argv)
 	if (rc < 0)
 		return cli_fail("status", "%s: %s", cdir, volio_strerror(rc));
 	hex(v.volume_id, VOLUME_ID_LEN, id);
+	if (mounted && ctl_request(mnt, "status", live, sizeof(live)) < 0)
+		snprintf(live, sizeof(live), "null");
+	have_uri = v.layer[1].prov == KPROV_AKV &&
+		   kv_parse_uri(v.layer[1].key_id, &u) == 0;
 	if (json) {
 		printf("{\"cipherdir\":");
 		cli_json_str(cdir);
@@ -107,14 +115,27 @@ int cmd_status(int argc, char **argv)
 			cli_json_str(v.layer[i].key_id);
 			printf("}");
 		}
-		printf("],\"customer_managed_key\":%s,\"mounted\":%s",
-		       v.layer[1].prov == KPROV_AKV ? "true" : "false",
-		       mounted ? "true" : "false");
+		printf("],\"customer_managed_key\":%s",
+		       v.layer[1].prov == KPROV_AKV ? "true" : "false");
+		if (have_uri) {
+			printf(",\"cmk\":{\"uri\":");
+			cli_json_str(v.layer[1].key_id);
+			printf(",\"vault\":");
+			cli_json_str(u.vault);
+			printf(",\"name\":");
+			cli_json_str(u.name);
+			printf(",\"version\":");
+			cli_json_str(u.version);
+			printf(",\"managed_hsm\":%s}", u.hsm ? "true" : "false");
+		}
+		printf(",\"mounted\":%s", mounted ? "true" : "false");
 		if (mounted) {
 			printf(",\"mountpoint\":");
 			cli_json_str(mnt);
 			if (pid > 0)
 				printf(",\"pid\":%ld", (long)pid);
+			/* the daemon's own JSON: lock state, last key check */
+			printf(",\"daemon\":%s", live);
 		}
 		printf("}\n");
 		return CMK_EXIT_OK;
@@ -133,9 +154,14 @@ int cmd_status(int argc, char **argv)
 	printf("customer key:    %s\n",
 	       v.layer[1].prov == KPROV_AKV ? "customer-managed (Key Vault)" :
 					      "off (service-managed)");
-	if (mounted)
+	if (have_uri)
+		printf("customer key:    vault %s, key %s, version %s\n", u.vault,
+		       u.name, u.version);
+	if (mounted) {
 		printf("mounted:         yes, on %s (pid %ld)\n", mnt, (long)pid);
-	else
+		printf("daemon:          %s\n", live);
+	} else {
 		printf("mounted:         no\n");
+	}
 	return CMK_EXIT_OK;
 }

@@ -13,6 +13,8 @@ static const struct subcmd subcmds[] = {
 	{ "mount", "mount a volume (returns once it serves)", cmd_mount },
 	{ "umount", "flush and unmount a mounted volume", cmd_umount },
 	{ "status", "show a volume's keys, format and mount state", cmd_status },
+	{ "cmk", "enable, rotate or disable the customer-managed key", cmd_cmk },
+	{ "lock", "wipe a running mount's keys now", cmd_lock },
 };
 
 static void help(FILE *f)

@@ -132,12 +132,35 @@ static int fk_get(struct cfile *cf, struct filekeys **out)
 	return keyring_open_file(cf->kr, &cf->hdr, out);
 }
 
+/* Back to the pool, unless the keyring was locked meanwhile: then the key
+ * schedule is wiped now (checked under cf->mtx, which cfile_drop_keys
+ * also takes, so no context outlives a lock in the pool). */
 static void fk_put(struct cfile *cf, struct filekeys *fk)
 {
 	pthread_mutex_lock(&cf->mtx);
-	fk->next = cf->pool;
-	cf->pool = fk;
+	if (fk->generation == keyring_generation(cf->kr)) {
+		fk->next = cf->pool;
+		cf->pool = fk;
+		fk = NULL;
+	}
 	pthread_mutex_unlock(&cf->mtx);
+	filekeys_free(fk);
+}
+
+void cfile_drop_keys(struct cfile *cf)
+{
+	struct filekeys *fk;
+
+	pthread_mutex_lock(&cf->mtx);
+	fk = cf->pool;
+	cf->pool = NULL;
+	pthread_mutex_unlock(&cf->mtx);
+	while (fk != NULL) {
+		struct filekeys *next = fk->next;
+
+		filekeys_free(fk);
+		fk = next;
+	}
 }
 
 int cfile_create(struct cfile *cf, int fd)

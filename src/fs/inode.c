@@ -11,6 +11,7 @@
 #include "cmkfs/backing.h"
 #include "cmkfs/inode.h"
 #include "cmkfs/log.h"
+#include "cmkfs/ops.h"
 
 #define NHASH 65536
 
@@ -66,6 +67,38 @@ void fsctx_destroy(struct fsctx *fs)
 		close(fs->root.fd);
 	pthread_mutex_destroy(&fs->mtx);
 	pthread_mutex_destroy(&fs->ns);
+}
+
+void fsctx_on_lock(struct fsctx *fs)
+{
+	uint64_t *inos = NULL;
+	size_t n = 0, cap = 0;
+
+	pthread_mutex_lock(&fs->mtx);
+	for (size_t i = 0; i < fs->nhash; i++) {
+		for (struct inode *in = fs->hash[i]; in; in = in->hnext) {
+			if (S_ISREG(in->type))
+				cfile_drop_keys(&in->cf);
+			if (n == cap) {
+				size_t nc = cap ? 2 * cap : 256;
+				uint64_t *p = realloc(inos, nc * sizeof(*p));
+
+				if (p == NULL)
+					continue;
+				inos = p;
+				cap = nc;
+			}
+			inos[n++] = (uint64_t)(uintptr_t)in;
+		}
+	}
+	pthread_mutex_unlock(&fs->mtx);
+	/* Outside fs->mtx: invalidation may wait on requests we serve. */
+	if (fs->se != NULL) {
+		ops_invalidate(fs->se, 1);	/* FUSE_ROOT_ID */
+		for (size_t i = 0; i < n; i++)
+			ops_invalidate(fs->se, inos[i]);
+	}
+	free(inos);
 }
 
 static size_t slot(const struct fsctx *fs, dev_t dev, ino_t ino)

@@ -74,6 +74,26 @@ static void reply_err(fuse_req_t req, int rc)
 	fuse_reply_err(req, kerr(rc));
 }
 
+void ops_invalidate(struct fuse_session *se, uint64_t ino)
+{
+	(void)fuse_lowlevel_notify_inval_inode(se, (fuse_ino_t)ino, 0, 0);
+}
+
+/* A locked mount answers every request with EKEYREVOKED ("Key has been
+ * revoked"), files already open and listings included (doc/KEYS.md). */
+static bool refuse_locked(fuse_req_t req)
+{
+	if (!keyring_is_locked(FS(req)->kr))
+		return false;
+	fuse_reply_err(req, EKEYREVOKED);
+	return true;
+}
+#define GUARD(req)                           \
+	do {                                 \
+		if (refuse_locked(req))      \
+			return;              \
+	} while (0)
+
 /* Backing attributes -> plaintext attributes (sizes of files and links). */
 static void translate_attr(struct fsctx *fs, int fd, struct stat *st)
 {
@@ -155,6 +175,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fuse_entry_param e;
 	int rc;
 
+	GUARD(req);
+
 	rc = do_lookup(FS(req), INODE(req, parent), name, &e);
 	if (rc == -ENOENT) {
 		e.ino = 0;	/* negative entry, cached for the timeout */
@@ -186,6 +208,8 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 {
 	struct stat st;
 	int rc;
+
+	GUARD(req);
 
 	rc = stat_inode(FS(req), INODE(req, ino), &st);
 	if (rc < 0)
@@ -227,6 +251,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	char path[32];
 	struct stat st;
 	int rc = 0;
+
+	GUARD(req);
 
 	backing_procpath(in->fd, path);
 	if ((valid & FUSE_SET_ATTR_MODE) && !S_ISLNK(in->type) &&
@@ -292,6 +318,8 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	size_t len;
 	ssize_t n;
 	int rc;
+
+	GUARD(req);
 
 	n = readlinkat(in->fd, "", enc, sizeof(enc) - 1);
 	if (n < 0) {
@@ -445,6 +473,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fh *h;
 	int fd = -1, rc;
 
+	GUARD(req);
+
 	rc = make_file(fs, req, INODE(req, parent), name, mode, &fd, &e);
 	if (rc == -EEXIST && !(fi->flags & O_EXCL)) {
 		/* Lost a race with another creator: open what is there. */
@@ -493,6 +523,8 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct bname bn;
 	int fd, rc;
 
+	GUARD(req);
+
 	if (S_ISREG(mode)) {
 		rc = make_file(fs, req, p, name, mode, &fd, &e);
 		if (rc == 0)
@@ -530,6 +562,8 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct bname bn;
 	char tmp[40];
 	int rc;
+
+	GUARD(req);
 
 	rc = dir_bname(fs, p, name, &bn);
 	if (rc == 0)
@@ -574,6 +608,8 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	struct bname bn;
 	int rc;
 
+	GUARD(req);
+
 	rc = dir_bname(fs, p, name, &bn);
 	if (rc == 0)
 		rc = keyring_name_key(fs->kr, key);
@@ -610,6 +646,8 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	struct bname bn;
 	char path[32];
 	int rc;
+
+	GUARD(req);
 
 	rc = dir_bname(fs, p, newname, &bn);
 	if (rc < 0)
@@ -678,6 +716,8 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct bname bn;
 	int rc;
 
+	GUARD(req);
+
 	rc = dir_bname(fs, p, name, &bn);
 	if (rc < 0)
 		goto reply;
@@ -697,6 +737,8 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct inode *p = INODE(req, parent);
 	struct bname bn;
 	int rc;
+
+	GUARD(req);
 
 	rc = dir_bname(fs, p, name, &bn);
 	if (rc < 0)
@@ -719,6 +761,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct bname b1, b2;
 	struct stat s1, s2;
 	int rc;
+
+	GUARD(req);
 
 	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
 		fuse_reply_err(req, EINVAL);
@@ -783,6 +827,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fh *h = NULL;
 	int rc;
 
+	GUARD(req);
+
 	rc = open_fh(in, fi->flags, &h);
 	if (rc == 0 && (fi->flags & O_TRUNC))
 		rc = cfile_truncate(&in->cf, h->fd, 0);
@@ -810,6 +856,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	uint8_t *buf;
 	int rc;
 
+	GUARD(req);
+
 	if (off < 0) {
 		fuse_reply_err(req, EINVAL);
 		return;
@@ -834,6 +882,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	struct inode *in = INODE(req, ino);
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
 	int rc;
+
+	GUARD(req);
 
 	if (off < 0) {
 		fuse_reply_err(req, EINVAL);
@@ -868,6 +918,8 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
 	int rc = datasync ? fdatasync(h->fd) : fsync(h->fd);
 
+	GUARD(req);
+
 	fuse_reply_err(req, rc < 0 ? errno : 0);
 }
 
@@ -877,6 +929,8 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 	struct inode *in = INODE(req, ino);
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
 	int rc;
+
+	GUARD(req);
 
 	if (off < 0 || len <= 0) {
 		fuse_reply_err(req, EINVAL);
@@ -891,6 +945,8 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct dh *d = calloc(1, sizeof(*d));
+
+	GUARD(req);
 
 	if (d == NULL) {
 		fuse_reply_err(req, ENOMEM);
@@ -909,6 +965,8 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	size_t used = 0;
 	char *buf;
 	int rc;
+
+	GUARD(req);
 
 	/* Offset 0 (open or rewinddir) takes a fresh snapshot; entries are
 	 * numbered 1.. so that an offset names the next entry. */
@@ -962,6 +1020,8 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 	struct inode *in = INODE(req, ino);
 	int rc, fd;
 
+	GUARD(req);
+
 	rc = backing_fsync_dir(in->fd);
 	/* The directory's id must be durable with its entries. */
 	fd = openat(in->fd, DIRID_FILE, O_RDONLY | O_CLOEXEC);
@@ -976,6 +1036,8 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct statvfs sv;
+
+	GUARD(req);
 
 	if (fstatvfs(FS(req)->root.fd, &sv) < 0) {
 		fuse_reply_err(req, errno);
@@ -993,6 +1055,8 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	char bname[XATTR_NAME_MAX + 1], path[32];
 	uint8_t key[NAME_KEY_LEN], *sealed = NULL;
 	int rc;
+
+	GUARD(req);
 
 	if (size > XATTR_VAL_MAX - XATTR_VALUE_OVERHEAD) {
 		fuse_reply_err(req, E2BIG);
@@ -1028,6 +1092,8 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	uint8_t key[NAME_KEY_LEN], *raw = NULL, *val = NULL;
 	ssize_t n = 0;
 	int rc;
+
+	GUARD(req);
 
 	rc = keyring_name_key(fs->kr, key);
 	if (rc == 0)
@@ -1079,6 +1145,8 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	size_t used = 0;
 	ssize_t n;
 	int rc;
+
+	GUARD(req);
 
 	backing_procpath(in->fd, path);
 	rc = keyring_name_key(fs->kr, key);
@@ -1132,6 +1200,8 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	char bname[XATTR_NAME_MAX + 1], path[32];
 	uint8_t key[NAME_KEY_LEN];
 	int rc;
+
+	GUARD(req);
 
 	rc = keyring_name_key(fs->kr, key);
 	if (rc == 0)

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include "cmkfs/kdf.h"
 #include "cmkfs/keyring.h"
 #include "cmkfs/rand.h"
@@ -118,37 +120,177 @@ int keyring_create(struct keyprov *prov[2], uint32_t block_size,
 	return 0;
 }
 
+/* Unwrap both KEKs of v into k, derive, verify the MAC. */
+static int unwrap_all(struct keys *k, const struct volume *v,
+		      struct keyprov *prov[2])
+{
+	uint8_t aad[KEK_AAD_LEN];
+	int rc = 0;
+
+	for (int i = 0; i < 2 && rc == 0; i++) {
+		const struct vol_layer *l = &v->layer[i];
+
+		if (l->prov != prov[i]->ops->type)
+			return -EKEYREJECTED;
+		kek_aad(v, i, aad);
+		rc = prov[i]->ops->unwrap(prov[i], aad, sizeof(aad), l->wrapped,
+					  l->wrapped_len, k->kek[i]);
+	}
+	if (rc == 0)
+		rc = derive(k, v);
+	if (rc == 0 && volume_check_mac(v, k->mac_key) < 0)
+		rc = -EBADMSG;
+	return rc;
+}
+
 int keyring_open(const struct volume *v, struct keyprov *prov[2],
 		 struct keyring **out)
 {
 	struct keyring *kr = NULL;
-	uint8_t aad[KEK_AAD_LEN];
 	int rc;
 
 	rc = kr_alloc(v, &kr);
-	if (rc < 0)
-		return rc;
-	for (int i = 0; i < 2 && rc == 0; i++) {
-		const struct vol_layer *l = &v->layer[i];
-
-		if (l->prov != prov[i]->ops->type) {
-			rc = -EKEYREJECTED;
-			break;
-		}
-		kek_aad(v, i, aad);
-		rc = prov[i]->ops->unwrap(prov[i], aad, sizeof(aad), l->wrapped,
-					  l->wrapped_len, kr->k->kek[i]);
-	}
 	if (rc == 0)
-		rc = derive(kr->k, v);
-	if (rc == 0 && volume_check_mac(v, kr->k->mac_key) < 0)
-		rc = -EBADMSG;
+		rc = unwrap_all(kr->k, v, prov);
 	if (rc < 0) {
 		keyring_free(kr);
 		return rc;
 	}
 	*out = kr;
 	return 0;
+}
+
+void keyring_lock(struct keyring *kr)
+{
+	pthread_rwlock_wrlock(&kr->lock);
+	secmem_free(kr->k, sizeof(*kr->k));	/* wipes KEKs and derived keys */
+	kr->k = NULL;
+	kr->generation++;
+	pthread_rwlock_unlock(&kr->lock);
+}
+
+bool keyring_is_locked(struct keyring *kr)
+{
+	bool locked;
+
+	pthread_rwlock_rdlock(&kr->lock);
+	locked = kr->k == NULL;
+	pthread_rwlock_unlock(&kr->lock);
+	return locked;
+}
+
+int keyring_unlock(struct keyring *kr, struct keyprov *prov[2])
+{
+	struct keys *k = NULL;
+	struct volume v;
+	int rc;
+
+	pthread_rwlock_rdlock(&kr->lock);
+	v = kr->vol;
+	pthread_rwlock_unlock(&kr->lock);
+	rc = secmem_zalloc(sizeof(*k), (void **)&k);
+	if (rc == 0)
+		rc = unwrap_all(k, &v, prov);
+	if (rc < 0) {
+		secmem_free(k, sizeof(*k));
+		return rc;
+	}
+	pthread_rwlock_wrlock(&kr->lock);
+	if (kr->k == NULL) {
+		kr->k = k;
+		k = NULL;
+		kr->generation++;
+	}
+	pthread_rwlock_unlock(&kr->lock);
+	secmem_free(k, sizeof(*k));
+	return 0;
+}
+
+int keyring_verify_layer(struct keyring *kr, struct keyprov *p, int layer)
+{
+	uint8_t aad[KEK_AAD_LEN], *kek = NULL;
+	struct volume v;
+	int rc;
+
+	pthread_rwlock_rdlock(&kr->lock);
+	v = kr->vol;
+	pthread_rwlock_unlock(&kr->lock);
+	if (v.layer[layer].prov != p->ops->type)
+		return -EKEYREJECTED;
+	rc = secmem_zalloc(AEAD_KEY_LEN, (void **)&kek);
+	if (rc < 0)
+		return rc;
+	kek_aad(&v, layer, aad);
+	rc = p->ops->unwrap(p, aad, sizeof(aad), v.layer[layer].wrapped,
+			    v.layer[layer].wrapped_len, kek);
+	if (rc == 0) {
+		pthread_rwlock_rdlock(&kr->lock);
+		/* Locked: the unwrap itself proved access. */
+		if (kr->k != NULL &&
+		    CRYPTO_memcmp(kek, kr->k->kek[layer], AEAD_KEY_LEN) != 0)
+			rc = -EKEYREJECTED;
+		pthread_rwlock_unlock(&kr->lock);
+	}
+	secmem_free(kek, AEAD_KEY_LEN);
+	return rc;
+}
+
+int keyring_rewrap(struct keyring *kr, int layer, struct keyprov *p,
+		   struct volume *out)
+{
+	uint8_t aad[KEK_AAD_LEN];
+	struct volume v;
+	size_t len = 0;
+	int rc;
+
+	pthread_rwlock_rdlock(&kr->lock);
+	v = kr->vol;
+	if (kr->k == NULL) {
+		rc = -EKEYREVOKED;
+		goto out;
+	}
+	kek_aad(&v, layer, aad);
+	v.layer[layer].prov = p->ops->type;
+	snprintf(v.layer[layer].key_id, sizeof(v.layer[layer].key_id), "%s",
+		 p->key_id);
+	rc = p->ops->wrap(p, aad, sizeof(aad), kr->k->kek[layer],
+			  v.layer[layer].wrapped, sizeof(v.layer[layer].wrapped),
+			  &len);
+	if (rc == 0 && (len == 0 || len > VOLUME_WRAPPED_MAX))
+		rc = -EPROTO;
+	if (rc == 0) {
+		v.layer[layer].wrapped_len = (uint16_t)len;
+		rc = volume_seal_mac(&v, kr->k->mac_key);
+	}
+out:
+	pthread_rwlock_unlock(&kr->lock);
+	if (rc == 0)
+		*out = v;
+	return rc;
+}
+
+int keyring_set_volume(struct keyring *kr, const struct volume *v)
+{
+	int rc = 0;
+
+	pthread_rwlock_wrlock(&kr->lock);
+	if (memcmp(v->volume_id, kr->vol.volume_id, VOLUME_ID_LEN) != 0 ||
+	    v->kek_gen != kr->vol.kek_gen)
+		rc = -EKEYREJECTED;
+	else if (kr->k != NULL && volume_check_mac(v, kr->k->mac_key) < 0)
+		rc = -EBADMSG;
+	else
+		kr->vol = *v;
+	pthread_rwlock_unlock(&kr->lock);
+	return rc;
+}
+
+struct volume *keyring_volume_copy(struct keyring *kr, struct volume *out)
+{
+	pthread_rwlock_rdlock(&kr->lock);
+	*out = kr->vol;
+	pthread_rwlock_unlock(&kr->lock);
+	return out;
 }
 
 void keyring_free(struct keyring *kr)

@@ -35,30 +35,42 @@ int volio_write(int dirfd, const struct volume *v)
 	return backing_replace(dirfd, VOLUME_FILE, buf, len, 0644);
 }
 
+int volio_providers(const struct volume *v, const char *service_key_path,
+		    struct keyprov *prov[2])
+{
+	uint8_t *skey = NULL;
+	int rc;
+
+	prov[0] = prov[1] = NULL;
+	rc = kp_local_load(service_key_path, &skey);
+	if (rc < 0)
+		return rc == -ENOENT ? -ENOKEY : rc;
+	for (int i = 0; i < 2 && rc == 0; i++)
+		rc = keyprov_for_layer(&v->layer[i], skey, v->volume_id, i,
+				       &prov[i]);
+	secmem_free(skey, SERVICE_KEY_LEN);
+	if (rc < 0) {
+		keyprov_close(prov[0]);
+		keyprov_close(prov[1]);
+		prov[0] = prov[1] = NULL;
+	}
+	return rc;
+}
+
 int volio_unlock(int dirfd, const char *service_key_path, struct keyring **kr)
 {
 	struct keyprov *prov[2] = { NULL, NULL };
-	uint8_t *skey = NULL;
 	struct volume v;
 	int rc;
 
 	rc = volio_read(dirfd, &v);
 	if (rc < 0)
 		return rc;
-	for (int i = 0; i < 2; i++) {
-		if (v.layer[i].prov != KPROV_LOCAL)
-			return -EOPNOTSUPP;	/* akv arrives with issue #3 */
-	}
-	rc = kp_local_load(service_key_path, &skey);
-	if (rc < 0)
-		return rc == -ENOENT ? -ENOKEY : rc;
-	for (int i = 0; i < 2 && rc == 0; i++)
-		rc = kp_local_open(skey, v.volume_id, i, &prov[i]);
+	rc = volio_providers(&v, service_key_path, prov);
 	if (rc == 0)
 		rc = keyring_open(&v, prov, kr);
 	keyprov_close(prov[0]);
 	keyprov_close(prov[1]);
-	secmem_free(skey, SERVICE_KEY_LEN);
 	return rc;
 }
 
@@ -80,6 +92,25 @@ const char *volio_strerror(int rc)
 	case -EOPNOTSUPP:
 		return "this volume uses a key provider this build does not "
 		       "support";
+	case -EKEYREVOKED:
+		return "the customer-managed key is not accessible: access "
+		       "revoked, key disabled or deleted (see the audit log)";
+	case -EKEYEXPIRED:
+		return "the customer-managed key is expired or not yet valid";
+	case -EACCES:
+		return "Entra ID refused the configured Azure credential";
+	case -EAGAIN:
+	case -ETIMEDOUT:
+	case -ECONNREFUSED:
+	case -EHOSTUNREACH:
+	case -ECONNRESET:
+		return "Key Vault is unreachable or throttling (transient; "
+		       "retry later)";
+	case -EPROTO:
+		return "Key Vault or Entra ID sent an unexpected reply";
+	case -EBADE:
+		return "TLS verification of Key Vault failed (see --ca-file, "
+		       "$CMKFS_CA_FILE)";
 	default:
 		return strerror(-rc);
 	}

@@ -1,0 +1,57 @@
+/* include/cmkfs/auth.h — Entra ID credentials as the Azure SDKs take them
+ * (DefaultAzureCredential order and environment variable names):
+ *   1. client secret:      AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET
+ *   2. client certificate: AZURE_TENANT_ID, AZURE_CLIENT_ID,
+ *                          AZURE_CLIENT_CERTIFICATE_PATH (PEM key + cert)
+ *   3. workload identity:  AZURE_TENANT_ID, AZURE_CLIENT_ID,
+ *                          AZURE_FEDERATED_TOKEN_FILE
+ *   4. managed identity:   IDENTITY_ENDPOINT + IDENTITY_HEADER (App
+ *                          Service), else IMDS at 169.254.169.254
+ *                          (AZURE_POD_IDENTITY_AUTHORITY_HOST overrides);
+ *                          AZURE_CLIENT_ID picks a user-assigned identity.
+ * AZURE_AUTHORITY_HOST replaces https://login.microsoftonline.com.
+ * Tokens are cached in secret memory per (tenant, scope) and refreshed five
+ * minutes before they expire; they are never logged. Thread-safe. */
+#ifndef CMKFS_AUTH_H
+#define CMKFS_AUTH_H
+
+#include "cmkfs/common.h"
+#include "cmkfs/http.h"
+
+#define AUTH_TOKEN_MAX 8192
+
+enum auth_kind {
+	AUTH_CLIENT_SECRET,
+	AUTH_CLIENT_CERT,
+	AUTH_WORKLOAD_IDENTITY,
+	AUTH_MANAGED_IDENTITY_APPSERVICE,
+	AUTH_MANAGED_IDENTITY_IMDS,
+};
+
+struct azauth;
+
+/* Pick the credential from the environment. Errors: -EINVAL (incomplete
+ * settings, e.g. AZURE_CLIENT_ID without a secret or certificate path is
+ * taken as managed identity; a secret without a tenant is -EINVAL). */
+CMK_MUST_CHECK int azauth_new(const struct http_opts *o, struct azauth **out);
+void azauth_free(struct azauth *a);	/* NULL-safe, wipes */
+enum auth_kind azauth_kind(const struct azauth *a);
+const char *azauth_kind_name(enum auth_kind k);
+
+/* A bearer token for `scope` ("https://vault.azure.net/.default"); tenant
+ * from the challenge or NULL for the configured one. Copies the token into
+ * out (caller wipes). Errors: -EACCES (credential refused), -EAGAIN,
+ * -ETIMEDOUT (transient), -EPROTO (hostile reply). */
+CMK_MUST_CHECK int azauth_token(struct azauth *a, const char *tenant,
+				const char *scope, char *out, size_t cap);
+/* Forget the cached token (after a 401 with it). */
+void azauth_drop(struct azauth *a);
+
+/* Parse a WWW-Authenticate Bearer challenge into tenant and scope
+ * ("<resource>/.default"). Errors: -EPROTO. Pure. */
+CMK_MUST_CHECK int azauth_parse_challenge(const char *hdr, char *tenant,
+					  size_t tcap, char *scope,
+					  size_t scap, char *resource,
+					  size_t rcap);
+
+#endif

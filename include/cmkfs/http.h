@@ -1,0 +1,65 @@
+/* include/cmkfs/http.h — the only libcurl user (issue #3).
+ * HTTPS with TLS always verified (system CAs plus an optional private CA
+ * file), no redirects followed, timeouts on connect and on the whole
+ * request, response bodies capped and kept in wiped secret memory (they
+ * carry tokens and unwrapped keys), retries with exponential backoff and
+ * jitter for 408/429/5xx and network errors, honouring Retry-After.
+ * Never logs bodies or Authorization headers. Thread-safe after
+ * http_global_init(). */
+#ifndef CMKFS_HTTP_H
+#define CMKFS_HTTP_H
+
+#include <stdbool.h>
+
+#include "cmkfs/common.h"
+
+#define HTTP_BODY_MAX (64 * 1024)
+
+struct http_opts {
+	long connect_timeout_ms;	/* default 5000 */
+	long timeout_ms;		/* whole request, default 20000 */
+	int max_attempts;		/* default 5 (1 = no retry) */
+	long max_total_ms;		/* all attempts and waits, default 60000 */
+	const char *ca_file;		/* private CA in addition to system CAs */
+};
+
+struct http_req {
+	const char *method;		/* "GET" or "POST" */
+	const char *url;
+	const char *const *headers;	/* NULL-terminated "Name: value" */
+	const char *body;		/* may hold secrets; never logged */
+	size_t body_len;
+	bool allow_http;		/* plain http: IMDS on loopback/link-local only */
+};
+
+struct http_resp {
+	long status;
+	char *body;			/* secmem, NUL-terminated, body_len bytes */
+	size_t body_len;
+	char www_authenticate[2048];	/* first WWW-Authenticate header or "" */
+	long retry_after_sec;		/* Retry-After in seconds, or -1 */
+	int attempts;			/* how many requests were sent */
+};
+
+/* Once, before threads start. Errors: -EIO. */
+CMK_MUST_CHECK int http_global_init(void);
+void http_opts_default(struct http_opts *o);
+
+/* One request. Errors: -ETIMEDOUT, -ECONNREFUSED, -EHOSTUNREACH (network),
+ * -EPROTO (body too large, bad URL scheme), -EIO. A reply with any status
+ * is success at this level. */
+CMK_MUST_CHECK int http_once(const struct http_opts *o,
+			     const struct http_req *rq, struct http_resp *rs);
+/* With retries: network errors and 408/429/5xx are retried within the
+ * bounds of `o`; returns the last reply or error. */
+CMK_MUST_CHECK int http_do(const struct http_opts *o, const struct http_req *rq,
+			   struct http_resp *rs);
+/* 1 for statuses and errors worth retrying. */
+int http_transient(int rc, long status);
+void http_resp_free(struct http_resp *rs);	/* wipes; NULL-safe */
+
+/* Backoff before attempt `n` (1-based count of failures so far), with
+ * jitter, honouring retry_after_sec when >= 0. Pure but for the jitter. */
+long http_backoff_ms(int n, long retry_after_sec);
+
+#endif

@@ -1,0 +1,74 @@
+/* include/cmkfs/kv.h — Azure Key Vault / Managed HSM keys data plane
+ * (REST api-version 7.4): get key, wrapkey, unwrapkey. Challenge-based
+ * authentication (first request without a token; tenant and scope from the
+ * 401's WWW-Authenticate; the vault host must end in the challenge
+ * resource's host unless CMKFS_DISABLE_CHALLENGE_RESOURCE_VERIFICATION=1).
+ * Decisions are made on HTTP status + error.code + error.innererror.code,
+ * never on message text. Thread-safe. */
+#ifndef CMKFS_KV_H
+#define CMKFS_KV_H
+
+#include <stdbool.h>
+
+#include "cmkfs/auth.h"
+#include "cmkfs/common.h"
+#include "cmkfs/http.h"
+
+#define KV_API_VERSION "7.4"
+#define KV_URI_MAX 1024
+
+struct kv_uri {
+	char vault[600];	/* https://host[:port] */
+	char host[512];		/* without port */
+	char name[128];
+	char version[64];
+	bool hsm;		/* *.managedhsm.azure.net */
+};
+
+struct kv_key {
+	bool enabled;
+	int64_t exp, nbf;	/* 0 when absent */
+	char kty[16];		/* RSA, RSA-HSM, oct, oct-HSM */
+	char recovery_level[64];
+	bool op_wrap, op_unwrap;
+	char kid[KV_URI_MAX];
+	int rsa_bits;		/* from the modulus, 0 for oct */
+};
+
+struct kv;
+
+/* Parse https://HOST/keys/NAME/VERSION strictly (any https host, version
+ * required). Errors: -EINVAL with no other effect. Pure. */
+CMK_MUST_CHECK int kv_parse_uri(const char *uri, struct kv_uri *out);
+
+CMK_MUST_CHECK int kv_new(const struct http_opts *o, struct azauth *auth,
+			  struct kv **out);
+void kv_free(struct kv *kv);	/* NULL-safe */
+
+/* Errors of all calls:
+ *   -EKEYREVOKED  access denied: 401 after a fresh token, 403 (permission
+ *                 removed: ForbiddenByPolicy/ForbiddenByRbac, KeyDisabled),
+ *                 404 (KeyNotFound: deleted)
+ *   -EKEYEXPIRED  the key is expired or not yet valid
+ *   -EAGAIN, -ETIMEDOUT, -ECONNREFUSED  transient (after retries)
+ *   -EPROTO       hostile or malformed reply
+ *   -EACCES       Entra ID refused our credential
+ * kv_last_error() then describes the last failure of this thread. */
+CMK_MUST_CHECK int kv_get_key(struct kv *kv, const struct kv_uri *u,
+			      struct kv_key *k);
+/* alg "RSA-OAEP-256" or "A256KW". */
+CMK_MUST_CHECK int kv_wrap(struct kv *kv, const struct kv_uri *u,
+			   const char *alg, const uint8_t *in, size_t len,
+			   uint8_t *out, size_t cap, size_t *out_len);
+CMK_MUST_CHECK int kv_unwrap(struct kv *kv, const struct kv_uri *u,
+			     const char *alg, const uint8_t *in, size_t len,
+			     uint8_t *out, size_t cap, size_t *out_len);
+const char *kv_last_error(void);
+/* The wrap algorithm for a key type: RSA-OAEP-256 or A256KW; NULL if none. */
+const char *kv_alg_for(const char *kty);
+
+/* Map a Key Vault error reply to an errno (exposed for fuzzing). Pure. */
+int kv_map_error(long status, const char *body, size_t len, char *msg,
+		 size_t cap);
+
+#endif

@@ -1,0 +1,55 @@
+/* include/cmkfs/monitor.h — the key-check loop of a mounted volume
+ * (issue #3). Every interval it proves access to both layers' keys (Key
+ * Vault: key attributes, then an unwrap of the stored wrapped KEK_C, which
+ * must match the KEK in memory). A denial (permission removed, key
+ * disabled, deleted, expired or not yet valid, credential refused) locks
+ * the keyring at once; a transient fault (network, timeout, 5xx, 429)
+ * locks only when the last success is older than the grace period. A
+ * success while locked unlocks. Every result is audited. Key traffic: two
+ * Key Vault requests per interval, whatever the number of files. */
+#ifndef CMKFS_MONITOR_H
+#define CMKFS_MONITOR_H
+
+#include <stdbool.h>
+#include <time.h>
+
+#include "cmkfs/keyring.h"
+
+struct monitor_cfg {
+	int interval_sec;		/* default 60 */
+	int grace_sec;			/* default 3600 */
+	const char *service_key;	/* path, re-read at every check */
+	/* Called after the keyring is locked (wipe caches, invalidate the
+	 * kernel's pages) and after it is unlocked again. */
+	void (*on_lock)(void *ud);
+	void (*on_resume)(void *ud);
+	void *ud;
+};
+
+struct monitor_status {
+	bool locked;
+	bool manual;			/* locked by `cmkfs lock` */
+	time_t last_check, last_ok;
+	char last_result[256];		/* "ok" or the reason */
+	char key_id[VOLUME_KEYID_MAX + 1];	/* what protects layer C */
+};
+
+struct monitor;
+
+CMK_MUST_CHECK int monitor_start(struct keyring *kr,
+				 const struct monitor_cfg *cfg,
+				 struct monitor **out);
+void monitor_stop(struct monitor *m);	/* NULL-safe; joins the thread */
+/* `cmkfs lock`: wipe now; the next successful check unlocks. */
+void monitor_lock_now(struct monitor *m, const char *why);
+/* Check now instead of waiting for the interval (returns at once). */
+void monitor_kick(struct monitor *m);
+/* Adopt a rewritten cmkfs.conf (cmk enable/rotate/disable on a live
+ * mount). Errors: as keyring_set_volume, volio_read. */
+CMK_MUST_CHECK int monitor_reload(struct monitor *m, int dirfd);
+void monitor_get_status(struct monitor *m, struct monitor_status *st);
+/* 1 if rc (from a provider or Key Vault) means access is denied, 0 if it is
+ * transient. Pure. */
+int monitor_is_denial(int rc);
+
+#endif

@@ -1,0 +1,25 @@
+/* include/cmkfs/sign.h — a client certificate's key for Entra ID client
+ * assertions (JWT, PS256, RFC 7515/7518) through OpenSSL. The private key
+ * stays in OpenSSL's EVP_PKEY (freed with EVP_PKEY_free, which cleanses).
+ * Thread-safe per object with external locking. */
+#ifndef CMKFS_SIGN_H
+#define CMKFS_SIGN_H
+
+#include "cmkfs/common.h"
+
+struct signer;
+
+/* Load a PEM file holding an RSA private key and its certificate (the
+ * AZURE_CLIENT_CERTIFICATE_PATH format). Refuses files readable by
+ * group/other. Errors: -ENOENT, -EPERM, -EBADMSG (no key or certificate,
+ * or not RSA), -ENOMEM. */
+CMK_MUST_CHECK int sign_load(const char *path, struct signer **out);
+void sign_free(struct signer *s);	/* NULL-safe */
+/* SHA-256 of the certificate's DER encoding (the JWT "x5t#S256"). */
+void sign_cert_sha256(const struct signer *s, uint8_t md[static 32]);
+/* RSASSA-PSS with SHA-256, MGF1-SHA-256, salt = 32: *sig_len bytes into
+ * sig (cap >= 512). Errors: -EIO. */
+CMK_MUST_CHECK int sign_ps256(struct signer *s, const void *msg, size_t len,
+			      uint8_t *sig, size_t cap, size_t *sig_len);
+
+#endif

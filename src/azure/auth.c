@@ -1,0 +1,486 @@
+/* src/azure/auth.c — Entra ID tokens: client secret, client certificate
+ * (JWT client assertion, PS256, x5t#S256), workload identity, managed
+ * identity (IMDS, App Service). Endpoints and fields as documented for the
+ * Microsoft identity platform ("client credentials flow", "certificate
+ * credentials") and Azure managed identities (IMDS api-version 2018-02-01,
+ * App Service api-version 2019-08-01). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmkfs/auth.h"
+#include "cmkfs/b64.h"
+#include "cmkfs/json.h"
+#include "cmkfs/log.h"
+#include "cmkfs/rand.h"
+#include "cmkfs/secmem.h"
+#include "cmkfs/sign.h"
+
+#define AUTHORITY_DEFAULT "https://login.microsoftonline.com"
+#define IMDS_DEFAULT "http://169.254.169.254"
+#define REFRESH_MARGIN_SEC 300
+#define FORM_MAX 16384
+
+struct azauth {
+	pthread_mutex_t mtx;
+	enum auth_kind kind;
+	struct http_opts http;
+	char tenant[128], client_id[128], authority[512];
+	char cert_path[1024], token_file[1024];
+	char mi_endpoint[1024];
+	char *secret;			/* secmem: client secret or App Service header */
+	struct signer *signer;
+	char *token;			/* secmem, AUTH_TOKEN_MAX; protected by mtx */
+	char token_scope[512], token_tenant[128];
+	time_t token_exp;
+};
+
+const char *azauth_kind_name(enum auth_kind k)
+{
+	static const char *const n[] = { "client_secret", "client_certificate",
+					  "workload_identity",
+					  "managed_identity_appservice",
+					  "managed_identity_imds" };
+
+	return (unsigned)k < CMK_ARRAY_LEN(n) ? n[k] : "unknown";
+}
+
+enum auth_kind azauth_kind(const struct azauth *a)
+{
+	return a->kind;
+}
+
+static const char *env(const char *name)
+{
+	const char *v = getenv(name);
+
+	return (v != NULL && *v != '\0') ? v : NULL;
+}
+
+static int keep_secret(struct azauth *a, const char *v)
+{
+	size_t n = strlen(v);
+	int rc;
+
+	if (n >= 4096)
+		return -EINVAL;
+	rc = secmem_zalloc(4096, (void **)&a->secret);
+	if (rc == 0)
+		memcpy(a->secret, v, n + 1);
+	return rc;
+}
+
+int azauth_new(const struct http_opts *o, struct azauth **out)
+{
+	struct azauth *a = calloc(1, sizeof(*a));
+	const char *tenant = env("AZURE_TENANT_ID"), *cid = env("AZURE_CLIENT_ID");
+	const char *v;
+	int rc = 0;
+
+	if (a == NULL)
+		return -ENOMEM;
+	pthread_mutex_init(&a->mtx, NULL);
+	a->http = *o;
+	snprintf(a->authority, sizeof(a->authority), "%s",
+		 env("AZURE_AUTHORITY_HOST") ? env("AZURE_AUTHORITY_HOST") :
+					       AUTHORITY_DEFAULT);
+	a->authority[strcspn(a->authority, "\0")] = '\0';
+	while (strlen(a->authority) > 0 &&
+	       a->authority[strlen(a->authority) - 1] == '/')
+		a->authority[strlen(a->authority) - 1] = '\0';
+	snprintf(a->tenant, sizeof(a->tenant), "%s", tenant ? tenant : "");
+	snprintf(a->client_id, sizeof(a->client_id), "%s", cid ? cid : "");
+	if ((v = env("AZURE_CLIENT_SECRET")) != NULL) {
+		a->kind = AUTH_CLIENT_SECRET;
+		rc = (tenant && cid) ? keep_secret(a, v) : -EINVAL;
+	} else if ((v = env("AZURE_CLIENT_CERTIFICATE_PATH")) != NULL) {
+		a->kind = AUTH_CLIENT_CERT;
+		snprintf(a->cert_path, sizeof(a->cert_path), "%s", v);
+		rc = (tenant && cid) ? sign_load(v, &a->signer) : -EINVAL;
+	} else if ((v = env("AZURE_FEDERATED_TOKEN_FILE")) != NULL) {
+		a->kind = AUTH_WORKLOAD_IDENTITY;
+		snprintf(a->token_file, sizeof(a->token_file), "%s", v);
+		rc = (tenant && cid) ? 0 : -EINVAL;
+	} else if ((v = env("IDENTITY_ENDPOINT")) != NULL &&
+		   env("IDENTITY_HEADER") != NULL) {
+		a->kind = AUTH_MANAGED_IDENTITY_APPSERVICE;
+		snprintf(a->mi_endpoint, sizeof(a->mi_endpoint), "%s", v);
+		rc = keep_secret(a, env("IDENTITY_HEADER"));
+	} else {
+		a->kind = AUTH_MANAGED_IDENTITY_IMDS;
+		v = env("AZURE_POD_IDENTITY_AUTHORITY_HOST");
+		snprintf(a->mi_endpoint, sizeof(a->mi_endpoint),
+			 "%s/metadata/identity/oauth2/token",
+			 v ? v : IMDS_DEFAULT);
+	}
+	if (rc == 0)
+		rc = secmem_zalloc(AUTH_TOKEN_MAX, (void **)&a->token);
+	if (rc < 0) {
+		azauth_free(a);
+		return rc;
+	}
+	*out = a;
+	return 0;
+}
+
+void azauth_free(struct azauth *a)
+{
+	if (a == NULL)
+		return;
+	secmem_free(a->secret, 4096);
+	secmem_free(a->token, AUTH_TOKEN_MAX);
+	sign_free(a->signer);
+	pthread_mutex_destroy(&a->mtx);
+	free(a);
+}
+
+void azauth_drop(struct azauth *a)
+{
+	pthread_mutex_lock(&a->mtx);
+	if (a->token != NULL)
+		secmem_wipe(a->token, AUTH_TOKEN_MAX);
+	a->token_exp = 0;
+	pthread_mutex_unlock(&a->mtx);
+}
+
+/* application/x-www-form-urlencoded (RFC 3986 unreserved kept). */
+static int form_add(char *buf, size_t cap, size_t *pos, const char *k,
+		    const char *v)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t p = *pos;
+
+	if (p > 0) {
+		if (p + 1 >= cap)
+			return -ENOSPC;
+		buf[p++] = '&';
+	}
+	for (int part = 0; part < 2; part++) {
+		const char *s = part ? v : k;
+
+		if (part) {
+			if (p + 1 >= cap)
+				return -ENOSPC;
+			buf[p++] = '=';
+		}
+		for (; *s; s++) {
+			unsigned char c = (unsigned char)*s;
+
+			if (p + 3 >= cap)
+				return -ENOSPC;
+			if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+			    c == '_' || c == '~') {
+				buf[p++] = (char)c;
+			} else {
+				buf[p++] = '%';
+				buf[p++] = hex[c >> 4];
+				buf[p++] = hex[c & 15];
+			}
+		}
+	}
+	buf[p] = '\0';
+	*pos = p;
+	return 0;
+}
+
+/* base64url of a string or bytes into out. */
+static int b64s(const void *in, size_t n, char *out, size_t cap)
+{
+	return b64_encode(in, n, out, cap);
+}
+
+/* A signed client assertion (Microsoft identity platform "certificate
+ * credentials": aud = token endpoint, iss = sub = client id). */
+static int make_assertion(struct azauth *a, const char *token_url, char *out,
+			  size_t cap)
+{
+	char hdr[256], pay[3072], h64[512], p64[4200], x5t[64], jti[33];
+	uint8_t md[32], rnd[16], sig[512];
+	size_t sig_len, used;
+	time_t now = time(NULL);
+	int rc;
+
+	sign_cert_sha256(a->signer, md);
+	rc = b64s(md, sizeof(md), x5t, sizeof(x5t));
+	if (rc == 0)
+		rc = rand_bytes(rnd, sizeof(rnd));
+	if (rc < 0)
+		return rc;
+	for (int i = 0; i < 16; i++)
+		snprintf(jti + 2 * i, 3, "%02x", rnd[i]);
+	snprintf(hdr, sizeof(hdr),
+		 "{\"alg\":\"PS256\",\"typ\":\"JWT\",\"x5t#S256\":\"%s\"}", x5t);
+	snprintf(pay, sizeof(pay),
+		 "{\"aud\":\"%s\",\"iss\":\"%s\",\"sub\":\"%s\",\"jti\":\"%s\","
+		 "\"nbf\":%lld,\"iat\":%lld,\"exp\":%lld}",
+		 token_url, a->client_id, a->client_id, jti, (long long)now,
+		 (long long)now, (long long)now + 600);
+	if (b64s(hdr, strlen(hdr), h64, sizeof(h64)) < 0 ||
+	    b64s(pay, strlen(pay), p64, sizeof(p64)) < 0)
+		return -ENOSPC;
+	used = (size_t)snprintf(out, cap, "%s.%s", h64, p64);
+	if (used + 2 >= cap)
+		return -ENOSPC;
+	rc = sign_ps256(a->signer, out, used, sig, sizeof(sig), &sig_len);
+	if (rc < 0)
+		return rc;
+	out[used++] = '.';
+	return b64s(sig, sig_len, out + used, cap - used);
+}
+
+static int read_token_file(const char *path, char *out, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, out, cap - 1);
+	close(fd);
+	if (n <= 0)
+		return -EACCES;
+	while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r'))
+		n--;
+	out[n] = '\0';
+	return 0;
+}
+
+/* Copy a token reply's access_token and lifetime into the cache. */
+static int take_token(struct azauth *a, const struct http_resp *rs,
+		      const char *tenant, const char *scope)
+{
+	struct json *j = NULL;
+	const char *tok, *type;
+	int64_t exp_in = 0, exp_on = 0;
+	time_t now = time(NULL);
+	int rc;
+
+	rc = json_parse(rs->body, rs->body_len, &j);
+	if (rc == 0)
+		rc = json_str(j, "access_token", &tok);
+	if (rc == 0 && json_str(j, "token_type", &type) == 0 &&
+	    strcasecmp(type, "Bearer") != 0)
+		rc = -EPROTO;
+	if (rc == 0 && json_int(j, "expires_on", &exp_on) < 0 &&
+	    json_int(j, "expires_in", &exp_in) < 0)
+		rc = -EPROTO;
+	if (rc == 0 && (strlen(tok) == 0 || strlen(tok) >= AUTH_TOKEN_MAX ||
+			strpbrk(tok, "\r\n \t\"") != NULL))
+		rc = -EPROTO;	/* must be safe to place in a header */
+	if (rc == 0) {
+		if (exp_on > 0)
+			a->token_exp = (time_t)exp_on;
+		else if (exp_in > 0 && exp_in < 86400 * 30)
+			a->token_exp = now + (time_t)exp_in;
+		else
+			rc = -EPROTO;
+	}
+	if (rc == 0) {
+		memcpy(a->token, tok, strlen(tok) + 1);
+		snprintf(a->token_scope, sizeof(a->token_scope), "%s", scope);
+		snprintf(a->token_tenant, sizeof(a->token_tenant), "%s",
+			 tenant);
+	}
+	json_free(j);
+	return rc;
+}
+
+/* Map a token endpoint's refusal: 400/401 are the credential's fault. */
+static int token_status(const struct http_resp *rs)
+{
+	if (rs->status == 200)
+		return 0;
+	if (rs->status == 400 || rs->status == 401 || rs->status == 403 ||
+	    rs->status == 404)
+		return -EACCES;
+	return http_transient(0, rs->status) ? -EAGAIN : -EPROTO;
+}
+
+static int fetch(struct azauth *a, const char *tenant, const char *scope)
+{
+	char url[2048], resource[512], *form = NULL, *assertion = NULL;
+	const char *hdrs[3] = { NULL, NULL, NULL };
+	char hbuf[4200];
+	struct http_req rq = { 0 };
+	struct http_resp rs;
+	size_t pos = 0;
+	int rc;
+
+	snprintf(resource, sizeof(resource), "%s", scope);
+	if (strlen(resource) > 9 &&
+	    strcmp(resource + strlen(resource) - 9, "/.default") == 0)
+		resource[strlen(resource) - 9] = '\0';
+	rc = secmem_zalloc(FORM_MAX, (void **)&form);
+	if (rc == 0)
+		rc = secmem_zalloc(FORM_MAX, (void **)&assertion);
+	if (rc < 0)
+		goto out;
+	switch (a->kind) {
+	case AUTH_MANAGED_IDENTITY_IMDS:
+		snprintf(url, sizeof(url),
+			 "%s?api-version=2018-02-01&resource=%s%s%s",
+			 a->mi_endpoint, resource,
+			 a->client_id[0] ? "&client_id=" : "", a->client_id);
+		hdrs[0] = "Metadata: true";
+		rq.method = "GET";
+		rq.allow_http = true;
+		break;
+	case AUTH_MANAGED_IDENTITY_APPSERVICE:
+		snprintf(url, sizeof(url),
+			 "%s?api-version=2019-08-01&resource=%s%s%s",
+			 a->mi_endpoint, resource,
+			 a->client_id[0] ? "&client_id=" : "", a->client_id);
+		snprintf(hbuf, sizeof(hbuf), "X-IDENTITY-HEADER: %s", a->secret);
+		hdrs[0] = hbuf;
+		rq.method = "GET";
+		rq.allow_http = true;
+		break;
+	default:
+		snprintf(url, sizeof(url), "%s/%s/oauth2/v2.0/token",
+			 a->authority, tenant);
+		rc = form_add(form, FORM_MAX, &pos, "client_id", a->client_id);
+		if (rc == 0)
+			rc = form_add(form, FORM_MAX, &pos, "scope", scope);
+		if (rc == 0)
+			rc = form_add(form, FORM_MAX, &pos, "grant_type",
+				      "client_credentials");
+		if (rc == 0 && a->kind == AUTH_CLIENT_SECRET)
+			rc = form_add(form, FORM_MAX, &pos, "client_secret",
+				      a->secret);
+		if (rc == 0 && a->kind != AUTH_CLIENT_SECRET) {
+			rc = a->kind == AUTH_CLIENT_CERT ?
+				     make_assertion(a, url, assertion,
+						    FORM_MAX) :
+				     read_token_file(a->token_file, assertion,
+						     FORM_MAX);
+			if (rc == 0)
+				rc = form_add(
+					form, FORM_MAX, &pos,
+					"client_assertion_type",
+					"urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+			if (rc == 0)
+				rc = form_add(form, FORM_MAX, &pos,
+					      "client_assertion", assertion);
+		}
+		if (rc < 0)
+			goto out;
+		hdrs[0] = "Content-Type: application/x-www-form-urlencoded";
+		rq.method = "POST";
+		rq.body = form;
+		rq.body_len = pos;
+		break;
+	}
+	rq.url = url;
+	rq.headers = hdrs;
+	rc = http_do(&a->http, &rq, &rs);
+	secmem_wipe(hbuf, sizeof(hbuf));
+	if (rc < 0) {
+		rc = http_transient(rc, 0) ? -EAGAIN : rc;
+		goto out;
+	}
+	rc = token_status(&rs);
+	if (rc == 0)
+		rc = take_token(a, &rs, tenant, scope);
+	if (rc == -EACCES)
+		log_warn("Entra ID refused the %s credential (HTTP %ld)",
+			 azauth_kind_name(a->kind), rs.status);
+	http_resp_free(&rs);
+out:
+	secmem_free(form, FORM_MAX);
+	secmem_free(assertion, FORM_MAX);
+	return rc;
+}
+
+int azauth_token(struct azauth *a, const char *tenant, const char *scope,
+		 char *out, size_t cap)
+{
+	time_t now = time(NULL);
+	int rc = 0;
+
+	if (tenant == NULL || *tenant == '\0')
+		tenant = a->tenant[0] ? a->tenant : "organizations";
+	pthread_mutex_lock(&a->mtx);
+	if (a->token_exp - REFRESH_MARGIN_SEC <= now ||
+	    strcmp(a->token_scope, scope) != 0 ||
+	    strcmp(a->token_tenant, tenant) != 0)
+		rc = fetch(a, tenant, scope);
+	if (rc == 0) {
+		if (strlen(a->token) + 1 > cap)
+			rc = -ENOSPC;
+		else
+			memcpy(out, a->token, strlen(a->token) + 1);
+	}
+	pthread_mutex_unlock(&a->mtx);
+	return rc;
+}
+
+/* Bearer authorization="https://login.../TENANT", resource="https://vault.azure.net"
+ * (or scope="https://vault.azure.net/.default"). */
+int azauth_parse_challenge(const char *hdr, char *tenant, size_t tcap,
+			   char *scope, size_t scap, char *resource,
+			   size_t rcap)
+{
+	char auth[1024] = "", res[1024] = "", sc[1024] = "";
+	const char *p = hdr;
+
+	if (strncasecmp(p, "Bearer", 6) != 0 || (p[6] != ' ' && p[6] != '\0'))
+		return -EPROTO;
+	p += 6;
+	while (*p != '\0') {
+		char key[64], val[1024];
+		size_t kl = 0, vl = 0;
+
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (*p == '\0')
+			break;
+		while (*p && *p != '=' && kl < sizeof(key) - 1)
+			key[kl++] = *p++;
+		key[kl] = '\0';
+		if (*p++ != '=' || *p++ != '"')
+			return -EPROTO;
+		while (*p && *p != '"' && vl < sizeof(val) - 1)
+			val[vl++] = *p++;
+		val[vl] = '\0';
+		if (*p++ != '"')
+			return -EPROTO;
+		if (strcasecmp(key, "authorization") == 0 ||
+		    strcasecmp(key, "authorization_uri") == 0)
+			snprintf(auth, sizeof(auth), "%s", val);
+		else if (strcasecmp(key, "resource") == 0)
+			snprintf(res, sizeof(res), "%s", val);
+		else if (strcasecmp(key, "scope") == 0)
+			snprintf(sc, sizeof(sc), "%s", val);
+	}
+	if (auth[0] == '\0' || (res[0] == '\0' && sc[0] == '\0'))
+		return -EPROTO;
+	/* The tenant is the authorization URL's last path segment. */
+	const char *t = strrchr(auth, '/');
+
+	if (t == NULL || t[1] == '\0' || strncmp(auth, "https://", 8) != 0 ||
+	    strlen(t + 1) >= tcap || strpbrk(t + 1, "?#&") != NULL)
+		return -EPROTO;
+	snprintf(tenant, tcap, "%s", t + 1);
+	if (sc[0] != '\0') {
+		snprintf(scope, scap, "%s", sc);
+		snprintf(res, sizeof(res), "%s", sc);
+		if (strlen(res) > 9 &&
+		    strcmp(res + strlen(res) - 9, "/.default") == 0)
+			res[strlen(res) - 9] = '\0';
+	} else {
+		snprintf(scope, scap, "%s/.default", res);
+	}
+	if (strncmp(res, "https://", 8) != 0)
+		return -EPROTO;
+	snprintf(resource, rcap, "%s", res);
+	return 0;
+}

@@ -1,0 +1,259 @@
+/* src/azure/http.c — libcurl, carefully (curl docs/libcurl/libcurl-security.md:
+ * restrict protocols, no redirects, verify TLS, cap what is read). */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "cmkfs/http.h"
+#include "cmkfs/log.h"
+#include "cmkfs/rand.h"
+#include "cmkfs/secmem.h"
+
+#define SYSTEM_CA_DIR "/etc/ssl/certs"
+
+int http_global_init(void)
+{
+	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -EIO;
+}
+
+void http_opts_default(struct http_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->connect_timeout_ms = 5000;
+	o->timeout_ms = 20000;
+	o->max_attempts = 5;
+	o->max_total_ms = 60000;
+	o->ca_file = getenv("CMKFS_CA_FILE");
+}
+
+void http_resp_free(struct http_resp *rs)
+{
+	if (rs == NULL)
+		return;
+	secmem_free(rs->body, HTTP_BODY_MAX + 1);
+	rs->body = NULL;
+	rs->body_len = 0;
+}
+
+struct sink {
+	struct http_resp *rs;
+	bool overflow;
+};
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+	struct sink *s = ud;
+	size_t len = size * n;
+
+	if (len > HTTP_BODY_MAX - s->rs->body_len) {
+		s->overflow = true;
+		return 0;	/* makes curl fail with CURLE_WRITE_ERROR */
+	}
+	memcpy(s->rs->body + s->rs->body_len, p, len);
+	s->rs->body_len += len;
+	s->rs->body[s->rs->body_len] = '\0';
+	return len;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+	struct http_resp *rs = ud;
+	size_t len = size * n, vlen;
+	const char *v;
+
+	if (len > 17 && strncasecmp(p, "WWW-Authenticate:", 17) == 0 &&
+	    rs->www_authenticate[0] == '\0') {
+		v = p + 17;
+		vlen = len - 17;
+		while (vlen > 0 && (*v == ' ' || *v == '\t')) {
+			v++;
+			vlen--;
+		}
+		while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n'))
+			vlen--;
+		if (vlen >= sizeof(rs->www_authenticate))
+			vlen = sizeof(rs->www_authenticate) - 1;
+		memcpy(rs->www_authenticate, v, vlen);
+		rs->www_authenticate[vlen] = '\0';
+	} else if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
+		char buf[32];
+		char *end;
+		long sec;
+
+		vlen = len - 12 < sizeof(buf) - 1 ? len - 12 : sizeof(buf) - 1;
+		memcpy(buf, p + 12, vlen);
+		buf[vlen] = '\0';
+		errno = 0;
+		sec = strtol(buf, &end, 10);
+		while (*end == ' ' || *end == '\r' || *end == '\n')
+			end++;
+		/* Seconds only; an HTTP-date falls back to our backoff. */
+		if (errno == 0 && end != buf && *end == '\0' && sec >= 0)
+			rs->retry_after_sec = sec;
+	}
+	return len;
+}
+
+static int curl_err(CURLcode c)
+{
+	switch (c) {
+	case CURLE_OPERATION_TIMEDOUT:
+		return -ETIMEDOUT;
+	case CURLE_COULDNT_CONNECT:
+		return -ECONNREFUSED;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return -EHOSTUNREACH;
+	case CURLE_GOT_NOTHING:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_PARTIAL_FILE:
+		return -ECONNRESET;
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_URL_MALFORMAT:
+		return -EPROTO;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CONNECT_ERROR:
+		return -EBADE;	/* TLS: not transient, not the key's fault */
+	default:
+		return -EIO;
+	}
+}
+
+int http_once(const struct http_opts *o, const struct http_req *rq,
+	      struct http_resp *rs)
+{
+	struct curl_slist *hdrs = NULL;
+	struct sink sink = { rs, false };
+	CURL *c;
+	CURLcode cc;
+	int rc;
+
+	memset(rs, 0, sizeof(*rs));
+	rs->retry_after_sec = -1;
+	rc = secmem_zalloc(HTTP_BODY_MAX + 1, (void **)&rs->body);
+	if (rc < 0)
+		return rc;
+	c = curl_easy_init();
+	if (c == NULL) {
+		http_resp_free(rs);
+		return -ENOMEM;
+	}
+	for (const char *const *h = rq->headers; h != NULL && *h != NULL; h++) {
+		struct curl_slist *n = curl_slist_append(hdrs, *h);
+
+		if (n == NULL) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		hdrs = n;
+	}
+	/* Expect: 100-continue only adds a round trip. */
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	curl_easy_setopt(c, CURLOPT_URL, rq->url);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR,
+			 rq->allow_http ? "http,https" : "https");
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, o->timeout_ms);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, rs);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "cmkfs/" PACKAGE_VERSION);
+	if (o->ca_file != NULL && *o->ca_file != '\0') {
+		curl_easy_setopt(c, CURLOPT_CAINFO, o->ca_file);
+		curl_easy_setopt(c, CURLOPT_CAPATH, SYSTEM_CA_DIR);
+	}
+	if (strcmp(rq->method, "POST") == 0) {
+		curl_easy_setopt(c, CURLOPT_POST, 1L);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, rq->body ? rq->body : "");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)rq->body_len);
+	}
+	cc = curl_easy_perform(c);
+	rs->attempts = 1;
+	if (sink.overflow) {
+		rc = -EPROTO;
+		goto out;
+	}
+	if (cc != CURLE_OK) {
+		rc = curl_err(cc);
+		log_debug("http %s %s: %s", rq->method, rq->url,
+			  curl_easy_strerror(cc));
+		goto out;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &rs->status);
+	rc = 0;
+out:
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(c);
+	if (rc < 0)
+		http_resp_free(rs);
+	return rc;
+}
+
+int http_transient(int rc, long status)
+{
+	if (rc < 0)
+		return rc == -ETIMEDOUT || rc == -ECONNREFUSED ||
+		       rc == -ECONNRESET || rc == -EHOSTUNREACH || rc == -EIO;
+	return status == 408 || status == 429 || status >= 500;
+}
+
+long http_backoff_ms(int n, long retry_after_sec)
+{
+	long base = 250L << (n < 6 ? n : 6);	/* 500 ms, 1 s, 2 s, ... 16 s */
+	uint32_t r = 0;
+
+	if (retry_after_sec >= 0)
+		return (retry_after_sec > 60 ? 60 : retry_after_sec) * 1000;
+	if (rand_bytes(&r, sizeof(r)) < 0)
+		r = 0;
+	return base + (long)(r % (uint32_t)base);	/* full jitter on top */
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+int http_do(const struct http_opts *o, const struct http_req *rq,
+	    struct http_resp *rs)
+{
+	long start = now_ms(), wait;
+	int rc, n = 0;
+
+	for (;;) {
+		rc = http_once(o, rq, rs);
+		n++;
+		if (!http_transient(rc, rc == 0 ? rs->status : 0) ||
+		    n >= o->max_attempts)
+			break;
+		wait = http_backoff_ms(n, rc == 0 ? rs->retry_after_sec : -1);
+		if (now_ms() - start + wait > o->max_total_ms)
+			break;
+		log_info("http %s %s: %s, retry %d in %ld ms", rq->method,
+			 rq->url, rc < 0 ? strerror(-rc) : "transient status",
+			 n, wait);
+		if (rc == 0)
+			http_resp_free(rs);
+		struct timespec ts = { wait / 1000, (wait % 1000) * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	if (rc == 0)
+		rs->attempts = n;
+	return rc;
+}

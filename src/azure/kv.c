@@ -1,0 +1,431 @@
+/* src/azure/kv.c — Key Vault REST: paths, api-version, bodies, errors.
+ * Microsoft Learn "Azure Key Vault REST API reference" (Keys: Get Key, Wrap
+ * Key, Unwrap Key) and "Azure Key Vault authentication" (the challenge). */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cmkfs/b64.h"
+#include "cmkfs/json.h"
+#include "cmkfs/kv.h"
+#include "cmkfs/log.h"
+#include "cmkfs/secmem.h"
+
+struct kv {
+	pthread_mutex_t mtx;
+	struct http_opts http;
+	struct azauth *auth;
+	char tenant[128];	/* from the last challenge; protected by mtx */
+	char scope[512];
+	bool have_challenge;
+};
+
+static __thread char last_err[256];
+
+const char *kv_last_error(void)
+{
+	return last_err[0] ? last_err : "no error";
+}
+
+static int seterr(int rc, const char *fmt, ...) CMK_PRINTF(2, 3);
+static int seterr(int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(last_err, sizeof(last_err), fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+const char *kv_alg_for(const char *kty)
+{
+	if (strcmp(kty, "RSA") == 0 || strcmp(kty, "RSA-HSM") == 0)
+		return "RSA-OAEP-256";
+	if (strcmp(kty, "oct") == 0 || strcmp(kty, "oct-HSM") == 0)
+		return "A256KW";
+	return NULL;
+}
+
+static int seg_ok(const char *s, size_t n, size_t max)
+{
+	if (n == 0 || n > max)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+int kv_parse_uri(const char *uri, struct kv_uri *out)
+{
+	struct kv_uri u;
+	const char *h, *p, *name, *ver, *end;
+	size_t hl;
+
+	memset(&u, 0, sizeof(u));
+	if (strlen(uri) >= KV_URI_MAX || strncmp(uri, "https://", 8) != 0)
+		return -EINVAL;
+	h = uri + 8;
+	p = strchr(h, '/');
+	if (p == NULL || p == h)
+		return -EINVAL;
+	hl = (size_t)(p - h);
+	if (hl >= sizeof(u.host) || strncmp(p, "/keys/", 6) != 0)
+		return -EINVAL;
+	for (size_t i = 0; i < hl; i++) {
+		char c = h[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+		      c == ':' || c == '[' || c == ']'))
+			return -EINVAL;	/* no userinfo, no odd hosts */
+	}
+	memcpy(u.vault, uri, 8 + hl);
+	u.vault[8 + hl] = '\0';
+	memcpy(u.host, h, hl);
+	u.host[hl] = '\0';
+	if (u.host[0] != '[' && strchr(u.host, ':') != NULL)
+		*strchr(u.host, ':') = '\0';	/* drop the port */
+	name = p + 6;
+	ver = strchr(name, '/');
+	if (ver == NULL || !seg_ok(name, (size_t)(ver - name), 127))
+		return -EINVAL;
+	ver++;
+	end = ver + strlen(ver);
+	if (end > ver && end[-1] == '/')
+		end--;
+	if (!seg_ok(ver, (size_t)(end - ver), 63))
+		return -EINVAL;	/* seg_ok refuses '/', '?', '#' too */
+	memcpy(u.name, name, (size_t)(ver - 1 - name));
+	memcpy(u.version, ver, (size_t)(end - ver));
+	{
+		const char *suffix = ".managedhsm.azure.net";
+		size_t sl = strlen(suffix), l = strlen(u.host);
+
+		u.hsm = l > sl && strcasecmp(u.host + l - sl, suffix) == 0;
+	}
+	*out = u;
+	return 0;
+}
+
+int kv_new(const struct http_opts *o, struct azauth *auth, struct kv **out)
+{
+	struct kv *kv = calloc(1, sizeof(*kv));
+
+	if (kv == NULL)
+		return -ENOMEM;
+	pthread_mutex_init(&kv->mtx, NULL);
+	kv->http = *o;
+	kv->auth = auth;
+	*out = kv;
+	return 0;
+}
+
+void kv_free(struct kv *kv)
+{
+	if (kv == NULL)
+		return;
+	pthread_mutex_destroy(&kv->mtx);
+	free(kv);
+}
+
+int kv_map_error(long status, const char *body, size_t len, char *msg,
+		 size_t cap)
+{
+	const struct json *err = NULL, *inner = NULL;
+	const char *code = "", *icode = "";
+	struct json *j = NULL;
+	int rc;
+
+	if (len > 0 && json_parse(body, len, &j) == 0 &&
+	    json_obj(j, "error", &err) == 0) {
+		if (json_str(err, "code", &code) < 0)
+			code = "";
+		if (json_obj(err, "innererror", &inner) < 0 ||
+		    json_str(inner, "code", &icode) < 0)
+			icode = "";
+	}
+	snprintf(msg, cap, "HTTP %ld%s%.64s%s%.64s%s", status,
+		 *code ? " (" : "", code, *icode ? "/" : "", icode,
+		 *code ? ")" : "");
+	for (char *p = msg; *p; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';	/* hostile codes must not forge log lines */
+	}
+	if (status == 403 && (strcmp(icode, "KeyExpired") == 0 ||
+			      strcmp(icode, "KeyNotYetValid") == 0))
+		rc = -EKEYEXPIRED;
+	else if (status == 401 || status == 403 || status == 404)
+		rc = -EKEYREVOKED;
+	else if (http_transient(0, status))
+		rc = -EAGAIN;
+	else
+		rc = -EPROTO;	/* 400, 3xx and anything unexpected */
+	json_free(j);
+	return rc;
+}
+
+/* Verify that the vault host ends in the challenge resource's host (the
+ * SDKs' challenge resource verification). */
+static int resource_ok(const struct kv_uri *u, const char *resource)
+{
+	const char *rh = resource + 8, *e;
+	char host[512], *dot;
+	size_t hl, ul = strlen(u->host);
+	const char *v = getenv("CMKFS_DISABLE_CHALLENGE_RESOURCE_VERIFICATION");
+
+	if (v != NULL && strcmp(v, "1") == 0)
+		return 1;
+	e = strpbrk(rh, "/:");
+	hl = e ? (size_t)(e - rh) : strlen(rh);
+	if (hl == 0 || hl >= sizeof(host))
+		return 0;
+	memcpy(host, rh, hl);
+	host[hl] = '\0';
+	/* "vault.azure.net" -> any "*.vault.azure.net" */
+	dot = host;
+	if (ul <= hl + 1)
+		return 0;
+	return strcasecmp(u->host + ul - hl, dot) == 0 &&
+	       u->host[ul - hl - 1] == '.';
+}
+
+/* One authenticated call: challenge when needed, token, and one retry
+ * with a fresh token after a 401. *rs is owned by the caller on 0. */
+static int call(struct kv *kv, const struct kv_uri *u, const char *method,
+		const char *url, const char *body, size_t body_len,
+		struct http_resp *rs)
+{
+	char *token = NULL, *hauth = NULL, tenant[128], scope[512],
+	     resource[512];
+	const char *hdrs[3];
+	struct http_req rq = { .method = method, .url = url, .body = body,
+			       .body_len = body_len, .headers = hdrs };
+	bool fresh = false;
+	int rc, tries = 0;
+
+	rc = secmem_zalloc(AUTH_TOKEN_MAX + 64, (void **)&hauth);
+	if (rc == 0)
+		rc = secmem_zalloc(AUTH_TOKEN_MAX, (void **)&token);
+	if (rc < 0)
+		goto out;
+	for (;;) {
+		int n = 0;
+
+		pthread_mutex_lock(&kv->mtx);
+		bool have = kv->have_challenge;
+		snprintf(tenant, sizeof(tenant), "%s", kv->tenant);
+		snprintf(scope, sizeof(scope), "%s", kv->scope);
+		pthread_mutex_unlock(&kv->mtx);
+		if (have) {
+			rc = azauth_token(kv->auth, tenant, scope, token,
+					  AUTH_TOKEN_MAX);
+			if (rc < 0) {
+				rc = seterr(rc, "token: %s",
+					    rc == -EACCES ?
+						    "credential refused by Entra ID" :
+						    "token service unavailable");
+				goto out;
+			}
+			snprintf(hauth, AUTH_TOKEN_MAX + 64,
+				 "Authorization: Bearer %s", token);
+			hdrs[n++] = hauth;
+		}
+		if (body != NULL)
+			hdrs[n++] = "Content-Type: application/json";
+		hdrs[n] = NULL;
+		rc = http_do(&kv->http, &rq, rs);
+		secmem_wipe(hauth, AUTH_TOKEN_MAX + 64);
+		if (rc < 0) {
+			rc = seterr(http_transient(rc, 0) ? -EAGAIN : rc,
+				    "%s: %s", u->vault, strerror(-rc));
+			goto out;
+		}
+		if (rs->status != 401 || ++tries > 2)
+			break;
+		/* 401: a challenge. Learn it, or drop a stale token. */
+		if (azauth_parse_challenge(rs->www_authenticate, tenant,
+					   sizeof(tenant), scope, sizeof(scope),
+					   resource, sizeof(resource)) < 0) {
+			http_resp_free(rs);
+			rc = seterr(-EPROTO, "%s: 401 without a usable challenge",
+				    u->vault);
+			goto out;
+		}
+		if (!resource_ok(u, resource)) {
+			http_resp_free(rs);
+			rc = seterr(-EPROTO,
+				    "challenge resource %s does not match the "
+				    "vault host (CMKFS_DISABLE_CHALLENGE_"
+				    "RESOURCE_VERIFICATION=1 for test servers)",
+				    resource);
+			goto out;
+		}
+		http_resp_free(rs);
+		if (have) {
+			if (fresh)
+				break;	/* fresh token refused: a denial */
+			azauth_drop(kv->auth);
+			fresh = true;
+		}
+		pthread_mutex_lock(&kv->mtx);
+		snprintf(kv->tenant, sizeof(kv->tenant), "%s", tenant);
+		snprintf(kv->scope, sizeof(kv->scope), "%s", scope);
+		kv->have_challenge = true;
+		pthread_mutex_unlock(&kv->mtx);
+	}
+	rc = 0;
+out:
+	secmem_free(hauth, AUTH_TOKEN_MAX + 64);
+	secmem_free(token, AUTH_TOKEN_MAX);
+	return rc;
+}
+
+static int check_status(struct http_resp *rs)
+{
+	int rc;
+
+	if (rs->status == 200)
+		return 0;
+	rc = kv_map_error(rs->status, rs->body, rs->body_len, last_err,
+			  sizeof(last_err));
+	return rc;
+}
+
+int kv_get_key(struct kv *kv, const struct kv_uri *u, struct kv_key *k)
+{
+	const struct json *key, *attr, *ops;
+	struct http_resp rs;
+	struct json *j = NULL;
+	const char *kid, *kty, *n64, *rl;
+	char url[KV_URI_MAX + 64];
+	size_t nops;
+	int rc;
+
+	memset(k, 0, sizeof(*k));
+	snprintf(url, sizeof(url), "%s/keys/%s/%s?api-version=" KV_API_VERSION,
+		 u->vault, u->name, u->version);
+	rc = call(kv, u, "GET", url, NULL, 0, &rs);
+	if (rc < 0)
+		return rc;
+	rc = check_status(&rs);
+	if (rc < 0)
+		goto out;
+	rc = -EPROTO;
+	if (json_parse(rs.body, rs.body_len, &j) < 0 ||
+	    json_obj(j, "key", &key) < 0 || json_obj(j, "attributes", &attr) < 0 ||
+	    json_str(key, "kid", &kid) < 0 || json_str(key, "kty", &kty) < 0 ||
+	    json_bool(attr, "enabled", &k->enabled) < 0 ||
+	    strlen(kid) >= sizeof(k->kid) || strlen(kty) >= sizeof(k->kty)) {
+		seterr(-EPROTO, "%s: malformed key bundle", u->vault);
+		goto out;
+	}
+	snprintf(k->kid, sizeof(k->kid), "%s", kid);
+	snprintf(k->kty, sizeof(k->kty), "%s", kty);
+	if (json_has(attr, "exp") && json_int(attr, "exp", &k->exp) < 0)
+		goto out;
+	if (json_has(attr, "nbf") && json_int(attr, "nbf", &k->nbf) < 0)
+		goto out;
+	if (json_str(attr, "recoveryLevel", &rl) == 0)
+		snprintf(k->recovery_level, sizeof(k->recovery_level), "%s",
+			 rl);
+	if (json_array(key, "key_ops", &ops, &nops) == 0) {
+		for (size_t i = 0; i < nops; i++) {
+			const char *op = json_array_str(ops, i);
+
+			if (op != NULL && strcmp(op, "wrapKey") == 0)
+				k->op_wrap = true;
+			if (op != NULL && strcmp(op, "unwrapKey") == 0)
+				k->op_unwrap = true;
+		}
+	}
+	if (json_str(key, "n", &n64) == 0) {
+		size_t nl = 0;
+		uint8_t nb[1024];
+
+		if (b64_decode(n64, strlen(n64), nb, sizeof(nb), &nl) < 0)
+			goto out;
+		while (nl > 0 && nb[0] == 0 && nl--)
+			memmove(nb, nb + 1, nl);
+		k->rsa_bits = (int)nl * 8;
+	}
+	if (kv_alg_for(k->kty) == NULL) {
+		seterr(-EPROTO, "%s: unsupported key type %s", u->vault,
+		       k->kty);
+		goto out;
+	}
+	rc = 0;
+out:
+	json_free(j);
+	http_resp_free(&rs);
+	return rc;
+}
+
+static int keyop(struct kv *kv, const struct kv_uri *u, const char *op,
+		 const char *alg, const uint8_t *in, size_t len, uint8_t *out,
+		 size_t cap, size_t *out_len)
+{
+	char url[KV_URI_MAX + 64], *body = NULL;
+	const char *val;
+	struct http_resp rs;
+	struct json *j = NULL;
+	size_t blen = b64_enc_len(len) + 64, pos;
+	int rc;
+
+	if (len > 1024 || strlen(alg) > 16)
+		return -EINVAL;
+	rc = secmem_zalloc(blen + 64, (void **)&body);
+	if (rc < 0)
+		return rc;
+	pos = (size_t)snprintf(body, blen, "{\"alg\":\"%s\",\"value\":\"", alg);
+	rc = b64_encode(in, len, body + pos, blen - pos - 3);
+	if (rc < 0)
+		goto free_body;
+	pos += strlen(body + pos);
+	memcpy(body + pos, "\"}", 3);	/* room reserved above */
+	snprintf(url, sizeof(url), "%s/keys/%s/%s/%s?api-version=" KV_API_VERSION,
+		 u->vault, u->name, u->version, op);
+	rc = call(kv, u, "POST", url, body, strlen(body), &rs);
+	if (rc < 0)
+		goto free_body;
+	rc = check_status(&rs);
+	if (rc == 0) {
+		rc = -EPROTO;
+		if (json_parse(rs.body, rs.body_len, &j) == 0 &&
+		    json_str(j, "value", &val) == 0 &&
+		    b64_decode(val, strlen(val), out, cap, out_len) == 0)
+			rc = 0;
+		else
+			seterr(-EPROTO, "%s: malformed %s reply", u->vault, op);
+		json_free(j);
+	}
+	http_resp_free(&rs);
+free_body:
+	secmem_free(body, blen + 64);
+	return rc;
+}
+
+int kv_wrap(struct kv *kv, const struct kv_uri *u, const char *alg,
+	    const uint8_t *in, size_t len, uint8_t *out, size_t cap,
+	    size_t *out_len)
+{
+	return keyop(kv, u, "wrapkey", alg, in, len, out, cap, out_len);
+}
+
+int kv_unwrap(struct kv *kv, const struct kv_uri *u, const char *alg,
+	      const uint8_t *in, size_t len, uint8_t *out, size_t cap,
+	      size_t *out_len)
+{
+	return keyop(kv, u, "unwrapkey", alg, in, len, out, cap, out_len);
+}

@@ -1,0 +1,192 @@
+/* src/keys/kp_akv.c — the customer-managed key in Azure Key Vault.
+ * KEK_C (32 bytes) is wrapped by the CMK: RSA-OAEP-256 for RSA keys, A256KW
+ * for Managed HSM oct keys. Key Vault takes no associated data, so the
+ * binding of a wrapped KEK to its volume and layer is the config MAC
+ * (doc/FORMAT.md §1), checked after unwrap. */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cmkfs/auth.h"
+#include "cmkfs/http.h"
+#include "cmkfs/keyprov.h"
+#include "cmkfs/kv.h"
+#include "cmkfs/log.h"
+#include "cmkfs/secmem.h"
+
+struct kp_akv {
+	struct kv_uri uri;
+	struct kv_key key;	/* as read at open */
+	const char *alg;
+};
+
+static pthread_mutex_t client_mtx = PTHREAD_MUTEX_INITIALIZER;
+static struct kv *client;
+static struct azauth *client_auth;
+static char ca_file[4096];
+
+void kp_akv_set_ca_file(const char *path)
+{
+	snprintf(ca_file, sizeof(ca_file), "%s", path ? path : "");
+}
+
+int kp_akv_client(struct kv **out)
+{
+	struct http_opts o;
+	int rc = 0;
+
+	pthread_mutex_lock(&client_mtx);
+	if (client == NULL) {
+		http_opts_default(&o);
+		if (ca_file[0] != '\0')
+			o.ca_file = ca_file;
+		rc = http_global_init();
+		if (rc == 0)
+			rc = azauth_new(&o, &client_auth);
+		if (rc == 0)
+			rc = kv_new(&o, client_auth, &client);
+	}
+	*out = client;
+	pthread_mutex_unlock(&client_mtx);
+	return rc;
+}
+
+const struct kv_key *kp_akv_key(const struct keyprov *kp)
+{
+	return &((const struct kp_akv *)kp->priv)->key;
+}
+
+/* Expiry is a revocation: Key Vault still unwraps with an expired key. */
+static int usable(const struct kv_key *k)
+{
+	time_t now = time(NULL);
+
+	if (!k->enabled)
+		return -EKEYREVOKED;
+	if ((k->exp != 0 && k->exp <= now) || (k->nbf != 0 && k->nbf > now))
+		return -EKEYEXPIRED;
+	return 0;
+}
+
+static int akv_check(struct keyprov *kp)
+{
+	struct kp_akv *a = kp->priv;
+	struct kv *kv;
+	struct kv_key k;
+	int rc;
+
+	rc = kp_akv_client(&kv);
+	if (rc == 0)
+		rc = kv_get_key(kv, &a->uri, &k);
+	if (rc == 0)
+		rc = usable(&k);
+	if (rc == 0)
+		a->key = k;
+	return rc;
+}
+
+static int akv_wrap(struct keyprov *kp, const uint8_t *aad, size_t aad_len,
+		    const uint8_t key[static AEAD_KEY_LEN], uint8_t *out,
+		    size_t cap, size_t *out_len)
+{
+	struct kp_akv *a = kp->priv;
+	struct kv *kv;
+	int rc;
+
+	rc = kp_akv_client(&kv);
+	if (rc == 0)
+		rc = kv_wrap(kv, &a->uri, a->alg, key, AEAD_KEY_LEN, out, cap,
+			     out_len);
+	return rc;
+}
+
+static int akv_unwrap(struct keyprov *kp, const uint8_t *aad, size_t aad_len,
+		      const uint8_t *in, size_t len,
+		      uint8_t key[static AEAD_KEY_LEN])
+{
+	struct kp_akv *a = kp->priv;
+	uint8_t *buf = NULL;
+	size_t n = 0;
+	struct kv *kv;
+	int rc;
+
+	rc = secmem_zalloc(1024, (void **)&buf);
+	if (rc == 0)
+		rc = kp_akv_client(&kv);
+	if (rc == 0)
+		rc = kv_unwrap(kv, &a->uri, a->alg, in, len, buf, 1024, &n);
+	if (rc == 0 && n != AEAD_KEY_LEN) {
+		log_err("%s: unwrapped key has %zu bytes, not 32",
+			kp->key_id, n);
+		rc = -EPROTO;
+	}
+	if (rc == 0)
+		memcpy(key, buf, AEAD_KEY_LEN);
+	secmem_free(buf, 1024);
+	return rc;
+}
+
+static void akv_close(struct keyprov *kp)
+{
+	free(kp->priv);
+	free(kp);
+}
+
+static const struct keyprov_ops akv_ops = {
+	.name = "akv",
+	.type = KPROV_AKV,
+	.wrap = akv_wrap,
+	.unwrap = akv_unwrap,
+	.check = akv_check,
+	.close = akv_close,
+};
+
+int kp_akv_open(const char *key_uri, struct keyprov **out)
+{
+	struct keyprov *kp = calloc(1, sizeof(*kp));
+	struct kp_akv *a = calloc(1, sizeof(*a));
+	struct kv *kv;
+	int rc;
+
+	if (kp == NULL || a == NULL) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	rc = kv_parse_uri(key_uri, &a->uri);
+	if (rc < 0)
+		goto fail;
+	rc = kp_akv_client(&kv);
+	if (rc == 0)
+		rc = kv_get_key(kv, &a->uri, &a->key);
+	if (rc < 0)
+		goto fail;
+	a->alg = kv_alg_for(a->key.kty);
+	kp->ops = &akv_ops;
+	kp->priv = a;
+	snprintf(kp->key_id, sizeof(kp->key_id), "%s", key_uri);
+	*out = kp;
+	return 0;
+fail:
+	free(a);
+	free(kp);
+	return rc;
+}
+
+int keyprov_for_layer(const struct vol_layer *l, const uint8_t *service_key,
+		      const uint8_t volume_id[static VOLUME_ID_LEN], int layer,
+		      struct keyprov **out)
+{
+	switch (l->prov) {
+	case KPROV_LOCAL:
+		return kp_local_open(service_key, volume_id, layer, out);
+	case KPROV_AKV:
+		return kp_akv_open(l->key_id, out);
+	default:
+		return -EOPNOTSUPP;
+	}
+}

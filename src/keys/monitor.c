@@ -1,0 +1,251 @@
+/* src/keys/monitor.c — key checks, grace period, lock and resume. */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmkfs/audit.h"
+#include "cmkfs/kv.h"
+#include "cmkfs/log.h"
+#include "cmkfs/monitor.h"
+#include "cmkfs/volio.h"
+
+struct monitor {
+	struct keyring *kr;
+	struct monitor_cfg cfg;
+	char service_key[4096];
+	pthread_t thread;
+	pthread_mutex_t mtx;
+	pthread_cond_t cond;
+	bool stop, kick;		/* protected by mtx */
+	struct monitor_status st;	/* protected by mtx */
+};
+
+int monitor_is_denial(int rc)
+{
+	switch (rc) {
+	case -EKEYREVOKED:
+	case -EKEYEXPIRED:
+	case -EKEYREJECTED:
+	case -EACCES:
+	case -ENOKEY:
+	case -EPERM:
+	case -EBADMSG:
+		return 1;
+	default:
+		return 0;	/* network, timeouts, 5xx, 429, hostile replies */
+	}
+}
+
+static const char *why(int rc)
+{
+	return rc == -EKEYREVOKED || rc == -EKEYEXPIRED || rc == -EACCES ||
+			       rc == -EAGAIN || rc == -EPROTO ?
+		       kv_last_error() :
+		       volio_strerror(rc);
+}
+
+/* One check: providers for the current config, attributes, unwrap proof. */
+static int check_once(struct monitor *m, struct keyprov *prov[2])
+{
+	struct volume v;
+	int rc;
+
+	keyring_volume_copy(m->kr, &v);
+	rc = volio_providers(&v, m->service_key, prov);
+	for (int i = 0; i < 2 && rc == 0; i++) {
+		if (prov[i]->ops->check != NULL)
+			rc = prov[i]->ops->check(prov[i]);
+		if (rc == 0)
+			rc = keyring_verify_layer(m->kr, prov[i], i);
+	}
+	return rc;
+}
+
+static void do_lock(struct monitor *m, const char *reason, bool manual)
+{
+	keyring_lock(m->kr);
+	if (m->cfg.on_lock != NULL)
+		m->cfg.on_lock(m->cfg.ud);
+	pthread_mutex_lock(&m->mtx);
+	bool was = m->st.locked;
+	m->st.locked = true;
+	m->st.manual = manual;
+	pthread_mutex_unlock(&m->mtx);
+	if (!was) {
+		log_err("keys wiped, mount locked: %s", reason);
+		audit_event("lock", m->st.key_id, manual ? "manual" : "denied",
+			    reason);
+	}
+}
+
+static void run_check(struct monitor *m)
+{
+	struct keyprov *prov[2] = { NULL, NULL };
+	time_t now = time(NULL);
+	char reason[256];
+	bool locked;
+	int rc;
+
+	rc = check_once(m, prov);
+	snprintf(reason, sizeof(reason), "%s", rc == 0 ? "ok" : why(rc));
+	pthread_mutex_lock(&m->mtx);
+	m->st.last_check = now;
+	snprintf(m->st.last_result, sizeof(m->st.last_result), "%s", reason);
+	if (rc == 0)
+		m->st.last_ok = now;
+	locked = m->st.locked;
+	time_t last_ok = m->st.last_ok;
+	pthread_mutex_unlock(&m->mtx);
+	audit_event("check", m->st.key_id,
+		    rc == 0		    ? "ok" :
+		    monitor_is_denial(rc) ? "denied" :
+					    "transient",
+		    rc == 0 ? NULL : reason);
+	if (rc == 0 && locked) {
+		rc = keyring_unlock(m->kr, prov);
+		if (rc == 0) {
+			pthread_mutex_lock(&m->mtx);
+			m->st.locked = m->st.manual = false;
+			pthread_mutex_unlock(&m->mtx);
+			if (m->cfg.on_resume != NULL)
+				m->cfg.on_resume(m->cfg.ud);
+			log_warn("key access restored, mount resumed");
+			audit_event("resume", m->st.key_id, "ok", NULL);
+			audit_event("unwrap", m->st.key_id, "ok", "resume");
+		}
+	} else if (rc < 0 && !locked) {
+		if (monitor_is_denial(rc)) {
+			do_lock(m, reason, false);
+		} else if (now - last_ok >= m->cfg.grace_sec) {
+			char r2[300];
+
+			snprintf(r2, sizeof(r2),
+				 "grace period of %d s over: %s",
+				 m->cfg.grace_sec, reason);
+			do_lock(m, r2, false);
+		} else {
+			log_warn("key check failed (transient, locking in %ld s "
+				 "if it persists): %s",
+				 (long)(m->cfg.grace_sec - (now - last_ok)),
+				 reason);
+		}
+	}
+	keyprov_close(prov[0]);
+	keyprov_close(prov[1]);
+}
+
+static void *loop(void *arg)
+{
+	struct monitor *m = arg;
+
+	pthread_mutex_lock(&m->mtx);
+	while (!m->stop) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += m->cfg.interval_sec;
+		while (!m->stop && !m->kick &&
+		       pthread_cond_timedwait(&m->cond, &m->mtx, &ts) == 0)
+			;
+		if (m->stop)
+			break;
+		m->kick = false;
+		pthread_mutex_unlock(&m->mtx);
+		run_check(m);
+		pthread_mutex_lock(&m->mtx);
+	}
+	pthread_mutex_unlock(&m->mtx);
+	return NULL;
+}
+
+static void set_key_id(struct monitor *m)
+{
+	struct volume v;
+
+	keyring_volume_copy(m->kr, &v);
+	pthread_mutex_lock(&m->mtx);
+	snprintf(m->st.key_id, sizeof(m->st.key_id), "%s", v.layer[1].key_id);
+	pthread_mutex_unlock(&m->mtx);
+}
+
+int monitor_start(struct keyring *kr, const struct monitor_cfg *cfg,
+		  struct monitor **out)
+{
+	struct monitor *m = calloc(1, sizeof(*m));
+
+	if (m == NULL)
+		return -ENOMEM;
+	m->kr = kr;
+	m->cfg = *cfg;
+	snprintf(m->service_key, sizeof(m->service_key), "%s",
+		 cfg->service_key);
+	m->cfg.service_key = m->service_key;
+	if (m->cfg.interval_sec <= 0)
+		m->cfg.interval_sec = 60;
+	if (m->cfg.grace_sec < 0)
+		m->cfg.grace_sec = 3600;
+	pthread_mutex_init(&m->mtx, NULL);
+	pthread_cond_init(&m->cond, NULL);
+	m->st.last_check = m->st.last_ok = time(NULL);
+	snprintf(m->st.last_result, sizeof(m->st.last_result), "ok (mount)");
+	set_key_id(m);
+	if (pthread_create(&m->thread, NULL, loop, m) != 0) {
+		free(m);
+		return -EAGAIN;
+	}
+	*out = m;
+	return 0;
+}
+
+void monitor_stop(struct monitor *m)
+{
+	if (m == NULL)
+		return;
+	pthread_mutex_lock(&m->mtx);
+	m->stop = true;
+	pthread_cond_signal(&m->cond);
+	pthread_mutex_unlock(&m->mtx);
+	pthread_join(m->thread, NULL);
+	pthread_cond_destroy(&m->cond);
+	pthread_mutex_destroy(&m->mtx);
+	free(m);
+}
+
+void monitor_lock_now(struct monitor *m, const char *reason)
+{
+	do_lock(m, reason, true);
+}
+
+void monitor_kick(struct monitor *m)
+{
+	pthread_mutex_lock(&m->mtx);
+	m->kick = true;
+	pthread_cond_signal(&m->cond);
+	pthread_mutex_unlock(&m->mtx);
+}
+
+int monitor_reload(struct monitor *m, int dirfd)
+{
+	struct volume v;
+	int rc;
+
+	rc = volio_read(dirfd, &v);
+	if (rc == 0)
+		rc = keyring_set_volume(m->kr, &v);
+	if (rc == 0) {
+		set_key_id(m);
+		monitor_kick(m);	/* prove the new key now */
+	}
+	return rc;
+}
+
+void monitor_get_status(struct monitor *m, struct monitor_status *st)
+{
+	pthread_mutex_lock(&m->mtx);
+	*st = m->st;
+	pthread_mutex_unlock(&m->mtx);
+}

@@ -1,0 +1,157 @@
+/* src/util/json.c — bounded, typed access to untrusted JSON via cJSON. */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cmkfs/json.h"
+
+/* struct json is cJSON itself: the opaque name keeps cJSON in this file. */
+#define C(j) ((const cJSON *)(const void *)(j))
+
+static int depth_ok(const cJSON *n, int depth)
+{
+	if (depth > JSON_MAX_DEPTH)
+		return 0;
+	for (const cJSON *c = n->child; c != NULL; c = c->next) {
+		if (!depth_ok(c, depth + 1))
+			return 0;
+	}
+	return 1;
+}
+
+int json_parse(const char *buf, size_t len, struct json **out)
+{
+	const char *end = NULL;
+	cJSON *root;
+
+	if (len == 0 || len > JSON_MAX_LEN)
+		return -EPROTO;
+	root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
+	if (root == NULL)
+		return -EPROTO;
+	/* Only whitespace may follow the value. */
+	while (end != NULL && end < buf + len &&
+	       (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
+		end++;
+	if (end != buf + len || !depth_ok(root, 0)) {
+		cJSON_Delete(root);
+		return -EPROTO;
+	}
+	*out = (struct json *)(void *)root;
+	return 0;
+}
+
+void json_free(struct json *j)
+{
+	cJSON_Delete((cJSON *)(void *)j);
+}
+
+static const cJSON *field(const struct json *j, const char *key)
+{
+	if (j == NULL || !cJSON_IsObject(C(j)))
+		return NULL;
+	return cJSON_GetObjectItemCaseSensitive(C(j), key);
+}
+
+int json_has(const struct json *j, const char *key)
+{
+	return field(j, key) != NULL;
+}
+
+int json_obj(const struct json *j, const char *key, const struct json **out)
+{
+	const cJSON *f = field(j, key);
+
+	if (!cJSON_IsObject(f))
+		return -EPROTO;
+	*out = (const struct json *)(const void *)f;
+	return 0;
+}
+
+int json_str(const struct json *j, const char *key, const char **out)
+{
+	const cJSON *f = field(j, key);
+
+	if (!cJSON_IsString(f) || f->valuestring == NULL)
+		return -EPROTO;
+	*out = f->valuestring;
+	return 0;
+}
+
+int json_bool(const struct json *j, const char *key, bool *out)
+{
+	const cJSON *f = field(j, key);
+
+	if (!cJSON_IsBool(f))
+		return -EPROTO;
+	*out = cJSON_IsTrue(f);
+	return 0;
+}
+
+int json_int(const struct json *j, const char *key, int64_t *out)
+{
+	const cJSON *f = field(j, key);
+
+	if (cJSON_IsNumber(f)) {
+		double d = f->valuedouble;
+
+		/* 2^63 is exactly representable; anything at or past it is not
+		 * an int64. Fractions are refused too. */
+		if (!isfinite(d) || d < -9223372036854775808.0 ||
+		    d >= 9223372036854775808.0 || d != floor(d))
+			return -EPROTO;
+		*out = (int64_t)d;
+		return 0;
+	}
+	if (cJSON_IsString(f) && f->valuestring != NULL) {
+		const char *s = f->valuestring;
+		char *end;
+		long long v;
+
+		if (*s == '\0' || strlen(s) > 19)
+			return -EPROTO;
+		for (const char *p = s; *p; p++) {
+			if (*p < '0' || *p > '9')
+				return -EPROTO;
+		}
+		errno = 0;
+		v = strtoll(s, &end, 10);
+		if (errno != 0 || *end != '\0')
+			return -EPROTO;
+		*out = v;
+		return 0;
+	}
+	return -EPROTO;
+}
+
+int json_array(const struct json *j, const char *key, const struct json **arr,
+	       size_t *n)
+{
+	const cJSON *f = field(j, key);
+	int sz;
+
+	if (!cJSON_IsArray(f))
+		return -EPROTO;
+	sz = cJSON_GetArraySize(f);
+	if (sz < 0)
+		return -EPROTO;
+	*arr = (const struct json *)(const void *)f;
+	*n = (size_t)sz;
+	return 0;
+}
+
+const char *json_array_str(const struct json *arr, size_t i)
+{
+	const cJSON *e;
+
+	if (i > INT_MAX)
+		return NULL;
+	e = cJSON_GetArrayItem(C(arr), (int)i);
+	return cJSON_IsString(e) ? e->valuestring : NULL;
+}
