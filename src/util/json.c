@@ -104,7 +104,7 @@ int json_int(const struct json *j, const char *key, int64_t *out)
 		/* 2^63 is exactly representable; anything at or past it is not
 		 * an int64. Fractions are refused too. */
 		if (!isfinite(d) || d < -9223372036854775808.0 ||
-		    d >= 9223372036854775808.0 || d != floor(d))
+		    d >= 9223372036854775808.0 || d != (double)(int64_t)d)
 			return -EPROTO;
 		*out = (int64_t)d;
 		return 0;
