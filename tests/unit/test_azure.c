@@ -1,0 +1,144 @@
+/* tests/unit/test_azure.c — the pure parts of the Azure client: key URIs,
+ * WWW-Authenticate challenges, error mapping (status + codes, never
+ * messages), backoff bounds. The network paths are tested against the Key
+ * Vault test server (tests/mount/t_cmk.sh). */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "cmkfs/auth.h"
+#include "cmkfs/http.h"
+#include "cmkfs/kv.h"
+#include "../lib/tap.h"
+
+static void uris(void)
+{
+	struct kv_uri u;
+	static const char *const bad[] = {
+		"http://v.vault.azure.net/keys/k/1",
+		"https://v.vault.azure.net/keys/k",
+		"https://v.vault.azure.net/keys/k/",
+		"https://v.vault.azure.net/secrets/k/1",
+		"https://v.vault.azure.net/keys/k/1/extra",
+		"https://v.vault.azure.net/keys/k/1?x=1",
+		"https://v.vault.azure.net/keys/k/1#f",
+		"https://user@v.vault.azure.net/keys/k/1",
+		"https:///keys/k/1",
+		"https://v.vault.azure.net/keys/k_x/1",
+		"https://v.vault.azure.net/keys//1",
+		"",
+	};
+
+	CHECK_RC(kv_parse_uri("https://myvault.vault.azure.net/keys/cmk/"
+			      "0123456789abcdef0123456789abcdef",
+			      &u),
+		 0);
+	CHECK(strcmp(u.vault, "https://myvault.vault.azure.net") == 0 &&
+		      strcmp(u.host, "myvault.vault.azure.net") == 0 &&
+		      strcmp(u.name, "cmk") == 0 &&
+		      strcmp(u.version, "0123456789abcdef0123456789abcdef") == 0 &&
+		      !u.hsm,
+	      "vault uri");
+	CHECK_RC(kv_parse_uri("https://h.managedhsm.azure.net/keys/k-1/v2", &u),
+		 0);
+	CHECK(u.hsm && strcmp(u.name, "k-1") == 0, "hsm uri");
+	CHECK_RC(kv_parse_uri("https://127.0.0.1:8443/keys/k/v/", &u), 0);
+	CHECK(strcmp(u.vault, "https://127.0.0.1:8443") == 0 &&
+		      strcmp(u.host, "127.0.0.1") == 0,
+	      "port kept in vault, not host");
+	for (size_t i = 0; i < CMK_ARRAY_LEN(bad); i++)
+		CHECK(kv_parse_uri(bad[i], &u) == -EINVAL, "accepted %s", bad[i]);
+	CHECK(strcmp(kv_alg_for("RSA-HSM"), "RSA-OAEP-256") == 0 &&
+		      strcmp(kv_alg_for("oct-HSM"), "A256KW") == 0 &&
+		      kv_alg_for("EC") == NULL,
+	      "algorithms");
+}
+
+static void challenges(void)
+{
+	char t[128], s[512], r[512];
+
+	CHECK_RC(azauth_parse_challenge(
+			 "Bearer authorization=\"https://login.microsoftonline.com/"
+			 "72f988bf-86f1-41af-91ab-2d7cd011db47\", "
+			 "resource=\"https://vault.azure.net\"",
+			 t, sizeof(t), s, sizeof(s), r, sizeof(r)),
+		 0);
+	CHECK(strcmp(t, "72f988bf-86f1-41af-91ab-2d7cd011db47") == 0 &&
+		      strcmp(s, "https://vault.azure.net/.default") == 0 &&
+		      strcmp(r, "https://vault.azure.net") == 0,
+	      "vault challenge: %s %s", t, s);
+	CHECK_RC(azauth_parse_challenge(
+			 "Bearer authorization=\"https://login.microsoftonline.com/"
+			 "tid\", scope=\"https://managedhsm.azure.net/.default\"",
+			 t, sizeof(t), s, sizeof(s), r, sizeof(r)),
+		 0);
+	CHECK(strcmp(s, "https://managedhsm.azure.net/.default") == 0 &&
+		      strcmp(r, "https://managedhsm.azure.net") == 0,
+	      "scope form");
+	static const char *const bad[] = {
+		"Basic realm=\"x\"",
+		"Bearer resource=\"https://vault.azure.net\"",
+		"Bearer authorization=\"https://login/t\"",
+		"Bearer authorization=\"http://login/t\", resource=\"https://v\"",
+		"Bearer authorization=\"https://login/t\", resource=\"http://v\"",
+		"Bearer authorization=https://login/t",
+		"Bearer authorization=\"https://login/t?x\", resource=\"https://v\"",
+		"Bearer authorization=\"https://login/",
+	};
+	for (size_t i = 0; i < CMK_ARRAY_LEN(bad); i++)
+		CHECK(azauth_parse_challenge(bad[i], t, sizeof(t), s, sizeof(s),
+					     r, sizeof(r)) == -EPROTO,
+		      "accepted %s", bad[i]);
+}
+
+static void errors(void)
+{
+	char m[256];
+	const char *dis = "{\"error\":{\"code\":\"Forbidden\",\"message\":"
+			  "\"Operation unwrapKey is not allowed on a disabled "
+			  "key.\",\"innererror\":{\"code\":\"KeyDisabled\"}}}";
+	const char *pol = "{\"error\":{\"code\":\"Forbidden\",\"message\":"
+			  "\"KeyNotFound lies in the message\",\"innererror\":"
+			  "{\"code\":\"ForbiddenByPolicy\"}}}";
+	const char *exp = "{\"error\":{\"code\":\"Forbidden\",\"innererror\":"
+			  "{\"code\":\"KeyExpired\"}}}";
+	const char *nf = "{\"error\":{\"code\":\"KeyNotFound\"}}";
+
+	CHECK_RC(kv_map_error(403, dis, strlen(dis), m, sizeof(m)), -EKEYREVOKED);
+	CHECK(strstr(m, "KeyDisabled") != NULL, "message %s", m);
+	CHECK_RC(kv_map_error(403, pol, strlen(pol), m, sizeof(m)), -EKEYREVOKED);
+	CHECK_RC(kv_map_error(403, exp, strlen(exp), m, sizeof(m)), -EKEYEXPIRED);
+	CHECK_RC(kv_map_error(404, nf, strlen(nf), m, sizeof(m)), -EKEYREVOKED);
+	CHECK_RC(kv_map_error(401, "", 0, m, sizeof(m)), -EKEYREVOKED);
+	CHECK_RC(kv_map_error(429, "", 0, m, sizeof(m)), -EAGAIN);
+	CHECK_RC(kv_map_error(503, "<html>", 6, m, sizeof(m)), -EAGAIN);
+	CHECK_RC(kv_map_error(400, nf, strlen(nf), m, sizeof(m)), -EPROTO);
+	CHECK_RC(kv_map_error(302, "", 0, m, sizeof(m)), -EPROTO);
+	/* a hostile code cannot forge a log line */
+	const char *evil = "{\"error\":{\"code\":\"a\\nERROR fake\"}}";
+
+	(void)kv_map_error(500, evil, strlen(evil), m, sizeof(m));
+	CHECK(strchr(m, '\n') == NULL, "newline in message");
+	CHECK(http_transient(0, 429) && http_transient(0, 500) &&
+		      http_transient(0, 408) && !http_transient(0, 403) &&
+		      !http_transient(0, 404) && http_transient(-ETIMEDOUT, 0) &&
+		      !http_transient(-EPROTO, 0),
+	      "transient classes");
+	for (int n = 1; n < 20; n++) {
+		long b = http_backoff_ms(n, -1);
+
+		CHECK(b >= 500 && b <= 32000, "backoff %d = %ld", n, b);
+	}
+	CHECK(http_backoff_ms(1, 3) == 3000, "Retry-After honoured");
+	CHECK(http_backoff_ms(1, 100000) == 60000, "Retry-After capped");
+}
+
+int main(void)
+{
+	uris();
+	challenges();
+	errors();
+	return t_done("test_azure");
+}
