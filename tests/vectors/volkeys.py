@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""volkeys.py — derive a volume's key material independently of the C code
+(doc/FORMAT.md §1-2), for tests that must search a daemon's memory for it.
+
+  volkeys.py CIPHERDIR SERVICE_KEY [--kek-c HEX] [FILE...]
+
+Prints one line per key: "<label> <hex>". KEK_S always comes from the
+service key; KEK_C too when the customer layer is `local`, else pass it
+with --kek-c (a test obtains it by asking Key Vault to unwrap the stored
+blob, as any authorised client could). FILEs are backing files whose two
+DEKs are printed. Test tooling only: it needs the same keys a mount does.
+"""
+import struct
+import sys
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+
+def hkdf(ikm, salt, label, n):
+    return HKDF(hashes.SHA256(), n, salt or None, label.encode()).derive(ikm)
+
+
+def parse_conf(b):
+    assert b[:8] == b"CMKFSVOL"
+    vol_id = b[12:28]
+    gen = struct.unpack(">I", b[34:38])[0]
+    pos, layers = 46, []
+    for _ in range(2):
+        prov = b[pos]
+        n = struct.unpack(">H", b[pos + 1:pos + 3])[0]
+        key_id = b[pos + 3:pos + 3 + n].decode()
+        pos += 3 + n
+        w = struct.unpack(">H", b[pos:pos + 2])[0]
+        layers.append((prov, key_id, b[pos + 2:pos + 2 + w]))
+        pos += 2 + w
+    return vol_id, gen, layers
+
+
+def kek_unwrap(wrap_key, vol_id, gen, layer, blob):
+    aad = b"cmkfs kek v1" + vol_id + bytes([layer + 1]) + struct.pack(">I", gen)
+    return AESGCM(wrap_key).decrypt(blob[:12], blob[12:], aad)
+
+
+def main(argv):
+    cdir, skey_path = argv[1], argv[2]
+    rest = argv[3:]
+    kek_c = None
+    if rest[:1] == ["--kek-c"]:
+        kek_c = bytes.fromhex(rest[1])
+        rest = rest[2:]
+    skey = open(skey_path, "rb").read()
+    vol_id, gen, layers = parse_conf(open(cdir + "/cmkfs.conf", "rb").read())
+    labels = ["cmkfs v1 local wrap S", "cmkfs v1 local wrap C"]
+    keks = []
+    for i, (prov, _, blob) in enumerate(layers):
+        if prov == 1:
+            keks.append(kek_unwrap(hkdf(skey, vol_id, labels[i], 32), vol_id,
+                                   gen, i, blob))
+        elif kek_c is not None:
+            keks.append(kek_c)
+        else:
+            sys.exit("volkeys: customer layer is in Key Vault: pass --kek-c")
+    print("KEK_S", keks[0].hex())
+    print("KEK_C", keks[1].hex())
+    name_key = hkdf(keks[0] + keks[1], vol_id, "cmkfs v1 name key", 64)
+    print("NAME_KEY_A", name_key[:32].hex())
+    print("NAME_KEY_B", name_key[32:].hex())
+    for f in rest:
+        h = open(f, "rb").read(148)
+        for layer, off in ((1, 28), (2, 88)):
+            blob = h[off:off + 60]
+            dek = AESGCM(keks[layer - 1]).decrypt(blob[:12], blob[12:],
+                                                  h[:28] + bytes([layer]))
+            print("DEK%d" % layer, dek.hex(), f)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
