@@ -116,7 +116,9 @@ demo_check() {
 	d=$(mktemp -d)
 	DEMO_DIR=$d bash scripts/demo.sh &&
 		grep -qs " $d/mnt fuse.cmkfs " /proc/self/mounts &&
-		build/release/src/cmkfs umount "$d/mnt" && rm -rf "$d"
+		CMKFS_RUNTIME_DIR=$d/run build/release/src/cmkfs umount "$d/mnt" &&
+		kill "$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$d/kv/server.json")" &&
+		rm -rf "$d"
 }
 note "checksrc, make install, README demo"
 step checksrc bash scripts/checksrc.sh

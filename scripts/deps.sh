@@ -6,7 +6,7 @@ pkgs=(
 	build-essential autoconf automake libtool pkg-config clang
 	libfuse3-dev fuse3 libssl-dev libcurl4-openssl-dev libcjson-dev
 	python3 python3-cryptography
-	sqlite3 rsync git attr tar valgrind util-linux procps
+	sqlite3 rsync git attr tar valgrind util-linux procps gdb openssl ca-certificates
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -67,6 +67,8 @@ CMK_MUST_CHECK int kp_akv_open(const char *key_uri, struct keyprov **out);
 void kp_akv_set_ca_file(const char *path);
 struct kv;
 CMK_MUST_CHECK int kp_akv_client(struct kv **out);
+/* Wipe cached bearer tokens (on lock: a locked mount holds no secret). */
+void kp_akv_forget_tokens(void);
 /* The key attributes read at open (for cmk enable/rotate checks). */
 struct kv_key;
 const struct kv_key *kp_akv_key(const struct keyprov *kp);

@@ -32,6 +32,8 @@ struct monitor_status {
 	time_t last_check, last_ok;
 	char last_result[256];		/* "ok" or the reason */
 	char key_id[VOLUME_KEYID_MAX + 1];	/* what protects layer C */
+	unsigned long checks;		/* completed checks */
+	bool last_check_ok;
 };
 
 struct monitor;
@@ -45,8 +47,10 @@ void monitor_lock_now(struct monitor *m, const char *why);
 /* Check now instead of waiting for the interval (returns at once). */
 void monitor_kick(struct monitor *m);
 /* Adopt a rewritten cmkfs.conf (cmk enable/rotate/disable on a live
- * mount). Errors: as keyring_set_volume, volio_read. */
-CMK_MUST_CHECK int monitor_reload(struct monitor *m, int dirfd);
+ * mount) and prove the new key with a check before returning (waits up
+ * to 60 s); st gets the result. Errors: as keyring_set_volume, volio_read. */
+CMK_MUST_CHECK int monitor_reload(struct monitor *m, int dirfd,
+				  struct monitor_status *st);
 void monitor_get_status(struct monitor *m, struct monitor_status *st);
 /* 1 if rc (from a provider or Key Vault) means access is denied, 0 if it is
  * transient. Pure. */

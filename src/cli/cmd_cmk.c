@@ -95,8 +95,16 @@ static void notify_mount(const char *cipherdir)
 			"cmkfs cmk: warning: the mount on %s did not adopt the "
 			"change (%s); remount it\n",
 			mnt, rc < 0 ? strerror(-rc) : reply);
+	else if (strstr(reply, "\"last_check_ok\":true") == NULL)
+		fprintf(stderr,
+			"cmkfs cmk: warning: the mount on %s adopted the change "
+			"but cannot use the key yet: %s. Does the mount daemon's "
+			"environment hold the Azure credentials (doc/KEYS.md)? It "
+			"locks when the grace period ends.\n",
+			mnt, reply);
 	else
-		printf("The mount on %s adopted the change.\n", mnt);
+		printf("The mount on %s adopted the change and proved the key.\n",
+		       mnt);
 }
 
 int cmd_cmk(int argc, char **argv)

@@ -211,7 +211,7 @@ static void ctl_handle(const char *cmd, char *reply, size_t cap, void *ud)
 		monitor_kick(d->mon);
 	} else if (strcmp(cmd, "reload") == 0) {
 		dirfd = open(d->o->cipherdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		rc = dirfd < 0 ? -errno : monitor_reload(d->mon, dirfd);
+		rc = dirfd < 0 ? -errno : monitor_reload(d->mon, dirfd, &st);
 		if (dirfd >= 0)
 			close(dirfd);
 		if (rc < 0) {
@@ -235,11 +235,12 @@ static void ctl_handle(const char *cmd, char *reply, size_t cap, void *ud)
 		 "{\"ok\":true,\"locked\":%s,\"manual_lock\":%s,"
 		 "\"last_check\":%lld,\"last_ok\":%lld,\"last_result\":\"%s\","
 		 "\"key_id\":\"%s\",\"key_check_interval\":%d,\"grace\":%d,"
-		 "\"pid\":%ld,\"audit_log\":\"%s\"}",
+		 "\"last_check_ok\":%s,\"pid\":%ld,\"audit_log\":\"%s\"}",
 		 st.locked ? "true" : "false", st.manual ? "true" : "false",
 		 (long long)st.last_check, (long long)st.last_ok,
 		 st.last_result, st.key_id, d->o->key_check_interval_sec,
-		 d->o->grace_sec, (long)getpid(), audit_path());
+		 d->o->grace_sec, st.last_check_ok ? "true" : "false",
+		 (long)getpid(), audit_path());
 }
 
 /* Serve in this process. ready_fd >= 0 gets one byte once mounted. */

@@ -68,6 +68,7 @@ static int check_once(struct monitor *m, struct keyprov *prov[2])
 static void do_lock(struct monitor *m, const char *reason, bool manual)
 {
 	keyring_lock(m->kr);
+	kp_akv_forget_tokens();
 	if (m->cfg.on_lock != NULL)
 		m->cfg.on_lock(m->cfg.ud);
 	pthread_mutex_lock(&m->mtx);
@@ -94,6 +95,8 @@ static void run_check(struct monitor *m)
 	snprintf(reason, sizeof(reason), "%s", rc == 0 ? "ok" : why(rc));
 	pthread_mutex_lock(&m->mtx);
 	m->st.last_check = now;
+	m->st.checks++;
+	m->st.last_check_ok = rc == 0;
 	snprintf(m->st.last_result, sizeof(m->st.last_result), "%s", reason);
 	if (rc == 0)
 		m->st.last_ok = now;
@@ -191,6 +194,7 @@ int monitor_start(struct keyring *kr, const struct monitor_cfg *cfg,
 	pthread_mutex_init(&m->mtx, NULL);
 	pthread_cond_init(&m->cond, NULL);
 	m->st.last_check = m->st.last_ok = time(NULL);
+	m->st.last_check_ok = true;	/* the mount just unwrapped */
 	snprintf(m->st.last_result, sizeof(m->st.last_result), "ok (mount)");
 	set_key_id(m);
 	if (pthread_create(&m->thread, NULL, loop, m) != 0) {
@@ -228,19 +232,31 @@ void monitor_kick(struct monitor *m)
 	pthread_mutex_unlock(&m->mtx);
 }
 
-int monitor_reload(struct monitor *m, int dirfd)
+int monitor_reload(struct monitor *m, int dirfd, struct monitor_status *st)
 {
+	unsigned long before;
 	struct volume v;
 	int rc;
 
 	rc = volio_read(dirfd, &v);
 	if (rc == 0)
 		rc = keyring_set_volume(m->kr, &v);
-	if (rc == 0) {
-		set_key_id(m);
-		monitor_kick(m);	/* prove the new key now */
+	if (rc < 0)
+		return rc;
+	set_key_id(m);
+	pthread_mutex_lock(&m->mtx);
+	before = m->st.checks;
+	pthread_mutex_unlock(&m->mtx);
+	monitor_kick(m);	/* prove the new key now, and say how it went */
+	for (int i = 0; i < 600; i++) {
+		struct timespec ts = { 0, 100000000 };
+
+		monitor_get_status(m, st);
+		if (st->checks != before)
+			break;
+		nanosleep(&ts, NULL);
 	}
-	return rc;
+	return 0;
 }
 
 void monitor_get_status(struct monitor *m, struct monitor_status *st)
