@@ -78,6 +78,18 @@ wait_for $((INTERVAL + 25)) cat "$MNT/a.txt" || t_fail "no resume after the outa
 grep -q '"result":"transient"' "$CMKFS_AUDIT_LOG" || t_fail "transient checks not audited"
 t_ok "503/429 outage: served within grace ($GRACE s), locked after, resumed"
 
+# --- dropped connections inside the grace period: no lock ---
+kv fault '/keys/' --drop --seconds 3 >/dev/null
+sleep 2
+cat "$MNT/a.txt" >/dev/null || t_fail "locked on dropped connections inside the grace period"
+kv fault-clear >/dev/null
+# --- a revoked token: 401 on the cached token -> fresh token, no lock ---
+kv revoke-tokens app >/dev/null
+sleep $((3 * INTERVAL + 1))
+cat "$MNT/a.txt" >/dev/null || t_fail "a revoked (not refused) token locked the mount"
+"$CMKFS" status --json "$MNT" | grep -q '"last_check_ok":true' || t_fail "checks failing after token revocation"
+t_ok "dropped connections within grace and a revoked token (fresh token fetched) do not lock"
+
 # --- key traffic is O(1): file operations never reach Key Vault ---
 kv stats --reset >/dev/null
 t0=$(date +%s)
@@ -140,6 +152,19 @@ KID4=$(kv_key nowrap --ops encrypt,decrypt)
 "$CMKFS" cmk rotate --service-key "$KEY" --key "$KID4" "$CIPHER" 2>"$T/err" && t_fail "key without wrapKey accepted"
 grep -q "wrapKey" "$T/err" || t_fail "key_ops message: $(cat "$T/err")"
 t_ok "refused: no purge protection, no soft delete, unknown key, no version, no wrapKey; --force overrides"
+
+# --- hostile or broken replies: clear errors, never a crash ---
+for preset in invalid-json huge bad-base64 wrong-key-size redirect empty html; do
+	kv raw '/unwrapkey' --preset $preset --count 50 >/dev/null
+	rc=0; mnt 2>"$T/err" || rc=$?
+	kv fault-clear >/dev/null
+	if [ $rc = 0 ]; then t_umount; t_fail "mounted with a '$preset' unwrap reply"; fi
+	[ $rc = 1 ] || t_fail "'$preset' reply: exit $rc (crash?): $(cat "$T/err")"
+	grep -q "cannot unlock" "$T/err" || t_fail "'$preset' reply: unclear error: $(cat "$T/err")"
+done
+mnt || t_fail "mount after the hostile replies"
+t_umount
+t_ok "hostile unwrap replies (invalid JSON, huge, bad base64url, wrong key size, redirect, empty, HTML) refused with exit 1"
 
 # --- Managed HSM oct-HSM key (A256KW) and every credential kind ---
 HKID=$(kv_key hsmkey --kty oct-HSM --size 256)
