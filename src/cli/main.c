@@ -15,6 +15,7 @@ static const struct subcmd subcmds[] = {
 	{ "status", "show a volume's keys, format and mount state", cmd_status },
 	{ "cmk", "enable, rotate or disable the customer-managed key", cmd_cmk },
 	{ "lock", "wipe a running mount's keys now", cmd_lock },
+	{ "audit", "show a volume's key events from the audit log", cmd_audit },
 };
 
 static void help(FILE *f)
@@ -75,6 +76,13 @@ void cli_json_str(const char *s)
 
 int main(int argc, char **argv)
 {
+	const char *base = strrchr(argv[0], '/');
+
+	base = base ? base + 1 : argv[0];
+	/* mount -t fuse.cmkfs / fstab run us as mount.cmkfs (or
+	 * mount.fuse.cmkfs): installed as links to this binary. */
+	if (strncmp(base, "mount.", 6) == 0)
+		return mount_helper_main(argc, argv);
 	if (argc < 2) {
 		help(stderr);
 		return CMK_EXIT_USAGE;

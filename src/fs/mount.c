@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -183,6 +186,32 @@ static void raise_nofile(void)
 	}
 }
 
+/* systemd's notify protocol (sd_notify(3)) without libsystemd: one
+ * datagram to $NOTIFY_SOCKET (a path, or '@' for the abstract namespace). */
+static void notify(const char *msg)
+{
+	const char *p = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t n;
+	int fd;
+
+	if (p == NULL || (*p != '/' && *p != '@'))
+		return;
+	n = strlen(p);
+	if (n >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, p, n);
+	if (*p == '@')
+		sa.sun_path[0] = '\0';
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
+		log_warn("sd_notify: %s", strerror(errno));
+	close(fd);
+}
+
 struct daemon {
 	struct fsctx *fs;
 	struct monitor *mon;
@@ -348,6 +377,14 @@ static int serve(const struct mount_opts *o, int ready_fd)
 	audit_event("mount", keyring_volume(kr)->layer[1].key_id, "ok",
 		    o->mountpoint);
 	log_info("%s mounted on %s", o->cipherdir, o->mountpoint);
+	{
+		char msg[4400];
+
+		snprintf(msg, sizeof(msg),
+			 "READY=1\nMAINPID=%ld\nSTATUS=serving %s on %s",
+			 (long)getpid(), o->cipherdir, o->mountpoint);
+		notify(msg);
+	}
 	if (ready_fd >= 0) {
 		char c = 'R';
 		int nul = open("/dev/null", O_RDWR);
@@ -378,6 +415,7 @@ static int serve(const struct mount_opts *o, int ready_fd)
 	ex = rc == 0 ? CMK_EXIT_OK : CMK_EXIT_RUNTIME;
 	fuse_loop_cfg_destroy(lc);
 out_unmount:
+	notify("STOPPING=1");
 	ctl_stop(ctl);
 	monitor_stop(d.mon);
 	state_remove(o->mountpoint);

@@ -1,0 +1,116 @@
+/* src/cli/mount_helper.c — `mount.cmkfs` / `mount.fuse.cmkfs`: the helper
+ * mount(8) runs for `mount -t fuse.cmkfs CIPHERDIR MOUNTPOINT -o OPTS` and
+ * for fstab lines (mount(8) "External helpers": spec dir [-sfnv] [-o opts]).
+ * cmkfs's own options travel inside -o (service_key=FILE,
+ * key_check_interval=N, grace=N, ca_file=FILE, audit_log=FILE); fstab-only
+ * options are dropped; everything else goes to FUSE. Then it runs
+ * `cmkfs mount`, which returns once the mount serves. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* mount(8) and systemd options that are not for FUSE. */
+static int fstab_only(const char *o)
+{
+	static const char *const drop[] = { "defaults", "auto", "noauto",
+					    "user", "nouser", "users", "nofail",
+					    "_netdev", "rw", "owner", "group",
+					    "comment" };
+
+	for (size_t i = 0; i < CMK_ARRAY_LEN(drop); i++) {
+		size_t n = strlen(drop[i]);
+
+		if (strncmp(o, drop[i], n) == 0 && (o[n] == '\0' || o[n] == '='))
+			return 1;
+	}
+	return strncmp(o, "x-", 2) == 0;	/* x-systemd.*, x-gvfs-* */
+}
+
+int mount_helper_main(int argc, char **argv)
+{
+	static const struct {
+		const char *opt, *flag;
+	} ours[] = {
+		{ "service_key=", "--service-key" },
+		{ "key_check_interval=", "--key-check-interval" },
+		{ "grace=", "--grace" },
+		{ "ca_file=", "--ca-file" },
+		{ "audit_log=", "--audit-log" },
+	};
+	char *args[64], fuse_opts[4096] = "", *opts = NULL;
+	const char *spec = NULL, *dir = NULL;
+	int n = 0, fake = 0;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) {
+			opts = argv[++i];
+		} else if (strncmp(argv[i], "-o", 2) == 0 && argv[i][2]) {
+			opts = argv[i] + 2;
+		} else if (strcmp(argv[i], "-t") == 0 && i + 1 < argc) {
+			i++;	/* fuse.cmkfs: we know */
+		} else if (strcmp(argv[i], "-N") == 0 && i + 1 < argc) {
+			return cli_fail("mount.cmkfs", "-N (namespaces) is not "
+						       "supported");
+		} else if (argv[i][0] == '-') {
+			fake |= strchr(argv[i], 'f') != NULL;	/* -s -n -v: fine */
+		} else if (spec == NULL) {
+			spec = argv[i];
+		} else if (dir == NULL) {
+			dir = argv[i];
+		} else {
+			return cli_usage_error("mount", "mount.cmkfs: extra "
+							"argument '%s'",
+					       argv[i]);
+		}
+	}
+	if (spec == NULL || dir == NULL)
+		return cli_usage_error("mount", "usage: mount.cmkfs CIPHERDIR "
+						"MOUNTPOINT [-o OPTIONS]");
+	args[n++] = "cmkfs";
+	args[n++] = "mount";
+	if (opts != NULL) {
+		char *copy = strdup(opts), *save = NULL;
+
+		if (copy == NULL)
+			return cli_fail("mount.cmkfs", "out of memory");
+		for (char *o = strtok_r(copy, ",", &save); o != NULL;
+		     o = strtok_r(NULL, ",", &save)) {
+			size_t k;
+
+			for (k = 0; k < CMK_ARRAY_LEN(ours); k++) {
+				if (strncmp(o, ours[k].opt,
+					    strlen(ours[k].opt)) == 0)
+					break;
+			}
+			if (k < CMK_ARRAY_LEN(ours)) {
+				if (n + 2 >= (int)CMK_ARRAY_LEN(args) - 4)
+					break;
+				args[n++] = (char *)ours[k].flag;
+				args[n++] = o + strlen(ours[k].opt);
+			} else if (!fstab_only(o)) {
+				size_t l = strlen(fuse_opts);
+
+				snprintf(fuse_opts + l, sizeof(fuse_opts) - l,
+					 "%s%s", l ? "," : "", o);
+			}
+		}
+		/* copy stays alive: args point into it until exec */
+	}
+	if (fuse_opts[0] != '\0') {
+		args[n++] = "-o";
+		args[n++] = fuse_opts;
+	}
+	args[n++] = (char *)spec;
+	args[n++] = (char *)dir;
+	args[n] = NULL;
+	if (fake)
+		return CMK_EXIT_OK;	/* mount -f: do everything but mount */
+	optind = 1;
+	return cmd_mount(n - 1, args + 1);
+}
