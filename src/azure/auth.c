@@ -92,7 +92,6 @@ int azauth_new(const struct http_opts *o, struct azauth **out)
 	snprintf(a->authority, sizeof(a->authority), "%s",
 		 env("AZURE_AUTHORITY_HOST") ? env("AZURE_AUTHORITY_HOST") :
 					       AUTHORITY_DEFAULT);
-	a->authority[strcspn(a->authority, "\0")] = '\0';
 	while (strlen(a->authority) > 0 &&
 	       a->authority[strlen(a->authority) - 1] == '/')
 		a->authority[strlen(a->authority) - 1] = '\0';
