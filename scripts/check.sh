@@ -5,7 +5,8 @@
 #   2. ASan+UBSan build: the same suite again, daemon included
 #   3. valgrind memcheck over every unit test
 #   4. clang build, warning-free (-Werror), compile only
-#   5. checksrc (banned functions), make install, and the README demo
+#   5. libFuzzer: every parser target for FUZZ_SECONDS (default 20) each
+#   6. checksrc (banned functions), make install, and the README demo
 # Ends with one line "check: N passed, M failed, K skipped".
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -120,6 +121,27 @@ demo_check() {
 		kill "$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$d/kv/server.json")" &&
 		rm -rf "$d"
 }
+note "libFuzzer (clang, ASan+UBSan), ${FUZZ_SECONDS:-20} s per target"
+fuzz_run() { # target
+	local c
+	c=$(mktemp -d)
+	cp tests/fuzz/corpus/"$1"/* "$c"/
+	build/fuzz/tests/fuzz/lf_"$1" -max_total_time="${FUZZ_SECONDS:-20}" -timeout=10 \
+		-rss_limit_mb=2048 -print_final_stats=1 "$c"
+	local rc=$?
+	rm -rf "$c"
+	return $rc
+}
+if command -v clang >/dev/null && build build/fuzz CC=clang --enable-fuzzing &&
+	make -s -C build/fuzz fuzz >build/fuzz.build.log 2>&1; then
+	for t in header volume names block json azure; do
+		step "fuzz_$t" fuzz_run "$t"
+	done
+else
+	fail=$((fail + 1)); failed+=("fuzz:build")
+	tail -n 30 build/fuzz.build.log 2>/dev/null
+fi
+
 note "checksrc, make install, README demo"
 step checksrc bash scripts/checksrc.sh
 step install install_check

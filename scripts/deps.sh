@@ -3,7 +3,7 @@
 # Debian 12 (idempotent; only missing packages are fetched).
 set -euo pipefail
 pkgs=(
-	build-essential autoconf automake libtool pkg-config clang
+	build-essential autoconf automake libtool pkg-config clang libclang-rt-14-dev
 	libfuse3-dev fuse3 libssl-dev libcurl4-openssl-dev libcjson-dev
 	python3 python3-cryptography
 	sqlite3 rsync git attr tar valgrind util-linux procps gdb openssl ca-certificates
