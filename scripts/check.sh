@@ -109,6 +109,9 @@ install_check() {
 	make -s -C build/release install DESTDIR="$d" &&
 		[ -x "$d/usr/local/bin/cmkfs" ] &&
 		[ -f "$d/usr/local/share/man/man1/cmkfs.1" ] &&
+		[ -f "$d/usr/local/share/man/man1/cmkfs-mount.1" ] &&
+		[ -f "$d/usr/local/share/bash-completion/completions/cmkfs" ] &&
+		[ -L "$d/usr/local/sbin/mount.fuse.cmkfs" ] &&
 		grep -q "^\.TH CMKFS 1" "$d/usr/local/share/man/man1/cmkfs.1" || { rm -rf "$d"; return 1; }
 	rm -rf "$d"
 }

@@ -144,6 +144,17 @@ int cmd_mount(int argc, char **argv)
 		return cli_fail("mount", "%s: %s", argv[optind + 1],
 				strerror(errno));
 	}
+	{
+		char c2[PATH_MAX], m2[PATH_MAX];
+
+		if (mount_find(mnt, c2, sizeof(c2), m2, sizeof(m2)) &&
+		    strcmp(m2, mnt) == 0) {
+			free(opts);
+			return cli_fail("mount", "%s: already a cmkfs mount (of "
+						 "%s)",
+					mnt, c2);
+		}
+	}
 	/* The daemon chdir()s to /: a relative key path must be resolved
 	 * now. A missing file is reported by the daemon with its name. */
 	if (realpath(o.service_key, kpath) != NULL)

@@ -66,6 +66,13 @@ expect 0 "$CMKFS" init --service-key "$T/new.key" --block-size 65536 "$T/vol3"
 "$CMKFS" status --json "$T/vol3" | grep -q '"block_size":65536' || t_fail "block size"
 t_ok "init: key file 0600/32 bytes, block size recorded, no key bytes printed"
 
+# a second mount on the same mountpoint is refused
+"$CMKFS" mount --service-key "$KEY" "$CIPHER" "$MNT"
+expect 1 "$CMKFS" mount --service-key "$KEY" "$CIPHER" "$MNT"
+grep -q "already a cmkfs mount" "$T/err" || t_fail "double mount: $(cat "$T/err")"
+"$CMKFS" umount "$MNT"
+t_ok "a second mount on a mounted mountpoint is refused"
+
 # umount of something that is not a cmkfs mount
 expect 1 "$CMKFS" umount "$T"
 t_ok "umount of a non-mount exits 1"
