@@ -44,6 +44,9 @@ struct fsctx {
 CMK_MUST_CHECK int fsctx_init(struct fsctx *fs, const char *cipherdir,
 			      struct keyring *kr);
 void fsctx_destroy(struct fsctx *fs);
+/* The FUSE node id of the inode for backing (dev, ino), or 0 if the kernel
+ * does not know it. No reference is taken: for cache notifications only. */
+uint64_t inode_nodeid(struct fsctx *fs, dev_t dev, ino_t ino);
 /* After keyring_lock(): wipe every file's keyed contexts and make the
  * kernel drop its cached pages and attributes of every inode. */
 void fsctx_on_lock(struct fsctx *fs);

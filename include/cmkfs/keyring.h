@@ -75,6 +75,10 @@ CMK_MUST_CHECK int keyring_rewrap(struct keyring *kr, int layer,
 CMK_MUST_CHECK int keyring_set_volume(struct keyring *kr,
 				      const struct volume *v);
 struct volume *keyring_volume_copy(struct keyring *kr, struct volume *out);
+/* A purpose key from both KEKs: HKDF(KEK_S ‖ KEK_C, volume id, label).
+ * Errors: -EKEYREVOKED (locked). */
+CMK_MUST_CHECK int keyring_derive(struct keyring *kr, const char *label,
+				  uint8_t *out, size_t len);
 const struct volume *keyring_volume(struct keyring *kr);
 
 #endif

@@ -16,6 +16,8 @@ static const struct subcmd subcmds[] = {
 	{ "cmk", "enable, rotate or disable the customer-managed key", cmd_cmk },
 	{ "lock", "wipe a running mount's keys now", cmd_lock },
 	{ "audit", "show a volume's key events from the audit log", cmd_audit },
+	{ "transient", "add, list or remove transient zones (files expire)",
+	  cmd_transient },
 };
 
 static void help(FILE *f)

@@ -69,6 +69,25 @@ void fsctx_destroy(struct fsctx *fs)
 	pthread_mutex_destroy(&fs->ns);
 }
 
+static size_t slot(const struct fsctx *fs, dev_t dev, ino_t ino);
+
+uint64_t inode_nodeid(struct fsctx *fs, dev_t dev, ino_t ino)
+{
+	uint64_t id = 0;
+
+	if (dev == fs->root.dev && ino == fs->root.ino)
+		return 1;	/* FUSE_ROOT_ID */
+	pthread_mutex_lock(&fs->mtx);
+	for (struct inode *in = fs->hash[slot(fs, dev, ino)]; in; in = in->hnext) {
+		if (in->dev == dev && in->ino == ino) {
+			id = (uint64_t)(uintptr_t)in;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&fs->mtx);
+	return id;
+}
+
 void fsctx_on_lock(struct fsctx *fs)
 {
 	uint64_t *inos = NULL;

@@ -2,6 +2,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <time.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,6 +31,7 @@
 #include "cmkfs/mount.h"
 #include "cmkfs/ops.h"
 #include "cmkfs/secmem.h"
+#include "cmkfs/transient.h"
 #include "cmkfs/volio.h"
 
 static const char *state_dir(char *buf, size_t cap)
@@ -212,11 +215,114 @@ static void notify(const char *msg)
 	close(fd);
 }
 
+struct inval {
+	dev_t dev;
+	ino_t ino;
+	char name[256];
+};
+
 struct daemon {
 	struct fsctx *fs;
 	struct monitor *mon;
 	const struct mount_opts *o;
+	struct keyring *kr;
+	int rootfd;			/* O_RDONLY cipherdir */
+	pthread_t sweeper;
+	pthread_mutex_t smtx;
+	pthread_cond_t scond;
+	bool stop, kick;		/* protected by smtx */
+	struct inval *inv;		/* collected during a sweep */
+	size_t ninv, capinv;
 };
+
+static void collect(dev_t dev, ino_t ino, const char *name, void *ud)
+{
+	struct daemon *d = ud;
+
+	if (d->ninv == d->capinv) {
+		size_t cap = d->capinv ? 2 * d->capinv : 64;
+		struct inval *p = realloc(d->inv, cap * sizeof(*p));
+
+		if (p == NULL)
+			return;
+		d->inv = p;
+		d->capinv = cap;
+	}
+	d->inv[d->ninv].dev = dev;
+	d->inv[d->ninv].ino = ino;
+	snprintf(d->inv[d->ninv].name, sizeof(d->inv[d->ninv].name), "%s", name);
+	d->ninv++;
+}
+
+/* Expire every zone now (doc/OPERATIONS.md "Transient zones"): under the
+ * namespace lock, then the kernel's dentries, outside it (the kernel may
+ * wait on requests that need that lock). */
+static void sweep_zones(struct daemon *d, bool at_mount)
+{
+	struct tzone z[TRANSIENT_MAX_ZONES];
+	unsigned long total = 0, c;
+	size_t n = 0;
+	int rc;
+
+	if (keyring_is_locked(d->kr))
+		return;
+	rc = transient_load(d->rootfd, d->kr, z, &n);
+	if (rc < 0) {
+		log_err("transient zone list unreadable: %s", volio_strerror(rc));
+		return;
+	}
+	if (d->fs != NULL)
+		pthread_mutex_lock(&d->fs->ns);
+	d->ninv = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (transient_expire(d->rootfd, d->kr, &z[i], time(NULL),
+				     d->fs ? collect : NULL, d, &c) == 0)
+			total += c;
+	}
+	if (d->fs != NULL)
+		pthread_mutex_unlock(&d->fs->ns);
+	for (size_t i = 0; d->fs != NULL && d->fs->se != NULL && i < d->ninv; i++) {
+		uint64_t parent = inode_nodeid(d->fs, d->inv[i].dev, d->inv[i].ino);
+
+		if (parent != 0)
+			ops_invalidate_entry(d->fs->se, parent, d->inv[i].name);
+	}
+	if (total > 0) {
+		char detail[64];
+
+		snprintf(detail, sizeof(detail), "%lu expired%s", total,
+			 at_mount ? " at mount" : "");
+		audit_event("transient_expire", NULL, "ok", detail);
+	}
+}
+
+static void *sweeper(void *arg)
+{
+	struct daemon *d = arg;
+	const char *e = getenv("CMKFS_TRANSIENT_SWEEP_SEC");
+	long every = e ? strtol(e, NULL, 10) : 30;
+
+	if (every <= 0 || every > 3600)
+		every = 30;
+	pthread_mutex_lock(&d->smtx);
+	while (!d->stop) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += every;
+		while (!d->stop && !d->kick &&
+		       pthread_cond_timedwait(&d->scond, &d->smtx, &ts) == 0)
+			;
+		if (d->stop)
+			break;
+		d->kick = false;
+		pthread_mutex_unlock(&d->smtx);
+		sweep_zones(d, false);
+		pthread_mutex_lock(&d->smtx);
+	}
+	pthread_mutex_unlock(&d->smtx);
+	return NULL;
+}
 
 static void on_lock(void *ud)
 {
@@ -234,7 +340,9 @@ static void ctl_handle(const char *cmd, char *reply, size_t cap, void *ud)
 	struct monitor_status st;
 	int rc, dirfd;
 
-	if (strcmp(cmd, "lock") == 0) {
+	if (strcmp(cmd, "sweep") == 0) {
+		sweep_zones(d, false);	/* synchronous: the caller sees it done */
+	} else if (strcmp(cmd, "lock") == 0) {
 		monitor_lock_now(d->mon, "cmkfs lock");
 	} else if (strcmp(cmd, "check") == 0) {
 		monitor_kick(d->mon);
@@ -281,7 +389,8 @@ static int serve(const struct mount_opts *o, int ready_fd)
 	struct keyring *kr = NULL;
 	static struct fsctx fs;
 	struct monitor_cfg mcfg = { 0 };
-	struct daemon d = { 0 };
+	struct daemon d = { .rootfd = -1 };
+	bool sweeper_started = false;
 	struct ctl *ctl = NULL;
 	char sock[4200];
 	char opts[8192];
@@ -328,6 +437,14 @@ static int serve(const struct mount_opts *o, int ready_fd)
 		log_err("%s: %s", o->cipherdir, strerror(-rc));
 		goto out;
 	}
+	d.kr = kr;
+	d.o = o;
+	d.rootfd = open(o->cipherdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	pthread_mutex_init(&d.smtx, NULL);
+	pthread_cond_init(&d.scond, NULL);
+	/* A host that was down past a TTL must not serve expired data. */
+	if (d.rootfd >= 0)
+		sweep_zones(&d, true);
 	/* fsname shows the cipherdir in mount(8) and mountinfo; the kernel
 	 * checks permissions from our attributes (default_permissions). */
 	snprintf(opts, sizeof(opts),
@@ -355,7 +472,6 @@ static int serve(const struct mount_opts *o, int ready_fd)
 	}
 	fs.se = se;
 	d.fs = &fs;
-	d.o = o;
 	mcfg.interval_sec = o->key_check_interval_sec;
 	mcfg.grace_sec = o->grace_sec;
 	mcfg.service_key = o->service_key;
@@ -367,6 +483,11 @@ static int serve(const struct mount_opts *o, int ready_fd)
 
 		(void)mkdir(state_dir(dbuf, sizeof(dbuf)), 0700);
 	}
+	if (d.rootfd < 0 || pthread_create(&d.sweeper, NULL, sweeper, &d) != 0) {
+		log_err("cannot start the transient-zone sweeper");
+		goto out_unmount;
+	}
+	sweeper_started = true;
 	if (monitor_start(kr, &mcfg, &d.mon) < 0 ||
 	    ctl_path(o->mountpoint, sock, sizeof(sock)) < 0 ||
 	    ctl_start(sock, ctl_handle, &d, &ctl) < 0) {
@@ -418,6 +539,13 @@ out_unmount:
 	notify("STOPPING=1");
 	ctl_stop(ctl);
 	monitor_stop(d.mon);
+	if (sweeper_started) {
+		pthread_mutex_lock(&d.smtx);
+		d.stop = true;
+		pthread_cond_signal(&d.scond);
+		pthread_mutex_unlock(&d.smtx);
+		pthread_join(d.sweeper, NULL);
+	}
 	state_remove(o->mountpoint);
 	fuse_session_unmount(se);
 	audit_event("umount", NULL, "ok", o->mountpoint);
@@ -429,6 +557,9 @@ out:
 	fuse_opt_free_args(&args);
 	fsctx_destroy(&fs);
 	keyring_free(kr);
+	free(d.inv);
+	if (d.rootfd >= 0)
+		close(d.rootfd);
 	return ex;
 }
 

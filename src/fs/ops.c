@@ -79,6 +79,13 @@ void ops_invalidate(struct fuse_session *se, uint64_t ino)
 	(void)fuse_lowlevel_notify_inval_inode(se, (fuse_ino_t)ino, 0, 0);
 }
 
+void ops_invalidate_entry(struct fuse_session *se, uint64_t parent,
+			  const char *name)
+{
+	(void)fuse_lowlevel_notify_inval_entry(se, (fuse_ino_t)parent, name,
+					       strlen(name));
+}
+
 /* A locked mount answers every request with EKEYREVOKED ("Key has been
  * revoked"), files already open and listings included (doc/KEYS.md). */
 static bool refuse_locked(fuse_req_t req)

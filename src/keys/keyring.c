@@ -285,6 +285,20 @@ int keyring_set_volume(struct keyring *kr, const struct volume *v)
 	return rc;
 }
 
+int keyring_derive(struct keyring *kr, const char *label, uint8_t *out,
+		   size_t len)
+{
+	int rc;
+
+	pthread_rwlock_rdlock(&kr->lock);
+	rc = kr->k == NULL ? -EKEYREVOKED :
+			     kdf_hkdf(kr->k->kek[0], 2 * AEAD_KEY_LEN,
+				      kr->vol.volume_id, VOLUME_ID_LEN, label,
+				      out, len);
+	pthread_rwlock_unlock(&kr->lock);
+	return rc;
+}
+
 struct volume *keyring_volume_copy(struct keyring *kr, struct volume *out)
 {
 	pthread_rwlock_rdlock(&kr->lock);

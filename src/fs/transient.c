@@ -1,0 +1,343 @@
+/* src/fs/transient.c — transient zones: the sealed zone list and expiry. */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cmkfs/aead.h"
+#include "cmkfs/backing.h"
+#include "cmkfs/log.h"
+#include "cmkfs/names.h"
+#include "cmkfs/rand.h"
+#include "cmkfs/secmem.h"
+#include "cmkfs/transient.h"
+
+#define LABEL "cmkfs v1 transient zones"
+#define BODY_MAX (TRANSIENT_MAX_ZONES * 1100)
+#define DEPTH_MAX 64
+
+int transient_parse_ttl(const char *s, long *sec)
+{
+	char *end;
+	long v, mul;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || v <= 0)
+		return -EINVAL;
+	if (strcmp(end, "s") == 0 || *end == '\0')
+		mul = 1;
+	else if (strcmp(end, "m") == 0)
+		mul = 60;
+	else if (strcmp(end, "h") == 0)
+		mul = 3600;
+	else if (strcmp(end, "d") == 0)
+		mul = 86400;
+	else
+		return -EINVAL;
+	if (v > TRANSIENT_TTL_MAX / mul)
+		return -ERANGE;
+	*sec = v * mul;
+	return 0;
+}
+
+int transient_norm_path(const char *in, char *out, size_t cap)
+{
+	size_t o = 0;
+	const char *p = in;
+
+	while (*p) {
+		const char *e;
+		size_t n;
+
+		while (*p == '/')
+			p++;
+		if (*p == '\0')
+			break;
+		e = strchr(p, '/');
+		n = e ? (size_t)(e - p) : strlen(p);
+		if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.') ||
+		    n > 255 || o + n + 2 > cap)
+			return -EINVAL;
+		out[o++] = '/';
+		memcpy(out + o, p, n);
+		o += n;
+		p += n;
+	}
+	if (o == 0)
+		return -EINVAL;	/* the whole volume cannot be transient */
+	out[o] = '\0';
+	return 0;
+}
+
+/* File: nonce(12) ‖ GCM(K, body, AAD = label) ‖ tag(16); body: lines
+ * "TTL\tPATH\n". */
+int transient_load(int dirfd, struct keyring *kr, struct tzone *z, size_t *n)
+{
+	uint8_t *buf = NULL, key[32];
+	struct aead *a = NULL;
+	size_t len = 0;
+	int rc;
+
+	*n = 0;
+	buf = malloc(BODY_MAX + 64);
+	if (buf == NULL)
+		return -ENOMEM;
+	rc = backing_read_small(dirfd, TRANSIENT_FILE, buf, BODY_MAX + 64, &len);
+	if (rc == -ENOENT) {
+		rc = 0;
+		goto out;
+	}
+	if (rc == 0 && len < AEAD_NONCE_LEN + AEAD_TAG_LEN)
+		rc = -EBADMSG;
+	if (rc == 0)
+		rc = keyring_derive(kr, LABEL, key, sizeof(key));
+	if (rc == 0)
+		rc = aead_new(key, &a);
+	if (rc == 0) {
+		size_t bl = len - AEAD_NONCE_LEN - AEAD_TAG_LEN;
+		char *body = (char *)buf + AEAD_NONCE_LEN, *save = NULL;
+
+		rc = aead_open(a, buf, (const uint8_t *)LABEL, strlen(LABEL),
+			       buf + AEAD_NONCE_LEN, bl, buf + AEAD_NONCE_LEN,
+			       buf + len - AEAD_TAG_LEN);
+		if (rc == 0) {
+			body[bl] = '\0';
+			for (char *l = strtok_r(body, "\n", &save); l != NULL;
+			     l = strtok_r(NULL, "\n", &save)) {
+				char *tab = strchr(l, '\t');
+
+				if (tab == NULL || *n >= TRANSIENT_MAX_ZONES) {
+					rc = -EBADMSG;
+					break;
+				}
+				*tab = '\0';
+				z[*n].ttl_sec = strtol(l, NULL, 10);
+				if (transient_norm_path(tab + 1, z[*n].path,
+							sizeof(z[*n].path)) < 0) {
+					rc = -EBADMSG;
+					break;
+				}
+				(*n)++;
+			}
+		}
+	}
+out:
+	aead_free(a);
+	secmem_wipe(key, sizeof(key));
+	free(buf);
+	return rc;
+}
+
+int transient_store(int dirfd, struct keyring *kr, const struct tzone *z,
+		    size_t n)
+{
+	uint8_t *buf, key[32];
+	struct aead *a = NULL;
+	size_t bl = 0;
+	int rc;
+
+	buf = malloc(BODY_MAX + 64);
+	if (buf == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n && bl < BODY_MAX; i++)
+		bl += (size_t)snprintf((char *)buf + AEAD_NONCE_LEN + bl,
+				       BODY_MAX - bl, "%ld\t%s\n", z[i].ttl_sec,
+				       z[i].path);
+	rc = bl >= BODY_MAX ? -ENOSPC : rand_bytes(buf, AEAD_NONCE_LEN);
+	if (rc == 0)
+		rc = keyring_derive(kr, LABEL, key, sizeof(key));
+	if (rc == 0)
+		rc = aead_new(key, &a);
+	if (rc == 0)
+		rc = aead_seal(a, buf, (const uint8_t *)LABEL, strlen(LABEL),
+			       buf + AEAD_NONCE_LEN, bl, buf + AEAD_NONCE_LEN,
+			       buf + AEAD_NONCE_LEN + bl);
+	if (rc == 0)
+		rc = backing_replace(dirfd, TRANSIENT_FILE, buf,
+				     AEAD_NONCE_LEN + bl + AEAD_TAG_LEN, 0600);
+	aead_free(a);
+	secmem_wipe(key, sizeof(key));
+	free(buf);
+	return rc;
+}
+
+/* Header first: random bytes over it, synced, then the name goes. */
+static int destroy(int dirfd, const char *bname, const struct stat *st)
+{
+	uint8_t junk[148];
+	int fd, rc = 0;
+
+	if (S_ISREG(st->st_mode) && st->st_nlink == 1) {
+		fd = openat(dirfd, bname, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		rc = rand_bytes(junk, sizeof(junk));
+		if (rc == 0)
+			rc = backing_pwrite_full(fd, junk, sizeof(junk), 0);
+		if (rc == 0 && fdatasync(fd) < 0)
+			rc = -errno;
+		close(fd);
+		if (rc < 0)
+			return rc;
+	}
+	if (unlinkat(dirfd, bname, 0) < 0)
+		return -errno;
+	if (names_is_longname(bname)) {
+		char side[ENCNAME_MAX];
+
+		snprintf(side, sizeof(side), "%s%s", bname, LONGNAME_SUFFIX);
+		(void)unlinkat(dirfd, side, 0);
+	}
+	return 0;
+}
+
+static int read_dirid(int dfd, uint8_t dirid[static DIRID_LEN])
+{
+	size_t len = 0;
+	int rc = backing_read_small(dfd, DIRID_FILE, dirid, DIRID_LEN, &len);
+
+	return rc < 0 ? rc : len == DIRID_LEN ? 0 : -EBADMSG;
+}
+
+struct walk {
+	const uint8_t *key;
+	time_t cutoff;
+	transient_cb cb;
+	void *ud;
+	unsigned long count;
+};
+
+static int sweep(struct walk *w, int dfd, int depth)
+{
+	uint8_t dirid[DIRID_LEN];
+	char plain[NAME_MAX + 1], enc[ENCNAME_MAX];
+	struct dirent *de;
+	struct stat dst;
+	DIR *d;
+	int fd, rc = 0;
+
+	if (depth > DEPTH_MAX || read_dirid(dfd, dirid) < 0 || fstat(dfd, &dst) < 0)
+		return -EBADMSG;
+	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = fd < 0 ? NULL : fdopendir(fd);
+	if (d == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	while ((de = readdir(d)) != NULL) {
+		const char *b = de->d_name;
+		struct stat st;
+
+		if (strcmp(b, ".") == 0 || strcmp(b, "..") == 0 ||
+		    (names_is_reserved(b) && !names_is_longname(b)))
+			continue;
+		if (fstatat(dfd, b, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			int sub = openat(dfd, b, O_RDONLY | O_DIRECTORY |
+							 O_NOFOLLOW | O_CLOEXEC);
+
+			if (sub >= 0) {
+				(void)sweep(w, sub, depth + 1);
+				close(sub);
+			}
+			continue;
+		}
+		if (st.st_mtime > w->cutoff)
+			continue;
+		/* The plaintext name, for the daemon's dentry invalidation. */
+		plain[0] = '\0';
+		if (w->cb != NULL) {
+			const char *e = b;
+			size_t el;
+
+			if (names_is_longname(b)) {
+				char side[ENCNAME_MAX];
+
+				snprintf(side, sizeof(side), "%s%s", b,
+					 LONGNAME_SUFFIX);
+				if (backing_read_small(dfd, side, enc,
+						       sizeof(enc) - 1, &el) == 0) {
+					enc[el] = '\0';
+					e = enc;
+				}
+			}
+			if (names_decrypt(w->key, dirid, e, strlen(e), plain,
+					  sizeof(plain)) < 0)
+				plain[0] = '\0';
+		}
+		rc = destroy(dfd, b, &st);
+		if (rc < 0) {
+			log_err("transient zone: cannot destroy an expired "
+				"entry: %s", strerror(-rc));
+			continue;
+		}
+		w->count++;
+		if (w->cb != NULL && plain[0] != '\0')
+			w->cb(dst.st_dev, dst.st_ino, plain, w->ud);
+	}
+	closedir(d);
+	return 0;
+}
+
+int transient_expire(int rootfd, struct keyring *kr, const struct tzone *z,
+		     time_t now, transient_cb cb, void *ud,
+		     unsigned long *count)
+{
+	uint8_t key[NAME_KEY_LEN], dirid[DIRID_LEN];
+	char comp[NAME_MAX + 1], enc[ENCNAME_MAX], bname[ENCNAME_MAX];
+	struct walk w = { key, now - z->ttl_sec, cb, ud, 0 };
+	const char *p = z->path;
+	int dfd, rc;
+
+	*count = 0;
+	rc = keyring_name_key(kr, key);
+	if (rc < 0)
+		return rc;
+	dfd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	/* Walk the plaintext path through encrypted names. */
+	while (*p == '/' && p[1] != '\0') {
+		const char *e = strchr(p + 1, '/');
+		size_t n = e ? (size_t)(e - p - 1) : strlen(p + 1);
+		int next;
+
+		memcpy(comp, p + 1, n);
+		comp[n] = '\0';
+		p += n + 1;
+		rc = read_dirid(dfd, dirid);
+		if (rc == 0)
+			rc = names_encrypt(key, dirid, comp, n, enc, sizeof(enc));
+		if (rc == 0)
+			rc = names_backing(enc, bname, sizeof(bname)) < 0 ?
+				     -ENAMETOOLONG : 0;
+		if (rc < 0)
+			goto close;
+		next = openat(dfd, bname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+						  O_CLOEXEC);
+		close(dfd);
+		dfd = next;
+		if (dfd < 0) {
+			rc = errno == ENOENT ? 0 : -errno;	/* no zone dir yet */
+			goto out;
+		}
+	}
+	rc = sweep(&w, dfd, 0);
+	*count = w.count;
+close:
+	close(dfd);
+out:
+	secmem_wipe(key, sizeof(key));
+	return rc;
+}
