@@ -6,5 +6,6 @@
 #define CMK_EXIT_OK 0		/* success */
 #define CMK_EXIT_RUNTIME 1	/* runtime error (I/O, bad volume, mount failed) */
 #define CMK_EXIT_USAGE 2	/* wrong command line */
+#define CMK_EXIT_NOKEYS 3	/* fsck: keys unavailable, nothing was checked */
 
 #endif

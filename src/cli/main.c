@@ -18,6 +18,7 @@ static const struct subcmd subcmds[] = {
 	{ "audit", "show a volume's key events from the audit log", cmd_audit },
 	{ "transient", "add, list or remove transient zones (files expire)",
 	  cmd_transient },
+	{ "fsck", "check every name, header and block of a volume", cmd_fsck },
 };
 
 static void help(FILE *f)
