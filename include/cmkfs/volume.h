@@ -60,5 +60,8 @@ CMK_MUST_CHECK int volume_check_mac(const struct volume *v,
 /* A valid block size: power of two in [BLOCK_SIZE_MIN, BLOCK_SIZE_MAX]. */
 int volume_block_size_ok(uint64_t bs);
 const char *volume_prov_name(uint8_t prov);
+/* The volume id as 32 lowercase hex digits (logs, audit, status). */
+#define VOLUME_ID_HEX_LEN (2 * VOLUME_ID_LEN + 1)
+void volume_id_hex(const struct volume *v, char out[static VOLUME_ID_HEX_LEN]);
 
 #endif

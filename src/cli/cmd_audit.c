@@ -75,7 +75,7 @@ int cmd_audit(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = getenv("CMKFS_AUDIT_LOG");
-	char since[32] = "", id[2 * VOLUME_ID_LEN + 1], line[8192];
+	char since[32] = "", id[VOLUME_ID_HEX_LEN], line[8192];
 	bool json = false;
 	struct volume v;
 	unsigned long shown = 0;
@@ -116,8 +116,7 @@ int cmd_audit(int argc, char **argv)
 	if (rc < 0)
 		return cli_fail("audit", "%s: %s", argv[optind],
 				volio_strerror(rc));
-	for (int i = 0; i < VOLUME_ID_LEN; i++)
-		snprintf(id + 2 * i, 3, "%02x", v.volume_id[i]);
+	volume_id_hex(&v, id);
 	f = fopen(path, "re");
 	if (f == NULL)
 		return cli_fail("audit", "%s: %s (see --audit-log)", path,

@@ -189,10 +189,9 @@ int cmd_cmk(int argc, char **argv)
 		goto out;
 	}
 	{
-		char id[2 * VOLUME_ID_LEN + 1];
+		char id[VOLUME_ID_HEX_LEN];
 
-		for (int i = 0; i < VOLUME_ID_LEN; i++)
-			snprintf(id + 2 * i, 3, "%02x", v.volume_id[i]);
+		volume_id_hex(&v, id);
 		audit_set_volume(id);
 	}
 	if (strcmp(action, "enable") == 0 && v.layer[1].prov == KPROV_AKV) {

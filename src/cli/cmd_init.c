@@ -198,10 +198,9 @@ int cmd_init(int argc, char **argv)
 		goto out;
 	}
 	if (cmk != NULL) {
-		char id[2 * VOLUME_ID_LEN + 1];
+		char id[VOLUME_ID_HEX_LEN];
 
-		for (int i = 0; i < VOLUME_ID_LEN; i++)
-			snprintf(id + 2 * i, 3, "%02x", v.volume_id[i]);
+		volume_id_hex(&v, id);
 		audit_set_volume(id);
 		audit_event("wrap", cmk, "ok", "KEK_C (init)");
 		audit_event("cmk_enable", cmk, "ok", "init");

@@ -32,12 +32,6 @@ static void usage(FILE *f)
 		"volume is mounted. Needs no key. --json prints one JSON object.\n");
 }
 
-static void hex(const uint8_t *p, size_t n, char *out)
-{
-	for (size_t i = 0; i < n; i++)
-		snprintf(out + 2 * i, 3, "%02x", p[i]);
-}
-
 int cmd_status(int argc, char **argv)
 {
 	static const struct option lopts[] = {
@@ -45,7 +39,7 @@ int cmd_status(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	char path[PATH_MAX], cdir[PATH_MAX], mnt[PATH_MAX], id[2 * VOLUME_ID_LEN + 1];
+	char path[PATH_MAX], cdir[PATH_MAX], mnt[PATH_MAX], id[VOLUME_ID_HEX_LEN];
 	bool json = false, mounted, have_uri;
 	char live[4096] = "null";
 	struct kv_uri u;
@@ -90,7 +84,7 @@ int cmd_status(int argc, char **argv)
 	close(fd);
 	if (rc < 0)
 		return cli_fail("status", "%s: %s", cdir, volio_strerror(rc));
-	hex(v.volume_id, VOLUME_ID_LEN, id);
+	volume_id_hex(&v, id);
 	if (mounted && ctl_request(mnt, "status", live, sizeof(live)) < 0)
 		snprintf(live, sizeof(live), "null");
 	have_uri = v.layer[1].prov == KPROV_AKV &&

@@ -27,6 +27,17 @@ const char *volume_prov_name(uint8_t prov)
 	}
 }
 
+void volume_id_hex(const struct volume *v, char out[static VOLUME_ID_HEX_LEN])
+{
+	static const char d[] = "0123456789abcdef";
+
+	for (int i = 0; i < VOLUME_ID_LEN; i++) {
+		out[2 * i] = d[v->volume_id[i] >> 4];
+		out[2 * i + 1] = d[v->volume_id[i] & 15];
+	}
+	out[2 * VOLUME_ID_LEN] = '\0';
+}
+
 static int parse_layer(struct rd *r, struct vol_layer *l)
 {
 	uint16_t id_len;

@@ -424,10 +424,9 @@ static int serve(const struct mount_opts *o, int ready_fd)
 	}
 	{
 		const struct volume *v = keyring_volume(kr);
-		char id[2 * VOLUME_ID_LEN + 1];
+		char id[VOLUME_ID_HEX_LEN];
 
-		for (int i = 0; i < VOLUME_ID_LEN; i++)
-			snprintf(id + 2 * i, 3, "%02x", v->volume_id[i]);
+		volume_id_hex(v, id);
 		audit_set_volume(id);
 		audit_event("unwrap", v->layer[0].key_id, "ok", "KEK_S");
 		audit_event("unwrap", v->layer[1].key_id, "ok", "KEK_C");
