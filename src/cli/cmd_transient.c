@@ -125,10 +125,16 @@ int cmd_transient(int argc, char **argv)
 		return cli_fail("transient", "libcurl failed to start");
 	fd = open(cdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	rc = fd < 0 ? -errno : volio_unlock(fd, keypath, &kr);
-	if (rc == 0)
-		rc = transient_load(fd, kr, z, &n);
 	if (rc < 0) {
 		cli_fail("transient", "%s: %s", cdir, volio_strerror(rc));
+		goto out;
+	}
+	rc = transient_load(fd, kr, z, &n);
+	if (rc < 0) {
+		cli_fail("transient", "%s/%s: %s", cdir, TRANSIENT_FILE,
+			 rc == -EBADMSG ? "zone list was tampered with or is "
+					  "damaged" :
+					  strerror(-rc));
 		goto out;
 	}
 	if (strcmp(action, "list") == 0) {
