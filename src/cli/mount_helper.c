@@ -43,9 +43,9 @@ int mount_helper_main(int argc, char **argv)
 		{ "ca_file=", "--ca-file" },
 		{ "audit_log=", "--audit-log" },
 	};
-	char *args[64], fuse_opts[4096] = "", *opts = NULL;
+	char *args[64], fuse_opts[4096] = "", *opts = NULL, *copy = NULL;
 	const char *spec = NULL, *dir = NULL;
-	int n = 0, fake = 0;
+	int n = 0, fake = 0, rc;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) {
@@ -75,8 +75,9 @@ int mount_helper_main(int argc, char **argv)
 	args[n++] = "cmkfs";
 	args[n++] = "mount";
 	if (opts != NULL) {
-		char *copy = strdup(opts), *save = NULL;
+		char *save = NULL;
 
+		copy = strdup(opts);
 		if (copy == NULL)
 			return cli_fail("mount.cmkfs", "out of memory");
 		for (char *o = strtok_r(copy, ",", &save); o != NULL;
@@ -100,7 +101,7 @@ int mount_helper_main(int argc, char **argv)
 					 "%s%s", l ? "," : "", o);
 			}
 		}
-		/* copy stays alive: args point into it until exec */
+		/* copy stays alive: args point into it until cmd_mount returns */
 	}
 	if (fuse_opts[0] != '\0') {
 		args[n++] = "-o";
@@ -109,8 +110,11 @@ int mount_helper_main(int argc, char **argv)
 	args[n++] = (char *)spec;
 	args[n++] = (char *)dir;
 	args[n] = NULL;
-	if (fake)
-		return CMK_EXIT_OK;	/* mount -f: do everything but mount */
-	optind = 1;
-	return cmd_mount(n - 1, args + 1);
+	rc = CMK_EXIT_OK;	/* mount -f: do everything but mount */
+	if (!fake) {
+		optind = 1;
+		rc = cmd_mount(n - 1, args + 1);
+	}
+	free(copy);
+	return rc;
 }
