@@ -76,11 +76,24 @@ int transient_norm_path(const char *in, char *out, size_t cap)
 	return 0;
 }
 
+/* The zone list's keyed context: a key from both KEKs, wiped at once. */
+static int zone_aead(struct keyring *kr, struct aead **a)
+{
+	uint8_t key[32];
+	int rc;
+
+	rc = keyring_derive(kr, LABEL, key, sizeof(key));
+	if (rc == 0)
+		rc = aead_new(key, a);
+	secmem_wipe(key, sizeof(key));
+	return rc;
+}
+
 /* File: nonce(12) ‖ GCM(K, body, AAD = label) ‖ tag(16); body: lines
  * "TTL\tPATH\n". */
 int transient_load(int dirfd, struct keyring *kr, struct tzone *z, size_t *n)
 {
-	uint8_t *buf = NULL, key[32];
+	uint8_t *buf = NULL;
 	struct aead *a = NULL;
 	size_t len = 0;
 	int rc;
@@ -97,9 +110,7 @@ int transient_load(int dirfd, struct keyring *kr, struct tzone *z, size_t *n)
 	if (rc == 0 && len < AEAD_NONCE_LEN + AEAD_TAG_LEN)
 		rc = -EBADMSG;
 	if (rc == 0)
-		rc = keyring_derive(kr, LABEL, key, sizeof(key));
-	if (rc == 0)
-		rc = aead_new(key, &a);
+		rc = zone_aead(kr, &a);
 	if (rc == 0) {
 		size_t bl = len - AEAD_NONCE_LEN - AEAD_TAG_LEN;
 		char *body = (char *)buf + AEAD_NONCE_LEN, *save = NULL;
@@ -130,7 +141,6 @@ int transient_load(int dirfd, struct keyring *kr, struct tzone *z, size_t *n)
 	}
 out:
 	aead_free(a);
-	secmem_wipe(key, sizeof(key));
 	free(buf);
 	return rc;
 }
@@ -138,7 +148,7 @@ out:
 int transient_store(int dirfd, struct keyring *kr, const struct tzone *z,
 		    size_t n)
 {
-	uint8_t *buf, key[32];
+	uint8_t *buf;
 	struct aead *a = NULL;
 	size_t bl = 0;
 	int rc;
@@ -152,9 +162,7 @@ int transient_store(int dirfd, struct keyring *kr, const struct tzone *z,
 				       z[i].path);
 	rc = bl >= BODY_MAX ? -ENOSPC : rand_bytes(buf, AEAD_NONCE_LEN);
 	if (rc == 0)
-		rc = keyring_derive(kr, LABEL, key, sizeof(key));
-	if (rc == 0)
-		rc = aead_new(key, &a);
+		rc = zone_aead(kr, &a);
 	if (rc == 0)
 		rc = aead_seal(a, buf, (const uint8_t *)LABEL, strlen(LABEL),
 			       buf + AEAD_NONCE_LEN, bl, buf + AEAD_NONCE_LEN,
@@ -163,7 +171,6 @@ int transient_store(int dirfd, struct keyring *kr, const struct tzone *z,
 		rc = backing_replace(dirfd, TRANSIENT_FILE, buf,
 				     AEAD_NONCE_LEN + bl + AEAD_TAG_LEN, 0600);
 	aead_free(a);
-	secmem_wipe(key, sizeof(key));
 	free(buf);
 	return rc;
 }

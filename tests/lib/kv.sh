@@ -23,8 +23,7 @@ kv_start() {
 	export CMKFS_AUDIT_LOG=$T/audit.log
 	kv vault --soft-delete on --purge-protection on >/dev/null
 	kv client add app --secret "$AZURE_CLIENT_SECRET" >/dev/null
-	# keep the test's exit status for _t_cleanup: (exit N) restores $?
-	trap '_kv_rc=$?; kill "$KVPID" 2>/dev/null; (exit $_kv_rc); _t_cleanup' EXIT
+	t_on_exit 'kill "$KVPID" 2>/dev/null'
 }
 
 # kv_key NAME [create-key args]: create a key, grant the app, print its kid

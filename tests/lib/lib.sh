@@ -80,8 +80,13 @@ _t_err() {
 	printf 'FAIL: %s: line %s: command exited %s: %s\n' "$T_NAME" "$1" "$2" "$3" >&2
 }
 
+# t_on_exit CMD: run CMD when the test ends (after its mounts are gone),
+# without touching the EXIT trap or the test's exit status.
+T_EXIT_HOOKS=()
+t_on_exit() { T_EXIT_HOOKS+=("$1"); }
+
 _t_cleanup() {
-	local rc=$? mp left=0 stuck=0
+	local rc=$? mp left=0 stuck=0 h
 	set +e
 	trap - ERR
 	cd /
@@ -97,6 +102,7 @@ _t_cleanup() {
 			fusermount3 -u -z "$mp" 2>/dev/null || umount -l "$mp" ||
 				{ printf 'FAIL: could not unmount %s\n' "$mp" >&2; stuck=1; }
 		done < <(t_mounts_under "$T")
+		for h in "${T_EXIT_HOOKS[@]}"; do eval "$h"; done
 		for f in "$T"/asan.log.* "$T"/ubsan.log.*; do
 			[ -f "$f" ] || continue
 			printf 'FAIL: sanitizer report %s:\n' "$f" >&2

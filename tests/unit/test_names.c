@@ -55,6 +55,12 @@ int main(void)
 		CHECK(names_is_longname(bn) == is_long, "is_longname");
 		CHECK(names_is_reserved(bn) == is_long, "reserved");
 	}
+	/* doc/FORMAT.md §4.2: names of 160 bytes or more take the long form */
+	memset(name, 'q', 160);
+	CHECK_RC(names_encrypt(key, dirid, name, 159, enc, sizeof(enc)), 0);
+	CHECK(names_backing(enc, bn, sizeof(bn)) == 0, "159 bytes went long");
+	CHECK_RC(names_encrypt(key, dirid, name, 160, enc, sizeof(enc)), 0);
+	CHECK(names_backing(enc, bn, sizeof(bn)) == 1, "160 bytes stayed short");
 	CHECK_RC(names_encrypt(key, dirid, name, 256, enc, sizeof(enc)),
 		 -ENAMETOOLONG);
 	CHECK_RC(names_encrypt(key, dirid, "a/b", 3, enc, sizeof(enc)), -EINVAL);
