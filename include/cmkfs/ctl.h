@@ -1,13 +1,16 @@
 /* include/cmkfs/ctl.h — the control socket of a mount daemon: a Unix
  * socket next to the mount's state file (mode 0600, peers checked with
  * SO_PEERCRED: root or the daemon's own uid). One request line, one JSON
- * reply line. Commands: "status", "lock", "check", "reload". */
+ * reply line. Commands: "status", "lock", "check", "reload", "sweep", "rekey".
+ * Each connection is served by its own thread. */
 #ifndef CMKFS_CTL_H
 #define CMKFS_CTL_H
 
 #include "cmkfs/common.h"
 
-typedef void (*ctl_handler)(const char *cmd, char *reply, size_t cap,
+/* Answer `cmd` in reply (one JSON line). A long command may first send
+ * progress lines to the client on fd with ctl_send_line(). */
+typedef void (*ctl_handler)(const char *cmd, char *reply, size_t cap, int fd,
 			    void *ud);
 struct ctl;
 
@@ -19,6 +22,15 @@ void ctl_stop(struct ctl *c);	/* NULL-safe; removes the socket */
  * Errors: -ENOENT (no daemon), -ECONNREFUSED, -ETIMEDOUT, -errno. */
 CMK_MUST_CHECK int ctl_request(const char *mountpoint, const char *cmd,
 			       char *out, size_t cap);
+/* Client for a streamed reply: line_cb gets every line (NUL-terminated,
+ * without the newline) until the daemon closes, or until it returns
+ * nonzero (that value is returned). timeout_ms bounds each wait. */
+CMK_MUST_CHECK int ctl_stream(const char *mountpoint, const char *cmd,
+			      int timeout_ms,
+			      int (*line_cb)(const char *line, void *arg),
+			      void *arg);
+/* Server side: one line (a newline is added). Errors: -EPIPE (client gone). */
+int ctl_send_line(int fd, const char *line);
 /* Socket path for a mountpoint (the state file's, with ".sock"). */
 CMK_MUST_CHECK int ctl_path(const char *mountpoint, char *out, size_t cap);
 

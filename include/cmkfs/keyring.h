@@ -1,5 +1,6 @@
 /* include/cmkfs/keyring.h — the unwrapped volume keys of one volume.
- * Holds KEK_S and KEK_C (secmem), the name key derived from both, and the
+ * Holds KEK_S and KEK_C (secmem; during a rekey also the previous pair),
+ * the volume secret M with the name key derived from it, and the
  * generation counter the file layer compares before using cached DEKs.
  * Wraps and unwraps per-file DEKs; never touches the network or files.
  * Thread-safe: key material is read under kr->lock. */
@@ -67,7 +68,8 @@ CMK_MUST_CHECK int keyring_unlock(struct keyring *kr, struct keyprov *prov[2]);
 CMK_MUST_CHECK int keyring_verify_layer(struct keyring *kr, struct keyprov *p,
 					int layer);
 /* A copy of the config with `layer` re-wrapped by p (its type and key id
- * recorded) and the MAC resealed. KEKs do not change: no file is touched. */
+ * recorded) and the MAC resealed. KEKs do not change: no file is touched.
+ * Errors: -EBUSY (a rekey is in progress), -EKEYREVOKED, the provider's. */
 CMK_MUST_CHECK int keyring_rewrap(struct keyring *kr, int layer,
 				  struct keyprov *p, struct volume *out);
 /* Adopt a config rewritten by `cmkfs cmk` (same volume, same KEKs: its
@@ -80,5 +82,32 @@ struct volume *keyring_volume_copy(struct keyring *kr, struct volume *out);
 CMK_MUST_CHECK int keyring_derive(struct keyring *kr, const char *label,
 				  uint8_t *out, size_t len);
 const struct volume *keyring_volume(struct keyring *kr);
+
+/* Rekey (doc/KEYS.md "Rekey"). persist() writes a config durably (it is
+ * called with the keyring write-locked: keep it to a file write). */
+typedef int (*keyring_persist_fn)(const struct volume *v, void *arg);
+/* Step 1: fresh KEK_S and KEK_C for generation + 1, wrapped by prov[]
+ * (the volume's own providers); the current KEKs kept as the previous
+ * generation (VOLUME_FLAG_REKEY). persist() is called with the new config;
+ * only if it succeeds do new files get the new generation. v1 volumes
+ * become v2 (the name key is kept). Errors: -EALREADY (a rekey is already
+ * in progress: walk and finish it), -EKEYREVOKED, -EKEYREJECTED (prov[]
+ * are not the volume's), -EAGAIN (the config changed meanwhile), the
+ * providers' and persist()'s. */
+CMK_MUST_CHECK int keyring_rekey_begin(struct keyring *kr,
+				       struct keyprov *prov[2],
+				       keyring_persist_fn persist, void *arg);
+/* Step 2, per file: *out = *in with its DEKs re-wrapped under the current
+ * KEKs. Returns 1 if re-wrapped, 0 if `in` is already current (out
+ * untouched). Errors: -EKEYREJECTED (neither generation / tampered),
+ * -EKEYREVOKED. */
+CMK_MUST_CHECK int keyring_rewrap_header(struct keyring *kr,
+					 const struct header *in,
+					 struct header *out);
+/* Step 3, once no header of the previous generation is left (and they are
+ * durable): drop the previous KEKs from the config and from memory. A
+ * no-op without a rekey in progress. */
+CMK_MUST_CHECK int keyring_rekey_finish(struct keyring *kr,
+					keyring_persist_fn persist, void *arg);
 
 #endif

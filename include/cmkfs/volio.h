@@ -17,6 +17,17 @@ CMK_MUST_CHECK int volio_unlock(int dirfd, const char *service_key_path,
 CMK_MUST_CHECK int volio_providers(const struct volume *v,
 				   const char *service_key_path,
 				   struct keyprov *prov[2]);
+/* Serialise config writers (cmk, rekey) of the volume at dirfd: an
+ * exclusive flock on the root's cmkfs.dirid. Returns a lock fd for
+ * volio_unlock_config(), or -errno. Blocks. */
+CMK_MUST_CHECK int volio_lock_config(int dirfd);
+void volio_unlock_config(int lockfd);
+/* Commands that write a volume without a mount (offline rekey, fsck
+ * --repair) take an exclusive flock on the directory fd; a mount daemon
+ * holds a shared one for its life. Errors: -EBUSY (mounted or busy). */
+CMK_MUST_CHECK int volio_lock_offline(int dirfd);
+/* 0 if cmkfs.conf on disk is byte for byte `v`, -ESTALE if not. */
+CMK_MUST_CHECK int volio_same_as_disk(int dirfd, const struct volume *v);
 /* A user-facing sentence for an error of volio_unlock / cfile calls. */
 const char *volio_strerror(int rc);
 

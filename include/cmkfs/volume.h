@@ -11,12 +11,17 @@
 
 #define VOLUME_FILE "cmkfs.conf"
 #define VOLUME_MAGIC "CMKFSVOL"
-#define VOLUME_VERSION 1
+#define VOLUME_VERSION 2		/* what init writes; 1 is still read */
+#define VOLUME_VERSION_MIN 1
+#define VOLUME_FLAG_REKEY 0x0001	/* v2: a rekey is in progress (prev set) */
+#define VOLUME_SECRET_LEN 64		/* v2: the volume secret M */
+/* nonce_o ‖ GCM(KEK_C, nonce_i ‖ GCM(KEK_S, M) ‖ tag_i) ‖ tag_o */
+#define VOLUME_SECRET_WRAPPED_LEN (VOLUME_SECRET_LEN + 2 * (12 + 16))
 #define VOLUME_ID_LEN 16
 #define VOLUME_SUITE_GCM_GCM_SIV 1	/* the only suite of format v1 */
 #define VOLUME_KEYID_MAX 1024
 #define VOLUME_WRAPPED_MAX 1024
-#define VOLUME_MAX_LEN 4096
+#define VOLUME_MAX_LEN 8192	/* v1 configs are at most 4096 */
 #define BLOCK_SIZE_MIN 512u
 #define BLOCK_SIZE_MAX (1u << 20)
 #define BLOCK_SIZE_DEFAULT 4096u
@@ -35,12 +40,22 @@ struct vol_layer {
 };
 
 struct volume {
+	uint16_t version;	/* 1 or 2 (doc/FORMAT.md §1) */
+	uint16_t flags;		/* v2: VOLUME_FLAG_REKEY */
 	uint8_t volume_id[VOLUME_ID_LEN];
 	uint32_t block_size;
 	uint16_t suite;
 	uint32_t kek_gen;
 	uint64_t created_sec;
 	struct vol_layer layer[2];
+	/* v2: M wrapped by KEK_S, then by KEK_C (keyring.c). */
+	uint8_t secret_wrapped[VOLUME_SECRET_WRAPPED_LEN];
+	/* v2 with VOLUME_FLAG_REKEY: the previous generation's KEKs, wrapped
+	 * by the same providers as layer[] (rekey keeps them until every
+	 * header is re-wrapped). */
+	uint32_t prev_gen;
+	uint16_t prev_wrapped_len[2];
+	uint8_t prev_wrapped[2][VOLUME_WRAPPED_MAX];
 	uint8_t mac[HMAC_LEN];
 };
 

@@ -22,6 +22,7 @@ int cmd_lock(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_transient(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
+int cmd_rekey(int argc, char **argv);
 /* argv[0] is mount.cmkfs or mount.fuse.cmkfs (mount(8) helper). */
 int mount_helper_main(int argc, char **argv);
 

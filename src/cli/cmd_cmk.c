@@ -125,7 +125,7 @@ int cmd_cmk(int argc, char **argv)
 	char cdir[PATH_MAX];
 	struct volume v, nv;
 	bool force = false;
-	int c, rc, fd = -1, ex = CMK_EXIT_RUNTIME;
+	int c, rc, fd = -1, lk = -1, ex = CMK_EXIT_RUNTIME;
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0) {
@@ -183,7 +183,10 @@ int cmd_cmk(int argc, char **argv)
 		return cli_fail("cmk", "libcurl failed to start");
 	audit_open(audit_log);
 	fd = open(cdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	rc = fd < 0 ? -errno : volio_read(fd, &v);
+	/* Held until a live mount adopted the new config: a rekey must not
+	 * start from the old one meanwhile. */
+	lk = fd < 0 ? -errno : volio_lock_config(fd);
+	rc = lk < 0 ? lk : volio_read(fd, &v);
 	if (rc < 0) {
 		cli_fail("cmk", "%s: %s", cdir, volio_strerror(rc));
 		goto out;
@@ -248,6 +251,12 @@ int cmd_cmk(int argc, char **argv)
 		}
 	}
 	rc = keyring_rewrap(kr, 1, newp, &nv);
+	if (rc == -EBUSY) {
+		cli_fail("cmk", "%s: a rekey is in progress; finish it with "
+				"'cmkfs rekey %s' first",
+			 cdir, cdir);
+		goto out;
+	}
 	if (rc < 0) {
 		cli_fail("cmk", "wrapping with %s failed: %s: %s", newp->key_id,
 			 volio_strerror(rc), kv_last_error());
@@ -280,6 +289,7 @@ int cmd_cmk(int argc, char **argv)
 	notify_mount(cdir);
 	ex = CMK_EXIT_OK;
 out:
+	volio_unlock_config(lk);
 	if (fd >= 0)
 		close(fd);
 	keyring_free(kr);

@@ -94,8 +94,9 @@ int cmd_status(int argc, char **argv)
 		cli_json_str(cdir);
 		printf(",\"volume_id\":\"%s\",\"format_version\":%d,"
 		       "\"block_size\":%u,\"kek_generation\":%u,"
-		       "\"created\":%llu,",
-		       id, VOLUME_VERSION, v.block_size, v.kek_gen,
+		       "\"rekey_in_progress\":%s,\"created\":%llu,",
+		       id, v.version, v.block_size, v.kek_gen,
+		       (v.flags & VOLUME_FLAG_REKEY) ? "true" : "false",
 		       (unsigned long long)v.created_sec);
 		printf("\"ciphers\":{\"inner\":\"AES-256-GCM\",\"outer\":"
 		       "\"AES-256-GCM\",\"names\":\"AES-256-SIV\","
@@ -136,7 +137,11 @@ int cmd_status(int argc, char **argv)
 	}
 	printf("cipherdir:       %s\n", cdir);
 	printf("volume id:       %s\n", id);
-	printf("format version:  %d\n", VOLUME_VERSION);
+	printf("format version:  %d\n", v.version);
+	printf("KEK generation:  %u%s\n", v.kek_gen,
+	       (v.flags & VOLUME_FLAG_REKEY) ?
+		       " (rekey in progress: run 'cmkfs rekey' to finish)" :
+		       "");
 	printf("block size:      %u\n", v.block_size);
 	printf("ciphers:         inner AES-256-GCM, outer AES-256-GCM, names "
 	       "AES-256-SIV,\n                 key wrap AES-256-GCM, config "

@@ -19,6 +19,8 @@ static const struct subcmd subcmds[] = {
 	{ "transient", "add, list or remove transient zones (files expire)",
 	  cmd_transient },
 	{ "fsck", "check every name, header and block of a volume", cmd_fsck },
+	{ "rekey", "new key-encryption keys, every file header re-wrapped",
+	  cmd_rekey },
 };
 
 static void help(FILE *f)
@@ -96,7 +98,7 @@ int main(int argc, char **argv)
 		return CMK_EXIT_OK;
 	}
 	if (strcmp(argv[1], "--version") == 0) {
-		printf("cmkfs %s (on-disk format 1)\n", PACKAGE_VERSION);
+		printf("cmkfs %s (on-disk format 2, reads 1)\n", PACKAGE_VERSION);
 		return CMK_EXIT_OK;
 	}
 	for (size_t i = 0; i < CMK_ARRAY_LEN(subcmds); i++) {

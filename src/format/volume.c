@@ -55,27 +55,56 @@ static int parse_layer(struct rd *r, struct vol_layer *l)
 	return 0;
 }
 
+static int parse_wrapped(struct rd *r, uint16_t *len, uint8_t *buf)
+{
+	if (rd_u16(r, len) < 0 || *len == 0 || *len > VOLUME_WRAPPED_MAX ||
+	    rd_bytes(r, buf, *len) < 0)
+		return -EBADMSG;
+	return 0;
+}
+
+/* v2 only: the wrapped volume secret and, while a rekey runs, the
+ * previous generation's wrapped KEKs. */
+static int parse_v2(struct rd *r, struct volume *p)
+{
+	uint16_t n;
+
+	if (rd_u16(r, &n) < 0 || n != VOLUME_SECRET_WRAPPED_LEN ||
+	    rd_bytes(r, p->secret_wrapped, n) < 0)
+		return -EBADMSG;
+	if (!(p->flags & VOLUME_FLAG_REKEY))
+		return 0;
+	if (rd_u32(r, &p->prev_gen) < 0 || p->prev_gen >= p->kek_gen ||
+	    parse_wrapped(r, &p->prev_wrapped_len[0], p->prev_wrapped[0]) < 0 ||
+	    parse_wrapped(r, &p->prev_wrapped_len[1], p->prev_wrapped[1]) < 0)
+		return -EBADMSG;
+	return 0;
+}
+
 int volume_parse(const uint8_t *buf, size_t len, struct volume *out)
 {
 	struct rd r = rd_init(buf, len);
 	struct volume tmp, *p = &tmp;
 	char magic[8];
-	uint16_t version, flags;
 	uint32_t bs;
 
 	memset(p, 0, sizeof(*p));
 	if (len > VOLUME_MAX_LEN ||
 	    rd_bytes(&r, magic, sizeof(magic)) < 0 ||
 	    memcmp(magic, VOLUME_MAGIC, sizeof(magic)) != 0 ||
-	    rd_u16(&r, &version) < 0 || version != VOLUME_VERSION ||
-	    rd_u16(&r, &flags) < 0 || flags != 0 ||
+	    rd_u16(&r, &p->version) < 0 || p->version < VOLUME_VERSION_MIN ||
+	    p->version > VOLUME_VERSION ||
+	    rd_u16(&r, &p->flags) < 0 ||
+	    (p->flags & ~(p->version >= 2 ? VOLUME_FLAG_REKEY : 0)) != 0 ||
+	    (p->version == 1 && len > 4096) ||
 	    rd_bytes(&r, p->volume_id, VOLUME_ID_LEN) < 0 ||
 	    rd_u32(&r, &bs) < 0 || !volume_block_size_ok(bs) ||
 	    rd_u16(&r, &p->suite) < 0 || p->suite != VOLUME_SUITE_GCM_GCM_SIV ||
-	    rd_u32(&r, &p->kek_gen) < 0 ||
+	    rd_u32(&r, &p->kek_gen) < 0 || p->kek_gen == 0 ||
 	    rd_u64(&r, &p->created_sec) < 0 ||
 	    parse_layer(&r, &p->layer[0]) < 0 ||
 	    parse_layer(&r, &p->layer[1]) < 0 ||
+	    (p->version >= 2 && parse_v2(&r, p) < 0) ||
 	    rd_bytes(&r, p->mac, HMAC_LEN) < 0 || rd_left(&r) != 0)
 		return -EBADMSG;
 	p->block_size = bs;
@@ -98,14 +127,47 @@ static int ser_layer(struct wr *w, const struct vol_layer *l)
 	return 0;
 }
 
+static int ser_wrapped(struct wr *w, uint16_t len, const uint8_t *buf)
+{
+	if (len == 0 || len > VOLUME_WRAPPED_MAX)
+		return -EINVAL;
+	if (wr_u16(w, len) < 0 || wr_bytes(w, buf, len) < 0)
+		return -ENOSPC;
+	return 0;
+}
+
+static int ser_v2(struct wr *w, const struct volume *v)
+{
+	int rc;
+
+	if (v->flags & ~VOLUME_FLAG_REKEY)
+		return -EINVAL;
+	if (wr_u16(w, VOLUME_SECRET_WRAPPED_LEN) < 0 ||
+	    wr_bytes(w, v->secret_wrapped, VOLUME_SECRET_WRAPPED_LEN) < 0)
+		return -ENOSPC;
+	if (!(v->flags & VOLUME_FLAG_REKEY))
+		return 0;
+	if (v->prev_gen >= v->kek_gen)
+		return -EINVAL;
+	if (wr_u32(w, v->prev_gen) < 0)
+		return -ENOSPC;
+	rc = ser_wrapped(w, v->prev_wrapped_len[0], v->prev_wrapped[0]);
+	if (rc == 0)
+		rc = ser_wrapped(w, v->prev_wrapped_len[1], v->prev_wrapped[1]);
+	return rc;
+}
+
 int volume_serialize(const struct volume *v, uint8_t *buf, size_t cap,
 		     size_t *len)
 {
 	struct wr w = wr_init(buf, cap);
 	int rc;
 
+	if (v->version < VOLUME_VERSION_MIN || v->version > VOLUME_VERSION ||
+	    (v->version == 1 && v->flags != 0))
+		return -EINVAL;
 	if (wr_bytes(&w, VOLUME_MAGIC, 8) < 0 ||
-	    wr_u16(&w, VOLUME_VERSION) < 0 || wr_u16(&w, 0) < 0 ||
+	    wr_u16(&w, v->version) < 0 || wr_u16(&w, v->flags) < 0 ||
 	    wr_bytes(&w, v->volume_id, VOLUME_ID_LEN) < 0 ||
 	    wr_u32(&w, v->block_size) < 0 || wr_u16(&w, v->suite) < 0 ||
 	    wr_u32(&w, v->kek_gen) < 0 || wr_u64(&w, v->created_sec) < 0)
@@ -113,9 +175,12 @@ int volume_serialize(const struct volume *v, uint8_t *buf, size_t cap,
 	rc = ser_layer(&w, &v->layer[0]);
 	if (rc == 0)
 		rc = ser_layer(&w, &v->layer[1]);
+	if (rc == 0 && v->version >= 2)
+		rc = ser_v2(&w, v);
 	if (rc < 0)
 		return rc;
-	if (wr_bytes(&w, v->mac, HMAC_LEN) < 0)
+	if (wr_bytes(&w, v->mac, HMAC_LEN) < 0 ||
+	    (v->version == 1 && w.pos > 4096))
 		return -ENOSPC;
 	*len = w.pos;
 	return 0;

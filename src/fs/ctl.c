@@ -21,6 +21,9 @@ struct ctl {
 	int fd;
 	int stop_pipe[2];
 	pthread_t thread;
+	pthread_mutex_t mtx;
+	pthread_cond_t idle;
+	int active;		/* connections being served; under mtx */
 	ctl_handler h;
 	void *ud;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -61,20 +64,47 @@ static void serve_one(struct ctl *c, int fd)
 		return;
 	cmd[n] = '\0';
 	cmd[strcspn(cmd, "\r\n")] = '\0';
-	c->h(cmd, reply, sizeof(reply) - 1, c->ud);
+	c->h(cmd, reply, sizeof(reply) - 1, fd, c->ud);
 	n = (ssize_t)strlen(reply);
 	reply[n++] = '\n';
 	if (send(fd, reply, (size_t)n, MSG_NOSIGNAL) != n)
 		log_debug("control client went away");
 }
 
+struct conn {
+	struct ctl *c;
+	int fd;
+};
+
+static void *serve_thread(void *arg)
+{
+	struct conn *cn = arg;
+	struct ctl *c = cn->c;
+
+	serve_one(c, cn->fd);
+	close(cn->fd);
+	free(cn);
+	pthread_mutex_lock(&c->mtx);
+	if (--c->active == 0)
+		pthread_cond_broadcast(&c->idle);
+	pthread_mutex_unlock(&c->mtx);
+	return NULL;
+}
+
+/* One thread per connection: a long request (rekey) must not hold up
+ * status or lock. */
 static void *loop(void *arg)
 {
 	struct ctl *c = arg;
+	pthread_attr_t at;
 
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
 	for (;;) {
 		struct pollfd p[2] = { { c->fd, POLLIN, 0 },
 				       { c->stop_pipe[0], POLLIN, 0 } };
+		struct conn *cn;
+		pthread_t t;
 		int fd;
 
 		if (poll(p, 2, -1) < 0) {
@@ -87,10 +117,34 @@ static void *loop(void *arg)
 		fd = accept4(c->fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		serve_one(c, fd);
-		close(fd);
+		cn = malloc(sizeof(*cn));
+		if (cn == NULL) {
+			close(fd);
+			continue;
+		}
+		cn->c = c;
+		cn->fd = fd;
+		pthread_mutex_lock(&c->mtx);
+		c->active++;
+		pthread_mutex_unlock(&c->mtx);
+		if (pthread_create(&t, &at, serve_thread, cn) != 0) {
+			serve_thread(cn);	/* serve inline instead */
+		}
 	}
+	pthread_attr_destroy(&at);
 	return NULL;
+}
+
+int ctl_send_line(int fd, const char *line)
+{
+	size_t n = strlen(line);
+	char buf[4200];
+
+	if (n + 1 > sizeof(buf))
+		return -EMSGSIZE;
+	memcpy(buf, line, n);
+	buf[n++] = '\n';
+	return send(fd, buf, n, MSG_NOSIGNAL) == (ssize_t)n ? 0 : -EPIPE;
 }
 
 int ctl_start(const char *path, ctl_handler h, void *ud, struct ctl **out)
@@ -110,6 +164,8 @@ int ctl_start(const char *path, ctl_handler h, void *ud, struct ctl **out)
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	c->h = h;
 	c->ud = ud;
+	pthread_mutex_init(&c->mtx, NULL);
+	pthread_cond_init(&c->idle, NULL);
 	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->fd < 0 || pipe2(c->stop_pipe, O_CLOEXEC) < 0) {
 		rc = -errno;
@@ -142,6 +198,11 @@ void ctl_stop(struct ctl *c)
 		return;
 	if (write(c->stop_pipe[1], &b, 1) == 1)
 		pthread_join(c->thread, NULL);
+	/* Handlers see the daemon stopping (a rekey cancels) and end. */
+	pthread_mutex_lock(&c->mtx);
+	while (c->active > 0)
+		pthread_cond_wait(&c->idle, &c->mtx);
+	pthread_mutex_unlock(&c->mtx);
 	close(c->stop_pipe[0]);
 	close(c->stop_pipe[1]);
 	close(c->fd);
@@ -149,12 +210,11 @@ void ctl_stop(struct ctl *c)
 	free(c);
 }
 
-int ctl_request(const char *mountpoint, const char *cmd, char *out, size_t cap)
+static int ctl_connect(const char *mountpoint, const char *cmd)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char path[sizeof(sa.sun_path)];
-	size_t got = 0;
-	int fd, rc;
+	char path[sizeof(sa.sun_path)], line[128];
+	int fd, rc, n;
 
 	rc = ctl_path(mountpoint, path, sizeof(path));
 	if (rc < 0)
@@ -170,16 +230,23 @@ int ctl_request(const char *mountpoint, const char *cmd, char *out, size_t cap)
 	}
 	/* One send, no SIGPIPE: the daemon may answer and close as soon as it
 	 * has read the line. */
-	{
-		char line[128];
-		int n = snprintf(line, sizeof(line), "%s\n", cmd);
-
-		if (n <= 0 || (size_t)n >= sizeof(line) ||
-		    send(fd, line, (size_t)n, MSG_NOSIGNAL) != n) {
-			close(fd);
-			return -EIO;
-		}
+	n = snprintf(line, sizeof(line), "%s\n", cmd);
+	if (n <= 0 || (size_t)n >= sizeof(line) ||
+	    send(fd, line, (size_t)n, MSG_NOSIGNAL) != n) {
+		close(fd);
+		return -EIO;
 	}
+	return fd;
+}
+
+int ctl_request(const char *mountpoint, const char *cmd, char *out, size_t cap)
+{
+	size_t got = 0;
+	int fd;
+
+	fd = ctl_connect(mountpoint, cmd);
+	if (fd < 0)
+		return fd;
 	while (got + 1 < cap) {
 		struct pollfd p = { fd, POLLIN, 0 };
 		ssize_t n;
@@ -197,4 +264,47 @@ int ctl_request(const char *mountpoint, const char *cmd, char *out, size_t cap)
 	out[got] = '\0';
 	out[strcspn(out, "\n")] = '\0';
 	return got > 0 ? 0 : -EIO;
+}
+
+int ctl_stream(const char *mountpoint, const char *cmd, int timeout_ms,
+	       int (*line_cb)(const char *line, void *arg), void *arg)
+{
+	char buf[8192];
+	size_t got = 0;
+	int fd, rc = 0;
+
+	fd = ctl_connect(mountpoint, cmd);
+	if (fd < 0)
+		return fd;
+	for (;;) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		char *nl;
+		ssize_t n;
+
+		while ((nl = memchr(buf, '\n', got)) != NULL) {
+			*nl = '\0';
+			rc = line_cb(buf, arg);
+			got -= (size_t)(nl + 1 - buf);
+			memmove(buf, nl + 1, got);
+			if (rc != 0)
+				goto out;
+		}
+		if (got == sizeof(buf)) {
+			rc = -EMSGSIZE;
+			break;
+		}
+		if (poll(&p, 1, timeout_ms) != 1) {
+			rc = -ETIMEDOUT;
+			break;
+		}
+		n = read(fd, buf + got, sizeof(buf) - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;	/* EOF: the daemon is done */
+		got += (size_t)n;
+	}
+out:
+	close(fd);
+	return rc;
 }

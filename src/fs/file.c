@@ -113,10 +113,13 @@ int cfile_cipher_size(uint64_t plain, uint32_t bs, uint64_t *cipher)
 }
 
 /* Take keyed contexts from the pool, or make new ones. */
-static int fk_get(struct cfile *cf, struct filekeys **out)
+static int fk_get(struct cfile *cf, int fd, struct filekeys **out)
 {
 	uint64_t gen = keyring_generation(cf->kr);
+	uint8_t buf[HEADER_LEN];
 	struct filekeys *fk;
+	struct header h;
+	int rc;
 
 	pthread_mutex_lock(&cf->mtx);
 	fk = cf->pool;
@@ -129,7 +132,25 @@ static int fk_get(struct cfile *cf, struct filekeys **out)
 	}
 	/* Stale generation: the keyring was locked since; never reuse. */
 	filekeys_free(fk);
-	return keyring_open_file(cf->kr, &cf->hdr, out);
+	pthread_mutex_lock(&cf->mtx);
+	h = cf->hdr;
+	pthread_mutex_unlock(&cf->mtx);
+	rc = keyring_open_file(cf->kr, &h, out);
+	if (rc != -EKEYREJECTED)
+		return rc;
+	/* `cmkfs rekey` may have re-wrapped the header since we read it
+	 * (same file id and DEKs, newer KEK generation): read it again. */
+	if (backing_pread_full(fd, buf, sizeof(buf), 0) < 0 ||
+	    header_parse(buf, sizeof(buf), &h) < 0 ||
+	    memcmp(h.file_id, cf->hdr.file_id, FILE_ID_LEN) != 0)
+		return -EKEYREJECTED;
+	rc = keyring_open_file(cf->kr, &h, out);
+	if (rc == 0) {
+		pthread_mutex_lock(&cf->mtx);
+		cf->hdr = h;
+		pthread_mutex_unlock(&cf->mtx);
+	}
+	return rc;
 }
 
 /* Back to the pool, unless the keyring was locked meanwhile: then the key
@@ -177,6 +198,18 @@ int cfile_create(struct cfile *cf, int fd)
 	rc = block_seal(&fk->bc, 0, true, NULL, 0, buf + HEADER_LEN);
 	if (rc == 0)
 		rc = backing_pwrite_full(fd, buf, sizeof(buf), 0);
+	/* A rekey that began after keyring_new_file() may already have
+	 * walked past this file: re-wrap it ourselves (rekey.h). */
+	if (rc == 0) {
+		struct header nh;
+
+		rc = keyring_rewrap_header(cf->kr, &h, &nh);
+		if (rc == 1) {
+			h = nh;
+			header_serialize(&h, buf);
+			rc = backing_pwrite_full(fd, buf, HEADER_LEN, 0);
+		}
+	}
 	if (rc < 0) {
 		filekeys_free(fk);
 		return rc;
@@ -203,11 +236,17 @@ int cfile_load(struct cfile *cf, int fd)
 		pthread_mutex_unlock(&cf->mtx);
 		return 0;
 	}
-	rc = backing_pread_full(fd, buf, sizeof(buf), 0);
-	if (rc == 0)
-		rc = header_parse(buf, sizeof(buf), &h);
-	if (rc == 0)
-		rc = keyring_open_file(cf->kr, &h, &fk);
+	/* Twice on a wrong key: a concurrent `cmkfs rekey` rewrites the
+	 * header in place with one pwrite, which a read may see half done. */
+	for (int tries = 0; tries < 2; tries++) {
+		rc = backing_pread_full(fd, buf, sizeof(buf), 0);
+		if (rc == 0)
+			rc = header_parse(buf, sizeof(buf), &h);
+		if (rc == 0)
+			rc = keyring_open_file(cf->kr, &h, &fk);
+		if (rc != -EKEYREJECTED && rc != -EBADMSG)
+			break;
+	}
 	if (rc == 0) {
 		cf->hdr = h;
 		cf->loaded = true;
@@ -253,7 +292,7 @@ int cfile_check_tail(struct cfile *cf, int fd)
 	pthread_rwlock_rdlock(&cf->rwlock);
 	rc = size_locked(cf, fd, &size);
 	if (rc == 0)
-		rc = fk_get(cf, &fk);
+		rc = fk_get(cf, fd, &fk);
 	if (rc == 0) {
 		buf = malloc(cb + cf->bs);
 		rc = buf ? read_blocks(cf, fk, fd, size,
@@ -359,7 +398,7 @@ int cfile_read(struct cfile *cf, int fd, uint64_t off, size_t len,
 	b1 = (end - 1) / cf->bs;
 	if (b1 - b0 + 1 < cn)
 		cn = b1 - b0 + 1;	/* buffers for what is read, not more */
-	rc = fk_get(cf, &fk);
+	rc = fk_get(cf, fd, &fk);
 	if (rc < 0)
 		goto out;
 	ct = malloc(cn * cb);
@@ -508,7 +547,7 @@ int cfile_write(struct cfile *cf, int fd, uint64_t off, const uint8_t *buf,
 	}
 	if (new_size < size)
 		new_size = size;
-	rc = fk_get(cf, &fk);
+	rc = fk_get(cf, fd, &fk);
 	if (rc == 0)
 		rc = rewrite(cf, fk, fd, size, new_size, off, buf, len);
 	if (rc == 0 && written_at != NULL)
@@ -563,7 +602,7 @@ int cfile_truncate(struct cfile *cf, int fd, uint64_t new_size)
 	rc = size_locked(cf, fd, &size);
 	if (rc < 0 || new_size == size)
 		goto out;
-	rc = fk_get(cf, &fk);
+	rc = fk_get(cf, fd, &fk);
 	if (rc < 0)
 		goto out;
 	if (new_size > size)
@@ -603,7 +642,7 @@ int cfile_fallocate(struct cfile *cf, int fd, int mode, uint64_t off,
 		 * must not be able to punch a block into reading as zeros). */
 		uint64_t zend = end < new_size ? end : new_size;
 
-		rc = fk_get(cf, &fk);
+		rc = fk_get(cf, fd, &fk);
 		if (rc == 0 && off < zend)
 			rc = rewrite(cf, fk, fd, size, new_size, off, NULL,
 				     zend - off);
@@ -612,7 +651,7 @@ int cfile_fallocate(struct cfile *cf, int fd, int mode, uint64_t off,
 		goto out;
 	}
 	if (new_size > size) {
-		rc = fk_get(cf, &fk);
+		rc = fk_get(cf, fd, &fk);
 		if (rc == 0)
 			rc = rewrite(cf, fk, fd, size, new_size, size, NULL, 0);
 	} else if (keep && end > size) {

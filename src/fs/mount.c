@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stddef.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -30,6 +31,7 @@
 #include "cmkfs/log.h"
 #include "cmkfs/mount.h"
 #include "cmkfs/ops.h"
+#include "cmkfs/rekey.h"
 #include "cmkfs/secmem.h"
 #include "cmkfs/transient.h"
 #include "cmkfs/volio.h"
@@ -231,8 +233,11 @@ struct daemon {
 	pthread_mutex_t smtx;
 	pthread_cond_t scond;
 	bool stop, kick;		/* protected by smtx */
+	pthread_mutex_t sweep_mtx;	/* one sweep at a time (owns inv) */
 	struct inval *inv;		/* collected during a sweep */
 	size_t ninv, capinv;
+	pthread_mutex_t rekey_mtx;	/* one rekey at a time */
+	volatile int stopping;		/* unmounting: cancel a rekey */
 };
 
 static void collect(dev_t dev, ino_t ino, const char *name, void *ud)
@@ -266,8 +271,10 @@ static void sweep_zones(struct daemon *d, bool at_mount)
 
 	if (keyring_is_locked(d->kr))
 		return;
+	pthread_mutex_lock(&d->sweep_mtx);
 	rc = transient_load(d->rootfd, d->kr, z, &n);
 	if (rc < 0) {
+		pthread_mutex_unlock(&d->sweep_mtx);
 		log_err("transient zone list unreadable: %s", volio_strerror(rc));
 		return;
 	}
@@ -287,6 +294,7 @@ static void sweep_zones(struct daemon *d, bool at_mount)
 		if (parent != 0)
 			ops_invalidate_entry(d->fs->se, parent, d->inv[i].name);
 	}
+	pthread_mutex_unlock(&d->sweep_mtx);
 	if (total > 0) {
 		char detail[64];
 
@@ -334,13 +342,103 @@ static void on_resume(void *ud)
 	fsctx_on_lock(ud);	/* drop what was cached while locked, too */
 }
 
-static void ctl_handle(const char *cmd, char *reply, size_t cap, void *ud)
+struct rekey_client {
+	struct daemon *d;
+	int fd;
+};
+
+static int rekey_progress(const struct rekey_progress *p, void *arg)
+{
+	struct rekey_client *rc = arg;
+	char line[512];
+
+	snprintf(line, sizeof(line),
+		 "{\"progress\":{\"phase\":\"%s\",\"from_gen\":%u,"
+		 "\"to_gen\":%u,\"resumed\":%s,\"pass\":%u,\"total\":%llu,"
+		 "\"done\":%llu,\"rewrapped\":%llu,\"damaged\":%llu}}",
+		 p->phase, p->from_gen, p->to_gen, p->resumed ? "true" : "false",
+		 p->pass, (unsigned long long)p->total,
+		 (unsigned long long)p->done, (unsigned long long)p->rewrapped,
+		 (unsigned long long)p->damaged);
+	/* A client that went away does not stop the rekey: it is safer
+	 * finished, and a kill -9 of `cmkfs rekey` must not leave it half
+	 * done any longer than necessary. */
+	(void)ctl_send_line(rc->fd, line);
+	return rc->d->stopping;
+}
+
+static void rekey_problem(const char *bpath, const char *what, void *arg)
+{
+	struct rekey_client *rc = arg;
+	char line[4200];
+	int n;
+
+	n = snprintf(line, sizeof(line), "{\"problem\":{\"backing\":\"");
+	for (const char *p = bpath; *p && n < (int)sizeof(line) - 300; p++)
+		n += snprintf(line + n, sizeof(line) - (size_t)n,
+			      (*p == '"' || *p == '\\') ? "\\%c" :
+			      ((unsigned char)*p < 0x20) ? "?" : "%c", *p);
+	snprintf(line + n, sizeof(line) - (size_t)n, "\",\"what\":\"%s\"}}",
+		 what);
+	(void)ctl_send_line(rc->fd, line);
+}
+
+/* `cmkfs rekey` on a live mount: done here, so new files of this mount
+ * get the new generation from the same instant as the config. */
+static void ctl_rekey(struct daemon *d, int fd, char *reply, size_t cap)
+{
+	struct rekey_client cl = { d, fd };
+	struct rekey_cb cb = { rekey_progress, rekey_problem, &cl };
+	struct keyprov *prov[2] = { NULL, NULL };
+	struct rekey_progress p = { 0 };
+	struct volume v;
+	char detail[128];
+	int rc;
+
+	if (pthread_mutex_trylock(&d->rekey_mtx) != 0) {
+		snprintf(reply, cap, "{\"ok\":false,\"error\":\"a rekey is "
+			 "already running on this mount\"}");
+		return;
+	}
+	keyring_volume_copy(d->kr, &v);
+	rc = volio_providers(&v, d->o->service_key, prov);
+	if (rc == 0)
+		rc = rekey_run(d->rootfd, d->kr, prov, &cb, &p);
+	keyprov_close(prov[0]);
+	keyprov_close(prov[1]);
+	pthread_mutex_unlock(&d->rekey_mtx);
+	snprintf(detail, sizeof(detail), "generation %u to %u, %llu headers "
+		 "re-wrapped, %llu damaged%s", p.from_gen, p.to_gen,
+		 (unsigned long long)p.rewrapped, (unsigned long long)p.damaged,
+		 p.resumed ? ", resumed" : "");
+	keyring_volume_copy(d->kr, &v);
+	audit_event("rekey", v.layer[1].key_id, rc == 0 ? "ok" : "error",
+		    rc == 0 ? detail : volio_strerror(rc));
+	if (rc < 0) {
+		snprintf(reply, cap, "{\"ok\":false,\"error\":\"%s\","
+			 "\"errno\":%d}", volio_strerror(rc), -rc);
+		return;
+	}
+	snprintf(reply, cap,
+		 "{\"ok\":true,\"rekey\":{\"from_gen\":%u,\"to_gen\":%u,"
+		 "\"resumed\":%s,\"files\":%llu,\"rewrapped\":%llu,"
+		 "\"damaged\":%llu,\"passes\":%u}}",
+		 p.from_gen, p.to_gen, p.resumed ? "true" : "false",
+		 (unsigned long long)p.total, (unsigned long long)p.rewrapped,
+		 (unsigned long long)p.damaged, p.pass);
+}
+
+static void ctl_handle(const char *cmd, char *reply, size_t cap, int fd,
+		       void *ud)
 {
 	struct daemon *d = ud;
 	struct monitor_status st;
 	int rc, dirfd;
 
-	if (strcmp(cmd, "sweep") == 0) {
+	if (strcmp(cmd, "rekey") == 0) {
+		ctl_rekey(d, fd, reply, cap);
+		return;
+	} else if (strcmp(cmd, "sweep") == 0) {
 		sweep_zones(d, false);	/* synchronous: the caller sees it done */
 	} else if (strcmp(cmd, "lock") == 0) {
 		monitor_lock_now(d->mon, "cmkfs lock");
@@ -441,6 +539,16 @@ static int serve(const struct mount_opts *o, int ready_fd)
 	d.rootfd = open(o->cipherdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	pthread_mutex_init(&d.smtx, NULL);
 	pthread_cond_init(&d.scond, NULL);
+	pthread_mutex_init(&d.sweep_mtx, NULL);
+	pthread_mutex_init(&d.rekey_mtx, NULL);
+	/* Shared against an offline `cmkfs rekey` or `fsck --repair`, which
+	 * take it exclusively (volio_lock_exclusive). */
+	if (d.rootfd >= 0 && flock(d.rootfd, LOCK_SH | LOCK_NB) < 0) {
+		log_err("%s: an offline 'cmkfs rekey' or 'cmkfs fsck --repair' "
+			"is running on this volume", o->cipherdir);
+		ex = CMK_EXIT_RUNTIME;
+		goto out;
+	}
 	/* A host that was down past a TTL must not serve expired data. */
 	if (d.rootfd >= 0)
 		sweep_zones(&d, true);
@@ -536,6 +644,7 @@ static int serve(const struct mount_opts *o, int ready_fd)
 	fuse_loop_cfg_destroy(lc);
 out_unmount:
 	notify("STOPPING=1");
+	d.stopping = 1;
 	ctl_stop(ctl);
 	monitor_stop(d.mon);
 	if (sweeper_started) {

@@ -17,7 +17,9 @@
 #include "cmkfs/secmem.h"
 
 struct keys {			/* lives in one secmem allocation */
-	uint8_t kek[2][AEAD_KEY_LEN];	/* KEK_S, KEK_C */
+	uint8_t kek[2][AEAD_KEY_LEN];	/* KEK_S, KEK_C (contiguous) */
+	uint8_t prev_kek[2][AEAD_KEY_LEN];	/* while VOLUME_FLAG_REKEY */
+	uint8_t secret[VOLUME_SECRET_LEN];	/* M: v2 stored, v1 KEK_S‖KEK_C */
 	uint8_t name_key[NAME_KEY_LEN];
 	uint8_t mac_key[32];
 };
@@ -30,31 +32,126 @@ struct keyring {
 };
 
 #define KEK_AAD_LEN (12 + VOLUME_ID_LEN + 1 + 4)
+#define SECRET_AAD_LEN (15 + VOLUME_ID_LEN + 4 + 1)
+#define SECRET_INNER_LEN (AEAD_NONCE_LEN + VOLUME_SECRET_LEN + AEAD_TAG_LEN)
+
+static void put_be32(uint8_t *p, uint32_t x)
+{
+	p[0] = (uint8_t)(x >> 24);
+	p[1] = (uint8_t)(x >> 16);
+	p[2] = (uint8_t)(x >> 8);
+	p[3] = (uint8_t)x;
+}
 
 /* doc/FORMAT.md §1: a KEK wrap is bound to its volume, layer and generation. */
-static void kek_aad(const struct volume *v, int layer,
-		    uint8_t aad[static KEK_AAD_LEN])
+static void kek_aad_gen(const struct volume *v, int layer, uint32_t gen,
+			uint8_t aad[static KEK_AAD_LEN])
 {
 	memcpy(aad, "cmkfs kek v1", 12);
 	memcpy(aad + 12, v->volume_id, VOLUME_ID_LEN);
 	aad[12 + VOLUME_ID_LEN] = (uint8_t)(layer + 1);
-	aad[12 + VOLUME_ID_LEN + 1] = (uint8_t)(v->kek_gen >> 24);
-	aad[12 + VOLUME_ID_LEN + 2] = (uint8_t)(v->kek_gen >> 16);
-	aad[12 + VOLUME_ID_LEN + 3] = (uint8_t)(v->kek_gen >> 8);
-	aad[12 + VOLUME_ID_LEN + 4] = (uint8_t)v->kek_gen;
+	put_be32(aad + 12 + VOLUME_ID_LEN + 1, gen);
 }
 
-/* Name and config-MAC keys need both KEKs: HKDF(KEK_S ‖ KEK_C). */
+static void kek_aad(const struct volume *v, int layer,
+		    uint8_t aad[static KEK_AAD_LEN])
+{
+	kek_aad_gen(v, layer, v->kek_gen, aad);
+}
+
+static void secret_aad(const struct volume *v, int layer,
+		       uint8_t aad[static SECRET_AAD_LEN])
+{
+	memcpy(aad, "cmkfs secret v2", 15);
+	memcpy(aad + 15, v->volume_id, VOLUME_ID_LEN);
+	put_be32(aad + 15 + VOLUME_ID_LEN, v->kek_gen);
+	aad[15 + VOLUME_ID_LEN + 4] = (uint8_t)(layer + 1);
+}
+
+/* One GCM seal/open under `key`, nonce fresh from rand_bytes() or stored:
+ * out = nonce ‖ ct ‖ tag. */
+static int gcm_seal(const uint8_t key[static AEAD_KEY_LEN], const uint8_t *aad,
+		    size_t aad_len, const uint8_t *pt, size_t len, uint8_t *out)
+{
+	struct aead *a = NULL;
+	int rc;
+
+	rc = rand_bytes(out, AEAD_NONCE_LEN);
+	if (rc == 0)
+		rc = aead_new(key, &a);
+	if (rc == 0)
+		rc = aead_seal(a, out, aad, aad_len, pt, len,
+			       out + AEAD_NONCE_LEN,
+			       out + AEAD_NONCE_LEN + len);
+	aead_free(a);
+	return rc;
+}
+
+static int gcm_open(const uint8_t key[static AEAD_KEY_LEN], const uint8_t *aad,
+		    size_t aad_len, const uint8_t *in, size_t len, uint8_t *pt)
+{
+	struct aead *a = NULL;
+	int rc;
+
+	rc = aead_new(key, &a);
+	if (rc == 0)
+		rc = aead_open(a, in, aad, aad_len, in + AEAD_NONCE_LEN, len, pt,
+			       in + AEAD_NONCE_LEN + len);
+	aead_free(a);
+	return rc == -EBADMSG ? -EKEYREJECTED : rc;
+}
+
+/* v2: M sealed by KEK_S, the result sealed by KEK_C (doc/FORMAT.md §1). */
+static int seal_secret(const struct keys *k, struct volume *v)
+{
+	uint8_t aad[SECRET_AAD_LEN], inner[SECRET_INNER_LEN];
+	int rc;
+
+	secret_aad(v, 0, aad);
+	rc = gcm_seal(k->kek[0], aad, sizeof(aad), k->secret,
+		      VOLUME_SECRET_LEN, inner);
+	secret_aad(v, 1, aad);
+	if (rc == 0)
+		rc = gcm_seal(k->kek[1], aad, sizeof(aad), inner, sizeof(inner),
+			      v->secret_wrapped);
+	OPENSSL_cleanse(inner, sizeof(inner));
+	return rc;
+}
+
+static int open_secret(struct keys *k, const struct volume *v)
+{
+	uint8_t aad[SECRET_AAD_LEN], inner[SECRET_INNER_LEN];
+	int rc;
+
+	secret_aad(v, 1, aad);
+	rc = gcm_open(k->kek[1], aad, sizeof(aad), v->secret_wrapped,
+		      SECRET_INNER_LEN, inner);
+	secret_aad(v, 0, aad);
+	if (rc == 0)
+		rc = gcm_open(k->kek[0], aad, sizeof(aad), inner,
+			      VOLUME_SECRET_LEN, k->secret);
+	OPENSSL_cleanse(inner, sizeof(inner));
+	return rc;
+}
+
+/* The name key comes from the volume secret M (stable across rekeys); the
+ * config MAC key from the current KEKs (v2) or, in v1, from M = KEK_S ‖
+ * KEK_C. */
 static int derive(struct keys *k, const struct volume *v)
 {
 	int rc;
 
-	rc = kdf_hkdf(k->kek[0], 2 * AEAD_KEY_LEN, v->volume_id, VOLUME_ID_LEN,
-		      "cmkfs v1 name key", k->name_key, NAME_KEY_LEN);
+	if (v->version == 1)
+		memcpy(k->secret, k->kek[0], VOLUME_SECRET_LEN);
+	rc = kdf_hkdf(k->secret, VOLUME_SECRET_LEN, v->volume_id,
+		      VOLUME_ID_LEN, "cmkfs v1 name key", k->name_key,
+		      NAME_KEY_LEN);
 	if (rc == 0)
 		rc = kdf_hkdf(k->kek[0], 2 * AEAD_KEY_LEN, v->volume_id,
-			      VOLUME_ID_LEN, "cmkfs v1 config mac", k->mac_key,
-			      sizeof(k->mac_key));
+			      VOLUME_ID_LEN,
+			      v->version == 1 ? "cmkfs v1 config mac" :
+						"cmkfs v2 config mac",
+			      k->mac_key, sizeof(k->mac_key));
 	return rc;
 }
 
@@ -77,16 +174,38 @@ static int kr_alloc(const struct volume *v, struct keyring **out)
 	return 0;
 }
 
+/* Wrap k->kek[] for the generation in v by prov[] into v->layer[]. */
+static int wrap_keks(const struct keys *k, struct volume *v,
+		     struct keyprov *prov[2])
+{
+	uint8_t aad[KEK_AAD_LEN];
+	size_t len = 0;
+	int rc = 0;
+
+	for (int i = 0; i < 2 && rc == 0; i++) {
+		struct vol_layer *l = &v->layer[i];
+
+		kek_aad(v, i, aad);
+		l->prov = prov[i]->ops->type;
+		memcpy(l->key_id, prov[i]->key_id, sizeof(l->key_id));
+		rc = prov[i]->ops->wrap(prov[i], aad, sizeof(aad), k->kek[i],
+					l->wrapped, sizeof(l->wrapped), &len);
+		if (rc == 0 && (len == 0 || len > VOLUME_WRAPPED_MAX))
+			rc = -EPROTO;
+		l->wrapped_len = (uint16_t)len;
+	}
+	return rc;
+}
+
 int keyring_create(struct keyprov *prov[2], uint32_t block_size,
 		   const uint8_t volume_id[static VOLUME_ID_LEN],
 		   struct volume *v, struct keyring **out)
 {
 	struct keyring *kr = NULL;
-	uint8_t aad[KEK_AAD_LEN];
-	size_t len;
 	int rc;
 
 	memset(v, 0, sizeof(*v));
+	v->version = VOLUME_VERSION;
 	v->block_size = block_size;
 	v->suite = VOLUME_SUITE_GCM_GCM_SIV;
 	v->kek_gen = 1;
@@ -96,17 +215,12 @@ int keyring_create(struct keyprov *prov[2], uint32_t block_size,
 	if (rc < 0)
 		return rc;
 	rc = rand_bytes(kr->k->kek, sizeof(kr->k->kek));
-	for (int i = 0; i < 2 && rc == 0; i++) {
-		struct vol_layer *l = &v->layer[i];
-
-		kek_aad(v, i, aad);
-		l->prov = prov[i]->ops->type;
-		memcpy(l->key_id, prov[i]->key_id, sizeof(l->key_id));
-		rc = prov[i]->ops->wrap(prov[i], aad, sizeof(aad),
-					kr->k->kek[i], l->wrapped,
-					sizeof(l->wrapped), &len);
-		l->wrapped_len = (uint16_t)len;
-	}
+	if (rc == 0)
+		rc = rand_bytes(kr->k->secret, sizeof(kr->k->secret));
+	if (rc == 0)
+		rc = wrap_keks(kr->k, v, prov);
+	if (rc == 0)
+		rc = seal_secret(kr->k, v);
 	if (rc == 0)
 		rc = derive(kr->k, v);
 	if (rc == 0)
@@ -120,7 +234,8 @@ int keyring_create(struct keyprov *prov[2], uint32_t block_size,
 	return 0;
 }
 
-/* Unwrap both KEKs of v into k, derive, verify the MAC. */
+/* Unwrap the KEKs of v (both generations while a rekey runs) into k,
+ * open the secret, derive, verify the MAC. */
 static int unwrap_all(struct keys *k, const struct volume *v,
 		      struct keyprov *prov[2])
 {
@@ -135,7 +250,16 @@ static int unwrap_all(struct keys *k, const struct volume *v,
 		kek_aad(v, i, aad);
 		rc = prov[i]->ops->unwrap(prov[i], aad, sizeof(aad), l->wrapped,
 					  l->wrapped_len, k->kek[i]);
+		if (rc == 0 && (v->flags & VOLUME_FLAG_REKEY)) {
+			kek_aad_gen(v, i, v->prev_gen, aad);
+			rc = prov[i]->ops->unwrap(prov[i], aad, sizeof(aad),
+						  v->prev_wrapped[i],
+						  v->prev_wrapped_len[i],
+						  k->prev_kek[i]);
+		}
 	}
+	if (rc == 0 && v->version >= 2)
+		rc = open_secret(k, v);
 	if (rc == 0)
 		rc = derive(k, v);
 	if (rc == 0 && volume_check_mac(v, k->mac_key) < 0)
@@ -249,6 +373,12 @@ int keyring_rewrap(struct keyring *kr, int layer, struct keyprov *p,
 		rc = -EKEYREVOKED;
 		goto out;
 	}
+	/* The previous generation's wraps would stay under the old key:
+	 * finish the rekey first. */
+	if (v.flags & VOLUME_FLAG_REKEY) {
+		rc = -EBUSY;
+		goto out;
+	}
 	kek_aad(&v, layer, aad);
 	v.layer[layer].prov = p->ops->type;
 	snprintf(v.layer[layer].key_id, sizeof(v.layer[layer].key_id), "%s",
@@ -292,7 +422,7 @@ int keyring_derive(struct keyring *kr, const char *label, uint8_t *out,
 
 	pthread_rwlock_rdlock(&kr->lock);
 	rc = kr->k == NULL ? -EKEYREVOKED :
-			     kdf_hkdf(kr->k->kek[0], 2 * AEAD_KEY_LEN,
+			     kdf_hkdf(kr->k->secret, VOLUME_SECRET_LEN,
 				      kr->vol.volume_id, VOLUME_ID_LEN, label,
 				      out, len);
 	pthread_rwlock_unlock(&kr->lock);
@@ -349,11 +479,51 @@ static int make_filekeys(const uint8_t dek[2][AEAD_KEY_LEN],
 	return 0;
 }
 
+/* The KEK pair that wrapped a header of generation `gen`, or NULL. Under
+ * kr->lock, unlocked. */
+static uint8_t (*keks_for(struct keyring *kr, uint32_t gen))[AEAD_KEY_LEN]
+{
+	if (gen == kr->vol.kek_gen)
+		return kr->k->kek;
+	if ((kr->vol.flags & VOLUME_FLAG_REKEY) && gen == kr->vol.prev_gen)
+		return kr->k->prev_kek;
+	return NULL;
+}
+
+static int unwrap_deks(const struct header *h,
+		       uint8_t (*kek)[AEAD_KEY_LEN], uint8_t *dek)
+{
+	uint8_t aad[HEADER_AAD_LEN];
+	int rc;
+
+	header_aad(h, LAYER_INNER, aad);
+	rc = aead_unwrap_key(kek[0], aad, sizeof(aad), h->wrap_inner, dek);
+	header_aad(h, LAYER_OUTER, aad);
+	if (rc == 0)
+		rc = aead_unwrap_key(kek[1], aad, sizeof(aad), h->wrap_outer,
+				     dek + AEAD_KEY_LEN);
+	return rc;
+}
+
+static int wrap_deks(struct header *h, uint8_t (*kek)[AEAD_KEY_LEN],
+		     const uint8_t *dek)
+{
+	uint8_t aad[HEADER_AAD_LEN];
+	int rc;
+
+	header_aad(h, LAYER_INNER, aad);
+	rc = aead_wrap_key(kek[0], aad, sizeof(aad), dek, h->wrap_inner);
+	header_aad(h, LAYER_OUTER, aad);
+	if (rc == 0)
+		rc = aead_wrap_key(kek[1], aad, sizeof(aad), dek + AEAD_KEY_LEN,
+				   h->wrap_outer);
+	return rc;
+}
+
 int keyring_new_file(struct keyring *kr, struct header *h,
 		     struct filekeys **fk)
 {
 	uint8_t *dek = NULL;	/* secmem: [2][AEAD_KEY_LEN] */
-	uint8_t aad[HEADER_AAD_LEN];
 	int rc;
 
 	rc = secmem_zalloc(2 * AEAD_KEY_LEN, (void **)&dek);
@@ -370,13 +540,7 @@ int keyring_new_file(struct keyring *kr, struct header *h,
 		rc = -EKEYREVOKED;
 	} else {
 		h->kek_gen = kr->vol.kek_gen;
-		header_aad(h, LAYER_INNER, aad);
-		rc = aead_wrap_key(kr->k->kek[0], aad, sizeof(aad), dek,
-				   h->wrap_inner);
-		header_aad(h, LAYER_OUTER, aad);
-		if (rc == 0)
-			rc = aead_wrap_key(kr->k->kek[1], aad, sizeof(aad),
-					   dek + AEAD_KEY_LEN, h->wrap_outer);
+		rc = wrap_deks(h, kr->k->kek, dek);
 	}
 	uint64_t gen = kr->generation;
 	pthread_rwlock_unlock(&kr->lock);
@@ -391,9 +555,33 @@ out:
 int keyring_open_file(struct keyring *kr, const struct header *h,
 		      struct filekeys **fk)
 {
-	uint8_t *dek = NULL;
-	uint8_t aad[HEADER_AAD_LEN];
+	uint8_t *dek = NULL, (*kek)[AEAD_KEY_LEN];
 	uint64_t gen;
+	int rc;
+
+	rc = secmem_zalloc(2 * AEAD_KEY_LEN, (void **)&dek);
+	if (rc < 0)
+		return rc;
+	pthread_rwlock_rdlock(&kr->lock);
+	if (kr->k == NULL)
+		rc = -EKEYREVOKED;
+	else if ((kek = keks_for(kr, h->kek_gen)) == NULL)
+		rc = -EKEYREJECTED;
+	else
+		rc = unwrap_deks(h, kek, dek);
+	gen = kr->generation;
+	pthread_rwlock_unlock(&kr->lock);
+	if (rc == 0)
+		rc = make_filekeys((const uint8_t(*)[AEAD_KEY_LEN])dek,
+				   h->file_id, gen, fk);
+	secmem_free(dek, 2 * AEAD_KEY_LEN);
+	return rc;
+}
+
+int keyring_rewrap_header(struct keyring *kr, const struct header *in,
+			  struct header *out)
+{
+	uint8_t *dek = NULL, (*kek)[AEAD_KEY_LEN];
 	int rc;
 
 	rc = secmem_zalloc(2 * AEAD_KEY_LEN, (void **)&dek);
@@ -402,23 +590,127 @@ int keyring_open_file(struct keyring *kr, const struct header *h,
 	pthread_rwlock_rdlock(&kr->lock);
 	if (kr->k == NULL) {
 		rc = -EKEYREVOKED;
-	} else if (h->kek_gen != kr->vol.kek_gen) {
+	} else if (in->kek_gen == kr->vol.kek_gen) {
+		rc = 0;		/* already current */
+	} else if ((kek = keks_for(kr, in->kek_gen)) == NULL) {
 		rc = -EKEYREJECTED;
 	} else {
-		header_aad(h, LAYER_INNER, aad);
-		rc = aead_unwrap_key(kr->k->kek[0], aad, sizeof(aad),
-				     h->wrap_inner, dek);
-		header_aad(h, LAYER_OUTER, aad);
+		rc = unwrap_deks(in, kek, dek);
+		if (rc == 0) {
+			*out = *in;
+			out->kek_gen = kr->vol.kek_gen;
+			rc = wrap_deks(out, kr->k->kek, dek);
+		}
 		if (rc == 0)
-			rc = aead_unwrap_key(kr->k->kek[1], aad, sizeof(aad),
-					     h->wrap_outer, dek + AEAD_KEY_LEN);
+			rc = 1;
 	}
-	gen = kr->generation;
 	pthread_rwlock_unlock(&kr->lock);
-	if (rc == 0)
-		rc = make_filekeys((const uint8_t(*)[AEAD_KEY_LEN])dek,
-				   h->file_id, gen, fk);
 	secmem_free(dek, 2 * AEAD_KEY_LEN);
+	return rc;
+}
+
+int keyring_rekey_begin(struct keyring *kr, struct keyprov *prov[2],
+			keyring_persist_fn persist, void *arg)
+{
+	struct keys *nk = NULL;
+	struct volume v, nv;
+	int rc;
+
+	rc = secmem_zalloc(sizeof(*nk), (void **)&nk);
+	if (rc < 0)
+		return rc;
+	pthread_rwlock_rdlock(&kr->lock);
+	v = kr->vol;
+	if (kr->k == NULL)
+		rc = -EKEYREVOKED;
+	else if (v.flags & VOLUME_FLAG_REKEY)
+		rc = -EALREADY;
+	else if (v.kek_gen == UINT32_MAX)
+		rc = -EOVERFLOW;
+	else
+		memcpy(nk->secret, kr->k->secret, VOLUME_SECRET_LEN);
+	pthread_rwlock_unlock(&kr->lock);
+	if (rc < 0)
+		goto out;
+	for (int i = 0; i < 2; i++) {
+		if (v.layer[i].prov != prov[i]->ops->type ||
+		    strcmp(v.layer[i].key_id, prov[i]->key_id) != 0) {
+			rc = -EKEYREJECTED;
+			goto out;
+		}
+	}
+	/* The new config: version 2, generation + 1 with fresh KEKs, the
+	 * current wraps kept as the previous generation's. */
+	nv = v;
+	nv.version = 2;
+	nv.flags = VOLUME_FLAG_REKEY;
+	nv.prev_gen = v.kek_gen;
+	nv.kek_gen = v.kek_gen + 1;
+	for (int i = 0; i < 2; i++) {
+		nv.prev_wrapped_len[i] = v.layer[i].wrapped_len;
+		memcpy(nv.prev_wrapped[i], v.layer[i].wrapped,
+		       v.layer[i].wrapped_len);
+	}
+	rc = rand_bytes(nk->kek, sizeof(nk->kek));
+	if (rc == 0)	/* may call Key Vault: outside the lock */
+		rc = wrap_keks(nk, &nv, prov);
+	if (rc == 0)
+		rc = seal_secret(nk, &nv);
+	if (rc == 0)
+		rc = derive(nk, &nv);
+	if (rc == 0)
+		rc = volume_seal_mac(&nv, nk->mac_key);
+	if (rc < 0)
+		goto out;
+	pthread_rwlock_wrlock(&kr->lock);
+	if (kr->k == NULL)
+		rc = -EKEYREVOKED;
+	else if (memcmp(&kr->vol, &v, sizeof(v)) != 0)
+		rc = -EAGAIN;	/* changed under us (cmk, lock) */
+	else
+		rc = persist(&nv, arg);
+	if (rc == 0) {
+		memcpy(nk->prev_kek, kr->k->kek, sizeof(nk->prev_kek));
+		secmem_free(kr->k, sizeof(*kr->k));
+		kr->k = nk;
+		nk = NULL;
+		kr->vol = nv;
+	}
+	pthread_rwlock_unlock(&kr->lock);
+out:
+	secmem_free(nk, sizeof(*nk));
+	return rc;
+}
+
+int keyring_rekey_finish(struct keyring *kr, keyring_persist_fn persist,
+			 void *arg)
+{
+	struct volume nv;
+	int rc;
+
+	pthread_rwlock_wrlock(&kr->lock);
+	nv = kr->vol;
+	if (kr->k == NULL) {
+		rc = -EKEYREVOKED;
+		goto out;
+	}
+	if (!(nv.flags & VOLUME_FLAG_REKEY)) {
+		rc = 0;
+		goto out;
+	}
+	nv.flags &= (uint16_t)~VOLUME_FLAG_REKEY;
+	nv.prev_gen = 0;
+	memset(nv.prev_wrapped_len, 0, sizeof(nv.prev_wrapped_len));
+	memset(nv.prev_wrapped, 0, sizeof(nv.prev_wrapped));
+	rc = volume_seal_mac(&nv, kr->k->mac_key);
+	if (rc == 0)
+		rc = persist(&nv, arg);
+	if (rc == 0) {
+		OPENSSL_cleanse(kr->k->prev_kek, sizeof(kr->k->prev_kek));
+		kr->vol = nv;
+	}
+out:
+	pthread_rwlock_unlock(&kr->lock);
 	return rc;
 }
 

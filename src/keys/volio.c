@@ -2,10 +2,14 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "cmkfs/backing.h"
 #include "cmkfs/keyprov.h"
+#include "cmkfs/names.h"
 #include "cmkfs/secmem.h"
 #include "cmkfs/volio.h"
 
@@ -33,6 +37,56 @@ int volio_write(int dirfd, const struct volume *v)
 	if (rc < 0)
 		return rc;
 	return backing_replace(dirfd, VOLUME_FILE, buf, len, 0644);
+}
+
+int volio_lock_config(int dirfd)
+{
+	int fd;
+
+	/* The root's cmkfs.dirid is written once and never replaced, unlike
+	 * cmkfs.conf: a stable object to hold the writers' lock on. */
+	fd = openat(dirfd, DIRID_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	while (flock(fd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			int rc = -errno;
+
+			close(fd);
+			return rc;
+		}
+	}
+	return fd;
+}
+
+void volio_unlock_config(int lockfd)
+{
+	if (lockfd >= 0)
+		close(lockfd);	/* drops the flock */
+}
+
+int volio_lock_offline(int dirfd)
+{
+	if (flock(dirfd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	return errno == EWOULDBLOCK ? -EBUSY : -errno;
+}
+
+int volio_same_as_disk(int dirfd, const struct volume *v)
+{
+	uint8_t a[VOLUME_MAX_LEN], b[VOLUME_MAX_LEN];
+	size_t la, lb;
+	struct volume d;
+	int rc;
+
+	rc = volio_read(dirfd, &d);
+	if (rc == 0)
+		rc = volume_serialize(&d, a, sizeof(a), &la);
+	if (rc == 0)
+		rc = volume_serialize(v, b, sizeof(b), &lb);
+	if (rc < 0)
+		return rc;
+	return la == lb && memcmp(a, b, la) == 0 ? 0 : -ESTALE;
 }
 
 int volio_providers(const struct volume *v, const char *service_key_path,
@@ -87,6 +141,17 @@ const char *volio_strerror(int rc)
 		       "a regular file (chmod 600 it)";
 	case -EBADMSG:
 		return "volume config is malformed or was tampered with";
+	case -EBUSY:
+		return "the volume is busy: mounted, or an offline rekey or "
+		       "repair is running";
+	case -EALREADY:
+		return "a rekey is in progress: run 'cmkfs rekey' to finish it";
+	case -ESTALE:
+		return "the volume config changed meanwhile (another cmkfs "
+		       "command?); try again";
+	case -ECANCELED:
+		return "stopped (the mount is going away); run 'cmkfs rekey' "
+		       "again to finish";
 	case -EKEYREJECTED:
 		return "wrong key: the service key does not unlock this volume";
 	case -EOPNOTSUPP:

@@ -110,6 +110,18 @@ grep -q '"event":"lock".*"result":"manual"' "$CMKFS_AUDIT_LOG" || t_fail "manual
 wait_for $((INTERVAL + 25)) cat "$MNT/a.txt" || t_fail "no resume after manual lock"
 t_ok "cmkfs lock wipes at once and resumes on the next check"
 
+# --- rekey on the live CMK mount: the new KEK_C is wrapped by the CMK ---
+kv stats --reset >/dev/null
+wc_before=$(python3 -c 'import sys; b=open(sys.argv[1],"rb").read(); print(b.hex())' "$CIPHER/cmkfs.conf")
+"$CMKFS" rekey --json "$CIPHER" >"$T/rk.json" || t_fail "live rekey with a CMK: $(tail -2 "$T/rk.json")"
+tail -1 "$T/rk.json" | kv_json 'str(d["ok"]) + " " + str(d["rekey"]["to_gen"])' | grep -qx "True 2" || t_fail "rekey result: $(tail -1 "$T/rk.json")"
+wraps=$(kv stats | kv_json 'd["ops"].get("wrap_key",0)')
+[ "$wraps" -ge 1 ] || t_fail "rekey did not wrap the new KEK_C with the CMK ($wraps wrapKey calls)"
+"$CMKFS" status --json "$CIPHER" | kv_json 'd["layers"][1]["key_id"]' | grep -qx "$KID2" || t_fail "layer C not under $KID2 after rekey"
+cmp "$MNT/b.bin" "$T/b.ref" || t_fail "unreadable after a live rekey"
+echo after-rekey >"$MNT/new.txt"
+t_ok "live rekey on a CMK volume: generation 2, KEK_C wrapped by ${KID2##*/} ($wraps wrapKey), data readable"
+
 # --- disable CMK, then revoke: data stays readable (service-managed) ---
 "$CMKFS" cmk disable --service-key "$KEY" "$CIPHER" | grep -q "adopted the change and proved the key" || t_fail "disable (live)"
 kv revoke app cmk >/dev/null
@@ -132,6 +144,19 @@ mnt || t_fail "mount after recovery"
 cmp "$MNT/b.bin" "$T/b.ref" || t_fail "content after recovery"
 t_umount
 t_ok "deleted key: mount refused ($(head -c 120 "$T/err")...); recovered: mounts"
+
+# --- offline rekey through the CMK; refused (exit 3) while access is revoked ---
+kv revoke app cmk >/dev/null
+rc=0; "$CMKFS" rekey --service-key "$KEY" "$CIPHER" 2>"$T/err" || rc=$?
+[ $rc = 3 ] || t_fail "rekey with the CMK revoked: exit $rc, want 3 ($(cat "$T/err"))"
+kv grant app cmk get,wrapKey,unwrapKey >/dev/null
+g0=$("$CMKFS" status --json "$CIPHER" | kv_json 'd["kek_generation"]')
+"$CMKFS" rekey --service-key "$KEY" "$CIPHER" >/dev/null || t_fail "offline rekey with a CMK"
+[ "$("$CMKFS" status --json "$CIPHER" | kv_json 'd["kek_generation"]')" = $((g0 + 1)) ] || t_fail "generation after offline rekey"
+mnt || t_fail "mount after an offline CMK rekey"
+cmp "$MNT/b.bin" "$T/b.ref" && [ "$(cat "$MNT/new.txt")" = after-rekey ] || t_fail "content after an offline CMK rekey"
+t_umount
+t_ok "offline rekey through the CMK: refused with exit 3 while revoked, then generation $((g0 + 1)), data readable"
 
 # --- pre-flight checks and wrong URIs ---
 KID3=$(kv_key other)

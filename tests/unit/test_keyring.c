@@ -414,6 +414,172 @@ out:
 	close_provs(prov2);
 }
 
+/* persist() stand-in: keeps the last config, or fails on request. */
+static struct volume persisted;
+static int persist_calls, persist_fail;
+
+static int persist(const struct volume *v, void *arg)
+{
+	(void)arg;
+	persist_calls++;
+	if (persist_fail)
+		return -EIO;
+	persisted = *v;
+	return 0;
+}
+
+/* 1 if fa and fb hold the same DEKs: what one seals the other opens. */
+static int same_deks(struct filekeys *fa, struct filekeys *fb)
+{
+	uint8_t pt[100], blk[100 + BLOCK_OVERHEAD], out[100];
+
+	t_fill(pt, sizeof(pt), 77);
+	return block_seal(&fa->bc, 3, false, pt, sizeof(pt), blk) == 0 &&
+	       block_open(&fb->bc, 3, false, blk, sizeof(blk), out) == 0 &&
+	       memcmp(out, pt, sizeof(pt)) == 0;
+}
+
+/* Rekey (include/cmkfs/keyring.h): begin, per-header re-wrap, finish; both
+ * generations open in between, only the new one after; the name key and
+ * the DEKs survive; a failed persist changes nothing. */
+static void rekey(void)
+{
+	uint8_t skey[SERVICE_KEY_LEN], skey2[SERVICE_KEY_LEN],
+		volid[VOLUME_ID_LEN];
+	uint8_t nk0[NAME_KEY_LEN], nk1[NAME_KEY_LEN], nk2[NAME_KEY_LEN];
+	struct keyprov *prov[2], *prov2[2];
+	struct keyring *kr = NULL, *kr2 = NULL, *kr3 = NULL;
+	struct filekeys *f1 = NULL, *f1b = NULL, *f2 = NULL, *fx = NULL;
+	struct header h1, h1n, h2, hx;
+	struct volume v, before, out;
+
+	t_fill(skey, sizeof(skey), 80);
+	t_fill(skey2, sizeof(skey2), 81);
+	t_fill(volid, sizeof(volid), 82);
+	CHECK_RC(open_provs(skey, volid, prov), 0);
+	CHECK_RC(open_provs(skey2, volid, prov2), 0);
+	if (prov[0] == NULL || prov2[0] == NULL)
+		goto out;
+	CHECK_RC(keyring_create(prov, 4096, volid, &v, &kr), 0);
+	if (kr == NULL)
+		goto out;
+	CHECK(v.version == 2 && v.flags == 0, "new volumes are format 2");
+	CHECK_RC(keyring_new_file(kr, &h1, &f1), 0);
+	CHECK_RC(keyring_name_key(kr, nk0), 0);
+	keyring_volume_copy(kr, &before);
+
+	/* A failed persist, or someone else's providers: nothing changes. */
+	persist_fail = 1;
+	CHECK_RC(keyring_rekey_begin(kr, prov, persist, NULL), -EIO);
+	persist_fail = 0;
+	CHECK_RC(keyring_rekey_begin(kr, prov2, persist, NULL), -EKEYREJECTED);
+	CHECK(vol_eq(keyring_volume(kr), &before) &&
+		      keyring_volume(kr)->flags == 0,
+	      "config changed by a failed begin");
+	CHECK_RC(keyring_new_file(kr, &hx, &fx), 0);
+	CHECK(hx.kek_gen == 1, "generation moved by a failed begin");
+	filekeys_free(fx);
+	fx = NULL;
+
+	/* Begin: generation 2 for new files, generation 1 still opens. */
+	persist_calls = 0;
+	CHECK_RC(keyring_rekey_begin(kr, prov, persist, NULL), 0);
+	CHECK(persist_calls == 1, "persisted %d times", persist_calls);
+	CHECK(persisted.version == 2 && persisted.kek_gen == 2 &&
+		      persisted.prev_gen == 1 &&
+		      persisted.flags == VOLUME_FLAG_REKEY,
+	      "begin config");
+	CHECK(memcmp(persisted.prev_wrapped[1], before.layer[1].wrapped,
+		     before.layer[1].wrapped_len) == 0,
+	      "previous wraps kept");
+	CHECK(memcmp(persisted.layer[1].wrapped, before.layer[1].wrapped,
+		     before.layer[1].wrapped_len) != 0,
+	      "KEK_C not new");
+	CHECK_RC(keyring_rekey_begin(kr, prov, persist, NULL), -EALREADY);
+	CHECK_RC(keyring_rewrap(kr, 1, prov[1], &out), -EBUSY);
+	CHECK_RC(keyring_new_file(kr, &h2, &f2), 0);
+	CHECK(h2.kek_gen == 2, "new file generation %u", h2.kek_gen);
+	CHECK_RC(keyring_open_file(kr, &h1, &fx), 0);
+	filekeys_free(fx);
+	fx = NULL;
+	/* The config as written opens both generations, after a lock too. */
+	CHECK_RC(keyring_open(&persisted, prov, &kr2), 0);
+	if (kr2 != NULL) {
+		CHECK_RC(keyring_open_file(kr2, &h1, &fx), 0);
+		filekeys_free(fx);
+		fx = NULL;
+		CHECK_RC(keyring_open_file(kr2, &h2, &fx), 0);
+		filekeys_free(fx);
+		fx = NULL;
+		CHECK_RC(keyring_name_key(kr2, nk1), 0);
+		CHECK(memcmp(nk0, nk1, NAME_KEY_LEN) == 0, "name key changed");
+	}
+	keyring_lock(kr);
+	CHECK_RC(keyring_rewrap_header(kr, &h1, &h1n), -EKEYREVOKED);
+	CHECK_RC(keyring_unlock(kr, prov), 0);
+	CHECK_RC(keyring_open_file(kr, &h1, &fx), 0);
+	filekeys_free(fx);
+	fx = NULL;
+
+	/* Re-wrap: same file id and DEKs, new generation; idempotent. */
+	CHECK_RC(keyring_rewrap_header(kr, &h1, &h1n), 1);
+	CHECK(h1n.kek_gen == 2 && memcmp(h1n.file_id, h1.file_id,
+					 FILE_ID_LEN) == 0,
+	      "re-wrapped header");
+	CHECK(memcmp(h1n.wrap_outer, h1.wrap_outer, AEAD_WRAP_LEN) != 0,
+	      "outer wrap unchanged");
+	CHECK_RC(keyring_open_file(kr, &h1n, &f1b), 0);
+	CHECK(f1b != NULL && same_deks(f1, f1b), "DEKs changed by re-wrap");
+	memset(&hx, 0x5a, sizeof(hx));
+	CHECK_RC(keyring_rewrap_header(kr, &h2, &hx), 0);
+	CHECK(hx.kek_gen == 0x5a5a5a5a, "out written for a current header");
+	hx = h1;
+	hx.kek_gen = 9;
+	CHECK_RC(keyring_rewrap_header(kr, &hx, &h1n), -EKEYREJECTED);
+	hx = h1;
+	hx.wrap_inner[20] ^= 1;
+	CHECK_RC(keyring_rewrap_header(kr, &hx, &h1n), -EKEYREJECTED);
+
+	/* Finish: the old generation is gone from config and memory. */
+	CHECK_RC(keyring_rekey_finish(kr, persist, NULL), 0);
+	CHECK(persisted.flags == 0 && persisted.kek_gen == 2 &&
+		      persisted.prev_gen == 0,
+	      "finished config");
+	CHECK_RC(keyring_open_file(kr, &h1, &fx), -EKEYREJECTED);
+	CHECK_RC(keyring_rekey_finish(kr, persist, NULL), 0);	/* no-op */
+	CHECK_RC(keyring_rewrap(kr, 1, prov[1], &out), 0);
+	CHECK_RC(keyring_open(&persisted, prov, &kr3), 0);
+	if (kr3 != NULL) {
+		CHECK_RC(keyring_open_file(kr3, &h1, &fx), -EKEYREJECTED);
+		CHECK_RC(keyring_rewrap_header(kr3, &h1, &hx), -EKEYREJECTED);
+		CHECK_RC(keyring_open_file(kr3, &h2, &fx), 0);
+		filekeys_free(fx);
+		fx = NULL;
+		CHECK_RC(keyring_name_key(kr3, nk2), 0);
+		CHECK(memcmp(nk0, nk2, NAME_KEY_LEN) == 0,
+		      "name key changed by finish");
+	}
+	/* The old config no longer opens the new headers. */
+	keyring_free(kr2);
+	kr2 = NULL;
+	CHECK_RC(keyring_open(&before, prov, &kr2), 0);
+	if (kr2 != NULL)
+		CHECK_RC(keyring_open_file(kr2, &h2, &fx), -EKEYREJECTED);
+out:
+	secmem_wipe(nk0, sizeof(nk0));
+	secmem_wipe(nk1, sizeof(nk1));
+	secmem_wipe(nk2, sizeof(nk2));
+	filekeys_free(f1);
+	filekeys_free(f1b);
+	filekeys_free(f2);
+	filekeys_free(fx);
+	keyring_free(kr);
+	keyring_free(kr2);
+	keyring_free(kr3);
+	close_provs(prov);
+	close_provs(prov2);
+}
+
 int main(void)
 {
 	size_t base;
@@ -423,6 +589,7 @@ int main(void)
 	open_volume();
 	files();
 	name_keys();
+	rekey();
 	CHECK(secmem_in_use() == base, "secmem in use %zu, was %zu",
 	      secmem_in_use(), base);
 	keyprov_close(NULL);

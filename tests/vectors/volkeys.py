@@ -23,6 +23,7 @@ def hkdf(ikm, salt, label, n):
 
 def parse_conf(b):
     assert b[:8] == b"CMKFSVOL"
+    version = struct.unpack(">H", b[8:10])[0]
     vol_id = b[12:28]
     gen = struct.unpack(">I", b[34:38])[0]
     pos, layers = 46, []
@@ -34,7 +35,19 @@ def parse_conf(b):
         w = struct.unpack(">H", b[pos:pos + 2])[0]
         layers.append((prov, key_id, b[pos + 2:pos + 2 + w]))
         pos += 2 + w
-    return vol_id, gen, layers
+    secret = None
+    if version >= 2:  # format 2: the wrapped volume secret M follows
+        n = struct.unpack(">H", b[pos:pos + 2])[0]
+        secret = b[pos + 2:pos + 2 + n]
+    return vol_id, gen, layers, secret
+
+
+def secret_unwrap(keks, vol_id, gen, blob):
+    """Format 2: M = open(KEK_S, open(KEK_C, blob)), doc/FORMAT.md §1."""
+    def aad(layer):
+        return b"cmkfs secret v2" + vol_id + struct.pack(">I", gen) + bytes([layer + 1])
+    inner = AESGCM(keks[1]).decrypt(blob[:12], blob[12:], aad(1))
+    return AESGCM(keks[0]).decrypt(inner[:12], inner[12:], aad(0))
 
 
 def kek_unwrap(wrap_key, vol_id, gen, layer, blob):
@@ -50,7 +63,7 @@ def main(argv):
         kek_c = bytes.fromhex(rest[1])
         rest = rest[2:]
     skey = open(skey_path, "rb").read()
-    vol_id, gen, layers = parse_conf(open(cdir + "/cmkfs.conf", "rb").read())
+    vol_id, gen, layers, secret = parse_conf(open(cdir + "/cmkfs.conf", "rb").read())
     labels = ["cmkfs v1 local wrap S", "cmkfs v1 local wrap C"]
     keks = []
     for i, (prov, _, blob) in enumerate(layers):
@@ -63,7 +76,10 @@ def main(argv):
             sys.exit("volkeys: customer layer is in Key Vault: pass --kek-c")
     print("KEK_S", keks[0].hex())
     print("KEK_C", keks[1].hex())
-    name_key = hkdf(keks[0] + keks[1], vol_id, "cmkfs v1 name key", 64)
+    m = keks[0] + keks[1] if secret is None else secret_unwrap(keks, vol_id, gen, secret)
+    print("SECRET_A", m[:32].hex())
+    print("SECRET_B", m[32:].hex())
+    name_key = hkdf(m, vol_id, "cmkfs v1 name key", 64)
     print("NAME_KEY_A", name_key[:32].hex())
     print("NAME_KEY_B", name_key[32:].hex())
     for f in rest:

@@ -1,0 +1,267 @@
+/* src/fs/rekey.c — walk a cipher directory and re-wrap every file header
+ * under the current KEK generation (include/cmkfs/rekey.h). */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmkfs/backing.h"
+#include "cmkfs/header.h"
+#include "cmkfs/names.h"
+#include "cmkfs/rekey.h"
+#include "cmkfs/volio.h"
+
+struct walk {
+	int rootfd;
+	struct keyring *kr;
+	const struct rekey_cb *cb;
+	struct rekey_progress p;
+	bool counting;
+	uint64_t pass_rewrapped;	/* old-generation headers in this pass */
+	uint64_t pass_short;		/* files shorter than a header */
+	struct timespec last;
+	char path[PATH_MAX];
+};
+
+static int report(struct walk *w, bool force)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!force && (now.tv_sec - w->last.tv_sec) * 1000000000L +
+			      (now.tv_nsec - w->last.tv_nsec) < 200000000L)
+		return 0;
+	w->last = now;
+	if (w->cb == NULL || w->cb->progress == NULL)
+		return 0;
+	return w->cb->progress(&w->p, w->cb->arg) != 0 ? -ECANCELED : 0;
+}
+
+static void problem(struct walk *w, const char *what)
+{
+	w->p.damaged++;
+	if (w->cb != NULL && w->cb->problem != NULL)
+		w->cb->problem(w->path, what, w->cb->arg);
+}
+
+/* Names that are not files of the plaintext tree: the config, directory
+ * ids, long-name side files, the sealed zone list, fsck's quarantine. */
+static bool skip_name(const char *n)
+{
+	size_t len = strlen(n), sl = strlen(LONGNAME_SUFFIX);
+
+	if (strncmp(n, RESERVED_PREFIX, strlen(RESERVED_PREFIX)) != 0)
+		return false;
+	if (strncmp(n, TMP_PREFIX, strlen(TMP_PREFIX)) == 0)
+		return false;	/* a file in flight: re-wrap it too */
+	if (strncmp(n, LONGNAME_PREFIX, strlen(LONGNAME_PREFIX)) == 0)
+		return len > sl && strcmp(n + len - sl, LONGNAME_SUFFIX) == 0;
+	return true;
+}
+
+static int rewrap_file(struct walk *w, int dfd, const char *name)
+{
+	uint8_t buf[HEADER_LEN];
+	struct header h, nh;
+	ssize_t n;
+	int fd, rc;
+
+	fd = openat(dfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;	/* gone meanwhile */
+	n = pread(fd, buf, sizeof(buf), 0);
+	if (n < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	if ((size_t)n < sizeof(buf)) {
+		/* Being created right now, or damaged: a later pass looks
+		 * again, the last one reports it. */
+		w->pass_short++;
+		close(fd);
+		return 0;
+	}
+	rc = header_parse(buf, sizeof(buf), &h);
+	if (rc == 0)
+		rc = keyring_rewrap_header(w->kr, &h, &nh);
+	if (rc == 1) {
+		header_serialize(&nh, buf);
+		/* One pwrite of 148 bytes inside the first sector: a reader
+		 * sees the old or the new header, both valid now. */
+		rc = backing_pwrite_full(fd, buf, sizeof(buf), 0);
+		if (rc == 0) {
+			w->p.rewrapped++;
+			w->pass_rewrapped++;
+		}
+	} else if (rc == -EBADMSG || rc == -EKEYREJECTED) {
+		if (w->p.pass == 2)	/* counted once, in the first verify pass */
+			problem(w, rc == -EBADMSG ? "malformed file header" :
+				"file header does not open under either "
+				"KEK generation");
+		rc = 0;
+	}
+	close(fd);
+	return rc < 0 ? rc : 0;
+}
+
+static int walk_dir(struct walk *w, int dfd, size_t plen)
+{
+	DIR *d;
+	struct dirent *e;
+	int rc = 0, fd;
+
+	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (d == NULL) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	while (rc == 0 && (errno = 0, e = readdir(d)) != NULL) {
+		const char *n = e->d_name;
+		unsigned char type = e->d_type;
+		size_t nl = strlen(n);
+		struct stat st;
+
+		if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0 || skip_name(n))
+			continue;
+		if (plen + 1 + nl + 1 > sizeof(w->path)) {
+			rc = -ENAMETOOLONG;
+			break;
+		}
+		snprintf(w->path + plen, sizeof(w->path) - plen, "%s%s",
+			 plen ? "/" : "", n);
+		if (type == DT_UNKNOWN) {
+			if (fstatat(dirfd(d), n, &st, AT_SYMLINK_NOFOLLOW) < 0)
+				continue;	/* gone meanwhile */
+			type = S_ISDIR(st.st_mode) ? DT_DIR :
+			       S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
+		}
+		if (type == DT_DIR) {
+			int sub = openat(dirfd(d), n,
+					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+						 O_CLOEXEC);
+
+			if (sub < 0)
+				continue;	/* gone or renamed meanwhile */
+			rc = walk_dir(w, sub, plen + (plen ? 1 : 0) + nl);
+			close(sub);
+		} else if (type == DT_REG) {
+			w->p.done++;
+			if (!w->counting)
+				rc = rewrap_file(w, dirfd(d), n);
+			if (rc == 0)
+				rc = report(w, false);
+		}
+		w->path[plen] = '\0';
+	}
+	if (rc == 0 && errno != 0)
+		rc = -errno;
+	closedir(d);
+	return rc;
+}
+
+static int pass(struct walk *w, const char *phase, bool counting)
+{
+	int rc;
+
+	w->p.phase = phase;
+	w->p.done = 0;
+	w->counting = counting;
+	w->pass_rewrapped = 0;
+	w->pass_short = 0;
+	w->path[0] = '\0';
+	rc = report(w, true);
+	if (rc == 0)
+		rc = walk_dir(w, w->rootfd, 0);
+	if (rc == 0 && counting)
+		w->p.total = w->p.done;
+	return rc;
+}
+
+static int persist(const struct volume *v, void *arg)
+{
+	return volio_write(*(int *)arg, v);
+}
+
+/* Begin or finish under the config writers' lock, from a keyring whose
+ * config is the one on disk (a `cmkfs cmk` may have just replaced it). */
+static int locked_step(int rootfd, struct keyring *kr, struct keyprov *prov[2],
+		       bool begin)
+{
+	struct volume v;
+	int lk, rc;
+
+	lk = volio_lock_config(rootfd);
+	if (lk < 0)
+		return lk;
+	rc = volio_same_as_disk(rootfd, keyring_volume_copy(kr, &v));
+	if (rc == 0)
+		rc = begin ? keyring_rekey_begin(kr, prov, persist, &rootfd) :
+			     keyring_rekey_finish(kr, persist, &rootfd);
+	volio_unlock_config(lk);
+	return rc;
+}
+
+int rekey_run(int rootfd, struct keyring *kr, struct keyprov *prov[2],
+	      const struct rekey_cb *cb, struct rekey_progress *out)
+{
+	struct walk w = { .rootfd = rootfd, .kr = kr, .cb = cb };
+	struct volume v;
+	int rc;
+
+	keyring_volume_copy(kr, &v);
+	w.p.resumed = (v.flags & VOLUME_FLAG_REKEY) != 0;
+	w.p.from_gen = w.p.resumed ? v.prev_gen : v.kek_gen;
+	w.p.to_gen = w.p.resumed ? v.kek_gen : v.kek_gen + 1;
+	w.p.phase = "begin";
+	rc = report(&w, true);
+	if (rc == 0 && !w.p.resumed)
+		rc = locked_step(rootfd, kr, prov, true);
+	if (rc == 0)
+		rc = pass(&w, "count", true);
+	/* Re-wrap until a whole pass finds no header of the old generation
+	 * and no half-created file (renames during a pass can hide a file
+	 * from it; files being created finish meanwhile). */
+	for (w.p.pass = 1; rc == 0; w.p.pass++) {
+		rc = pass(&w, w.p.pass == 1 ? "rewrap" : "verify", false);
+		if (rc < 0 || (w.p.pass > 1 && w.pass_rewrapped == 0 &&
+			       (w.pass_short == 0 || w.p.pass >= 4)))
+			break;
+		if (w.p.pass >= 16) {
+			rc = -EAGAIN;	/* the tree keeps changing under us */
+			break;
+		}
+	}
+	if (rc == 0 && w.pass_short > 0) {
+		w.p.damaged += w.pass_short;
+		if (cb != NULL && cb->problem != NULL)
+			cb->problem("", "files shorter than a header (see "
+				    "'cmkfs fsck')", cb->arg);
+	}
+	if (rc == 0) {
+		w.p.phase = "sync";
+		rc = report(&w, true);
+	}
+	if (rc == 0 && syncfs(rootfd) < 0)
+		rc = -errno;
+	if (rc == 0) {
+		w.p.phase = "finish";
+		rc = locked_step(rootfd, kr, NULL, false);
+	}
+	if (rc == 0)
+		rc = report(&w, true);
+	if (out != NULL)
+		*out = w.p;
+	return rc;
+}
