@@ -47,5 +47,19 @@ CMK_MUST_CHECK int transient_expire(int rootfd, struct keyring *kr,
 				    const struct tzone *z, time_t now,
 				    transient_cb cb, void *ud,
 				    unsigned long *count);
+/* The same walk without destroying anything: *count gets the number of
+ * entries of zone z that are due to expire as of `now` (for `cmkfs fsck`
+ * beside a live mount, whose sweeper owns expiry). */
+CMK_MUST_CHECK int transient_count_due(int rootfd, struct keyring *kr,
+				       const struct tzone *z, time_t now,
+				       unsigned long *count);
+/* Destroy one non-directory entry dirfd/bname as expiry does: a regular
+ * file with one link gets its header overwritten with random bytes and
+ * synced first; then the entry and its long-name side file are unlinked.
+ * Errors: -EISDIR, -errno. */
+CMK_MUST_CHECK int transient_destroy(int dirfd, const char *bname);
+/* Index of the outermost zone of z[0..n) that contains volume path `path`
+ * ("/relay/x" is in "/relay", and so is "/relay" itself), or -1. Pure. */
+int transient_zone_of(const struct tzone *z, size_t n, const char *path);
 
 #endif

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,6 +220,7 @@ struct walk {
 	transient_cb cb;
 	void *ud;
 	unsigned long count;
+	bool dry;		/* count what is due, destroy nothing */
 };
 
 static int sweep(struct walk *w, int dfd, int depth)
@@ -260,6 +262,10 @@ static int sweep(struct walk *w, int dfd, int depth)
 		}
 		if (st.st_mtime > w->cutoff)
 			continue;
+		if (w->dry) {
+			w->count++;
+			continue;
+		}
 		/* The plaintext name, for the daemon's dentry invalidation. */
 		plain[0] = '\0';
 		if (w->cb != NULL) {
@@ -295,13 +301,13 @@ static int sweep(struct walk *w, int dfd, int depth)
 	return 0;
 }
 
-int transient_expire(int rootfd, struct keyring *kr, const struct tzone *z,
-		     time_t now, transient_cb cb, void *ud,
-		     unsigned long *count)
+static int expire(int rootfd, struct keyring *kr, const struct tzone *z,
+		  time_t now, transient_cb cb, void *ud, bool dry,
+		  unsigned long *count)
 {
 	uint8_t key[NAME_KEY_LEN], dirid[DIRID_LEN];
 	char comp[NAME_MAX + 1], enc[ENCNAME_MAX], bname[ENCNAME_MAX];
-	struct walk w = { key, now - z->ttl_sec, cb, ud, 0 };
+	struct walk w = { key, now - z->ttl_sec, cb, ud, 0, dry };
 	const char *p = z->path;
 	int dfd, rc;
 
@@ -347,4 +353,45 @@ close:
 out:
 	secmem_wipe(key, sizeof(key));
 	return rc;
+}
+
+int transient_expire(int rootfd, struct keyring *kr, const struct tzone *z,
+		     time_t now, transient_cb cb, void *ud,
+		     unsigned long *count)
+{
+	return expire(rootfd, kr, z, now, cb, ud, false, count);
+}
+
+int transient_count_due(int rootfd, struct keyring *kr, const struct tzone *z,
+			time_t now, unsigned long *count)
+{
+	return expire(rootfd, kr, z, now, NULL, NULL, true, count);
+}
+
+int transient_destroy(int dirfd, const char *bname)
+{
+	struct stat st;
+
+	if (fstatat(dirfd, bname, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	return destroy(dirfd, bname, &st);
+}
+
+int transient_zone_of(const struct tzone *z, size_t n, const char *path)
+{
+	int best = -1;
+	size_t bl = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(z[i].path);
+
+		if (strncmp(path, z[i].path, l) == 0 &&
+		    (path[l] == '\0' || path[l] == '/') && (best < 0 || l < bl)) {
+			best = (int)i;
+			bl = l;
+		}
+	}
+	return best;
 }
