@@ -19,6 +19,10 @@ struct bname {
 /* Errors: -ENAMETOOLONG, -EINVAL, -EBADMSG (parent's dirid damaged). */
 CMK_MUST_CHECK int dir_bname(struct fsctx *fs, struct inode *parent,
 			     const char *name, struct bname *out);
+/* The same from a directory id (no mount needed: fsck --repair). */
+CMK_MUST_CHECK int dir_bname_in(struct keyring *kr,
+				const uint8_t dirid[static DIRID_LEN],
+				const char *name, struct bname *out);
 /* For long names, write the side file (atomically) before the entry
  * appears; no-op for short names. */
 CMK_MUST_CHECK int dir_longname_add(struct inode *parent,

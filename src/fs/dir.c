@@ -15,15 +15,13 @@
 #include "cmkfs/rand.h"
 #include "cmkfs/secmem.h"
 
-int dir_bname(struct fsctx *fs, struct inode *parent, const char *name,
-	      struct bname *out)
+int dir_bname_in(struct keyring *kr, const uint8_t dirid[static DIRID_LEN],
+		 const char *name, struct bname *out)
 {
-	uint8_t key[NAME_KEY_LEN], dirid[DIRID_LEN];
+	uint8_t key[NAME_KEY_LEN];
 	int rc;
 
-	rc = inode_dirid(fs, parent, dirid);
-	if (rc == 0)
-		rc = keyring_name_key(fs->kr, key);
+	rc = keyring_name_key(kr, key);
 	if (rc < 0)
 		return rc;
 	rc = names_encrypt(key, dirid, name, strlen(name), out->enc,
@@ -36,6 +34,16 @@ int dir_bname(struct fsctx *fs, struct inode *parent, const char *name,
 		return rc;
 	out->is_long = rc == 1;
 	return 0;
+}
+
+int dir_bname(struct fsctx *fs, struct inode *parent, const char *name,
+	      struct bname *out)
+{
+	uint8_t dirid[DIRID_LEN];
+	int rc;
+
+	rc = inode_dirid(fs, parent, dirid);
+	return rc < 0 ? rc : dir_bname_in(fs->kr, dirid, name, out);
 }
 
 static void side_name(const struct bname *bn, char *out, size_t cap)

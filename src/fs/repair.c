@@ -327,27 +327,14 @@ int repair_drop_bad_xattrs(struct repair *r, int dirfd, const char *rel_dir,
 static int name_in(struct repair *r, int dirfd, const char *name,
 		   struct bname *bn)
 {
-	uint8_t key[NAME_KEY_LEN], dirid[DIRID_LEN];
+	uint8_t dirid[DIRID_LEN];
 	size_t len = 0;
 	int rc;
 
 	rc = backing_read_small(dirfd, DIRID_FILE, dirid, sizeof(dirid), &len);
 	if (rc == 0 && len != DIRID_LEN)
 		rc = -EBADMSG;
-	if (rc == 0)
-		rc = keyring_name_key(r->kr, key);
-	if (rc < 0)
-		return rc;
-	rc = names_encrypt(key, dirid, name, strlen(name), bn->enc,
-			   sizeof(bn->enc));
-	secmem_wipe(key, sizeof(key));
-	if (rc < 0)
-		return rc;
-	rc = names_backing(bn->enc, bn->name, sizeof(bn->name));
-	if (rc < 0)
-		return rc;
-	bn->is_long = rc == 1;
-	return 0;
+	return rc < 0 ? rc : dir_bname_in(r->kr, dirid, name, bn);
 }
 
 /* Open lost+found under topfd, making it as op_mkdir does if missing: a

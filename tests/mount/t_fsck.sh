@@ -37,7 +37,7 @@ flip "$b_hdr" 40					# header of /hdr
 truncate -s $((148 + 2 * 4152)) "$b_cut"		# /d/sub/cut at a block boundary
 n=$(basename "$b_f7"); c=A; [ "${n:3:1}" = A ] && c=B
 mv "$b_f7" "$(dirname "$b_f7")/${n:0:3}$c${n:4}"	# a name
-tg=$(readlink "$b_link"); c=A; [ "${tg:3:1}" = A ] && c=B; rm "$b_link"; ln -s "${tg:0:3}$c${tg:4}" "$b_link"
+tg=$(readlink "$b_link"); c=A; [ "${tg:3:1}" = A ] && c=B; rm "$b_link"; ln -s -- "${tg:0:3}$c${tg:4}" "$b_link"
 touch "$(dirname "$b_big")/cmkfs.tmp.0123456789abcdef"	# interrupted op
 side=$(find "$CIPHER" -name 'cmkfs.ln.*.name'); chmod u+w "$side"; flip "$side" 5
 x=$(getfattr -d -m '^user\.' -e hex "$b_big" | sed -n 's/^\(user\.[^=]*\)=0x\(.*\)/\1 \2/p')

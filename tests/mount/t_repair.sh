@@ -49,7 +49,7 @@ n=$(basename "$b_bad"); c=A; [ "${n:3:1}" = A ] && c=B
 b_bad2=$b_d/${n:0:3}$c${n:4}; mv "$b_bad" "$b_bad2"
 side=$b_long.name; chmod u+w "$side"; flip "$side" 5
 tg=$(readlink "$b_link"); c=A; [ "${tg:3:1}" = A ] && c=B
-rm "$b_link"; ln -s "${tg:0:3}$c${tg:4}" "$b_link"
+rm "$b_link"; ln -s -- "${tg:0:3}$c${tg:4}" "$b_link"
 touch "$b_d/cmkfs.tmp.0123456789abcdef"
 find "$CIPHER" -name cmkfs.quarantine | grep -q . && t_fail "quarantine exists before any repair"
 
