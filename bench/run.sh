@@ -60,6 +60,7 @@ cleanup() {
 	set +e
 	[ -n "$MNT" ] && { fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null; }
 	[ -n "${KVPID:-}" ] && kill "$KVPID" 2>/dev/null
+	wait 2>/dev/null
 	rm -rf --one-file-system "$W/sys" "$W/kv"
 	[ "$OUT" = "$W" ] || rm -rf --one-file-system "$W"
 }
@@ -94,8 +95,10 @@ kv_up() {
 	t_fail() { echo "bench: $*" >&2; exit 1; }
 	t_skip() { t_fail "$@"; }
 	t_on_exit() { :; }
+	TOP_SRCDIR=$top
+	top_builddir=$top
 	# shellcheck source=../tests/lib/kv.sh
-	TOP_SRCDIR=$top . "$top/tests/lib/kv.sh"
+	. "$top/tests/lib/kv.sh"
 	kv_start
 	CMK=$(kv_key benchcmk --size 3072)
 }
@@ -106,7 +109,9 @@ daemon_pid() {	# the FUSE daemon serving $MNT: all of them keep the
 }
 
 sys_up() {	# $1 system: fresh dirs, mount, set MNT and PID
-	local s=$1 d=$W/sys/$1
+	# (a new path per repetition: cryfs refuses a base directory that held
+	# another file system before, exit 20)
+	local s=$1 d=$W/sys/$1.$rep
 	rm -rf --one-file-system "$d"
 	mkdir -p "$d/cipher" "$d/mnt"
 	MNT=$d/mnt
@@ -140,7 +145,7 @@ sys_up() {	# $1 system: fresh dirs, mount, set MNT and PID
 }
 
 sys_down() {
-	[ "$MNT" = "$W/sys/$1/cipher" ] || {
+	[ "$MNT" = "$W/sys/$1.$rep/cipher" ] || {
 		if [ "$1" = cmkfs ] || [ "$1" = cmkfs-cmk ]; then
 			"$CMKFS" umount "$MNT"
 		else
@@ -149,7 +154,7 @@ sys_down() {
 		fi
 	}
 	MNT=
-	rm -rf --one-file-system "$W/sys/$1"
+	rm -rf --one-file-system "$W/sys/$1.$rep"
 }
 
 cpu() {	# utime + stime of PID in seconds (0 for native)

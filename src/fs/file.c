@@ -17,9 +17,13 @@
 #include "cmkfs/backing.h"
 #include "cmkfs/file.h"
 #include "cmkfs/log.h"
+#include "cmkfs/par.h"
 #include "cmkfs/secmem.h"
 
 #define CHUNK_BYTES (1u << 20)	/* plaintext per batched pread/pwrite */
+/* Block crypto of a request is split over the worker pool from this many
+ * bytes per part on (below it, waking a thread costs more than it saves). */
+#define PAR_MIN_BYTES (128u << 10)
 
 /* The backing path for log lines (gocryptfs doRead logs ino + block; we
  * name the ciphertext file so fsck and operators can find it). */
@@ -166,6 +170,77 @@ static void fk_put(struct cfile *cf, struct filekeys *fk)
 	}
 	pthread_mutex_unlock(&cf->mtx);
 	filekeys_free(fk);
+}
+
+/* ---- block crypto over the worker pool (include/cmkfs/par.h) ---- */
+
+/* Blocks [b0, b0 + n) of a file whose last block is nb - 1 and whose
+ * plain size is `size`; ciphertext back to back in ct (block i at i * cb:
+ * only the file's last block is short, and it is last in any range). */
+struct crypt_job {
+	struct filekeys *fk[PAR_MAX];
+	uint32_t bs;
+	uint64_t b0, nb, size;
+	uint8_t *ct;
+	uint8_t *out;			/* open: plaintext, block i at i * bs */
+	const uint8_t *const *src;	/* seal: plaintext of block i */
+	uint64_t bad[PAR_MAX];		/* open: a block that failed, by part */
+};
+
+static size_t job_len(const struct crypt_job *j, uint64_t b)
+{
+	return b == j->nb - 1 ? j->size - b * j->bs : j->bs;
+}
+
+static int open_part(size_t lo, size_t hi, unsigned part, void *arg)
+{
+	struct crypt_job *j = arg;
+	size_t cb = j->bs + BLOCK_OVERHEAD;
+
+	for (size_t i = lo; i < hi; i++) {
+		uint64_t b = j->b0 + i;
+
+		if (block_open(&j->fk[part]->bc, b, b == j->nb - 1,
+			       j->ct + i * cb, job_len(j, b) + BLOCK_OVERHEAD,
+			       j->out + i * j->bs) < 0) {
+			j->bad[part] = b;
+			return -EBADMSG;
+		}
+	}
+	return 0;
+}
+
+static int seal_part(size_t lo, size_t hi, unsigned part, void *arg)
+{
+	struct crypt_job *j = arg;
+	size_t cb = j->bs + BLOCK_OVERHEAD;
+	int rc = 0;
+
+	for (size_t i = lo; i < hi && rc == 0; i++) {
+		uint64_t b = j->b0 + i;
+
+		rc = block_seal(&j->fk[part]->bc, b, b == j->nb - 1, j->src[i],
+				job_len(j, b), j->ct + i * cb);
+	}
+	return rc;
+}
+
+/* Run fn over n blocks, in parallel when they are many: fk[0] is the
+ * caller's context; the others come from (and go back to) the pool. */
+static int crypt_blocks(struct cfile *cf, int fd, struct crypt_job *j,
+			uint64_t n, int (*fn)(size_t, size_t, unsigned, void *))
+{
+	unsigned parts = 1, want = (unsigned)((n * j->bs) / PAR_MIN_BYTES);
+	int rc;
+
+	if (want > par_width())
+		want = par_width();
+	while (parts < want && fk_get(cf, fd, &j->fk[parts]) == 0)
+		parts++;
+	rc = par_for(n, parts, fn, j);
+	for (unsigned i = 1; i < parts; i++)
+		fk_put(cf, j->fk[i]);
+	return rc;
 }
 
 void cfile_drop_keys(struct cfile *cf)
@@ -344,21 +419,25 @@ static int read_blocks(struct cfile *cf, struct filekeys *fk, int fd,
 					 strerror(-rc));
 		return rc;
 	}
-	for (uint64_t i = 0, pos = 0; i < n; i++) {
-		uint64_t b = b0 + i;
-		size_t len = b == nb - 1 ? size - b * cf->bs : cf->bs;
+	{
+		struct crypt_job j = { .fk = { fk }, .bs = cf->bs, .b0 = b0,
+				       .nb = nb, .size = size, .ct = ct,
+				       .out = out };
 
-		rc = block_open(&fk->bc, b, b == nb - 1, ct + pos,
-				len + BLOCK_OVERHEAD, out + i * cf->bs);
+		for (unsigned i = 0; i < PAR_MAX; i++)
+			j.bad[i] = UINT64_MAX;
+		rc = crypt_blocks(cf, fd, &j, n, open_part);
+		for (unsigned i = 1; i < PAR_MAX; i++)
+			if (j.bad[i] < j.bad[0])
+				j.bad[0] = j.bad[i];
 		if (rc < 0) {
 			log_err("%s: block %llu failed authentication "
 				"(tampered, moved, or file cut at a block "
 				"boundary)",
 				where(cf, wbuf, sizeof(wbuf)),
-				(unsigned long long)b);
+				(unsigned long long)j.bad[0]);
 			return -EBADMSG;
 		}
-		pos += len + BLOCK_OVERHEAD;
 	}
 	return 0;
 }
@@ -445,6 +524,7 @@ static int rewrite(struct cfile *cf, struct filekeys *fk, int fd,
 	uint64_t old_nb = nblocks(size, bs), new_nb = nblocks(new_size, bs);
 	uint64_t first = UINT64_MAX, last = 0, wend = off + len;
 	uint8_t *ct = NULL, *pt = NULL, *old = NULL;
+	const uint8_t **src = NULL;
 	int rc = 0;
 
 	if (len > 0) {
@@ -463,13 +543,17 @@ static int rewrite(struct cfile *cf, struct filekeys *fk, int fd,
 	ct = malloc(cn * cb);
 	pt = malloc(cn * bs);
 	old = malloc(cb + bs);
-	if (ct == NULL || pt == NULL || old == NULL) {
+	src = malloc(cn * sizeof(*src));
+	if (ct == NULL || pt == NULL || old == NULL || src == NULL) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	for (uint64_t c0 = first; c0 <= last; c0 += cn) {
 		uint64_t n = last - c0 + 1 < cn ? last - c0 + 1 : cn, coff;
 		size_t pos = 0;
+		struct crypt_job j = { .fk = { fk }, .bs = bs, .b0 = c0,
+				       .nb = new_nb, .size = new_size,
+				       .ct = ct, .src = src };
 
 		for (uint64_t b = c0; b < c0 + n; b++) {
 			uint64_t lo = b * bs;
@@ -477,6 +561,13 @@ static int rewrite(struct cfile *cf, struct filekeys *fk, int fd,
 			uint8_t *p = pt + (b - c0) * bs;
 			bool covered = len > 0 && off <= lo && wend >= lo + blen;
 
+			pos += blen + BLOCK_OVERHEAD;
+			src[b - c0] = p;
+			if (covered && buf != NULL) {
+				/* Sealed straight from the caller's buffer. */
+				src[b - c0] = buf + (lo - off);
+				continue;
+			}
 			memset(p, 0, blen);
 			if (!covered && b < old_nb) {
 				size_t olen = b == old_nb - 1 ? size - lo : bs;
@@ -498,13 +589,10 @@ static int rewrite(struct cfile *cf, struct filekeys *fk, int fd,
 				else
 					memset(p + (from - lo), 0, to - from);
 			}
-			rc = block_seal(&fk->bc, b, b == new_nb - 1, p, blen,
-					ct + pos);
-			if (rc < 0)
-				goto out;
-			pos += blen + BLOCK_OVERHEAD;
 		}
-		rc = cipher_off(c0, bs, &coff);
+		rc = crypt_blocks(cf, fd, &j, n, seal_part);
+		if (rc == 0)
+			rc = cipher_off(c0, bs, &coff);
 		if (rc == 0)
 			rc = backing_pwrite_full(fd, ct, pos, (off_t)coff);
 		if (rc < 0)
@@ -518,6 +606,7 @@ out:
 	free(pt);
 	free(old);
 	free(ct);
+	free(src);
 	return rc;
 }
 

@@ -166,8 +166,13 @@ static int do_lookup(struct fsctx *fs, struct inode *parent, const char *name,
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	/* Large requests: fewer round trips and one pwrite per 1 MiB. */
+	/* Large requests: fewer round trips, one pwrite or pread per 1 MiB,
+	 * and enough blocks per request to split their crypto over the
+	 * worker pool (doc/PERFORMANCE.md). The kernel's default readahead
+	 * sends 128 KiB reads. */
 	conn->max_write = 1u << 20;
+	if (conn->max_readahead < (1u << 20))
+		conn->max_readahead = 1u << 20;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	/* Locks stay in the kernel (local locking), which is exact for a
