@@ -785,7 +785,16 @@ int cmd_fsck(int argc, char **argv)
 	if (f.tty)
 		fprintf(stderr, "\r\033[K");
 	summary(&f, cdir);
-	if (f.rp != NULL) {
+	if (f.rp == NULL) {	/* every check is audited, with its key */
+		char detail[160];
+
+		start_audit(&f, audit_log, &audited);
+		snprintf(detail, sizeof(detail),
+			 "%lu dirs, %lu files, %lu blocks checked, %lu problems",
+			 f.dirs, f.files, f.blocks, f.problems);
+		audit_event("fsck", keyring_volume(f.kr)->layer[1].key_id,
+			    f.problems ? "error" : "ok", detail);
+	} else {
 		char detail[160];
 
 		start_audit(&f, audit_log, &audited);

@@ -16,6 +16,7 @@
 #include "cmkfs/header.h"
 #include "cmkfs/names.h"
 #include "cmkfs/rekey.h"
+#include "cmkfs/repair.h"
 #include "cmkfs/volio.h"
 
 struct walk {
@@ -24,6 +25,7 @@ struct walk {
 	const struct rekey_cb *cb;
 	struct rekey_progress p;
 	bool counting;
+	int quarantine;		/* > 0: inside fsck's quarantine */
 	uint64_t pass_rewrapped;	/* old-generation headers in this pass */
 	uint64_t pass_short;		/* files shorter than a header */
 	struct timespec last;
@@ -52,12 +54,16 @@ static void problem(struct walk *w, const char *what)
 }
 
 /* Names that are not files of the plaintext tree: the config, directory
- * ids, long-name side files, the sealed zone list, fsck's quarantine. */
+ * ids, long-name side files, the sealed zone list. */
 static bool skip_name(const char *n)
 {
 	size_t len = strlen(n), sl = strlen(LONGNAME_SUFFIX);
 
 	if (strncmp(n, RESERVED_PREFIX, strlen(RESERVED_PREFIX)) != 0)
+		return false;
+	/* Originals that fsck --repair set aside keep readable headers:
+	 * re-wrap them too, or they could never be opened again. */
+	if (strcmp(n, QUARANTINE_DIR) == 0)
 		return false;
 	if (strncmp(n, TMP_PREFIX, strlen(TMP_PREFIX)) == 0)
 		return false;	/* a file in flight: re-wrap it too */
@@ -85,7 +91,8 @@ static int rewrap_file(struct walk *w, int dfd, const char *name)
 	if ((size_t)n < sizeof(buf)) {
 		/* Being created right now, or damaged: a later pass looks
 		 * again, the last one reports it. */
-		w->pass_short++;
+		if (w->quarantine == 0)
+			w->pass_short++;
 		close(fd);
 		return 0;
 	}
@@ -102,7 +109,8 @@ static int rewrap_file(struct walk *w, int dfd, const char *name)
 			w->pass_rewrapped++;
 		}
 	} else if (rc == -EBADMSG || rc == -EKEYREJECTED) {
-		if (w->p.pass == 2)	/* counted once, in the first verify pass */
+		/* In the quarantine unreadable files are expected. */
+		if (w->p.pass == 2 && w->quarantine == 0)
 			problem(w, rc == -EBADMSG ? "malformed file header" :
 				"file header does not open under either "
 				"KEK generation");
@@ -154,7 +162,11 @@ static int walk_dir(struct walk *w, int dfd, size_t plen)
 
 			if (sub < 0)
 				continue;	/* gone or renamed meanwhile */
+			bool q = plen == 0 && strcmp(n, QUARANTINE_DIR) == 0;
+
+			w->quarantine += q;
 			rc = walk_dir(w, sub, plen + (plen ? 1 : 0) + nl);
+			w->quarantine -= q;
 			close(sub);
 		} else if (type == DT_REG) {
 			w->p.done++;

@@ -6,6 +6,7 @@
 . "$(dirname "$0")/../lib/lib.sh"
 t_need python3 setfattr
 t_init
+export CMKFS_AUDIT_LOG=$T/audit.log
 t_mkvol
 t_mount
 mkdir -p "$MNT/d/sub"
@@ -66,6 +67,11 @@ assert cut and cut[0]["path"] == "/d/sub/cut" and cut[0]["block"] == 1, cut
 assert rows[-1]["summary"]["problems"] == len(rows) - 1
 PY
 t_ok "planted damage found: block, header, cut file, name, dir id, symlink, long name, xattr, temp file ($(grep -c . "$T/json") lines of JSON)"
+# every fsck run is audited with the key that protects the volume
+grep -q '"event":"fsck",.*"result":"ok","detail":"3 dirs, 2005 files, 2013 blocks checked, 0 problems"' "$T/audit.log" ||
+	t_fail "clean fsck not audited: $(grep fsck "$T/audit.log" | head -2)"
+[ "$(grep -c '"event":"fsck",.*"result":"error"' "$T/audit.log")" = 2 ] || t_fail "damage fsck runs not audited"
+t_ok "fsck runs audited: result ok when clean, error with the problem count otherwise"
 
 head -c 32 /dev/urandom >"$T/wrong.key"; chmod 600 "$T/wrong.key"
 rc=0; "$CMKFS" fsck --service-key "$T/wrong.key" "$CIPHER" >/dev/null 2>&1 || rc=$?

@@ -229,6 +229,29 @@ t_mount
 t_umount
 t_ok "a damaged xattr is moved to the quarantine (the file and its good xattr stay); a directory without its id is quarantined with its subtree"
 
+# a rekey re-wraps the originals set aside in the quarantine too (their
+# headers still open), and the quarantine's unreadable entries are not
+# counted as damage
+"$CMKFS" rekey --json --service-key "$KEY" "$CIPHER" >"$T/rk.json" || t_fail "rekey after repair: $(tail -2 "$T/rk.json")"
+gen=$("$CMKFS" status --json "$CIPHER" | python3 -c 'import json,sys; print(json.load(sys.stdin)["kek_generation"])')
+python3 - "$q" "$gen" "$T/rk.json" <<'PY' || t_fail "quarantined originals after rekey"
+import json, os, struct, sys
+q, gen = sys.argv[1], int(sys.argv[2])
+last = json.loads(open(sys.argv[3]).read().splitlines()[-1])
+assert last["ok"] and last["rekey"]["damaged"] == 0, last
+new = 0
+for d, _, fs in os.walk(q):
+    for f in fs:
+        p = os.path.join(d, f)
+        if os.path.islink(p) or not os.path.isfile(p):
+            continue    # quarantined symlinks, FIFOs
+        b = open(p, "rb").read(148)
+        if len(b) == 148 and b[:4] == b"CMKH" and struct.unpack(">I", b[8:12])[0] == gen:
+            new += 1
+assert new >= 3, "only %d quarantined headers under generation %d" % (new, gen)
+PY
+t_ok "rekey after a repair: quarantined originals re-wrapped to generation $gen, no damage counted"
+
 # the volume lock: a mount the mount table does not show (another mount
 # namespace) still holds a shared flock on the cipher directory
 flock -s "$CIPHER" -c "touch '$T/locked'; while [ -d '$T' ] && [ ! -e '$T/unlock' ]; do sleep 0.1; done" &
