@@ -46,9 +46,10 @@ files=$(find "$CIPHER" -maxdepth 1 -type f ! -name 'cmkfs.*')
 $PY "$V" "$CIPHER" "$KEY" --kek-c "$KEKC" $files >"$T/keys" || t_fail "volkeys"
 [ "$(grep -c '^DEK' "$T/keys")" = 6 ] || t_fail "expected 6 DEKs: $(cat "$T/keys")"
 
-# core image of the daemon: no descriptor of ours may point into the mount
-# (gdb stops the daemon; a flush from a closing fd would deadlock)
-core() { (cd / && gcore -o "$T/core.$1" "$pid" </dev/null >/dev/null 2>&1); ls "$T/core.$1".* 2>/dev/null | head -n1; }
+# core image of the daemon: gdb must hold no descriptor into the mount
+# (it stops the daemon; a flush from a closing fd would deadlock), so the
+# files this shell keeps open below are closed for it
+core() { (cd / && gcore -o "$T/core.$1" "$pid" </dev/null >/dev/null 2>&1 3<&- 4<&- 5<&-); ls "$T/core.$1".* 2>/dev/null | head -n1; }
 search() { # core -> prints the labels of keys found
 	python3 - "$1" "$T/keys" <<'PY'
 import sys
@@ -59,10 +60,21 @@ for line in open(sys.argv[2]):
         print(label)
 PY
 }
+# Files kept open (and read through) hold their keyed contexts: the
+# positive control. Closed files keep none (ops.c op_release).
+exec 3<"$MNT/f1" 4<"$MNT/f2" 5<"$MNT/f3"
+for fd in 3 4 5; do head -c 4096 <&$fd >/dev/null; done
 c1=$(core before) && [ -s "$c1" ] || t_fail "gcore failed"
 found=$(search "$c1")
 echo "$found" | grep -q DEK || t_fail "positive control: no DEK found in the unlocked daemon's core (search broken?)"
 t_ok "positive control: the unlocked daemon's core holds: $(echo $found)"
+rm -f "$c1"
+exec 3<&- 4<&- 5<&-
+sleep 0.5	# release is asynchronous to close(2)
+c1=$(core closed) && [ -s "$c1" ] || t_fail "gcore failed"
+found=$(search "$c1")
+echo "$found" | grep -q DEK && t_fail "closed files still have DEKs in the daemon's core: $(echo $found)"
+t_ok "files closed: no DEK of theirs left in the unlocked daemon's core"
 rm -f "$c1"
 
 "$CMKFS" lock "$MNT" >/dev/null
