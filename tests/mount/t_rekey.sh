@@ -84,7 +84,14 @@ for it in 1 2 3 4 5 6; do
 	g0=$(gen)
 	"$CMKFS" rekey --service-key "$KEY" "$CIPHER" >/dev/null 2>&1 &
 	pid=$!
-	sleep "$(awk -v r=$RANDOM -v d="$dur_ms" 'BEGIN { printf "%.3f", (r / 32768) * d * 0.9 / 1000 }')"
+	# A random point of the walk: wait for the "rekey in progress" flag
+	# (process start-up and the key unwrap take most of a run under ASan
+	# or valgrind), then up to half a run more.
+	for _ in $(seq 2000); do
+		[ "$(od -An -tx1 -j11 -N1 "$CIPHER/cmkfs.conf" | tr -d ' ')" = 01 ] && break
+		kill -0 "$pid" 2>/dev/null || break
+	done
+	sleep "$(awk -v r=$RANDOM -v d="$dur_ms" 'BEGIN { printf "%.3f", (r / 32768) * d * 0.5 / 1000 }')"
 	kill -9 "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
 	ip=$(in_progress)
