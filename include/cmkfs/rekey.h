@@ -46,4 +46,14 @@ CMK_MUST_CHECK int rekey_run(int rootfd, struct keyring *kr,
 			     struct keyprov *prov[2], const struct rekey_cb *cb,
 			     struct rekey_progress *out);
 
+/* The JSON lines of `cmkfs rekey --json` and of the control socket's
+ * "rekey" stream (man/cmkfs-rekey.1): {"progress":{...}} and the final
+ * {"ok":true,"rekey":{...}}. Truncated to cap. */
+void rekey_progress_json(const struct rekey_progress *p, char *buf,
+			 size_t cap);
+void rekey_result_json(const struct rekey_progress *p, char *buf, size_t cap);
+/* The `rekey` audit event: counts and generations, never names. */
+void rekey_audit(const struct rekey_progress *p, const char *key_id, int rc,
+		 bool offline);
+
 #endif

@@ -153,8 +153,13 @@ static int check_file(struct fsck *f, int dfd, const char *bn,
 		dmg = DMG_CONTENT;
 	}
 	buf = malloc(f->bs);
+	if (buf == NULL) {	/* never report an unchecked file as clean */
+		report(f, bpath, ppath, -1, strerror(ENOMEM));
+		dmg = DMG_IO;
+		goto out;
+	}
 	nb = size ? (size - 1) / f->bs + 1 : 0;
-	for (uint64_t b = 0; buf != NULL && b < nb; b++) {
+	for (uint64_t b = 0; b < nb; b++) {
 		f->blocks++;
 		if (cfile_read(&cf, fd, b * f->bs, f->bs, buf, &got) < 0) {
 			report(f, bpath, ppath, (long long)b,
@@ -162,8 +167,7 @@ static int check_file(struct fsck *f, int dfd, const char *bn,
 			dmg = DMG_CONTENT;
 		}
 	}
-	if (buf != NULL)
-		secmem_wipe(buf, f->bs);
+	secmem_wipe(buf, f->bs);
 	free(buf);
 out:
 	cfile_destroy(&cf);
@@ -364,6 +368,55 @@ static void fix_xattrs(struct fsck *f, const struct place *pl, int dfd,
 	}
 }
 
+/* --repair acts on each entry as it meets it; a damaged directory id (not
+ * authenticated by itself) would make every name fail and every entry be
+ * set aside one by one, or destroyed in a transient zone. So before
+ * repairing anything in a directory, check that at least one name opens
+ * under its id. 1: no name opens (the id is the likely culprit). */
+static int dirid_suspect(struct fsck *f, int dfd,
+			 const uint8_t dirid[static DIRID_LEN])
+{
+	char enc[ENCNAME_MAX], plain[NAME_MAX + 1];
+	unsigned long tried = 0, ok = 0;
+	struct dirent *de;
+	DIR *d;
+	int fd;
+
+	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = fd < 0 ? NULL : fdopendir(fd);
+	if (d == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	while (ok == 0 && (de = readdir(d)) != NULL) {
+		const char *b = de->d_name, *e = b;
+		size_t len = 0;
+
+		if (names_is_reserved(b) && !names_is_longname(b))
+			continue;	/* ".", "..": not base64url either */
+		if (strcmp(b, ".") == 0 || strcmp(b, "..") == 0)
+			continue;
+		if (names_is_longname(b)) {
+			char side[ENCNAME_MAX];
+
+			snprintf(side, sizeof(side), "%s%s", b, LONGNAME_SUFFIX);
+			if (backing_read_small(dfd, side, enc, sizeof(enc) - 1,
+					       &len) < 0)
+				continue;
+			enc[len] = '\0';
+			e = enc;
+		}
+		tried++;
+		ok += names_decrypt(f->key, dirid, e, strlen(e), plain,
+				    sizeof(plain)) == 0;
+	}
+	closedir(d);
+	secmem_wipe(plain, sizeof(plain));
+	return tried > 0 && ok == 0;
+}
+
+
 /* Returns -EBADMSG when the directory's own id is unreadable (nothing in
  * it can be named; with --repair the caller sets the directory aside). */
 static int walk(struct fsck *f, int dfd, const char *bdir, const char *pdir,
@@ -389,6 +442,11 @@ static int walk(struct fsck *f, int dfd, const char *bdir, const char *pdir,
 		report(f, bdir, pdir, -1, "directory id (cmkfs.dirid) missing or "
 					  "damaged: no name in it can be read");
 		return -EBADMSG;
+	}
+	if (f->rp != NULL && dirid_suspect(f, dfd, dirid)) {
+		report(f, bdir, pdir, -1, "no name decrypts: directory id "
+					  "(cmkfs.dirid) damaged");
+		return -EBADMSG;	/* the caller sets it aside whole */
 	}
 	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	d = fd < 0 ? NULL : fdopendir(fd);
@@ -496,10 +554,21 @@ static int walk(struct fsck *f, int dfd, const char *bdir, const char *pdir,
 				if (zi >= 0 && strcmp(f->z[zi].path, ppath) == 0)
 					spl = &zp;
 			}
+			/* A directory whose id is lost: set aside whole, but
+			 * never inside or at the top of a transient zone, where
+			 * that would destroy (or keep past its TTL) data that
+			 * may still be recoverable by restoring the id. */
 			if (walk(f, sub, bpath, named ? ppath : "?", spl,
-				 depth + 1) < 0 && repair)
-				set_aside(f, pl, dfd, bdir, b, bpath,
-					  named ? ppath : NULL);
+				 depth + 1) < 0 && repair) {
+				if (spl->zone)
+					not_repaired(f, bpath, named ? ppath : NULL,
+						     "directory id lost in a "
+						     "transient zone: restore "
+						     "cmkfs.dirid from a backup");
+				else
+					set_aside(f, pl, dfd, bdir, b, bpath,
+						  named ? ppath : NULL);
+			}
 			close(sub);
 		} else if (S_ISREG(st.st_mode)) {
 			int dmg = check_file(f, dfd, b, bpath, named ? ppath : NULL);

@@ -75,14 +75,10 @@ static void show_progress(struct ui *u, const struct rekey_progress *p)
 	char eta[32] = "";
 
 	if (u->json) {
-		printf("{\"progress\":{\"phase\":\"%s\",\"from_gen\":%u,"
-		       "\"to_gen\":%u,\"resumed\":%s,\"pass\":%u,\"total\":%llu,"
-		       "\"done\":%llu,\"rewrapped\":%llu,\"damaged\":%llu}}\n",
-		       p->phase, p->from_gen, p->to_gen,
-		       p->resumed ? "true" : "false", p->pass,
-		       (unsigned long long)p->total, (unsigned long long)p->done,
-		       (unsigned long long)p->rewrapped,
-		       (unsigned long long)p->damaged);
+		char line[512];
+
+		rekey_progress_json(p, line, sizeof(line));
+		printf("%s\n", line);
 		fflush(stdout);
 		return;
 	}
@@ -124,13 +120,10 @@ static void show_result(struct ui *u, const char *cdir,
 			const struct rekey_progress *p)
 {
 	if (u->json) {
-		printf("{\"ok\":true,\"rekey\":{\"from_gen\":%u,\"to_gen\":%u,"
-		       "\"resumed\":%s,\"files\":%llu,\"rewrapped\":%llu,"
-		       "\"damaged\":%llu,\"passes\":%u}}\n",
-		       p->from_gen, p->to_gen, p->resumed ? "true" : "false",
-		       (unsigned long long)p->total,
-		       (unsigned long long)p->rewrapped,
-		       (unsigned long long)p->damaged, p->pass);
+		char line[512];
+
+		rekey_result_json(p, line, sizeof(line));
+		printf("%s\n", line);
 		return;
 	}
 	if (u->tty)
@@ -162,7 +155,7 @@ static int offline(struct ui *u, const char *cdir, const char *keypath)
 	struct rekey_progress p = { 0 };
 	struct keyring *kr = NULL;
 	struct volume v;
-	char id[VOLUME_ID_HEX_LEN], detail[128];
+	char id[VOLUME_ID_HEX_LEN];
 	int fd, rc, ex = CMK_EXIT_RUNTIME;
 
 	fd = open(cdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -189,12 +182,7 @@ static int offline(struct ui *u, const char *cdir, const char *keypath)
 		goto out;
 	}
 	rc = rekey_run(fd, kr, prov, &cb, &p);
-	snprintf(detail, sizeof(detail), "generation %u to %u, %llu headers "
-		 "re-wrapped, %llu damaged%s, offline", p.from_gen, p.to_gen,
-		 (unsigned long long)p.rewrapped, (unsigned long long)p.damaged,
-		 p.resumed ? ", resumed" : "");
-	audit_event("rekey", v.layer[1].key_id, rc == 0 ? "ok" : "error",
-		    rc == 0 ? detail : volio_strerror(rc));
+	rekey_audit(&p, v.layer[1].key_id, rc, true);
 	if (rc < 0) {
 		if (u->tty && !u->json)
 			fprintf(stderr, "\r\033[K");

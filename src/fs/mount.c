@@ -353,14 +353,7 @@ static int rekey_progress(const struct rekey_progress *p, void *arg)
 	struct rekey_client *rc = arg;
 	char line[512];
 
-	snprintf(line, sizeof(line),
-		 "{\"progress\":{\"phase\":\"%s\",\"from_gen\":%u,"
-		 "\"to_gen\":%u,\"resumed\":%s,\"pass\":%u,\"total\":%llu,"
-		 "\"done\":%llu,\"rewrapped\":%llu,\"damaged\":%llu}}",
-		 p->phase, p->from_gen, p->to_gen, p->resumed ? "true" : "false",
-		 p->pass, (unsigned long long)p->total,
-		 (unsigned long long)p->done, (unsigned long long)p->rewrapped,
-		 (unsigned long long)p->damaged);
+	rekey_progress_json(p, line, sizeof(line));
 	/* A client that went away does not stop the rekey: it is safer
 	 * finished, and a kill -9 of `cmkfs rekey` must not leave it half
 	 * done any longer than necessary. */
@@ -393,7 +386,6 @@ static void ctl_rekey(struct daemon *d, int fd, char *reply, size_t cap)
 	struct keyprov *prov[2] = { NULL, NULL };
 	struct rekey_progress p = { 0 };
 	struct volume v;
-	char detail[128];
 	int rc;
 
 	if (pthread_mutex_trylock(&d->rekey_mtx) != 0) {
@@ -408,25 +400,14 @@ static void ctl_rekey(struct daemon *d, int fd, char *reply, size_t cap)
 	keyprov_close(prov[0]);
 	keyprov_close(prov[1]);
 	pthread_mutex_unlock(&d->rekey_mtx);
-	snprintf(detail, sizeof(detail), "generation %u to %u, %llu headers "
-		 "re-wrapped, %llu damaged%s", p.from_gen, p.to_gen,
-		 (unsigned long long)p.rewrapped, (unsigned long long)p.damaged,
-		 p.resumed ? ", resumed" : "");
 	keyring_volume_copy(d->kr, &v);
-	audit_event("rekey", v.layer[1].key_id, rc == 0 ? "ok" : "error",
-		    rc == 0 ? detail : volio_strerror(rc));
+	rekey_audit(&p, v.layer[1].key_id, rc, false);
 	if (rc < 0) {
 		snprintf(reply, cap, "{\"ok\":false,\"error\":\"%s\","
 			 "\"errno\":%d}", volio_strerror(rc), -rc);
 		return;
 	}
-	snprintf(reply, cap,
-		 "{\"ok\":true,\"rekey\":{\"from_gen\":%u,\"to_gen\":%u,"
-		 "\"resumed\":%s,\"files\":%llu,\"rewrapped\":%llu,"
-		 "\"damaged\":%llu,\"passes\":%u}}",
-		 p.from_gen, p.to_gen, p.resumed ? "true" : "false",
-		 (unsigned long long)p.total, (unsigned long long)p.rewrapped,
-		 (unsigned long long)p.damaged, p.pass);
+	rekey_result_json(&p, reply, cap);
 }
 
 static void ctl_handle(const char *cmd, char *reply, size_t cap, int fd,

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cmkfs/audit.h"
 #include "cmkfs/backing.h"
 #include "cmkfs/header.h"
 #include "cmkfs/names.h"
@@ -199,6 +200,43 @@ static int pass(struct walk *w, const char *phase, bool counting)
 	if (rc == 0 && counting)
 		w->p.total = w->p.done;
 	return rc;
+}
+
+void rekey_progress_json(const struct rekey_progress *p, char *buf, size_t cap)
+{
+	snprintf(buf, cap,
+		 "{\"progress\":{\"phase\":\"%s\",\"from_gen\":%u,"
+		 "\"to_gen\":%u,\"resumed\":%s,\"pass\":%u,\"total\":%llu,"
+		 "\"done\":%llu,\"rewrapped\":%llu,\"damaged\":%llu}}",
+		 p->phase, p->from_gen, p->to_gen, p->resumed ? "true" : "false",
+		 p->pass, (unsigned long long)p->total,
+		 (unsigned long long)p->done, (unsigned long long)p->rewrapped,
+		 (unsigned long long)p->damaged);
+}
+
+void rekey_result_json(const struct rekey_progress *p, char *buf, size_t cap)
+{
+	snprintf(buf, cap,
+		 "{\"ok\":true,\"rekey\":{\"from_gen\":%u,\"to_gen\":%u,"
+		 "\"resumed\":%s,\"files\":%llu,\"rewrapped\":%llu,"
+		 "\"damaged\":%llu,\"passes\":%u}}",
+		 p->from_gen, p->to_gen, p->resumed ? "true" : "false",
+		 (unsigned long long)p->total, (unsigned long long)p->rewrapped,
+		 (unsigned long long)p->damaged, p->pass);
+}
+
+void rekey_audit(const struct rekey_progress *p, const char *key_id, int rc,
+		 bool offline)
+{
+	char detail[160];
+
+	snprintf(detail, sizeof(detail),
+		 "generation %u to %u, %llu headers re-wrapped, %llu damaged%s%s",
+		 p->from_gen, p->to_gen, (unsigned long long)p->rewrapped,
+		 (unsigned long long)p->damaged, p->resumed ? ", resumed" : "",
+		 offline ? ", offline" : "");
+	audit_event("rekey", key_id, rc == 0 ? "ok" : "error",
+		    rc == 0 ? detail : volio_strerror(rc));
 }
 
 static int persist(const struct volume *v, void *arg)

@@ -94,6 +94,10 @@ static int run_dir(struct repair *r)
 		rc = backing_fsync_dir(qfd);
 	if (rc == 0)
 		rc = backing_fsync_dir(r->rootfd);
+	if (rc < 0 && r->qfd >= 0) {	/* not durable: try again next time */
+		close(r->qfd);
+		r->qfd = -1;
+	}
 	close(qfd);
 	return rc;
 }
@@ -126,7 +130,15 @@ static int mirror(struct repair *r, int srcfd, const char *rel_dir, int *out)
 		memcpy(comp, p, n);
 		comp[n] = '\0';
 		p += n + (p[n] == '/');
-		if (mkdirat(fd, comp, 0700) < 0 && errno != EEXIST) {
+		if (mkdirat(fd, comp, 0700) == 0) {
+			/* The path to what is moved here must be durable
+			 * before the move out of its directory is. */
+			rc = backing_fsync_dir(fd);
+			if (rc < 0) {
+				close(fd);
+				return rc;
+			}
+		} else if (errno != EEXIST) {
 			rc = -errno;
 			close(fd);
 			return rc;
@@ -321,6 +333,23 @@ int repair_drop_bad_xattrs(struct repair *r, int dirfd, const char *rel_dir,
 	return rc;
 }
 
+/* fsync a directory made by dir_make() and its cmkfs.dirid. */
+static int sync_new_dir(int parentfd, const char *name)
+{
+	int dfd, fd, rc = 0;
+
+	dfd = openat(parentfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	fd = openat(dfd, DIRID_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || fsync(fd) < 0 || fsync(dfd) < 0)
+		rc = -errno;
+	if (fd >= 0)
+		close(fd);
+	close(dfd);
+	return rc;
+}
+
 /* The backing name of plaintext `name` in backing directory dirfd, as
  * dir_bname() makes it on the mount (no fsctx here: the volume is not
  * mounted). */
@@ -359,7 +388,12 @@ static int lostfound(struct repair *r, int topfd, int *out)
 			rc = dir_make(topfd, tmp, 0700, 0, 0, false);
 		if (rc < 0)
 			return rc;
-		rc = dir_longname_add(&top, &bn);
+		/* The salvaged copies' names hang on this id (and in a zone
+		 * their originals are gone): make it durable before the
+		 * directory gets its name. */
+		rc = sync_new_dir(topfd, tmp);
+		if (rc == 0)
+			rc = dir_longname_add(&top, &bn);
 		if (rc == 0 && renameat2(topfd, tmp, topfd, bn.name,
 					 RENAME_NOREPLACE) < 0)
 			rc = -errno;

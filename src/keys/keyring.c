@@ -582,8 +582,16 @@ int keyring_rewrap_header(struct keyring *kr, const struct header *in,
 			  struct header *out)
 {
 	uint8_t *dek = NULL, (*kek)[AEAD_KEY_LEN];
+	bool current;
 	int rc;
 
+	/* The common case (every file create asks): nothing to do, no
+	 * allocation. */
+	pthread_rwlock_rdlock(&kr->lock);
+	current = kr->k != NULL && in->kek_gen == kr->vol.kek_gen;
+	pthread_rwlock_unlock(&kr->lock);
+	if (current)
+		return 0;
 	rc = secmem_zalloc(2 * AEAD_KEY_LEN, (void **)&dek);
 	if (rc < 0)
 		return rc;
@@ -591,7 +599,7 @@ int keyring_rewrap_header(struct keyring *kr, const struct header *in,
 	if (kr->k == NULL) {
 		rc = -EKEYREVOKED;
 	} else if (in->kek_gen == kr->vol.kek_gen) {
-		rc = 0;		/* already current */
+		rc = 0;		/* became current meanwhile */
 	} else if ((kek = keks_for(kr, in->kek_gen)) == NULL) {
 		rc = -EKEYREJECTED;
 	} else {

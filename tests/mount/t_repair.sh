@@ -229,6 +229,29 @@ t_mount
 t_umount
 t_ok "a damaged xattr is moved to the quarantine (the file and its good xattr stay); a directory without its id is quarantined with its subtree"
 
+# a flipped bit in a directory id makes every name in it fail: --repair
+# must set the directory aside once, whole (its id can be restored), not
+# entry by entry; inside a transient zone it must destroy nothing
+t_mount
+mkdir -p "$MNT/badid" "$MNT/relay/zbadid"
+for i in 1 2 3; do echo "b$i" >"$MNT/badid/f$i"; echo "z$i" >"$MNT/relay/zbadid/f$i"; done
+b_badid=$(bk badid) b_zbadid=$(bk relay/zbadid)
+t_umount
+for d in "$b_badid" "$b_zbadid"; do chmod u+w "$d/cmkfs.dirid"; python3 -c 'import sys; f=open(sys.argv[1],"r+b"); b=f.read(1); f.seek(0); f.write(bytes([b[0]^1]))' "$d/cmkfs.dirid"; done
+zsums=$(cd "$b_zbadid" && find . -type f | sort | xargs sha256sum)
+rc=0; "$CMKFS" fsck --repair --service-key "$KEY" "$CIPHER" >"$T/rep3" 2>/dev/null || rc=$?
+[ $rc = 1 ] || t_fail "repair of damaged directory ids: exit $rc: $(cat "$T/rep3")"
+grep -qF "QUARANTINED $b_badid (/badid) -> $q/" "$T/rep3" || t_fail "directory with a damaged id not quarantined whole: $(cat "$T/rep3")"
+grep -F "$b_badid/" "$T/rep3" | grep -q "QUARANTINED\|DESTROYED" && t_fail "entries of /badid set aside one by one: $(cat "$T/rep3")"
+[ "$(find "$q" -path "*/$(basename "$b_badid")/*" -type f ! -name cmkfs.dirid | wc -l)" = 3 ] || t_fail "quarantined /badid lost entries"
+grep -F "$b_zbadid" "$T/rep3" | grep -q "DESTROYED\|QUARANTINED" && t_fail "zone directory with a damaged id was destroyed or quarantined: $(cat "$T/rep3")"
+grep -F "NOT-REPAIRED $b_zbadid" "$T/rep3" | grep -q "directory id lost in a transient zone" || t_fail "zone directory with a damaged id not reported: $(cat "$T/rep3")"
+[ "$(cd "$b_zbadid" && find . -type f | sort | xargs sha256sum)" = "$zsums" ] || t_fail "zone directory with a damaged id was changed"
+t_ok "damaged directory id: quarantined whole (not entry by entry); inside a transient zone left untouched and reported not repaired"
+# restore the zone directory's id so the volume is clean again
+python3 -c 'import sys; f=open(sys.argv[1],"r+b"); b=f.read(1); f.seek(0); f.write(bytes([b[0]^1]))' "$b_zbadid/cmkfs.dirid"
+"$CMKFS" fsck --service-key "$KEY" "$CIPHER" >/dev/null 2>&1 || t_fail "fsck after restoring the zone directory id is not clean"
+
 # a rekey re-wraps the originals set aside in the quarantine too (their
 # headers still open), and the quarantine's unreadable entries are not
 # counted as damage
