@@ -3,9 +3,10 @@
 # it). Installs what is missing, then:
 #   1. release build (gcc, -Werror): unit tests + mount tests (make check)
 #   2. ASan+UBSan build: the same suite again, daemon included
+#   2b. ThreadSanitizer build: t_stress and t_rekey with the daemon under TSan
 #   3. valgrind memcheck over every unit test
 #   4. clang build, warning-free (-Werror), compile only
-#   5. libFuzzer: every parser target for FUZZ_SECONDS (default 20) each
+#   5. libFuzzer: every parser target for FUZZ_SECONDS (default 30) each
 #   6. checksrc (banned functions), make install, and the README demo
 # Ends with one line "check: N passed, M failed, K skipped".
 set -uo pipefail
@@ -63,6 +64,21 @@ if build build/asan --enable-sanitizers; then
 	run_check build/asan asan
 else
 	fail=$((fail + 1)); failed+=("asan:build")
+fi
+
+note "ThreadSanitizer build: concurrency tests"
+if build build/tsan --enable-tsan; then
+	rm -rf build/tsan/reports && mkdir -p build/tsan/reports
+	find build/tsan/tests -name '*.trs' -delete 2>/dev/null
+	(cd build/tsan && TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:log_path=$top/build/tsan/reports/tsan" \
+		make -s -j1 check TESTS="tests/mount/t_stress.sh tests/mount/t_rekey.sh") >build/tsan.check.log 2>&1
+	tally build/tsan tsan
+	grep -E '^(PASS|FAIL|SKIP|ERROR):' build/tsan.check.log | sed 's/^/[tsan] /'
+	if ls build/tsan/reports/tsan.* >/dev/null 2>&1; then
+		fail=$((fail + 1)); failed+=("tsan:reports"); head -n 60 build/tsan/reports/tsan.*
+	fi
+else
+	fail=$((fail + 1)); failed+=("tsan:build")
 fi
 
 note "valgrind memcheck: unit tests"
@@ -124,12 +140,12 @@ demo_check() {
 		kill "$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$d/kv/server.json")" &&
 		rm -rf "$d"
 }
-note "libFuzzer (clang, ASan+UBSan), ${FUZZ_SECONDS:-20} s per target"
+note "libFuzzer (clang, ASan+UBSan), ${FUZZ_SECONDS:-30} s per target"
 fuzz_run() { # target
 	local c
 	c=$(mktemp -d)
 	cp tests/fuzz/corpus/"$1"/* "$c"/
-	build/fuzz/tests/fuzz/lf_"$1" -max_total_time="${FUZZ_SECONDS:-20}" -timeout=10 \
+	build/fuzz/tests/fuzz/lf_"$1" -max_total_time="${FUZZ_SECONDS:-30}" -timeout=10 \
 		-rss_limit_mb=2048 -print_final_stats=1 "$c"
 	local rc=$?
 	rm -rf "$c"
@@ -137,7 +153,7 @@ fuzz_run() { # target
 }
 if command -v clang >/dev/null && build build/fuzz CC=clang --enable-fuzzing &&
 	make -s -C build/fuzz fuzz >build/fuzz.build.log 2>&1; then
-	for t in header volume names block json azure; do
+	for t in header volume names block json azure token kv cli; do
 		step "fuzz_$t" fuzz_run "$t"
 	done
 else

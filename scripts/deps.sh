@@ -7,6 +7,7 @@ pkgs=(
 	libfuse3-dev fuse3 libssl-dev libcurl4-openssl-dev libcjson-dev
 	python3 python3-cryptography
 	sqlite3 rsync git attr tar valgrind util-linux procps gdb openssl ca-certificates
+	e2fsprogs
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -15,6 +15,8 @@
 #ifndef CMKFS_AUTH_H
 #define CMKFS_AUTH_H
 
+#include <time.h>
+
 #include "cmkfs/common.h"
 #include "cmkfs/http.h"
 
@@ -46,6 +48,14 @@ CMK_MUST_CHECK int azauth_token(struct azauth *a, const char *tenant,
 				const char *scope, char *out, size_t cap);
 /* Forget the cached token (after a 401 with it). */
 void azauth_drop(struct azauth *a);
+/* Does the environment hold a credential secret (AZURE_CLIENT_SECRET,
+ * IDENTITY_HEADER)? */
+bool azauth_env_has_secret(void);
+/* Overwrite the values of those variables in place and unset them, once
+ * azauth_new() has copied them into secret memory: /proc/PID/environ
+ * shows a process's initial environment for its whole life. Uses getenv()
+ * and unsetenv(): call before starting threads. */
+void azauth_scrub_env(void);
 
 /* Parse a WWW-Authenticate Bearer challenge into tenant and scope
  * ("<resource>/.default"). Errors: -EPROTO. Pure. */
@@ -53,5 +63,22 @@ CMK_MUST_CHECK int azauth_parse_challenge(const char *hdr, char *tenant,
 					  size_t tcap, char *scope,
 					  size_t scap, char *resource,
 					  size_t rcap);
+
+/* A token endpoint's reply (Entra ID v2.0, IMDS or App Service: expires_on
+ * as a number or a string of digits, else expires_in): HTTP status first,
+ * then access_token (non-empty, under cap and AUTH_TOKEN_MAX, no
+ * whitespace or quote: it goes into a header) into tok (caller wipes) and
+ * its expiry, `now` based, into *exp. tok is untouched on error.
+ * Errors: -EACCES (400/401/403/404: the credential was refused), -EAGAIN
+ * (transient status), -EPROTO (other status, hostile or malformed body). */
+CMK_MUST_CHECK int azauth_parse_token_reply(long status, const char *body,
+					    size_t len, time_t now, char *tok,
+					    size_t cap, time_t *exp);
+/* The client assertion of a workload identity from the federated token
+ * file's len bytes (trailing CR/LF dropped, at most cap - 1 bytes kept) into
+ * NUL-terminated out; raw and out may be the same buffer.
+ * Errors: -EACCES (empty file). Pure. */
+CMK_MUST_CHECK int azauth_parse_assertion(const char *raw, size_t len,
+					  char *out, size_t cap);
 
 #endif

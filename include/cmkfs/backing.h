@@ -20,6 +20,15 @@ CMK_MUST_CHECK int backing_replace(int dirfd, const char *name, const void *buf,
 				   size_t len, mode_t mode);
 /* fsync a directory given by any descriptor (O_PATH too). */
 CMK_MUST_CHECK int backing_fsync_dir(int dirfd);
+/* New headers are on disk before anything points to them (DESIGN-NOTES
+ * Guarantee 5): call this on a file just written, before the rename or
+ * link that names it. On ext4 in data=ordered or data=journal mode it only
+ * starts writeback (the blocks are allocated in the running journal
+ * transaction, whose commit waits for their data, and a later rename
+ * cannot commit first); elsewhere, or when unsure, it is fdatasync.
+ * backing_probe_order() decides once for the volume at rootfd. */
+void backing_probe_order(int rootfd);
+CMK_MUST_CHECK int backing_order_data(int fd);
 /* A fresh temporary name "cmkfs.tmp.<hex>" in out (cap >= 32). */
 CMK_MUST_CHECK int backing_tmpname(char *out, size_t cap);
 /* "/proc/self/fd/N" for an O_PATH descriptor. */

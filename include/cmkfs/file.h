@@ -27,13 +27,36 @@ struct cfile {
 	uint32_t bs;
 	int path_fd;			/* O_PATH fd naming the backing file in
 					 * log lines; owned by the caller */
+	int jfd;			/* the volume's JOURNAL_DIR for truncate
+					 * records, or -1 (none kept); not owned */
 };
+
+/* Truncate intent records (doc/FORMAT.md §3.1): a shrink that re-seals
+ * the new last block first writes that block to JOURNAL_DIR/<file id in
+ * hex>, then cuts the file, writes the block, and removes the record. A
+ * kill between the cut and the write leaves a torn tail that the record
+ * completes (cfile_resolve_truncate), so no fsynced byte is lost. */
+#define JOURNAL_DIR "cmkfs.journal"
+#define JOURNAL_NAME_LEN (2 * FILE_ID_LEN)
 
 void cfile_init(struct cfile *cf, struct keyring *kr, uint32_t bs,
 		int path_fd);
 void cfile_destroy(struct cfile *cf);	/* wipes and frees the pool */
 /* Free every idle keyed context (after keyring_lock()). */
 void cfile_drop_keys(struct cfile *cf);
+
+/* The record of this (loaded) file in the journal directory jfd, if any:
+ * a file whose tail authenticates drops it (the shrink either never took
+ * effect or completed); a torn tail that the record's block completes is
+ * completed (pwrite, ftruncate, fsync) unless `dry`, and the record
+ * removed. Returns 1 if a record completes (or, dry, would complete) the
+ * file, 0 if there was none or it was stale, -EBADMSG if the record does
+ * not open as this file's block (it is kept: fsck reports it), -errno. */
+CMK_MUST_CHECK int cfile_resolve_truncate(struct cfile *cf, int fd, int jfd,
+					  bool dry);
+/* The record name of a file id (JOURNAL_NAME_LEN hex digits + NUL). */
+void cfile_journal_name(const uint8_t id[FILE_ID_LEN],
+			char out[static JOURNAL_NAME_LEN + 1]);
 
 /* Plain size from a backing file size. Errors: -EBADMSG (impossible size:
  * truncated mid-header or mid-overhead). */

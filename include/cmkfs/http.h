@@ -54,6 +54,11 @@ CMK_MUST_CHECK int http_once(const struct http_opts *o,
  * bounds of `o`; returns the last reply or error. */
 CMK_MUST_CHECK int http_do(const struct http_opts *o, const struct http_req *rq,
 			   struct http_resp *rs);
+/* One raw response header line (len bytes, not NUL-terminated, CRLF
+ * included or not) into rs: the first WWW-Authenticate value (cut to fit)
+ * and Retry-After in seconds (HTTP-dates ignored). Pure; for libcurl's
+ * header callback and fuzzing. */
+void http_parse_header(const char *line, size_t len, struct http_resp *rs);
 /* 1 for statuses and errors worth retrying. */
 int http_transient(int rc, long status);
 void http_resp_free(struct http_resp *rs);	/* wipes; NULL-safe */

@@ -67,6 +67,13 @@ CMK_MUST_CHECK int kp_akv_open(const char *key_uri, struct keyprov **out);
 void kp_akv_set_ca_file(const char *path);
 struct kv;
 CMK_MUST_CHECK int kp_akv_client(struct kv **out);
+/* For a daemon, at start-up: if the environment holds a credential
+ * secret, make the Key Vault client now (it copies the secret into secret
+ * memory, no network) and wipe the secret from the environment
+ * (azauth_scrub_env). Later Key Vault use, a CMK enabled on the live mount
+ * included, goes through that client. Call before starting threads.
+ * Errors: as kp_akv_client(); the environment is left alone then. */
+CMK_MUST_CHECK int kp_akv_take_credentials(void);
 /* Wipe cached bearer tokens (on lock: a locked mount holds no secret). */
 void kp_akv_forget_tokens(void);
 /* The key attributes read at open (for cmk enable/rotate checks). */

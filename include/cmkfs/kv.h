@@ -67,6 +67,18 @@ const char *kv_last_error(void);
 /* The wrap algorithm for a key type: RSA-OAEP-256 or A256KW; NULL if none. */
 const char *kv_alg_for(const char *kty);
 
+/* The bodies of 200 replies (exposed for fuzzing). Pure.
+ * kv_parse_key_reply: a key bundle ({"key": JWK, "attributes": ...}) into
+ * *k (zeroed first). Errors: -EPROTO (malformed), -EOPNOTSUPP (k->kty is
+ * neither RSA nor oct; the rest of *k is filled).
+ * kv_parse_op_reply: a wrapkey/unwrapkey result's base64url "value" into
+ * out (at most cap bytes). Errors: -EPROTO (malformed or too long). */
+CMK_MUST_CHECK int kv_parse_key_reply(const char *body, size_t len,
+				      struct kv_key *k);
+CMK_MUST_CHECK int kv_parse_op_reply(const char *body, size_t len,
+				     uint8_t *out, size_t cap,
+				     size_t *out_len);
+
 /* Map a Key Vault error reply to an errno (exposed for fuzzing). Pure. */
 int kv_map_error(long status, const char *body, size_t len, char *msg,
 		 size_t cap);

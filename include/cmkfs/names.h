@@ -43,6 +43,11 @@ CMK_MUST_CHECK int names_decrypt(const uint8_t key[static NAME_KEY_LEN],
  * LONGNAME_PREFIX + base64url(SHA-256(enc)). out has LONGNAME_LEN+1 bytes
  * at least, or strlen(enc)+1. Returns 1 if it is a long name, 0 if not. */
 CMK_MUST_CHECK int names_backing(const char *enc, char *out, size_t cap);
+/* The encrypted name behind long-name entry `bname` from the len bytes of
+ * its side file in buf (which has room for len + 1): NUL-terminated in
+ * place, it must be long and hash to bname. Errors: -EBADMSG. */
+CMK_MUST_CHECK int names_longname_open(const char *bname, char *buf,
+				       size_t len);
 /* 1 if `bname` is a long-name entry (not its .name side file). */
 int names_is_longname(const char *bname);
 int names_is_reserved(const char *bname);

@@ -21,6 +21,25 @@ static int fd = -1;
 static char apath[4096];
 static char volume[40];
 
+/* An audit log others may write can hold forged or erased events. A file
+ * made here is 0600; one that already exists is kept (the trail goes on)
+ * but its mode or owner is reported, as OpenSSH StrictModes does. */
+static void check_mode(int afd)
+{
+	struct stat st;
+
+	if (fstat(afd, &st) < 0)
+		return;
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+		log_warn("audit log %s is writable by group or others (mode "
+			 "%04o): its events could be forged; chmod go-w",
+			 apath, (unsigned)(st.st_mode & 07777));
+	if (st.st_uid != geteuid())
+		log_warn("audit log %s is owned by uid %lu, not by this "
+			 "process (uid %lu)", apath, (unsigned long)st.st_uid,
+			 (unsigned long)geteuid());
+}
+
 void audit_open(const char *path)
 {
 	const char *e = getenv("CMKFS_AUDIT_LOG");
@@ -38,6 +57,8 @@ void audit_open(const char *path)
 	if (fd < 0)
 		log_warn("audit log %s: %s (events go to syslog only)", apath,
 			 strerror(errno));
+	else
+		check_mode(fd);
 	pthread_mutex_unlock(&mtx);
 }
 

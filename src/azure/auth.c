@@ -150,6 +150,34 @@ void azauth_drop(struct azauth *a)
 	pthread_mutex_unlock(&a->mtx);
 }
 
+static const char *const secret_vars[] = { "AZURE_CLIENT_SECRET",
+					    "IDENTITY_HEADER" };
+
+bool azauth_env_has_secret(void)
+{
+	for (size_t i = 0; i < CMK_ARRAY_LEN(secret_vars); i++) {
+		if (env(secret_vars[i]) != NULL)
+			return true;
+	}
+	return false;
+}
+
+/* getenv() points into the environment block the kernel copied to the
+ * top of the initial stack, the very bytes /proc/PID/environ reads (to
+ * root, and to the daemon's user): unsetenv() alone only drops the
+ * pointer from environ[], so the value is wiped where it lies first. */
+void azauth_scrub_env(void)
+{
+	for (size_t i = 0; i < CMK_ARRAY_LEN(secret_vars); i++) {
+		char *v = getenv(secret_vars[i]);
+
+		if (v == NULL)
+			continue;
+		secmem_wipe(v, strlen(v));
+		(void)unsetenv(secret_vars[i]);
+	}
+}
+
 /* application/x-www-form-urlencoded (RFC 3986 unreserved kept). */
 static int form_add(char *buf, size_t cap, size_t *pos, const char *k,
 		    const char *v)
@@ -236,6 +264,20 @@ static int make_assertion(struct azauth *a, const char *token_url, char *out,
 	return b64s(sig, sig_len, out + used, cap - used);
 }
 
+int azauth_parse_assertion(const char *raw, size_t len, char *out,
+			    size_t cap)
+{
+	if (len == 0 || cap == 0)
+		return -EACCES;
+	if (len > cap - 1)
+		len = cap - 1;
+	memmove(out, raw, len);
+	while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == '\r'))
+		len--;
+	out[len] = '\0';
+	return 0;
+}
+
 static int read_token_file(const char *path, char *out, size_t cap)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -247,61 +289,73 @@ static int read_token_file(const char *path, char *out, size_t cap)
 	close(fd);
 	if (n <= 0)
 		return -EACCES;
-	while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r'))
-		n--;
-	out[n] = '\0';
-	return 0;
+	return azauth_parse_assertion(out, (size_t)n, out, cap);
 }
 
-/* Copy a token reply's access_token and lifetime into the cache. */
-static int take_token(struct azauth *a, const struct http_resp *rs,
-		      const char *tenant, const char *scope)
+/* Map a token endpoint's refusal: 400/401 are the credential's fault. */
+static int token_status(long status)
+{
+	if (status == 200)
+		return 0;
+	if (status == 400 || status == 401 || status == 403 || status == 404)
+		return -EACCES;
+	return http_transient(0, status) ? -EAGAIN : -EPROTO;
+}
+
+int azauth_parse_token_reply(long status, const char *body, size_t len,
+			     time_t now, char *tok, size_t cap, time_t *exp)
 {
 	struct json *j = NULL;
-	const char *tok, *type;
+	const char *t, *type;
 	int64_t exp_in = 0, exp_on = 0;
-	time_t now = time(NULL);
 	int rc;
 
-	rc = json_parse(rs->body, rs->body_len, &j);
+	rc = token_status(status);
+	if (rc < 0)
+		return rc;
+	rc = json_parse(body, len, &j);
 	if (rc == 0)
-		rc = json_str(j, "access_token", &tok);
+		rc = json_str(j, "access_token", &t);
 	if (rc == 0 && json_str(j, "token_type", &type) == 0 &&
 	    strcasecmp(type, "Bearer") != 0)
 		rc = -EPROTO;
 	if (rc == 0 && json_int(j, "expires_on", &exp_on) < 0 &&
 	    json_int(j, "expires_in", &exp_in) < 0)
 		rc = -EPROTO;
-	if (rc == 0 && (strlen(tok) == 0 || strlen(tok) >= AUTH_TOKEN_MAX ||
-			strpbrk(tok, "\r\n \t\"") != NULL))
+	if (rc == 0 && (strlen(t) == 0 || strlen(t) >= AUTH_TOKEN_MAX ||
+			strlen(t) >= cap || strpbrk(t, "\r\n \t\"") != NULL))
 		rc = -EPROTO;	/* must be safe to place in a header */
 	if (rc == 0) {
 		if (exp_on > 0)
-			a->token_exp = (time_t)exp_on;
+			*exp = (time_t)exp_on;
 		else if (exp_in > 0 && exp_in < 86400 * 30)
-			a->token_exp = now + (time_t)exp_in;
+			*exp = now + (time_t)exp_in;
 		else
 			rc = -EPROTO;
 	}
-	if (rc == 0) {
-		memcpy(a->token, tok, strlen(tok) + 1);
-		snprintf(a->token_scope, sizeof(a->token_scope), "%s", scope);
-		snprintf(a->token_tenant, sizeof(a->token_tenant), "%s",
-			 tenant);
-	}
+	if (rc == 0)
+		memcpy(tok, t, strlen(t) + 1);
 	json_free(j);
 	return rc;
 }
 
-/* Map a token endpoint's refusal: 400/401 are the credential's fault. */
-static int token_status(const struct http_resp *rs)
+/* Copy a token reply's access_token and lifetime into the cache. */
+static int take_token(struct azauth *a, const struct http_resp *rs,
+		      const char *tenant, const char *scope)
 {
-	if (rs->status == 200)
-		return 0;
-	if (rs->status == 400 || rs->status == 401 || rs->status == 403 ||
-	    rs->status == 404)
-		return -EACCES;
-	return http_transient(0, rs->status) ? -EAGAIN : -EPROTO;
+	time_t exp = 0;
+	int rc;
+
+	rc = azauth_parse_token_reply(rs->status, rs->body, rs->body_len,
+				      time(NULL), a->token, AUTH_TOKEN_MAX,
+				      &exp);
+	if (rc == 0) {
+		a->token_exp = exp;
+		snprintf(a->token_scope, sizeof(a->token_scope), "%s", scope);
+		snprintf(a->token_tenant, sizeof(a->token_tenant), "%s",
+			 tenant);
+	}
+	return rc;
 }
 
 static int fetch(struct azauth *a, const char *tenant, const char *scope)
@@ -386,9 +440,7 @@ static int fetch(struct azauth *a, const char *tenant, const char *scope)
 		rc = http_transient(rc, 0) ? -EAGAIN : rc;
 		goto out;
 	}
-	rc = token_status(&rs);
-	if (rc == 0)
-		rc = take_token(a, &rs, tenant, scope);
+	rc = take_token(a, &rs, tenant, scope);
 	if (rc == -EACCES)
 		log_warn("Entra ID refused the %s credential (HTTP %ld)",
 			 azauth_kind_name(a->kind), rs.status);

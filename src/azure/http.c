@@ -9,6 +9,9 @@
 #include <time.h>
 
 #include <curl/curl.h>
+#include <malloc.h>
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
 
 #include "cmkfs/http.h"
 #include "cmkfs/log.h"
@@ -17,9 +20,47 @@
 
 #define SYSTEM_CA_DIR "/etc/ssl/certs"
 
+/* libcurl copies what it sends (the Authorization header with the bearer
+ * token, wrapkey bodies with a KEK) into buffers of its own and frees
+ * them without wiping: after a lock the token was still in the daemon's
+ * freed heap (tests/mount/t_keymem.sh found it). So curl allocates through
+ * these, which wipe every block it frees or moves. */
+static void wfree(void *p)
+{
+	if (p != NULL) {
+		OPENSSL_cleanse(p, malloc_usable_size(p));
+		free(p);
+	}
+}
+
+static void *wrealloc(void *p, size_t n)
+{
+	size_t old;
+	void *q;
+
+	if (p == NULL)
+		return malloc(n);
+	if (n == 0) {
+		wfree(p);
+		return NULL;
+	}
+	old = malloc_usable_size(p);
+	if (n <= old)
+		return p;
+	q = malloc(n);
+	if (q == NULL)
+		return NULL;
+	memcpy(q, p, old);
+	wfree(p);
+	return q;
+}
+
 int http_global_init(void)
 {
-	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -EIO;
+	return curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, wfree,
+				    wrealloc, strdup, calloc) == CURLE_OK ?
+		       0 :
+		       -EIO;
 }
 
 void http_opts_default(struct http_opts *o)
@@ -61,10 +102,9 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 	return len;
 }
 
-static size_t on_header(char *p, size_t size, size_t n, void *ud)
+void http_parse_header(const char *p, size_t len, struct http_resp *rs)
 {
-	struct http_resp *rs = ud;
-	size_t len = size * n, vlen;
+	size_t vlen;
 	const char *v;
 
 	if (len > 17 && strncasecmp(p, "WWW-Authenticate:", 17) == 0 &&
@@ -97,7 +137,23 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 		if (errno == 0 && end != buf && *end == '\0' && sec >= 0)
 			rs->retry_after_sec = sec;
 	}
-	return len;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+	http_parse_header(p, size * n, ud);
+	return size * n;
+}
+
+/* OpenSSL keeps the last record it decrypted (an unwrapkey reply holds a
+ * KEK in base64) in its read buffer, where t_keymem.sh found it after a
+ * lock, unless told to wipe each record once it is read. */
+static CURLcode on_ssl_ctx(CURL *c, void *ctx, void *ud)
+{
+	(void)c;
+	(void)ud;
+	SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
+	return CURLE_OK;
 }
 
 static int curl_err(CURLcode c)
@@ -170,6 +226,7 @@ int http_once(const struct http_opts *o, const struct http_req *rq,
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, rs);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "cmkfs/" PACKAGE_VERSION);
+	curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
 	if (o->ca_file != NULL && *o->ca_file != '\0') {
 		curl_easy_setopt(c, CURLOPT_CAINFO, o->ca_file);
 		curl_easy_setopt(c, CURLOPT_CAPATH, SYSTEM_CA_DIR);

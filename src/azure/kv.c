@@ -67,11 +67,49 @@ static int seg_ok(const char *s, size_t n, size_t max)
 	return 1;
 }
 
+/* HOST[:PORT] or [IPV6][:PORT] with a non-empty host and a port of 1 to 5
+ * digits: the length of the host part, or 0 if malformed. */
+static size_t authority_ok(const char *h, size_t hl)
+{
+	size_t i = 0, n;
+
+	if (h[0] == '[') {
+		while (++i < hl && h[i] != ']') {
+			char c = h[i];
+
+			if (!((c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
+			      (c >= '0' && c <= '9') || c == ':' || c == '.'))
+				return 0;
+		}
+		if (i == hl || i < 2)
+			return 0;
+		n = ++i;	/* the host keeps its brackets */
+	} else {
+		for (; i < hl; i++) {
+			char c = h[i];
+
+			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			      (c >= '0' && c <= '9') || c == '-' || c == '.'))
+				break;
+		}
+		n = i;
+	}
+	if (n == 0 || i == hl)
+		return n;
+	if (h[i] != ':' || hl - i - 1 == 0 || hl - i - 1 > 5)
+		return 0;
+	for (i++; i < hl; i++) {
+		if (h[i] < '0' || h[i] > '9')
+			return 0;
+	}
+	return n;
+}
+
 int kv_parse_uri(const char *uri, struct kv_uri *out)
 {
 	struct kv_uri u;
 	const char *h, *p, *name, *ver, *end;
-	size_t hl;
+	size_t hl, nl;
 
 	memset(&u, 0, sizeof(u));
 	if (strlen(uri) >= KV_URI_MAX || strncmp(uri, "https://", 8) != 0)
@@ -83,20 +121,13 @@ int kv_parse_uri(const char *uri, struct kv_uri *out)
 	hl = (size_t)(p - h);
 	if (hl >= sizeof(u.host) || strncmp(p, "/keys/", 6) != 0)
 		return -EINVAL;
-	for (size_t i = 0; i < hl; i++) {
-		char c = h[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-		      c == ':' || c == '[' || c == ']'))
-			return -EINVAL;	/* no userinfo, no odd hosts */
-	}
+	nl = authority_ok(h, hl);
+	if (nl == 0)
+		return -EINVAL;	/* no userinfo, no odd or empty hosts */
 	memcpy(u.vault, uri, 8 + hl);
 	u.vault[8 + hl] = '\0';
-	memcpy(u.host, h, hl);
-	u.host[hl] = '\0';
-	if (u.host[0] != '[' && strchr(u.host, ':') != NULL)
-		*strchr(u.host, ':') = '\0';	/* drop the port */
+	memcpy(u.host, h, nl);	/* without the port */
+	u.host[nl] = '\0';
 	name = p + 6;
 	ver = strchr(name, '/');
 	if (ver == NULL || !seg_ok(name, (size_t)(ver - name), 127))
@@ -303,34 +334,21 @@ static int check_status(struct http_resp *rs)
 	return rc;
 }
 
-int kv_get_key(struct kv *kv, const struct kv_uri *u, struct kv_key *k)
+int kv_parse_key_reply(const char *body, size_t len, struct kv_key *k)
 {
 	const struct json *key, *attr, *ops;
-	struct http_resp rs;
 	struct json *j = NULL;
 	const char *kid, *kty, *n64, *rl;
-	char url[KV_URI_MAX + 64];
 	size_t nops;
-	int rc;
+	int rc = -EPROTO;
 
 	memset(k, 0, sizeof(*k));
-	snprintf(url, sizeof(url), "%s/keys/%s/%s?api-version=" KV_API_VERSION,
-		 u->vault, u->name, u->version);
-	rc = call(kv, u, "GET", url, NULL, 0, &rs);
-	if (rc < 0)
-		return rc;
-	rc = check_status(&rs);
-	if (rc < 0)
-		goto out;
-	rc = -EPROTO;
-	if (json_parse(rs.body, rs.body_len, &j) < 0 ||
+	if (json_parse(body, len, &j) < 0 ||
 	    json_obj(j, "key", &key) < 0 || json_obj(j, "attributes", &attr) < 0 ||
 	    json_str(key, "kid", &kid) < 0 || json_str(key, "kty", &kty) < 0 ||
 	    json_bool(attr, "enabled", &k->enabled) < 0 ||
-	    strlen(kid) >= sizeof(k->kid) || strlen(kty) >= sizeof(k->kty)) {
-		seterr(-EPROTO, "%s: malformed key bundle", u->vault);
+	    strlen(kid) >= sizeof(k->kid) || strlen(kty) >= sizeof(k->kty))
 		goto out;
-	}
 	snprintf(k->kid, sizeof(k->kid), "%s", kid);
 	snprintf(k->kty, sizeof(k->kty), "%s", kty);
 	if (json_has(attr, "exp") && json_int(attr, "exp", &k->exp) < 0)
@@ -360,15 +378,49 @@ int kv_get_key(struct kv *kv, const struct kv_uri *u, struct kv_key *k)
 			memmove(nb, nb + 1, nl);
 		k->rsa_bits = (int)nl * 8;
 	}
-	if (kv_alg_for(k->kty) == NULL) {
-		seterr(-EPROTO, "%s: unsupported key type %s", u->vault,
-		       k->kty);
-		goto out;
-	}
-	rc = 0;
+	rc = kv_alg_for(k->kty) == NULL ? -EOPNOTSUPP : 0;
 out:
 	json_free(j);
+	return rc;
+}
+
+int kv_get_key(struct kv *kv, const struct kv_uri *u, struct kv_key *k)
+{
+	struct http_resp rs;
+	char url[KV_URI_MAX + 64];
+	int rc;
+
+	memset(k, 0, sizeof(*k));
+	snprintf(url, sizeof(url), "%s/keys/%s/%s?api-version=" KV_API_VERSION,
+		 u->vault, u->name, u->version);
+	rc = call(kv, u, "GET", url, NULL, 0, &rs);
+	if (rc < 0)
+		return rc;
+	rc = check_status(&rs);
+	if (rc == 0) {
+		rc = kv_parse_key_reply(rs.body, rs.body_len, k);
+		if (rc == -EOPNOTSUPP)
+			rc = seterr(-EPROTO, "%s: unsupported key type %s",
+				    u->vault, k->kty);
+		else if (rc < 0)
+			rc = seterr(-EPROTO, "%s: malformed key bundle",
+				    u->vault);
+	}
 	http_resp_free(&rs);
+	return rc;
+}
+
+int kv_parse_op_reply(const char *body, size_t len, uint8_t *out, size_t cap,
+		      size_t *out_len)
+{
+	struct json *j = NULL;
+	const char *val;
+	int rc = -EPROTO;
+
+	if (json_parse(body, len, &j) == 0 && json_str(j, "value", &val) == 0 &&
+	    b64_decode(val, strlen(val), out, cap, out_len) == 0)
+		rc = 0;
+	json_free(j);
 	return rc;
 }
 
@@ -377,9 +429,7 @@ static int keyop(struct kv *kv, const struct kv_uri *u, const char *op,
 		 size_t cap, size_t *out_len)
 {
 	char url[KV_URI_MAX + 64], *body = NULL;
-	const char *val;
 	struct http_resp rs;
-	struct json *j = NULL;
 	size_t blen = b64_enc_len(len) + 64, pos;
 	int rc;
 
@@ -400,16 +450,9 @@ static int keyop(struct kv *kv, const struct kv_uri *u, const char *op,
 	if (rc < 0)
 		goto free_body;
 	rc = check_status(&rs);
-	if (rc == 0) {
-		rc = -EPROTO;
-		if (json_parse(rs.body, rs.body_len, &j) == 0 &&
-		    json_str(j, "value", &val) == 0 &&
-		    b64_decode(val, strlen(val), out, cap, out_len) == 0)
-			rc = 0;
-		else
-			seterr(-EPROTO, "%s: malformed %s reply", u->vault, op);
-		json_free(j);
-	}
+	if (rc == 0 && kv_parse_op_reply(rs.body, rs.body_len, out, cap,
+					 out_len) < 0)
+		rc = seterr(-EPROTO, "%s: malformed %s reply", u->vault, op);
 	http_resp_free(&rs);
 free_body:
 	secmem_free(body, blen + 64);

@@ -31,6 +31,7 @@
 #include "cmkfs/audit.h"
 #include "cmkfs/backing.h"
 #include "cmkfs/file.h"
+#include "cmkfs/journal.h"
 #include "cmkfs/http.h"
 #include "cmkfs/keyprov.h"
 #include "cmkfs/kv.h"
@@ -48,6 +49,10 @@ struct fsck {
 	uint32_t bs;
 	bool json, tty;
 	unsigned long files, dirs, blocks, problems;
+	/* truncates cut short by a crash whose record completes them
+	 * (file.h): not damage; the next mount or --repair completes them */
+	unsigned long pending, completed;
+	int jfd;
 	const char *root;
 	/* transient zones: expired by this run, or due (a mount is live) */
 	struct tzone *z;
@@ -142,6 +147,11 @@ static int check_file(struct fsck *f, int dfd, const char *bn,
 		goto out;
 	}
 	rc = cfile_size(&cf, fd, &size);
+	if ((rc < 0 || cfile_check_tail(&cf, fd) < 0) &&
+	    cfile_resolve_truncate(&cf, fd, f->jfd, true) == 1) {
+		f->pending++;
+		goto out;
+	}
 	if (rc < 0) {
 		report(f, bpath, ppath, -1, "impossible size: cut short or extended");
 		dmg = DMG_CONTENT;
@@ -417,6 +427,22 @@ static int dirid_suspect(struct fsck *f, int dfd,
 }
 
 
+/* Whether a symlink's target decrypts. Targets run to ENCLINK_MAX, far
+ * longer than a name: buffers of their own, off walk()'s recursive frame. */
+static __attribute__((noinline)) bool symlink_ok(struct fsck *f, int dfd,
+						  const char *b)
+{
+	char enc[ENCLINK_MAX], tgt[ENCLINK_MAX];
+	ssize_t n = readlinkat(dfd, b, enc, sizeof(enc) - 1);
+	size_t len = 0;
+	bool ok;
+
+	ok = n > 0 && names_symlink_decrypt(f->key, enc, (size_t)n, tgt,
+					    sizeof(tgt), &len) == 0;
+	secmem_wipe(tgt, sizeof(tgt));
+	return ok;
+}
+
 /* Returns -EBADMSG when the directory's own id is unreadable (nothing in
  * it can be named; with --repair the caller sets the directory aside). */
 static int walk(struct fsck *f, int dfd, const char *bdir, const char *pdir,
@@ -424,7 +450,7 @@ static int walk(struct fsck *f, int dfd, const char *bdir, const char *pdir,
 {
 	uint8_t dirid[DIRID_LEN];
 	char bpath[PATH_MAX], ppath[PATH_MAX], plain[NAME_MAX + 1],
-	     enc[ENCNAME_MAX], chk[ENCNAME_MAX], tgt[ENCLINK_MAX];
+	     enc[ENCNAME_MAX], chk[ENCNAME_MAX];
 	struct dirent *de;
 	size_t len = 0;
 	unsigned long nnames = 0, nbad = 0;
@@ -474,7 +500,8 @@ static int walk(struct fsck *f, int dfd, const char *bdir, const char *pdir,
 			if (strcmp(b, DIRID_FILE) == 0 ||
 			    (depth == 0 && (strcmp(b, VOLUME_FILE) == 0 ||
 					    strcmp(b, TRANSIENT_FILE) == 0 ||
-					    strcmp(b, QUARANTINE_DIR) == 0)))
+					    strcmp(b, QUARANTINE_DIR) == 0 ||
+					    strcmp(b, JOURNAL_DIR) == 0)))
 				continue;
 			if (bl > sl && strcmp(b + bl - sl, LONGNAME_SUFFIX) == 0) {
 				char owner[ENCNAME_MAX];
@@ -586,10 +613,7 @@ static int walk(struct fsck *f, int dfd, const char *bdir, const char *pdir,
 			else if (repair && xbad > 0)
 				fix_xattrs(f, pl, dfd, bdir, b, bpath, ppath);
 		} else if (S_ISLNK(st.st_mode)) {
-			ssize_t n = readlinkat(dfd, b, enc, sizeof(enc) - 1);
-
-			if (n <= 0 || names_symlink_decrypt(f->key, enc, (size_t)n, tgt,
-							    sizeof(tgt), &len) < 0) {
+			if (!symlink_ok(f, dfd, b)) {
 				report(f, bpath, named ? ppath : NULL, -1,
 				       "symlink target fails authentication");
 				if (repair)
@@ -667,9 +691,10 @@ static void summary(const struct fsck *f, const char *cdir)
 {
 	if (f->json) {
 		printf("{\"summary\":{\"dirs\":%lu,\"files\":%lu,\"blocks\":%lu,"
-		       "\"problems\":%lu,\"expired\":%lu,\"expiry_due\":%lu",
+		       "\"problems\":%lu,\"expired\":%lu,\"expiry_due\":%lu,"
+		       "\"truncates_pending\":%lu,\"truncates_completed\":%lu",
 		       f->dirs, f->files, f->blocks, f->problems, f->expired,
-		       f->due);
+		       f->due, f->pending, f->completed);
 		if (f->rp != NULL)
 			printf(",\"salvaged\":%lu,\"lost_blocks\":%lu,"
 			       "\"quarantined\":%lu,\"destroyed\":%lu,"
@@ -683,6 +708,13 @@ static void summary(const struct fsck *f, const char *cdir)
 	       "problem%s\n",
 	       cdir, f->dirs, f->files, f->blocks, f->problems,
 	       f->problems == 1 ? "" : "s");
+	if (f->pending > 0)
+		printf("%lu truncate%s cut short by a crash: completed at the "
+		       "next mount or by fsck --repair\n",
+		       f->pending, f->pending == 1 ? "" : "s");
+	if (f->completed > 0)
+		printf("%lu truncate%s cut short by a crash completed\n",
+		       f->completed, f->completed == 1 ? "" : "s");
 	if (f->expired > 0)
 		printf("transient zones: %lu expired entr%s destroyed\n",
 		       f->expired, f->expired == 1 ? "y" : "ies");
@@ -716,6 +748,7 @@ int cmd_fsck(int argc, char **argv)
 	char cdir[PATH_MAX], c2[PATH_MAX], mnt[PATH_MAX] = "";
 	bool repair = false, may_write, audited = false;
 	struct statvfs sv;
+	unsigned done = 0;
 	int c, fd, lockfd, rc;
 
 	opterr = 0;
@@ -811,6 +844,12 @@ int cmd_fsck(int argc, char **argv)
 		keyring_free(f.kr);
 		return CMK_EXIT_NOKEYS;
 	}
+	f.jfd = journal_open(fd, false);
+	if (f.jfd < 0)
+		f.jfd = -1;
+	else if (repair &&
+		 journal_recover(fd, f.jfd, f.kr, f.bs, &done) == 0)
+		f.completed = done;
 	if (repair && repair_open(fd, f.kr, &f.rp) < 0) {
 		close(fd);
 		secmem_wipe(f.key, sizeof(f.key));
@@ -851,6 +890,8 @@ int cmd_fsck(int argc, char **argv)
 					"a backup");
 	}
 	close(fd);
+	if (f.jfd >= 0)
+		close(f.jfd);
 	if (f.tty)
 		fprintf(stderr, "\r\033[K");
 	summary(&f, cdir);

@@ -155,6 +155,17 @@ int names_backing(const char *enc, char *out, size_t cap)
 	return 1;
 }
 
+int names_longname_open(const char *bname, char *buf, size_t len)
+{
+	char check[LONGNAME_LEN + 1];
+
+	buf[len] = '\0';
+	if (names_backing(buf, check, sizeof(check)) != 1 ||
+	    strcmp(check, bname) != 0)
+		return -EBADMSG;
+	return 0;
+}
+
 int names_is_longname(const char *bname)
 {
 	return strncmp(bname, LONGNAME_PREFIX, sizeof(LONGNAME_PREFIX) - 1) ==

@@ -3,7 +3,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "cmkfs/backing.h"
@@ -141,4 +146,52 @@ int backing_fsync_dir(int dirfd)
 void backing_procpath(int fd, char out[static 32])
 {
 	snprintf(out, 32, "/proc/self/fd/%d", fd);
+}
+
+#define EXT4_MAGIC 0xEF53	/* linux/magic.h EXT4_SUPER_MAGIC */
+
+static bool ordered_fs;
+
+/* ext4 whose mount (by device, in /proc/self/mountinfo) is not
+ * data=writeback: its data=ordered default orders a file's allocated data
+ * before the journal commit that allocated it (Documentation/filesystems/
+ * ext4.rst, "data=ordered"). */
+void backing_probe_order(int rootfd)
+{
+	char line[4096], dev[32];
+	struct statfs sfs;
+	struct stat st;
+	bool found = false, writeback = false;
+	FILE *f;
+
+	ordered_fs = false;
+	if (fstatfs(rootfd, &sfs) < 0 || sfs.f_type != EXT4_MAGIC ||
+	    fstat(rootfd, &st) < 0)
+		return;
+	snprintf(dev, sizeof(dev), " %u:%u ", major(st.st_dev),
+		 minor(st.st_dev));
+	f = fopen("/proc/self/mountinfo", "re");
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		const char *sep = strstr(line, " - ");
+
+		if (strstr(line, dev) == NULL || sep == NULL ||
+		    strstr(line, dev) > sep)
+			continue;
+		found = true;
+		if (strstr(sep, "data=writeback") != NULL)
+			writeback = true;
+	}
+	fclose(f);
+	ordered_fs = found && !writeback;
+}
+
+int backing_order_data(int fd)
+{
+	if (ordered_fs)
+		return sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE) < 0 ?
+			       -errno :
+			       0;
+	return fdatasync(fd) < 0 ? -errno : 0;
 }

@@ -46,6 +46,7 @@ void cfile_init(struct cfile *cf, struct keyring *kr, uint32_t bs,
 {
 	memset(cf, 0, sizeof(*cf));
 	cf->path_fd = path_fd;
+	cf->jfd = -1;
 	pthread_rwlock_init(&cf->rwlock, NULL);
 	pthread_mutex_init(&cf->mtx, NULL);
 	cf->kr = kr;
@@ -509,11 +510,34 @@ out:
 	return rc;
 }
 
+/* A grown file whose backing writes failed part way (ENOSPC, EDQUOT,
+ * EIO): cut it back to its old size and put back its old last block, whose
+ * bytes or "last" flag the first write may already have changed. The cut
+ * frees the space the growth took, and the old last block lies wholly
+ * inside what is kept, so on a full disk the undo needs no new space. */
+static void undo_growth(struct cfile *cf, int fd, const uint8_t *tail,
+			size_t tail_len, uint64_t tail_off)
+{
+	char wbuf[4096];
+	int rc = 0;
+
+	if (ftruncate(fd, (off_t)(tail_off + tail_len)) < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = backing_pwrite_full(fd, tail, tail_len, (off_t)tail_off);
+	if (rc < 0)
+		log_err("%s: a failed write could not be undone (%s): the "
+			"file's last block may fail authentication",
+			where(cf, wbuf, sizeof(wbuf)), strerror(-rc));
+}
+
 /*
  * Replace the contents: bytes [off, off+len) from buf (zeros when buf is
  * NULL), zeros in [size, new_size) elsewhere. Rewrites every block whose
  * bytes or "last" flag change, in chunks of one batched pwrite each, in
- * ascending order. Caller holds cf->rwlock for writing.
+ * ascending order. A growth that fails part way is undone (undo_growth):
+ * the file keeps its old size and content, not a torn tail that would
+ * make all of it unreadable. Caller holds cf->rwlock for writing.
  */
 static int rewrite(struct cfile *cf, struct filekeys *fk, int fd,
 		   uint64_t size, uint64_t new_size, uint64_t off,
@@ -523,8 +547,11 @@ static int rewrite(struct cfile *cf, struct filekeys *fk, int fd,
 	size_t cb = bs + BLOCK_OVERHEAD, cn = chunk_blocks(cf);
 	uint64_t old_nb = nblocks(size, bs), new_nb = nblocks(new_size, bs);
 	uint64_t first = UINT64_MAX, last = 0, wend = off + len;
-	uint8_t *ct = NULL, *pt = NULL, *old = NULL;
+	uint8_t *ct = NULL, *pt = NULL, *old = NULL, *tail = NULL;
 	const uint8_t **src = NULL;
+	uint64_t tail_off = 0;
+	size_t tail_len = 0;
+	bool wrote = false;
 	int rc = 0;
 
 	if (len > 0) {
@@ -547,6 +574,17 @@ static int rewrite(struct cfile *cf, struct filekeys *fk, int fd,
 	if (ct == NULL || pt == NULL || old == NULL || src == NULL) {
 		rc = -ENOMEM;
 		goto out;
+	}
+	if (new_size > size) {
+		/* Keep the old last block as it is on disk, to undo with. */
+		tail_len = size - (old_nb - 1) * bs + BLOCK_OVERHEAD;
+		tail = malloc(tail_len);
+		rc = tail ? cipher_off(old_nb - 1, bs, &tail_off) : -ENOMEM;
+		if (rc == 0)
+			rc = backing_pread_full(fd, tail, tail_len,
+						(off_t)tail_off);
+		if (rc < 0)
+			goto out;
 	}
 	for (uint64_t c0 = first; c0 <= last; c0 += cn) {
 		uint64_t n = last - c0 + 1 < cn ? last - c0 + 1 : cn, coff;
@@ -593,12 +631,17 @@ static int rewrite(struct cfile *cf, struct filekeys *fk, int fd,
 		rc = crypt_blocks(cf, fd, &j, n, seal_part);
 		if (rc == 0)
 			rc = cipher_off(c0, bs, &coff);
-		if (rc == 0)
+		if (rc == 0) {
+			wrote = true;
 			rc = backing_pwrite_full(fd, ct, pos, (off_t)coff);
+		}
 		if (rc < 0)
 			goto out;
 	}
 out:
+	if (rc < 0 && wrote && tail != NULL)
+		undo_growth(cf, fd, tail, tail_len, tail_off);
+	free(tail);
 	if (pt != NULL)
 		secmem_wipe(pt, cn * bs);
 	if (old != NULL)
@@ -648,7 +691,48 @@ out:
 	return rc;
 }
 
-/* Shrink to new_size < size: re-seal the new last block, cut the rest. */
+void cfile_journal_name(const uint8_t id[FILE_ID_LEN],
+			char out[static JOURNAL_NAME_LEN + 1])
+{
+	for (size_t i = 0; i < FILE_ID_LEN; i++)
+		snprintf(out + 2 * i, 3, "%02x", id[i]);
+}
+
+/* Record: magic, block number (big-endian), the sealed block. The block's
+ * AAD binds file id, block number and the last flag, so a record opens
+ * only as the block it claims to be. */
+#define JREC_MAGIC "CMKFSTR1"
+#define JREC_HDR 16
+
+static int journal_put(struct cfile *cf, const char *name, uint64_t b,
+		       const uint8_t *blk, size_t len)
+{
+	uint8_t hdr[JREC_HDR];
+	int fd, rc;
+
+	memcpy(hdr, JREC_MAGIC, 8);
+	for (int i = 0; i < 8; i++)
+		hdr[8 + i] = (uint8_t)(b >> (56 - 8 * i));
+	fd = openat(cf->jfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		    0600);
+	if (fd < 0)
+		return -errno;
+	rc = backing_pwrite_full(fd, hdr, sizeof(hdr), 0);
+	if (rc == 0)
+		rc = backing_pwrite_full(fd, blk, len, JREC_HDR);
+	/* on disk before the cut that makes it needed */
+	if (rc == 0)
+		rc = backing_order_data(fd);
+	close(fd);
+	if (rc < 0)
+		(void)unlinkat(cf->jfd, name, 0);
+	return rc;
+}
+
+/* Shrink to new_size < size: re-seal the new last block, cut the rest.
+ * Neither order of the cut and the write is safe alone (doc/DESIGN.md,
+ * "Durability and crash windows"): the re-sealed block goes to a truncate
+ * record first, so a kill in between is completed at the next mount. */
 static int shrink(struct cfile *cf, struct filekeys *fk, int fd, uint64_t size,
 		  uint64_t new_size)
 {
@@ -656,6 +740,8 @@ static int shrink(struct cfile *cf, struct filekeys *fk, int fd, uint64_t size,
 	size_t cb = bs + BLOCK_OVERHEAD;
 	uint64_t b = nblocks(new_size, bs) - 1, boff;
 	size_t blen = new_size - b * bs;
+	char jname[JOURNAL_NAME_LEN + 1];
+	bool rec = false;
 	uint8_t *buf;
 	int rc;
 
@@ -667,16 +753,106 @@ static int shrink(struct cfile *cf, struct filekeys *fk, int fd, uint64_t size,
 		rc = block_seal(&fk->bc, b, true, buf + cb, blen, buf);
 	if (rc == 0)
 		rc = cipher_off(b, bs, &boff);
-	/* Cut first, then write the re-sealed block: doc/DESIGN.md lists the
-	 * window in which a crash leaves the tail block unreadable. */
+	if (rc == 0 && cf->jfd >= 0) {
+		cfile_journal_name(fk->file_id, jname);
+		rc = journal_put(cf, jname, b, buf, blen + BLOCK_OVERHEAD);
+		rec = rc == 0;
+	}
 	if (rc == 0 && ftruncate(fd, (off_t)boff) < 0)
 		rc = -errno;
 	if (rc == 0)
 		rc = backing_pwrite_full(fd, buf, blen + BLOCK_OVERHEAD,
 					 (off_t)boff);
+	/* Kept if the cut or the write failed: the next mount completes it. */
+	if (rc == 0 && rec)
+		(void)unlinkat(cf->jfd, jname, 0);
 	secmem_wipe(buf, 2 * cb);
 	free(buf);
 	return rc;
+}
+
+int cfile_resolve_truncate(struct cfile *cf, int fd, int jfd, bool dry)
+{
+	char jname[JOURNAL_NAME_LEN + 1], wbuf[4096];
+	size_t cb = cf->bs + BLOCK_OVERHEAD, len;
+	struct filekeys *fk = NULL;
+	uint8_t *rec = NULL, *plain = NULL;
+	uint64_t b = 0, boff;
+	struct stat st;
+	int rfd, rc;
+
+	if (jfd < 0)
+		return 0;
+	pthread_mutex_lock(&cf->mtx);
+	cfile_journal_name(cf->hdr.file_id, jname);
+	pthread_mutex_unlock(&cf->mtx);
+	rfd = openat(jfd, jname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (rfd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (cfile_check_tail(cf, fd) == 0) {	/* stale: never cut, or done */
+		close(rfd);
+		if (!dry)
+			(void)unlinkat(jfd, jname, 0);
+		return 0;
+	}
+	rec = malloc(JREC_HDR + 2 * cb);	/* record, then scratch */
+	plain = malloc(cf->bs);
+	rc = rec && plain ? 0 : -ENOMEM;
+	if (rc == 0 && fstat(rfd, &st) < 0)
+		rc = -errno;
+	len = rc == 0 ? (size_t)st.st_size : 0;
+	if (rc == 0 && (len < JREC_HDR + BLOCK_OVERHEAD || len > JREC_HDR + cb))
+		rc = -EBADMSG;
+	if (rc == 0)
+		rc = backing_pread_full(rfd, rec, len, 0);
+	if (rc == 0 && memcmp(rec, JREC_MAGIC, 8) != 0)
+		rc = -EBADMSG;
+	for (int i = 0; rc == 0 && i < 8; i++)
+		b = b << 8 | rec[8 + i];
+	if (rc == 0) {
+		len -= JREC_HDR;
+		rc = cipher_off(b, cf->bs, &boff);
+	}
+	if (rc == 0)
+		rc = fk_get(cf, fd, &fk);
+	/* It must open as this file's last block b: nothing else is written. */
+	if (rc == 0) {
+		memcpy(rec + JREC_HDR + cb, rec + JREC_HDR, len);
+		if (block_open(&fk->bc, b, true, rec + JREC_HDR + cb, len,
+			       plain) < 0)
+			rc = -EBADMSG;
+	}
+	/* the cut reached at least block b (else the tail would be whole) */
+	if (rc == 0 && fstat(fd, &st) < 0)
+		rc = -errno;
+	if (rc == 0 && (uint64_t)st.st_size < boff)
+		rc = -EBADMSG;
+	if (rc == 0 && !dry) {
+		pthread_rwlock_wrlock(&cf->rwlock);
+		rc = backing_pwrite_full(fd, rec + JREC_HDR, len, (off_t)boff);
+		if (rc == 0 && ftruncate(fd, (off_t)(boff + len)) < 0)
+			rc = -errno;
+		if (rc == 0 && fsync(fd) < 0)
+			rc = -errno;
+		pthread_rwlock_unlock(&cf->rwlock);
+		if (rc == 0)
+			(void)unlinkat(jfd, jname, 0);
+		if (rc == 0)
+			log_info("%s: completed a truncate interrupted by a "
+				 "crash (block %llu)",
+				 where(cf, wbuf, sizeof(wbuf)),
+				 (unsigned long long)b);
+	}
+	if (fk != NULL)
+		fk_put(cf, fk);
+	close(rfd);
+	if (plain != NULL)
+		secmem_wipe(plain, cf->bs);
+	if (rec != NULL)
+		secmem_wipe(rec + JREC_HDR + cb, cb);
+	free(plain);
+	free(rec);
+	return rc < 0 ? rc : 1;
 }
 
 int cfile_truncate(struct cfile *cf, int fd, uint64_t new_size)

@@ -20,6 +20,7 @@ int fsctx_init(struct fsctx *fs, const char *cipherdir, struct keyring *kr)
 	struct stat st;
 
 	memset(fs, 0, sizeof(*fs));
+	fs->jfd = -1;
 	fs->kr = kr;
 	fs->bs = keyring_volume(kr)->block_size;
 	snprintf(fs->cipherdir, sizeof(fs->cipherdir), "%s", cipherdir);
@@ -65,6 +66,8 @@ void fsctx_destroy(struct fsctx *fs)
 	free(fs->hash);
 	if (fs->root.fd > 0)
 		close(fs->root.fd);
+	if (fs->jfd >= 0)
+		close(fs->jfd);
 	pthread_mutex_destroy(&fs->mtx);
 	pthread_mutex_destroy(&fs->ns);
 }
@@ -156,6 +159,7 @@ int inode_get(struct fsctx *fs, int fd, const struct stat *st, uint64_t n,
 		fresh->type = st->st_mode & S_IFMT;
 		if (S_ISREG(fresh->type)) {
 			cfile_init(&fresh->cf, fs->kr, fs->bs, fd);
+			fresh->cf.jfd = fs->jfd;
 		}
 		fresh->hnext = fs->hash[s];
 		fs->hash[s] = fresh;

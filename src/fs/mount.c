@@ -21,7 +21,9 @@
 
 #include "cmkfs/aead.h"
 #include "cmkfs/audit.h"
+#include "cmkfs/backing.h"
 #include "cmkfs/ctl.h"
+#include "cmkfs/journal.h"
 #include "cmkfs/http.h"
 #include "cmkfs/monitor.h"
 #include "cmkfs/exitcodes.h"
@@ -489,12 +491,18 @@ static int serve(const struct mount_opts *o, int ready_fd)
 		return CMK_EXIT_RUNTIME;
 	}
 	kp_akv_set_ca_file(o->ca_file);
+	/* A client secret in our environment would stay readable in
+	 * /proc/PID/environ for the daemon's whole life. On failure (e.g. a
+	 * secret without a tenant) it stays: a CMK unlock reports why. */
+	if (kp_akv_take_credentials() < 0)
+		log_warn("Azure credentials in the environment are incomplete");
 	audit_open(o->audit_log);
 	dirfd = open(o->cipherdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0) {
 		log_err("%s: %s", o->cipherdir, strerror(errno));
 		return CMK_EXIT_RUNTIME;
 	}
+	backing_probe_order(dirfd);
 	rc = volio_unlock(dirfd, o->service_key, &kr);
 	close(dirfd);
 	if (rc < 0) {
@@ -534,6 +542,22 @@ static int serve(const struct mount_opts *o, int ready_fd)
 			"is running on this volume", o->cipherdir);
 		ex = CMK_EXIT_RUNTIME;
 		goto out;
+	}
+	/* A shrink cut short by a crash is completed before anything reads
+	 * the file (file.h, truncate records). Without the directory (a
+	 * read-only cipher directory) shrinks keep no record. */
+	fs.jfd = journal_open(fs.root.fd, true);
+	if (fs.jfd < 0) {
+		log_warn("%s/%s: %s: truncates are not crash-safe",
+			 o->cipherdir, JOURNAL_DIR, strerror(-fs.jfd));
+		fs.jfd = -1;
+	} else {
+		unsigned done = 0;
+
+		rc = journal_recover(fs.root.fd, fs.jfd, kr, fs.bs, &done);
+		if (rc < 0)
+			log_warn("%s/%s: %s", o->cipherdir, JOURNAL_DIR,
+				 strerror(-rc));
 	}
 	/* A host that was down past a TTL must not serve expired data. */
 	if (d.rootfd >= 0)

@@ -135,20 +135,18 @@ static int stat_inode(struct fsctx *fs, struct inode *in, struct stat *st)
 	return 0;
 }
 
-static int do_lookup(struct fsctx *fs, struct inode *parent, const char *name,
-		     struct fuse_entry_param *e)
+/* Look up the backing entry `bname` of parent: needs no key, so an entry
+ * just made is answered even if the mount locked meanwhile. */
+static int lookup_backing(struct fsctx *fs, struct inode *parent,
+			  const char *bname, struct fuse_entry_param *e)
 {
-	struct bname bn;
 	struct inode *in;
 	int fd, rc;
 
 	memset(e, 0, sizeof(*e));
 	e->attr_timeout = TIMEOUT_SEC;
 	e->entry_timeout = TIMEOUT_SEC;
-	rc = dir_bname(fs, parent, name, &bn);
-	if (rc < 0)
-		return rc;
-	fd = openat(parent->fd, bn.name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	fd = openat(parent->fd, bname, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
@@ -162,6 +160,16 @@ static int do_lookup(struct fsctx *fs, struct inode *parent, const char *name,
 	translate_attr(fs, in->fd, &e->attr);
 	e->ino = ino_of(fs, in);
 	return 0;
+}
+
+static int do_lookup(struct fsctx *fs, struct inode *parent, const char *name,
+		     struct fuse_entry_param *e)
+{
+	struct bname bn;
+	int rc;
+
+	rc = dir_bname(fs, parent, name, &bn);
+	return rc < 0 ? rc : lookup_backing(fs, parent, bn.name, e);
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -180,6 +188,15 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
 	/* No writeback cache yet: O_APPEND and sizes stay exact. */
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	/* Every change to the backing files goes through this daemon, so the
+	 * kernel need not drop its cached pages when it sees a new mtime;
+	 * doing so (libfuse's default) races with writes in flight. Without
+	 * a writeback cache the kernel copies a write into an up-to-date page
+	 * and unlocks it before sending the WRITE: a drop in between and a
+	 * read of that page served before the WRITE caches the old bytes,
+	 * and the writer itself then reads its write back wrong
+	 * (tests/mount/stress.c, shared files). */
+	conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -354,11 +371,14 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	secmem_wipe(plain, sizeof(plain));
 }
 
-/* The new entry `bn` in `parent` now exists: look it up for the reply. */
+/* The new entry `bn` in `parent` now exists: look it up for the reply by
+ * its backing name. Encrypting the name again would fail if the mount
+ * locked in between, and the caller would be told that an entry which
+ * exists was not made. */
 static int finish_entry(struct fsctx *fs, struct inode *parent,
-			const char *name, struct fuse_entry_param *e)
+			const struct bname *bn, struct fuse_entry_param *e)
 {
-	return do_lookup(fs, parent, name, e);
+	return lookup_backing(fs, parent, bn->name, e);
 }
 
 static void chown_new(struct fsctx *fs, fuse_req_t req, int dirfd,
@@ -417,11 +437,19 @@ static int make_file(struct fsctx *fs, fuse_req_t req, struct inode *parent,
 	if (rc < 0)
 		goto out_unlink;
 	rc = cfile_create(&in->cf, fd);
+	/* the header on disk before the name that points to it */
+	if (rc == 0)
+		rc = backing_order_data(fd);
 	if (rc == 0)
 		rc = dir_longname_add(parent, &bn);
 	if (rc == 0 && renameat2(parent->fd, tmp, parent->fd, bn.name,
-				 RENAME_NOREPLACE) < 0)
+				 RENAME_NOREPLACE) < 0) {
 		rc = -errno;
+		/* (e.g. ENOSPC for a new directory block): the entry is
+		 * not there, so neither is its side file */
+		if (rc != -EEXIST)
+			dir_longname_del(parent, &bn);
+	}
 	if (rc < 0) {
 		inode_forget(fs, in, 1);
 		goto out_unlink;
@@ -520,6 +548,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	h->append = (fi->flags & O_APPEND) != 0;
 reply:
 	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->keep_cache = 1;	/* see op_open */
 	if (fuse_reply_create(req, &e, fi) != 0) {
 		close(h->fd);
 		free(h);
@@ -556,7 +585,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		chown_new(fs, req, p->fd, bn.name);
 	pthread_mutex_unlock(&fs->ns);
 	if (rc == 0)
-		rc = finish_entry(fs, p, name, &e);
+		rc = finish_entry(fs, p, &bn, &e);
 reply:
 	if (rc < 0)
 		reply_err(req, rc);
@@ -587,8 +616,11 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (rc == 0) {
 		rc = dir_longname_add(p, &bn);
 		if (rc == 0 && renameat2(p->fd, tmp, p->fd, bn.name,
-					 RENAME_NOREPLACE) < 0)
+					 RENAME_NOREPLACE) < 0) {
 			rc = -errno;
+			if (rc != -EEXIST)	/* as in make_file() */
+				dir_longname_del(p, &bn);
+		}
 		if (rc < 0) {
 			int dfd = openat(p->fd, tmp, O_PATH | O_CLOEXEC);
 
@@ -601,7 +633,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	pthread_mutex_unlock(&fs->ns);
 	if (rc == 0)
-		rc = finish_entry(fs, p, name, &e);
+		rc = finish_entry(fs, p, &bn, &e);
 reply:
 	if (rc < 0)
 		reply_err(req, rc);
@@ -641,7 +673,7 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		chown_new(fs, req, p->fd, bn.name);
 	pthread_mutex_unlock(&fs->ns);
 	if (rc == 0)
-		rc = finish_entry(fs, p, name, &e);
+		rc = finish_entry(fs, p, &bn, &e);
 reply:
 	if (rc < 0)
 		reply_err(req, rc);
@@ -674,7 +706,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	}
 	pthread_mutex_unlock(&fs->ns);
 	if (rc == 0)
-		rc = finish_entry(fs, p, newname, &e);
+		rc = finish_entry(fs, p, &bn, &e);
 reply:
 	if (rc < 0)
 		reply_err(req, rc);
@@ -823,6 +855,10 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (rc == 0 &&
 	    renameat2(p1->fd, b1.name, p2->fd, b2.name, flags) < 0) {
 		rc = -errno;
+		/* No entry there (ENOSPC...): no side file either. */
+		if (faccessat(p2->fd, b2.name, F_OK, AT_SYMLINK_NOFOLLOW) < 0 &&
+		    errno == ENOENT)
+			dir_longname_del(p2, &b2);
 		goto unlock;
 	}
 	if (rc == 0 && (p1 != p2 || strcmp(b1.name, b2.name) != 0))
@@ -853,6 +889,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)h;
+	/* The cached pages stay valid (only we change the backing files,
+	 * op_init), and dropping them here would race with writes in flight
+	 * on other descriptors just as FUSE_CAP_AUTO_INVAL_DATA does. */
+	fi->keep_cache = 1;
 	if (fuse_reply_open(req, fi) != 0) {
 		close(h->fd);
 		free(h);
@@ -907,11 +947,6 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		reply_err(req, rc);
 	else
 		fuse_reply_write(req, size);
-}
-
-static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	fuse_reply_err(req, 0);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino,
@@ -1253,7 +1288,9 @@ const struct fuse_lowlevel_ops cmkfs_ops = {
 	.open = op_open,
 	.read = op_read,
 	.write = op_write,
-	.flush = op_flush,
+	/* No .flush: writes are write-through, so close(2) has nothing to
+	 * report; the kernel stops sending FLUSH after its first ENOSYS,
+	 * one request less per close (doc/PERFORMANCE.md). */
 	.release = op_release,
 	.fsync = op_fsync,
 	.fallocate = op_fallocate,

@@ -56,6 +56,19 @@ int kp_akv_client(struct kv **out)
 	return rc;
 }
 
+int kp_akv_take_credentials(void)
+{
+	struct kv *kv;
+	int rc;
+
+	if (!azauth_env_has_secret())
+		return 0;
+	rc = kp_akv_client(&kv);
+	if (rc == 0)
+		azauth_scrub_env();
+	return rc;
+}
+
 void kp_akv_forget_tokens(void)
 {
 	pthread_mutex_lock(&client_mtx);

@@ -8,8 +8,29 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <malloc.h>
+#include <openssl/crypto.h>
 
 #include "cmkfs/json.h"
+
+/* cJSON frees its nodes and strings without wiping them, and an unwrapkey
+ * reply's "value" is a key in base64: every block cJSON frees is wiped
+ * first. (With hooks of its own cJSON never calls realloc.) Set before
+ * main() runs, so no thread can see the hooks change. */
+static void json_wipe_free(void *p)
+{
+	if (p != NULL) {
+		OPENSSL_cleanse(p, malloc_usable_size(p));
+		free(p);
+	}
+}
+
+__attribute__((constructor)) static void json_hooks(void)
+{
+	cJSON_Hooks h = { .malloc_fn = malloc, .free_fn = json_wipe_free };
+
+	cJSON_InitHooks(&h);
+}
 
 /* struct json is cJSON itself: the opaque name keeps cJSON in this file. */
 #define C(j) ((const cJSON *)(const void *)(j))

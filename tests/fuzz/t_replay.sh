@@ -8,7 +8,9 @@ B=${TOP_BUILDDIR:-.}/tests/fuzz
 C=${TOP_SRCDIR:-.}/tests/fuzz/corpus
 n=20000
 [ "${CMKFS_SANITIZED:-0}" = 1 ] && n=5000
-for t in header volume names block json azure; do
+for t in header volume names block json azure token kv cli; do
+	# Every target keeps a seed corpus in the tree.
+	[ -n "$(ls -A "$C/$t" 2>/dev/null)" ] || { echo "FAIL: no corpus $C/$t"; exit 1; }
 	"$B/fuzz_$t" -n "$n" "$C/$t" || { echo "FAIL: fuzz_$t"; exit 1; }
 	echo "ok fuzz_$t"
 done

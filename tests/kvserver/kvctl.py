@@ -23,6 +23,7 @@ Commands:
   revoke ID NAME|* [ops]                      (no ops: all)
   revoke-tokens ID
   token ID [--resource URL] [--lifetime S]    mint a bearer token directly
+  tokens                                      list the live tokens issued (values included)
   fault PATTERN [--status N] [--retry-after S] [--count N | --seconds S | --probability P]
                 [--latency-ms M] [--drop] [--hang [--hang-seconds S]] [--method M] [--body B]
   fault-clear
@@ -133,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name in ("delete", "recover", "purge"):
         sub.add_parser(name).add_argument("name")
-    for name in ("keys", "state", "fault-clear", "env", "shutdown"):
+    for name in ("keys", "state", "tokens", "fault-clear", "env", "shutdown"):
         sub.add_parser(name)
 
     p = sub.add_parser("vault")
@@ -265,6 +266,8 @@ def run(args, info: dict):
     if cmd == "token":
         return "POST", "/admin/tokens", drop_none({"client_id": args.id, "resource": args.resource,
                                                    "lifetime": args.lifetime})
+    if cmd == "tokens":
+        return "GET", "/admin/tokens", None
     if cmd == "fault":
         return "POST", "/admin/faults", drop_none({
             "pattern": args.pattern, "status": args.status, "retry_after": args.retry_after, "count": args.count,

@@ -1659,6 +1659,7 @@ class AdminApi:
     POST   /admin/grants                        {client_id, key: name|"*", permissions: [get, wrapKey, unwrapKey]}
     POST   /admin/grants/revoke                 same; permissions omitted = all
     POST   /admin/tokens                        {client_id, resource, lifetime} -> {access_token, expires_on}
+    GET    /admin/tokens                        every live token issued, with its value (for leak searches)
     GET    /admin/faults
     POST   /admin/faults                        {pattern (regex on the path), method, status, retry_after,
                                                  body, latency_ms, drop, hang, hang_seconds,
@@ -1762,6 +1763,12 @@ class AdminApi:
         value, tok = h.state.issue_token(cid, resource, lifetime)
         return {"access_token": value, "expires_on": tok.expires, "resource": resource, "client_id": cid}
 
+    def list_tokens(h: Handler, req):
+        """The values, so a test can search for them where they must not be (logs, /proc)."""
+        with h.state.lock:
+            return {"tokens": [dict(t.__dict__, access_token=v) for v, t in h.state.tokens.items()
+                               if t.expires > now()]}
+
     def list_faults(h: Handler, req):
         with h.state.lock:
             return {"faults": [r.describe() for r in h.state.faults], "raw": [r.describe() for r in h.state.raw_rules]}
@@ -1837,6 +1844,7 @@ class AdminApi:
         ("POST", r"/admin/grants", grant),
         ("POST", r"/admin/grants/revoke", revoke),
         ("POST", r"/admin/tokens", mint_token),
+        ("GET", r"/admin/tokens", list_tokens),
         ("GET", r"/admin/faults", list_faults),
         ("POST", r"/admin/faults", add_fault),
         ("DELETE", r"/admin/faults", clear_faults),

@@ -45,3 +45,24 @@ wait_for() {
 	return 1
 }
 revoked() { ! cat "$1" >/dev/null 2>"$T/revoked.err" && grep -q "Key has been revoked" "$T/revoked.err"; }
+
+# kv_unwrap_kekc CONF KEY_URI: KEK_C of the volume config CONF in hex,
+# unwrapped through Key Vault's unwrapkey as any authorised client could
+# (with a token minted for the client "app"), for tests that search for
+# the key's bytes where it must not be.
+kv_unwrap_kekc() {
+	$PY - "$1" "$2" "$(kv token app | kv_json 'd["access_token"]')" <<'PY'
+import base64, json, os, ssl, struct, sys, urllib.request
+b = open(sys.argv[1], "rb").read()
+pos = 46
+for layer in range(2):
+    n = struct.unpack(">H", b[pos + 1:pos + 3])[0]; pos += 3 + n
+    w = struct.unpack(">H", b[pos:pos + 2])[0]; blob = b[pos + 2:pos + 2 + w]; pos += 2 + w
+ctx = ssl.create_default_context(cafile=os.environ["CMKFS_CA_FILE"])
+body = json.dumps({"alg": "RSA-OAEP-256", "value": base64.urlsafe_b64encode(blob).rstrip(b"=").decode()}).encode()
+rq = urllib.request.Request(sys.argv[2] + "/unwrapkey?api-version=7.4", body,
+    {"Authorization": "Bearer " + sys.argv[3], "Content-Type": "application/json"})
+v = json.load(urllib.request.urlopen(rq, context=ctx))["value"]
+print(base64.urlsafe_b64decode(v + "=" * (-len(v) % 4)).hex())
+PY
+}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tests/mount/t_keymem.sh — lock means wipe (issue #3): a core image of the
 # daemon (gdb's gcore) taken after `cmkfs lock` and after a revocation
-# holds none of KEK_S, KEK_C, the name key or any file's DEKs, searched as
-# the exact bytes derived independently (tests/vectors/volkeys.py, with
+# holds none of KEK_S, KEK_C, the name key, any file's DEKs or any bearer
+# token the test server issued, searched as the exact bytes (and their
+# base64 / base64url forms) derived independently (tests/vectors/volkeys.py, with
 # KEK_C unwrapped through Key Vault as any authorised client could). A
 # positive control first shows the search finds DEKs of open files in a
 # core taken while unlocked.
@@ -22,25 +23,7 @@ for i in 1 2 3; do head -c 50000 /dev/urandom >"$MNT/f$i"; cat "$MNT/f$i" >/dev/
 pid=$("$CMKFS" status --json "$MNT" | kv_json 'd["pid"]')
 
 # KEK_C through Key Vault's unwrapkey, as an authorised client
-KEKC=$($PY - "$CIPHER/cmkfs.conf" "$KID" <<'PY'
-import base64, json, os, ssl, struct, sys, urllib.parse, urllib.request
-b = open(sys.argv[1], "rb").read()
-pos = 46
-for layer in range(2):
-    n = struct.unpack(">H", b[pos + 1:pos + 3])[0]; pos += 3 + n
-    w = struct.unpack(">H", b[pos:pos + 2])[0]; blob = b[pos + 2:pos + 2 + w]; pos += 2 + w
-ctx = ssl.create_default_context(cafile=os.environ["CMKFS_CA_FILE"])
-tok_url = "%s/%s/oauth2/v2.0/token" % (os.environ["AZURE_AUTHORITY_HOST"], os.environ["AZURE_TENANT_ID"])
-form = urllib.parse.urlencode({"client_id": os.environ["AZURE_CLIENT_ID"], "client_secret": os.environ["AZURE_CLIENT_SECRET"],
-    "scope": "https://vault.azure.net/.default", "grant_type": "client_credentials"}).encode()
-tok = json.load(urllib.request.urlopen(urllib.request.Request(tok_url, form), context=ctx))["access_token"]
-body = json.dumps({"alg": "RSA-OAEP-256", "value": base64.urlsafe_b64encode(blob).rstrip(b"=").decode()}).encode()
-rq = urllib.request.Request(sys.argv[2] + "/unwrapkey?api-version=7.4", body,
-    {"Authorization": "Bearer " + tok, "Content-Type": "application/json"})
-v = json.load(urllib.request.urlopen(rq, context=ctx))["value"]
-print(base64.urlsafe_b64decode(v + "=" * (-len(v) % 4)).hex())
-PY
-) || t_fail "unwrapping KEK_C through Key Vault"
+KEKC=$(kv_unwrap_kekc "$CIPHER/cmkfs.conf" "$KID") || t_fail "unwrapping KEK_C through Key Vault"
 files=$(find "$CIPHER" -maxdepth 1 -type f ! -name 'cmkfs.*')
 # shellcheck disable=SC2086
 $PY "$V" "$CIPHER" "$KEY" --kek-c "$KEKC" $files >"$T/keys" || t_fail "volkeys"
@@ -52,11 +35,17 @@ $PY "$V" "$CIPHER" "$KEY" --kek-c "$KEKC" $files >"$T/keys" || t_fail "volkeys"
 core() { (cd / && gcore -o "$T/core.$1" "$pid" </dev/null >/dev/null 2>&1 3<&- 4<&- 5<&-); ls "$T/core.$1".* 2>/dev/null | head -n1; }
 search() { # core -> prints the labels of keys found
 	python3 - "$1" "$T/keys" <<'PY'
-import sys
+import base64, sys
 core = open(sys.argv[1], "rb").read()
 for line in open(sys.argv[2]):
     label, hexkey = line.split()[:2]
-    if bytes.fromhex(hexkey) in core:
+    k = bytes.fromhex(hexkey)
+    # raw, and as Key Vault carries keys: base64 / base64url (the last
+    # character dropped, it also depends on what follows)
+    forms = [k] + ([base64.b64encode(k).rstrip(b"=")[:-1],
+                    base64.urlsafe_b64encode(k).rstrip(b"=")[:-1]]
+                   if label != "TOKEN" else [])
+    if any(f in core for f in forms):
         print(label)
 PY
 }
@@ -77,12 +66,22 @@ echo "$found" | grep -q DEK && t_fail "closed files still have DEKs in the daemo
 t_ok "files closed: no DEK of theirs left in the unlocked daemon's core"
 rm -f "$c1"
 
+# Bearer tokens the test server issued (values: its admin API lists them
+# for leak searches), added to the search as "TOKEN" lines; they must be
+# gone with the keys (the cache is wiped at lock, curl's copies freed).
+tokens() {
+	kv tokens | python3 -c 'import json,sys
+for t in json.load(sys.stdin)["tokens"]: print("TOKEN", t["access_token"].encode().hex())' >>"$T/keys"
+	grep -q '^TOKEN' "$T/keys" || t_fail "the test server issued no bearer token to search for"
+}
+
 "$CMKFS" lock "$MNT" >/dev/null
+tokens
 c2=$(core locked) && [ -s "$c2" ] || t_fail "gcore failed"
 found=$(search "$c2")
 [ -z "$found" ] || t_fail "after cmkfs lock the core still holds: $(echo $found)"
 rm -f "$c2"
-t_ok "after cmkfs lock: no KEK_S, KEK_C, name key or DEK in the core image"
+t_ok "after cmkfs lock: no KEK_S, KEK_C, name key, DEK or bearer token in the core image ($(grep -c ^TOKEN "$T/keys") tokens searched)"
 
 # revocation: resume first (new contexts in memory), then revoke
 "$CMKFS" umount "$MNT"
@@ -91,9 +90,10 @@ pid=$("$CMKFS" status --json "$MNT" | kv_json 'd["pid"]')
 for i in 1 2 3; do cat "$MNT/f$i" >/dev/null; done
 kv revoke app cmk >/dev/null
 wait_for 30 revoked "$MNT/f1" || t_fail "revocation did not lock"
+tokens
 c3=$(core revoked) && [ -s "$c3" ] || t_fail "gcore failed"
 found=$(search "$c3")
 [ -z "$found" ] || t_fail "after revocation the core still holds: $(echo $found)"
 rm -f "$c3"
-t_ok "after revocation: no key material in the core image"
+t_ok "after revocation: no key material or bearer token in the core image"
 "$CMKFS" umount "$MNT"

@@ -187,6 +187,7 @@ for it in 1 2 3; do
 	t_mount
 	dpid=$(status_json | jfield '["pid"]')
 	rm -rf "$MNT/load" "$T/stop"
+	mkdir "$MNT/load"	# exists even if the kill comes before the load starts
 	load >"$T/load.out" 2>&1 &
 	lpid=$!
 	sleep 0.3

@@ -161,8 +161,8 @@ t_ok "truncation mid-block, at block boundaries, to the header, and extension re
 
 # --- names, directories, symlinks, long names, xattrs ---
 run_case "name flipped" 'n=$(basename "$A"); c=X; [ "${n:5:1}" = X ] && c=Y; mv "$A" "$CIPHER/${n:0:5}$c${n:6}"' ls "$MNT"
-run_case "dirid flipped" 'd=$(find "$CIPHER" -mindepth 1 -maxdepth 1 -type d); chmod u+w "$d/cmkfs.dirid"; flip "$d/cmkfs.dirid" 3' ls "$MNT/d"
-run_case "entry moved across dirs" 'd=$(find "$CIPHER" -mindepth 1 -maxdepth 1 -type d); f=$(find "$d" -type f ! -name "cmkfs.*"); mv "$f" "$CIPHER/"' ls "$MNT"
+run_case "dirid flipped" 'd=$(find "$CIPHER" -mindepth 1 -maxdepth 1 -type d ! -name "cmkfs.*"); chmod u+w "$d/cmkfs.dirid"; flip "$d/cmkfs.dirid" 3' ls "$MNT/d"
+run_case "entry moved across dirs" 'd=$(find "$CIPHER" -mindepth 1 -maxdepth 1 -type d ! -name "cmkfs.*"); f=$(find "$d" -type f ! -name "cmkfs.*"); mv "$f" "$CIPHER/"' ls "$MNT"
 # (the replacement character always differs from the one it replaces)
 run_case "symlink target" 'l=$(find "$CIPHER" -maxdepth 1 -type l); tg=$(readlink "$l"); c=A; [ "${tg:4:1}" = A ] && c=B; rm "$l"; ln -s -- "${tg:0:4}$c${tg:5}" "$l"' readlink -v "$MNT/s"
 run_case "long-name side file" 'sf=$(find "$CIPHER" -maxdepth 1 -name "cmkfs.ln.*.name"); chmod u+w "$sf"; flip "$sf" 10' ls "$MNT"
