@@ -89,6 +89,15 @@ static int rewrap_file(struct walk *w, int dfd, const char *name)
 		close(fd);
 		return rc;
 	}
+	/* A temporary whose header is short or malformed is a create cut
+	 * short by a crash (never named; fsck reports it) or, on a live
+	 * mount, one whose creator re-wraps it (file.c cfile_create). */
+	if (strncmp(name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0 &&
+	    ((size_t)n < sizeof(buf) ||
+	     header_parse(buf, sizeof(buf), &h) < 0)) {
+		close(fd);
+		return 0;
+	}
 	if ((size_t)n < sizeof(buf)) {
 		/* Being created right now, or damaged: a later pass looks
 		 * again, the last one reports it. */
