@@ -124,6 +124,7 @@ static int check_file(struct fsck *f, int dfd, const char *bn,
 	uint64_t size, nb;
 	uint8_t *buf;
 	size_t got;
+	bool tail_ok;
 	int fd, rc, dmg = 0;
 
 	f->files++;
@@ -147,8 +148,8 @@ static int check_file(struct fsck *f, int dfd, const char *bn,
 		goto out;
 	}
 	rc = cfile_size(&cf, fd, &size);
-	if ((rc < 0 || cfile_check_tail(&cf, fd) < 0) &&
-	    cfile_resolve_truncate(&cf, fd, f->jfd, true) == 1) {
+	tail_ok = rc == 0 && cfile_check_tail(&cf, fd) == 0;
+	if (!tail_ok && cfile_resolve_truncate(&cf, fd, f->jfd, true) == 1) {
 		f->pending++;
 		goto out;
 	}
@@ -157,7 +158,7 @@ static int check_file(struct fsck *f, int dfd, const char *bn,
 		dmg = DMG_CONTENT;
 		goto out;
 	}
-	if (cfile_check_tail(&cf, fd) < 0) {
+	if (!tail_ok) {
 		report(f, bpath, ppath, size ? (long long)((size - 1) / f->bs) : 0,
 		       "last block fails authentication (cut at a block boundary?)");
 		dmg = DMG_CONTENT;
