@@ -32,6 +32,7 @@ void dir_longname_del(struct inode *parent, const struct bname *bn);
 
 struct dent {
 	char *name;		/* plaintext */
+	char *bname;		/* the backing entry (lookup without a key) */
 	ino_t ino;
 	unsigned char type;	/* DT_* */
 };

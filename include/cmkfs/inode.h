@@ -37,6 +37,7 @@ struct fsctx {
 	pthread_mutex_t ns;	/* serialises namespace changes */
 	struct inode **hash;
 	size_t nhash;
+	size_t ninodes;		/* in hash, i.e. known to the kernel; mtx */
 	bool is_root;		/* daemon runs as uid 0: chown new objects */
 	struct fuse_session *se;	/* for cache invalidation; set once */
 	int jfd;		/* JOURNAL_DIR (file.h) or -1; set once */
@@ -56,6 +57,8 @@ void fsctx_on_lock(struct fsctx *fs);
  * whether a new inode was made or not) and add `n` lookups. */
 CMK_MUST_CHECK int inode_get(struct fsctx *fs, int fd, const struct stat *st,
 			     uint64_t n, struct inode **out);
+/* How many inodes the kernel holds lookups on (the root not counted). */
+size_t fsctx_ninodes(struct fsctx *fs);
 /* Drop n lookups; frees at zero. */
 void inode_forget(struct fsctx *fs, struct inode *in, uint64_t n);
 /* A directory's id, read from its DIRID_FILE once. Errors: -EBADMSG. */

@@ -94,8 +94,8 @@ static int read_longname(int dirfd, const char *bname, char *enc, size_t cap)
 	return names_longname_open(bname, enc, len);
 }
 
-static int dlist_add(struct dlist *l, const char *name, ino_t ino,
-		     unsigned char type)
+static int dlist_add(struct dlist *l, const char *name, const char *bname,
+		     ino_t ino, unsigned char type)
 {
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? 2 * l->cap : 64;
@@ -107,8 +107,12 @@ static int dlist_add(struct dlist *l, const char *name, ino_t ino,
 		l->cap = cap;
 	}
 	l->v[l->n].name = strdup(name);
-	if (l->v[l->n].name == NULL)
+	l->v[l->n].bname = strdup(bname);
+	if (l->v[l->n].name == NULL || l->v[l->n].bname == NULL) {
+		free(l->v[l->n].name);
+		free(l->v[l->n].bname);
 		return -ENOMEM;
+	}
 	l->v[l->n].ino = ino;
 	l->v[l->n].type = type;
 	l->n++;
@@ -117,8 +121,10 @@ static int dlist_add(struct dlist *l, const char *name, ino_t ino,
 
 void dlist_free(struct dlist *l)
 {
-	for (size_t i = 0; i < l->n; i++)
+	for (size_t i = 0; i < l->n; i++) {
 		free(l->v[i].name);
+		free(l->v[i].bname);
+	}
 	free(l->v);
 	memset(l, 0, sizeof(*l));
 }
@@ -174,7 +180,7 @@ int dir_list(struct fsctx *fs, struct inode *dir, struct dlist *l)
 				l->err = -EBADMSG;
 			continue;
 		}
-		rc = dlist_add(l, plain, de->d_ino, de->d_type);
+		rc = dlist_add(l, plain, de->d_name, de->d_ino, de->d_type);
 		if (rc < 0)
 			break;
 	}

@@ -163,6 +163,7 @@ int inode_get(struct fsctx *fs, int fd, const struct stat *st, uint64_t n,
 		}
 		fresh->hnext = fs->hash[s];
 		fs->hash[s] = fresh;
+		fs->ninodes++;
 		in = fresh;
 	} else {
 		close(fd);
@@ -191,11 +192,22 @@ void inode_forget(struct fsctx *fs, struct inode *in, uint64_t n)
 	     pp = &(*pp)->hnext) {
 		if (*pp == in) {
 			*pp = in->hnext;
+			fs->ninodes--;
 			break;
 		}
 	}
 	pthread_mutex_unlock(&fs->mtx);
 	inode_free(in);
+}
+
+size_t fsctx_ninodes(struct fsctx *fs)
+{
+	size_t n;
+
+	pthread_mutex_lock(&fs->mtx);
+	n = fs->ninodes;
+	pthread_mutex_unlock(&fs->mtx);
+	return n;
 }
 
 int inode_dirid(struct fsctx *fs, struct inode *in,

@@ -454,12 +454,14 @@ static void ctl_handle(const char *cmd, char *reply, size_t cap, int fd,
 		 "{\"ok\":true,\"locked\":%s,\"manual_lock\":%s,"
 		 "\"last_check\":%lld,\"last_ok\":%lld,\"last_result\":\"%s\","
 		 "\"key_id\":\"%s\",\"key_check_interval\":%d,\"grace\":%d,"
-		 "\"last_check_ok\":%s,\"pid\":%ld,\"audit_log\":\"%s\"}",
+		 "\"last_check_ok\":%s,\"pid\":%ld,\"audit_log\":\"%s\","
+		 "\"inodes\":%zu}",
 		 st.locked ? "true" : "false", st.manual ? "true" : "false",
 		 (long long)st.last_check, (long long)st.last_ok,
 		 st.last_result, st.key_id, d->o->key_check_interval_sec,
 		 d->o->grace_sec, st.last_check_ok ? "true" : "false",
-		 (long)getpid(), audit_path());
+		 (long)getpid(), audit_path(),
+		 d->fs != NULL ? fsctx_ninodes(d->fs) : (size_t)0);
 }
 
 /* Serve in this process. ready_fd >= 0 gets one byte once mounted. */

@@ -23,7 +23,17 @@
 #include "cmkfs/ops.h"
 #include "cmkfs/secmem.h"
 
-#define TIMEOUT_SEC 1.0
+/* How long the kernel may trust an entry or attributes it was given.
+ * Every change to the backing tree goes through this daemon (the kernel
+ * then updates or drops what it cached), the transient sweep drops the
+ * entries it removes, and a lock drops every inode's attributes; so this
+ * only bounds how long a change made behind the mount's back (not
+ * supported: doc/DESIGN.md) stays unseen. 60 s rather than libfuse's
+ * 1 s spares a LOOKUP and a GETATTR per path walk and stat of files
+ * touched within a minute (doc/PERFORMANCE.md). A name found missing is
+ * trusted for 1 s only: a lock then reaches a stat of it soon. */
+#define TIMEOUT_SEC 60.0
+#define NEG_TIMEOUT_SEC 1.0
 #define XATTR_VAL_MAX 65536
 
 struct fh {
@@ -183,6 +193,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->max_readahead = 1u << 20;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	/* Attributes with the listing (op_readdirplus); libfuse's default
+	 * READDIRPLUS_AUTO lets the kernel ask for them only while the
+	 * entries listed are also looked up, as by `ls -l`. */
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
 	/* Locks stay in the kernel (local locking), which is exact for a
 	 * single host: no FUSE_CAP_POSIX_LOCKS / FLOCK_LOCKS. */
 	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
@@ -209,6 +224,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	rc = do_lookup(FS(req), INODE(req, parent), name, &e);
 	if (rc == -ENOENT) {
 		e.ino = 0;	/* negative entry, cached for the timeout */
+		e.entry_timeout = NEG_TIMEOUT_SEC;
 		fuse_reply_entry(req, &e);
 		return;
 	}
@@ -1009,10 +1025,16 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		free(d);
 }
 
-static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
+/* READDIR and READDIRPLUS. With `plus` every entry carries its attributes
+ * and counts one lookup, so `ls -l` and `find` need no LOOKUP request per
+ * entry (doc/PERFORMANCE.md). The attributes come from the backing entry
+ * (lookup_backing), as LOOKUP's do; an entry gone since the snapshot is
+ * sent without them (ino 0: the kernel then just lists the name). */
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi, bool plus)
 {
 	struct fsctx *fs = FS(req);
+	struct inode *dir = INODE(req, ino);
 	struct dh *d = (struct dh *)(uintptr_t)fi->fh;
 	size_t used = 0;
 	char *buf;
@@ -1024,7 +1046,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	 * numbered 1.. so that an offset names the next entry. */
 	if (off == 0) {
 		dlist_free(&d->l);
-		rc = dir_list(fs, INODE(req, ino), &d->l);
+		rc = dir_list(fs, dir, &d->l);
 		if (rc < 0) {
 			reply_err(req, rc);
 			return;
@@ -1040,20 +1062,48 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	for (size_t i = (size_t)off; i < d->l.n; i++) {
-		struct stat st;
+		const struct dent *de = &d->l.v[i];
+		struct fuse_entry_param e;
 		size_t n;
 
-		memset(&st, 0, sizeof(st));
-		st.st_ino = d->l.v[i].ino;
-		st.st_mode = (mode_t)d->l.v[i].type << 12;
-		n = fuse_add_direntry(req, buf + used, size - used,
-				      d->l.v[i].name, &st, (off_t)(i + 1));
-		if (n > size - used)
+		memset(&e, 0, sizeof(e));
+		e.attr.st_ino = de->ino;
+		e.attr.st_mode = (mode_t)de->type << 12;
+		if (!plus) {
+			n = fuse_add_direntry(req, buf + used, size - used,
+					      de->name, &e.attr, (off_t)(i + 1));
+			if (n > size - used)
+				break;
+			used += n;
+			continue;
+		}
+		/* Room first: a lookup counted for an entry not sent would
+		 * never be forgotten. */
+		if (fuse_add_direntry_plus(req, NULL, 0, de->name, NULL, 0) >
+		    size - used)
 			break;
-		used += n;
+		if (lookup_backing(fs, dir, de->bname, &e) < 0) {
+			memset(&e, 0, sizeof(e));
+			e.attr.st_ino = de->ino;
+			e.attr.st_mode = (mode_t)de->type << 12;
+		}
+		used += fuse_add_direntry_plus(req, buf + used, size - used,
+					       de->name, &e, (off_t)(i + 1));
 	}
 	fuse_reply_buf(req, buf, used);
 	free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, true);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
@@ -1296,6 +1346,7 @@ const struct fuse_lowlevel_ops cmkfs_ops = {
 	.fallocate = op_fallocate,
 	.opendir = op_opendir,
 	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
 	.releasedir = op_releasedir,
 	.fsyncdir = op_fsyncdir,
 	.statfs = op_statfs,
