@@ -1,8 +1,11 @@
 /* include/cmkfs/file.h — contents of one encrypted file (doc/FORMAT.md §3).
  * Owns plain <-> cipher offsets, read-modify-write of partial blocks, the
  * "last block" flag, zero-fill on extension, and a pool of keyed per-file
- * contexts. Knows nothing of FUSE. All calls on one cfile are serialised
- * for writers and shared for readers by cf->rwlock.
+ * contexts. Knows nothing of FUSE. Calls that change a file's size (or
+ * its last block's length) hold cf->rwlock alone; reads, and writes
+ * inside the file, share it and hold their blocks in cf->ranges (shared
+ * to read, alone to rewrite), so readers and writers of other blocks go
+ * on in parallel.
  *
  * Layout: header (HEADER_LEN) then blocks of cb = bs + BLOCK_OVERHEAD bytes;
  * the last block is short. An empty file has one empty block, so cutting a
@@ -16,9 +19,11 @@
 
 #include "cmkfs/header.h"
 #include "cmkfs/keyring.h"
+#include "cmkfs/rangelock.h"
 
 struct cfile {
-	pthread_rwlock_t rwlock;	/* contents: readers shared, writers alone */
+	pthread_rwlock_t rwlock;	/* size: changers alone, others shared */
+	struct rangelock ranges;	/* blocks, under rwlock held shared */
 	pthread_mutex_t mtx;		/* protects loaded, hdr, pool */
 	bool loaded;
 	struct header hdr;

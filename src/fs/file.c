@@ -48,6 +48,7 @@ void cfile_init(struct cfile *cf, struct keyring *kr, uint32_t bs,
 	cf->path_fd = path_fd;
 	cf->jfd = -1;
 	pthread_rwlock_init(&cf->rwlock, NULL);
+	rangelock_init(&cf->ranges);
 	pthread_mutex_init(&cf->mtx, NULL);
 	cf->kr = kr;
 	cf->bs = bs;
@@ -65,6 +66,7 @@ void cfile_destroy(struct cfile *cf)
 	}
 	cf->pool = NULL;
 	pthread_rwlock_destroy(&cf->rwlock);
+	rangelock_destroy(&cf->ranges);
 	pthread_mutex_destroy(&cf->mtx);
 }
 
@@ -365,16 +367,21 @@ int cfile_check_tail(struct cfile *cf, int fd)
 	uint64_t size;
 	int rc;
 
+	struct range r;
+
 	pthread_rwlock_rdlock(&cf->rwlock);
 	rc = size_locked(cf, fd, &size);
 	if (rc == 0)
 		rc = fk_get(cf, fd, &fk);
 	if (rc == 0) {
+		uint64_t last = nblocks(size, cf->bs) - 1;
+
 		buf = malloc(cb + cf->bs);
-		rc = buf ? read_blocks(cf, fk, fd, size,
-				       nblocks(size, cf->bs) - 1, 1, buf,
+		rangelock_acquire(&cf->ranges, &r, last, last, false);
+		rc = buf ? read_blocks(cf, fk, fd, size, last, 1, buf,
 				       buf + cb) :
 			   -ENOMEM;
+		rangelock_release(&cf->ranges, &r);
 	}
 	if (fk != NULL)
 		fk_put(cf, fk);
@@ -457,6 +464,8 @@ int cfile_read(struct cfile *cf, int fd, uint64_t off, size_t len,
 	uint8_t *ct = NULL, *pt = NULL;
 	uint64_t size, end, b0, b1;
 	size_t cb = cf->bs + BLOCK_OVERHEAD, done = 0, cn = chunk_blocks(cf);
+	struct range r;
+	bool locked = false;
 	int rc;
 
 	*got = 0;
@@ -478,6 +487,8 @@ int cfile_read(struct cfile *cf, int fd, uint64_t off, size_t len,
 	b1 = (end - 1) / cf->bs;
 	if (b1 - b0 + 1 < cn)
 		cn = b1 - b0 + 1;	/* buffers for what is read, not more */
+	rangelock_acquire(&cf->ranges, &r, b0, b1, false);
+	locked = true;
 	rc = fk_get(cf, fd, &fk);
 	if (rc < 0)
 		goto out;
@@ -502,6 +513,8 @@ int cfile_read(struct cfile *cf, int fd, uint64_t off, size_t len,
 out:
 	if (fk != NULL)
 		fk_put(cf, fk);
+	if (locked)
+		rangelock_release(&cf->ranges, &r);
 	pthread_rwlock_unlock(&cf->rwlock);
 	if (pt != NULL)
 		secmem_wipe(pt, cn * cf->bs);
@@ -537,7 +550,9 @@ static void undo_growth(struct cfile *cf, int fd, const uint8_t *tail,
  * bytes or "last" flag change, in chunks of one batched pwrite each, in
  * ascending order. A growth that fails part way is undone (undo_growth):
  * the file keeps its old size and content, not a torn tail that would
- * make all of it unreadable. Caller holds cf->rwlock for writing.
+ * make all of it unreadable. Caller holds cf->rwlock for writing, or,
+ * when the size stays (new_size == size), shared with blocks
+ * [off / bs, (off + len - 1) / bs] held alone in cf->ranges.
  */
 static int rewrite(struct cfile *cf, struct filekeys *fk, int fd,
 		   uint64_t size, uint64_t new_size, uint64_t off,
@@ -660,6 +675,33 @@ int cfile_write(struct cfile *cf, int fd, uint64_t off, const uint8_t *buf,
 	uint64_t size, new_size, csize;
 	int rc;
 
+	if (!append && len > 0) {
+		/* Inside the file: size and last block stay, so only the
+		 * blocks written are held, and readers and writers of other
+		 * blocks go on (random I/O from several threads). */
+		struct range r;
+
+		pthread_rwlock_rdlock(&cf->rwlock);
+		rc = size_locked(cf, fd, &size);
+		if (rc == 0 && off < size && len <= size - off) {
+			rangelock_acquire(&cf->ranges, &r, off / cf->bs,
+					  (off + len - 1) / cf->bs, true);
+			rc = fk_get(cf, fd, &fk);
+			if (rc == 0)
+				rc = rewrite(cf, fk, fd, size, size, off, buf,
+					     len);
+			if (fk != NULL)
+				fk_put(cf, fk);
+			rangelock_release(&cf->ranges, &r);
+			pthread_rwlock_unlock(&cf->rwlock);
+			if (rc == 0 && written_at != NULL)
+				*written_at = off;
+			return rc;
+		}
+		pthread_rwlock_unlock(&cf->rwlock);
+		if (rc < 0)
+			return rc;
+	}
 	pthread_rwlock_wrlock(&cf->rwlock);
 	rc = size_locked(cf, fd, &size);
 	if (rc < 0)
