@@ -11,7 +11,7 @@ import statistics
 import sys
 from collections import defaultdict
 
-ORDER = ["native", "passthrough", "cmkfs", "cmkfs-cmk", "gocryptfs",
+ORDER = ["native", "passthrough", "cmkfs", "cmkfs-cmk", "cmkfs-noxattr", "gocryptfs",
          "securefs", "cryfs", "encfs"]
 
 

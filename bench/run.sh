@@ -10,8 +10,10 @@
 #   bench/run.sh [--reps N] [--size-mb N] [--systems "LIST"]
 #                [--workloads "LIST"] [--out DIR] [--cmkfs PATH]
 #
-# systems:   native passthrough cmkfs cmkfs-cmk gocryptfs securefs cryfs
-#            encfs (peers that are not installed are left out)
+# systems:   native passthrough cmkfs cmkfs-cmk cmkfs-noxattr gocryptfs
+#            securefs cryfs encfs (peers that are not installed are left
+#            out). cmkfs-noxattr: cmkfs --no-xattr, as securefs (Debian's
+#            0.13 serves no extended attributes on Linux)
 # workloads: seqwrite seqread randrw tree meta
 #
 # Needs root (drop_caches, FUSE), fio, python3; peers from Debian:
@@ -22,7 +24,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 REPS=3
 SIZE_MB=1024
-SYSTEMS="native passthrough cmkfs cmkfs-cmk gocryptfs securefs cryfs encfs"
+SYSTEMS="native passthrough cmkfs cmkfs-cmk cmkfs-noxattr gocryptfs securefs cryfs encfs"
 WORKLOADS="seqwrite seqread randrw tree meta"
 OUT=
 CMKFS=${CMKFS:-}
@@ -74,7 +76,7 @@ PT_SRC=/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c
 PT=$W/passthrough_ll
 have() {
 	case $1 in
-	native | cmkfs) return 0 ;;
+	native | cmkfs | cmkfs-noxattr) return 0 ;;
 	cmkfs-cmk) python3 -c 'import cryptography' 2>/dev/null ;;
 	passthrough) [ -f "$PT_SRC" ] ;;
 	*) command -v "$1" >/dev/null ;;
@@ -122,6 +124,9 @@ sys_up() {	# $1 system: fresh dirs, mount, set MNT and PID
 	cmkfs)
 		"$CMKFS" init --service-key "$d/sk" "$d/cipher" >/dev/null
 		CMKFS_AUDIT_LOG=$d/audit.log "$CMKFS" mount --service-key "$d/sk" "$d/cipher" "$MNT" ;;
+	cmkfs-noxattr)
+		"$CMKFS" init --service-key "$d/sk" "$d/cipher" >/dev/null
+		CMKFS_AUDIT_LOG=$d/audit.log "$CMKFS" mount --no-xattr --service-key "$d/sk" "$d/cipher" "$MNT" ;;
 	cmkfs-cmk)
 		kv_up
 		"$CMKFS" init --service-key "$d/sk" --cmk "$CMK" "$d/cipher" >/dev/null
@@ -146,7 +151,7 @@ sys_up() {	# $1 system: fresh dirs, mount, set MNT and PID
 
 sys_down() {
 	[ "$MNT" = "$W/sys/$1.$rep/cipher" ] || {
-		if [ "$1" = cmkfs ] || [ "$1" = cmkfs-cmk ]; then
+		if [ "${1%%-*}" = cmkfs ]; then
 			"$CMKFS" umount "$MNT"
 		else
 			fusermount3 -u "$MNT"

@@ -41,6 +41,7 @@ struct fsctx {
 	bool is_root;		/* daemon runs as uid 0: chown new objects */
 	struct fuse_session *se;	/* for cache invalidation; set once */
 	int jfd;		/* JOURNAL_DIR (file.h) or -1; set once */
+	bool no_xattr;		/* --no-xattr; set once */
 };
 
 CMK_MUST_CHECK int fsctx_init(struct fsctx *fs, const char *cipherdir,

@@ -21,6 +21,7 @@ struct mount_opts {
 	int grace_sec;			/* default 3600 */
 	bool foreground;
 	bool debug;
+	bool no_xattr;			/* --no-xattr: extended attributes off */
 };
 
 /* Mount and serve until unmounted. Without `foreground`, returns in the

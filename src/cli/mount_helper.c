@@ -89,7 +89,11 @@ int mount_helper_main(int argc, char **argv)
 					    strlen(ours[k].opt)) == 0)
 					break;
 			}
-			if (k < CMK_ARRAY_LEN(ours)) {
+			if (strcmp(o, "noxattr") == 0) {
+				if (n + 1 >= (int)CMK_ARRAY_LEN(args) - 4)
+					break;
+				args[n++] = "--no-xattr";
+			} else if (k < CMK_ARRAY_LEN(ours)) {
 				if (n + 2 >= (int)CMK_ARRAY_LEN(args) - 4)
 					break;
 				args[n++] = (char *)ours[k].flag;

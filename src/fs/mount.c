@@ -530,6 +530,7 @@ static int serve(const struct mount_opts *o, int ready_fd)
 		log_err("%s: %s", o->cipherdir, strerror(-rc));
 		goto out;
 	}
+	fs.no_xattr = o->no_xattr;
 	d.kr = kr;
 	d.o = o;
 	d.rootfd = open(o->cipherdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

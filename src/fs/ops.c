@@ -96,6 +96,18 @@ void ops_invalidate_entry(struct fuse_session *se, uint64_t parent,
 					       strlen(name));
 }
 
+/* --no-xattr: ENOSYS tells the kernel that no extended attribute call
+ * will ever work here; it stops sending them (no GETXATTR of
+ * security.capability before each write, none for `ls -l`) and answers
+ * EOPNOTSUPP itself. */
+static bool refuse_xattr(fuse_req_t req)
+{
+	if (!FS(req)->no_xattr)
+		return false;
+	fuse_reply_err(req, ENOSYS);
+	return true;
+}
+
 /* A locked mount answers every request with EKEYREVOKED ("Key has been
  * revoked"), files already open and listings included (doc/KEYS.md). */
 static bool refuse_locked(fuse_req_t req)
@@ -1159,6 +1171,8 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	int rc;
 
 	GUARD(req);
+	if (refuse_xattr(req))
+		return;
 
 	if (size > XATTR_VAL_MAX - XATTR_VALUE_OVERHEAD) {
 		fuse_reply_err(req, E2BIG);
@@ -1196,6 +1210,8 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	int rc;
 
 	GUARD(req);
+	if (refuse_xattr(req))
+		return;
 
 	rc = keyring_name_key(fs->kr, key);
 	if (rc == 0)
@@ -1249,6 +1265,8 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	int rc;
 
 	GUARD(req);
+	if (refuse_xattr(req))
+		return;
 
 	backing_procpath(in->fd, path);
 	rc = keyring_name_key(fs->kr, key);
@@ -1304,6 +1322,8 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	int rc;
 
 	GUARD(req);
+	if (refuse_xattr(req))
+		return;
 
 	rc = keyring_name_key(fs->kr, key);
 	if (rc == 0)

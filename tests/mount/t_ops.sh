@@ -4,7 +4,7 @@
 # helper with cmkfs's own options inside -o, systemd readiness over
 # $NOTIFY_SOCKET, and `cmkfs audit` for a volume.
 . "$(dirname "$0")/../lib/lib.sh"
-t_need mount umount python3
+t_need mount umount python3 getfattr
 t_init
 export CMKFS_AUDIT_LOG=$T/audit.log
 t_mkvol
@@ -12,11 +12,13 @@ t_mkvol
 # --- the helper, as mount(8) runs it ---
 ln -s "$CMKFS" "$T/mount.fuse.cmkfs"
 "$T/mount.fuse.cmkfs" "$CIPHER" "$MNT" -o \
-	"service_key=$KEY,key_check_interval=7,grace=99,defaults,noauto,nofail,x-systemd.automount,ro" ||
+	"service_key=$KEY,key_check_interval=7,grace=99,defaults,noauto,nofail,x-systemd.automount,ro,noxattr" ||
 	t_fail "mount.fuse.cmkfs"
 t_is_mounted "$MNT" || t_fail "helper did not mount"
 "$CMKFS" status --json "$MNT" | grep -q '"key_check_interval":7,"grace":99' || t_fail "cmkfs options not passed"
 grep " $MNT fuse.cmkfs " /proc/self/mounts | grep -q " ro," || t_fail "FUSE option ro not passed"
+err=$(getfattr -n user.x "$MNT" 2>&1) && t_fail "getfattr worked under noxattr"
+grep -q "not supported" <<<"$err" || t_fail "noxattr not passed: getfattr said: $err"
 t_umount
 t_ok "mount.fuse.cmkfs: cmkfs options from -o, fstab-only options dropped, FUSE options passed"
 

@@ -9,11 +9,14 @@
 #   - entry and attribute timeouts: a stat of files made seconds ago sends
 #     nothing to the daemon;
 #   - and yet a lock reaches a stat of a cached file at once
-#     (EKEYREVOKED), and the mount resumes afterwards.
+#     (EKEYREVOKED), and the mount resumes afterwards;
+#   - --no-xattr: no GETXATTR at all (the kernel asks for
+#     security.capability before every write otherwise), attributes
+#     refused, and those stored before still there for a later mount.
 . "$(dirname "$0")/../lib/lib.sh"
 . "$(dirname "$0")/../lib/kv.sh"
 t_init
-t_need python3 find ls
+t_need python3 find ls setfattr getfattr
 t_mkvol
 
 LOG=$T/daemon.log
@@ -105,6 +108,35 @@ wait_for 30 resumed || t_fail "the mount did not resume after cmkfs lock"
 stat "$MNT/s/x2" >/dev/null || t_fail "stat after resume"
 t_ok "after cmkfs lock a stat and a read of cached files fail with 'Key has been revoked'; resumed"
 
+# --- with xattrs (default): what writes and ls -l cost; an attribute to
+# find again below ---
+setfattr -n user.k -v kept "$MNT/s/x3" || t_fail "setfattr"
+m=$(mark)
+for i in $(seq 1 20); do echo "$i" >>"$MNT/s/x4"; done
+ls -l "$MNT/s" >/dev/null
+gx=$(ops "$m" GETXATTR)
 "$CMKFS" umount "$MNT" || t_fail "umount"
 wait "$dpid" || t_fail "the -d daemon exited $?"
+
+# --- --no-xattr: the kernel stops asking after one ENOSYS ---
+"$CMKFS" mount -d --no-xattr --service-key "$KEY" "$CIPHER" "$MNT" 2>"$LOG" &
+dpid=$!
+t_on_exit "kill_ours $dpid '$MNT'"
+wait_for 60 t_is_mounted "$MNT" || t_fail "mount -d --no-xattr: $(tail -5 "$LOG")"
+err=$(setfattr -n user.k -v x "$MNT/s/x3" 2>&1) && t_fail "setfattr worked with --no-xattr"
+grep -q "not supported" <<<"$err" || t_fail "setfattr with --no-xattr: $err"
+err=$(getfattr -n user.k "$MNT/s/x3" 2>&1) && t_fail "getfattr worked with --no-xattr"
+grep -q "not supported" <<<"$err" || t_fail "getfattr with --no-xattr: $err"
+m=$(mark)
+for i in $(seq 1 20); do echo "$i" >>"$MNT/s/x4"; done
+ls -l "$MNT/s" >/dev/null
+n=$(ops "$m" GETXATTR)
+[ "$n" -eq 0 ] || t_fail "with --no-xattr, 20 writes and ls -l sent $n GETXATTR"
+[ "$(wc -l <"$MNT/s/x4")" = 40 ] || t_fail "x4 has $(wc -l <"$MNT/s/x4") lines, want 40"
+"$CMKFS" umount "$MNT" || t_fail "umount"
+wait "$dpid" || t_fail "the -d daemon exited $?"
+t_mount
+[ "$(getfattr --only-values -n user.k "$MNT/s/x3")" = kept ] || t_fail "the xattr set before --no-xattr is gone"
+t_umount
+t_ok "--no-xattr: xattr calls fail with 'not supported', 20 writes and ls -l send 0 GETXATTR (with xattrs: $gx); attributes kept for later mounts"
 exit 0
