@@ -51,6 +51,24 @@ def main(path):
             print("| %s | %s | %s | %s | %.2f | %.0f | %s | %s |" % (
                 w, s, cell, units[w], cpu, rss, ratio(w, s, "gocryptfs"),
                 ratio(w, s, "passthrough")))
+    # The target: cmkfs against the best single-layer peer of the
+    # same run, workload by workload (medians; > 1.00: cmkfs faster).
+    peers = ["gocryptfs", "securefs", "cryfs", "encfs"]
+    ours = [s for s in ("cmkfs", "cmkfs-cmk", "cmkfs-noxattr")
+            if any((w, s) in med for w in workloads)]
+    if ours and any((w, p) in med for w in workloads for p in peers):
+        print()
+        print("| workload | best peer | " + " | ".join(
+            "%s vs best" % s for s in ours) + " |")
+        print("|---|---|" + "---|" * len(ours))
+        for w in workloads:
+            have = [p for p in peers if (w, p) in med]
+            if not have:
+                continue
+            pick = min if units[w] == "s" else max
+            best = pick(have, key=lambda p: med[(w, p)])
+            print("| %s | %s | %s |" % (w, best, " | ".join(
+                ratio(w, s, best) if (w, s) in med else "-" for s in ours)))
     # CPU seconds per GiB written, for the sequential write
     for s in ORDER:
         v = rows.get(("seqwrite", s))
