@@ -34,6 +34,8 @@ try:
     elif op == "rename": os.rename(a[0], a[1])
     elif op == "chmod": os.chmod(a[0], 0o666)
     elif op == "chown": os.chown(a[0], os.getuid(), os.getgid())
+    elif op == "append": open(a[0], "ab").write(b"x")
+    elif op == "truncate": os.truncate(a[0], 1)
     print("OK")
 except OSError as e:
     print(errno.errorcode.get(e.errno, str(e.errno)))
@@ -112,8 +114,19 @@ expect_nb EPERM chmod "$MNT/pub"
 expect_nb EPERM chown "$MNT/pub"
 [ "$(stat -c %a:%u "$MNT/pub")" = 644:0 ] || t_fail "pub changed: $(stat -c %a:%u "$MNT/pub")"
 [ "$(cat "$MNT/sticky/rootfile")" = root ] || t_fail "root's file in the sticky dir changed"
+# setuid/setgid go when a user without CAP_FSETID writes or truncates
+# (libfuse tells the kernel the file system handles it: FUSE_CAP_HANDLE_KILLPRIV);
+# root's own write keeps them
+for f in sw st sr; do echo x >"$MNT/open/$f"; chmod 6777 "$MNT/open/$f"; done
+expect_nb OK append "$MNT/open/sw"
+expect_nb OK truncate "$MNT/open/st"
+echo y >>"$MNT/open/sr"
+t_umount			# the modes must be on disk, not only cached
+"$CMKFS" mount -o allow_other --service-key "$KEY" "$CIPHER" "$MNT"
+modes=$(stat -c %a "$MNT/open/sw" "$MNT/open/st" "$MNT/open/sr" | tr '\n' ' ')
+[ "$modes" = "777 777 6777 " ] || t_fail "modes after nobody's write, nobody's truncate, root's write: $modes (want 777 777 6777)"
 t_umount
-t_ok "allow_other: nobody reads 0644, not 0600 (EACCES); cannot write 0644 or create in 0755 (EACCES); creates in 0777 as 65534:65534; sticky dir protects root's file (EPERM); chmod/chown refused (EPERM)"
+t_ok "allow_other: nobody reads 0644, not 0600 (EACCES); cannot write 0644 or create in 0755 (EACCES); creates in 0777 as 65534:65534; sticky dir protects root's file (EPERM); chmod/chown refused (EPERM); setuid/setgid cleared by nobody's write and truncate, kept by root's"
 
 # symlinked audit log: refused (O_NOFOLLOW), events go to syslog only
 ln -s "$T/elsewhere" "$T/alog/link"
