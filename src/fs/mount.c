@@ -38,6 +38,7 @@
 #include "cmkfs/secmem.h"
 #include "cmkfs/transient.h"
 #include "cmkfs/volio.h"
+#include "cmkfs/wire.h"
 
 static const char *state_dir(char *buf, size_t cap)
 {
@@ -590,6 +591,7 @@ static int serve(const struct mount_opts *o, int ready_fd)
 			o->mountpoint);
 		goto out_sig;
 	}
+	(void)wire_attach(se);
 	fs.se = se;
 	d.fs = &fs;
 	mcfg.interval_sec = o->key_check_interval_sec;

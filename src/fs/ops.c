@@ -22,6 +22,7 @@
 #include "cmkfs/log.h"
 #include "cmkfs/ops.h"
 #include "cmkfs/secmem.h"
+#include "cmkfs/wire.h"
 
 /* How long the kernel may trust an entry or attributes it was given.
  * Every change to the backing tree goes through this daemon (the kernel
@@ -300,6 +301,42 @@ static int data_fd(struct inode *in, struct fuse_file_info *fi, int *fd,
 	return rc;
 }
 
+/* Clear setuid, and setgid with group execute, when the kernel says the
+ * caller lacks CAP_FSETID (FUSE_HANDLE_KILLPRIV_V2, include/cmkfs/wire.h):
+ * for a write, a truncate, a fallocate, or an open with O_TRUNC.
+ * Returns 1 if the mode changed, 0 if not, or -errno. */
+static int kill_suidgid(struct inode *in)
+{
+	struct stat st;
+	char path[32];
+	mode_t m;
+
+	if (!wire_kill_suidgid() || !S_ISREG(in->type))
+		return 0;
+	if (fstatat(in->fd, "", &st, AT_EMPTY_PATH) < 0)
+		return -errno;
+	m = st.st_mode & 07777;
+	m &= ~(mode_t)S_ISUID;
+	if ((m & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		m &= ~(mode_t)S_ISGID;
+	if (m == (st.st_mode & 07777))
+		return 0;
+	backing_procpath(in->fd, path);
+	return chmod(path, m) < 0 ? -errno : 1;
+}
+
+/* After a kill that no reply carries (open, write), the kernel must not
+ * keep the old mode for the attribute timeout: drop its attributes. */
+static int kill_suidgid_notify(fuse_req_t req, fuse_ino_t ino,
+			       struct inode *in)
+{
+	int rc = kill_suidgid(in);
+
+	if (rc > 0)
+		(void)fuse_lowlevel_notify_inval_inode(FS(req)->se, ino, -1, 0);
+	return rc < 0 ? rc : 0;
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		       int valid, struct fuse_file_info *fi)
 {
@@ -311,8 +348,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 
 	GUARD(req);
 
+	rc = kill_suidgid(in);	/* first: an explicit mode below wins */
+	if (rc > 0)
+		rc = 0;		/* the reply carries the new mode */
 	backing_procpath(in->fd, path);
-	if ((valid & FUSE_SET_ATTR_MODE) && !S_ISLNK(in->type) &&
+	if (rc == 0 && (valid & FUSE_SET_ATTR_MODE) && !S_ISLNK(in->type) &&
 	    chmod(path, attr->st_mode & 07777) < 0)
 		rc = -errno;
 	if (rc == 0 && (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
@@ -551,8 +591,14 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 			struct inode *in = INODE(req, e.ino);
 
 			rc = open_fh(in, fi->flags, &h);
-			if (rc == 0 && (fi->flags & O_TRUNC))
-				rc = cfile_truncate(&in->cf, h->fd, 0);
+			if (rc == 0 && (fi->flags & O_TRUNC)) {
+				rc = kill_suidgid(in);
+				if (rc >= 0)
+					rc = cfile_truncate(&in->cf, h->fd, 0);
+				/* the reply's attributes: mode and size now */
+				if (rc == 0)
+					rc = stat_inode(fs, in, &e.attr);
+			}
 			if (rc < 0)
 				inode_forget(fs, in, 1);
 			else
@@ -906,7 +952,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	GUARD(req);
 
 	rc = open_fh(in, fi->flags, &h);
-	if (rc == 0 && (fi->flags & O_TRUNC))
+	if (rc == 0 && (fi->flags & O_TRUNC) &&
+	    (rc = kill_suidgid_notify(req, ino, in)) == 0)
 		rc = cfile_truncate(&in->cf, h->fd, 0);
 	if (rc < 0) {
 		if (h != NULL) {
@@ -969,8 +1016,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	rc = cfile_write(&in->cf, h->fd, (uint64_t)off, (const uint8_t *)buf,
-			 size, h->append, NULL);
+	rc = kill_suidgid_notify(req, ino, in);
+	if (rc == 0)
+		rc = cfile_write(&in->cf, h->fd, (uint64_t)off,
+				 (const uint8_t *)buf, size, h->append, NULL);
 	if (rc < 0)
 		reply_err(req, rc);
 	else

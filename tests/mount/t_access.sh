@@ -36,6 +36,11 @@ try:
     elif op == "chown": os.chown(a[0], os.getuid(), os.getgid())
     elif op == "append": open(a[0], "ab").write(b"x")
     elif op == "truncate": os.truncate(a[0], 1)
+    elif op == "otrunc": os.close(os.open(a[0], os.O_WRONLY | os.O_TRUNC))
+    elif op == "fallocate":
+        fd = os.open(a[0], os.O_WRONLY)
+        try: os.posix_fallocate(fd, 0, 65536)
+        finally: os.close(fd)
     print("OK")
 except OSError as e:
     print(errno.errorcode.get(e.errno, str(e.errno)))
@@ -114,19 +119,28 @@ expect_nb EPERM chmod "$MNT/pub"
 expect_nb EPERM chown "$MNT/pub"
 [ "$(stat -c %a:%u "$MNT/pub")" = 644:0 ] || t_fail "pub changed: $(stat -c %a:%u "$MNT/pub")"
 [ "$(cat "$MNT/sticky/rootfile")" = root ] || t_fail "root's file in the sticky dir changed"
-# setuid/setgid go when a user without CAP_FSETID writes or truncates
-# (libfuse tells the kernel the file system handles it: FUSE_CAP_HANDLE_KILLPRIV);
-# root's own write keeps them
-for f in sw st sr; do echo x >"$MNT/open/$f"; chmod 6777 "$MNT/open/$f"; done
+# setuid/setgid go when a user without CAP_FSETID writes, truncates, opens
+# with O_TRUNC or extends with fallocate; setgid stays without group
+# execute; root's own write keeps them. The kernel tells the daemon when
+# (FUSE_HANDLE_KILLPRIV_V2, src/fs/wire.c) and the daemon clears them.
+for f in sw st so sf sg sr; do echo x >"$MNT/open/$f"; chmod 6777 "$MNT/open/$f"; done
+chmod 2767 "$MNT/open/sg"
 expect_nb OK append "$MNT/open/sw"
 expect_nb OK truncate "$MNT/open/st"
+expect_nb OK otrunc "$MNT/open/so"
+expect_nb OK fallocate "$MNT/open/sf"
+expect_nb OK write "$MNT/open/sg"
 echo y >>"$MNT/open/sr"
+kmodes() { stat -c %a "$MNT/open/sw" "$MNT/open/st" "$MNT/open/so" "$MNT/open/sf" "$MNT/open/sg" "$MNT/open/sr" | tr '\n' ' '; }
+want="777 777 777 777 2767 6777 "
+modes=$(kmodes)
+[ "$modes" = "$want" ] || t_fail "modes seen through the mount after nobody's write, truncate, O_TRUNC, fallocate, write (setgid without g+x), root's write: $modes (want $want)"
 t_umount			# the modes must be on disk, not only cached
 "$CMKFS" mount -o allow_other --service-key "$KEY" "$CIPHER" "$MNT"
-modes=$(stat -c %a "$MNT/open/sw" "$MNT/open/st" "$MNT/open/sr" | tr '\n' ' ')
-[ "$modes" = "777 777 6777 " ] || t_fail "modes after nobody's write, nobody's truncate, root's write: $modes (want 777 777 6777)"
+modes=$(kmodes)
+[ "$modes" = "$want" ] || t_fail "after a remount, modes after nobody's write, truncate, O_TRUNC, fallocate, write (setgid without g+x), root's write: $modes (want $want)"
 t_umount
-t_ok "allow_other: nobody reads 0644, not 0600 (EACCES); cannot write 0644 or create in 0755 (EACCES); creates in 0777 as 65534:65534; sticky dir protects root's file (EPERM); chmod/chown refused (EPERM); setuid/setgid cleared by nobody's write and truncate, kept by root's"
+t_ok "allow_other: nobody reads 0644, not 0600 (EACCES); cannot write 0644 or create in 0755 (EACCES); creates in 0777 as 65534:65534; sticky dir protects root's file (EPERM); chmod/chown refused (EPERM); setuid/setgid cleared by nobody's write, truncate, O_TRUNC and fallocate (setgid kept without g+x), kept by root's"
 
 # symlinked audit log: refused (O_NOFOLLOW), events go to syslog only
 ln -s "$T/elsewhere" "$T/alog/link"
