@@ -20,69 +20,69 @@ static _Atomic uint64_t init_unique;	/* an INIT that offered V2, or 0 */
 static atomic_bool accepted;
 static _Thread_local bool kill_flag;
 
+/* The 32-bit field `member` of a request argument (alen bytes) of type
+ * struct `ty`, or 0 if the argument is shorter than that type. */
+#define FIELD(arg, alen, ty, member)                                         \
+	field(arg, alen, sizeof(struct ty), offsetof(struct ty, member))
+
+static uint32_t field(const uint8_t *arg, size_t alen, size_t need,
+		      size_t off)
+{
+	uint32_t v = 0;
+
+	if (alen >= need)
+		memcpy(&v, arg + off, sizeof(v));
+	return v;
+}
+
 void wire_note_request(const void *buf, size_t n)
 {
 	const struct fuse_in_header *ih = buf;
 	const uint8_t *arg = (const uint8_t *)buf + sizeof(*ih);
 	size_t alen;
+	uint32_t valid;
 
 	kill_flag = false;
 	if (n < sizeof(*ih))
 		return;
 	alen = n - sizeof(*ih);
-	switch (ih->opcode) {
-	case FUSE_INIT: {
-		struct fuse_init_in in;
-
+	if (ih->opcode == FUSE_INIT) {
 		/* major, minor, max_readahead, flags: all versions */
-		if (alen < offsetof(struct fuse_init_in, flags2))
-			return;
-		memcpy(&in, arg, offsetof(struct fuse_init_in, flags2));
-		if (in.major == 7 && in.minor >= 33 &&
-		    (in.flags & FUSE_HANDLE_KILLPRIV_V2))
+		size_t need = offsetof(struct fuse_init_in, flags2);
+#define INIT_FIELD(m) \
+	field(arg, alen, need, offsetof(struct fuse_init_in, m))
+
+		if (INIT_FIELD(major) == 7 && INIT_FIELD(minor) >= 33 &&
+		    (INIT_FIELD(flags) & FUSE_HANDLE_KILLPRIV_V2))
 			atomic_store(&init_unique, ih->unique);
+#undef INIT_FIELD
 		return;
 	}
-	case FUSE_WRITE: {
-		struct fuse_write_in in;
-
-		if (!atomic_load(&accepted) || alen < sizeof(in))
-			return;
-		memcpy(&in, arg, sizeof(in));
-		kill_flag = (in.write_flags & FUSE_WRITE_KILL_SUIDGID) != 0;
+	if (!atomic_load(&accepted))
 		return;
-	}
-	case FUSE_SETATTR: {
-		struct fuse_setattr_in in;
-
-		if (!atomic_load(&accepted) || alen < sizeof(in))
-			return;
-		memcpy(&in, arg, sizeof(in));
+	switch (ih->opcode) {
+	case FUSE_WRITE:
+		kill_flag = FIELD(arg, alen, fuse_write_in, write_flags) &
+			    FUSE_WRITE_KILL_SUIDGID;
+		return;
+	case FUSE_OPEN:
+		kill_flag = FIELD(arg, alen, fuse_open_in, open_flags) &
+			    FUSE_OPEN_KILL_SUIDGID;
+		return;
+	case FUSE_CREATE:
+		kill_flag = FIELD(arg, alen, fuse_create_in, open_flags) &
+			    FUSE_OPEN_KILL_SUIDGID;
+		return;
+	case FUSE_SETATTR:
+		if (alen < sizeof(struct fuse_setattr_in))
+			return;	/* a cut one is not an empty one */
+		valid = FIELD(arg, alen, fuse_setattr_in, valid);
 		/* A truncate says so; a fallocate's (or any) removal of
 		 * privileges arrives empty: the kernel strips the mode change
 		 * it would have sent and sends the rest, nothing. */
-		kill_flag = (in.valid & FATTR_KILL_SUIDGID) != 0 ||
-			    (in.valid & ~(uint32_t)(FATTR_FH | FATTR_LOCKOWNER)) == 0;
+		kill_flag = (valid & FATTR_KILL_SUIDGID) != 0 ||
+			    (valid & ~(uint32_t)(FATTR_FH | FATTR_LOCKOWNER)) == 0;
 		return;
-	}
-	case FUSE_OPEN: {
-		struct fuse_open_in in;
-
-		if (!atomic_load(&accepted) || alen < sizeof(in))
-			return;
-		memcpy(&in, arg, sizeof(in));
-		kill_flag = (in.open_flags & FUSE_OPEN_KILL_SUIDGID) != 0;
-		return;
-	}
-	case FUSE_CREATE: {
-		struct fuse_create_in in;
-
-		if (!atomic_load(&accepted) || alen < sizeof(in))
-			return;
-		memcpy(&in, arg, sizeof(in));
-		kill_flag = (in.open_flags & FUSE_OPEN_KILL_SUIDGID) != 0;
-		return;
-	}
 	default:
 		return;
 	}

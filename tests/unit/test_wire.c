@@ -117,6 +117,10 @@ int main(void)
 
 	note(FUSE_SETATTR, 50, &sa, sizeof(sa));
 	CHECK(wire_kill_suidgid(), "SETATTR of nothing but the handle");
+	note(FUSE_SETATTR, 54, &sa, sizeof(sa) - 1);
+	CHECK(!wire_kill_suidgid(), "a cut SETATTR read as an empty one");
+	note(FUSE_OPEN, 55, &op, sizeof(op) - 1);
+	CHECK(!wire_kill_suidgid(), "a cut OPEN was read");
 	sa.valid = FATTR_SIZE | FATTR_FH | FATTR_LOCKOWNER | FATTR_KILL_SUIDGID;
 	note(FUSE_SETATTR, 51, &sa, sizeof(sa));
 	CHECK(wire_kill_suidgid(), "SETATTR with FATTR_KILL_SUIDGID");
