@@ -28,6 +28,16 @@ struct inode {
 	struct cfile cf;	/* regular files */
 };
 
+/* An open file or directory (the FUSE fh), on its fsctx's list so that the
+ * ones the kernel never releases are freed at teardown: RELEASE and
+ * RELEASEDIR are sent in the background, and an unmount or an aborted
+ * connection drops those still queued (and those of descriptors still
+ * open). `free` closes and frees the handle. */
+struct handle {
+	struct handle *prev, *next;	/* protected by fsctx.hmtx */
+	void (*free)(struct handle *h);
+};
+
 struct fsctx {
 	struct keyring *kr;
 	uint32_t bs;
@@ -42,6 +52,9 @@ struct fsctx {
 	struct fuse_session *se;	/* for cache invalidation; set once */
 	int jfd;		/* JOURNAL_DIR (file.h) or -1; set once */
 	bool no_xattr;		/* --no-xattr; set once */
+	pthread_mutex_t hmtx;	/* open handles */
+	struct handle handles;	/* list head; hmtx */
+	size_t nhandles;	/* hmtx */
 };
 
 CMK_MUST_CHECK int fsctx_init(struct fsctx *fs, const char *cipherdir,
@@ -60,6 +73,12 @@ CMK_MUST_CHECK int inode_get(struct fsctx *fs, int fd, const struct stat *st,
 			     uint64_t n, struct inode **out);
 /* How many inodes the kernel holds lookups on (the root not counted). */
 size_t fsctx_ninodes(struct fsctx *fs);
+/* Put an open handle on the list (`free` set by the caller) / take it off
+ * before freeing it. fsctx_destroy frees those left. */
+void handle_add(struct fsctx *fs, struct handle *h);
+void handle_del(struct fsctx *fs, struct handle *h);
+/* How many handles are open (not yet released). */
+size_t fsctx_nhandles(struct fsctx *fs);
 /* Drop n lookups; frees at zero. */
 void inode_forget(struct fsctx *fs, struct inode *in, uint64_t n);
 /* A directory's id, read from its DIRID_FILE once. Errors: -EBADMSG. */

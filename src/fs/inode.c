@@ -26,6 +26,8 @@ int fsctx_init(struct fsctx *fs, const char *cipherdir, struct keyring *kr)
 	snprintf(fs->cipherdir, sizeof(fs->cipherdir), "%s", cipherdir);
 	pthread_mutex_init(&fs->mtx, NULL);
 	pthread_mutex_init(&fs->ns, NULL);
+	pthread_mutex_init(&fs->hmtx, NULL);
+	fs->handles.prev = fs->handles.next = &fs->handles;
 	fs->nhash = NHASH;
 	fs->hash = calloc(fs->nhash, sizeof(*fs->hash));
 	if (fs->hash == NULL)
@@ -53,6 +55,13 @@ static void inode_free(struct inode *in)
 
 void fsctx_destroy(struct fsctx *fs)
 {
+	/* Handles whose RELEASE never came (include/cmkfs/inode.h). */
+	while (fs->handles.next != NULL && fs->handles.next != &fs->handles) {
+		struct handle *h = fs->handles.next;
+
+		handle_del(fs, h);
+		h->free(h);
+	}
 	for (size_t i = 0; fs->hash != NULL && i < fs->nhash; i++) {
 		struct inode *in = fs->hash[i];
 
@@ -70,6 +79,38 @@ void fsctx_destroy(struct fsctx *fs)
 		close(fs->jfd);
 	pthread_mutex_destroy(&fs->mtx);
 	pthread_mutex_destroy(&fs->ns);
+	pthread_mutex_destroy(&fs->hmtx);
+}
+
+void handle_add(struct fsctx *fs, struct handle *h)
+{
+	pthread_mutex_lock(&fs->hmtx);
+	h->prev = &fs->handles;
+	h->next = fs->handles.next;
+	h->next->prev = h;
+	fs->handles.next = h;
+	fs->nhandles++;
+	pthread_mutex_unlock(&fs->hmtx);
+}
+
+void handle_del(struct fsctx *fs, struct handle *h)
+{
+	pthread_mutex_lock(&fs->hmtx);
+	h->prev->next = h->next;
+	h->next->prev = h->prev;
+	h->prev = h->next = NULL;
+	fs->nhandles--;
+	pthread_mutex_unlock(&fs->hmtx);
+}
+
+size_t fsctx_nhandles(struct fsctx *fs)
+{
+	size_t n;
+
+	pthread_mutex_lock(&fs->hmtx);
+	n = fs->nhandles;
+	pthread_mutex_unlock(&fs->hmtx);
+	return n;
 }
 
 static size_t slot(const struct fsctx *fs, dev_t dev, ino_t ino);

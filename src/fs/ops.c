@@ -37,14 +37,58 @@
 #define NEG_TIMEOUT_SEC 1.0
 #define XATTR_VAL_MAX 65536
 
+/* Open handles. `link` comes first: its free() casts back. Each is put on
+ * the fsctx's list before the reply that hands it to the kernel (whose
+ * RELEASE may then come at once, on another thread) and taken off by the
+ * RELEASE; fsctx_destroy frees those whose RELEASE never came. */
 struct fh {
+	struct handle link;
 	int fd;			/* O_RDWR (or O_RDONLY) backing descriptor */
 	bool append;
 };
 
 struct dh {
+	struct handle link;
 	struct dlist l;
 };
+
+static void fh_free(struct handle *link)
+{
+	struct fh *h = (struct fh *)link;
+
+	close(h->fd);
+	free(h);
+}
+
+/* Takes over fd, also when it fails. */
+static struct fh *fh_new(int fd, bool append)
+{
+	struct fh *h = calloc(1, sizeof(*h));
+
+	if (h == NULL) {
+		close(fd);
+		return NULL;
+	}
+	h->link.free = fh_free;
+	h->fd = fd;
+	h->append = append;
+	return h;
+}
+
+static void dh_free(struct handle *link)
+{
+	struct dh *d = (struct dh *)link;
+
+	dlist_free(&d->l);
+	free(d);
+}
+
+/* Off the list and freed: a RELEASE, or a reply the kernel did not take. */
+static void handle_drop(struct fsctx *fs, struct handle *link)
+{
+	handle_del(fs, link);
+	link->free(link);
+}
 
 static struct fsctx *FS(fuse_req_t req)
 {
@@ -562,13 +606,9 @@ static int open_fh(struct inode *in, int flags, struct fh **out)
 		close(fd);
 		return rc;
 	}
-	h = calloc(1, sizeof(*h));
-	if (h == NULL) {
-		close(fd);
+	h = fh_new(fd, (flags & O_APPEND) != 0);
+	if (h == NULL)
 		return -ENOMEM;
-	}
-	h->fd = fd;
-	h->append = (flags & O_APPEND) != 0;
 	*out = h;
 	return 0;
 }
@@ -598,6 +638,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 				/* the reply's attributes: mode and size now */
 				if (rc == 0)
 					rc = stat_inode(fs, in, &e.attr);
+				if (rc < 0)
+					fh_free(&h->link);
 			}
 			if (rc < 0)
 				inode_forget(fs, in, 1);
@@ -611,22 +653,18 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		reply_err(req, rc);
 		return;
 	}
-	h = calloc(1, sizeof(*h));
+	h = fh_new(fd, (fi->flags & O_APPEND) != 0);
 	if (h == NULL) {
-		close(fd);
 		inode_forget(fs, INODE(req, e.ino), 1);
 		reply_err(req, -ENOMEM);
 		return;
 	}
-	h->fd = fd;
-	h->append = (fi->flags & O_APPEND) != 0;
 reply:
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->keep_cache = 1;	/* see op_open */
-	if (fuse_reply_create(req, &e, fi) != 0) {
-		close(h->fd);
-		free(h);
-	}
+	handle_add(fs, &h->link);
+	if (fuse_reply_create(req, &e, fi) != 0)
+		handle_drop(fs, &h->link);
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -956,10 +994,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	    (rc = kill_suidgid_notify(req, ino, in)) == 0)
 		rc = cfile_truncate(&in->cf, h->fd, 0);
 	if (rc < 0) {
-		if (h != NULL) {
-			close(h->fd);
-			free(h);
-		}
+		if (h != NULL)
+			fh_free(&h->link);
 		reply_err(req, rc);
 		return;
 	}
@@ -968,10 +1004,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * op_init), and dropping them here would race with writes in flight
 	 * on other descriptors just as FUSE_CAP_AUTO_INVAL_DATA does. */
 	fi->keep_cache = 1;
-	if (fuse_reply_open(req, fi) != 0) {
-		close(h->fd);
-		free(h);
-	}
+	handle_add(FS(req), &h->link);
+	if (fuse_reply_open(req, fi) != 0)
+		handle_drop(FS(req), &h->link);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -1031,8 +1066,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 {
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
 
-	close(h->fd);
-	free(h);
+	handle_drop(FS(req), &h->link);
 	/* A closed file keeps no keyed contexts: the kernel may hold on to
 	 * the inode for long (8,035 files read = 24 MiB of contexts,
 	 * doc/PERFORMANCE.md), and fewer DEKs live in memory. Another open
@@ -1073,17 +1107,20 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	struct dh *d = calloc(1, sizeof(*d));
+	struct dh *d;
 
 	GUARD(req);
 
+	d = calloc(1, sizeof(*d));
 	if (d == NULL) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	d->link.free = dh_free;
 	fi->fh = (uint64_t)(uintptr_t)d;
+	handle_add(FS(req), &d->link);
 	if (fuse_reply_open(req, fi) != 0)
-		free(d);
+		handle_drop(FS(req), &d->link);
 }
 
 /* READDIR and READDIRPLUS. With `plus` every entry carries its attributes
@@ -1172,8 +1209,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 {
 	struct dh *d = (struct dh *)(uintptr_t)fi->fh;
 
-	dlist_free(&d->l);
-	free(d);
+	handle_drop(FS(req), &d->link);
 	fuse_reply_err(req, 0);
 }
 
