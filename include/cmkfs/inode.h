@@ -13,6 +13,7 @@
 struct fuse_session;
 
 #include "cmkfs/file.h"
+#include "cmkfs/gate.h"
 #include "cmkfs/keyring.h"
 #include "cmkfs/names.h"
 
@@ -55,6 +56,7 @@ struct fsctx {
 	pthread_mutex_t hmtx;	/* open handles */
 	struct handle handles;	/* list head; hmtx */
 	size_t nhandles;	/* hmtx */
+	struct gate reads;	/* READs in flight, drained by a lock */
 };
 
 CMK_MUST_CHECK int fsctx_init(struct fsctx *fs, const char *cipherdir,
@@ -63,8 +65,9 @@ void fsctx_destroy(struct fsctx *fs);
 /* The FUSE node id of the inode for backing (dev, ino), or 0 if the kernel
  * does not know it. No reference is taken: for cache notifications only. */
 uint64_t inode_nodeid(struct fsctx *fs, dev_t dev, ino_t ino);
-/* After keyring_lock(): wipe every file's keyed contexts and make the
- * kernel drop its cached pages and attributes of every inode. */
+/* After keyring_lock(): wipe every file's keyed contexts, wait for the READs
+ * in flight (their replies must not fill pages after the drop), and make
+ * the kernel drop its cached pages and attributes of every inode. */
 void fsctx_on_lock(struct fsctx *fs);
 
 /* Find or add the inode for backing fd `fd` (O_PATH, taken over on success

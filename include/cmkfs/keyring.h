@@ -60,8 +60,12 @@ uint64_t keyring_generation(struct keyring *kr);
  * now on. Calls needing keys fail with -EKEYREVOKED until unlocked. */
 void keyring_lock(struct keyring *kr);
 bool keyring_is_locked(struct keyring *kr);
-/* Unwrap the current config's KEKs again (resume after a lock). */
-CMK_MUST_CHECK int keyring_unlock(struct keyring *kr, struct keyprov *prov[2]);
+/* Unwrap the current config's KEKs again (resume after a lock), and install
+ * them only if the generation is still `since` (keyring_generation() taken
+ * before the caller proved access): a lock that came meanwhile stands.
+ * Errors: the providers', -EAGAIN (locked or unlocked since `since`). */
+CMK_MUST_CHECK int keyring_unlock(struct keyring *kr, struct keyprov *prov[2],
+				  uint64_t since);
 /* Prove that provider p still unwraps layer's KEK (and, unlocked, that it
  * unwraps to the KEK in memory). Errors as the provider's unwrap,
  * -EKEYREJECTED for a different key. */

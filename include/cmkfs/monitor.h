@@ -20,9 +20,10 @@ struct monitor_cfg {
 	int grace_sec;			/* default 3600 */
 	const char *service_key;	/* path, re-read at every check */
 	/* Called after the keyring is locked (wipe caches, invalidate the
-	 * kernel's pages) and after it is unlocked again. */
+	 * kernel's pages). Nothing is invalidated on resume: nothing was
+	 * cached while locked, and dropping pages then would race with
+	 * writes in flight (doc/DESIGN.md). */
 	void (*on_lock)(void *ud);
-	void (*on_resume)(void *ud);
 	void *ud;
 };
 
@@ -42,8 +43,11 @@ CMK_MUST_CHECK int monitor_start(struct keyring *kr,
 				 const struct monitor_cfg *cfg,
 				 struct monitor **out);
 void monitor_stop(struct monitor *m);	/* NULL-safe; joins the thread */
-/* `cmkfs lock`: wipe now; the next successful check unlocks. */
-void monitor_lock_now(struct monitor *m, const char *why);
+/* `cmkfs lock`: wipe now; the next check that starts after this one and
+ * succeeds unlocks (a check already under way when the lock came does
+ * not). st (may be NULL) gets the status as the lock left it. */
+void monitor_lock_now(struct monitor *m, const char *why,
+		      struct monitor_status *st);
 /* Check now instead of waiting for the interval (returns at once). */
 void monitor_kick(struct monitor *m);
 /* Adopt a rewritten cmkfs.conf (cmk enable/rotate/disable on a live

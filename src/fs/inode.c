@@ -27,6 +27,7 @@ int fsctx_init(struct fsctx *fs, const char *cipherdir, struct keyring *kr)
 	pthread_mutex_init(&fs->mtx, NULL);
 	pthread_mutex_init(&fs->ns, NULL);
 	pthread_mutex_init(&fs->hmtx, NULL);
+	gate_init(&fs->reads);
 	fs->handles.prev = fs->handles.next = &fs->handles;
 	fs->nhash = NHASH;
 	fs->hash = calloc(fs->nhash, sizeof(*fs->hash));
@@ -80,6 +81,7 @@ void fsctx_destroy(struct fsctx *fs)
 	pthread_mutex_destroy(&fs->mtx);
 	pthread_mutex_destroy(&fs->ns);
 	pthread_mutex_destroy(&fs->hmtx);
+	gate_destroy(&fs->reads);
 }
 
 void handle_add(struct fsctx *fs, struct handle *h)
@@ -155,6 +157,10 @@ void fsctx_on_lock(struct fsctx *fs)
 		}
 	}
 	pthread_mutex_unlock(&fs->mtx);
+	/* A READ that decrypted before the keys went may not have replied
+	 * yet; its page must not land after the drop below. Later READs
+	 * find no keys. */
+	gate_drain(&fs->reads);
 	/* Outside fs->mtx: invalidation may wait on requests we serve. */
 	if (fs->se != NULL) {
 		ops_invalidate(fs->se, 1);	/* FUSE_ROOT_ID */

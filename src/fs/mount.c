@@ -341,10 +341,6 @@ static void on_lock(void *ud)
 	fsctx_on_lock(ud);
 }
 
-static void on_resume(void *ud)
-{
-	fsctx_on_lock(ud);	/* drop what was cached while locked, too */
-}
 
 struct rekey_client {
 	struct daemon *d;
@@ -426,7 +422,10 @@ static void ctl_handle(const char *cmd, char *reply, size_t cap, int fd,
 	} else if (strcmp(cmd, "sweep") == 0) {
 		sweep_zones(d, false);	/* synchronous: the caller sees it done */
 	} else if (strcmp(cmd, "lock") == 0) {
-		monitor_lock_now(d->mon, "cmkfs lock");
+		/* The reply says what the lock did, even if a check resumes
+		 * the mount before the reply is written. */
+		monitor_lock_now(d->mon, "cmkfs lock", &st);
+		goto reply;
 	} else if (strcmp(cmd, "check") == 0) {
 		monitor_kick(d->mon);
 	} else if (strcmp(cmd, "reload") == 0) {
@@ -444,6 +443,7 @@ static void ctl_handle(const char *cmd, char *reply, size_t cap, int fd,
 		return;
 	}
 	monitor_get_status(d->mon, &st);
+reply:
 	/* key_id and last_result are ours (URIs, fixed phrases, Key Vault
 	 * codes with controls replaced): no quotes reach them from Key Vault
 	 * unescaped because kv_map_error copies codes only. */
@@ -456,13 +456,14 @@ static void ctl_handle(const char *cmd, char *reply, size_t cap, int fd,
 		 "\"last_check\":%lld,\"last_ok\":%lld,\"last_result\":\"%s\","
 		 "\"key_id\":\"%s\",\"key_check_interval\":%d,\"grace\":%d,"
 		 "\"last_check_ok\":%s,\"pid\":%ld,\"audit_log\":\"%s\","
-		 "\"inodes\":%zu}",
+		 "\"inodes\":%zu,\"handles\":%zu}",
 		 st.locked ? "true" : "false", st.manual ? "true" : "false",
 		 (long long)st.last_check, (long long)st.last_ok,
 		 st.last_result, st.key_id, d->o->key_check_interval_sec,
 		 d->o->grace_sec, st.last_check_ok ? "true" : "false",
 		 (long)getpid(), audit_path(),
-		 d->fs != NULL ? fsctx_ninodes(d->fs) : (size_t)0);
+		 d->fs != NULL ? fsctx_ninodes(d->fs) : (size_t)0,
+		 d->fs != NULL ? fsctx_nhandles(d->fs) : (size_t)0);
 }
 
 /* Serve in this process. ready_fd >= 0 gets one byte once mounted. */
@@ -598,7 +599,6 @@ static int serve(const struct mount_opts *o, int ready_fd)
 	mcfg.grace_sec = o->grace_sec;
 	mcfg.service_key = o->service_key;
 	mcfg.on_lock = on_lock;
-	mcfg.on_resume = on_resume;
 	mcfg.ud = &fs;
 	{
 		char dbuf[4096];

@@ -1009,8 +1009,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		handle_drop(FS(req), &h->link);
 }
 
-static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+static void serve_read(fuse_req_t req, fuse_ino_t ino, size_t size,
+		       off_t off, struct fuse_file_info *fi)
 {
 	struct inode *in = INODE(req, ino);
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
@@ -1036,6 +1036,18 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_buf(req, (const char *)buf, got);
 	secmem_wipe(buf, got);
 	free(buf);
+}
+
+/* Inside the fsctx's read gate, so that a lock can wait for replies of
+ * plaintext still on their way (fsctx_on_lock). */
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct gate *g = &FS(req)->reads;
+	unsigned side = gate_enter(g);
+
+	serve_read(req, ino, size, off, fi);
+	gate_leave(g, side);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,

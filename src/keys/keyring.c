@@ -303,7 +303,8 @@ bool keyring_is_locked(struct keyring *kr)
 	return locked;
 }
 
-int keyring_unlock(struct keyring *kr, struct keyprov *prov[2])
+int keyring_unlock(struct keyring *kr, struct keyprov *prov[2],
+		   uint64_t since)
 {
 	struct keys *k = NULL;
 	struct volume v;
@@ -320,14 +321,16 @@ int keyring_unlock(struct keyring *kr, struct keyprov *prov[2])
 		return rc;
 	}
 	pthread_rwlock_wrlock(&kr->lock);
-	if (kr->k == NULL) {
+	if (kr->generation != since) {
+		rc = -EAGAIN;
+	} else if (kr->k == NULL) {
 		kr->k = k;
 		k = NULL;
 		kr->generation++;
 	}
 	pthread_rwlock_unlock(&kr->lock);
 	secmem_free(k, sizeof(*k));
-	return 0;
+	return rc;
 }
 
 int keyring_verify_layer(struct keyring *kr, struct keyprov *p, int layer)

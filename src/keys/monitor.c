@@ -22,6 +22,7 @@ struct monitor {
 	pthread_cond_t cond;
 	bool stop, kick;		/* protected by mtx */
 	struct monitor_status st;	/* protected by mtx */
+	unsigned long locks;		/* do_lock calls; mtx */
 };
 
 int monitor_is_denial(int rc)
@@ -65,7 +66,8 @@ static int check_once(struct monitor *m, struct keyprov *prov[2])
 	return rc;
 }
 
-static void do_lock(struct monitor *m, const char *reason, bool manual)
+static void do_lock(struct monitor *m, const char *reason, bool manual,
+		    struct monitor_status *st)
 {
 	keyring_lock(m->kr);
 	kp_akv_forget_tokens();
@@ -75,6 +77,9 @@ static void do_lock(struct monitor *m, const char *reason, bool manual)
 	bool was = m->st.locked;
 	m->st.locked = true;
 	m->st.manual = manual;
+	m->locks++;
+	if (st != NULL)
+		*st = m->st;
 	pthread_mutex_unlock(&m->mtx);
 	if (!was) {
 		log_err("keys wiped, mount locked: %s", reason);
@@ -88,9 +93,20 @@ static void run_check(struct monitor *m)
 	struct keyprov *prov[2] = { NULL, NULL };
 	time_t now = time(NULL);
 	char reason[256];
+	unsigned long locks0;
+	uint64_t gen0;
 	bool locked;
 	int rc;
 
+	/* A lock from here on is newer than this check's proof and must
+	 * not be undone by it: a resume needs a check that starts later.
+	 * (Without this a lock landing while a check unwrapped could leave
+	 * the keyring locked and the state unlocked, and no later check
+	 * would ever unlock it.) */
+	pthread_mutex_lock(&m->mtx);
+	locks0 = m->locks;
+	pthread_mutex_unlock(&m->mtx);
+	gen0 = keyring_generation(m->kr);
 	rc = check_once(m, prov);
 	snprintf(reason, sizeof(reason), "%s", rc == 0 ? "ok" : why(rc));
 	pthread_mutex_lock(&m->mtx);
@@ -101,6 +117,7 @@ static void run_check(struct monitor *m)
 	if (rc == 0)
 		m->st.last_ok = now;
 	locked = m->st.locked;
+	bool lock_since = m->locks != locks0;
 	time_t last_ok = m->st.last_ok;
 	pthread_mutex_unlock(&m->mtx);
 	audit_event("check", m->st.key_id,
@@ -108,28 +125,34 @@ static void run_check(struct monitor *m)
 		    monitor_is_denial(rc) ? "denied" :
 					    "transient",
 		    rc == 0 ? NULL : reason);
-	if (rc == 0 && locked) {
-		rc = keyring_unlock(m->kr, prov);
+	if (rc == 0 && locked && !lock_since) {
+		bool resumed = false;
+
+		/* Installs the keys only if no lock came since gen0; a lock
+		 * after that wipes them again, and then its state stands. */
+		rc = keyring_unlock(m->kr, prov, gen0);
 		if (rc == 0) {
 			pthread_mutex_lock(&m->mtx);
-			m->st.locked = m->st.manual = false;
+			resumed = m->locks == locks0;
+			if (resumed)
+				m->st.locked = m->st.manual = false;
 			pthread_mutex_unlock(&m->mtx);
-			if (m->cfg.on_resume != NULL)
-				m->cfg.on_resume(m->cfg.ud);
+		}
+		if (resumed) {
 			log_warn("key access restored, mount resumed");
 			audit_event("resume", m->st.key_id, "ok", NULL);
 			audit_event("unwrap", m->st.key_id, "ok", "resume");
 		}
 	} else if (rc < 0 && !locked) {
 		if (monitor_is_denial(rc)) {
-			do_lock(m, reason, false);
+			do_lock(m, reason, false, NULL);
 		} else if (now - last_ok >= m->cfg.grace_sec) {
 			char r2[300];
 
 			snprintf(r2, sizeof(r2),
 				 "grace period of %d s over: %s",
 				 m->cfg.grace_sec, reason);
-			do_lock(m, r2, false);
+			do_lock(m, r2, false, NULL);
 		} else {
 			log_warn("key check failed (transient, locking in %ld s "
 				 "if it persists): %s",
@@ -219,9 +242,10 @@ void monitor_stop(struct monitor *m)
 	free(m);
 }
 
-void monitor_lock_now(struct monitor *m, const char *reason)
+void monitor_lock_now(struct monitor *m, const char *reason,
+		      struct monitor_status *st)
 {
-	do_lock(m, reason, true);
+	do_lock(m, reason, true, st);
 }
 
 void monitor_kick(struct monitor *m)

@@ -110,6 +110,27 @@ grep -q '"event":"lock".*"result":"manual"' "$CMKFS_AUDIT_LOG" || t_fail "manual
 wait_for $((INTERVAL + 25)) cat "$MNT/a.txt" || t_fail "no resume after manual lock"
 t_ok "cmkfs lock wipes at once and resumes on the next check"
 
+# --- a check already under way when cmkfs lock comes does not undo it ---
+# The next key GET is held 4 s; once the check is waiting on it, lock.
+# That check then succeeds, but it proved access before the lock: only a
+# check that starts after the lock may resume the mount.
+kv fault '/keys/' --method GET --latency-ms 4000 --count 1 >/dev/null
+applied() { [ "$(kv state | kv_json 'sum(r["applied"] for r in d["faults"])')" -ge 1 ]; }
+wait_for 10 applied || t_fail "no key check reached the held GET"
+"$CMKFS" lock "$MNT" >/dev/null || t_fail "cmkfs lock during a check"
+wait_for $((INTERVAL + 30)) cat "$MNT/a.txt" || t_fail "no resume after a lock during a check"
+python3 - "$CMKFS_AUDIT_LOG" <<'PY' || t_fail "a check under way at the lock resumed the mount"
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+i = max(k for k, e in enumerate(ev)
+        if e["event"] == "lock" and e.get("result") == "manual")
+after = [e["event"] for e in ev[i + 1:] if e["event"] in ("check", "resume")]
+# the held check ends first; a later one resumes
+assert after[:1] == ["check"] and "resume" in after, after
+assert after.index("resume") >= 2, after
+PY
+t_ok "a check that began before cmkfs lock does not resume the mount; the next one does"
+
 # --- rekey on the live CMK mount: the new KEK_C is wrapped by the CMK ---
 kv stats --reset >/dev/null
 wc_before=$(python3 -c 'import sys; b=open(sys.argv[1],"rb").read(); print(b.hex())' "$CIPHER/cmkfs.conf")

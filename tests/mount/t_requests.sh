@@ -10,6 +10,8 @@
 #     nothing to the daemon;
 #   - and yet a lock reaches a stat of a cached file at once
 #     (EKEYREVOKED), and the mount resumes afterwards;
+#   - open files and directories are counted (`status --json` handles)
+#     and every one is given back by its RELEASE;
 #   - FUSE_HANDLE_KILLPRIV_V2: a file is asked for security.capability
 #     once, not before every write;
 #   - --no-xattr: no GETXATTR at all (the kernel asks for
@@ -109,6 +111,18 @@ resumed() { [ "$(cat "$MNT/s/x1")" = abc ]; }
 wait_for 30 resumed || t_fail "the mount did not resume after cmkfs lock"
 stat "$MNT/s/x2" >/dev/null || t_fail "stat after resume"
 t_ok "after cmkfs lock a stat and a read of cached files fail with 'Key has been revoked'; resumed"
+
+# --- open handles: counted while open, all given back by RELEASE ---
+handles() { "$CMKFS" status --json "$MNT" | python3 -c 'import json,sys; print(json.load(sys.stdin)["daemon"]["handles"])'; }
+handles_are() { [ "$(handles)" = "$1" ]; }
+wait_for 10 handles_are 0 || t_fail "$(handles) handles open before the test opened any"
+exec 7<"$MNT/s/x1" 8>>"$MNT/s/x2" 9<"$MNT/s"
+exec 6<"$MNT/t"
+h=$(handles)
+exec 6<&- 7<&- 8>&- 9<&-
+[ "$h" = 4 ] || t_fail "2 files and 2 directories open: the daemon counts $h handles"
+wait_for 10 handles_are 0 || t_fail "all closed: the daemon still counts $(handles) handles"
+t_ok "open handles: 4 counted while open, 0 after close"
 
 # --- with xattrs (default): what writes and ls -l cost; an attribute to
 # find again below ---

@@ -516,7 +516,16 @@ static void rekey(void)
 	}
 	keyring_lock(kr);
 	CHECK_RC(keyring_rewrap_header(kr, &h1, &h1n), -EKEYREVOKED);
-	CHECK_RC(keyring_unlock(kr, prov), 0);
+	{
+		/* A lock after the unlocker took the generation stands. */
+		uint64_t g = keyring_generation(kr);
+
+		keyring_lock(kr);
+		CHECK_RC(keyring_unlock(kr, prov, g), -EAGAIN);
+		CHECK(keyring_is_locked(kr), "an unlock undid a later lock");
+	}
+	CHECK_RC(keyring_unlock(kr, prov, keyring_generation(kr)), 0);
+	CHECK(!keyring_is_locked(kr), "not unlocked");
 	CHECK_RC(keyring_open_file(kr, &h1, &fx), 0);
 	filekeys_free(fx);
 	fx = NULL;
