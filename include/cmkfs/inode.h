@@ -77,9 +77,10 @@ CMK_MUST_CHECK int inode_get(struct fsctx *fs, int fd, const struct stat *st,
 /* How many inodes the kernel holds lookups on (the root not counted). */
 size_t fsctx_ninodes(struct fsctx *fs);
 /* Put an open handle on the list (`free` set by the caller) / take it off
- * before freeing it. fsctx_destroy frees those left. */
+ * and free it (its RELEASE, or a reply the kernel did not take).
+ * fsctx_destroy drops those left. */
 void handle_add(struct fsctx *fs, struct handle *h);
-void handle_del(struct fsctx *fs, struct handle *h);
+void handle_drop(struct fsctx *fs, struct handle *h);
 /* How many handles are open (not yet released). */
 size_t fsctx_nhandles(struct fsctx *fs);
 /* Drop n lookups; frees at zero. */

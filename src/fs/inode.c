@@ -58,10 +58,7 @@ void fsctx_destroy(struct fsctx *fs)
 {
 	/* Handles whose RELEASE never came (include/cmkfs/inode.h). */
 	while (fs->handles.next != NULL && fs->handles.next != &fs->handles) {
-		struct handle *h = fs->handles.next;
-
-		handle_del(fs, h);
-		h->free(h);
+		handle_drop(fs, fs->handles.next);
 	}
 	for (size_t i = 0; fs->hash != NULL && i < fs->nhash; i++) {
 		struct inode *in = fs->hash[i];
@@ -95,24 +92,30 @@ void handle_add(struct fsctx *fs, struct handle *h)
 	pthread_mutex_unlock(&fs->hmtx);
 }
 
-void handle_del(struct fsctx *fs, struct handle *h)
+void handle_drop(struct fsctx *fs, struct handle *h)
 {
 	pthread_mutex_lock(&fs->hmtx);
 	h->prev->next = h->next;
 	h->next->prev = h->prev;
-	h->prev = h->next = NULL;
 	fs->nhandles--;
 	pthread_mutex_unlock(&fs->hmtx);
+	h->free(h);
+}
+
+/* A count kept under mtx. */
+static size_t count_of(pthread_mutex_t *mtx, const size_t *n)
+{
+	size_t v;
+
+	pthread_mutex_lock(mtx);
+	v = *n;
+	pthread_mutex_unlock(mtx);
+	return v;
 }
 
 size_t fsctx_nhandles(struct fsctx *fs)
 {
-	size_t n;
-
-	pthread_mutex_lock(&fs->hmtx);
-	n = fs->nhandles;
-	pthread_mutex_unlock(&fs->hmtx);
-	return n;
+	return count_of(&fs->hmtx, &fs->nhandles);
 }
 
 static size_t slot(const struct fsctx *fs, dev_t dev, ino_t ino);
@@ -249,12 +252,7 @@ void inode_forget(struct fsctx *fs, struct inode *in, uint64_t n)
 
 size_t fsctx_ninodes(struct fsctx *fs)
 {
-	size_t n;
-
-	pthread_mutex_lock(&fs->mtx);
-	n = fs->ninodes;
-	pthread_mutex_unlock(&fs->mtx);
-	return n;
+	return count_of(&fs->mtx, &fs->ninodes);
 }
 
 int inode_dirid(struct fsctx *fs, struct inode *in,

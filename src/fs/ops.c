@@ -83,13 +83,6 @@ static void dh_free(struct handle *link)
 	free(d);
 }
 
-/* Off the list and freed: a RELEASE, or a reply the kernel did not take. */
-static void handle_drop(struct fsctx *fs, struct handle *link)
-{
-	handle_del(fs, link);
-	link->free(link);
-}
-
 static struct fsctx *FS(fuse_req_t req)
 {
 	return fuse_req_userdata(req);

@@ -22,7 +22,6 @@ struct monitor {
 	pthread_cond_t cond;
 	bool stop, kick;		/* protected by mtx */
 	struct monitor_status st;	/* protected by mtx */
-	unsigned long locks;		/* do_lock calls; mtx */
 };
 
 int monitor_is_denial(int rc)
@@ -77,7 +76,6 @@ static void do_lock(struct monitor *m, const char *reason, bool manual,
 	bool was = m->st.locked;
 	m->st.locked = true;
 	m->st.manual = manual;
-	m->locks++;
 	if (st != NULL)
 		*st = m->st;
 	pthread_mutex_unlock(&m->mtx);
@@ -93,8 +91,6 @@ static void run_check(struct monitor *m)
 	struct keyprov *prov[2] = { NULL, NULL };
 	time_t now = time(NULL);
 	char reason[256];
-	unsigned long locks0;
-	uint64_t gen0;
 	bool locked;
 	int rc;
 
@@ -102,11 +98,10 @@ static void run_check(struct monitor *m)
 	 * not be undone by it: a resume needs a check that starts later.
 	 * (Without this a lock landing while a check unwrapped could leave
 	 * the keyring locked and the state unlocked, and no later check
-	 * would ever unlock it.) */
-	pthread_mutex_lock(&m->mtx);
-	locks0 = m->locks;
-	pthread_mutex_unlock(&m->mtx);
-	gen0 = keyring_generation(m->kr);
+	 * would ever unlock it.) Only this thread unlocks, so the keyring's
+	 * generation moves on from gen0 by a lock or by our own unlock. */
+	uint64_t gen0 = keyring_generation(m->kr);
+
 	rc = check_once(m, prov);
 	snprintf(reason, sizeof(reason), "%s", rc == 0 ? "ok" : why(rc));
 	pthread_mutex_lock(&m->mtx);
@@ -117,7 +112,7 @@ static void run_check(struct monitor *m)
 	if (rc == 0)
 		m->st.last_ok = now;
 	locked = m->st.locked;
-	bool lock_since = m->locks != locks0;
+	bool lock_since = keyring_generation(m->kr) != gen0;
 	time_t last_ok = m->st.last_ok;
 	pthread_mutex_unlock(&m->mtx);
 	audit_event("check", m->st.key_id,
@@ -128,12 +123,13 @@ static void run_check(struct monitor *m)
 	if (rc == 0 && locked && !lock_since) {
 		bool resumed = false;
 
-		/* Installs the keys only if no lock came since gen0; a lock
-		 * after that wipes them again, and then its state stands. */
+		/* Installs the keys only if no lock came since gen0 (then
+		 * gen0 + 1); a lock after that wipes them again before it
+		 * sets the state, which then stands. */
 		rc = keyring_unlock(m->kr, prov, gen0);
 		if (rc == 0) {
 			pthread_mutex_lock(&m->mtx);
-			resumed = m->locks == locks0;
+			resumed = keyring_generation(m->kr) == gen0 + 1;
 			if (resumed)
 				m->st.locked = m->st.manual = false;
 			pthread_mutex_unlock(&m->mtx);
