@@ -122,7 +122,7 @@ expect_nb EPERM chown "$MNT/pub"
 # setuid/setgid go when a user without CAP_FSETID writes, truncates, opens
 # with O_TRUNC or extends with fallocate; setgid stays without group
 # execute; root's own write keeps them. The kernel tells the daemon when
-# (FUSE_HANDLE_KILLPRIV_V2, src/fs/wire.c) and the daemon clears them.
+# (FUSE_HANDLE_KILLPRIV_V2, src/fuse/wire.c) and the daemon clears them.
 for f in sw st so sf sg sr; do echo x >"$MNT/open/$f"; chmod 6777 "$MNT/open/$f"; done
 chmod 2767 "$MNT/open/sg"
 expect_nb OK append "$MNT/open/sw"

@@ -131,7 +131,7 @@ m=$(mark)
 for i in $(seq 1 20); do echo "$i" >>"$MNT/s/x4"; done
 ls -l "$MNT/s" >/dev/null
 gx=$(ops "$m" GETXATTR)
-# FUSE_HANDLE_KILLPRIV_V2 (src/fs/wire.c): the kernel asks a file for
+# FUSE_HANDLE_KILLPRIV_V2 (src/fuse/wire.c): the kernel asks a file for
 # security.capability once, not before every write (libfuse 3.14 cannot
 # negotiate it; without the shim this is 20)
 m=$(mark)
