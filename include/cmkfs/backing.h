@@ -29,7 +29,7 @@ CMK_MUST_CHECK int backing_fsync_dir(int dirfd);
  * backing_probe_order() decides once for the volume at rootfd. */
 void backing_probe_order(int rootfd);
 CMK_MUST_CHECK int backing_order_data(int fd);
-/* A fresh temporary name "cmkfs.tmp.<hex>" in out (cap >= 32). */
+/* A fresh temporary name TMP_PREFIX "<16 hex>" in out (cap >= 32). */
 CMK_MUST_CHECK int backing_tmpname(char *out, size_t cap);
 /* "/proc/self/fd/N" for an O_PATH descriptor. */
 void backing_procpath(int fd, char out[static 32]);

@@ -20,6 +20,7 @@
 #include "cmkfs/header.h"
 #include "cmkfs/keyring.h"
 #include "cmkfs/rangelock.h"
+#include "cmkfs/reserved.h"		/* JOURNAL_DIR */
 
 struct cfile {
 	pthread_rwlock_t rwlock;	/* size: changers alone, others shared */
@@ -41,7 +42,6 @@ struct cfile {
  * hex>, then cuts the file, writes the block, and removes the record. A
  * kill between the cut and the write leaves a torn tail that the record
  * completes (cfile_resolve_truncate), so no fsynced byte is lost. */
-#define JOURNAL_DIR "cmkfs.journal"
 #define JOURNAL_NAME_LEN (2 * FILE_ID_LEN)
 
 void cfile_init(struct cfile *cf, struct keyring *kr, uint32_t bs,

@@ -10,9 +10,9 @@
 #include "cmkfs/common.h"
 #include "cmkfs/keyring.h"
 
-/* The volume's JOURNAL_DIR at rootfd (any directory fd, O_PATH too),
- * made if `create`. Returns an O_RDONLY directory fd, or -errno (-ENOENT:
- * none and not asked to make it). */
+/* The volume's JOURNAL_DIR (reserved.h) at rootfd (any directory fd,
+ * O_PATH too), made if `create`. Returns an O_RDONLY directory fd, or
+ * -errno (-ENOENT: none and not asked to make it). */
 CMK_MUST_CHECK int journal_open(int rootfd, bool create);
 /* Complete every file with a record in jfd and drop records of files that
  * no longer exist; *completed counts completed files. Walks the cipher

@@ -1,7 +1,9 @@
 /* include/cmkfs/json.h — the only cJSON user: parse untrusted JSON with a
  * size cap and a depth cap, and read typed fields. A missing field or one
  * of the wrong type is -EPROTO, so hostile replies from the network are
- * refused with one error path (STYLE.md §2). Thread-safe. */
+ * refused with one error path (STYLE.md §2). Also the one JSON string
+ * escaper for the JSON the tree writes (audit lines, control replies, CLI
+ * output). Thread-safe. */
 #ifndef CMKFS_JSON_H
 #define CMKFS_JSON_H
 
@@ -36,5 +38,16 @@ int json_has(const struct json *j, const char *key);
 CMK_MUST_CHECK int json_array(const struct json *j, const char *key,
 			      const struct json **arr, size_t *n);
 const char *json_array_str(const struct json *arr, size_t i);	/* or NULL */
+
+/* Write s as the inside of a JSON string (RFC 8259 §7; no quotes around
+ * it): '"' and '\\' get a backslash, bytes below 0x20 become \u00XX, every
+ * other byte (UTF-8 included) is copied as it is. out gets at most cap
+ * bytes, the NUL included (nothing at all if cap is 0). A string that does
+ * not fit is cut before the first escape or UTF-8 sequence that would not
+ * fit whole, never inside one. s NULL is "". Returns strlen(out); *used
+ * (may be NULL) gets the bytes of s consumed, strlen(s) if all fit, so a
+ * caller can go on from s + *used (with cap >= 7 every call consumes at
+ * least one character of a non-empty s). Pure. */
+size_t json_escape(char *out, size_t cap, const char *s, size_t *used);
 
 #endif

@@ -1,8 +1,10 @@
-/* include/cmkfs/keyprov.h — key-encryption-key providers.
+/* include/cmkfs/keyprov.h — key-encryption-key providers and their registry.
  * A provider wraps and unwraps a volume KEK (32 bytes) for one layer:
  * `local` under a key derived from the service key file, `akv` through Azure
- * Key Vault (issue #3). Providers own no caching; the keyring holds the
- * unwrapped KEKs. */
+ * Key Vault. keyprov.c holds the table of providers and opens the one a
+ * volume layer names; callers above it use the table through keyprov_*()
+ * and need not know a provider by name. Providers own no caching of KEKs;
+ * the keyring holds the unwrapped KEKs. */
 #ifndef CMKFS_KEYPROV_H
 #define CMKFS_KEYPROV_H
 
@@ -12,9 +14,25 @@
 
 struct keyprov;
 
+/* One provider kind: the registry hooks (open, forget, last_error) and the
+ * instance ops (wrap, unwrap, check, close). The table of kinds is in
+ * keyprov.c. */
 struct keyprov_ops {
 	const char *name;
 	uint8_t type;	/* enum kprov_type */
+	/* Open the provider for layer `layer` (0 = S, 1 = C) of volume
+	 * `volume_id` as `l` records it; service_key is the loaded service
+	 * key (SERVICE_KEY_LEN bytes). Errors: the provider's. */
+	CMK_MUST_CHECK int (*open)(const struct vol_layer *l,
+				   const uint8_t *service_key,
+				   const uint8_t volume_id[static VOLUME_ID_LEN],
+				   int layer, struct keyprov **out);
+	/* Wipe credentials the kind caches process-wide (bearer tokens).
+	 * NULL: it caches none. */
+	void (*forget)(void);
+	/* A sentence for the calling thread's last failure of this kind, or
+	 * NULL if the kind keeps none. */
+	const char *(*last_error)(void);
 	CMK_MUST_CHECK int (*wrap)(struct keyprov *kp, const uint8_t *aad,
 				   size_t aad_len,
 				   const uint8_t key[static AEAD_KEY_LEN],
@@ -37,6 +55,23 @@ struct keyprov {
 };
 
 void keyprov_close(struct keyprov *kp);	/* NULL-safe */
+
+/* Registry. Open the provider a volume layer names (local or akv).
+ * Errors: -EOPNOTSUPP (a kind this build lacks), the provider's. */
+CMK_MUST_CHECK int keyprov_for_layer(const struct vol_layer *l,
+				     const uint8_t *service_key,
+				     const uint8_t volume_id[static VOLUME_ID_LEN],
+				     int layer, struct keyprov **out);
+/* Wipe every kind's cached credentials (on lock: a locked mount holds no
+ * secret). Thread-safe. */
+void keyprov_forget(void);
+/* The calling thread's last provider failure in words (Key Vault's error
+ * code and message), or "no error". */
+const char *keyprov_last_error(void);
+
+/* The provider kinds (entries of the registry). */
+extern const struct keyprov_ops kp_local_ops;
+extern const struct keyprov_ops kp_akv_ops;
 
 /* The default service key path: $CMKFS_SERVICE_KEY, else this. */
 #define SERVICE_KEY_DEFAULT "/etc/cmkfs/service.key"
@@ -74,15 +109,8 @@ CMK_MUST_CHECK int kp_akv_client(struct kv **out);
  * included, goes through that client. Call before starting threads.
  * Errors: as kp_akv_client(); the environment is left alone then. */
 CMK_MUST_CHECK int kp_akv_take_credentials(void);
-/* Wipe cached bearer tokens (on lock: a locked mount holds no secret). */
-void kp_akv_forget_tokens(void);
 /* The key attributes read at open (for cmk enable/rotate checks). */
 struct kv_key;
 const struct kv_key *kp_akv_key(const struct keyprov *kp);
-/* Open the provider a volume layer names (local or akv). */
-CMK_MUST_CHECK int keyprov_for_layer(const struct vol_layer *l,
-				     const uint8_t *service_key,
-				     const uint8_t volume_id[static VOLUME_ID_LEN],
-				     int layer, struct keyprov **out);
 
 #endif

@@ -1,12 +1,15 @@
-/* include/cmkfs/monitor.h — the key-check loop of a mounted volume
- * (issue #3). Every interval it proves access to both layers' keys (Key
- * Vault: key attributes, then an unwrap of the stored wrapped KEK_C, which
- * must match the KEK in memory). A denial (permission removed, key
- * disabled, deleted, expired or not yet valid, credential refused) locks
- * the keyring at once; a transient fault (network, timeout, 5xx, 429)
- * locks only when the last success is older than the grace period. A
- * success while locked unlocks. Every result is audited. Key traffic: two
- * Key Vault requests per interval, whatever the number of files. */
+/* include/cmkfs/monitor.h — the key-check loop of a mounted volume.
+ * Every interval it proves access to both layers' keys (Key Vault: key
+ * attributes, then an unwrap of the stored wrapped KEK_C, which must match
+ * the KEK in memory). A denial (permission removed, key disabled, deleted,
+ * expired or not yet valid, credential refused) locks the keyring at once;
+ * a transient fault (network, timeout, 5xx, 429) locks only when the last
+ * success is older than the grace period. A success while locked unlocks.
+ * Every result is audited. Key traffic: two Key Vault requests per
+ * interval, whatever the number of files. The monitor opens providers only
+ * through the callback its creator gives it and reaches provider kinds only
+ * through the registry (keyprov.h): it knows no provider by name and no
+ * file on disk. */
 #ifndef CMKFS_MONITOR_H
 #define CMKFS_MONITOR_H
 
@@ -18,7 +21,18 @@
 struct monitor_cfg {
 	int interval_sec;		/* default 60 */
 	int grace_sec;			/* default 3600 */
-	const char *service_key;	/* path, re-read at every check */
+	const char *service_key;	/* path, handed to open_providers */
+	/* Providers for both layers of v, opened afresh at every check so
+	 * the service key file and the Key Vault key are read again (the
+	 * daemon: volio_providers). On success both are set; the monitor
+	 * closes them with keyprov_close(). Errors: the providers'. Required:
+	 * the monitor knows no provider and no volume on disk itself. */
+	CMK_MUST_CHECK int (*open_providers)(const struct volume *v,
+					     const char *service_key,
+					     struct keyprov *prov[2]);
+	/* A sentence for a failed check (status, audit, log) (the daemon:
+	 * volio_strerror). NULL: strerror(). */
+	const char *(*strerror)(int rc);
 	/* Called after the keyring is locked (wipe caches, invalidate the
 	 * kernel's pages). Nothing is invalidated on resume: nothing was
 	 * cached while locked, and dropping pages then would race with
@@ -39,6 +53,8 @@ struct monitor_status {
 
 struct monitor;
 
+/* Start the check thread over kr (not owned; it must outlive the
+ * monitor). Errors: -EINVAL (no open_providers), -ENOMEM, -EAGAIN. */
 CMK_MUST_CHECK int monitor_start(struct keyring *kr,
 				 const struct monitor_cfg *cfg,
 				 struct monitor **out);
@@ -50,10 +66,11 @@ void monitor_lock_now(struct monitor *m, const char *why,
 		      struct monitor_status *st);
 /* Check now instead of waiting for the interval (returns at once). */
 void monitor_kick(struct monitor *m);
-/* Adopt a rewritten cmkfs.conf (cmk enable/rotate/disable on a live
- * mount) and prove the new key with a check before returning (waits up
- * to 60 s); st gets the result. Errors: as keyring_set_volume, volio_read. */
-CMK_MUST_CHECK int monitor_reload(struct monitor *m, int dirfd,
+/* Adopt v, a rewritten cmkfs.conf the caller has read (cmk enable /
+ * rotate / disable on a live mount), and prove the new key with a check
+ * before returning (waits up to 60 s); st gets the result.
+ * Errors: as keyring_set_volume. */
+CMK_MUST_CHECK int monitor_reload(struct monitor *m, const struct volume *v,
 				  struct monitor_status *st);
 void monitor_get_status(struct monitor *m, struct monitor_status *st);
 /* 1 if rc (from a provider or Key Vault) means access is denied, 0 if it is

@@ -2,21 +2,17 @@
  * user xattrs (doc/FORMAT.md §4). AES-256-SIV under the volume name key,
  * which is derived from both layers' KEKs, so both are needed to read a
  * name. Names are bound to their directory's random id; base64url text on
- * disk never contains '.', so every backing name that starts with "cmkfs."
- * is ours. Pure, thread-safe. */
+ * disk never contains '.', so every backing name that starts with
+ * RESERVED_PREFIX (reserved.h) is ours. Pure, thread-safe. */
 #ifndef CMKFS_NAMES_H
 #define CMKFS_NAMES_H
 
 #include "cmkfs/aead.h"
 #include "cmkfs/common.h"
+#include "cmkfs/reserved.h"
 
 #define NAME_KEY_LEN SIV_KEY_LEN
 #define DIRID_LEN 16
-#define DIRID_FILE "cmkfs.dirid"
-#define RESERVED_PREFIX "cmkfs."
-#define TMP_PREFIX "cmkfs.tmp."
-#define LONGNAME_PREFIX "cmkfs.ln."
-#define LONGNAME_SUFFIX ".name"
 #define LONGNAME_HASH_B64 43			/* SHA-256, base64url */
 #define LONGNAME_LEN (sizeof(LONGNAME_PREFIX) - 1 + LONGNAME_HASH_B64)
 #define ENCNAME_MAX 400				/* b64(16 + 256) = 363 + slack */
@@ -50,7 +46,16 @@ CMK_MUST_CHECK int names_longname_open(const char *bname, char *buf,
 				       size_t len);
 /* 1 if `bname` is a long-name entry (not its .name side file). */
 int names_is_longname(const char *bname);
+/* 1 if `bname` is one of ours (starts with RESERVED_PREFIX): a long-name
+ * entry, its side file, a temporary or a fixed name of reserved.h. The one
+ * test for "not an encrypted name"; callers that list entries keep
+ * names_is_longname() ones. */
 int names_is_reserved(const char *bname);
+/* 1 if `bname` is a temporary of an operation in flight (TMP_PREFIX). */
+int names_is_tmp(const char *bname);
+/* The side file of long-name entry `bname`: bname + LONGNAME_SUFFIX,
+ * NUL-terminated in out. Errors: -ENAMETOOLONG (does not fit in cap). */
+CMK_MUST_CHECK int names_side_name(const char *bname, char *out, size_t cap);
 
 CMK_MUST_CHECK int names_symlink_encrypt(const uint8_t key[static NAME_KEY_LEN],
 					 const char *target, size_t len,

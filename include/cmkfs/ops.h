@@ -9,10 +9,4 @@
 
 extern const struct fuse_lowlevel_ops cmkfs_ops;
 
-/* Drop the kernel's cached pages and attributes of inode `ino`. */
-void ops_invalidate(struct fuse_session *se, uint64_t ino);
-/* Drop the kernel's dentry `name` in directory node `parent`. */
-void ops_invalidate_entry(struct fuse_session *se, uint64_t parent,
-			  const char *name);
-
 #endif

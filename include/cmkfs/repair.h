@@ -20,8 +20,8 @@
 #include <stdint.h>
 
 #include "cmkfs/keyring.h"
+#include "cmkfs/reserved.h"		/* QUARANTINE_DIR */
 
-#define QUARANTINE_DIR "cmkfs.quarantine"
 #define LOSTFOUND_NAME "lost+found"
 
 struct repair;

@@ -12,8 +12,8 @@
 #include <time.h>
 
 #include "cmkfs/keyring.h"
+#include "cmkfs/reserved.h"		/* TRANSIENT_FILE */
 
-#define TRANSIENT_FILE "cmkfs.transient"
 #define TRANSIENT_TTL_MAX (24 * 3600)
 #define TRANSIENT_MAX_ZONES 64
 

@@ -8,8 +8,8 @@
 
 #include "cmkfs/common.h"
 #include "cmkfs/kdf.h"
+#include "cmkfs/reserved.h"		/* VOLUME_FILE */
 
-#define VOLUME_FILE "cmkfs.conf"
 #define VOLUME_MAGIC "CMKFSVOL"
 #define VOLUME_VERSION 2		/* what init writes; 1 is still read */
 #define VOLUME_VERSION_MIN 1

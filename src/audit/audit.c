@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cmkfs/audit.h"
+#include "cmkfs/json.h"
 #include "cmkfs/log.h"
 
 static pthread_mutex_t mtx = PTHREAD_MUTEX_INITIALIZER;
@@ -74,27 +75,6 @@ void audit_set_volume(const char *volume_id_hex)
 	pthread_mutex_unlock(&mtx);
 }
 
-/* JSON string body: quotes, backslashes and controls escaped. */
-static size_t esc(char *out, size_t cap, const char *s)
-{
-	size_t o = 0;
-
-	for (; s != NULL && *s && o + 7 < cap; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\') {
-			out[o++] = '\\';
-			out[o++] = (char)c;
-		} else if (c < 0x20) {
-			o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c);
-		} else {
-			out[o++] = (char)c;
-		}
-	}
-	out[o] = '\0';
-	return o;
-}
-
 void audit_event(const char *event, const char *key, const char *result,
 		 const char *detail)
 {
@@ -106,8 +86,8 @@ void audit_event(const char *event, const char *key, const char *result,
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-	esc(k, sizeof(k), key);
-	esc(d, sizeof(d), detail);
+	json_escape(k, sizeof(k), key, NULL);
+	json_escape(d, sizeof(d), detail, NULL);
 	pthread_mutex_lock(&mtx);
 	n = snprintf(line, sizeof(line),
 		     "{\"time\":\"%s.%03ldZ\",\"event\":\"%s\",\"volume\":\"%s\","

@@ -15,6 +15,7 @@
 #include "cmkfs/journal.h"
 #include "cmkfs/log.h"
 #include "cmkfs/names.h"
+#include "cmkfs/walk.h"
 
 #define JOURNAL_MAX 4096	/* records looked for in one recovery */
 #define WALK_DEPTH 256
@@ -86,66 +87,45 @@ out:
 	close(fd);
 }
 
-/* A directory stream of dfd (O_PATH too), or NULL with errno set. */
-static DIR *stream(int dfd)
+/* walk_tree() callback: stops (1) once every record's file is found. */
+static int found_file(const struct walk_entry *e, void *arg)
 {
-	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d;
+	struct jwalk *w = arg;
 
-	if (fd < 0)
-		return NULL;
-	d = fdopendir(fd);
-	if (d == NULL) {
-		int e = errno;
-
-		close(fd);
-		errno = e;
-	}
-	return d;
+	if (e->type == DT_REG)
+		visit_file(w, e->dfd, e->name);
+	return w->left > 0 ? 0 : 1;
 }
 
-static int walk(struct jwalk *w, int dfd, int depth)
+/* Reserved names hold no files, but long names are entries. */
+static int walk(struct jwalk *w, int rootfd)
 {
-	struct dirent *de;
-	DIR *d;
-	int fd;
+	const struct walk_tree_cb cb = {
+		.want = WALK_ENTRIES,
+		.flags = WALK_F_SKIP_ERRORS,
+		.max_depth = WALK_DEPTH,
+		.file = found_file,
+		.arg = w,
+	};
+	int rc = walk_tree(rootfd, &cb);
 
-	if (depth > WALK_DEPTH)
+	return rc < 0 ? rc : 0;
+}
+
+static int list_record(const struct walk_entry *e, void *arg)
+{
+	struct jwalk *w = arg;
+	void *p;
+
+	if (!hexname(e->name) || w->n == JOURNAL_MAX)
 		return 0;
-	d = stream(dfd);
-	if (d == NULL)
-		return -errno;
-	fd = dirfd(d);
-	while (w->left > 0 && (de = readdir(d)) != NULL) {
-		unsigned char t = de->d_type;
-
-		/* reserved names hold no files, but long names are entries */
-		if ((strncmp(de->d_name, RESERVED_PREFIX,
-			     sizeof(RESERVED_PREFIX) - 1) == 0 &&
-		     !names_is_longname(de->d_name)) ||
-		    strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (t == DT_UNKNOWN) {
-			struct stat st;
-
-			if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-				continue;
-			t = S_ISDIR(st.st_mode) ? DT_DIR :
-			    S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
-		}
-		if (t == DT_REG) {
-			visit_file(w, fd, de->d_name);
-		} else if (t == DT_DIR) {
-			int sub = openat(fd, de->d_name, O_RDONLY | O_DIRECTORY |
-							 O_NOFOLLOW | O_CLOEXEC);
-
-			if (sub >= 0) {
-				(void)walk(w, sub, depth + 1);
-				close(sub);
-			}
-		}
+	if (w->n % 64 == 0) {
+		p = realloc(w->names, (w->n + 64) * sizeof(*w->names));
+		if (p == NULL)
+			return -ENOMEM;
+		w->names = p;
 	}
-	closedir(d);
+	memcpy(w->names[w->n++], e->name, JOURNAL_NAME_LEN + 1);
 	return 0;
 }
 
@@ -153,33 +133,15 @@ int journal_recover(int rootfd, int jfd, struct keyring *kr, uint32_t bs,
 		    unsigned *completed)
 {
 	struct jwalk w = { .jfd = jfd, .kr = kr, .bs = bs };
-	struct dirent *de;
-	DIR *d;
-	int rc = 0;
+	int rc;
 
 	*completed = 0;
-	d = stream(jfd);
-	if (d == NULL)
-		return -errno;
-	while ((de = readdir(d)) != NULL) {
-		if (!hexname(de->d_name) || w.n == JOURNAL_MAX)
-			continue;
-		if (w.n % 64 == 0) {
-			void *p = realloc(w.names, (w.n + 64) * sizeof(*w.names));
-
-			if (p == NULL) {
-				rc = -ENOMEM;
-				break;
-			}
-			w.names = p;
-		}
-		memcpy(w.names[w.n++], de->d_name, JOURNAL_NAME_LEN + 1);
-	}
-	closedir(d);
+	/* the records' names; a stream failing midway ends the list */
+	rc = walk_entries(jfd, WALK_ALL, WALK_F_SKIP_ERRORS, list_record, &w);
 	if (rc == 0 && w.n > 0) {
 		w.found = calloc(w.n, sizeof(*w.found));
 		w.left = w.n;
-		rc = w.found ? walk(&w, rootfd, 0) : -ENOMEM;
+		rc = w.found ? walk(&w, rootfd) : -ENOMEM;
 		/* the file is gone (unlinked after the crash's shrink) */
 		for (size_t i = 0; rc == 0 && i < w.n; i++)
 			if (!w.found[i])

@@ -1,6 +1,7 @@
-/* src/cli/cli.h — the subcommand table's contract. Each cmd_*.c owns one
+/* src/cli/cli.h — the subcommand table's contract, and the helpers every
+ * subcommand prints with (src/cli/cli.c). Each cmd_*.c owns one
  * subcommand; run() gets argv from the subcommand name on and returns an
- * exit code from cmkfs/exitcodes.h. */
+ * exit code from cmkfs/exitcodes.h. main.c holds only the table. */
 #ifndef CMKFS_CLI_H
 #define CMKFS_CLI_H
 

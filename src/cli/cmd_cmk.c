@@ -1,29 +1,23 @@
-/* src/cli/cmd_cmk.c — `cmkfs cmk enable|rotate|disable` (issue #3).
- * Only KEK_C's wrapping changes: no file is rewritten. The new config is
- * verified (unwrapped again and MAC-checked) before it atomically replaces
- * the old one, so the volume opens with the old key or the new one at
- * every instant. A live mount adopts it through its control socket. */
+/* src/cli/cmd_cmk.c — `cmkfs cmk enable|rotate|disable`: parse, run the
+ * engine (maint/cmk.c), print. A live mount adopts the new config through
+ * its control socket, asked here while the engine holds the config lock. */
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "cmkfs/audit.h"
+#include "cmkfs/cmk.h"
 #include "cmkfs/ctl.h"
 #include "cmkfs/http.h"
 #include "cmkfs/keyprov.h"
 #include "cmkfs/kv.h"
-#include "cmkfs/mount.h"
-#include "cmkfs/secmem.h"
-#include "cmkfs/volio.h"
+#include "cmkfs/runtime.h"
 
 static void usage(FILE *f)
 {
@@ -56,38 +50,13 @@ static void usage(FILE *f)
 		"doc/KEYS.md). Exit status: 0 done, 1 refused or failed, 2 usage.\n");
 }
 
-/* Pre-flight checks on a candidate CMK (issue #3); *why gets the reason. */
-int cli_check_cmk(const struct keyprov *p, const char **why)
-{
-	const struct kv_key *k = kp_akv_key(p);
-	time_t now = time(NULL);
-
-	if (!k->enabled)
-		*why = "the key is disabled";
-	else if (k->exp != 0 && k->exp <= now)
-		*why = "the key is expired";
-	else if (k->nbf != 0 && k->nbf > now)
-		*why = "the key is not valid yet (nbf)";
-	else if (!k->op_wrap || !k->op_unwrap)
-		*why = "the key does not allow wrapKey and unwrapKey";
-	else if (strstr(k->recovery_level, "Recoverable") == NULL)
-		*why = "the vault has no soft delete (recoveryLevel)";
-	else if (strstr(k->recovery_level, "Purgeable") != NULL)
-		*why = "the vault has no purge protection (recoveryLevel)";
-	else if (k->rsa_bits != 0 && k->rsa_bits < 2048)
-		*why = "RSA keys must have at least 2048 bits";
-	else
-		return 0;
-	return -EPERM;
-}
-
 /* Tell a live mount of this cipherdir to adopt the new config. */
 static void notify_mount(const char *cipherdir)
 {
 	char cdir[PATH_MAX], mnt[PATH_MAX], reply[4096];
 	int rc;
 
-	if (!mount_find(cipherdir, cdir, sizeof(cdir), mnt, sizeof(mnt)))
+	if (!runtime_find(cipherdir, cdir, sizeof(cdir), mnt, sizeof(mnt)))
 		return;
 	rc = ctl_request(mnt, "reload", reply, sizeof(reply));
 	if (rc < 0 || strstr(reply, "\"ok\":true") == NULL)
@@ -107,6 +76,21 @@ static void notify_mount(const char *cipherdir)
 		       mnt);
 }
 
+static void warn_forced(const char *why, void *arg)
+{
+	(void)arg;
+	fprintf(stderr, "cmkfs cmk: warning: %s (forced)\n", why);
+}
+
+/* The new config is on disk; the engine still holds the config lock. */
+static void committed(const char *cdir, const struct cmk_result *r, void *arg)
+{
+	(void)arg;
+	printf("%s: customer layer now protected by %s (was %s)\n", cdir,
+	       r->key_id, r->old_key_id);
+	notify_mount(cdir);
+}
+
 int cmd_cmk(int argc, char **argv)
 {
 	static const struct option lopts[] = {
@@ -118,14 +102,15 @@ int cmd_cmk(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *keypath = kp_local_default_path(), *uri = NULL, *why,
-		   *action, *audit_log = NULL;
-	struct keyprov *prov[2] = { NULL, NULL }, *newp = NULL;
-	struct keyring *kr = NULL, *check = NULL;
+	struct cmk_opts o = {
+		.service_key = kp_local_default_path(),
+		.warn = warn_forced,
+		.committed = committed,
+	};
+	const char *action, *audit_log = NULL;
+	struct cmk_result r;
 	char cdir[PATH_MAX];
-	struct volume v, nv;
-	bool force = false;
-	int c, rc, fd = -1, lk = -1, ex = CMK_EXIT_RUNTIME;
+	int c, rc;
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0) {
@@ -133,8 +118,13 @@ int cmd_cmk(int argc, char **argv)
 		return argc < 2 ? CMK_EXIT_USAGE : CMK_EXIT_OK;
 	}
 	action = argv[1];
-	if (strcmp(action, "enable") != 0 && strcmp(action, "rotate") != 0 &&
-	    strcmp(action, "disable") != 0)
+	if (strcmp(action, "enable") == 0)
+		o.action = CMK_ENABLE;
+	else if (strcmp(action, "rotate") == 0)
+		o.action = CMK_ROTATE;
+	else if (strcmp(action, "disable") == 0)
+		o.action = CMK_DISABLE;
+	else
 		return cli_usage_error("cmk", "unknown action '%s'", action);
 	argc--;
 	argv++;
@@ -142,13 +132,13 @@ int cmd_cmk(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "+h", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'K':
-			uri = optarg;
+			o.key_uri = optarg;
 			break;
 		case 'F':
-			force = true;
+			o.force = true;
 			break;
 		case 'k':
-			keypath = optarg;
+			o.service_key = optarg;
 			break;
 		case 'c':
 			kp_akv_set_ca_file(optarg);
@@ -166,13 +156,14 @@ int cmd_cmk(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return cli_usage_error("cmk", "expected one CIPHERDIR");
-	if ((strcmp(action, "disable") == 0) != (uri == NULL))
-		return cli_usage_error("cmk", "%s", uri ? "disable takes no --key" :
-						    "--key KEY_URI is required");
-	if (uri != NULL) {
+	if ((o.action == CMK_DISABLE) != (o.key_uri == NULL))
+		return cli_usage_error("cmk", "%s",
+				       o.key_uri ? "disable takes no --key" :
+						   "--key KEY_URI is required");
+	if (o.key_uri != NULL) {
 		struct kv_uri u;
 
-		if (kv_parse_uri(uri, &u) < 0)
+		if (kv_parse_uri(o.key_uri, &u) < 0)
 			return cli_usage_error(
 				"cmk",
 				"--key must be https://HOST/keys/NAME/VERSION");
@@ -182,120 +173,8 @@ int cmd_cmk(int argc, char **argv)
 	if (http_global_init() < 0)
 		return cli_fail("cmk", "libcurl failed to start");
 	audit_open(audit_log);
-	fd = open(cdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	/* Held until a live mount adopted the new config: a rekey must not
-	 * start from the old one meanwhile. */
-	lk = fd < 0 ? -errno : volio_lock_config(fd);
-	rc = lk < 0 ? lk : volio_read(fd, &v);
-	if (rc < 0) {
-		cli_fail("cmk", "%s: %s", cdir, volio_strerror(rc));
-		goto out;
-	}
-	{
-		char id[VOLUME_ID_HEX_LEN];
-
-		volume_id_hex(&v, id);
-		audit_set_volume(id);
-	}
-	if (strcmp(action, "enable") == 0 && v.layer[1].prov == KPROV_AKV) {
-		cli_fail("cmk", "%s: a customer-managed key is already enabled "
-				"(%s); use 'cmkfs cmk rotate'",
-			 cdir, v.layer[1].key_id);
-		goto out;
-	}
-	if (strcmp(action, "enable") != 0 && v.layer[1].prov != KPROV_AKV) {
-		cli_fail("cmk", "%s: no customer-managed key is enabled", cdir);
-		goto out;
-	}
-	/* The current keys, through the current (old) CMK. */
-	rc = volio_providers(&v, keypath, prov);
-	if (rc == 0)
-		rc = keyring_open(&v, prov, &kr);
-	if (rc < 0) {
-		cli_fail("cmk", "%s: cannot unlock with the current keys: %s%s%s",
-			 cdir, volio_strerror(rc),
-			 v.layer[1].prov == KPROV_AKV ? ": " : "",
-			 v.layer[1].prov == KPROV_AKV ? kv_last_error() : "");
-		goto out;
-	}
-	if (uri != NULL) {
-		rc = kp_akv_open(uri, &newp);
-		if (rc < 0) {
-			cli_fail("cmk", "%s: %s: %s", uri, volio_strerror(rc),
-				 kv_last_error());
-			goto out;
-		}
-		if (cli_check_cmk(newp, &why) < 0) {
-			if (!force) {
-				cli_fail("cmk", "%s: refused: %s (use --force "
-						"to override)",
-					 uri, why);
-				audit_event(strcmp(action, "enable") == 0 ?
-						    "cmk_enable" :
-						    "cmk_rotate",
-					    uri, "refused", why);
-				goto out;
-			}
-			fprintf(stderr, "cmkfs cmk: warning: %s (forced)\n", why);
-		}
-	} else {
-		uint8_t *skey = NULL;
-
-		rc = kp_local_load(keypath, &skey);
-		if (rc == 0)
-			rc = kp_local_open(skey, v.volume_id, 1, &newp);
-		secmem_free(skey, SERVICE_KEY_LEN);
-		if (rc < 0) {
-			cli_fail("cmk", "%s: %s", keypath, volio_strerror(rc));
-			goto out;
-		}
-	}
-	rc = keyring_rewrap(kr, 1, newp, &nv);
-	if (rc == -EBUSY) {
-		cli_fail("cmk", "%s: a rekey is in progress; finish it with "
-				"'cmkfs rekey %s' first",
-			 cdir, cdir);
-		goto out;
-	}
-	if (rc < 0) {
-		cli_fail("cmk", "wrapping with %s failed: %s: %s", newp->key_id,
-			 volio_strerror(rc), kv_last_error());
-		goto out;
-	}
-	audit_event("wrap", newp->key_id, "ok", "KEK_C");
-	/* Prove the new config opens before it replaces the old one. */
-	{
-		struct keyprov *np[2] = { prov[0], newp };
-
-		rc = keyring_open(&nv, np, &check);
-	}
-	if (rc < 0) {
-		cli_fail("cmk", "the re-wrapped key does not unwrap: %s",
-			 volio_strerror(rc));
-		goto out;
-	}
-	rc = volio_write(fd, &nv);
-	if (rc < 0) {
-		cli_fail("cmk", "%s: writing the config: %s", cdir,
-			 strerror(-rc));
-		goto out;
-	}
-	audit_event(strcmp(action, "enable") == 0   ? "cmk_enable" :
-		    strcmp(action, "rotate") == 0 ? "cmk_rotate" :
-						    "cmk_disable",
-		    newp->key_id, "ok", v.layer[1].key_id);
-	printf("%s: customer layer now protected by %s (was %s)\n", cdir,
-	       newp->key_id, v.layer[1].key_id);
-	notify_mount(cdir);
-	ex = CMK_EXIT_OK;
-out:
-	volio_unlock_config(lk);
-	if (fd >= 0)
-		close(fd);
-	keyring_free(kr);
-	keyring_free(check);
-	keyprov_close(prov[0]);
-	keyprov_close(prov[1]);
-	keyprov_close(newp);
-	return ex;
+	rc = cmk_run(cdir, &o, &r);
+	if (rc < 0)
+		return cli_fail("cmk", "%s", r.msg);
+	return CMK_EXIT_OK;
 }

@@ -10,7 +10,7 @@
 
 #include "cli.h"
 #include "cmkfs/ctl.h"
-#include "cmkfs/mount.h"
+#include "cmkfs/runtime.h"
 
 int cmd_lock(int argc, char **argv)
 {
@@ -30,7 +30,7 @@ int cmd_lock(int argc, char **argv)
 		return cli_usage_error("lock", "expected one MOUNTPOINT");
 	if (realpath(argv[1], mnt) == NULL)
 		snprintf(mnt, sizeof(mnt), "%s", argv[1]);
-	if (!mount_find(mnt, cdir, sizeof(cdir), m2, sizeof(m2)) ||
+	if (!runtime_find(mnt, cdir, sizeof(cdir), m2, sizeof(m2)) ||
 	    strcmp(m2, mnt) != 0)
 		return cli_fail("lock", "%s: not a cmkfs mountpoint", mnt);
 	rc = ctl_request(mnt, "lock", reply, sizeof(reply));

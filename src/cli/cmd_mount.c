@@ -13,6 +13,7 @@
 #include "cmkfs/keyprov.h"
 #include "cmkfs/log.h"
 #include "cmkfs/mount.h"
+#include "cmkfs/runtime.h"
 
 static void usage(FILE *f)
 {
@@ -156,7 +157,7 @@ int cmd_mount(int argc, char **argv)
 	{
 		char c2[PATH_MAX], m2[PATH_MAX];
 
-		if (mount_find(mnt, c2, sizeof(c2), m2, sizeof(m2)) &&
+		if (runtime_find(mnt, c2, sizeof(c2), m2, sizeof(m2)) &&
 		    strcmp(m2, mnt) == 0) {
 			free(opts);
 			return cli_fail("mount", "%s: already a cmkfs mount (of "

@@ -27,7 +27,7 @@
 #include "cmkfs/json.h"
 #include "cmkfs/keyprov.h"
 #include "cmkfs/kv.h"
-#include "cmkfs/mount.h"
+#include "cmkfs/runtime.h"
 #include "cmkfs/rekey.h"
 #include "cmkfs/volio.h"
 
@@ -361,7 +361,7 @@ int cmd_rekey(int argc, char **argv)
 				strerror(errno));
 	u.tty = isatty(STDERR_FILENO);
 	clock_gettime(CLOCK_MONOTONIC, &u.start);
-	if (mount_find(cdir, found, sizeof(found), mnt, sizeof(mnt)))
+	if (runtime_find(cdir, found, sizeof(found), mnt, sizeof(mnt)))
 		return live(&u, cdir, mnt);
 	if (http_global_init() < 0)
 		return cli_fail("rekey", "libcurl failed to start");

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "cmkfs/mount.h"
+#include "cmkfs/runtime.h"
 #include "cmkfs/ctl.h"
 #include "cmkfs/kv.h"
 #include "cmkfs/volio.h"
@@ -67,14 +67,14 @@ int cmd_status(int argc, char **argv)
 	if (realpath(argv[optind], path) == NULL)
 		return cli_fail("status", "%s: %s", argv[optind],
 				strerror(errno));
-	mounted = mount_find(path, cdir, sizeof(cdir), mnt, sizeof(mnt));
+	mounted = runtime_find(path, cdir, sizeof(cdir), mnt, sizeof(mnt));
 	if (!mounted) {
 		snprintf(cdir, sizeof(cdir), "%s", path);
 		mnt[0] = '\0';
 	} else {
 		char sdir[PATH_MAX];
 
-		if (mount_state_read(mnt, &pid, sdir, sizeof(sdir)) < 0)
+		if (runtime_state_read(mnt, &pid, sdir, sizeof(sdir)) < 0)
 			pid = 0;
 	}
 	fd = open(cdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -20,7 +20,7 @@
 #include "cmkfs/ctl.h"
 #include "cmkfs/http.h"
 #include "cmkfs/keyprov.h"
-#include "cmkfs/mount.h"
+#include "cmkfs/runtime.h"
 #include "cmkfs/transient.h"
 #include "cmkfs/volio.h"
 
@@ -48,7 +48,7 @@ static int vol_path(const char *cdir, const char *path, char *out, size_t cap)
 	char c2[PATH_MAX], mnt[PATH_MAX];
 	size_t ml;
 
-	if (mount_find(cdir, c2, sizeof(c2), mnt, sizeof(mnt))) {
+	if (runtime_find(cdir, c2, sizeof(c2), mnt, sizeof(mnt))) {
 		ml = strlen(mnt);
 		if (strncmp(path, mnt, ml) == 0 &&
 		    (path[ml] == '/' || path[ml] == '\0'))
@@ -172,7 +172,7 @@ int cmd_transient(int argc, char **argv)
 	printf("%s: %s %s\n", cdir, vpath,
 	       strcmp(action, "add") == 0 ? "is a transient zone" :
 					    "is no longer a transient zone");
-	if (mount_find(cdir, c2, sizeof(c2), mnt, sizeof(mnt)) &&
+	if (runtime_find(cdir, c2, sizeof(c2), mnt, sizeof(mnt)) &&
 	    ctl_request(mnt, "sweep", reply, sizeof(reply)) < 0)
 		fprintf(stderr, "cmkfs transient: warning: the mount on %s did "
 				"not sweep now; it will within 30 s\n",

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "cmkfs/mount.h"
+#include "cmkfs/runtime.h"
 
 static void usage(FILE *f)
 {
@@ -64,13 +64,13 @@ int cmd_umount(int argc, char **argv)
 		/* A dead daemon leaves ENOTCONN: use the path as given. */
 		snprintf(mnt, sizeof(mnt), "%s", argv[1]);
 	}
-	if (!mount_find(mnt, cdir, sizeof(cdir), m2, sizeof(m2)))
+	if (!runtime_find(mnt, cdir, sizeof(cdir), m2, sizeof(m2)))
 		return cli_fail("umount", "%s: not a cmkfs mount", mnt);
 	if (strcmp(m2, mnt) != 0)
 		return cli_fail("umount", "%s is a cipher directory; give its "
 					  "mountpoint %s",
 				mnt, m2);
-	if (mount_state_read(mnt, &pid, cdir, sizeof(cdir)) < 0)
+	if (runtime_state_read(mnt, &pid, cdir, sizeof(cdir)) < 0)
 		pid = 0;
 	rc = do_unmount(mnt);
 	if (rc < 0)

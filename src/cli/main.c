@@ -2,7 +2,6 @@
  * (wireguard-tools src/wg.c style). */
 #include "config.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -37,46 +36,6 @@ static void help(FILE *f)
 		fprintf(f, "  %-8s %s\n", subcmds[i].name, subcmds[i].summary);
 	fprintf(f, "\n'cmkfs COMMAND --help' explains a command. Exit status: 0 "
 		   "success, 1 runtime error, 2 usage error.\n");
-}
-
-int cli_usage_error(const char *cmd, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "cmkfs %s: ", cmd);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, " (see 'cmkfs %s --help')\n", cmd);
-	return CMK_EXIT_USAGE;
-}
-
-int cli_fail(const char *cmd, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "cmkfs %s: ", cmd);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return CMK_EXIT_RUNTIME;
-}
-
-void cli_json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
-	putchar('"');
 }
 
 int main(int argc, char **argv)

@@ -1,4 +1,4 @@
-/* src/fs/ctl.c — control socket of the mount daemon. */
+/* src/daemon/ctl.c — control socket of the mount daemon. */
 #include "config.h"
 
 #include <errno.h>
@@ -15,7 +15,7 @@
 
 #include "cmkfs/ctl.h"
 #include "cmkfs/log.h"
-#include "cmkfs/mount.h"
+#include "cmkfs/runtime.h"
 
 struct ctl {
 	int fd;
@@ -34,7 +34,7 @@ int ctl_path(const char *mountpoint, char *out, size_t cap)
 	size_t n;
 	int rc;
 
-	rc = mount_state_path(mountpoint, out, cap);
+	rc = runtime_state_path(mountpoint, out, cap);
 	if (rc < 0)
 		return rc;
 	n = strlen(out);
@@ -278,17 +278,21 @@ int ctl_stream(const char *mountpoint, const char *cmd, int timeout_ms,
 		return fd;
 	for (;;) {
 		struct pollfd p = { fd, POLLIN, 0 };
+		size_t start = 0;
 		char *nl;
 		ssize_t n;
 
-		while ((nl = memchr(buf, '\n', got)) != NULL) {
+		while ((nl = memchr(buf + start, '\n', got - start)) != NULL) {
 			*nl = '\0';
-			rc = line_cb(buf, arg);
-			got -= (size_t)(nl + 1 - buf);
-			memmove(buf, nl + 1, got);
+			rc = line_cb(buf + start, arg);
+			start = (size_t)(nl + 1 - buf);
 			if (rc != 0)
 				goto out;
 		}
+		/* The partial line left moves to the front, once per read. */
+		got -= start;
+		if (start > 0)
+			memmove(buf, buf + start, got);
 		if (got == sizeof(buf)) {
 			rc = -EMSGSIZE;
 			break;

@@ -179,6 +179,22 @@ int names_is_reserved(const char *bname)
 	       0;
 }
 
+int names_is_tmp(const char *bname)
+{
+	return strncmp(bname, TMP_PREFIX, sizeof(TMP_PREFIX) - 1) == 0;
+}
+
+int names_side_name(const char *bname, char *out, size_t cap)
+{
+	size_t n = strlen(bname);
+
+	if (n + sizeof(LONGNAME_SUFFIX) > cap)
+		return -ENAMETOOLONG;
+	memcpy(out, bname, n);
+	memcpy(out + n, LONGNAME_SUFFIX, sizeof(LONGNAME_SUFFIX));
+	return 0;
+}
+
 int names_symlink_encrypt(const uint8_t key[static NAME_KEY_LEN],
 			  const char *target, size_t len, char *out, size_t cap)
 {

@@ -1,4 +1,4 @@
-/* src/fs/inode.c — inode table keyed by backing (dev, ino). */
+/* src/fuse/inode.c — inode table keyed by backing (dev, ino). */
 #include "config.h"
 
 #include <errno.h>
@@ -10,8 +10,8 @@
 
 #include "cmkfs/backing.h"
 #include "cmkfs/inode.h"
+#include "cmkfs/inval.h"
 #include "cmkfs/log.h"
-#include "cmkfs/ops.h"
 
 #define NHASH 65536
 
@@ -166,9 +166,9 @@ void fsctx_on_lock(struct fsctx *fs)
 	gate_drain(&fs->reads);
 	/* Outside fs->mtx: invalidation may wait on requests we serve. */
 	if (fs->se != NULL) {
-		ops_invalidate(fs->se, 1);	/* FUSE_ROOT_ID */
+		inval_inode(fs->se, 1);	/* FUSE_ROOT_ID */
 		for (size_t i = 0; i < n; i++)
-			ops_invalidate(fs->se, inos[i]);
+			inval_inode(fs->se, inos[i]);
 	}
 	free(inos);
 }

@@ -1,4 +1,4 @@
-/* src/fs/ops.c — FUSE low-level operations (libfuse include/fuse_lowlevel.h;
+/* src/fuse/ops.c — FUSE low-level operations (libfuse include/fuse_lowlevel.h;
  * inode/fd handling after example/passthrough_ll.c). The userdata of the
  * session is a struct fsctx. */
 #include "config.h"
@@ -120,18 +120,6 @@ static int kerr(int rc)
 static void reply_err(fuse_req_t req, int rc)
 {
 	fuse_reply_err(req, kerr(rc));
-}
-
-void ops_invalidate(struct fuse_session *se, uint64_t ino)
-{
-	(void)fuse_lowlevel_notify_inval_inode(se, (fuse_ino_t)ino, 0, 0);
-}
-
-void ops_invalidate_entry(struct fuse_session *se, uint64_t parent,
-			  const char *name)
-{
-	(void)fuse_lowlevel_notify_inval_entry(se, (fuse_ino_t)parent, name,
-					       strlen(name));
 }
 
 /* --no-xattr: ENOSYS tells the kernel that no extended attribute call
@@ -717,7 +705,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (rc < 0)
 		goto reply;
 	pthread_mutex_lock(&fs->ns);
-	rc = dir_make(p->fd, tmp, mode, ctx->uid, ctx->gid, fs->is_root);
+	rc = dirtree_make(p->fd, tmp, mode, ctx->uid, ctx->gid, fs->is_root);
 	if (rc == 0) {
 		rc = dir_longname_add(p, &bn);
 		if (rc == 0 && renameat2(p->fd, tmp, p->fd, bn.name,
@@ -830,7 +818,7 @@ static int remove_dir(int parentfd, const char *bname)
 					      O_CLOEXEC);
 	if (dfd < 0)
 		return -errno;
-	rc = dir_is_empty(dfd);
+	rc = dirtree_is_empty(dfd);
 	if (rc == 0)
 		rc = -ENOTEMPTY;
 	if (rc < 0)

@@ -1,4 +1,4 @@
-/* src/fs/wire.c — the FUSE wire shim (include/cmkfs/wire.h).
+/* src/fuse/wire.c — the FUSE wire shim (include/cmkfs/wire.h).
  * Struct layouts and flags are the kernel's (<linux/fuse.h>, protocol
  * 7.33 and later); libfuse 3.14 negotiates 7.36 with this kernel. */
 #include "config.h"

@@ -1,10 +1,47 @@
-/* src/keys/keyprov.c — provider registry helpers. */
+/* src/keys/keyprov.c — the provider registry: one table of provider kinds,
+ * looked up by the type a volume layer records. */
 #include "config.h"
 
+#include <errno.h>
+
 #include "cmkfs/keyprov.h"
+
+static const struct keyprov_ops *const kinds[] = {
+	&kp_local_ops,
+	&kp_akv_ops,
+};
 
 void keyprov_close(struct keyprov *kp)
 {
 	if (kp != NULL && kp->ops != NULL && kp->ops->close != NULL)
 		kp->ops->close(kp);
+}
+
+int keyprov_for_layer(const struct vol_layer *l, const uint8_t *service_key,
+		      const uint8_t volume_id[static VOLUME_ID_LEN], int layer,
+		      struct keyprov **out)
+{
+	for (size_t i = 0; i < CMK_ARRAY_LEN(kinds); i++) {
+		if (kinds[i]->type == l->prov)
+			return kinds[i]->open(l, service_key, volume_id, layer,
+					      out);
+	}
+	return -EOPNOTSUPP;
+}
+
+void keyprov_forget(void)
+{
+	for (size_t i = 0; i < CMK_ARRAY_LEN(kinds); i++) {
+		if (kinds[i]->forget != NULL)
+			kinds[i]->forget();
+	}
+}
+
+const char *keyprov_last_error(void)
+{
+	for (size_t i = 0; i < CMK_ARRAY_LEN(kinds); i++) {
+		if (kinds[i]->last_error != NULL)
+			return kinds[i]->last_error();
+	}
+	return "no error";
 }

@@ -69,7 +69,8 @@ int kp_akv_take_credentials(void)
 	return rc;
 }
 
-void kp_akv_forget_tokens(void)
+/* A locked mount holds no secret: the bearer tokens go on lock. */
+static void akv_forget(void)
 {
 	pthread_mutex_lock(&client_mtx);
 	if (client_auth != NULL)
@@ -149,9 +150,23 @@ static void akv_close(struct keyprov *kp)
 	free(kp);
 }
 
-static const struct keyprov_ops akv_ops = {
+static int akv_open_layer(const struct vol_layer *l,
+			  const uint8_t *service_key,
+			  const uint8_t volume_id[static VOLUME_ID_LEN],
+			  int layer, struct keyprov **out)
+{
+	(void)service_key;
+	(void)volume_id;
+	(void)layer;
+	return kp_akv_open(l->key_id, out);
+}
+
+const struct keyprov_ops kp_akv_ops = {
 	.name = "akv",
 	.type = KPROV_AKV,
+	.open = akv_open_layer,
+	.forget = akv_forget,
+	.last_error = kv_last_error,
 	.wrap = akv_wrap,
 	.unwrap = akv_unwrap,
 	.check = akv_check,
@@ -178,7 +193,7 @@ int kp_akv_open(const char *key_uri, struct keyprov **out)
 	if (rc < 0)
 		goto fail;
 	a->alg = kv_alg_for(a->key.kty);
-	kp->ops = &akv_ops;
+	kp->ops = &kp_akv_ops;
 	kp->priv = a;
 	snprintf(kp->key_id, sizeof(kp->key_id), "%s", key_uri);
 	*out = kp;
@@ -187,18 +202,4 @@ fail:
 	free(a);
 	free(kp);
 	return rc;
-}
-
-int keyprov_for_layer(const struct vol_layer *l, const uint8_t *service_key,
-		      const uint8_t volume_id[static VOLUME_ID_LEN], int layer,
-		      struct keyprov **out)
-{
-	switch (l->prov) {
-	case KPROV_LOCAL:
-		return kp_local_open(service_key, volume_id, layer, out);
-	case KPROV_AKV:
-		return kp_akv_open(l->key_id, out);
-	default:
-		return -EOPNOTSUPP;
-	}
 }

@@ -158,9 +158,19 @@ static void local_close(struct keyprov *kp)
 	free(kp);
 }
 
-static const struct keyprov_ops local_ops = {
+static int local_open_layer(const struct vol_layer *l,
+			    const uint8_t *service_key,
+			    const uint8_t volume_id[static VOLUME_ID_LEN],
+			    int layer, struct keyprov **out)
+{
+	(void)l;
+	return kp_local_open(service_key, volume_id, layer, out);
+}
+
+const struct keyprov_ops kp_local_ops = {
 	.name = "local",
 	.type = KPROV_LOCAL,
+	.open = local_open_layer,
 	.wrap = local_wrap,
 	.unwrap = local_unwrap,
 	.close = local_close,
@@ -179,7 +189,7 @@ int kp_local_open(const uint8_t *service_key,
 
 	if (kp == NULL || l == NULL || layer < 0 || layer > 1)
 		goto fail;
-	kp->ops = &local_ops;
+	kp->ops = &kp_local_ops;
 	kp->priv = l;
 	rc = secmem_zalloc(AEAD_KEY_LEN, (void **)&l->wrap_key);
 	if (rc < 0)

@@ -8,10 +8,8 @@
 #include <string.h>
 
 #include "cmkfs/audit.h"
-#include "cmkfs/kv.h"
 #include "cmkfs/log.h"
 #include "cmkfs/monitor.h"
-#include "cmkfs/volio.h"
 
 struct monitor {
 	struct keyring *kr;
@@ -40,12 +38,14 @@ int monitor_is_denial(int rc)
 	}
 }
 
-static const char *why(int rc)
+/* Key-state and network errors are best told by the provider's own last
+ * failure (Key Vault's code and message); the rest by the creator's words. */
+static const char *why(const struct monitor *m, int rc)
 {
-	return rc == -EKEYREVOKED || rc == -EKEYEXPIRED || rc == -EACCES ||
-			       rc == -EAGAIN || rc == -EPROTO ?
-		       kv_last_error() :
-		       volio_strerror(rc);
+	if (rc == -EKEYREVOKED || rc == -EKEYEXPIRED || rc == -EACCES ||
+	    rc == -EAGAIN || rc == -EPROTO)
+		return keyprov_last_error();
+	return m->cfg.strerror != NULL ? m->cfg.strerror(rc) : strerror(-rc);
 }
 
 /* One check: providers for the current config, attributes, unwrap proof. */
@@ -55,7 +55,7 @@ static int check_once(struct monitor *m, struct keyprov *prov[2])
 	int rc;
 
 	keyring_volume_copy(m->kr, &v);
-	rc = volio_providers(&v, m->service_key, prov);
+	rc = m->cfg.open_providers(&v, m->service_key, prov);
 	for (int i = 0; i < 2 && rc == 0; i++) {
 		if (prov[i]->ops->check != NULL)
 			rc = prov[i]->ops->check(prov[i]);
@@ -68,8 +68,10 @@ static int check_once(struct monitor *m, struct keyprov *prov[2])
 static void do_lock(struct monitor *m, const char *reason, bool manual,
 		    struct monitor_status *st)
 {
+	char key_id[sizeof(m->st.key_id)];
+
 	keyring_lock(m->kr);
-	kp_akv_forget_tokens();
+	keyprov_forget();
 	if (m->cfg.on_lock != NULL)
 		m->cfg.on_lock(m->cfg.ud);
 	pthread_mutex_lock(&m->mtx);
@@ -78,10 +80,11 @@ static void do_lock(struct monitor *m, const char *reason, bool manual,
 	m->st.manual = manual;
 	if (st != NULL)
 		*st = m->st;
+	memcpy(key_id, m->st.key_id, sizeof(key_id));
 	pthread_mutex_unlock(&m->mtx);
 	if (!was) {
 		log_err("keys wiped, mount locked: %s", reason);
-		audit_event("lock", m->st.key_id, manual ? "manual" : "denied",
+		audit_event("lock", key_id, manual ? "manual" : "denied",
 			    reason);
 	}
 }
@@ -90,6 +93,7 @@ static void run_check(struct monitor *m)
 {
 	struct keyprov *prov[2] = { NULL, NULL };
 	time_t now = time(NULL);
+	char key_id[sizeof(m->st.key_id)];
 	char reason[256];
 	bool locked;
 	int rc;
@@ -103,7 +107,7 @@ static void run_check(struct monitor *m)
 	uint64_t gen0 = keyring_generation(m->kr);
 
 	rc = check_once(m, prov);
-	snprintf(reason, sizeof(reason), "%s", rc == 0 ? "ok" : why(rc));
+	snprintf(reason, sizeof(reason), "%s", rc == 0 ? "ok" : why(m, rc));
 	pthread_mutex_lock(&m->mtx);
 	m->st.last_check = now;
 	m->st.checks++;
@@ -114,8 +118,10 @@ static void run_check(struct monitor *m)
 	locked = m->st.locked;
 	bool lock_since = keyring_generation(m->kr) != gen0;
 	time_t last_ok = m->st.last_ok;
+	/* monitor_reload() may change it meanwhile */
+	memcpy(key_id, m->st.key_id, sizeof(key_id));
 	pthread_mutex_unlock(&m->mtx);
-	audit_event("check", m->st.key_id,
+	audit_event("check", key_id,
 		    rc == 0		    ? "ok" :
 		    monitor_is_denial(rc) ? "denied" :
 					    "transient",
@@ -136,8 +142,8 @@ static void run_check(struct monitor *m)
 		}
 		if (resumed) {
 			log_warn("key access restored, mount resumed");
-			audit_event("resume", m->st.key_id, "ok", NULL);
-			audit_event("unwrap", m->st.key_id, "ok", "resume");
+			audit_event("resume", key_id, "ok", NULL);
+			audit_event("unwrap", key_id, "ok", "resume");
 		}
 	} else if (rc < 0 && !locked) {
 		if (monitor_is_denial(rc)) {
@@ -197,14 +203,17 @@ static void set_key_id(struct monitor *m)
 int monitor_start(struct keyring *kr, const struct monitor_cfg *cfg,
 		  struct monitor **out)
 {
-	struct monitor *m = calloc(1, sizeof(*m));
+	struct monitor *m;
 
+	if (cfg->open_providers == NULL)
+		return -EINVAL;
+	m = calloc(1, sizeof(*m));
 	if (m == NULL)
 		return -ENOMEM;
 	m->kr = kr;
 	m->cfg = *cfg;
 	snprintf(m->service_key, sizeof(m->service_key), "%s",
-		 cfg->service_key);
+		 cfg->service_key != NULL ? cfg->service_key : "");
 	m->cfg.service_key = m->service_key;
 	if (m->cfg.interval_sec <= 0)
 		m->cfg.interval_sec = 60;
@@ -217,6 +226,8 @@ int monitor_start(struct keyring *kr, const struct monitor_cfg *cfg,
 	snprintf(m->st.last_result, sizeof(m->st.last_result), "ok (mount)");
 	set_key_id(m);
 	if (pthread_create(&m->thread, NULL, loop, m) != 0) {
+		pthread_cond_destroy(&m->cond);
+		pthread_mutex_destroy(&m->mtx);
 		free(m);
 		return -EAGAIN;
 	}
@@ -252,15 +263,13 @@ void monitor_kick(struct monitor *m)
 	pthread_mutex_unlock(&m->mtx);
 }
 
-int monitor_reload(struct monitor *m, int dirfd, struct monitor_status *st)
+int monitor_reload(struct monitor *m, const struct volume *v,
+		   struct monitor_status *st)
 {
 	unsigned long before;
-	struct volume v;
 	int rc;
 
-	rc = volio_read(dirfd, &v);
-	if (rc == 0)
-		rc = keyring_set_volume(m->kr, &v);
+	rc = keyring_set_volume(m->kr, v);
 	if (rc < 0)
 		return rc;
 	set_key_id(m);

@@ -19,6 +19,7 @@
 #include "cmkfs/rekey.h"
 #include "cmkfs/repair.h"
 #include "cmkfs/volio.h"
+#include "cmkfs/walk.h"
 
 struct walk {
 	int rootfd;
@@ -60,13 +61,13 @@ static bool skip_name(const char *n)
 {
 	size_t len = strlen(n), sl = strlen(LONGNAME_SUFFIX);
 
-	if (strncmp(n, RESERVED_PREFIX, strlen(RESERVED_PREFIX)) != 0)
+	if (!names_is_reserved(n))
 		return false;
 	/* Originals that fsck --repair set aside keep readable headers:
 	 * re-wrap them too, or they could never be opened again. */
 	if (strcmp(n, QUARANTINE_DIR) == 0)
 		return false;
-	if (strncmp(n, TMP_PREFIX, strlen(TMP_PREFIX)) == 0)
+	if (names_is_tmp(n))
 		return false;	/* a file in flight: re-wrap it too */
 	if (strncmp(n, LONGNAME_PREFIX, strlen(LONGNAME_PREFIX)) == 0)
 		return len > sl && strcmp(n + len - sl, LONGNAME_SUFFIX) == 0;
@@ -92,7 +93,7 @@ static int rewrap_file(struct walk *w, int dfd, const char *name)
 	/* A temporary whose header is short or malformed is a create cut
 	 * short by a crash (never named; fsck reports it) or, on a live
 	 * mount, one whose creator re-wraps it (file.c cfile_create). */
-	if (strncmp(name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0 &&
+	if (names_is_tmp(name) &&
 	    ((size_t)n < sizeof(buf) ||
 	     header_parse(buf, sizeof(buf), &h) < 0)) {
 		close(fd);
@@ -130,67 +131,64 @@ static int rewrap_file(struct walk *w, int dfd, const char *name)
 	return rc < 0 ? rc : 0;
 }
 
-static int walk_dir(struct walk *w, int dfd, size_t plen)
+/* walk_tree() callbacks of one pass: the names skip_name() refuses passed
+ * by, the quarantine's subtree tracked, each regular file counted and
+ * (unless counting) re-wrapped. */
+static int pass_filter(const struct walk_entry *e, void *arg)
 {
-	DIR *d;
-	struct dirent *e;
-	int rc = 0, fd;
+	(void)arg;
+	return skip_name(e->name) ? WALK_SKIP : 0;
+}
 
-	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	d = fdopendir(fd);
-	if (d == NULL) {
-		rc = -errno;
-		close(fd);
-		return rc;
-	}
-	while (rc == 0 && (errno = 0, e = readdir(d)) != NULL) {
-		const char *n = e->d_name;
-		unsigned char type = e->d_type;
-		size_t nl = strlen(n);
-		struct stat st;
+static bool is_quarantine(const struct walk_entry *e)
+{
+	return e->depth == 0 && strcmp(e->name, QUARANTINE_DIR) == 0;
+}
 
-		if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0 || skip_name(n))
-			continue;
-		if (plen + 1 + nl + 1 > sizeof(w->path)) {
-			rc = -ENAMETOOLONG;
-			break;
-		}
-		snprintf(w->path + plen, sizeof(w->path) - plen, "%s%s",
-			 plen ? "/" : "", n);
-		if (type == DT_UNKNOWN) {
-			if (fstatat(dirfd(d), n, &st, AT_SYMLINK_NOFOLLOW) < 0)
-				continue;	/* gone meanwhile */
-			type = S_ISDIR(st.st_mode) ? DT_DIR :
-			       S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
-		}
-		if (type == DT_DIR) {
-			int sub = openat(dirfd(d), n,
-					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-						 O_CLOEXEC);
+static int pass_enter(const struct walk_entry *e, void *arg)
+{
+	struct walk *w = arg;
 
-			if (sub < 0)
-				continue;	/* gone or renamed meanwhile */
-			bool q = plen == 0 && strcmp(n, QUARANTINE_DIR) == 0;
+	w->quarantine += is_quarantine(e);
+	return 0;
+}
 
-			w->quarantine += q;
-			rc = walk_dir(w, sub, plen + (plen ? 1 : 0) + nl);
-			w->quarantine -= q;
-			close(sub);
-		} else if (type == DT_REG) {
-			w->p.done++;
-			if (!w->counting)
-				rc = rewrap_file(w, dirfd(d), n);
-			if (rc == 0)
-				rc = report(w, false);
-		}
-		w->path[plen] = '\0';
-	}
-	if (rc == 0 && errno != 0)
-		rc = -errno;
-	closedir(d);
+static void pass_leave(const struct walk_entry *e, void *arg)
+{
+	struct walk *w = arg;
+
+	w->quarantine -= is_quarantine(e);
+}
+
+static int pass_file(const struct walk_entry *e, void *arg)
+{
+	struct walk *w = arg;
+	int rc = 0;
+
+	if (e->type != DT_REG)
+		return 0;
+	snprintf(w->path, sizeof(w->path), "%s", e->path); /* for problem() */
+	w->p.done++;
+	if (!w->counting)
+		rc = rewrap_file(w, e->dfd, e->name);
+	if (rc == 0)
+		rc = report(w, false);
 	return rc;
+}
+
+static int walk_dir(struct walk *w)
+{
+	const struct walk_tree_cb cb = {
+		.want = WALK_ALL,
+		.flags = WALK_F_PATH,
+		.filter = pass_filter,
+		.file = pass_file,
+		.enter = pass_enter,
+		.leave = pass_leave,
+		.arg = w,
+	};
+
+	return walk_tree(w->rootfd, &cb);
 }
 
 static int pass(struct walk *w, const char *phase, bool counting)
@@ -205,7 +203,7 @@ static int pass(struct walk *w, const char *phase, bool counting)
 	w->path[0] = '\0';
 	rc = report(w, true);
 	if (rc == 0)
-		rc = walk_dir(w, w->rootfd, 0);
+		rc = walk_dir(w);
 	if (rc == 0 && counting)
 		w->p.total = w->p.done;
 	return rc;

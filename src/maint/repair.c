@@ -15,7 +15,7 @@
 
 #include "cmkfs/backing.h"
 #include "cmkfs/block.h"
-#include "cmkfs/dir.h"
+#include "cmkfs/dirtree.h"
 #include "cmkfs/file.h"
 #include "cmkfs/header.h"
 #include "cmkfs/log.h"
@@ -26,7 +26,6 @@
 #define CHUNK_BYTES (1u << 20)	/* plaintext per cfile_write */
 #define XLIST_MAX 65536
 #define XVAL_MAX 65536
-#define XATTRS_DIR "cmkfs.xattrs"
 #define DIROPEN (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 
 struct repair {
@@ -162,7 +161,7 @@ static int mirror(struct repair *r, int srcfd, const char *rel_dir, int *out)
 int repair_quarantine(struct repair *r, int dirfd, const char *rel_dir,
 		      const char *bname, char *qrel, size_t cap)
 {
-	char side[ENCNAME_MAX + sizeof(LONGNAME_SUFFIX)];
+	char side[ENCNAME_MAX];
 	int mfd, rc;
 
 	rc = mirror(r, dirfd, rel_dir, &mfd);
@@ -171,8 +170,9 @@ int repair_quarantine(struct repair *r, int dirfd, const char *rel_dir,
 	if (renameat2(dirfd, bname, mfd, bname, RENAME_NOREPLACE) < 0)
 		rc = -errno;
 	if (rc == 0 && names_is_longname(bname)) {
-		snprintf(side, sizeof(side), "%s%s", bname, LONGNAME_SUFFIX);
-		if (renameat2(dirfd, side, mfd, side, RENAME_NOREPLACE) < 0 &&
+		rc = names_side_name(bname, side, sizeof(side));
+		if (rc == 0 &&
+		    renameat2(dirfd, side, mfd, side, RENAME_NOREPLACE) < 0 &&
 		    errno != ENOENT)
 			rc = -errno;
 	}
@@ -333,7 +333,7 @@ int repair_drop_bad_xattrs(struct repair *r, int dirfd, const char *rel_dir,
 	return rc;
 }
 
-/* fsync a directory made by dir_make() and its cmkfs.dirid. */
+/* fsync a directory made by dirtree_make() and its DIRID_FILE. */
 static int sync_new_dir(int parentfd, const char *name)
 {
 	int dfd, fd, rc = 0;
@@ -351,8 +351,7 @@ static int sync_new_dir(int parentfd, const char *name)
 }
 
 /* The backing name of plaintext `name` in backing directory dirfd, as
- * dir_bname() makes it on the mount (no fsctx here: the volume is not
- * mounted). */
+ * dir_bname() makes it on the mount (the volume is not mounted). */
 static int name_in(struct repair *r, int dirfd, const char *name,
 		   struct bname *bn)
 {
@@ -363,7 +362,7 @@ static int name_in(struct repair *r, int dirfd, const char *name,
 	rc = backing_read_small(dirfd, DIRID_FILE, dirid, sizeof(dirid), &len);
 	if (rc == 0 && len != DIRID_LEN)
 		rc = -EBADMSG;
-	return rc < 0 ? rc : dir_bname_in(r->kr, dirid, name, bn);
+	return rc < 0 ? rc : dirtree_bname(r->kr, dirid, name, bn);
 }
 
 /* Open lost+found under topfd, making it as op_mkdir does if missing: a
@@ -371,7 +370,6 @@ static int name_in(struct repair *r, int dirfd, const char *name,
  * without replacing anything. Mode 0700, as e2fsck makes it. */
 static int lostfound(struct repair *r, int topfd, int *out)
 {
-	struct inode top = { .fd = topfd };	/* dir_longname_* use only fd */
 	struct bname bn;
 	char tmp[40];
 	int fd, rc;
@@ -385,7 +383,7 @@ static int lostfound(struct repair *r, int topfd, int *out)
 	if (fd < 0) {
 		rc = backing_tmpname(tmp, sizeof(tmp));
 		if (rc == 0)
-			rc = dir_make(topfd, tmp, 0700, 0, 0, false);
+			rc = dirtree_make(topfd, tmp, 0700, 0, 0, false);
 		if (rc < 0)
 			return rc;
 		/* The salvaged copies' names hang on this id (and in a zone
@@ -393,7 +391,7 @@ static int lostfound(struct repair *r, int topfd, int *out)
 		 * directory gets its name. */
 		rc = sync_new_dir(topfd, tmp);
 		if (rc == 0)
-			rc = dir_longname_add(&top, &bn);
+			rc = dirtree_longname_add(topfd, &bn);
 		if (rc == 0 && renameat2(topfd, tmp, topfd, bn.name,
 					 RENAME_NOREPLACE) < 0)
 			rc = -errno;
@@ -452,7 +450,6 @@ static void salvage_name(const char *path, int i, char out[static 256])
 static int put_in_place(struct repair *r, int lf, const char *tmp,
 			const char *path, char name[static 256])
 {
-	struct inode dir = { .fd = lf };
 	struct bname bn;
 	int rc = -EEXIST;
 
@@ -465,7 +462,7 @@ static int put_in_place(struct repair *r, int lf, const char *tmp,
 			rc = -EEXIST;
 			continue;
 		}
-		rc = dir_longname_add(&dir, &bn);
+		rc = dirtree_longname_add(lf, &bn);
 		if (rc == 0 && renameat2(lf, tmp, lf, bn.name,
 					 RENAME_NOREPLACE) < 0)
 			rc = -errno;

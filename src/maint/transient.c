@@ -18,6 +18,7 @@
 #include "cmkfs/rand.h"
 #include "cmkfs/secmem.h"
 #include "cmkfs/transient.h"
+#include "cmkfs/walk.h"
 
 #define LABEL "cmkfs v1 transient zones"
 #define BODY_MAX (TRANSIENT_MAX_ZONES * 1100)
@@ -200,8 +201,8 @@ static int destroy(int dirfd, const char *bname, const struct stat *st)
 	if (names_is_longname(bname)) {
 		char side[ENCNAME_MAX];
 
-		snprintf(side, sizeof(side), "%s%s", bname, LONGNAME_SUFFIX);
-		(void)unlinkat(dirfd, side, 0);
+		if (names_side_name(bname, side, sizeof(side)) == 0)
+			(void)unlinkat(dirfd, side, 0);
 	}
 	return 0;
 }
@@ -223,82 +224,91 @@ struct walk {
 	bool dry;		/* count what is due, destroy nothing */
 };
 
+/* One directory of a sweep. */
+struct sweep_dir {
+	struct walk *w;
+	int dfd;
+	int depth;
+	uint8_t dirid[DIRID_LEN];
+	struct stat dst;
+};
+
+static int sweep(struct walk *w, int dfd, int depth);
+
+/* walk_entries() callback: reserved names hold no files, but long names
+ * are entries. */
+static int sweep_entry(const struct walk_entry *de, void *arg)
+{
+	struct sweep_dir *sd = arg;
+	struct walk *w = sd->w;
+	const char *b = de->name;
+	char plain[NAME_MAX + 1], enc[ENCNAME_MAX];
+	int dfd = sd->dfd, rc;
+	struct stat st;
+
+	if (fstatat(dfd, b, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	if (S_ISDIR(st.st_mode)) {
+		int sub = openat(dfd, b, O_RDONLY | O_DIRECTORY |
+						 O_NOFOLLOW | O_CLOEXEC);
+
+		if (sub >= 0) {
+			(void)sweep(w, sub, sd->depth + 1);
+			close(sub);
+		}
+		return 0;
+	}
+	if (st.st_mtime > w->cutoff)
+		return 0;
+	if (w->dry) {
+		w->count++;
+		return 0;
+	}
+	/* The plaintext name, for the daemon's dentry invalidation. */
+	plain[0] = '\0';
+	if (w->cb != NULL) {
+		const char *e = b;
+		size_t el;
+
+		if (names_is_longname(b)) {
+			char side[ENCNAME_MAX];
+
+			if (names_side_name(b, side,
+					    sizeof(side)) == 0 &&
+			    backing_read_small(dfd, side, enc,
+					       sizeof(enc) - 1,
+					       &el) == 0) {
+				enc[el] = '\0';
+				e = enc;
+			}
+		}
+		if (names_decrypt(w->key, sd->dirid, e, strlen(e), plain,
+				  sizeof(plain)) < 0)
+			plain[0] = '\0';
+	}
+	rc = destroy(dfd, b, &st);
+	if (rc < 0) {
+		log_err("transient zone: cannot destroy an expired "
+			"entry: %s", strerror(-rc));
+		return 0;
+	}
+	w->count++;
+	if (w->cb != NULL && plain[0] != '\0')
+		w->cb(sd->dst.st_dev, sd->dst.st_ino, plain, w->ud);
+	return 0;
+}
+
 static int sweep(struct walk *w, int dfd, int depth)
 {
-	uint8_t dirid[DIRID_LEN];
-	char plain[NAME_MAX + 1], enc[ENCNAME_MAX];
-	struct dirent *de;
-	struct stat dst;
-	DIR *d;
-	int fd, rc = 0;
+	struct sweep_dir sd = { .w = w, .dfd = dfd, .depth = depth };
+	int rc;
 
-	if (depth > DEPTH_MAX || read_dirid(dfd, dirid) < 0 || fstat(dfd, &dst) < 0)
+	if (depth > DEPTH_MAX || read_dirid(dfd, sd.dirid) < 0 ||
+	    fstat(dfd, &sd.dst) < 0)
 		return -EBADMSG;
-	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	d = fd < 0 ? NULL : fdopendir(fd);
-	if (d == NULL) {
-		if (fd >= 0)
-			close(fd);
-		return -errno;
-	}
-	while ((de = readdir(d)) != NULL) {
-		const char *b = de->d_name;
-		struct stat st;
-
-		if (strcmp(b, ".") == 0 || strcmp(b, "..") == 0 ||
-		    (names_is_reserved(b) && !names_is_longname(b)))
-			continue;
-		if (fstatat(dfd, b, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			continue;
-		if (S_ISDIR(st.st_mode)) {
-			int sub = openat(dfd, b, O_RDONLY | O_DIRECTORY |
-							 O_NOFOLLOW | O_CLOEXEC);
-
-			if (sub >= 0) {
-				(void)sweep(w, sub, depth + 1);
-				close(sub);
-			}
-			continue;
-		}
-		if (st.st_mtime > w->cutoff)
-			continue;
-		if (w->dry) {
-			w->count++;
-			continue;
-		}
-		/* The plaintext name, for the daemon's dentry invalidation. */
-		plain[0] = '\0';
-		if (w->cb != NULL) {
-			const char *e = b;
-			size_t el;
-
-			if (names_is_longname(b)) {
-				char side[ENCNAME_MAX];
-
-				snprintf(side, sizeof(side), "%s%s", b,
-					 LONGNAME_SUFFIX);
-				if (backing_read_small(dfd, side, enc,
-						       sizeof(enc) - 1, &el) == 0) {
-					enc[el] = '\0';
-					e = enc;
-				}
-			}
-			if (names_decrypt(w->key, dirid, e, strlen(e), plain,
-					  sizeof(plain)) < 0)
-				plain[0] = '\0';
-		}
-		rc = destroy(dfd, b, &st);
-		if (rc < 0) {
-			log_err("transient zone: cannot destroy an expired "
-				"entry: %s", strerror(-rc));
-			continue;
-		}
-		w->count++;
-		if (w->cb != NULL && plain[0] != '\0')
-			w->cb(dst.st_dev, dst.st_ino, plain, w->ud);
-	}
-	closedir(d);
-	return 0;
+	rc = walk_entries(dfd, WALK_ENTRIES, WALK_F_SKIP_ERRORS, sweep_entry,
+			  &sd);
+	return rc < 0 ? rc : 0;
 }
 
 static int expire(int rootfd, struct keyring *kr, const struct tzone *z,

@@ -176,3 +176,63 @@ const char *json_array_str(const struct json *arr, size_t i)
 	e = cJSON_GetArrayItem(C(arr), (int)i);
 	return cJSON_IsString(e) ? e->valuestring : NULL;
 }
+
+/* Bytes of the character that starts at s: an escape's source byte, or a
+ * UTF-8 lead byte with the continuation bytes that follow it (at most the
+ * lead promises). Anything else, malformed UTF-8 included, is one byte. */
+static size_t char_len(const unsigned char *s)
+{
+	size_t want = 1, n = 1;
+
+	if (s[0] >= 0xc0 && s[0] <= 0xdf)
+		want = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		want = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf7)
+		want = 4;
+	while (n < want && s[n] >= 0x80 && s[n] <= 0xbf)
+		n++;
+	return n;
+}
+
+size_t json_escape(char *out, size_t cap, const char *s, size_t *used)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)(s != NULL ? s : "");
+	size_t o = 0, i = 0;
+
+	if (cap == 0)
+		goto out;
+	while (p[i] != '\0') {
+		unsigned char c = p[i];
+		size_t in = 1, need;
+
+		if (c == '"' || c == '\\')
+			need = 2;
+		else if (c < 0x20)
+			need = 6;
+		else
+			need = in = char_len(p + i);
+		/* Keep room for the NUL. */
+		if (need >= cap - o)
+			break;
+		if (c == '"' || c == '\\') {
+			out[o++] = '\\';
+			out[o++] = (char)c;
+		} else if (c < 0x20) {
+			memcpy(out + o, "\\u00", 4);
+			out[o + 4] = hex[c >> 4];
+			out[o + 5] = hex[c & 15];
+			o += 6;
+		} else {
+			memcpy(out + o, p + i, in);
+			o += in;
+		}
+		i += in;
+	}
+	out[o] = '\0';
+out:
+	if (used != NULL)
+		*used = i;
+	return o;
+}

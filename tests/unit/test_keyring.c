@@ -589,6 +589,50 @@ out:
 	close_provs(prov2);
 }
 
+/* The registry opens the provider a layer records, by its type. */
+static void registry(void)
+{
+	uint8_t skey[SERVICE_KEY_LEN], volid[VOLUME_ID_LEN];
+	struct keyprov *prov[2] = { NULL, NULL }, *p = NULL;
+	struct keyring *kr = NULL;
+	struct vol_layer odd;
+	struct volume v;
+
+	t_fill(skey, sizeof(skey), 20);
+	t_fill(volid, sizeof(volid), 21);
+	CHECK_RC(open_provs(skey, volid, prov), 0);
+	if (prov[0] == NULL)
+		return;
+	CHECK_RC(keyring_create(prov, 4096, volid, &v, &kr), 0);
+	for (int i = 0; i < 2 && kr != NULL; i++) {
+		CHECK_RC(keyprov_for_layer(&v.layer[i], skey, volid, i, &p), 0);
+		if (p == NULL)
+			continue;
+		CHECK(p->ops == &kp_local_ops &&
+			      strcmp(p->ops->name, "local") == 0,
+		      "layer %d: not the local provider", i);
+		CHECK(strcmp(p->key_id, v.layer[i].key_id) == 0,
+		      "layer %d key id %s", i, p->key_id);
+		/* it unwraps the layer's KEK like the one made directly */
+		CHECK_RC(keyring_verify_layer(kr, p, i), 0);
+		keyprov_close(p);
+		p = NULL;
+	}
+	odd = v.layer[0];
+	odd.prov = 99;
+	CHECK_RC(keyprov_for_layer(&odd, skey, volid, 0, &p), -EOPNOTSUPP);
+	CHECK(p == NULL, "provider set on error");
+	CHECK(kp_akv_ops.type == KPROV_AKV && kp_akv_ops.forget != NULL &&
+		      kp_local_ops.forget == NULL,
+	      "kinds");
+	/* no Key Vault client made yet: nothing to forget, nothing failed */
+	keyprov_forget();
+	CHECK(strcmp(keyprov_last_error(), "no error") == 0, "last error %s",
+	      keyprov_last_error());
+	keyring_free(kr);
+	close_provs(prov);
+}
+
 int main(void)
 {
 	size_t base;
@@ -599,6 +643,7 @@ int main(void)
 	files();
 	name_keys();
 	rekey();
+	registry();
 	CHECK(secmem_in_use() == base, "secmem in use %zu, was %zu",
 	      secmem_in_use(), base);
 	keyprov_close(NULL);

@@ -1,0 +1,92 @@
+/* include/cmkfs/cmk.h — `cmkfs cmk enable|rotate|disable`: put the customer
+ * layer's KEK_C under another key (doc/KEYS.md "Customer-managed keys").
+ * Only the wrapping of KEK_C changes, no file is rewritten. One run is a
+ * transaction under the config lock: read the config, unlock it with the
+ * current keys, re-wrap KEK_C with the new key, prove the new config opens
+ * (unwrapped again and MAC-checked), then replace cmkfs.conf atomically, so
+ * the volume opens with the old key or the new one at every instant.
+ *
+ * Telling a live mount to adopt the new config is the caller's business
+ * (the committed() callback, run while the config lock is still held, so a
+ * rekey cannot start from the old config meanwhile). Audit events
+ * ("wrap", "cmk_enable", "cmk_rotate", "cmk_disable") are the engine's. */
+#ifndef CMKFS_CMK_H
+#define CMKFS_CMK_H
+
+#include <limits.h>
+#include <stdbool.h>
+
+#include "cmkfs/keyprov.h"
+#include "cmkfs/volume.h"
+
+enum cmk_action {
+	CMK_ENABLE,	/* service-managed -> customer-managed key */
+	CMK_ROTATE,	/* customer-managed -> another key or version */
+	CMK_DISABLE,	/* customer-managed -> service-managed */
+};
+
+/* Where a run stopped. */
+enum cmk_stage {
+	CMK_STAGE_DONE,		/* the new config is on disk */
+	CMK_STAGE_READ,		/* opening, locking or reading the config */
+	CMK_STAGE_STATE,	/* action does not fit the volume (-EEXIST,
+				 * -ENOKEY) */
+	CMK_STAGE_UNLOCK,	/* the current keys do not unlock it */
+	CMK_STAGE_OPEN_KEY,	/* the new key could not be opened */
+	CMK_STAGE_REFUSED,	/* pre-flight check failed (-EPERM) */
+	CMK_STAGE_WRAP,		/* re-wrapping failed (-EBUSY: rekey) */
+	CMK_STAGE_PROVE,	/* the new config does not open */
+	CMK_STAGE_WRITE,	/* writing cmkfs.conf failed */
+};
+
+/* Long enough for a message naming two paths and a key. */
+#define CMK_MSG_MAX (2 * PATH_MAX + 1024)
+
+struct cmk_result {
+	enum cmk_stage stage;
+	int err;			/* 0, or the negative errno */
+	/* On failure: one sentence for the user, without a command prefix. */
+	char msg[CMK_MSG_MAX];
+	/* Once re-wrapped: the key now protecting layer C, and the old one. */
+	char key_id[VOLUME_KEYID_MAX + 1];
+	char old_key_id[VOLUME_KEYID_MAX + 1];
+};
+
+struct cmk_opts {
+	enum cmk_action action;
+	const char *service_key;	/* service key file path */
+	/* enable, rotate: the new key's full URI with version, opened with
+	 * kp_akv_open() once the volume is unlocked. */
+	const char *key_uri;
+	bool force;			/* a failed pre-flight check only warns */
+	/* Injected providers (borrowed, may be NULL): new_key is used
+	 * instead of opening key_uri, and skips the pre-flight check (which
+	 * reads Key Vault attributes); cur[] unlock the current config
+	 * instead of the providers volio_providers() opens from it. */
+	struct keyprov *new_key;
+	struct keyprov *cur[2];
+	/* A pre-flight check failed under force: why. May be NULL. */
+	void (*warn)(const char *why, void *arg);
+	/* The new config is on disk and audited; the config lock is still
+	 * held. Print, notify a live mount. May be NULL. */
+	void (*committed)(const char *cipherdir, const struct cmk_result *r,
+			  void *arg);
+	void *arg;
+};
+
+/* Run `o->action` on the volume in `cipherdir` (the path is used in
+ * messages as given). *r is always filled: stage, err and msg say where and
+ * why it stopped. The config on disk is replaced only at CMK_STAGE_DONE.
+ * Errors: -errno / volio errors (READ), -EEXIST (enable: a CMK is already
+ * enabled), -ENOKEY (rotate, disable: none is), the providers' (UNLOCK,
+ * OPEN_KEY, WRAP, PROVE), -EPERM (REFUSED), -EBUSY (a rekey is in
+ * progress), -errno (WRITE). */
+CMK_MUST_CHECK int cmk_run(const char *cipherdir, const struct cmk_opts *o,
+			   struct cmk_result *r);
+
+/* Pre-flight checks of a Key Vault key opened with kp_akv_open(): enabled,
+ * valid now, wrapKey and unwrapKey allowed, soft delete and purge
+ * protection, RSA at least 2048 bits. 0, or -EPERM with *why set. */
+CMK_MUST_CHECK int cmk_check_key(const struct keyprov *p, const char **why);
+
+#endif

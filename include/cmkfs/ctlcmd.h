@@ -1,0 +1,49 @@
+/* include/cmkfs/ctlcmd.h — what a mount daemon answers on its control
+ * socket (ctl.h carries the bytes): "status", "lock", "check", "reload",
+ * "sweep" and "rekey" (a live rekey, with progress lines streamed to the
+ * client). Every reply is one JSON line: {"ok":true,...the mount's key
+ * state...} or {"ok":false,"error":"..."}.
+ *
+ * The daemon fills a struct ctlcmd, calls ctlcmd_init, and passes
+ * ctlcmd_handle with it to ctl_start. Handlers run on ctl's connection
+ * threads, several at once; the fields below are set before ctl_start
+ * and read-only after, except where noted. */
+#ifndef CMKFS_CTLCMD_H
+#define CMKFS_CTLCMD_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+
+struct fsctx;
+struct keyring;
+struct monitor;
+struct sweeper;
+
+struct ctlcmd {
+	const char *cipherdir;		/* "reload" reads its config again */
+	const char *service_key;	/* providers for a live rekey */
+	int key_check_interval_sec;	/* reported by status */
+	int grace_sec;			/* reported by status */
+	int rootfd;			/* O_RDONLY cipherdir; borrowed */
+	struct keyring *kr;		/* borrowed */
+	struct monitor *mon;		/* borrowed */
+	struct fsctx *fs;		/* borrowed; inode and handle counts */
+	struct sweeper *sw;		/* borrowed */
+	pthread_mutex_t rekey_mtx;	/* one rekey at a time */
+	atomic_int stopping;		/* set by ctlcmd_stopping */
+};
+
+/* Initialise the lock and flag (the caller has filled the rest). */
+void ctlcmd_init(struct ctlcmd *c);
+/* The daemon is unmounting: a running rekey stops at its next progress
+ * point (resumable) so that ctl_stop does not wait for a whole rekey. */
+void ctlcmd_stopping(struct ctlcmd *c);
+void ctlcmd_destroy(struct ctlcmd *c);
+
+/* A ctl_handler (ctl.h): answer `cmd` into reply (cap bytes); `ud` is the
+ * struct ctlcmd. An unknown command gets {"ok":false,...}. */
+void ctlcmd_handle(const char *cmd, char *reply, size_t cap, int fd,
+		   void *ud);
+
+#endif

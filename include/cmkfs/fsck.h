@@ -1,0 +1,130 @@
+/* include/cmkfs/fsck.h — the volume check behind `cmkfs fsck`
+ * (doc/OPERATIONS.md "fsck"): every directory id, encrypted name and
+ * long-name side file, every file header and block in both layers, every
+ * symlink target and user xattr, and the reserved names. Each problem is
+ * reported with its backing path, the plaintext path where it can still be
+ * derived, and the block number. Transient zones expire first (only
+ * counted while the volume is mounted or cannot be written).
+ *
+ * With repair (an unmounted volume only), damaged files are salvaged into
+ * lost+found and what cannot be read is quarantined (repair.h), or
+ * destroyed inside a transient zone; truncates cut short by a crash are
+ * completed first (journal.h).
+ *
+ * The engine prints nothing: each finding reaches the caller through
+ * struct fsck_cb as it is made, and the counts (and, if asked, a list of
+ * the problems) come back in struct fsck_result. Not thread-safe: one run
+ * per result. */
+#ifndef CMKFS_FSCK_H
+#define CMKFS_FSCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cmkfs/keyring.h"
+#include "cmkfs/repair.h"
+
+/* At most this many problems are kept in fsck_result.list. */
+#define FSCK_LIST_MAX 4096
+
+struct fsck_opts {
+	/* The cipher directory's path: prefix of every backing path. */
+	const char *root;
+	/* Salvage, quarantine, destroy. The caller holds the volume's
+	 * offline lock (volio_lock_offline) on rootfd for the whole run. */
+	bool repair;
+	/* A mount serves the volume: its sweeper owns expiry. */
+	bool mounted;
+	/* Keep the problems in fsck_result.list as well. */
+	bool keep_list;
+};
+
+/* One problem found. Strings are valid during the callback only. */
+struct fsck_problem {
+	const char *bpath;	/* backing path, below fsck_opts.root */
+	const char *ppath;	/* plaintext path ("/d/f"), or NULL */
+	long long block;	/* plaintext block number, or -1 */
+	const char *what;	/* one phrase, no trailing newline */
+};
+
+enum fsck_action_kind {
+	FSCK_SALVAGED,		/* copied into lost+found; `to`, `salvage` */
+	FSCK_QUARANTINED,	/* moved into the quarantine; `to` */
+	FSCK_DESTROYED,		/* destroyed in a transient zone */
+	FSCK_NOT_REPAIRED,	/* left as it is; `why` */
+};
+
+/* One repair action. Strings are valid during the callback only. */
+struct fsck_action {
+	enum fsck_action_kind kind;
+	const char *bpath, *ppath;	/* as in fsck_problem */
+	/* Where it went: the copy's plaintext path (SALVAGED) or a path in
+	 * the cipher directory (QUARANTINED); else NULL. */
+	const char *to;
+	const struct salvage *salvage;	/* SALVAGED only, else NULL */
+	const char *why;		/* or NULL */
+};
+
+/* A problem as kept in fsck_result.list (owned by the result). */
+struct fsck_item {
+	char *bpath, *ppath;	/* ppath may be NULL */
+	long long block;
+	char *what;
+};
+
+struct fsck_result {
+	unsigned long dirs, files, blocks, problems;
+	/* Truncates cut short by a crash whose record completes them
+	 * (file.h): not damage. Pending: left to the next mount or repair;
+	 * completed: by this run (repair only). */
+	unsigned long pending, completed;
+	/* Transient zones: entries expired by this run, or due (left to
+	 * due_owner, a phrase naming who expires them). */
+	unsigned long expired, due;
+	const char *due_owner;	/* static string */
+	bool repair;		/* the repair counters below mean something */
+	unsigned long salvaged, lost_blocks, quarantined, destroyed,
+		unrepaired;
+	/* keep_list: the first FSCK_LIST_MAX problems, in order found. */
+	struct fsck_item *list;
+	size_t nlist;
+};
+
+enum fsck_phase {
+	FSCK_PHASE_EXPIRED,	/* zones expired or counted; walk next */
+	FSCK_PHASE_WALK,	/* a directory or entry was checked */
+};
+
+struct fsck_cb {
+	void (*problem)(const struct fsck_problem *p, void *arg);
+	void (*action)(const struct fsck_action *a, void *arg);
+	/* Counts so far; FSCK_PHASE_WALK after each directory and entry. */
+	void (*progress)(enum fsck_phase ph, const struct fsck_result *r,
+			 void *arg);
+	/* Something that went wrong but is no problem of the volume
+	 * (a transient zone whose expiry failed): one phrase. */
+	void (*warning)(const char *what, void *arg);
+	void *arg;		/* every callback may be NULL */
+};
+
+/* Check (and with o->repair, repair) the volume whose cipher directory is
+ * rootfd (an O_RDONLY directory fd, kept) and whose keyring kr is
+ * unlocked. *r is filled (free with fsck_result_free()) even on error;
+ * damage found is no error: r->problems counts it. Errors: -EKEYREVOKED
+ * (keyring locked: no name key), -ENOMEM (before the walk). */
+CMK_MUST_CHECK int fsck_run(int rootfd, struct keyring *kr,
+			    const struct fsck_opts *o, const struct fsck_cb *cb,
+			    struct fsck_result *r);
+void fsck_result_free(struct fsck_result *r);	/* NULL-safe */
+
+/* "SALVAGED", "QUARANTINED", "DESTROYED", "NOT-REPAIRED". */
+const char *fsck_action_name(enum fsck_action_kind kind);
+
+/* The audit events of a run: "transient_expire" when it expired entries
+ * (call after FSCK_PHASE_EXPIRED, or at the end), and "fsck" (the check,
+ * with the volume's customer key id) or "fsck_repair" with the counts.
+ * Counts only, never names. */
+void fsck_audit_expired(const struct fsck_result *r);
+void fsck_audit(const struct fsck_result *r, const char *key_id);
+
+#endif

@@ -1,0 +1,23 @@
+/* include/cmkfs/inval.h — tell the kernel to forget what it cached of a
+ * mount (libfuse fuse_lowlevel_notify_inval_inode/_entry): a lock drops
+ * every inode's pages and attributes, the transient sweep drops the
+ * entries it removed. Apart from the ops table, so that the inode table
+ * and the daemon can ask without depending on it.
+ *
+ * Both may block until the kernel has finished requests in flight: never
+ * call them holding a lock that serving a request takes. A failure (the
+ * kernel does not know the node, or the session is gone) is ignored:
+ * there is then nothing cached to drop. */
+#ifndef CMKFS_INVAL_H
+#define CMKFS_INVAL_H
+
+#include <stdint.h>
+
+struct fuse_session;
+
+/* Drop the kernel's cached pages and attributes of FUSE node `nodeid`. */
+void inval_inode(struct fuse_session *se, uint64_t nodeid);
+/* Drop the kernel's dentry `name` in directory node `parent`. */
+void inval_entry(struct fuse_session *se, uint64_t parent, const char *name);
+
+#endif

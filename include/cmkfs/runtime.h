@@ -1,0 +1,50 @@
+/* include/cmkfs/runtime.h — how a mount daemon is found from outside:
+ * the runtime state file it leaves per mountpoint, and the fuse.cmkfs
+ * lines of /proc/self/mountinfo.
+ *
+ * State file: <dir>/<sha256(mountpoint)[:16 hex]>.pid holding
+ * "pid\ncipherdir\n"; <dir> is $CMKFS_RUNTIME_DIR, else /run/cmkfs for
+ * root, else $XDG_RUNTIME_DIR/cmkfs (/tmp/cmkfs without it). The control
+ * socket lives next to it (ctl.h). Nothing here keeps state in memory:
+ * every function is thread-safe. */
+#ifndef CMKFS_RUNTIME_H
+#define CMKFS_RUNTIME_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "cmkfs/common.h"
+
+/* Create the state directory (mode 0700) if it is missing. Best effort: a
+ * failure shows when the state file or socket cannot be made in it. */
+void runtime_mkdir(void);
+
+/* The state file path of `mountpoint` into out (cap bytes), stable for a
+ * given mountpoint string and environment.
+ * Errors: -ENAMETOOLONG (does not fit), those of kdf_sha256. */
+CMK_MUST_CHECK int runtime_state_path(const char *mountpoint, char *out,
+				      size_t cap);
+/* Record this process (getpid()) as the daemon of `mountpoint` serving
+ * `cipherdir`, creating the directory if needed. Errors: -errno. */
+int runtime_state_write(const char *mountpoint, const char *cipherdir);
+/* Read the state of a mountpoint: its daemon's pid and cipherdir (cap
+ * bytes, truncated to fit). Errors: -ENOENT (none, or malformed). */
+CMK_MUST_CHECK int runtime_state_read(const char *mountpoint, pid_t *pid,
+				      char *cipherdir, size_t cap);
+/* Remove the state file of `mountpoint`; a missing one is fine. */
+void runtime_state_remove(const char *mountpoint);
+
+/* One line of /proc/self/mountinfo (proc(5): id parent maj:min root
+ * mountpoint options [optional fields] - fstype source superoptions),
+ * parsed in place. Returns 1 for a fuse.cmkfs mount with *mnt and *source
+ * pointing into `line`, unescaped (\ooo); 0 for any other or malformed
+ * line (*mnt and *source then untouched). Pure. */
+int runtime_mountinfo_parse(char *line, char **mnt, char **source);
+
+/* Find the mountpoint where cipherdir `path` is mounted as fuse.cmkfs, or
+ * the cipherdir of mountpoint `path` (/proc/self/mountinfo). On a match
+ * both are copied out (truncated to ccap, mcap). Returns 1 found, 0 not. */
+int runtime_find(const char *path, char *cipherdir, size_t ccap, char *mnt,
+		 size_t mcap);
+
+#endif

@@ -1,0 +1,234 @@
+/* src/daemon/ctlcmd.c — the control socket's commands
+ * (include/cmkfs/ctlcmd.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmkfs/audit.h"
+#include "cmkfs/common.h"
+#include "cmkfs/ctl.h"
+#include "cmkfs/ctlcmd.h"
+#include "cmkfs/inode.h"
+#include "cmkfs/json.h"
+#include "cmkfs/keyprov.h"
+#include "cmkfs/monitor.h"
+#include "cmkfs/rekey.h"
+#include "cmkfs/sweeper.h"
+#include "cmkfs/volio.h"
+
+/* What a command leaves for the reply. */
+enum after {
+	REPLY_STATUS,		/* the monitor's status, read now */
+	REPLY_GIVEN_STATUS,	/* the status the command filled in */
+	REPLY_DONE,		/* the command wrote its own reply */
+};
+
+void ctlcmd_init(struct ctlcmd *c)
+{
+	pthread_mutex_init(&c->rekey_mtx, NULL);
+	atomic_init(&c->stopping, 0);
+}
+
+void ctlcmd_stopping(struct ctlcmd *c)
+{
+	atomic_store(&c->stopping, 1);
+}
+
+void ctlcmd_destroy(struct ctlcmd *c)
+{
+	pthread_mutex_destroy(&c->rekey_mtx);
+}
+
+struct rekey_client {
+	struct ctlcmd *c;
+	int fd;
+};
+
+static int rekey_progress(const struct rekey_progress *p, void *arg)
+{
+	struct rekey_client *rc = arg;
+	char line[512];
+
+	rekey_progress_json(p, line, sizeof(line));
+	/* A client that went away does not stop the rekey: it is safer
+	 * finished, and a kill -9 of `cmkfs rekey` must not leave it half
+	 * done any longer than necessary. */
+	(void)ctl_send_line(rc->fd, line);
+	return atomic_load(&rc->c->stopping);
+}
+
+static void rekey_problem(const char *bpath, const char *what, void *arg)
+{
+	struct rekey_client *rc = arg;
+	char line[4200];
+	int n;
+
+	n = snprintf(line, sizeof(line), "{\"problem\":{\"backing\":\"");
+	n += (int)json_escape(line + n, sizeof(line) - 300 - (size_t)n, bpath,
+			      NULL);
+	snprintf(line + n, sizeof(line) - (size_t)n, "\",\"what\":\"%s\"}}",
+		 what);
+	(void)ctl_send_line(rc->fd, line);
+}
+
+/* `cmkfs rekey` on a live mount: done here, so new files of this mount
+ * get the new generation from the same instant as the config. */
+static enum after cmd_rekey(struct ctlcmd *c, int fd, char *reply, size_t cap,
+			    struct monitor_status *st)
+{
+	struct rekey_client cl = { c, fd };
+	struct rekey_cb cb = { rekey_progress, rekey_problem, &cl };
+	struct keyprov *prov[2] = { NULL, NULL };
+	struct rekey_progress p = { 0 };
+	struct volume v;
+	int rc;
+
+	(void)st;
+	if (pthread_mutex_trylock(&c->rekey_mtx) != 0) {
+		snprintf(reply, cap, "{\"ok\":false,\"error\":\"a rekey is "
+			 "already running on this mount\"}");
+		return REPLY_DONE;
+	}
+	keyring_volume_copy(c->kr, &v);
+	rc = volio_providers(&v, c->service_key, prov);
+	if (rc == 0)
+		rc = rekey_run(c->rootfd, c->kr, prov, &cb, &p);
+	keyprov_close(prov[0]);
+	keyprov_close(prov[1]);
+	pthread_mutex_unlock(&c->rekey_mtx);
+	keyring_volume_copy(c->kr, &v);
+	rekey_audit(&p, v.layer[1].key_id, rc, false);
+	if (rc < 0) {
+		snprintf(reply, cap, "{\"ok\":false,\"error\":\"%s\","
+			 "\"errno\":%d}", volio_strerror(rc), -rc);
+		return REPLY_DONE;
+	}
+	rekey_result_json(&p, reply, cap);
+	return REPLY_DONE;
+}
+
+/* Synchronous: the caller sees the sweep done. */
+static enum after cmd_sweep(struct ctlcmd *c, int fd, char *reply,
+			    size_t cap, struct monitor_status *st)
+{
+	(void)fd, (void)reply, (void)cap, (void)st;
+	sweeper_sweep(c->sw, false);
+	return REPLY_STATUS;
+}
+
+/* The reply says what the lock did, even if a check resumes the mount
+ * before the reply is written. */
+static enum after cmd_lock(struct ctlcmd *c, int fd, char *reply, size_t cap,
+			   struct monitor_status *st)
+{
+	(void)fd, (void)reply, (void)cap;
+	monitor_lock_now(c->mon, "cmkfs lock", st);
+	return REPLY_GIVEN_STATUS;
+}
+
+static enum after cmd_check(struct ctlcmd *c, int fd, char *reply,
+			    size_t cap, struct monitor_status *st)
+{
+	(void)fd, (void)reply, (void)cap, (void)st;
+	monitor_kick(c->mon);
+	return REPLY_STATUS;
+}
+
+/* The volume config read again (after `cmkfs cmk` changed it). */
+static enum after cmd_reload(struct ctlcmd *c, int fd, char *reply,
+			     size_t cap, struct monitor_status *st)
+{
+	struct volume v;
+	int dirfd, rc;
+
+	(void)fd;
+	dirfd = open(c->cipherdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	rc = dirfd < 0 ? -errno : volio_read(dirfd, &v);
+	if (dirfd >= 0)
+		close(dirfd);
+	if (rc == 0)
+		rc = monitor_reload(c->mon, &v, st);
+	if (rc < 0) {
+		snprintf(reply, cap, "{\"ok\":false,\"error\":\"%s\"}",
+			 volio_strerror(rc));
+		return REPLY_DONE;
+	}
+	return REPLY_STATUS;
+}
+
+static enum after cmd_status(struct ctlcmd *c, int fd, char *reply,
+			     size_t cap, struct monitor_status *st)
+{
+	(void)c, (void)fd, (void)reply, (void)cap, (void)st;
+	return REPLY_STATUS;
+}
+
+static const struct {
+	const char *name;
+	enum after (*run)(struct ctlcmd *c, int fd, char *reply, size_t cap,
+			  struct monitor_status *st);
+} cmds[] = {
+	{ "status", cmd_status }, { "lock", cmd_lock },
+	{ "check", cmd_check },	  { "reload", cmd_reload },
+	{ "sweep", cmd_sweep },	  { "rekey", cmd_rekey },
+};
+
+static void status_reply(struct ctlcmd *c, struct monitor_status *st,
+			 char *reply, size_t cap)
+{
+	/* key_id and last_result are ours (URIs, fixed phrases, Key Vault
+	 * codes with controls replaced): no quotes reach them from Key Vault
+	 * unescaped because kv_map_error copies codes only. */
+	for (char *p = st->last_result; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			*p = '\'';
+	}
+	snprintf(reply, cap,
+		 "{\"ok\":true,\"locked\":%s,\"manual_lock\":%s,"
+		 "\"last_check\":%lld,\"last_ok\":%lld,\"last_result\":\"%s\","
+		 "\"key_id\":\"%s\",\"key_check_interval\":%d,\"grace\":%d,"
+		 "\"last_check_ok\":%s,\"pid\":%ld,\"audit_log\":\"%s\","
+		 "\"inodes\":%zu,\"handles\":%zu}",
+		 st->locked ? "true" : "false", st->manual ? "true" : "false",
+		 (long long)st->last_check, (long long)st->last_ok,
+		 st->last_result, st->key_id, c->key_check_interval_sec,
+		 c->grace_sec, st->last_check_ok ? "true" : "false",
+		 (long)getpid(), audit_path(),
+		 c->fs != NULL ? fsctx_ninodes(c->fs) : (size_t)0,
+		 c->fs != NULL ? fsctx_nhandles(c->fs) : (size_t)0);
+}
+
+void ctlcmd_handle(const char *cmd, char *reply, size_t cap, int fd,
+		   void *ud)
+{
+	struct ctlcmd *c = ud;
+	struct monitor_status st;
+	enum after next;
+	size_t i;
+
+	for (i = 0; i < CMK_ARRAY_LEN(cmds); i++) {
+		if (strcmp(cmd, cmds[i].name) == 0)
+			break;
+	}
+	if (i == CMK_ARRAY_LEN(cmds)) {
+		snprintf(reply, cap,
+			 "{\"ok\":false,\"error\":\"unknown command\"}");
+		return;
+	}
+	next = cmds[i].run(c, fd, reply, cap, &st);
+	switch (next) {
+	case REPLY_DONE:
+		return;
+	case REPLY_STATUS:
+		monitor_get_status(c->mon, &st);
+		break;
+	case REPLY_GIVEN_STATUS:
+	default:
+		break;
+	}
+	status_reply(c, &st, reply, cap);
+}

@@ -1,0 +1,789 @@
+/* src/maint/fsck.c — check and repair a volume on disk
+ * (include/cmkfs/fsck.h). */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmkfs/audit.h"
+#include "cmkfs/backing.h"
+#include "cmkfs/file.h"
+#include "cmkfs/fsck.h"
+#include "cmkfs/journal.h"
+#include "cmkfs/names.h"
+#include "cmkfs/repair.h"
+#include "cmkfs/secmem.h"
+#include "cmkfs/transient.h"
+#include "cmkfs/volio.h"
+#include "cmkfs/walk.h"
+
+#define DEPTH_MAX 256
+
+struct fsck {
+	struct keyring *kr;
+	uint8_t key[NAME_KEY_LEN];
+	uint32_t bs;
+	int jfd;
+	const struct fsck_opts *o;
+	const struct fsck_cb *cb;
+	struct fsck_result *r;
+	/* transient zones: expired by this run, or due (a mount is live) */
+	struct tzone *z;
+	size_t nz;
+	struct repair *rp;	/* repair only */
+};
+
+/* Where a damaged file below a directory is salvaged to: lost+found at the
+ * volume root, or at the top of the transient zone it is in, so that the
+ * copy keeps expiring (doc/OPERATIONS.md "fsck"). In a zone, what cannot
+ * be salvaged is destroyed as expiry would, not quarantined: the
+ * quarantine would keep zone data past its TTL. */
+struct place {
+	int fd;			/* backing directory that holds lost+found */
+	const char *ppath;	/* its plaintext path, "" for the root */
+	bool zone;
+};
+
+/* check_file() results: unreadable header (nothing to salvage), damaged
+ * size or blocks (salvage), an error that says nothing about the file
+ * (EACCES, EIO on the header...: left alone). */
+enum { DMG_ENTRY = 1, DMG_CONTENT = 2, DMG_IO = 3 };
+
+static void keep(struct fsck_result *r, const struct fsck_problem *p)
+{
+	struct fsck_item *it;
+
+	if (r->nlist == FSCK_LIST_MAX)
+		return;
+	if (r->nlist % 64 == 0) {
+		it = realloc(r->list, (r->nlist + 64) * sizeof(*it));
+		if (it == NULL)
+			return;	/* the callbacks and counts still tell */
+		r->list = it;
+	}
+	it = &r->list[r->nlist];
+	it->bpath = strdup(p->bpath);
+	it->ppath = p->ppath ? strdup(p->ppath) : NULL;
+	it->what = strdup(p->what);
+	it->block = p->block;
+	if (it->bpath == NULL || it->what == NULL ||
+	    (p->ppath != NULL && it->ppath == NULL)) {
+		free(it->bpath);
+		free(it->ppath);
+		free(it->what);
+		return;
+	}
+	r->nlist++;
+}
+
+static void report(struct fsck *f, const char *bpath, const char *ppath,
+		   long long block, const char *what)
+{
+	const struct fsck_problem p = { bpath, ppath, block, what };
+
+	f->r->problems++;
+	if (f->o->keep_list)
+		keep(f->r, &p);
+	if (f->cb->problem != NULL)
+		f->cb->problem(&p, f->cb->arg);
+}
+
+static void action(struct fsck *f, enum fsck_action_kind kind,
+		   const char *bpath, const char *ppath, const char *to,
+		   const struct salvage *s, const char *why)
+{
+	const struct fsck_action a = { kind, bpath, ppath, to, s, why };
+
+	if (f->cb->action != NULL)
+		f->cb->action(&a, f->cb->arg);
+}
+
+static void progress(struct fsck *f, enum fsck_phase ph)
+{
+	if (f->cb->progress != NULL)
+		f->cb->progress(ph, f->r, f->cb->arg);
+}
+
+/* Returns 0 or a DMG_* kind. */
+static int check_file(struct fsck *f, int dfd, const char *bn,
+		      const char *bpath, const char *ppath)
+{
+	struct fsck_result *r = f->r;
+	struct cfile cf;
+	uint64_t size, nb;
+	uint8_t *buf;
+	size_t got;
+	bool tail_ok;
+	int fd, rc, dmg = 0;
+
+	r->files++;
+	fd = openat(dfd, bn, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		report(f, bpath, ppath, -1, strerror(errno));
+		return DMG_IO;
+	}
+	cfile_init(&cf, f->kr, f->bs, fd);
+	rc = cfile_load(&cf, fd);
+	if (rc == -EBADMSG || rc == -EKEYREJECTED) {
+		report(f, bpath, ppath, -1,
+		       rc == -EKEYREJECTED ? "header: wrong key or tampered" :
+					     "header: malformed or truncated");
+		dmg = DMG_ENTRY;
+		goto out;
+	}
+	if (rc < 0) {
+		report(f, bpath, ppath, -1, strerror(-rc));
+		dmg = DMG_IO;
+		goto out;
+	}
+	rc = cfile_size(&cf, fd, &size);
+	tail_ok = rc == 0 && cfile_check_tail(&cf, fd) == 0;
+	if (!tail_ok && cfile_resolve_truncate(&cf, fd, f->jfd, true) == 1) {
+		r->pending++;
+		goto out;
+	}
+	if (rc < 0) {
+		report(f, bpath, ppath, -1, "impossible size: cut short or extended");
+		dmg = DMG_CONTENT;
+		goto out;
+	}
+	if (!tail_ok) {
+		report(f, bpath, ppath, size ? (long long)((size - 1) / f->bs) : 0,
+		       "last block fails authentication (cut at a block boundary?)");
+		dmg = DMG_CONTENT;
+	}
+	buf = malloc(f->bs);
+	if (buf == NULL) {	/* never report an unchecked file as clean */
+		report(f, bpath, ppath, -1, strerror(ENOMEM));
+		dmg = DMG_IO;
+		goto out;
+	}
+	nb = size ? (size - 1) / f->bs + 1 : 0;
+	for (uint64_t b = 0; b < nb; b++) {
+		r->blocks++;
+		if (cfile_read(&cf, fd, b * f->bs, f->bs, buf, &got) < 0) {
+			report(f, bpath, ppath, (long long)b,
+			       "block fails authentication");
+			dmg = DMG_CONTENT;
+		}
+	}
+	secmem_wipe(buf, f->bs);
+	free(buf);
+out:
+	cfile_destroy(&cf);
+	close(fd);
+	return dmg;
+}
+
+/* Returns the number of user xattrs that fail. Values run to 64 KiB: off
+ * the recursive walk's frames. */
+static __attribute__((noinline)) unsigned
+check_xattrs(struct fsck *f, int dfd, const char *bn, const char *bpath,
+	     const char *ppath)
+{
+	char path[PATH_MAX], list[8192], name[XATTR_NAME_MAX + 1];
+	uint8_t val[65536], out[65536];
+	unsigned bad = 0;
+	ssize_t n, vl;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dfd, bn);
+	n = llistxattr(path, list, sizeof(list));
+	for (char *p = list; n > 0 && p < list + n; p += strlen(p) + 1) {
+		if (strncmp(p, "user.", 5) != 0)
+			continue;
+		if (names_xattr_name_decrypt(f->key, p, name, sizeof(name)) < 0) {
+			report(f, bpath, ppath, -1, "xattr name fails authentication");
+			bad++;
+			continue;
+		}
+		vl = lgetxattr(path, p, val, sizeof(val));
+		if (vl < 0 || names_xattr_value_open(f->key, name, val, (size_t)vl,
+						     out) < 0) {
+			report(f, bpath, ppath, -1, "xattr value fails authentication");
+			bad++;
+		}
+	}
+	secmem_wipe(out, sizeof(out));
+	return bad;
+}
+
+static void not_repaired(struct fsck *f, const char *bpath,
+			 const char *ppath, const char *why)
+{
+	f->r->unrepaired++;
+	action(f, FSCK_NOT_REPAIRED, bpath, ppath, NULL, NULL, why);
+}
+
+/* The backing path of a directory relative to the cipher root. */
+static const char *rel_of(const struct fsck *f, const char *bdir)
+{
+	size_t n = strlen(f->o->root);
+
+	return bdir[n] == '/' ? bdir + n + 1 : bdir + n;
+}
+
+/* An entry that cannot be read: quarantined, or destroyed in a zone. */
+static void set_aside(struct fsck *f, const struct place *pl, int dfd,
+		      const char *bdir, const char *b, const char *bpath,
+		      const char *ppath)
+{
+	char q[PATH_MAX], to[PATH_MAX + 8];
+	int rc;
+
+	if (pl->zone) {
+		rc = transient_destroy(dfd, b);
+		if (rc == 0) {
+			f->r->destroyed++;
+			action(f, FSCK_DESTROYED, bpath, ppath, NULL, NULL,
+			       "in a transient zone: destroyed as expiry "
+			       "does, not quarantined");
+			return;
+		}
+	} else {
+		rc = repair_quarantine(f->rp, dfd, rel_of(f, bdir), b, q,
+				       sizeof(q));
+		if (rc == 0) {
+			f->r->quarantined++;
+			snprintf(to, sizeof(to), "%s/%s", f->o->root, q);
+			action(f, FSCK_QUARANTINED, bpath, ppath, to, NULL, NULL);
+			return;
+		}
+	}
+	not_repaired(f, bpath, ppath,
+		     rc == -EISDIR ? "a directory in a transient zone is never "
+				     "destroyed" :
+				     strerror(-rc));
+}
+
+/* A file whose header opens: copy what authenticates into lost+found,
+ * then set the original aside (the copy is durable first). */
+static void salvage(struct fsck *f, const struct place *pl, int dfd,
+		    const char *bdir, const char *b, const char *bpath,
+		    const char *ppath)
+{
+	char to[PATH_MAX + 300];
+	struct salvage s;
+	int rc;
+
+	rc = repair_salvage(f->rp, pl->fd, dfd, b, ppath, &s);
+	if (rc < 0) {
+		not_repaired(f, bpath, ppath,
+			     rc == -ENOTDIR ? "lost+found is not a directory" :
+					      strerror(-rc));
+		return;
+	}
+	f->r->salvaged++;
+	f->r->lost_blocks += s.nlost;
+	snprintf(to, sizeof(to), "%s/" LOSTFOUND_NAME "/%s", pl->ppath, s.name);
+	action(f, FSCK_SALVAGED, bpath, ppath, to, &s, NULL);
+	salvage_free(&s);
+	set_aside(f, pl, dfd, bdir, b, bpath, ppath);
+}
+
+static void fix_xattrs(struct fsck *f, const struct place *pl, int dfd,
+		       const char *bdir, const char *b, const char *bpath,
+		       const char *ppath)
+{
+	char q[PATH_MAX], to[PATH_MAX + 8], why[64];
+	unsigned n = 0;
+	int rc;
+
+	q[0] = '\0';
+	rc = repair_drop_bad_xattrs(f->rp, dfd, rel_of(f, bdir), b, !pl->zone,
+				    &n, q, sizeof(q));
+	if (rc < 0) {
+		not_repaired(f, bpath, ppath, strerror(-rc));
+		return;
+	}
+	snprintf(why, sizeof(why), "%u damaged xattr%s removed", n,
+		 n == 1 ? "" : "s");
+	if (pl->zone) {
+		f->r->destroyed++;
+		action(f, FSCK_DESTROYED, bpath, ppath, NULL, NULL, why);
+	} else {
+		f->r->quarantined++;
+		snprintf(to, sizeof(to), "%s/%s", f->o->root, q);
+		action(f, FSCK_QUARANTINED, bpath, ppath, to, NULL, why);
+	}
+}
+
+/* The encrypted name behind long-name entry b, from its side file, into
+ * enc (ENCNAME_MAX bytes). Errors: -errno of reading it. */
+static int side_read(int dfd, const char *b, char enc[static ENCNAME_MAX])
+{
+	char side[ENCNAME_MAX];
+	size_t len = 0;
+	int rc;
+
+	rc = names_side_name(b, side, sizeof(side));
+	if (rc == 0)
+		rc = backing_read_small(dfd, side, enc, ENCNAME_MAX - 1, &len);
+	if (rc < 0)
+		return rc;
+	enc[len] = '\0';
+	return 0;
+}
+
+struct suspect {
+	struct fsck *f;
+	const uint8_t *dirid;
+	unsigned long tried, ok;
+};
+
+static int suspect_entry(const struct walk_entry *e, void *arg)
+{
+	struct suspect *s = arg;
+	char enc[ENCNAME_MAX], plain[NAME_MAX + 1];
+	const char *n = e->name;
+
+	if (e->cls == WALK_LONGNAME) {
+		if (side_read(e->dfd, e->name, enc) < 0)
+			return 0;
+		n = enc;
+	}
+	s->tried++;
+	s->ok += names_decrypt(s->f->key, s->dirid, n, strlen(n), plain,
+			       sizeof(plain)) == 0;
+	secmem_wipe(plain, sizeof(plain));
+	return s->ok > 0;	/* one name that opens clears the id */
+}
+
+/* --repair acts on each entry as it meets it; a damaged directory id (not
+ * authenticated by itself) would make every name fail and every entry be
+ * set aside one by one, or destroyed in a transient zone. So before
+ * repairing anything in a directory, check that at least one name opens
+ * under its id. 1: no name opens (the id is the likely culprit). */
+static int dirid_suspect(struct fsck *f, int dfd,
+			 const uint8_t dirid[static DIRID_LEN])
+{
+	struct suspect s = { f, dirid, 0, 0 };
+
+	if (walk_entries(dfd, WALK_ENTRIES, 0, suspect_entry, &s) < 0)
+		return 0;
+	return s.tried > 0 && s.ok == 0;
+}
+
+/* Whether a symlink's target decrypts. Targets run to ENCLINK_MAX, far
+ * longer than a name: buffers of their own, off the recursive frames. */
+static __attribute__((noinline)) bool symlink_ok(struct fsck *f, int dfd,
+						  const char *b)
+{
+	char enc[ENCLINK_MAX], tgt[ENCLINK_MAX];
+	ssize_t n = readlinkat(dfd, b, enc, sizeof(enc) - 1);
+	size_t len = 0;
+	bool ok;
+
+	ok = n > 0 && names_symlink_decrypt(f->key, enc, (size_t)n, tgt,
+					    sizeof(tgt), &len) == 0;
+	secmem_wipe(tgt, sizeof(tgt));
+	return ok;
+}
+
+/* One directory being checked. */
+struct dir {
+	struct fsck *f;
+	int dfd;
+	const char *bdir, *pdir;
+	const struct place *pl;
+	int depth;
+	uint8_t dirid[DIRID_LEN];
+	unsigned long nnames, nbad;
+};
+
+static int check_dir(struct fsck *f, int dfd, const char *bdir,
+		     const char *pdir, const struct place *pl, int depth);
+
+/* The root's own files; anywhere else they are unknown reserved names. */
+static bool root_name(const char *b)
+{
+	return strcmp(b, VOLUME_FILE) == 0 || strcmp(b, TRANSIENT_FILE) == 0 ||
+	       strcmp(b, QUARANTINE_DIR) == 0 || strcmp(b, JOURNAL_DIR) == 0;
+}
+
+/* A reserved name that is not a long-name entry. */
+static void check_reserved(struct dir *d, const struct walk_entry *e,
+			   const char *bpath)
+{
+	struct fsck *f = d->f;
+	const char *b = e->name;
+	bool repair = f->rp != NULL;
+
+	if (e->cls == WALK_DIRID ||
+	    (d->depth == 0 && e->cls == WALK_RESERVED && root_name(b)))
+		return;
+	if (e->cls == WALK_SIDE) {
+		char owner[ENCNAME_MAX];
+		size_t bl = strlen(b), sl = sizeof(LONGNAME_SUFFIX) - 1;
+
+		snprintf(owner, sizeof(owner), "%.*s", (int)(bl - sl), b);
+		if (faccessat(d->dfd, owner, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+			report(f, bpath, NULL, -1, "orphaned long-name side file");
+			if (repair)
+				set_aside(f, d->pl, d->dfd, d->bdir, b, bpath,
+					  NULL);
+		}
+		return;
+	}
+	if (e->cls == WALK_TMP)
+		report(f, bpath, NULL, -1, "leftover temporary file "
+					   "of an interrupted operation");
+	else
+		report(f, bpath, NULL, -1, "unknown reserved name");
+	if (repair)
+		set_aside(f, d->pl, d->dfd, d->bdir, b, bpath, NULL);
+}
+
+static void check_subdir(struct dir *d, const char *b, const char *bpath,
+			 const char *ppath, bool named)
+{
+	struct fsck *f = d->f;
+	const struct place *pl = d->pl, *spl = pl;
+	int sub = openat(d->dfd, b, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+					    O_CLOEXEC);
+	struct place zp = { sub, ppath, true };
+
+	if (sub < 0)
+		return;
+	/* Entering the top of a zone: its own lost+found. */
+	if (named && !pl->zone && f->nz > 0) {
+		int zi = transient_zone_of(f->z, f->nz, ppath);
+
+		if (zi >= 0 && strcmp(f->z[zi].path, ppath) == 0)
+			spl = &zp;
+	}
+	/* A directory whose id is lost: set aside whole, but never inside
+	 * or at the top of a transient zone, where that would destroy (or
+	 * keep past its TTL) data that may still be recoverable by
+	 * restoring the id. */
+	if (check_dir(f, sub, bpath, named ? ppath : "?", spl, d->depth + 1) < 0 &&
+	    f->rp != NULL) {
+		if (spl->zone)
+			not_repaired(f, bpath, named ? ppath : NULL,
+				     "directory id lost in a transient zone: "
+				     "restore cmkfs.dirid from a backup");
+		else
+			set_aside(f, pl, d->dfd, d->bdir, b, bpath,
+				  named ? ppath : NULL);
+	}
+	close(sub);
+}
+
+static void check_regular(struct dir *d, const char *b, const char *bpath,
+			  const char *ppath, bool named)
+{
+	struct fsck *f = d->f;
+	int dmg = check_file(f, d->dfd, b, bpath, named ? ppath : NULL);
+	unsigned xbad = check_xattrs(f, d->dfd, b, bpath, named ? ppath : NULL);
+
+	if (f->rp == NULL)
+		return;
+	if (dmg == DMG_ENTRY)
+		set_aside(f, d->pl, d->dfd, d->bdir, b, bpath, ppath);
+	else if (dmg == DMG_CONTENT)
+		salvage(f, d->pl, d->dfd, d->bdir, b, bpath, ppath);
+	else if (dmg == DMG_IO)
+		not_repaired(f, bpath, ppath, "cannot be read: check the disk, "
+					      "then run fsck again");
+	else if (xbad > 0)
+		fix_xattrs(f, d->pl, d->dfd, d->bdir, b, bpath, ppath);
+}
+
+static int check_entry(const struct walk_entry *e, void *arg)
+{
+	struct dir *d = arg;
+	struct fsck *f = d->f;
+	const char *b = e->name, *n = b;
+	char bpath[PATH_MAX], ppath[PATH_MAX], plain[NAME_MAX + 1],
+		enc[ENCNAME_MAX], chk[ENCNAME_MAX];
+	bool named = false, repair = f->rp != NULL;
+	struct stat st;
+
+	snprintf(bpath, sizeof(bpath), "%s/%s", d->bdir, b);
+	/* Set aside earlier in this walk (a side file goes with its long-name
+	 * entry): readdir may still return it. */
+	if (repair && faccessat(d->dfd, b, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	if (e->cls != WALK_NAME && e->cls != WALK_LONGNAME) {
+		check_reserved(d, e, bpath);
+		return 0;
+	}
+	if (e->cls == WALK_LONGNAME) {
+		if (side_read(d->dfd, b, enc) < 0) {
+			report(f, bpath, NULL, -1, "long-name side file missing");
+			n = NULL;
+		} else {
+			n = enc;
+			if (names_backing(enc, chk, sizeof(chk)) != 1 ||
+			    strcmp(chk, b) != 0) {
+				report(f, bpath, NULL, -1,
+				       "long-name side file does not match");
+				n = NULL;
+			}
+		}
+	}
+	d->nnames += n != NULL;
+	if (n != NULL && names_decrypt(f->key, d->dirid, n, strlen(n), plain,
+				       sizeof(plain)) == 0) {
+		named = true;
+		snprintf(ppath, sizeof(ppath), "%s/%s", d->pdir, plain);
+	} else if (n != NULL) {
+		d->nbad++;
+		report(f, bpath, NULL, -1, "name fails authentication");
+	}
+	if (fstatat(d->dfd, b, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	/* Nameless: quarantined whole, a directory with its subtree (outside
+	 * a zone; a zone's unnamed directory stays, walked). */
+	if (repair && !named && !(S_ISDIR(st.st_mode) && d->pl->zone)) {
+		set_aside(f, d->pl, d->dfd, d->bdir, b, bpath, NULL);
+		progress(f, FSCK_PHASE_WALK);
+		return 0;
+	}
+	if (repair && !named)
+		not_repaired(f, bpath, NULL, "unnamed directory in a transient "
+					     "zone (its files keep expiring)");
+	if (S_ISDIR(st.st_mode)) {
+		check_subdir(d, b, bpath, ppath, named);
+	} else if (S_ISREG(st.st_mode)) {
+		check_regular(d, b, bpath, ppath, named);
+	} else if (S_ISLNK(st.st_mode) && !symlink_ok(f, d->dfd, b)) {
+		report(f, bpath, named ? ppath : NULL, -1,
+		       "symlink target fails authentication");
+		if (repair)
+			set_aside(f, d->pl, d->dfd, d->bdir, b, bpath,
+				  named ? ppath : NULL);
+	}
+	progress(f, FSCK_PHASE_WALK);
+	secmem_wipe(plain, sizeof(plain));
+	return 0;
+}
+
+/* Returns -EBADMSG when the directory's own id is unreadable (nothing in
+ * it can be named; with repair the caller sets the directory aside). */
+static int check_dir(struct fsck *f, int dfd, const char *bdir,
+		     const char *pdir, const struct place *pl, int depth)
+{
+	struct dir d = { f, dfd, bdir, pdir, pl, depth, { 0 }, 0, 0 };
+	size_t len = 0;
+	int rc;
+
+	f->r->dirs++;
+	progress(f, FSCK_PHASE_WALK);
+	if (depth > DEPTH_MAX) {
+		report(f, bdir, pdir, -1, "directories nested too deep");
+		return 0;
+	}
+	if (backing_read_small(dfd, DIRID_FILE, d.dirid, sizeof(d.dirid),
+			       &len) < 0 ||
+	    len != DIRID_LEN) {
+		report(f, bdir, pdir, -1, "directory id (cmkfs.dirid) missing or "
+					  "damaged: no name in it can be read");
+		return -EBADMSG;
+	}
+	if (f->rp != NULL && dirid_suspect(f, dfd, d.dirid)) {
+		report(f, bdir, pdir, -1, "no name decrypts: directory id "
+					  "(cmkfs.dirid) damaged");
+		return -EBADMSG;	/* the caller sets it aside whole */
+	}
+	/* A stream that fails midway was checked up to there, as before. */
+	rc = walk_entries(dfd, WALK_ALL, WALK_F_SKIP_ERRORS, check_entry,
+			  &d);
+	if (rc < 0) {
+		report(f, bdir, pdir, -1, strerror(-rc));
+		return 0;
+	}
+	/* Names are bound to the directory id: if none decrypts, the id is
+	 * the likely culprit (it is not authenticated by itself). */
+	if (d.nbad > 0 && d.nbad == d.nnames)
+		report(f, bdir, pdir, -1, "no name decrypts: directory id "
+					  "(cmkfs.dirid) damaged");
+	return 0;
+}
+
+/* Expiry before the walk, so that nothing expired is checked or salvaged
+ * out of its zone. While a mount is live (or the cipher directory is
+ * read-only) its files are only counted. */
+static void zones(struct fsck *f, int fd, bool may_write)
+{
+	struct fsck_result *r = f->r;
+	time_t now = time(NULL);
+	char msg[128];
+	unsigned long c;
+	int rc;
+
+	rc = transient_load(fd, f->kr, f->z, &f->nz);
+	if (rc < 0) {
+		char bpath[PATH_MAX];
+
+		snprintf(bpath, sizeof(bpath), "%s/%s", f->o->root,
+			 TRANSIENT_FILE);
+		f->nz = 0;
+		report(f, bpath, NULL, -1,
+		       rc == -EBADMSG ? "transient zone list tampered or "
+					"malformed: nothing expires" :
+					strerror(-rc));
+		if (f->rp != NULL)
+			not_repaired(f, bpath, NULL, "restore it from a backup, "
+					"or remove it and add the zones again "
+					"with cmkfs transient add");
+		return;
+	}
+	for (size_t i = 0; i < f->nz; i++) {
+		c = 0;
+		if (may_write)
+			rc = transient_expire(fd, f->kr, &f->z[i], now, NULL, NULL,
+					      &c);
+		else
+			rc = transient_count_due(fd, f->kr, &f->z[i], now, &c);
+		if (rc < 0 && f->cb->warning != NULL) {
+			snprintf(msg, sizeof(msg), "transient zone: %s",
+				 strerror(-rc));
+			f->cb->warning(msg, f->cb->arg);
+		}
+		if (may_write)
+			r->expired += c;
+		else
+			r->due += c;
+	}
+}
+
+/* Whether this run may expire, and if not who will: not beside a mount,
+ * not on a read-only cipher directory. Plain fsck holds the offline lock
+ * only while it expires, so that a mount can start during the (read-only)
+ * walk; repair holds it already. */
+static void expire_zones(struct fsck *f, int rootfd)
+{
+	struct statvfs sv;
+	bool may_write = !f->o->mounted;
+	int lockfd = -1;
+
+	f->r->due_owner = "the mount's sweeper";
+	if (may_write && fstatvfs(rootfd, &sv) == 0 && (sv.f_flag & ST_RDONLY)) {
+		may_write = false;
+		f->r->due_owner = "a writable copy (read-only cipher directory)";
+	}
+	if (may_write && !f->o->repair) {
+		lockfd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (lockfd < 0 || volio_lock_offline(lockfd) < 0) {
+			may_write = false;
+			f->r->due_owner = "the mount or offline rekey holding "
+					  "the volume";
+		}
+	}
+	zones(f, rootfd, may_write);
+	if (lockfd >= 0)
+		close(lockfd);	/* drops the flock */
+}
+
+int fsck_run(int rootfd, struct keyring *kr, const struct fsck_opts *o,
+	     const struct fsck_cb *cb, struct fsck_result *r)
+{
+	static const struct fsck_cb none = { 0 };
+	struct fsck f = { .kr = kr, .o = o, .cb = cb ? cb : &none, .r = r };
+	struct place root = { rootfd, "", false };
+	unsigned done = 0;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	r->repair = o->repair;
+	f.bs = keyring_volume(kr)->block_size;
+	rc = keyring_name_key(kr, f.key);
+	if (rc < 0)
+		return rc;
+	f.z = calloc(TRANSIENT_MAX_ZONES, sizeof(*f.z));
+	if (f.z == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	f.jfd = journal_open(rootfd, false);
+	if (f.jfd < 0)
+		f.jfd = -1;
+	else if (o->repair &&
+		 journal_recover(rootfd, f.jfd, kr, f.bs, &done) == 0)
+		r->completed = done;
+	if (o->repair && repair_open(rootfd, kr, &f.rp) < 0) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	expire_zones(&f, rootfd);
+	progress(&f, FSCK_PHASE_EXPIRED);
+	if (check_dir(&f, rootfd, o->root, "", &root, 0) < 0 && f.rp != NULL)
+		not_repaired(&f, o->root, "/", "the root's directory id cannot "
+					       "be replaced: restore it from a "
+					       "backup");
+out:
+	if (f.jfd >= 0)
+		close(f.jfd);
+	repair_close(f.rp);
+	free(f.z);
+	secmem_wipe(f.key, sizeof(f.key));
+	return rc;
+}
+
+void fsck_result_free(struct fsck_result *r)
+{
+	if (r == NULL)
+		return;
+	for (size_t i = 0; i < r->nlist; i++) {
+		free(r->list[i].bpath);
+		free(r->list[i].ppath);
+		free(r->list[i].what);
+	}
+	free(r->list);
+	r->list = NULL;
+	r->nlist = 0;
+}
+
+const char *fsck_action_name(enum fsck_action_kind kind)
+{
+	switch (kind) {
+	case FSCK_SALVAGED:
+		return "SALVAGED";
+	case FSCK_QUARANTINED:
+		return "QUARANTINED";
+	case FSCK_DESTROYED:
+		return "DESTROYED";
+	case FSCK_NOT_REPAIRED:
+	default:
+		return "NOT-REPAIRED";
+	}
+}
+
+void fsck_audit_expired(const struct fsck_result *r)
+{
+	char detail[64];
+
+	snprintf(detail, sizeof(detail), "%lu expired by fsck", r->expired);
+	audit_event("transient_expire", NULL, "ok", detail);
+}
+
+void fsck_audit(const struct fsck_result *r, const char *key_id)
+{
+	char detail[160];
+
+	if (!r->repair) {	/* every check is audited, with its key */
+		snprintf(detail, sizeof(detail),
+			 "%lu dirs, %lu files, %lu blocks checked, %lu problems",
+			 r->dirs, r->files, r->blocks, r->problems);
+		audit_event("fsck", key_id, r->problems ? "error" : "ok",
+			    detail);
+		return;
+	}
+	snprintf(detail, sizeof(detail),
+		 "%lu problems, %lu salvaged (%lu blocks lost), %lu "
+		 "quarantined, %lu destroyed, %lu not repaired",
+		 r->problems, r->salvaged, r->lost_blocks, r->quarantined,
+		 r->destroyed, r->unrepaired);
+	audit_event("fsck_repair", NULL, r->unrepaired ? "error" : "ok",
+		    detail);
+}

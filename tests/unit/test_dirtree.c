@@ -1,0 +1,295 @@
+/* tests/unit/test_dirtree.c — directories of a volume on disk without a
+ * mount: backing names per directory id, long names and their side files,
+ * making a directory with its id, emptiness. Runs in a temporary directory,
+ * no root needed. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cmkfs/aead.h"
+#include "cmkfs/backing.h"
+#include "cmkfs/dirtree.h"
+#include "cmkfs/keyprov.h"
+#include "cmkfs/keyring.h"
+#include "cmkfs/secmem.h"
+#include "../lib/tap.h"
+
+struct vol {
+	struct keyprov *prov[2];
+	struct keyring *kr;
+	struct volume v;
+};
+
+static int vol_make(struct vol *vo, uint32_t seed)
+{
+	uint8_t skey[SERVICE_KEY_LEN], volid[VOLUME_ID_LEN];
+	int rc;
+
+	memset(vo, 0, sizeof(*vo));
+	t_fill(skey, sizeof(skey), seed);
+	t_fill(volid, sizeof(volid), seed + 1);
+	rc = kp_local_open(skey, volid, 0, &vo->prov[0]);
+	if (rc == 0)
+		rc = kp_local_open(skey, volid, 1, &vo->prov[1]);
+	if (rc == 0)
+		rc = keyring_create(vo->prov, 4096, volid, &vo->v, &vo->kr);
+	return rc;
+}
+
+static void vol_free(struct vol *vo)
+{
+	keyring_free(vo->kr);
+	keyprov_close(vo->prov[0]);
+	keyprov_close(vo->prov[1]);
+	memset(vo, 0, sizeof(*vo));
+}
+
+static bool exists(int dfd, const char *name)
+{
+	return faccessat(dfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+static int touch(int dfd, const char *name)
+{
+	int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+			0600);
+
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
+}
+
+static int read_id(int dfd, uint8_t id[static DIRID_LEN])
+{
+	size_t len = 0;
+	int rc = backing_read_small(dfd, DIRID_FILE, id, DIRID_LEN, &len);
+
+	return rc < 0 ? rc : len == DIRID_LEN ? 0 : -EBADMSG;
+}
+
+/* Remove the test tree: two levels are all this test makes. */
+static void rm_tree(int pfd, const char *name)
+{
+	static const char *const kids[] = { DIRID_FILE, "x" };
+	int dfd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (dfd >= 0) {
+		for (size_t i = 0; i < CMK_ARRAY_LEN(kids); i++)
+			(void)unlinkat(dfd, kids[i], 0);
+		close(dfd);
+	}
+	(void)unlinkat(pfd, name, AT_REMOVEDIR);
+}
+
+/* dirtree_make: a fresh 16-byte id, read-only, the mode asked for; a
+ * second directory gets another id; a taken name is refused untouched. */
+static void test_make(int top, uint8_t ida[static DIRID_LEN],
+		      uint8_t idb[static DIRID_LEN])
+{
+	struct stat st;
+	int a, b;
+
+	CHECK_RC(dirtree_make(top, "a", 0750, 0, 0, false), 0);
+	CHECK_RC(dirtree_make(top, "b", 0700, 0, 0, false), 0);
+	a = openat(top, "a", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	b = openat(top, "b", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHECK(a >= 0 && b >= 0, "made directories open");
+	CHECK(fstat(a, &st) == 0 && (st.st_mode & 07777) == 0750,
+	      "mode %o", (unsigned)(st.st_mode & 07777));
+	CHECK(fstatat(a, DIRID_FILE, &st, 0) == 0 &&
+		      (st.st_mode & 07777) == 0400 && st.st_size == DIRID_LEN,
+	      "dirid file 0400, %d bytes", DIRID_LEN);
+	CHECK_RC(read_id(a, ida), 0);
+	CHECK_RC(read_id(b, idb), 0);
+	CHECK(memcmp(ida, idb, DIRID_LEN) != 0, "ids differ");
+
+	CHECK_RC(dirtree_make(top, "a", 0700, 0, 0, false), -EEXIST);
+	CHECK(exists(a, DIRID_FILE), "a taken name keeps its id");
+	close(a);
+	close(b);
+}
+
+/* Same name, same directory: same backing name; another directory: another
+ * one. Long names go through a hash; bad names are refused. */
+static void test_bname(struct keyring *kr, const uint8_t ida[DIRID_LEN],
+		       const uint8_t idb[DIRID_LEN])
+{
+	struct bname s1, s2, s3, l1, l2, l3;
+	char longname[256];
+
+	memset(longname, 'x', 255);
+	longname[255] = '\0';
+
+	CHECK_RC(dirtree_bname(kr, ida, "hello", &s1), 0);
+	CHECK_RC(dirtree_bname(kr, ida, "hello", &s2), 0);
+	CHECK_RC(dirtree_bname(kr, idb, "hello", &s3), 0);
+	CHECK(!s1.is_long && strcmp(s1.name, s1.enc) == 0, "short is itself");
+	CHECK(strcmp(s1.name, s2.name) == 0, "deterministic per dir id");
+	CHECK(strcmp(s1.name, s3.name) != 0, "differs across dir ids");
+	CHECK(!names_is_reserved(s1.name) && strchr(s1.name, '.') == NULL,
+	      "short name %s is not ours", s1.name);
+
+	CHECK_RC(dirtree_bname(kr, ida, longname, &l1), 0);
+	CHECK_RC(dirtree_bname(kr, ida, longname, &l2), 0);
+	CHECK_RC(dirtree_bname(kr, idb, longname, &l3), 0);
+	CHECK(l1.is_long && names_is_longname(l1.name) &&
+		      strlen(l1.name) == LONGNAME_LEN &&
+		      strlen(l1.enc) > NAME_LONG_THRESHOLD,
+	      "long name %s", l1.name);
+	CHECK(strcmp(l1.name, l2.name) == 0 && strcmp(l1.enc, l2.enc) == 0,
+	      "long: deterministic per dir id");
+	CHECK(strcmp(l1.name, l3.name) != 0, "long: differs across dir ids");
+
+	CHECK_RC(dirtree_bname(kr, ida, "a/b", &s1), -EINVAL);
+	CHECK_RC(dirtree_bname(kr, ida, "..", &s1), -EINVAL);
+	CHECK(dirtree_bname(kr, ida, "", &s1) < 0, "empty name refused");
+}
+
+static void test_side_name(void)
+{
+	char out[LONGNAME_LEN + sizeof(LONGNAME_SUFFIX)];
+	char bn[LONGNAME_LEN + 1];
+
+	memcpy(bn, LONGNAME_PREFIX, sizeof(LONGNAME_PREFIX) - 1);
+	memset(bn + sizeof(LONGNAME_PREFIX) - 1, 'A', LONGNAME_HASH_B64);
+	bn[LONGNAME_LEN] = '\0';
+	CHECK_RC(names_side_name(bn, out, sizeof(out)), 0);
+	CHECK(strncmp(out, bn, LONGNAME_LEN) == 0 &&
+		      strcmp(out + LONGNAME_LEN, LONGNAME_SUFFIX) == 0,
+	      "side name %s", out);
+	CHECK(names_is_reserved(out) && !names_is_longname(out) &&
+		      !names_is_tmp(out),
+	      "a side file is ours and not an entry");
+	CHECK_RC(names_side_name(bn, out, sizeof(out) - 1), -ENAMETOOLONG);
+	CHECK_RC(names_side_name("", out, 0), -ENAMETOOLONG);
+	CHECK(names_is_tmp(TMP_PREFIX "0123456789abcdef") &&
+		      names_is_reserved(TMP_PREFIX "0123456789abcdef") &&
+		      !names_is_tmp(DIRID_FILE) && !names_is_tmp("cmkfs.tm"),
+	      "tmp names");
+	CHECK(names_is_reserved(DIRID_FILE) && names_is_reserved(VOLUME_FILE) &&
+		      names_is_reserved(JOURNAL_DIR) &&
+		      names_is_reserved(TRANSIENT_FILE) &&
+		      names_is_reserved(QUARANTINE_DIR) &&
+		      names_is_reserved(XATTRS_DIR) &&
+		      !names_is_reserved("cmkfs") && !names_is_reserved("abc"),
+	      "fixed names are reserved");
+}
+
+/* The side file of a long name round-trips its encrypted name, and one
+ * that belongs to another name is refused. */
+static void test_longname(struct keyring *kr, int dfd,
+			  const uint8_t id[DIRID_LEN])
+{
+	struct bname sn, l1, l2;
+	char name1[256], name2[256], side[ENCNAME_MAX], enc[ENCNAME_MAX];
+	char plain[NAME_MAX + 1];
+	uint8_t key[NAME_KEY_LEN];
+	struct stat st;
+
+	memset(name1, 'y', 200);
+	name1[200] = '\0';
+	memset(name2, 'z', 250);
+	name2[250] = '\0';
+	CHECK_RC(dirtree_bname(kr, id, name1, &l1), 0);
+	CHECK_RC(dirtree_bname(kr, id, name2, &l2), 0);
+	CHECK(l1.is_long && l2.is_long, "both long");
+	CHECK_RC(names_side_name(l1.name, side, sizeof(side)), 0);
+
+	CHECK_RC(dirtree_longname_read(dfd, l1.name, enc, sizeof(enc)),
+		 -EBADMSG);	/* no side file yet */
+	CHECK_RC(dirtree_longname_add(dfd, &l1), 0);
+	CHECK(fstatat(dfd, side, &st, 0) == 0 && (st.st_mode & 0777) == 0400 &&
+		      (size_t)st.st_size == strlen(l1.enc),
+	      "side file holds the encrypted name");
+	CHECK_RC(dirtree_longname_read(dfd, l1.name, enc, sizeof(enc)), 0);
+	CHECK(strcmp(enc, l1.enc) == 0, "side file round-trips");
+	CHECK_RC(keyring_name_key(kr, key), 0);
+	CHECK_RC(names_decrypt(key, id, enc, strlen(enc), plain, sizeof(plain)),
+		 0);
+	secmem_wipe(key, sizeof(key));
+	CHECK(strcmp(plain, name1) == 0, "and decrypts to the name");
+	CHECK_RC(dirtree_longname_read(dfd, l1.name, enc, 100), -EBADMSG);
+
+	/* another name's encryption under this hash: refused */
+	CHECK_RC(backing_replace(dfd, side, l2.enc, strlen(l2.enc), 0400), 0);
+	CHECK_RC(dirtree_longname_read(dfd, l1.name, enc, sizeof(enc)),
+		 -EBADMSG);
+
+	dirtree_longname_del(dfd, &l1);
+	CHECK(!exists(dfd, side), "side file removed");
+	dirtree_longname_del(dfd, &l1);	/* already gone: harmless */
+
+	/* short names have no side file */
+	CHECK_RC(dirtree_bname(kr, id, "short", &sn), 0);
+	CHECK_RC(dirtree_longname_add(dfd, &sn), 0);
+	CHECK_RC(names_side_name(sn.name, side, sizeof(side)), 0);
+	CHECK(!exists(dfd, side), "no side file for a short name");
+}
+
+/* Only the id counts as nothing; stale temporaries are swept, other names
+ * are left alone and make the directory non-empty. */
+static void test_is_empty(int dfd)
+{
+	static const char tmp[] = TMP_PREFIX "0123456789abcdef";
+
+	CHECK_RC(dirtree_is_empty(dfd), 1);
+	CHECK_RC(touch(dfd, tmp), 0);
+	CHECK_RC(dirtree_is_empty(dfd), 1);
+	CHECK(!exists(dfd, tmp), "stale temporary removed");
+	CHECK(exists(dfd, DIRID_FILE), "id kept");
+
+	CHECK_RC(touch(dfd, "x"), 0);
+	CHECK_RC(dirtree_is_empty(dfd), 0);
+	CHECK(exists(dfd, "x"), "an entry is never removed");
+	CHECK_RC(unlinkat(dfd, "x", 0), 0);
+	CHECK_RC(dirtree_is_empty(dfd), 1);
+	CHECK_RC(dirtree_is_empty(-1), -EBADF);
+}
+
+int main(void)
+{
+	char top_path[] = "/tmp/cmkfs-test_dirtree.XXXXXX";
+	uint8_t ida[DIRID_LEN], idb[DIRID_LEN];
+	struct vol vo;
+	int top, a;
+
+	if (aead_global_init() < 0 || vol_make(&vo, 7) < 0) {
+		fprintf(stderr, "setup failed\n");
+		return 1;
+	}
+	if (mkdtemp(top_path) == NULL) {
+		perror("mkdtemp");
+		return 1;
+	}
+	top = open(top_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (top < 0) {
+		perror(top_path);
+		return 1;
+	}
+
+	test_make(top, ida, idb);
+	test_bname(vo.kr, ida, idb);
+	test_side_name();
+	a = openat(top, "a", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHECK(a >= 0, "open a");
+	if (a >= 0) {
+		test_longname(vo.kr, a, ida);
+		test_is_empty(a);
+		close(a);
+	}
+
+	rm_tree(top, "a");
+	rm_tree(top, "b");
+	close(top);
+	CHECK(rmdir(top_path) == 0, "test tree cleaned up");
+	vol_free(&vo);
+	return t_done("test_dirtree");
+}

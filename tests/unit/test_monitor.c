@@ -1,0 +1,373 @@
+/* tests/unit/test_monitor.c — the key-check loop over a keyring, without a
+ * mount or root. Fake providers wrap the local ones and fail on demand, so
+ * a test can revoke and restore access: a denial locks (and wipes) at
+ * once, a transient failure within the grace period does not, one past it
+ * does, a good check after a lock resumes, a manual lock is undone by the
+ * next good check, a reload adopts the config it is given. States are
+ * polled with generous deadlines; nothing asserts on timing. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmkfs/aead.h"
+#include "cmkfs/audit.h"
+#include "cmkfs/keyprov.h"
+#include "cmkfs/keyring.h"
+#include "cmkfs/monitor.h"
+#include "cmkfs/secmem.h"
+#include "../lib/tap.h"
+
+#define DEADLINE_SEC 20
+
+static uint8_t skey[SERVICE_KEY_LEN];
+/* Set by the test, read by the check thread. */
+static int check_rc;	/* what the fake providers' check and unwrap say */
+static int open_rc;	/* what opening the providers says */
+static int locks;	/* on_lock calls */
+
+static int get(int *p)
+{
+	return __atomic_load_n(p, __ATOMIC_SEQ_CST);
+}
+
+static void set(int *p, int v)
+{
+	__atomic_store_n(p, v, __ATOMIC_SEQ_CST);
+}
+
+struct fake {
+	struct keyprov *inner;	/* a local provider doing the real work */
+};
+
+static struct keyprov *inner(struct keyprov *kp)
+{
+	return ((struct fake *)kp->priv)->inner;
+}
+
+static int fake_wrap(struct keyprov *kp, const uint8_t *aad, size_t aad_len,
+		     const uint8_t key[static AEAD_KEY_LEN], uint8_t *out,
+		     size_t cap, size_t *out_len)
+{
+	struct keyprov *in = inner(kp);
+
+	return in->ops->wrap(in, aad, aad_len, key, out, cap, out_len);
+}
+
+static int fake_unwrap(struct keyprov *kp, const uint8_t *aad, size_t aad_len,
+		       const uint8_t *wrapped, size_t len,
+		       uint8_t key[static AEAD_KEY_LEN])
+{
+	struct keyprov *in = inner(kp);
+	int rc = get(&check_rc);
+
+	if (rc < 0)
+		return rc;
+	return in->ops->unwrap(in, aad, aad_len, wrapped, len, key);
+}
+
+static int fake_check(struct keyprov *kp)
+{
+	(void)kp;
+	return get(&check_rc);
+}
+
+static void fake_close(struct keyprov *kp)
+{
+	keyprov_close(inner(kp));
+	free(kp->priv);
+	free(kp);
+}
+
+static const struct keyprov_ops fake_ops = {
+	.name = "fake",
+	.type = KPROV_LOCAL,
+	.wrap = fake_wrap,
+	.unwrap = fake_unwrap,
+	.check = fake_check,
+	.close = fake_close,
+};
+
+static int fake_open(const uint8_t *volume_id, int layer, struct keyprov **out)
+{
+	struct keyprov *kp = calloc(1, sizeof(*kp));
+	struct fake *f = calloc(1, sizeof(*f));
+	int rc = -ENOMEM;
+
+	if (kp == NULL || f == NULL)
+		goto fail;
+	rc = kp_local_open(skey, volume_id, layer, &f->inner);
+	if (rc < 0)
+		goto fail;
+	kp->ops = &fake_ops;
+	kp->priv = f;
+	memcpy(kp->key_id, f->inner->key_id, sizeof(kp->key_id));
+	*out = kp;
+	return 0;
+fail:
+	free(f);
+	free(kp);
+	return rc;
+}
+
+/* monitor_cfg.open_providers */
+static int open_providers(const struct volume *v, const char *service_key,
+			  struct keyprov *prov[2])
+{
+	int rc = get(&open_rc);
+
+	prov[0] = prov[1] = NULL;
+	if (strcmp(service_key, "test-key") != 0)
+		return -EINVAL;
+	if (rc < 0)
+		return rc;
+	rc = fake_open(v->volume_id, 0, &prov[0]);
+	if (rc == 0)
+		rc = fake_open(v->volume_id, 1, &prov[1]);
+	if (rc < 0) {
+		keyprov_close(prov[0]);
+		prov[0] = NULL;
+	}
+	return rc;
+}
+
+static const char *words(int rc)
+{
+	return rc == -ETIMEDOUT ? "test: timed out" : "test: other";
+}
+
+/* Runs on the check thread (or the caller of monitor_lock_now). */
+static void on_lock(void *ud)
+{
+	__atomic_add_fetch((int *)ud, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Poll until the status says `locked` after more than `checks` completed
+ * checks, kicking the monitor meanwhile. 1 if reached. */
+static int wait_for(struct monitor *m, bool locked, unsigned long checks,
+		    struct monitor_status *st)
+{
+	time_t end = time(NULL) + DEADLINE_SEC;
+
+	do {
+		struct timespec ts = { 0, 20 * 1000 * 1000 };
+
+		monitor_get_status(m, st);
+		if (st->locked == locked && st->checks > checks)
+			return 1;
+		monitor_kick(m);
+		nanosleep(&ts, NULL);
+	} while (time(NULL) < end);
+	return 0;
+}
+
+static int name_key_is(struct keyring *kr, const uint8_t *want)
+{
+	uint8_t k[NAME_KEY_LEN];
+	int ok;
+
+	ok = keyring_name_key(kr, k) == 0 &&
+	     memcmp(k, want, NAME_KEY_LEN) == 0;
+	secmem_wipe(k, sizeof(k));
+	return ok;
+}
+
+static int audit_has(const char *path, const char *what)
+{
+	char buf[65536];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (f == NULL)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return strstr(buf, what) != NULL;
+}
+
+/* A new volume under the fake providers (as open_providers makes them). */
+static struct keyring *make_volume(struct volume *v)
+{
+	struct keyprov *prov[2] = { NULL, NULL };
+	uint8_t volid[VOLUME_ID_LEN];
+	struct keyring *kr = NULL;
+
+	t_fill(volid, sizeof(volid), 31);
+	if (fake_open(volid, 0, &prov[0]) == 0 &&
+	    fake_open(volid, 1, &prov[1]) == 0 &&
+	    keyring_create(prov, 4096, volid, v, &kr) < 0)
+		kr = NULL;
+	keyprov_close(prov[0]);
+	keyprov_close(prov[1]);
+	return kr;
+}
+
+static void lock_and_resume(struct keyring *kr, const struct volume *v,
+			    const char *audit_log)
+{
+	struct monitor_cfg cfg = {
+		.interval_sec = 1,
+		.grace_sec = 3600,
+		.service_key = "test-key",
+		.open_providers = open_providers,
+		.strerror = words,
+		.on_lock = on_lock,
+		.ud = &locks,
+	};
+	uint8_t name_key[NAME_KEY_LEN];
+	struct monitor *m = NULL;
+	struct monitor_status st;
+	struct volume bad;
+	uint64_t gen;
+
+	CHECK_RC(keyring_name_key(kr, name_key), 0);
+	CHECK_RC(monitor_start(kr, &cfg, &m), 0);
+	if (m == NULL)
+		return;
+	monitor_get_status(m, &st);
+	CHECK(!st.locked && st.last_check_ok &&
+		      strcmp(st.last_result, "ok (mount)") == 0,
+	      "fresh status: %s", st.last_result);
+	CHECK(strcmp(st.key_id, v->layer[1].key_id) == 0, "key id %s",
+	      st.key_id);
+
+	/* access proved: stays unlocked */
+	CHECK(wait_for(m, false, st.checks, &st), "no good check");
+	CHECK(st.last_check_ok && strcmp(st.last_result, "ok") == 0,
+	      "good check: %s", st.last_result);
+	CHECK(get(&locks) == 0, "locked on a good check");
+
+	/* a denial locks and wipes within the interval */
+	gen = keyring_generation(kr);
+	set(&check_rc, -EKEYREVOKED);
+	CHECK(wait_for(m, true, st.checks, &st), "revoked key not locked");
+	CHECK(keyring_is_locked(kr), "keyring not locked");
+	CHECK(keyring_generation(kr) > gen, "generation not bumped");
+	CHECK(!name_key_is(kr, name_key), "name key still there");
+	CHECK(!st.manual && !st.last_check_ok, "lock status");
+	CHECK(get(&locks) == 1, "on_lock called %d times", get(&locks));
+	/* still denied: stays locked, no second on_lock */
+	CHECK(wait_for(m, true, st.checks, &st), "relocked?");
+	CHECK(get(&locks) == 1, "on_lock called %d times", get(&locks));
+
+	/* restored: unlocked again with the same keys */
+	set(&check_rc, 0);
+	CHECK(wait_for(m, false, st.checks, &st), "not resumed");
+	CHECK(!keyring_is_locked(kr), "keyring still locked");
+	CHECK(name_key_is(kr, name_key), "name key differs after resume");
+	CHECK(st.last_check_ok, "resume status");
+
+	/* transient within the grace period: warned, not locked */
+	set(&check_rc, -ETIMEDOUT);
+	CHECK(wait_for(m, false, st.checks + 1, &st),
+	      "transient failure locked");
+	CHECK(!st.last_check_ok &&
+		      strcmp(st.last_result, "test: timed out") == 0,
+	      "transient status: %s", st.last_result);
+	CHECK(!keyring_is_locked(kr) && name_key_is(kr, name_key),
+	      "keys gone on a transient failure");
+	CHECK(get(&locks) == 1, "on_lock called %d times", get(&locks));
+	set(&check_rc, 0);
+	CHECK(wait_for(m, false, st.checks, &st) && st.last_check_ok,
+	      "no good check after the transient failure");
+
+	/* providers that cannot be opened (service key file gone) */
+	set(&open_rc, -ENOKEY);
+	CHECK(wait_for(m, true, st.checks, &st), "no providers, not locked");
+	set(&open_rc, 0);
+	CHECK(wait_for(m, false, st.checks, &st), "not resumed");
+	CHECK(name_key_is(kr, name_key), "name key differs after resume");
+
+	/* a manual lock is undone by the next good check */
+	monitor_lock_now(m, "test lock", &st);
+	CHECK(st.locked && st.manual && keyring_is_locked(kr), "manual lock");
+	CHECK(wait_for(m, false, st.checks, &st), "manual lock stays");
+	CHECK(!keyring_is_locked(kr) && !st.manual, "manual lock status");
+
+	/* reload adopts a config under the same keys and checks it */
+	{
+		unsigned long before = st.checks;
+
+		CHECK_RC(monitor_reload(m, v, &st), 0);
+		CHECK(st.checks > before && st.last_check_ok, "reload check");
+	}
+	bad = *v;
+	bad.mac[0] ^= 1;
+	CHECK(monitor_reload(m, &bad, &st) < 0, "tampered config adopted");
+	monitor_stop(m);
+	CHECK(get(&locks) == 3, "on_lock called %d times", get(&locks));
+	CHECK(audit_has(audit_log, "\"event\":\"lock\"") &&
+		      audit_has(audit_log, "\"event\":\"resume\"") &&
+		      audit_has(audit_log, "\"result\":\"transient\""),
+	      "audit trail");
+	secmem_wipe(name_key, sizeof(name_key));
+}
+
+/* A transient failure that outlasts the grace period locks. */
+static void grace_over(struct keyring *kr)
+{
+	struct monitor_cfg cfg = {
+		.interval_sec = 1,
+		.grace_sec = 1,
+		.service_key = "test-key",
+		.open_providers = open_providers,
+	};
+	struct monitor *m = NULL;
+	struct monitor_status st;
+
+	set(&check_rc, -ETIMEDOUT);
+	CHECK_RC(monitor_start(kr, &cfg, &m), 0);
+	if (m == NULL)
+		return;
+	CHECK(wait_for(m, true, 0, &st), "grace period over, not locked");
+	CHECK(keyring_is_locked(kr), "keyring not locked");
+	/* without a strerror callback the C library's words */
+	CHECK(strstr(st.last_result, strerror(ETIMEDOUT)) != NULL,
+	      "last result %s", st.last_result);
+	set(&check_rc, 0);
+	CHECK(wait_for(m, false, st.checks, &st), "not resumed");
+	monitor_stop(m);
+}
+
+int main(void)
+{
+	struct monitor_cfg none = { .service_key = "test-key" };
+	char dir[] = "/tmp/cmkfs-test-monitor.XXXXXX", log[64];
+	struct keyring *kr;
+	struct monitor *m = NULL;
+	struct volume v;
+	size_t base;
+
+	CHECK_RC(aead_global_init(), 0);
+	if (mkdtemp(dir) == NULL) {
+		perror("mkdtemp");
+		return 1;
+	}
+	snprintf(log, sizeof(log), "%s/audit.log", dir);
+	audit_open(log);
+	base = secmem_in_use();
+	t_fill(skey, sizeof(skey), 30);
+	kr = make_volume(&v);
+	CHECK(kr != NULL, "no volume");
+	if (kr != NULL) {
+		lock_and_resume(kr, &v, log);
+		grace_over(kr);
+	}
+	keyring_free(kr);
+	CHECK(secmem_in_use() == base, "secmem in use %zu, was %zu",
+	      secmem_in_use(), base);
+	CHECK_RC(monitor_start(NULL, &none, &m), -EINVAL);
+	CHECK(monitor_is_denial(-EKEYREVOKED) && monitor_is_denial(-ENOKEY) &&
+		      !monitor_is_denial(-ETIMEDOUT) &&
+		      !monitor_is_denial(-EAGAIN),
+	      "denial or transient");
+	monitor_stop(NULL);
+	unlink(log);
+	rmdir(dir);
+	return t_done("test_monitor");
+}

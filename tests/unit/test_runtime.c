@@ -1,0 +1,209 @@
+/* tests/unit/test_runtime.c — the runtime state file and the mountinfo
+ * parser (include/cmkfs/runtime.h), without a mount: the state path is
+ * stable per mountpoint, distinct between mountpoints and under
+ * $CMKFS_RUNTIME_DIR; write then read gives back this pid and the cipher
+ * directory; malformed or missing files read as -ENOENT; the directory is
+ * made 0700 when missing. mountinfo lines: fuse.cmkfs found with and
+ * without optional fields, \ooo unescaped, other types and malformed lines
+ * refused. */
+#include "config.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cmkfs/runtime.h"
+#include "../lib/tap.h"
+
+static char top[PATH_MAX];
+
+static int rm_one(const char *p, const struct stat *st, int flag,
+		  struct FTW *f)
+{
+	(void)st, (void)flag, (void)f;
+	return remove(p);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL)
+		return;
+	fputs(text, f);
+	fclose(f);
+}
+
+static void state_path(void)
+{
+	char a[PATH_MAX], a2[PATH_MAX], b[PATH_MAX], small[16];
+	size_t n = strlen(top);
+
+	CHECK_RC(runtime_state_path("/mnt/a", a, sizeof(a)), 0);
+	CHECK_RC(runtime_state_path("/mnt/a", a2, sizeof(a2)), 0);
+	CHECK_RC(runtime_state_path("/mnt/b", b, sizeof(b)), 0);
+	CHECK(strcmp(a, a2) == 0, "%s != %s", a, a2);
+	CHECK(strcmp(a, b) != 0, "two mountpoints share %s", a);
+	CHECK(strncmp(a, top, n) == 0 && a[n] == '/', "%s not under %s", a,
+	      top);
+	/* 16 hex digits of sha256(mountpoint), then ".pid" */
+	CHECK(strlen(a) == n + 1 + 16 + 4, "%s: bad length", a);
+	CHECK(strspn(a + n + 1, "0123456789abcdef") == 16, "%s: not hex", a);
+	CHECK(strcmp(a + n + 17, ".pid") == 0, "%s: no .pid", a);
+	CHECK_RC(runtime_state_path("/mnt/a", small, sizeof(small)),
+		 -ENAMETOOLONG);
+}
+
+static void state_round_trip(void)
+{
+	char path[PATH_MAX], cdir[PATH_MAX], shortbuf[5];
+	pid_t pid = 0;
+
+	CHECK_RC(runtime_state_path("/mnt/rt", path, sizeof(path)), 0);
+	CHECK_RC(runtime_state_read("/mnt/rt", &pid, cdir, sizeof(cdir)),
+		 -ENOENT);
+	CHECK_RC(runtime_state_write("/mnt/rt", "/srv/cipher dir"), 0);
+	CHECK_RC(runtime_state_read("/mnt/rt", &pid, cdir, sizeof(cdir)), 0);
+	CHECK(pid == getpid(), "pid %ld, want %ld", (long)pid, (long)getpid());
+	CHECK(strcmp(cdir, "/srv/cipher dir") == 0, "cipherdir '%s'", cdir);
+	CHECK_RC(runtime_state_read("/mnt/rt", &pid, shortbuf,
+				    sizeof(shortbuf)), 0);
+	CHECK(strcmp(shortbuf, "/srv") == 0, "truncated to '%s'", shortbuf);
+	/* Another mountpoint has no state. */
+	CHECK_RC(runtime_state_read("/mnt/other", &pid, cdir, sizeof(cdir)),
+		 -ENOENT);
+	runtime_state_remove("/mnt/rt");
+	CHECK(access(path, F_OK) != 0, "%s still there", path);
+	CHECK_RC(runtime_state_read("/mnt/rt", &pid, cdir, sizeof(cdir)),
+		 -ENOENT);
+	runtime_state_remove("/mnt/rt");	/* missing: fine */
+}
+
+static void state_malformed(void)
+{
+	static const char *const bad[] = { "", "abc\n/c\n", "0\n/c\n",
+					   "-5\n/c\n", "42\n", "42 \n/c\n",
+					   "42" };
+	char path[PATH_MAX], cdir[64] = "untouched";
+	pid_t pid = 7;
+
+	CHECK_RC(runtime_state_path("/mnt/bad", path, sizeof(path)), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		write_file(path, bad[i]);
+		CHECK_RC(runtime_state_read("/mnt/bad", &pid, cdir,
+					    sizeof(cdir)), -ENOENT);
+	}
+	CHECK(pid == 7 && strcmp(cdir, "untouched") == 0,
+	      "outputs changed on error");
+	write_file(path, "42\n/c\n");
+	CHECK_RC(runtime_state_read("/mnt/bad", &pid, cdir, sizeof(cdir)), 0);
+	CHECK(pid == 42 && strcmp(cdir, "/c") == 0, "pid %ld cdir '%s'",
+	      (long)pid, cdir);
+	runtime_state_remove("/mnt/bad");
+}
+
+static void state_dir_made(void)
+{
+	char sub[PATH_MAX + 8];
+	struct stat st;
+	pid_t pid;
+	char cdir[64];
+
+	snprintf(sub, sizeof(sub), "%s/sub", top);
+	setenv("CMKFS_RUNTIME_DIR", sub, 1);
+	CHECK_RC(runtime_state_write("/mnt/d", "/c"), 0);
+	CHECK(stat(sub, &st) == 0 && S_ISDIR(st.st_mode) &&
+		      (st.st_mode & 07777) == 0700,
+	      "%s: mode %o", sub, (unsigned)st.st_mode);
+	CHECK_RC(runtime_state_read("/mnt/d", &pid, cdir, sizeof(cdir)), 0);
+	runtime_state_remove("/mnt/d");
+	setenv("CMKFS_RUNTIME_DIR", top, 1);
+}
+
+/* Parse a copy of `text`; compare what it found. */
+static void mi(const char *text, int want, const char *want_mnt,
+	       const char *want_src)
+{
+	char line[512];
+	char *mnt = NULL, *src = NULL;
+	int got;
+
+	snprintf(line, sizeof(line), "%s", text);
+	got = runtime_mountinfo_parse(line, &mnt, &src);
+	CHECK(got == want, "'%s': got %d, want %d", text, got, want);
+	if (got != 1 || want != 1) {
+		CHECK(mnt == NULL && src == NULL, "'%s': outputs set", text);
+		return;
+	}
+	CHECK(strcmp(mnt, want_mnt) == 0, "'%s': mountpoint '%s'", text, mnt);
+	CHECK(strcmp(src, want_src) == 0, "'%s': source '%s'", text, src);
+}
+
+static void mountinfo(void)
+{
+	mi("36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root "
+	   "rw,errors=continue\n", 0, NULL, NULL);
+	mi("120 25 0:50 / /mnt/x rw,nosuid,nodev,relatime shared:70 - "
+	   "fuse.cmkfs /srv/c rw,user_id=0,group_id=0,default_permissions\n",
+	   1, "/mnt/x", "/srv/c");
+	/* no optional fields, several of them, no trailing newline */
+	mi("121 25 0:51 / /m rw - fuse.cmkfs /c rw\n", 1, "/m", "/c");
+	mi("122 25 0:52 / /m2 rw shared:1 master:2 propagate_from:3 - "
+	   "fuse.cmkfs /c2 rw", 1, "/m2", "/c2");
+	/* space, tab, newline and backslash arrive as \ooo */
+	mi("123 25 0:53 / /mnt/with\\040space\\011tab rw - fuse.cmkfs "
+	   "/srv/back\\134slash\\012nl rw\n", 1, "/mnt/with space\ttab",
+	   "/srv/back\\slash\nnl");
+	/* a backslash not followed by three octal digits stays */
+	mi("124 25 0:54 / /a\\x rw - fuse.cmkfs /b\\9 rw\n", 1, "/a\\x",
+	   "/b\\9");
+	mi("125 25 0:55 / /a\\04 rw - fuse.cmkfs /b rw\n", 1, "/a\\04", "/b");
+	/* other FUSE filesystems, other types */
+	mi("126 25 0:56 / /m rw - fuse.sshfs host:/ rw\n", 0, NULL, NULL);
+	mi("127 25 0:57 / /m rw - fuse /c rw\n", 0, NULL, NULL);
+	mi("128 25 0:58 / /m rw - fuse.cmkfsx /c rw\n", 0, NULL, NULL);
+	/* malformed */
+	mi("", 0, NULL, NULL);
+	mi("\n", 0, NULL, NULL);
+	mi("garbage without a separator\n", 0, NULL, NULL);
+	mi("1 2 0:1 / - fuse.cmkfs /c rw\n", 0, NULL, NULL);
+	mi("1 2 0:1 / /m rw - fuse.cmkfs\n", 0, NULL, NULL);
+	mi("1 2 0:1 / /m rw - \n", 0, NULL, NULL);
+	mi(" - fuse.cmkfs /c rw\n", 0, NULL, NULL);
+}
+
+static void find_none(void)
+{
+	char cdir[64] = "", mnt[64] = "";
+
+	/* Nothing is mounted on a fresh temporary directory. */
+	CHECK(runtime_find(top, cdir, sizeof(cdir), mnt, sizeof(mnt)) == 0,
+	      "%s found mounted", top);
+	CHECK(cdir[0] == '\0' && mnt[0] == '\0', "outputs set");
+}
+
+int main(void)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	snprintf(top, sizeof(top), "%s/cmkfs-test_runtime.XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp");
+	if (mkdtemp(top) == NULL) {
+		perror("mkdtemp");
+		return 1;
+	}
+	setenv("CMKFS_RUNTIME_DIR", top, 1);
+	state_path();
+	state_round_trip();
+	state_malformed();
+	state_dir_made();
+	mountinfo();
+	find_none();
+	nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return t_done("test_runtime");
+}

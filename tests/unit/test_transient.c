@@ -1,0 +1,328 @@
+/* tests/unit/test_transient.c — transient zones (maint/transient.c) on a
+ * temporary volume without a mount: the sealed zone list round-trips and
+ * refuses damage; expiry destroys what is older than the zone's limit (its
+ * long-name side file too), keeps what is younger and everything outside
+ * the zone, and names what it removed. No root needed. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cmkfs/aead.h"
+#include "cmkfs/backing.h"
+#include "cmkfs/dirtree.h"
+#include "cmkfs/keyprov.h"
+#include "cmkfs/keyring.h"
+#include "cmkfs/transient.h"
+#include "../lib/tap.h"
+
+#define LABEL "cmkfs v1 transient zones"	/* transient.c's */
+#define TTL 3600
+#define NOW 1700000000
+
+struct vol {
+	struct keyprov *prov[2];
+	struct keyring *kr;
+	struct volume v;
+};
+
+static int vol_make(struct vol *vo, uint32_t seed)
+{
+	uint8_t skey[SERVICE_KEY_LEN], volid[VOLUME_ID_LEN];
+	int rc;
+
+	memset(vo, 0, sizeof(*vo));
+	t_fill(skey, sizeof(skey), seed);
+	t_fill(volid, sizeof(volid), seed + 1);
+	rc = kp_local_open(skey, volid, 0, &vo->prov[0]);
+	if (rc == 0)
+		rc = kp_local_open(skey, volid, 1, &vo->prov[1]);
+	if (rc == 0)
+		rc = keyring_create(vo->prov, 4096, volid, &vo->v, &vo->kr);
+	return rc;
+}
+
+static void vol_free(struct vol *vo)
+{
+	keyring_free(vo->kr);
+	keyprov_close(vo->prov[0]);
+	keyprov_close(vo->prov[1]);
+	memset(vo, 0, sizeof(*vo));
+}
+
+static bool exists(int dfd, const char *name)
+{
+	return faccessat(dfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+static int read_id(int dfd, uint8_t id[static DIRID_LEN])
+{
+	size_t len = 0;
+	int rc = backing_read_small(dfd, DIRID_FILE, id, DIRID_LEN, &len);
+
+	return rc < 0 ? rc : len == DIRID_LEN ? 0 : -EBADMSG;
+}
+
+/* Plaintext `name` in directory dfd as the mount makes it: a file of 200
+ * bytes with modification time `mtime` (or a directory), its backing name
+ * in bn. */
+static int put(struct keyring *kr, int dfd, const char *name, time_t mtime,
+	       bool dir, struct bname *bn)
+{
+	uint8_t id[DIRID_LEN], junk[200];
+	struct timespec ts[2] = { { mtime, 0 }, { mtime, 0 } };
+	char tmp[40];
+	int rc;
+
+	rc = read_id(dfd, id);
+	if (rc == 0)
+		rc = dirtree_bname(kr, id, name, bn);
+	if (rc == 0)
+		rc = dirtree_longname_add(dfd, bn);
+	if (rc < 0)
+		return rc;
+	if (dir) {
+		rc = backing_tmpname(tmp, sizeof(tmp));
+		if (rc == 0)
+			rc = dirtree_make(dfd, tmp, 0700, 0, 0, false);
+		if (rc == 0 && renameat(dfd, tmp, dfd, bn->name) < 0)
+			rc = -errno;
+		return rc;
+	}
+	t_fill(junk, sizeof(junk), 5);
+	rc = backing_replace(dfd, bn->name, junk, sizeof(junk), 0600);
+	if (rc == 0 && utimensat(dfd, bn->name, ts, AT_SYMLINK_NOFOLLOW) < 0)
+		rc = -errno;
+	return rc;
+}
+
+struct seen {
+	char names[8][256];
+	int n;
+};
+
+static void on_removed(dev_t dev, ino_t ino, const char *name, void *ud)
+{
+	struct seen *s = ud;
+
+	(void)dev;
+	(void)ino;
+	if (s->n < 8)
+		snprintf(s->names[s->n++], 256, "%s", name);
+}
+
+static bool seen_has(const struct seen *s, const char *name)
+{
+	for (int i = 0; i < s->n; i++)
+		if (strcmp(s->names[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* Seal `body` as a zone list with the volume's zone key, as
+ * transient_store() would if it wrote such a body. */
+static int seal_list(struct keyring *kr, int rootfd, const char *body)
+{
+	uint8_t buf[512], key[32];
+	size_t bl = strlen(body);
+	struct aead *a = NULL;
+	int rc;
+
+	if (AEAD_NONCE_LEN + bl + AEAD_TAG_LEN > sizeof(buf))
+		return -ENOSPC;
+	memset(buf, 0, AEAD_NONCE_LEN);
+	memcpy(buf + AEAD_NONCE_LEN, body, bl);
+	rc = keyring_derive(kr, LABEL, key, sizeof(key));
+	if (rc == 0)
+		rc = aead_new(key, &a);
+	memset(key, 0, sizeof(key));
+	if (rc == 0)
+		rc = aead_seal(a, buf, (const uint8_t *)LABEL, strlen(LABEL),
+			       buf + AEAD_NONCE_LEN, bl, buf + AEAD_NONCE_LEN,
+			       buf + AEAD_NONCE_LEN + bl);
+	aead_free(a);
+	if (rc == 0)
+		rc = backing_replace(rootfd, TRANSIENT_FILE, buf,
+				     AEAD_NONCE_LEN + bl + AEAD_TAG_LEN, 0600);
+	return rc;
+}
+
+static void test_zone_list(struct keyring *kr, struct keyring *other,
+			   int rootfd)
+{
+	struct tzone z[TRANSIENT_MAX_ZONES], in[2] = {
+		{ "/relay/uploads", TTL }, { "/tmp", 60 }
+	};
+	uint8_t buf[4096];
+	size_t n = 99, len = 0;
+
+	CHECK_RC(transient_load(rootfd, kr, z, &n), 0);
+	CHECK(n == 0, "no file: no zones");
+	CHECK_RC(transient_store(rootfd, kr, in, 2), 0);
+	CHECK_RC(transient_load(rootfd, kr, z, &n), 0);
+	CHECK(n == 2 && strcmp(z[0].path, in[0].path) == 0 &&
+		      z[0].ttl_sec == TTL && strcmp(z[1].path, "/tmp") == 0 &&
+		      z[1].ttl_sec == 60,
+	      "zone list round-trips (%zu)", n);
+	CHECK_RC(transient_load(rootfd, other, z, &n), -EBADMSG);
+
+	/* every byte flipped, and every cut, is refused */
+	CHECK_RC(backing_read_small(rootfd, TRANSIENT_FILE, buf, sizeof(buf),
+				    &len),
+		 0);
+	for (size_t i = 0; i < len; i++) {
+		int rc;
+
+		buf[i] ^= 0x40;
+		rc = backing_replace(rootfd, TRANSIENT_FILE, buf, len, 0600);
+		if (rc == 0)
+			rc = transient_load(rootfd, kr, z, &n);
+		CHECK(rc == -EBADMSG, "flip at %zu: %d", i, rc);
+		buf[i] ^= 0x40;
+	}
+	for (size_t l = 0; l < len; l += 7) {
+		int rc = backing_replace(rootfd, TRANSIENT_FILE, buf, l, 0600);
+
+		if (rc == 0)
+			rc = transient_load(rootfd, kr, z, &n);
+		CHECK(rc == -EBADMSG, "cut to %zu: %d", l, rc);
+	}
+
+	/* authentic, but not a zone list */
+	CHECK_RC(seal_list(kr, rootfd, "3600\t/ok\n"), 0);
+	CHECK_RC(transient_load(rootfd, kr, z, &n), 0);
+	CHECK(n == 1 && strcmp(z[0].path, "/ok") == 0, "hand-sealed list");
+	CHECK_RC(seal_list(kr, rootfd, "3600 /no-tab\n"), 0);
+	CHECK_RC(transient_load(rootfd, kr, z, &n), -EBADMSG);
+	CHECK_RC(seal_list(kr, rootfd, "3600\t/a/../b\n"), 0);
+	CHECK_RC(transient_load(rootfd, kr, z, &n), -EBADMSG);
+	CHECK_RC(seal_list(kr, rootfd, "3600\t/\n"), 0);
+	CHECK_RC(transient_load(rootfd, kr, z, &n), -EBADMSG);
+	CHECK_RC(unlinkat(rootfd, TRANSIENT_FILE, 0), 0);
+}
+
+static void test_pure(void)
+{
+	struct tzone z[2] = { { "/a/b", 60 }, { "/a", 60 } };
+	char out[64];
+	long s = 0;
+
+	CHECK(transient_parse_ttl("90m", &s) == 0 && s == 5400, "90m");
+	CHECK(transient_parse_ttl("1d", &s) == 0 && s == 86400, "1d");
+	CHECK_RC(transient_parse_ttl("25h", &s), -ERANGE);
+	CHECK_RC(transient_parse_ttl("0", &s), -EINVAL);
+	CHECK_RC(transient_parse_ttl("5x", &s), -EINVAL);
+	CHECK(transient_norm_path("a//b/", out, sizeof(out)) == 0 &&
+		      strcmp(out, "/a/b") == 0,
+	      "normalised %s", out);
+	CHECK_RC(transient_norm_path("/", out, sizeof(out)), -EINVAL);
+	CHECK_RC(transient_norm_path("/a/./b", out, sizeof(out)), -EINVAL);
+	CHECK(transient_zone_of(z, 2, "/a/b/c") == 1, "outermost zone");
+	CHECK(transient_zone_of(z, 2, "/a") == 1, "the zone itself");
+	CHECK(transient_zone_of(z, 2, "/ab") == -1, "not a prefix by name");
+}
+
+static void test_expire(struct keyring *kr, int rootfd)
+{
+	struct tzone zone = { "/zone", TTL }, none = { "/missing", TTL };
+	struct bname bz, bold, byoung, blong, bout, bsub, bsubold;
+	char longname[256], side[ENCNAME_MAX];
+	struct seen seen = { .n = 0 };
+	unsigned long count = 99;
+	int zfd = -1, sfd = -1;
+	const time_t old = NOW - TTL - 10, young = NOW - TTL + 10;
+
+	memset(longname, 'q', 240);
+	longname[240] = '\0';
+	CHECK_RC(put(kr, rootfd, "zone", 0, true, &bz), 0);
+	CHECK_RC(put(kr, rootfd, "outside", old, false, &bout), 0);
+	zfd = openat(rootfd, bz.name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHECK(zfd >= 0, "zone directory");
+	if (zfd < 0)
+		return;
+	CHECK_RC(put(kr, zfd, "old", old, false, &bold), 0);
+	CHECK_RC(put(kr, zfd, "young", young, false, &byoung), 0);
+	CHECK_RC(put(kr, zfd, longname, old, false, &blong), 0);
+	CHECK_RC(put(kr, zfd, "sub", 0, true, &bsub), 0);
+	sfd = openat(zfd, bsub.name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHECK(sfd >= 0, "sub directory");
+	if (sfd >= 0)
+		CHECK_RC(put(kr, sfd, "deep", old, false, &bsubold), 0);
+	CHECK(blong.is_long, "a long name in the zone");
+	CHECK_RC(names_side_name(blong.name, side, sizeof(side)), 0);
+
+	CHECK_RC(transient_count_due(rootfd, kr, &zone, NOW, &count), 0);
+	CHECK(count == 3, "due: %lu", count);
+	CHECK(exists(zfd, bold.name), "counting destroys nothing");
+
+	CHECK_RC(transient_expire(rootfd, kr, &zone, NOW, on_removed, &seen,
+				  &count),
+		 0);
+	CHECK(count == 3, "expired: %lu", count);
+	CHECK(!exists(zfd, bold.name), "old file removed");
+	CHECK(!exists(zfd, blong.name) && !exists(zfd, side),
+	      "old long name and its side file removed");
+	CHECK(sfd >= 0 && !exists(sfd, bsubold.name), "old file deeper removed");
+	CHECK(exists(zfd, byoung.name), "young file kept");
+	CHECK(exists(zfd, bsub.name) && exists(zfd, DIRID_FILE),
+	      "directories and ids kept");
+	CHECK(exists(rootfd, bout.name), "old file outside the zone kept");
+	CHECK(seen.n == 3 && seen_has(&seen, "old") &&
+		      seen_has(&seen, longname) && seen_has(&seen, "deep"),
+	      "removed entries named (%d)", seen.n);
+
+	CHECK_RC(transient_expire(rootfd, kr, &none, NOW, NULL, NULL, &count),
+		 0);
+	CHECK(count == 0, "a zone without a directory expires nothing");
+	CHECK_RC(transient_destroy(rootfd, bz.name), -EISDIR);
+	CHECK_RC(transient_destroy(zfd, byoung.name), 0);
+	CHECK(!exists(zfd, byoung.name), "destroyed by hand");
+
+	/* clean up */
+	if (sfd >= 0) {
+		(void)unlinkat(sfd, DIRID_FILE, 0);
+		close(sfd);
+	}
+	(void)unlinkat(zfd, bsub.name, AT_REMOVEDIR);
+	(void)unlinkat(zfd, DIRID_FILE, 0);
+	close(zfd);
+	(void)unlinkat(rootfd, bz.name, AT_REMOVEDIR);
+	(void)unlinkat(rootfd, bout.name, 0);
+}
+
+int main(void)
+{
+	char top_path[] = "/tmp/cmkfs-test_transient.XXXXXX";
+	struct vol vo, other;
+	int top, root;
+
+	if (aead_global_init() < 0 || vol_make(&vo, 21) < 0 ||
+	    vol_make(&other, 31) < 0 || mkdtemp(top_path) == NULL) {
+		fprintf(stderr, "setup failed\n");
+		return 1;
+	}
+	top = open(top_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (top < 0 || dirtree_make(top, "root", 0700, 0, 0, false) < 0 ||
+	    (root = openat(top, "root", O_RDONLY | O_DIRECTORY)) < 0) {
+		perror(top_path);
+		return 1;
+	}
+
+	test_pure();
+	test_zone_list(vo.kr, other.kr, root);
+	test_expire(vo.kr, root);
+
+	CHECK_RC(unlinkat(root, DIRID_FILE, 0), 0);
+	close(root);
+	CHECK_RC(unlinkat(top, "root", AT_REMOVEDIR), 0);
+	close(top);
+	CHECK(rmdir(top_path) == 0, "test tree cleaned up");
+	vol_free(&other);
+	vol_free(&vo);
+	return t_done("test_transient");
+}
