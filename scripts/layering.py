@@ -7,6 +7,10 @@ holds src/<layer>/<name>.c (doc/DESIGN.md, "Layers"). Each #include
 to the header's layer; an edge that ALLOWED does not list fails the check, as
 does a header that belongs to no layer or an include cycle between modules.
 
+It also checks names (STYLE.md §4, file = module = prefix): every function
+and global a src/<layer>/<mod>.c outside src/cli/ exports (not static) is
+named <mod>_... or <mod>, unless PREFIX_OK below says otherwise.
+
 Usage: scripts/layering.py [TOP]   (exit 0 clean, 1 violations)
 """
 import os
@@ -37,7 +41,110 @@ ALLOWED = {
 # Headers with no .c of their own: shared definitions at the bottom.
 HEADER_ONLY = {"common": "util", "exitcodes": "util", "reserved": "format"}
 
+# Exported names that may differ from their file's name, and why.
+PREFIX_OK = {
+    # One module, two halves: the bounded reader (rd_*) and writer (wr_*)
+    # every parser and serialiser uses; a longer prefix would not pay.
+    "rdwr": ("rd_", "wr_"),
+}
+NAME_OK = {"main"}  # the program's entry point
+PREFIX_SKIP = {"cli"}  # the CLI exports nothing below it: cmd_* + cli_*
+
 INC = re.compile(r'^\s*#\s*include\s+"(?:cmkfs/)?([A-Za-z0-9_]+)\.h"', re.M)
+
+
+def strip_c(text):
+    """The text without comments, literals and preprocessor lines."""
+    text = re.sub(r"/\*.*?\*/|//[^\n]*", " ", text, flags=re.S)
+    text = re.sub(r'"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', '""',
+                  text)
+    return re.sub(r"^[ \t]*#(?:[^\n]*\\\n)*[^\n]*", " ", text, flags=re.M)
+
+
+def top_paren(stmt):
+    """stmt with everything inside parentheses dropped, '(' kept."""
+    out, depth = [], 0
+    for ch in stmt:
+        if ch == "(":
+            if depth == 0:
+                out.append("(")
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif depth == 0:
+            out.append(ch)
+    return "".join(out)
+
+
+IDENT = re.compile(r"[A-Za-z_]\w*")
+
+
+def exported_names(text):
+    """(name, kind) of each function defined and each object declared at
+    file scope without `static` (or `extern`, `typedef`)."""
+    text = strip_c(text)
+    names, stmt, i, n = [], [], 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch not in "{;":
+            stmt.append(ch)
+            i += 1
+            continue
+        s = "".join(stmt)
+        stmt = []
+        words = set(IDENT.findall(top_paren(s)))
+        if ch == "{":
+            # Skip the braces: a function body, or a struct / initializer
+            # whose declaration goes on to the next ';'.
+            depth = 0
+            while i < n:
+                depth += {"{": 1, "}": -1}.get(text[i], 0)
+                i += 1
+                if depth == 0:
+                    break
+            head = top_paren(s).rstrip()
+            if head.endswith("(") and "=" not in head:
+                if "static" not in words:
+                    fn = [m for m in re.findall(r"([A-Za-z_]\w*)\s*\(",
+                                                head)
+                          if m != "__attribute__"]
+                    if fn:
+                        names.append((fn[-1], "function"))
+                continue
+            stmt = list(s) + [" {} "]
+            continue
+        i += 1
+        if words & {"static", "extern", "typedef"} or not s.strip():
+            continue
+        decl = s.split("=")[0]
+        fp = re.search(r"\(\s*\*\s*([A-Za-z_]\w*)\s*\)", decl)
+        if fp:
+            names.append((fp.group(1), "global"))
+            continue
+        if "(" in top_paren(decl):
+            continue  # a prototype
+        for d in top_paren(s.replace("{}", "")).split(","):
+            ids = IDENT.findall(d.split("=")[0].split("[")[0])
+            if ids and not (len(ids) <= 2 and
+                            ids[0] in ("struct", "union", "enum")):
+                names.append((ids[-1], "global"))
+    return names
+
+
+def check_prefixes(files, top):
+    """Exported names that do not start with their module's name."""
+    bad = []
+    for path, layer, mod in files:
+        if not path.endswith(".c") or layer in PREFIX_SKIP:
+            continue
+        ok = PREFIX_OK.get(mod, ()) + (mod + "_",)
+        text = open(path, encoding="utf-8").read()
+        for name, kind in exported_names(text):
+            if name == mod or name in NAME_OK or name.startswith(ok):
+                continue
+            bad.append(f"{os.path.relpath(path, top)}: {kind} {name} "
+                       f"is not named {mod}_*")
+    return bad
 
 
 def main():
@@ -109,6 +216,7 @@ def main():
             visit(n)
     for c in cycles:
         bad.append("include cycle: " + " -> ".join(c))
+    bad += check_prefixes(files, top)
     for b in bad:
         print("layering: " + b)
     print(f"layering: {len(files)} files, "

@@ -59,13 +59,13 @@ CMK_MUST_CHECK int aead_unwrap_key(const uint8_t kek[static AEAD_KEY_LEN],
 
 /* Deterministic AES-256-SIV (RFC 5297) for names: ct is len bytes, tag 16.
  * Errors: -EIO; open: -EBADMSG (pt wiped). */
-CMK_MUST_CHECK int siv_seal(const uint8_t key[static SIV_KEY_LEN],
-			    const uint8_t *aad, size_t aad_len,
-			    const uint8_t *pt, size_t len, uint8_t *ct,
-			    uint8_t tag[static SIV_TAG_LEN]);
-CMK_MUST_CHECK int siv_open(const uint8_t key[static SIV_KEY_LEN],
-			    const uint8_t *aad, size_t aad_len,
-			    const uint8_t *ct, size_t len, uint8_t *pt,
-			    const uint8_t tag[static SIV_TAG_LEN]);
+CMK_MUST_CHECK int aead_siv_seal(const uint8_t key[static SIV_KEY_LEN],
+				 const uint8_t *aad, size_t aad_len,
+				 const uint8_t *pt, size_t len, uint8_t *ct,
+				 uint8_t tag[static SIV_TAG_LEN]);
+CMK_MUST_CHECK int aead_siv_open(const uint8_t key[static SIV_KEY_LEN],
+				 const uint8_t *aad, size_t aad_len,
+				 const uint8_t *ct, size_t len, uint8_t *pt,
+				 const uint8_t tag[static SIV_TAG_LEN]);
 
 #endif

@@ -1,6 +1,6 @@
 /* include/cmkfs/common.h — macros shared by every module.
  * Errors across the tree are int: 0 on success, a negative errno on failure
- * (STYLE.md §2). Only fs/ops.c converts them for the kernel. */
+ * (STYLE.md §2). Only fuse/ops.c converts them for the kernel. */
 #ifndef CMKFS_COMMON_H
 #define CMKFS_COMMON_H
 

@@ -15,9 +15,12 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
+#include "cmkfs/common.h"
+
 struct fsctx;
 struct keyring;
 struct monitor;
+struct rekey_progress;
 struct sweeper;
 
 struct ctlcmd {
@@ -45,5 +48,27 @@ void ctlcmd_destroy(struct ctlcmd *c);
  * struct ctlcmd. An unknown command gets {"ok":false,...}. */
 void ctlcmd_handle(const char *cmd, char *reply, size_t cap, int fd,
 		   void *ud);
+
+/* The client side of "rekey": the stream's lines decoded. Each callback
+ * may be NULL; the pointers it gets live until it returns. */
+struct ctlcmd_rekey_cb {
+	/* {"progress":{...}} */
+	void (*progress)(const struct rekey_progress *p, void *arg);
+	/* {"problem":{"backing":...,"what":...}}: a header not re-wrapped */
+	void (*problem)(const char *bpath, const char *what, void *arg);
+	/* The reply: p set when the rekey finished ({"ok":true,"rekey":...}),
+	 * else NULL and error says why ("unknown error" if the daemon did
+	 * not). line is the reply as received. */
+	void (*result)(const struct rekey_progress *p, const char *error,
+		       const char *line, void *arg);
+	void *arg;
+};
+
+/* Ask the daemon serving `mountpoint` for a live rekey and follow it to
+ * the end. Lines that are not JSON are skipped. Returns 0 once the daemon
+ * closed the stream (whether or not a reply came: see cb->result), or
+ * ctl_stream's -errno (no daemon, no line for 300 s). */
+CMK_MUST_CHECK int ctlcmd_rekey_stream(const char *mountpoint,
+				       const struct ctlcmd_rekey_cb *cb);
 
 #endif

@@ -37,6 +37,6 @@ struct dlist {
  * decrypt sets l->err and is logged with its backing name. */
 CMK_MUST_CHECK int dir_list(struct fsctx *fs, struct inode *dir,
 			    struct dlist *l);
-void dlist_free(struct dlist *l);
+void dir_list_free(struct dlist *l);
 
 #endif

@@ -1,10 +1,10 @@
 /* include/cmkfs/dirtree.h — directories of the volume on disk, without
  * FUSE (doc/FORMAT.md §4): plaintext name + directory id -> backing name
  * (short, or long with its side file), long-name side files, making a
- * directory with its DIRID_FILE, and emptiness as the user sees it. Used
- * by the mount (fuse/dir.c) and by engines that work on an unmounted
- * volume (repair, create). Every function works on directory fds the
- * caller owns; errors are negative errnos. Thread-safe. */
+ * directory with its DIRID_FILE, reading a directory's id, and emptiness
+ * as the user sees it. Used by the mount (fuse/) and by engines that work
+ * on an unmounted volume (maint/). Every function works on directory fds
+ * the caller owns; errors are negative errnos. Thread-safe. */
 #ifndef CMKFS_DIRTREE_H
 #define CMKFS_DIRTREE_H
 
@@ -38,6 +38,12 @@ void dirtree_longname_del(int dirfd, const struct bname *bn);
  * matching). */
 CMK_MUST_CHECK int dirtree_longname_read(int dirfd, const char *bname,
 					 char *enc, size_t cap);
+/* The id of backing directory dirfd (any descriptor, O_PATH too) from its
+ * DIRID_FILE; out is untouched on error. Errors: -ENOENT (no id file),
+ * -EBADMSG (shorter than DIRID_LEN), -EFBIG (longer), -errno of opening
+ * (-ELOOP: a symlink) or reading it. */
+CMK_MUST_CHECK int dirtree_read_dirid(int dirfd,
+				      uint8_t out[static DIRID_LEN]);
 /* 1 if the directory holds nothing but its DIRID_FILE, 0 if not. Stale
  * temporaries (TMP_PREFIX, left by a crash) are removed on the way.
  * Errors: -errno from opening it, -ENOMEM. */

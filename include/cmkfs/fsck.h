@@ -75,7 +75,7 @@ struct fsck_item {
 struct fsck_result {
 	unsigned long dirs, files, blocks, problems;
 	/* Truncates cut short by a crash whose record completes them
-	 * (file.h): not damage. Pending: left to the next mount or repair;
+	 * (cfile.h): not damage. Pending: left to the next mount or repair;
 	 * completed: by this run (repair only). */
 	unsigned long pending, completed;
 	/* Transient zones: entries expired by this run, or due (left to

@@ -4,7 +4,7 @@
  * waits until the old side is empty, so calls entering meanwhile (on the
  * new side) never hold it up, however many there are.
  *
- * Used by a lock (fs/inode.c fsctx_on_lock): READ replies decrypted
+ * Used by a lock (fuse/inode.c inode_on_lock): READ replies decrypted
  * before the keys were wiped must be out before the kernel's pages are
  * dropped, or a page could be cached after the drop and read while
  * locked. */

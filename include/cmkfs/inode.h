@@ -12,7 +12,7 @@
 
 struct fuse_session;
 
-#include "cmkfs/file.h"
+#include "cmkfs/cfile.h"
 #include "cmkfs/gate.h"
 #include "cmkfs/keyring.h"
 #include "cmkfs/names.h"
@@ -51,7 +51,7 @@ struct fsctx {
 	size_t ninodes;		/* in hash, i.e. known to the kernel; mtx */
 	bool is_root;		/* daemon runs as uid 0: chown new objects */
 	struct fuse_session *se;	/* for cache invalidation; set once */
-	int jfd;		/* JOURNAL_DIR (file.h) or -1; set once */
+	int jfd;		/* JOURNAL_DIR (cfile.h) or -1; set once */
 	bool no_xattr;		/* --no-xattr; set once */
 	pthread_mutex_t hmtx;	/* open handles */
 	struct handle handles;	/* list head; hmtx */
@@ -59,30 +59,30 @@ struct fsctx {
 	struct gate reads;	/* READs in flight, drained by a lock */
 };
 
-CMK_MUST_CHECK int fsctx_init(struct fsctx *fs, const char *cipherdir,
-			      struct keyring *kr);
-void fsctx_destroy(struct fsctx *fs);
+CMK_MUST_CHECK int inode_table_init(struct fsctx *fs, const char *cipherdir,
+				    struct keyring *kr);
+void inode_table_destroy(struct fsctx *fs);
 /* The FUSE node id of the inode for backing (dev, ino), or 0 if the kernel
  * does not know it. No reference is taken: for cache notifications only. */
 uint64_t inode_nodeid(struct fsctx *fs, dev_t dev, ino_t ino);
 /* After keyring_lock(): wipe every file's keyed contexts, wait for the READs
  * in flight (their replies must not fill pages after the drop), and make
  * the kernel drop its cached pages and attributes of every inode. */
-void fsctx_on_lock(struct fsctx *fs);
+void inode_on_lock(struct fsctx *fs);
 
 /* Find or add the inode for backing fd `fd` (O_PATH, taken over on success
  * whether a new inode was made or not) and add `n` lookups. */
 CMK_MUST_CHECK int inode_get(struct fsctx *fs, int fd, const struct stat *st,
 			     uint64_t n, struct inode **out);
 /* How many inodes the kernel holds lookups on (the root not counted). */
-size_t fsctx_ninodes(struct fsctx *fs);
+size_t inode_count(struct fsctx *fs);
 /* Put an open handle on the list (`free` set by the caller) / take it off
  * and free it (its RELEASE, or a reply the kernel did not take).
- * fsctx_destroy drops those left. */
-void handle_add(struct fsctx *fs, struct handle *h);
-void handle_drop(struct fsctx *fs, struct handle *h);
+ * inode_table_destroy drops those left. */
+void inode_handle_add(struct fsctx *fs, struct handle *h);
+void inode_handle_drop(struct fsctx *fs, struct handle *h);
 /* How many handles are open (not yet released). */
-size_t fsctx_nhandles(struct fsctx *fs);
+size_t inode_handle_count(struct fsctx *fs);
 /* Drop n lookups; frees at zero. */
 void inode_forget(struct fsctx *fs, struct inode *in, uint64_t n);
 /* A directory's id, read from its DIRID_FILE once. Errors: -EBADMSG. */

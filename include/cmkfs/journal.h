@@ -1,4 +1,4 @@
-/* include/cmkfs/journal.h — truncate records left by a crash (file.h,
+/* include/cmkfs/journal.h — truncate records left by a crash (cfile.h,
  * doc/FORMAT.md §3.1): found by file id and completed before a mount
  * serves, or by fsck --repair. */
 #ifndef CMKFS_JOURNAL_H

@@ -98,7 +98,7 @@ CMK_MUST_CHECK int kp_local_open(const uint8_t *service_key,
  * URI). */
 CMK_MUST_CHECK int kp_akv_open(const char *key_uri, struct keyprov **out);
 /* The process's Key Vault client, made on first use from the environment
- * (auth.h) and the CA file set here or $CMKFS_CA_FILE. */
+ * (azauth.h) and the CA file set here or $CMKFS_CA_FILE. */
 void kp_akv_set_ca_file(const char *path);
 struct kv;
 CMK_MUST_CHECK int kp_akv_client(struct kv **out);

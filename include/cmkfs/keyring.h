@@ -48,7 +48,7 @@ CMK_MUST_CHECK int keyring_open_file(struct keyring *kr, const struct header *h,
 /* Another set of contexts for the same file (for a second thread). */
 CMK_MUST_CHECK int keyring_dup_file(struct keyring *kr, const struct header *h,
 				    struct filekeys **fk);
-void filekeys_free(struct filekeys *fk);	/* NULL-safe */
+void keyring_filekeys_free(struct filekeys *fk);	/* NULL-safe */
 
 /* Copy the name key out (for a pure codec call). Errors: -EKEYREVOKED. */
 CMK_MUST_CHECK int keyring_name_key(struct keyring *kr,

@@ -10,7 +10,7 @@
 
 #include <stdbool.h>
 
-#include "cmkfs/auth.h"
+#include "cmkfs/azauth.h"
 #include "cmkfs/common.h"
 #include "cmkfs/http.h"
 

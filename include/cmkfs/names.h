@@ -56,6 +56,13 @@ int names_is_tmp(const char *bname);
 /* The side file of long-name entry `bname`: bname + LONGNAME_SUFFIX,
  * NUL-terminated in out. Errors: -ENAMETOOLONG (does not fit in cap). */
 CMK_MUST_CHECK int names_side_name(const char *bname, char *out, size_t cap);
+/* 1 if `bname` has the form of a side file: a reserved name ending in
+ * LONGNAME_SUFFIX, with something before it. */
+int names_is_side(const char *bname);
+/* The inverse of names_side_name(): the entry whose side file is `side`
+ * (side without LONGNAME_SUFFIX), NUL-terminated in out. Errors: -EINVAL
+ * (not names_is_side()), -ENAMETOOLONG (does not fit in cap). */
+CMK_MUST_CHECK int names_side_owner(const char *side, char *out, size_t cap);
 
 CMK_MUST_CHECK int names_symlink_encrypt(const uint8_t key[static NAME_KEY_LEN],
 					 const char *target, size_t len,

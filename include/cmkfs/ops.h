@@ -7,6 +7,6 @@
 #define FUSE_USE_VERSION 312	/* 3.12 loop config ABI: fuse_session_loop_mt_312 */
 #include <fuse_lowlevel.h>
 
-extern const struct fuse_lowlevel_ops cmkfs_ops;
+extern const struct fuse_lowlevel_ops ops_lowlevel;
 
 #endif

@@ -1,6 +1,6 @@
 /* include/cmkfs/rangelock.h — block-range locks inside one file.
  * Readers of a range share it; a writer of a range has it alone; ranges
- * that do not overlap never wait for each other. Used by file.c so that
+ * that do not overlap never wait for each other. Used by cfile.c so that
  * in-place writes exclude only readers and writers of the blocks they
  * rewrite (a read of a block being rewritten would see it half written
  * and fail authentication), while the file's rwlock stays for changes of

@@ -10,7 +10,9 @@
 #ifndef CMKFS_REKEY_H
 #define CMKFS_REKEY_H
 
+#include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cmkfs/keyring.h"
@@ -46,12 +48,53 @@ CMK_MUST_CHECK int rekey_run(int rootfd, struct keyring *kr,
 			     struct keyprov *prov[2], const struct rekey_cb *cb,
 			     struct rekey_progress *out);
 
+/* Where rekey_volume() stopped. */
+enum rekey_stage {
+	REKEY_STAGE_DONE,	/* every header re-wrapped (some maybe damaged) */
+	REKEY_STAGE_OPEN,	/* opening, locking against mounts, reading the
+				 * config */
+	REKEY_STAGE_UNLOCK,	/* the volume's keys are unavailable */
+	REKEY_STAGE_RUN,	/* rekey_run() failed; resumable */
+};
+
+/* Long enough for a message naming a path and a Key Vault error. */
+#define REKEY_MSG_MAX (PATH_MAX + 1024)
+
+struct rekey_result {
+	enum rekey_stage stage;
+	int err;			/* 0, or the negative errno */
+	/* On failure: one sentence for the user, starting with the
+	 * cipherdir as given, without a command prefix. */
+	char msg[REKEY_MSG_MAX];
+	struct rekey_progress p;	/* the counts (REKEY_STAGE_RUN, DONE) */
+};
+
+/* The offline rekey of the volume in `cipherdir`, in this process: open
+ * it, hold it against mounts (volio_lock_offline) for the whole run,
+ * unlock its keys with the service key file `service_key` (and Key Vault
+ * for a CMK), rekey_run(), release. Audits the "rekey" event (or a denied
+ * unlock) under the volume's id; the caller opens the audit log. *r is
+ * always filled. Errors: -EBUSY (mounted or another rekey), volio_read's
+ * (OPEN), the providers' (UNLOCK), rekey_run's (RUN). A volume with damaged
+ * headers still returns 0: see r->p.damaged. */
+CMK_MUST_CHECK int rekey_volume(const char *cipherdir, const char *service_key,
+				const struct rekey_cb *cb,
+				struct rekey_result *r);
+
 /* The JSON lines of `cmkfs rekey --json` and of the control socket's
  * "rekey" stream (man/cmkfs-rekey.1): {"progress":{...}} and the final
  * {"ok":true,"rekey":{...}}. Truncated to cap. */
 void rekey_progress_json(const struct rekey_progress *p, char *buf,
 			 size_t cap);
 void rekey_result_json(const struct rekey_progress *p, char *buf, size_t cap);
+/* The inverse of both, for the object under "progress" or "rekey": the
+ * fields found are set, the others 0 ("files" and "passes" of a result
+ * stand for total and pass). p->phase points into phase (cap bytes), ""
+ * if absent. */
+struct json;
+void rekey_progress_from_json(const struct json *obj,
+			      struct rekey_progress *p, char *phase,
+			      size_t cap);
 /* The `rekey` audit event: counts and generations, never names. */
 void rekey_audit(const struct rekey_progress *p, const char *key_id, int rc,
 		 bool offline);

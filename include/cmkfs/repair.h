@@ -65,11 +65,11 @@ struct salvage {
  * (when run as root), times and the user xattrs that authenticate; its
  * name is derived from `path` (the plaintext path: '/' becomes '%', ".2",
  * ".3" ... added if taken). The original is not touched. Free *s with
- * salvage_free(). Errors: -EBADMSG / -EKEYREJECTED (header unreadable:
+ * repair_salvage_free(). Errors: -EBADMSG / -EKEYREJECTED (header unreadable:
  * nothing to salvage), -ENOTDIR (lost+found is not a directory), -errno. */
 CMK_MUST_CHECK int repair_salvage(struct repair *r, int topfd, int dirfd,
 				  const char *bname, const char *path,
 				  struct salvage *s);
-void salvage_free(struct salvage *s);
+void repair_salvage_free(struct salvage *s);
 
 #endif

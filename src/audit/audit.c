@@ -41,14 +41,20 @@ static void check_mode(int afd)
 			 (unsigned long)geteuid());
 }
 
-void audit_open(const char *path)
+const char *audit_default_path(void)
 {
 	const char *e = getenv("CMKFS_AUDIT_LOG");
+
+	return e != NULL && *e != '\0' ? e : AUDIT_DEFAULT_PATH;
+}
+
+void audit_open(const char *path)
+{
 	char dir[4096];
 
 	pthread_mutex_lock(&mtx);
 	snprintf(apath, sizeof(apath), "%s",
-		 path ? path : (e && *e ? e : AUDIT_DEFAULT_PATH));
+		 path ? path : audit_default_path());
 	snprintf(dir, sizeof(dir), "%s", apath);
 	(void)mkdir(dirname(dir), 0700);
 	if (fd >= 0)
@@ -104,4 +110,111 @@ void audit_event(const char *event, const char *key, const char *result,
 	pthread_mutex_unlock(&mtx);
 	syslog(LOG_AUTHPRIV | LOG_NOTICE, "cmkfs-audit: %.*s", n > 0 ? n - 1 : 0,
 	       line);
+}
+
+struct audit_reader {
+	FILE *f;
+	struct json *j;		/* the current record's strings */
+	char volume[64];	/* a volume id in hex (32 digits) */
+	char since[32];
+	char line[8192];
+};
+
+int audit_reader_open(const char *path, const char *volume_id_hex,
+		      const char *since, struct audit_reader **out)
+{
+	struct audit_reader *ar;
+
+	if (strlen(volume_id_hex) >= sizeof(ar->volume) ||
+	    strlen(since) >= sizeof(ar->since))
+		return -EINVAL;
+	ar = calloc(1, sizeof(*ar));
+	if (ar == NULL)
+		return -ENOMEM;
+	ar->f = fopen(path, "re");
+	if (ar->f == NULL) {
+		int rc = -errno;
+
+		free(ar);
+		return rc;
+	}
+	snprintf(ar->volume, sizeof(ar->volume), "%s", volume_id_hex);
+	snprintf(ar->since, sizeof(ar->since), "%s", since);
+	*out = ar;
+	return 0;
+}
+
+int audit_reader_next(struct audit_reader *ar, struct audit_record *rec)
+{
+	size_t since_len = strlen(ar->since);
+
+	json_free(ar->j);
+	ar->j = NULL;
+	while (fgets(ar->line, sizeof(ar->line), ar->f) != NULL) {
+		struct audit_record r = { .line = ar->line };
+		const char *vol;
+
+		if (json_parse(ar->line, strlen(ar->line), &ar->j) < 0) {
+			ar->j = NULL;
+			continue;
+		}
+		/* The times are fixed-width UTC: an event whose time sorts
+		 * before `since` is older. */
+		if (json_str(ar->j, "time", &r.time) == 0 &&
+		    json_str(ar->j, "volume", &vol) == 0 &&
+		    strcmp(vol, ar->volume) == 0 &&
+		    strncmp(r.time, ar->since, since_len) >= 0 &&
+		    json_str(ar->j, "event", &r.event) == 0 &&
+		    json_str(ar->j, "result", &r.result) == 0) {
+			if (json_str(ar->j, "key", &r.key) < 0)
+				r.key = NULL;	/* null: no key involved */
+			if (json_str(ar->j, "detail", &r.detail) < 0)
+				r.detail = "";
+			*rec = r;
+			return 1;
+		}
+		json_free(ar->j);
+		ar->j = NULL;
+	}
+	return 0;
+}
+
+void audit_reader_close(struct audit_reader *ar)
+{
+	if (ar == NULL)
+		return;
+	json_free(ar->j);
+	fclose(ar->f);
+	free(ar);
+}
+
+int audit_parse_since(const char *s, time_t now, char *out, size_t cap)
+{
+	size_t n = strlen(s);
+	char *end;
+	long v;
+
+	if (n >= 2 && strchr("mhd", s[n - 1]) != NULL) {
+		time_t t;
+		struct tm tm;
+
+		errno = 0;
+		v = strtol(s, &end, 10);
+		if (errno || end != s + n - 1 || v < 0 || v > 100000)
+			return -EINVAL;
+		t = now - v * (s[n - 1] == 'm' ? 60 : s[n - 1] == 'h' ? 3600 :
+									86400);
+		gmtime_r(&t, &tm);
+		strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+		return 0;
+	}
+	/* 2026-11-23 or 2026-11-23T10:00[:00][Z] */
+	if (n < 10 || n > 20 || s[4] != '-' || s[7] != '-')
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (!strchr("0123456789-T:Z", s[i]))
+			return -EINVAL;
+	}
+	snprintf(out, cap, "%.*s", (int)(s[n - 1] == 'Z' ? n - 1 : n), s);
+	return 0;
 }

@@ -1,4 +1,4 @@
-/* src/fs/backing.c — careful syscalls on the ciphertext directory. */
+/* src/cipherdir/backing.c — careful syscalls on the ciphertext directory. */
 #include "config.h"
 
 #include <errno.h>

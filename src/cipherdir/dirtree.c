@@ -67,6 +67,23 @@ int dirtree_longname_read(int dirfd, const char *bname, char *enc, size_t cap)
 	return names_longname_open(bname, enc, len);
 }
 
+int dirtree_read_dirid(int dirfd, uint8_t out[static DIRID_LEN])
+{
+	uint8_t buf[DIRID_LEN];
+	size_t len = 0;
+	int rc;
+
+	/* One byte more than DIRID_LEN is -EFBIG: a damaged id is refused,
+	 * never cut to size. */
+	rc = backing_read_small(dirfd, DIRID_FILE, buf, sizeof(buf), &len);
+	if (rc < 0)
+		return rc;
+	if (len != DIRID_LEN)
+		return -EBADMSG;
+	memcpy(out, buf, DIRID_LEN);
+	return 0;
+}
+
 /* walk_entries() callback: stops (1) at the first entry that counts. */
 static int nonempty_entry(const struct walk_entry *e, void *arg)
 {

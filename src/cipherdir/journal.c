@@ -1,4 +1,4 @@
-/* src/fs/journal.c — truncate records left by a crash (journal.h). */
+/* src/cipherdir/journal.c — truncate records left by a crash (journal.h). */
 #include "config.h"
 
 #include <dirent.h>
@@ -9,8 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cmkfs/backing.h"
-#include "cmkfs/file.h"
+#include "cmkfs/cfile.h"
 #include "cmkfs/header.h"
 #include "cmkfs/journal.h"
 #include "cmkfs/log.h"
@@ -53,7 +52,6 @@ static bool hexname(const char *n)
 
 static void visit_file(struct jwalk *w, int dfd, const char *name)
 {
-	uint8_t buf[HEADER_LEN];
 	char id[JOURNAL_NAME_LEN + 1];
 	struct header h;
 	struct cfile cf;
@@ -62,8 +60,7 @@ static void visit_file(struct jwalk *w, int dfd, const char *name)
 	fd = openat(dfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	if (backing_pread_full(fd, buf, sizeof(buf), 0) < 0 ||
-	    header_parse(buf, sizeof(buf), &h) < 0)
+	if (cfile_read_header(fd, &h) < 0)
 		goto out;
 	cfile_journal_name(h.file_id, id);
 	for (size_t i = 0; i < w->n; i++) {

@@ -1,4 +1,4 @@
-/* src/keys/volio.c — read, write and unlock a volume's config. */
+/* src/cipherdir/volio.c — read, write and unlock a volume's config. */
 #include "config.h"
 
 #include <errno.h>

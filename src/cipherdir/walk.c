@@ -16,16 +16,13 @@
 
 unsigned walk_classify(const char *name)
 {
-	size_t len, sl = sizeof(LONGNAME_SUFFIX) - 1;
-
 	if (!names_is_reserved(name))
 		return WALK_NAME;
 	if (names_is_longname(name))
 		return WALK_LONGNAME;
 	if (strcmp(name, DIRID_FILE) == 0)
 		return WALK_DIRID;
-	len = strlen(name);
-	if (len > sl && strcmp(name + len - sl, LONGNAME_SUFFIX) == 0)
+	if (names_is_side(name))
 		return WALK_SIDE;
 	if (names_is_tmp(name))
 		return WALK_TMP;

@@ -27,11 +27,6 @@ int cmd_rekey(int argc, char **argv);
 /* argv[0] is mount.cmkfs or mount.fuse.cmkfs (mount(8) helper). */
 int mount_helper_main(int argc, char **argv);
 
-struct keyprov;
-/* Pre-flight checks of a candidate CMK: enabled, valid now, wrapKey and
- * unwrapKey allowed, soft delete and purge protection. -EPERM + *why. */
-int cli_check_cmk(const struct keyprov *p, const char **why);
-
 /* Print "cmkfs CMD: msg" and a hint to use --help; returns CMK_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) CMK_PRINTF(2, 3);
 /* Print "cmkfs CMD: msg" on stderr; returns CMK_EXIT_RUNTIME. */

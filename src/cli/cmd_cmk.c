@@ -11,11 +11,11 @@
 #include <string.h>
 
 #include "cli.h"
+#include "keyopts.h"
 #include "cmkfs/audit.h"
 #include "cmkfs/cmk.h"
 #include "cmkfs/ctl.h"
 #include "cmkfs/http.h"
-#include "cmkfs/keyprov.h"
 #include "cmkfs/kv.h"
 #include "cmkfs/runtime.h"
 
@@ -40,11 +40,9 @@ static void usage(FILE *f)
 		"allow wrapKey and unwrapKey, and its vault must have soft delete and\n"
 		"purge protection (recoveryLevel); --force skips these checks.\n"
 		"\n"
-		"  --service-key FILE   service key (default $CMKFS_SERVICE_KEY, else\n"
-		"                       " SERVICE_KEY_DEFAULT ")\n"
-		"  --ca-file FILE       extra CA for Key Vault TLS (or $CMKFS_CA_FILE)\n"
-		"  --audit-log FILE     audit log (default $CMKFS_AUDIT_LOG, else\n"
-		"                       " AUDIT_DEFAULT_PATH ")\n"
+		KEYOPTS_HELP_SERVICE_KEY
+		KEYOPTS_HELP_CA_FILE
+		KEYOPTS_HELP_AUDIT_LOG
 		"Azure credentials come from the Azure SDK environment variables\n"
 		"(AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, ...; see\n"
 		"doc/KEYS.md). Exit status: 0 done, 1 refused or failed, 2 usage.\n");
@@ -96,19 +94,19 @@ int cmd_cmk(int argc, char **argv)
 	static const struct option lopts[] = {
 		{ "key", required_argument, NULL, 'K' },
 		{ "force", no_argument, NULL, 'F' },
-		{ "service-key", required_argument, NULL, 'k' },
-		{ "ca-file", required_argument, NULL, 'c' },
-		{ "audit-log", required_argument, NULL, 'a' },
+		KEYOPTS_OPT_SERVICE_KEY,
+		KEYOPTS_OPT_CA_FILE,
+		KEYOPTS_OPT_AUDIT_LOG,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cmk_opts o = {
-		.service_key = kp_local_default_path(),
 		.warn = warn_forced,
 		.committed = committed,
 	};
-	const char *action, *audit_log = NULL;
 	struct cmk_result r;
+	struct keyopts ko;
+	const char *action;
 	char cdir[PATH_MAX];
 	int c, rc;
 
@@ -128,6 +126,7 @@ int cmd_cmk(int argc, char **argv)
 		return cli_usage_error("cmk", "unknown action '%s'", action);
 	argc--;
 	argv++;
+	keyopts_init(&ko);
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+h", lopts, NULL)) != -1) {
 		switch (c) {
@@ -137,19 +136,12 @@ int cmd_cmk(int argc, char **argv)
 		case 'F':
 			o.force = true;
 			break;
-		case 'k':
-			o.service_key = optarg;
-			break;
-		case 'c':
-			kp_akv_set_ca_file(optarg);
-			break;
-		case 'a':
-			audit_log = optarg;
-			break;
 		case 'h':
 			usage(stdout);
 			return CMK_EXIT_OK;
 		default:
+			if (keyopts_parse(c, optarg, &ko))
+				break;
 			return cli_usage_error("cmk", "unknown option '%s'",
 					       argv[optind - 1]);
 		}
@@ -170,9 +162,11 @@ int cmd_cmk(int argc, char **argv)
 	}
 	if (realpath(argv[optind], cdir) == NULL)
 		return cli_fail("cmk", "%s: %s", argv[optind], strerror(errno));
+	o.service_key = ko.service_key;
+	keyopts_apply(&ko);
 	if (http_global_init() < 0)
 		return cli_fail("cmk", "libcurl failed to start");
-	audit_open(audit_log);
+	audit_open(keyopts_audit_log(&ko));
 	rc = cmk_run(cdir, &o, &r);
 	if (rc < 0)
 		return cli_fail("cmk", "%s", r.msg);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "keyopts.h"
 #include "cmkfs/audit.h"
 #include "cmkfs/fsck.h"
 #include "cmkfs/http.h"
@@ -279,13 +280,13 @@ int cmd_fsck(int argc, char **argv)
 	static const struct option lopts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "repair", no_argument, NULL, 'r' },
-		{ "service-key", required_argument, NULL, 'k' },
-		{ "ca-file", required_argument, NULL, 'c' },
-		{ "audit-log", required_argument, NULL, 'a' },
+		KEYOPTS_OPT_SERVICE_KEY,
+		KEYOPTS_OPT_CA_FILE,
+		KEYOPTS_OPT_AUDIT_LOG,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *keypath = kp_local_default_path();
+	struct keyopts ko;
 	struct out o = { 0 };
 	const struct fsck_cb cb = { on_problem, on_action, on_progress,
 				    on_warning, &o };
@@ -294,6 +295,7 @@ int cmd_fsck(int argc, char **argv)
 	char cdir[PATH_MAX], c2[PATH_MAX], mnt[PATH_MAX] = "";
 	int c, fd, rc, ex = CMK_EXIT_OK;
 
+	keyopts_init(&ko);
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+h", lopts, NULL)) != -1) {
 		switch (c) {
@@ -303,18 +305,11 @@ int cmd_fsck(int argc, char **argv)
 		case 'r':
 			fo.repair = true;
 			break;
-		case 'k':
-			keypath = optarg;
-			break;
-		case 'c':
-			kp_akv_set_ca_file(optarg);
-			break;
-		case 'a':
-			o.audit_log = optarg;
-			break;
 		case 'h':
 			return usage();
 		default:
+			if (keyopts_parse(c, optarg, &ko))
+				break;
 			return cli_usage_error("fsck", "unknown option '%s'",
 					       argv[optind - 1]);
 		}
@@ -335,9 +330,11 @@ int cmd_fsck(int argc, char **argv)
 			cdir, mnt, mnt);
 		return CMK_EXIT_USAGE;
 	}
+	o.audit_log = keyopts_audit_log(&ko);
+	keyopts_apply(&ko);
 	if (http_global_init() < 0)
 		return cli_fail("fsck", "libcurl failed to start");
-	fd = open_volume(cdir, keypath, fo.repair, o.json, &o.kr, &ex);
+	fd = open_volume(cdir, ko.service_key, fo.repair, o.json, &o.kr, &ex);
 	if (fd < 0)
 		return ex;
 	o.tty = !o.json && isatty(2);

@@ -10,10 +10,10 @@
 #include <string.h>
 
 #include "cli.h"
+#include "keyopts.h"
 #include "cmkfs/audit.h"
 #include "cmkfs/create.h"
 #include "cmkfs/http.h"
-#include "cmkfs/keyprov.h"
 #include "cmkfs/kv.h"
 #include "cmkfs/volume.h"
 
@@ -28,15 +28,14 @@ static void usage(FILE *f)
 		"created (mode 0600, 32 random bytes) if it does not exist.\n"
 		"Back it up: without it the volume cannot be read (doc/KEYS.md).\n"
 		"\n"
-		"  --service-key FILE   service key (default $CMKFS_SERVICE_KEY, else\n"
-		"                       " SERVICE_KEY_DEFAULT ")\n"
+		KEYOPTS_HELP_SERVICE_KEY
 		"  --block-size BYTES   plaintext block size, a power of two from 512\n"
 		"                       to 1048576 (default 4096)\n"
 		"  --cmk KEY_URI        protect the customer layer with this key in\n"
 		"                       Azure Key Vault / Managed HSM (full URI with\n"
 		"                       version); checked as 'cmkfs cmk enable' does\n"
 		"  --force              skip the --cmk key checks\n"
-		"  --ca-file FILE       extra CA for Key Vault TLS (or $CMKFS_CA_FILE)\n"
+		KEYOPTS_HELP_CA_FILE
 		"  --audit-log FILE     audit log (default $CMKFS_AUDIT_LOG)\n"
 		"  -h, --help           this text\n");
 }
@@ -50,33 +49,31 @@ static void warn_forced(const char *why, void *arg)
 int cmd_init(int argc, char **argv)
 {
 	static const struct option lopts[] = {
-		{ "service-key", required_argument, NULL, 'k' },
+		KEYOPTS_OPT_SERVICE_KEY,
 		{ "block-size", required_argument, NULL, 'b' },
 		{ "cmk", required_argument, NULL, 'C' },
 		{ "force", no_argument, NULL, 'F' },
-		{ "ca-file", required_argument, NULL, 'c' },
-		{ "audit-log", required_argument, NULL, 'a' },
+		KEYOPTS_OPT_CA_FILE,
+		KEYOPTS_OPT_AUDIT_LOG,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct create_opts o = {
-		.service_key = kp_local_default_path(),
 		.block_size = BLOCK_SIZE_DEFAULT,
 		.warn = warn_forced,
 	};
-	const char *dir, *audit_log = NULL;
 	struct create_result r;
+	struct keyopts ko;
+	const char *dir;
 	int c, rc;
 
+	keyopts_init(&ko);
 	opterr = 0;	/* our own one-line message below */
 	while ((c = getopt_long(argc, argv, "+h", lopts, NULL)) != -1) {
 		unsigned long long bs;
 		char *end;
 
 		switch (c) {
-		case 'k':
-			o.service_key = optarg;
-			break;
 		case 'b':
 			errno = 0;
 			bs = strtoull(optarg, &end, 10);
@@ -93,16 +90,12 @@ int cmd_init(int argc, char **argv)
 		case 'F':
 			o.force = true;
 			break;
-		case 'c':
-			kp_akv_set_ca_file(optarg);
-			break;
-		case 'a':
-			audit_log = optarg;
-			break;
 		case 'h':
 			usage(stdout);
 			return CMK_EXIT_OK;
 		default:
+			if (keyopts_parse(c, optarg, &ko))
+				break;
 			return cli_usage_error("init", "unknown option '%s'",
 					       argv[optind - 1]);
 		}
@@ -110,6 +103,8 @@ int cmd_init(int argc, char **argv)
 	if (optind != argc - 1)
 		return cli_usage_error("init", "expected one CIPHERDIR");
 	dir = argv[optind];
+	o.service_key = ko.service_key;
+	keyopts_apply(&ko);
 	if (o.cmk_uri != NULL) {
 		struct kv_uri u;
 
@@ -118,7 +113,7 @@ int cmd_init(int argc, char **argv)
 				"init", "--cmk must be https://HOST/keys/NAME/VERSION");
 		if (http_global_init() < 0)
 			return cli_fail("init", "libcurl failed to start");
-		audit_open(audit_log);
+		audit_open(keyopts_audit_log(&ko));
 	}
 	rc = create_volume(dir, &o, &r);
 	if (rc < 0)

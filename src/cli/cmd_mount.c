@@ -1,5 +1,5 @@
 /* src/cli/cmd_mount.c — `cmkfs mount [-f] [-o OPTS] [--service-key FILE]
- * CIPHERDIR MOUNTPOINT` (issue #2 contract). */
+ * CIPHERDIR MOUNTPOINT`. */
 #include "config.h"
 
 #include <errno.h>
@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "cmkfs/keyprov.h"
+#include "keyopts.h"
 #include "cmkfs/log.h"
 #include "cmkfs/mount.h"
 #include "cmkfs/runtime.h"
@@ -29,17 +29,15 @@ static void usage(FILE *f)
 		"  -d, --debug          debug logging (implies -f); never logs keys\n"
 		"  -o OPTIONS           FUSE mount options, comma separated, e.g.\n"
 		"                       allow_other, ro, default_permissions (always on)\n"
-		"  --service-key FILE   service key (default $CMKFS_SERVICE_KEY, else\n"
-		"                       " SERVICE_KEY_DEFAULT ")\n"
+		KEYOPTS_HELP_SERVICE_KEY
 		"  --key-check-interval SECONDS\n"
 		"                       prove access to the keys this often (default\n"
 		"                       60); a denial (access revoked, key disabled,\n"
 		"                       deleted or expired) wipes the keys at once\n"
 		"  --grace SECONDS      how long to serve on through transient Key\n"
 		"                       Vault faults before locking (default 3600)\n"
-		"  --ca-file FILE       extra CA for Key Vault TLS (or $CMKFS_CA_FILE)\n"
-		"  --audit-log FILE     audit log (default $CMKFS_AUDIT_LOG, else\n"
-		"                       /var/log/cmkfs/audit.log)\n"
+		KEYOPTS_HELP_CA_FILE
+		KEYOPTS_HELP_AUDIT_LOG
 		"  --no-xattr           no extended attributes (ENOTSUP): the kernel\n"
 		"                       then asks for none, one request less per\n"
 		"                       file written and two less per entry of\n"
@@ -57,22 +55,23 @@ int cmd_mount(int argc, char **argv)
 	static const struct option lopts[] = {
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "debug", no_argument, NULL, 'd' },
-		{ "service-key", required_argument, NULL, 'k' },
+		KEYOPTS_OPT_SERVICE_KEY,
 		{ "key-check-interval", required_argument, NULL, 'i' },
 		{ "grace", required_argument, NULL, 'g' },
-		{ "ca-file", required_argument, NULL, 'c' },
-		{ "audit-log", required_argument, NULL, 'a' },
+		KEYOPTS_OPT_CA_FILE,
+		KEYOPTS_OPT_AUDIT_LOG,
 		{ "no-xattr", no_argument, NULL, 'x' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct mount_opts o = { .service_key = kp_local_default_path(),
-				.key_check_interval_sec = 60,
+	struct mount_opts o = { .key_check_interval_sec = 60,
 				.grace_sec = 3600 };
+	struct keyopts ko;
 	char cdir[PATH_MAX], mnt[PATH_MAX], kpath[PATH_MAX], capath[PATH_MAX];
 	char *opts = NULL;
 	int c, rc;
 
+	keyopts_init(&ko);
 	opterr = 0;	/* our own one-line message below */
 	while ((c = getopt_long(argc, argv, "+fdo:h", lopts, NULL)) != -1) {
 		switch (c) {
@@ -97,9 +96,6 @@ int cmd_mount(int argc, char **argv)
 			if (opts == NULL)
 				return cli_fail("mount", "out of memory");
 			break;
-		case 'k':
-			o.service_key = optarg;
-			break;
 		case 'i':
 		case 'g': {
 			char *end;
@@ -121,12 +117,6 @@ int cmd_mount(int argc, char **argv)
 				o.grace_sec = (int)v;
 			break;
 		}
-		case 'c':
-			o.ca_file = optarg;
-			break;
-		case 'a':
-			o.audit_log = optarg;
-			break;
 		case 'x':
 			o.no_xattr = true;
 			break;
@@ -134,6 +124,8 @@ int cmd_mount(int argc, char **argv)
 			usage(stdout);
 			return CMK_EXIT_OK;
 		default:
+			if (keyopts_parse(c, optarg, &ko))
+				break;
 			free(opts);
 			return cli_usage_error("mount", "unknown option '%s'",
 					       argv[optind - 1]);
@@ -165,6 +157,9 @@ int cmd_mount(int argc, char **argv)
 					mnt, c2);
 		}
 	}
+	o.service_key = ko.service_key;
+	o.ca_file = ko.ca_file;
+	o.audit_log = ko.audit_log;
 	/* The daemon chdir()s to /: a relative key path must be resolved
 	 * now. A missing file is reported by the daemon with its name. */
 	if (realpath(o.service_key, kpath) != NULL)

@@ -1,6 +1,6 @@
 /* src/cli/cmd_transient.c — `cmkfs transient add --ttl DURATION PATH
  * CIPHERDIR`, `transient list CIPHERDIR`, `transient remove PATH
- * CIPHERDIR` (issue #4). PATH is a directory of the volume: absolute in
+ * CIPHERDIR`. PATH is a directory of the volume: absolute in
  * the volume ("/relay"), or a path under the volume's mountpoint. The zone
  * list is sealed in the cipher directory; a live mount reloads it and
  * sweeps at once. */
@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "cmkfs/audit.h"
+#include "keyopts.h"
 #include "cmkfs/ctl.h"
 #include "cmkfs/http.h"
 #include "cmkfs/keyprov.h"
@@ -61,12 +61,13 @@ int cmd_transient(int argc, char **argv)
 {
 	static const struct option lopts[] = {
 		{ "ttl", required_argument, NULL, 't' },
-		{ "service-key", required_argument, NULL, 'k' },
-		{ "ca-file", required_argument, NULL, 'c' },
+		KEYOPTS_OPT_SERVICE_KEY,
+		KEYOPTS_OPT_CA_FILE,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *keypath = kp_local_default_path(), *action;
+	struct keyopts ko;
+	const char *action;
 	char cdir[PATH_MAX], vpath[1024], c2[PATH_MAX], mnt[PATH_MAX],
 	     reply[4096];
 	struct tzone z[TRANSIENT_MAX_ZONES];
@@ -86,6 +87,7 @@ int cmd_transient(int argc, char **argv)
 		return cli_usage_error("transient", "unknown action '%s'", action);
 	argc--;
 	argv++;
+	keyopts_init(&ko);
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+h", lopts, NULL)) != -1) {
 		switch (c) {
@@ -97,16 +99,12 @@ int cmd_transient(int argc, char **argv)
 					rc == -ERANGE ? "at most 24h" :
 							"use e.g. 24h, 90m, 3600s");
 			break;
-		case 'k':
-			keypath = optarg;
-			break;
-		case 'c':
-			kp_akv_set_ca_file(optarg);
-			break;
 		case 'h':
 			usage(stdout);
 			return CMK_EXIT_OK;
 		default:
+			if (keyopts_parse(c, optarg, &ko))
+				break;
 			return cli_usage_error("transient", "unknown option '%s'",
 					       argv[optind - 1]);
 		}
@@ -121,10 +119,11 @@ int cmd_transient(int argc, char **argv)
 	if (need == 2 && vol_path(cdir, argv[optind], vpath, sizeof(vpath)) < 0)
 		return cli_usage_error("transient", "PATH must name a directory "
 						    "inside the volume");
+	keyopts_apply(&ko);
 	if (http_global_init() < 0)
 		return cli_fail("transient", "libcurl failed to start");
 	fd = open(cdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	rc = fd < 0 ? -errno : volio_unlock(fd, keypath, &kr);
+	rc = fd < 0 ? -errno : volio_unlock(fd, ko.service_key, &kr);
 	if (rc < 0) {
 		cli_fail("transient", "%s: %s", cdir, volio_strerror(rc));
 		goto out;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "keyopts.h"
 
 /* mount(8) and systemd options that are not for FUSE. */
 static int fstab_only(const char *o)
@@ -37,11 +38,8 @@ int mount_helper_main(int argc, char **argv)
 	static const struct {
 		const char *opt, *flag;
 	} ours[] = {
-		{ "service_key=", "--service-key" },
 		{ "key_check_interval=", "--key-check-interval" },
 		{ "grace=", "--grace" },
-		{ "ca_file=", "--ca-file" },
-		{ "audit_log=", "--audit-log" },
 	};
 	char *args[64], fuse_opts[4096] = "", *opts = NULL, *copy = NULL;
 	const char *spec = NULL, *dir = NULL;
@@ -82,22 +80,27 @@ int mount_helper_main(int argc, char **argv)
 			return cli_fail("mount.cmkfs", "out of memory");
 		for (char *o = strtok_r(copy, ",", &save); o != NULL;
 		     o = strtok_r(NULL, ",", &save)) {
-			size_t k;
+			const char *flag = NULL, *val = NULL;
 
-			for (k = 0; k < CMK_ARRAY_LEN(ours); k++) {
+			for (size_t k = 0; k < CMK_ARRAY_LEN(ours); k++) {
 				if (strncmp(o, ours[k].opt,
-					    strlen(ours[k].opt)) == 0)
+					    strlen(ours[k].opt)) == 0) {
+					flag = ours[k].flag;
+					val = o + strlen(ours[k].opt);
 					break;
+				}
 			}
+			if (flag == NULL)
+				(void)keyopts_fstab(o, &flag, &val);
 			if (strcmp(o, "noxattr") == 0) {
 				if (n + 1 >= (int)CMK_ARRAY_LEN(args) - 4)
 					break;
 				args[n++] = "--no-xattr";
-			} else if (k < CMK_ARRAY_LEN(ours)) {
+			} else if (flag != NULL) {
 				if (n + 2 >= (int)CMK_ARRAY_LEN(args) - 4)
 					break;
-				args[n++] = (char *)ours[k].flag;
-				args[n++] = o + strlen(ours[k].opt);
+				args[n++] = (char *)flag;
+				args[n++] = (char *)val;
 			} else if (!fstab_only(o)) {
 				size_t l = strlen(fuse_opts);
 

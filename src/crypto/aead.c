@@ -209,16 +209,16 @@ out:
 	return rc;
 }
 
-int siv_seal(const uint8_t key[static SIV_KEY_LEN], const uint8_t *aad,
-	     size_t aad_len, const uint8_t *pt, size_t len, uint8_t *ct,
-	     uint8_t tag[static SIV_TAG_LEN])
+int aead_siv_seal(const uint8_t key[static SIV_KEY_LEN], const uint8_t *aad,
+		  size_t aad_len, const uint8_t *pt, size_t len, uint8_t *ct,
+		  uint8_t tag[static SIV_TAG_LEN])
 {
 	return siv_run(1, key, aad, aad_len, pt, len, ct, tag);
 }
 
-int siv_open(const uint8_t key[static SIV_KEY_LEN], const uint8_t *aad,
-	     size_t aad_len, const uint8_t *ct, size_t len, uint8_t *pt,
-	     const uint8_t tag[static SIV_TAG_LEN])
+int aead_siv_open(const uint8_t key[static SIV_KEY_LEN], const uint8_t *aad,
+		  size_t aad_len, const uint8_t *ct, size_t len, uint8_t *pt,
+		  const uint8_t tag[static SIV_TAG_LEN])
 {
 	return siv_run(0, key, aad, aad_len, ct, len, pt, (uint8_t *)tag);
 }

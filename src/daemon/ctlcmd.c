@@ -75,6 +75,54 @@ static void rekey_problem(const char *bpath, const char *what, void *arg)
 	(void)ctl_send_line(rc->fd, line);
 }
 
+/* The client's side of the lines above (and of rekey_progress_json and
+ * rekey_result_json): decoded, handed to its callbacks. */
+static int rekey_line(const char *line, void *arg)
+{
+	const struct ctlcmd_rekey_cb *cb = arg;
+	struct rekey_progress p = { 0 };
+	const struct json *o;
+	struct json *j = NULL;
+	char phase[32];
+	bool ok = false;
+
+	if (json_parse(line, strlen(line), &j) < 0)
+		return 0;
+	if (json_obj(j, "progress", &o) == 0) {
+		rekey_progress_from_json(o, &p, phase, sizeof(phase));
+		if (cb->progress != NULL)
+			cb->progress(&p, cb->arg);
+	} else if (json_obj(j, "problem", &o) == 0) {
+		const char *b = "", *w = "";
+
+		if (json_str(o, "backing", &b) < 0)
+			b = "";
+		if (json_str(o, "what", &w) < 0)
+			w = "";
+		if (cb->problem != NULL)
+			cb->problem(b, w, cb->arg);
+	} else if (json_bool(j, "ok", &ok) == 0) {
+		const char *e = NULL;
+
+		if (ok && json_obj(j, "rekey", &o) == 0)
+			rekey_progress_from_json(o, &p, phase, sizeof(phase));
+		else if (json_str(j, "error", &e) < 0)
+			e = "unknown error";
+		if (cb->result != NULL)
+			cb->result(e == NULL ? &p : NULL, e, line, cb->arg);
+	}
+	json_free(j);
+	return 0;
+}
+
+int ctlcmd_rekey_stream(const char *mountpoint,
+			const struct ctlcmd_rekey_cb *cb)
+{
+	/* The daemon reports about every 0.2 s while it walks: 300 s
+	 * without a line means it is stuck or gone. */
+	return ctl_stream(mountpoint, "rekey", 300000, rekey_line, (void *)cb);
+}
+
 /* `cmkfs rekey` on a live mount: done here, so new files of this mount
  * get the new generation from the same instant as the config. */
 static enum after cmd_rekey(struct ctlcmd *c, int fd, char *reply, size_t cap,
@@ -198,8 +246,8 @@ static void status_reply(struct ctlcmd *c, struct monitor_status *st,
 		 st->last_result, st->key_id, c->key_check_interval_sec,
 		 c->grace_sec, st->last_check_ok ? "true" : "false",
 		 (long)getpid(), audit_path(),
-		 c->fs != NULL ? fsctx_ninodes(c->fs) : (size_t)0,
-		 c->fs != NULL ? fsctx_nhandles(c->fs) : (size_t)0);
+		 c->fs != NULL ? inode_count(c->fs) : (size_t)0,
+		 c->fs != NULL ? inode_handle_count(c->fs) : (size_t)0);
 }
 
 void ctlcmd_handle(const char *cmd, char *reply, size_t cap, int fd,

@@ -127,7 +127,7 @@ static int unlock_volume(const struct mount_opts *o, struct keyring **kr)
 }
 
 /* A shrink cut short by a crash is completed before anything reads the
- * file (file.h, truncate records). Without the directory (a read-only
+ * file (cfile.h, truncate records). Without the directory (a read-only
  * cipher directory) shrinks keep no record. */
 static void recover_journal(struct session *s)
 {
@@ -154,7 +154,7 @@ static int open_volume(struct session *s)
 	const struct mount_opts *o = s->o;
 	int rc;
 
-	rc = fsctx_init(s->fs, o->cipherdir, s->kr);
+	rc = inode_table_init(s->fs, o->cipherdir, s->kr);
 	if (rc < 0) {
 		log_err("%s: %s", o->cipherdir, strerror(-rc));
 		return CMK_EXIT_RUNTIME;
@@ -192,7 +192,7 @@ static int start_fuse(struct session *s)
 	    fuse_opt_add_arg(&s->args, opts) != 0 ||
 	    (o->debug && fuse_opt_add_arg(&s->args, "-d") != 0))
 		return CMK_EXIT_RUNTIME;
-	s->se = fuse_session_new(&s->args, &cmkfs_ops, sizeof(cmkfs_ops),
+	s->se = fuse_session_new(&s->args, &ops_lowlevel, sizeof(ops_lowlevel),
 				 s->fs);
 	if (s->se == NULL) {
 		log_err("invalid FUSE options '%s'",
@@ -216,7 +216,7 @@ static int start_fuse(struct session *s)
 
 static void on_lock(void *ud)
 {
-	fsctx_on_lock(ud);
+	inode_on_lock(ud);
 }
 
 /* Sweeper thread, key monitor, control socket. */
@@ -340,7 +340,7 @@ static void teardown(struct session *s)
 		fuse_session_destroy(s->se);
 	fuse_opt_free_args(&s->args);
 	sweeper_free(s->sw);
-	fsctx_destroy(s->fs);
+	inode_table_destroy(s->fs);
 	keyring_free(s->kr);
 	if (s->rootfd >= 0)
 		close(s->rootfd);

@@ -34,7 +34,7 @@ static int seal_b64(const uint8_t key[static NAME_KEY_LEN], const uint8_t *aad,
 
 	memcpy(pt, data, len);
 	memset(pt + len, (int)(plen - len), plen - len);
-	rc = siv_seal(key, aad, aad_len, pt, plen, buf + SIV_TAG_LEN, buf);
+	rc = aead_siv_seal(key, aad, aad_len, pt, plen, buf + SIV_TAG_LEN, buf);
 	if (rc == 0)
 		rc = b64_encode(buf, SIV_TAG_LEN + plen, out, cap);
 	secmem_wipe(buf, SIV_TAG_LEN + 2 * plen);
@@ -61,8 +61,8 @@ static int open_b64(const uint8_t key[static NAME_KEY_LEN], const uint8_t *aad,
 	    (raw_len - SIV_TAG_LEN) % PAD != 0)
 		goto out;
 	plen = raw_len - SIV_TAG_LEN;
-	rc = siv_open(key, aad, aad_len, raw + SIV_TAG_LEN, plen,
-		      raw + SIV_TAG_LEN, raw);
+	rc = aead_siv_open(key, aad, aad_len, raw + SIV_TAG_LEN, plen,
+			   raw + SIV_TAG_LEN, raw);
 	if (rc < 0) {
 		rc = -EBADMSG;
 		goto out;
@@ -195,6 +195,28 @@ int names_side_name(const char *bname, char *out, size_t cap)
 	return 0;
 }
 
+int names_is_side(const char *bname)
+{
+	size_t n = strlen(bname), sl = sizeof(LONGNAME_SUFFIX) - 1;
+
+	return names_is_reserved(bname) && n > sl &&
+	       strcmp(bname + n - sl, LONGNAME_SUFFIX) == 0;
+}
+
+int names_side_owner(const char *side, char *out, size_t cap)
+{
+	size_t n;
+
+	if (!names_is_side(side))
+		return -EINVAL;
+	n = strlen(side) - (sizeof(LONGNAME_SUFFIX) - 1);
+	if (n >= cap)
+		return -ENAMETOOLONG;
+	memcpy(out, side, n);
+	out[n] = '\0';
+	return 0;
+}
+
 int names_symlink_encrypt(const uint8_t key[static NAME_KEY_LEN],
 			  const char *target, size_t len, char *out, size_t cap)
 {
@@ -280,7 +302,8 @@ int names_xattr_value_seal(const uint8_t key[static NAME_KEY_LEN],
 		memcpy(pt + 1, val, len);
 	aad[0] = DOM_XVAL;
 	memcpy(aad + 1, name, nl);
-	rc = siv_seal(key, aad, 1 + nl, pt, len + 1, out + SIV_TAG_LEN, out);
+	rc = aead_siv_seal(key, aad, 1 + nl, pt, len + 1, out + SIV_TAG_LEN,
+			   out);
 	secmem_wipe(pt, len + 1);
 	free(pt);
 	return rc;
@@ -302,7 +325,7 @@ int names_xattr_value_open(const uint8_t key[static NAME_KEY_LEN],
 		return -ENOMEM;
 	aad[0] = DOM_XVAL;
 	memcpy(aad + 1, name, nl);
-	rc = siv_open(key, aad, 1 + nl, in + SIV_TAG_LEN, len, pt, in);
+	rc = aead_siv_open(key, aad, 1 + nl, in + SIV_TAG_LEN, len, pt, in);
 	if (rc == 0 && pt[0] != XATTR_VALUE_VERSION)
 		rc = -EBADMSG;
 	if (rc == 0 && len > 1)

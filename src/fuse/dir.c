@@ -59,7 +59,7 @@ static int dlist_add(struct dlist *l, const char *name, const char *bname,
 	return 0;
 }
 
-void dlist_free(struct dlist *l)
+void dir_list_free(struct dlist *l)
 {
 	for (size_t i = 0; i < l->n; i++) {
 		free(l->v[i].name);

@@ -8,14 +8,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cmkfs/backing.h"
+#include "cmkfs/dirtree.h"
 #include "cmkfs/inode.h"
 #include "cmkfs/inval.h"
 #include "cmkfs/log.h"
 
 #define NHASH 65536
 
-int fsctx_init(struct fsctx *fs, const char *cipherdir, struct keyring *kr)
+int inode_table_init(struct fsctx *fs, const char *cipherdir,
+		     struct keyring *kr)
 {
 	struct stat st;
 
@@ -54,11 +55,11 @@ static void inode_free(struct inode *in)
 	free(in);
 }
 
-void fsctx_destroy(struct fsctx *fs)
+void inode_table_destroy(struct fsctx *fs)
 {
 	/* Handles whose RELEASE never came (include/cmkfs/inode.h). */
 	while (fs->handles.next != NULL && fs->handles.next != &fs->handles) {
-		handle_drop(fs, fs->handles.next);
+		inode_handle_drop(fs, fs->handles.next);
 	}
 	for (size_t i = 0; fs->hash != NULL && i < fs->nhash; i++) {
 		struct inode *in = fs->hash[i];
@@ -81,7 +82,7 @@ void fsctx_destroy(struct fsctx *fs)
 	gate_destroy(&fs->reads);
 }
 
-void handle_add(struct fsctx *fs, struct handle *h)
+void inode_handle_add(struct fsctx *fs, struct handle *h)
 {
 	pthread_mutex_lock(&fs->hmtx);
 	h->prev = &fs->handles;
@@ -92,7 +93,7 @@ void handle_add(struct fsctx *fs, struct handle *h)
 	pthread_mutex_unlock(&fs->hmtx);
 }
 
-void handle_drop(struct fsctx *fs, struct handle *h)
+void inode_handle_drop(struct fsctx *fs, struct handle *h)
 {
 	pthread_mutex_lock(&fs->hmtx);
 	h->prev->next = h->next;
@@ -113,7 +114,7 @@ static size_t count_of(pthread_mutex_t *mtx, const size_t *n)
 	return v;
 }
 
-size_t fsctx_nhandles(struct fsctx *fs)
+size_t inode_handle_count(struct fsctx *fs)
 {
 	return count_of(&fs->hmtx, &fs->nhandles);
 }
@@ -137,7 +138,7 @@ uint64_t inode_nodeid(struct fsctx *fs, dev_t dev, ino_t ino)
 	return id;
 }
 
-void fsctx_on_lock(struct fsctx *fs)
+void inode_on_lock(struct fsctx *fs)
 {
 	uint64_t *inos = NULL;
 	size_t n = 0, cap = 0;
@@ -250,7 +251,7 @@ void inode_forget(struct fsctx *fs, struct inode *in, uint64_t n)
 	inode_free(in);
 }
 
-size_t fsctx_ninodes(struct fsctx *fs)
+size_t inode_count(struct fsctx *fs)
 {
 	return count_of(&fs->mtx, &fs->ninodes);
 }
@@ -259,8 +260,6 @@ int inode_dirid(struct fsctx *fs, struct inode *in,
 		uint8_t dirid[static DIRID_LEN])
 {
 	uint8_t buf[DIRID_LEN];
-	size_t len = 0;
-	int rc;
 
 	pthread_mutex_lock(&fs->mtx);
 	if (in->have_dirid) {
@@ -269,10 +268,7 @@ int inode_dirid(struct fsctx *fs, struct inode *in,
 		return 0;
 	}
 	pthread_mutex_unlock(&fs->mtx);
-	rc = backing_read_small(in->fd, DIRID_FILE, buf, sizeof(buf), &len);
-	if (rc == 0 && len != DIRID_LEN)
-		rc = -EBADMSG;
-	if (rc < 0) {
+	if (dirtree_read_dirid(in->fd, buf) < 0) {
 		log_err("directory (backing inode %llu): %s missing or damaged",
 			(unsigned long long)in->ino, DIRID_FILE);
 		return -EBADMSG;

@@ -40,7 +40,7 @@
 /* Open handles. `link` comes first: its free() casts back. Each is put on
  * the fsctx's list before the reply that hands it to the kernel (whose
  * RELEASE may then come at once, on another thread) and taken off by the
- * RELEASE; fsctx_destroy frees those whose RELEASE never came. */
+ * RELEASE; inode_table_destroy frees those whose RELEASE never came. */
 struct fh {
 	struct handle link;
 	int fd;			/* O_RDWR (or O_RDONLY) backing descriptor */
@@ -79,7 +79,7 @@ static void dh_free(struct handle *link)
 {
 	struct dh *d = (struct dh *)link;
 
-	dlist_free(&d->l);
+	dir_list_free(&d->l);
 	free(d);
 }
 
@@ -643,9 +643,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 reply:
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->keep_cache = 1;	/* see op_open */
-	handle_add(fs, &h->link);
+	inode_handle_add(fs, &h->link);
 	if (fuse_reply_create(req, &e, fi) != 0)
-		handle_drop(fs, &h->link);
+		inode_handle_drop(fs, &h->link);
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -811,7 +811,6 @@ reply:
 static int remove_dir(int parentfd, const char *bname)
 {
 	uint8_t dirid[DIRID_LEN];
-	size_t len = 0;
 	int dfd, rc;
 
 	dfd = openat(parentfd, bname, O_PATH | O_DIRECTORY | O_NOFOLLOW |
@@ -823,9 +822,7 @@ static int remove_dir(int parentfd, const char *bname)
 		rc = -ENOTEMPTY;
 	if (rc < 0)
 		goto out;
-	rc = backing_read_small(dfd, DIRID_FILE, dirid, sizeof(dirid), &len);
-	if (rc == 0 && len != DIRID_LEN)
-		rc = -EBADMSG;
+	rc = dirtree_read_dirid(dfd, dirid);
 	if (rc < 0)
 		goto out;
 	if (unlinkat(dfd, DIRID_FILE, 0) < 0) {
@@ -834,7 +831,8 @@ static int remove_dir(int parentfd, const char *bname)
 	}
 	if (unlinkat(parentfd, bname, AT_REMOVEDIR) < 0) {
 		rc = -errno;
-		if (backing_replace(dfd, DIRID_FILE, dirid, len, 0400) < 0)
+		if (backing_replace(dfd, DIRID_FILE, dirid, sizeof(dirid),
+				    0400) < 0)
 			log_err("rmdir failed and the directory id could not "
 				"be restored (backing inode of '%s')",
 				bname);
@@ -985,9 +983,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * op_init), and dropping them here would race with writes in flight
 	 * on other descriptors just as FUSE_CAP_AUTO_INVAL_DATA does. */
 	fi->keep_cache = 1;
-	handle_add(FS(req), &h->link);
+	inode_handle_add(FS(req), &h->link);
 	if (fuse_reply_open(req, fi) != 0)
-		handle_drop(FS(req), &h->link);
+		inode_handle_drop(FS(req), &h->link);
 }
 
 static void serve_read(fuse_req_t req, fuse_ino_t ino, size_t size,
@@ -1020,7 +1018,7 @@ static void serve_read(fuse_req_t req, fuse_ino_t ino, size_t size,
 }
 
 /* Inside the fsctx's read gate, so that a lock can wait for replies of
- * plaintext still on their way (fsctx_on_lock). */
+ * plaintext still on their way (inode_on_lock). */
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -1059,7 +1057,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 {
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
 
-	handle_drop(FS(req), &h->link);
+	inode_handle_drop(FS(req), &h->link);
 	/* A closed file keeps no keyed contexts: the kernel may hold on to
 	 * the inode for long (8,035 files read = 24 MiB of contexts,
 	 * doc/PERFORMANCE.md), and fewer DEKs live in memory. Another open
@@ -1111,9 +1109,9 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 	}
 	d->link.free = dh_free;
 	fi->fh = (uint64_t)(uintptr_t)d;
-	handle_add(FS(req), &d->link);
+	inode_handle_add(FS(req), &d->link);
 	if (fuse_reply_open(req, fi) != 0)
-		handle_drop(FS(req), &d->link);
+		inode_handle_drop(FS(req), &d->link);
 }
 
 /* READDIR and READDIRPLUS. With `plus` every entry carries its attributes
@@ -1136,7 +1134,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	/* Offset 0 (open or rewinddir) takes a fresh snapshot; entries are
 	 * numbered 1.. so that an offset names the next entry. */
 	if (off == 0) {
-		dlist_free(&d->l);
+		dir_list_free(&d->l);
 		rc = dir_list(fs, dir, &d->l);
 		if (rc < 0) {
 			reply_err(req, rc);
@@ -1202,7 +1200,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 {
 	struct dh *d = (struct dh *)(uintptr_t)fi->fh;
 
-	handle_drop(FS(req), &d->link);
+	inode_handle_drop(FS(req), &d->link);
 	fuse_reply_err(req, 0);
 }
 
@@ -1417,7 +1415,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	fuse_reply_err(req, kerr(rc));
 }
 
-const struct fuse_lowlevel_ops cmkfs_ops = {
+const struct fuse_lowlevel_ops ops_lowlevel = {
 	.init = op_init,
 	.lookup = op_lookup,
 	.forget = op_forget,

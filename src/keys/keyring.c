@@ -449,7 +449,7 @@ void keyring_free(struct keyring *kr)
 	free(kr);
 }
 
-void filekeys_free(struct filekeys *fk)
+void keyring_filekeys_free(struct filekeys *fk)
 {
 	if (fk == NULL)
 		return;
@@ -475,7 +475,7 @@ static int make_filekeys(const uint8_t dek[2][AEAD_KEY_LEN],
 	if (rc == 0)
 		rc = aead_new(dek[1], &fk->bc.outer);
 	if (rc < 0) {
-		filekeys_free(fk);
+		keyring_filekeys_free(fk);
 		return rc;
 	}
 	*out = fk;

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "cmkfs/auth.h"
+#include "cmkfs/azauth.h"
 #include "cmkfs/http.h"
 #include "cmkfs/keyprov.h"
 #include "cmkfs/kv.h"

@@ -17,7 +17,8 @@
 
 #include "cmkfs/audit.h"
 #include "cmkfs/backing.h"
-#include "cmkfs/file.h"
+#include "cmkfs/cfile.h"
+#include "cmkfs/dirtree.h"
 #include "cmkfs/fsck.h"
 #include "cmkfs/journal.h"
 #include "cmkfs/names.h"
@@ -286,7 +287,7 @@ static void salvage(struct fsck *f, const struct place *pl, int dfd,
 	f->r->lost_blocks += s.nlost;
 	snprintf(to, sizeof(to), "%s/" LOSTFOUND_NAME "/%s", pl->ppath, s.name);
 	action(f, FSCK_SALVAGED, bpath, ppath, to, &s, NULL);
-	salvage_free(&s);
+	repair_salvage_free(&s);
 	set_aside(f, pl, dfd, bdir, b, bpath, ppath);
 }
 
@@ -423,10 +424,9 @@ static void check_reserved(struct dir *d, const struct walk_entry *e,
 		return;
 	if (e->cls == WALK_SIDE) {
 		char owner[ENCNAME_MAX];
-		size_t bl = strlen(b), sl = sizeof(LONGNAME_SUFFIX) - 1;
 
-		snprintf(owner, sizeof(owner), "%.*s", (int)(bl - sl), b);
-		if (faccessat(d->dfd, owner, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (names_side_owner(b, owner, sizeof(owner)) < 0 ||
+		    faccessat(d->dfd, owner, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
 			report(f, bpath, NULL, -1, "orphaned long-name side file");
 			if (repair)
 				set_aside(f, d->pl, d->dfd, d->bdir, b, bpath,
@@ -574,7 +574,6 @@ static int check_dir(struct fsck *f, int dfd, const char *bdir,
 		     const char *pdir, const struct place *pl, int depth)
 {
 	struct dir d = { f, dfd, bdir, pdir, pl, depth, { 0 }, 0, 0 };
-	size_t len = 0;
 	int rc;
 
 	f->r->dirs++;
@@ -583,9 +582,7 @@ static int check_dir(struct fsck *f, int dfd, const char *bdir,
 		report(f, bdir, pdir, -1, "directories nested too deep");
 		return 0;
 	}
-	if (backing_read_small(dfd, DIRID_FILE, d.dirid, sizeof(d.dirid),
-			       &len) < 0 ||
-	    len != DIRID_LEN) {
+	if (dirtree_read_dirid(dfd, d.dirid) < 0) {
 		report(f, bdir, pdir, -1, "directory id (cmkfs.dirid) missing or "
 					  "damaged: no name in it can be read");
 		return -EBADMSG;

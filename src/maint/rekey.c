@@ -1,4 +1,4 @@
-/* src/fs/rekey.c — walk a cipher directory and re-wrap every file header
+/* src/maint/rekey.c — walk a cipher directory and re-wrap every file header
  * under the current KEK generation (include/cmkfs/rekey.h). */
 #include "config.h"
 
@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,6 +16,8 @@
 #include "cmkfs/audit.h"
 #include "cmkfs/backing.h"
 #include "cmkfs/header.h"
+#include "cmkfs/json.h"
+#include "cmkfs/kv.h"
 #include "cmkfs/names.h"
 #include "cmkfs/rekey.h"
 #include "cmkfs/repair.h"
@@ -92,7 +95,7 @@ static int rewrap_file(struct walk *w, int dfd, const char *name)
 	}
 	/* A temporary whose header is short or malformed is a create cut
 	 * short by a crash (never named; fsck reports it) or, on a live
-	 * mount, one whose creator re-wraps it (file.c cfile_create). */
+	 * mount, one whose creator re-wraps it (cfile.c cfile_create). */
 	if (names_is_tmp(name) &&
 	    ((size_t)n < sizeof(buf) ||
 	     header_parse(buf, sizeof(buf), &h) < 0)) {
@@ -232,6 +235,43 @@ void rekey_result_json(const struct rekey_progress *p, char *buf, size_t cap)
 		 (unsigned long long)p->damaged, p->pass);
 }
 
+static uint64_t get_u64(const struct json *j, const char *k)
+{
+	int64_t x = 0;
+
+	return json_int(j, k, &x) == 0 && x > 0 ? (uint64_t)x : 0;
+}
+
+void rekey_progress_from_json(const struct json *obj,
+			      struct rekey_progress *p, char *phase, size_t cap)
+{
+	const char *s = "";
+	uint64_t x;
+	bool b = false;
+
+	if (json_str(obj, "phase", &s) < 0)
+		s = "";
+	snprintf(phase, cap, "%s", s);
+	p->phase = phase;
+	p->from_gen = (uint32_t)get_u64(obj, "from_gen");
+	p->to_gen = (uint32_t)get_u64(obj, "to_gen");
+	p->pass = (unsigned)get_u64(obj, "pass");
+	p->total = get_u64(obj, "total");
+	/* a result line names them "files" and "passes" */
+	x = get_u64(obj, "files");
+	if (x)
+		p->total = x;
+	p->done = get_u64(obj, "done");
+	p->rewrapped = get_u64(obj, "rewrapped");
+	p->damaged = get_u64(obj, "damaged");
+	x = get_u64(obj, "passes");
+	if (x)
+		p->pass = (unsigned)x;
+	if (json_bool(obj, "resumed", &b) < 0)
+		b = false;
+	p->resumed = b;
+}
+
 void rekey_audit(const struct rekey_progress *p, const char *key_id, int rc,
 		 bool offline)
 {
@@ -320,5 +360,81 @@ int rekey_run(int rootfd, struct keyring *kr, struct keyprov *prov[2],
 		rc = report(&w, true);
 	if (out != NULL)
 		*out = w.p;
+	return rc;
+}
+
+/* Record where and why rekey_volume() stopped; returns err. */
+CMK_PRINTF(4, 5)
+static int fail(struct rekey_result *r, enum rekey_stage stage, int err,
+		const char *fmt, ...)
+{
+	va_list ap;
+
+	r->stage = stage;
+	r->err = err;
+	va_start(ap, fmt);
+	vsnprintf(r->msg, sizeof(r->msg), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+/* ": <Key Vault's last error>" when the customer layer is a CMK. */
+static const char *kv_sep(const struct volume *v)
+{
+	return v->layer[1].prov == KPROV_AKV ? ": " : "";
+}
+
+static const char *kv_why(const struct volume *v)
+{
+	return v->layer[1].prov == KPROV_AKV ? kv_last_error() : "";
+}
+
+int rekey_volume(const char *cipherdir, const char *service_key,
+		 const struct rekey_cb *cb, struct rekey_result *r)
+{
+	struct keyprov *prov[2] = { NULL, NULL };
+	struct keyring *kr = NULL;
+	struct volume v;
+	char id[VOLUME_ID_HEX_LEN];
+	int fd, rc;
+
+	memset(r, 0, sizeof(*r));
+	/* The offline lock is held until fd is closed: no mount and no other
+	 * offline rekey can start meanwhile. */
+	fd = open(cipherdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	rc = fd < 0 ? -errno : volio_lock_offline(fd);
+	if (rc == 0)
+		rc = volio_read(fd, &v);
+	if (rc < 0) {
+		fail(r, REKEY_STAGE_OPEN, rc, "%s: %s", cipherdir,
+		     volio_strerror(rc));
+		goto out;
+	}
+	volume_id_hex(&v, id);
+	audit_set_volume(id);
+	rc = volio_providers(&v, service_key, prov);
+	if (rc == 0)
+		rc = keyring_open(&v, prov, &kr);
+	if (rc < 0) {
+		fail(r, REKEY_STAGE_UNLOCK, rc, "%s: cannot unlock: %s%s%s",
+		     cipherdir, volio_strerror(rc), kv_sep(&v), kv_why(&v));
+		audit_event("rekey", v.layer[1].key_id, "denied",
+			    volio_strerror(rc));
+		goto out;
+	}
+	rc = rekey_run(fd, kr, prov, cb, &r->p);
+	rekey_audit(&r->p, v.layer[1].key_id, rc, true);
+	if (rc < 0) {
+		fail(r, REKEY_STAGE_RUN, rc, "%s: %s%s%s", cipherdir,
+		     volio_strerror(rc), kv_sep(&v), kv_why(&v));
+		goto out;
+	}
+	r->stage = REKEY_STAGE_DONE;
+out:
+	keyring_free(kr);
+	keyprov_close(prov[0]);
+	keyprov_close(prov[1]);
+	if (fd >= 0)
+		close(fd);
 	return rc;
 }

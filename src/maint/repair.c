@@ -1,4 +1,4 @@
-/* src/fs/repair.c — salvage into lost+found, quarantine of what cannot be
+/* src/maint/repair.c — salvage into lost+found, quarantine of what cannot be
  * read (include/cmkfs/repair.h, doc/OPERATIONS.md "fsck"). */
 #include "config.h"
 
@@ -15,8 +15,8 @@
 
 #include "cmkfs/backing.h"
 #include "cmkfs/block.h"
+#include "cmkfs/cfile.h"
 #include "cmkfs/dirtree.h"
-#include "cmkfs/file.h"
 #include "cmkfs/header.h"
 #include "cmkfs/log.h"
 #include "cmkfs/names.h"
@@ -109,7 +109,6 @@ static int mirror(struct repair *r, int srcfd, const char *rel_dir, int *out)
 	char comp[ENCNAME_MAX];
 	uint8_t id[DIRID_LEN];
 	const char *p = rel_dir;
-	size_t len = 0;
 	int fd, rc;
 
 	rc = run_dir(r);
@@ -150,8 +149,8 @@ static int mirror(struct repair *r, int srcfd, const char *rel_dir, int *out)
 		fd = next;
 	}
 	if (faccessat(fd, DIRID_FILE, F_OK, AT_SYMLINK_NOFOLLOW) < 0 &&
-	    backing_read_small(srcfd, DIRID_FILE, id, sizeof(id), &len) == 0 &&
-	    backing_replace(fd, DIRID_FILE, id, len, 0400) < 0)
+	    dirtree_read_dirid(srcfd, id) == 0 &&
+	    backing_replace(fd, DIRID_FILE, id, sizeof(id), 0400) < 0)
 		log_warn("quarantine: cannot copy a directory id (names set "
 			 "aside there cannot be decrypted by hand)");
 	*out = fd;
@@ -356,12 +355,9 @@ static int name_in(struct repair *r, int dirfd, const char *name,
 		   struct bname *bn)
 {
 	uint8_t dirid[DIRID_LEN];
-	size_t len = 0;
 	int rc;
 
-	rc = backing_read_small(dirfd, DIRID_FILE, dirid, sizeof(dirid), &len);
-	if (rc == 0 && len != DIRID_LEN)
-		rc = -EBADMSG;
+	rc = dirtree_read_dirid(dirfd, dirid);
 	return rc < 0 ? rc : dirtree_bname(r->kr, dirid, name, bn);
 }
 
@@ -579,7 +575,6 @@ static int copy_attrs(int dst, const struct stat *st)
 int repair_salvage(struct repair *r, int topfd, int dirfd, const char *bname,
 		   const char *path, struct salvage *s)
 {
-	uint8_t hb[HEADER_LEN];
 	struct filekeys *fk = NULL;
 	struct header h;
 	struct cfile cf;
@@ -594,9 +589,7 @@ int repair_salvage(struct repair *r, int topfd, int dirfd, const char *bname,
 		return -errno;
 	rc = fstat(src, &st) < 0 ? -errno : 0;
 	if (rc == 0)
-		rc = backing_pread_full(src, hb, sizeof(hb), 0);
-	if (rc == 0)
-		rc = header_parse(hb, sizeof(hb), &h);
+		rc = cfile_read_header(src, &h);
 	if (rc == 0)
 		rc = keyring_open_file(r->kr, &h, &fk);
 	if (rc == 0)
@@ -632,14 +625,14 @@ out:
 		close(dst);
 	if (lf >= 0)
 		close(lf);
-	filekeys_free(fk);
+	keyring_filekeys_free(fk);
 	close(src);
 	if (rc < 0)
-		salvage_free(s);
+		repair_salvage_free(s);
 	return rc;
 }
 
-void salvage_free(struct salvage *s)
+void repair_salvage_free(struct salvage *s)
 {
 	free(s->lost);
 	s->lost = NULL;

@@ -1,4 +1,4 @@
-/* src/fs/transient.c — transient zones: the sealed zone list and expiry. */
+/* src/maint/transient.c — transient zones: the sealed zone list and expiry. */
 #include "config.h"
 
 #include <dirent.h>
@@ -13,6 +13,7 @@
 
 #include "cmkfs/aead.h"
 #include "cmkfs/backing.h"
+#include "cmkfs/dirtree.h"
 #include "cmkfs/log.h"
 #include "cmkfs/names.h"
 #include "cmkfs/rand.h"
@@ -207,14 +208,6 @@ static int destroy(int dirfd, const char *bname, const struct stat *st)
 	return 0;
 }
 
-static int read_dirid(int dfd, uint8_t dirid[static DIRID_LEN])
-{
-	size_t len = 0;
-	int rc = backing_read_small(dfd, DIRID_FILE, dirid, DIRID_LEN, &len);
-
-	return rc < 0 ? rc : len == DIRID_LEN ? 0 : -EBADMSG;
-}
-
 struct walk {
 	const uint8_t *key;
 	time_t cutoff;
@@ -268,20 +261,10 @@ static int sweep_entry(const struct walk_entry *de, void *arg)
 	plain[0] = '\0';
 	if (w->cb != NULL) {
 		const char *e = b;
-		size_t el;
 
-		if (names_is_longname(b)) {
-			char side[ENCNAME_MAX];
-
-			if (names_side_name(b, side,
-					    sizeof(side)) == 0 &&
-			    backing_read_small(dfd, side, enc,
-					       sizeof(enc) - 1,
-					       &el) == 0) {
-				enc[el] = '\0';
-				e = enc;
-			}
-		}
+		if (names_is_longname(b) &&
+		    dirtree_longname_read(dfd, b, enc, sizeof(enc)) == 0)
+			e = enc;
 		if (names_decrypt(w->key, sd->dirid, e, strlen(e), plain,
 				  sizeof(plain)) < 0)
 			plain[0] = '\0';
@@ -303,7 +286,7 @@ static int sweep(struct walk *w, int dfd, int depth)
 	struct sweep_dir sd = { .w = w, .dfd = dfd, .depth = depth };
 	int rc;
 
-	if (depth > DEPTH_MAX || read_dirid(dfd, sd.dirid) < 0 ||
+	if (depth > DEPTH_MAX || dirtree_read_dirid(dfd, sd.dirid) < 0 ||
 	    fstat(dfd, &sd.dst) < 0)
 		return -EBADMSG;
 	rc = walk_entries(dfd, WALK_ENTRIES, WALK_F_SKIP_ERRORS, sweep_entry,
@@ -339,7 +322,7 @@ static int expire(int rootfd, struct keyring *kr, const struct tzone *z,
 		memcpy(comp, p + 1, n);
 		comp[n] = '\0';
 		p += n + 1;
-		rc = read_dirid(dfd, dirid);
+		rc = dirtree_read_dirid(dfd, dirid);
 		if (rc == 0)
 			rc = names_encrypt(key, dirid, comp, n, enc, sizeof(enc));
 		if (rc == 0)

@@ -3,7 +3,7 @@
  * the challenges they carry, and key URIs. */
 #include <string.h>
 
-#include "cmkfs/auth.h"
+#include "cmkfs/azauth.h"
 #include "cmkfs/http.h"
 #include "cmkfs/kv.h"
 #include "fuzz.h"

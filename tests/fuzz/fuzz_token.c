@@ -1,11 +1,11 @@
-/* tests/fuzz/fuzz_token.c — the token endpoints' replies as auth.c reads
+/* tests/fuzz/fuzz_token.c — the token endpoints' replies as azauth.c reads
  * them (Entra ID v2.0, IMDS, App Service: azauth_parse_token_reply) and the
  * workload identity's federated token file (azauth_parse_assertion). The
  * input is the reply body, or the file's bytes. */
 #include <errno.h>
 #include <string.h>
 
-#include "cmkfs/auth.h"
+#include "cmkfs/azauth.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

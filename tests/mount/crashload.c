@@ -26,7 +26,7 @@
  *     equal those of one state of the window; a file's size is its size
  *     in one of them; each block that reads equals that block of a state
  *     in which the file holds those bytes (old or new version per block);
- *   - -S (strict): d = c. Without a writeback cache (src/fs/ops.c) a
+ *   - -S (strict): d = c. Without a writeback cache (src/fuse/ops.c) a
  *     completed write has reached the backing file before its reply, so
  *     kill -9 of the daemon may not lose any completed operation either.
  *   A block or file that fails with EIO/EBADMSG is "torn": allowed only

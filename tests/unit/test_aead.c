@@ -104,25 +104,26 @@ static void siv(void)
 	size_t n = strlen(msg);
 
 	t_fill(key, 64, 5);
-	CHECK_RC(siv_seal(key, (const uint8_t *)"ad", 2,
-			  (const uint8_t *)msg, n, ct, tag),
+	CHECK_RC(aead_siv_seal(key, (const uint8_t *)"ad", 2,
+			       (const uint8_t *)msg, n, ct, tag),
 		 0);
 	CHECK(t_eq_hex(tag, 16, "63ed57a2d53f2c17a3436fde67c56bdf"), "frozen siv tag");
 	CHECK(t_eq_hex(ct, n, "a0e9d6768db3876631feb172"), "frozen siv ct");
-	CHECK_RC(siv_open(key, (const uint8_t *)"ad", 2, ct, n, back, tag), 0);
+	CHECK_RC(aead_siv_open(key, (const uint8_t *)"ad", 2, ct, n, back, tag),
+		 0);
 	CHECK(memcmp(back, msg, n) == 0, "siv open");
 	for (size_t i = 0; i < n; i++) {
 		ct[i] ^= 4;
-		CHECK_RC(siv_open(key, (const uint8_t *)"ad", 2, ct, n, back,
-				  tag),
+		CHECK_RC(aead_siv_open(key, (const uint8_t *)"ad", 2, ct, n,
+				       back, tag),
 			 -EBADMSG);
 		ct[i] ^= 4;
 	}
 	tag[3] ^= 1;
-	CHECK_RC(siv_open(key, (const uint8_t *)"ad", 2, ct, n, back, tag),
+	CHECK_RC(aead_siv_open(key, (const uint8_t *)"ad", 2, ct, n, back, tag),
 		 -EBADMSG);
 	tag[3] ^= 1;
-	CHECK_RC(siv_open(key, (const uint8_t *)"ae", 2, ct, n, back, tag),
+	CHECK_RC(aead_siv_open(key, (const uint8_t *)"ae", 2, ct, n, back, tag),
 		 -EBADMSG);
 }
 

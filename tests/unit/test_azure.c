@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "cmkfs/auth.h"
+#include "cmkfs/azauth.h"
 #include "cmkfs/http.h"
 #include "cmkfs/kv.h"
 #include "../lib/tap.h"

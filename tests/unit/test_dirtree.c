@@ -1,7 +1,7 @@
 /* tests/unit/test_dirtree.c — directories of a volume on disk without a
  * mount: backing names per directory id, long names and their side files,
- * making a directory with its id, emptiness. Runs in a temporary directory,
- * no root needed. */
+ * making a directory with its id, reading an id, emptiness. Runs in a
+ * temporary directory, no root needed. */
 #include "config.h"
 
 #include <errno.h>
@@ -153,10 +153,62 @@ static void test_bname(struct keyring *kr, const uint8_t ida[DIRID_LEN],
 	CHECK(dirtree_bname(kr, ida, "", &s1) < 0, "empty name refused");
 }
 
+/* dirtree_read_dirid: exactly DIRID_LEN bytes or a distinct error, and
+ * the caller's buffer untouched on every error. */
+static void test_read_dirid(int top)
+{
+	uint8_t want[DIRID_LEN + 1], got[DIRID_LEN], keep[DIRID_LEN];
+	int dfd, pfd;
+
+	t_fill(want, sizeof(want), 42);
+	memset(keep, 0x5a, sizeof(keep));
+	CHECK_RC(mkdirat(top, "r", 0700), 0);
+	dfd = openat(top, "r", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHECK(dfd >= 0, "open r");
+	if (dfd < 0)
+		return;
+	memcpy(got, keep, sizeof(got));
+	CHECK_RC(dirtree_read_dirid(dfd, got), -ENOENT);
+	CHECK(memcmp(got, keep, sizeof(got)) == 0, "missing: out untouched");
+
+	CHECK_RC(backing_replace(dfd, DIRID_FILE, want, DIRID_LEN, 0600), 0);
+	CHECK_RC(dirtree_read_dirid(dfd, got), 0);
+	CHECK(memcmp(got, want, DIRID_LEN) == 0, "good: the id read");
+	/* The mount holds O_PATH descriptors of its directories. */
+	pfd = openat(top, "r", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	memset(got, 0, sizeof(got));
+	CHECK_RC(dirtree_read_dirid(pfd, got), 0);
+	CHECK(memcmp(got, want, DIRID_LEN) == 0, "good through O_PATH");
+	if (pfd >= 0)
+		close(pfd);
+
+	CHECK_RC(backing_replace(dfd, DIRID_FILE, want, DIRID_LEN - 1, 0600),
+		 0);
+	memcpy(got, keep, sizeof(got));
+	CHECK_RC(dirtree_read_dirid(dfd, got), -EBADMSG);
+	CHECK(memcmp(got, keep, sizeof(got)) == 0, "short: out untouched");
+
+	CHECK_RC(backing_replace(dfd, DIRID_FILE, want, 0, 0600), 0);
+	CHECK_RC(dirtree_read_dirid(dfd, got), -EBADMSG);
+
+	CHECK_RC(backing_replace(dfd, DIRID_FILE, want, DIRID_LEN + 1, 0600),
+		 0);
+	CHECK_RC(dirtree_read_dirid(dfd, got), -EFBIG);
+	CHECK(memcmp(got, keep, sizeof(got)) == 0, "long: out untouched");
+
+	CHECK_RC(unlinkat(dfd, DIRID_FILE, 0), 0);
+	CHECK_RC(symlinkat("x", dfd, DIRID_FILE), 0);
+	CHECK_RC(backing_replace(dfd, "x", want, DIRID_LEN, 0600), 0);
+	CHECK_RC(dirtree_read_dirid(dfd, got), -ELOOP);
+	close(dfd);
+	rm_tree(top, "r");
+	CHECK(!exists(top, "r"), "r removed");
+}
+
 static void test_side_name(void)
 {
 	char out[LONGNAME_LEN + sizeof(LONGNAME_SUFFIX)];
-	char bn[LONGNAME_LEN + 1];
+	char bn[LONGNAME_LEN + 1], owner[LONGNAME_LEN + 1];
 
 	memcpy(bn, LONGNAME_PREFIX, sizeof(LONGNAME_PREFIX) - 1);
 	memset(bn + sizeof(LONGNAME_PREFIX) - 1, 'A', LONGNAME_HASH_B64);
@@ -170,6 +222,21 @@ static void test_side_name(void)
 	      "a side file is ours and not an entry");
 	CHECK_RC(names_side_name(bn, out, sizeof(out) - 1), -ENAMETOOLONG);
 	CHECK_RC(names_side_name("", out, 0), -ENAMETOOLONG);
+
+	/* The inverse, for a side file found without its entry. */
+	CHECK(names_is_side(out) && !names_is_side(bn) &&
+		      !names_is_side(DIRID_FILE) &&
+		      !names_is_side("abc" LONGNAME_SUFFIX) &&
+		      !names_is_side(LONGNAME_SUFFIX),
+	      "side file names");
+	CHECK_RC(names_side_owner(out, owner, sizeof(owner)), 0);
+	CHECK(strcmp(owner, bn) == 0, "owner of %s", out);
+	CHECK_RC(names_side_owner(out, owner, LONGNAME_LEN), -ENAMETOOLONG);
+	CHECK_RC(names_side_owner(bn, owner, sizeof(owner)), -EINVAL);
+	CHECK_RC(names_side_owner(RESERVED_PREFIX LONGNAME_SUFFIX, owner,
+				  sizeof(owner)),
+		 0);
+	CHECK(strcmp(owner, RESERVED_PREFIX) == 0, "any reserved side name");
 	CHECK(names_is_tmp(TMP_PREFIX "0123456789abcdef") &&
 		      names_is_reserved(TMP_PREFIX "0123456789abcdef") &&
 		      !names_is_tmp(DIRID_FILE) && !names_is_tmp("cmkfs.tm"),
@@ -278,6 +345,7 @@ int main(void)
 	test_make(top, ida, idb);
 	test_bname(vo.kr, ida, idb);
 	test_side_name();
+	test_read_dirid(top);
 	a = openat(top, "a", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	CHECK(a >= 0, "open a");
 	if (a >= 0) {

@@ -19,9 +19,9 @@
 #include <unistd.h>
 
 #include "cmkfs/backing.h"
+#include "cmkfs/cfile.h"
 #include "cmkfs/create.h"
 #include "cmkfs/dirtree.h"
-#include "cmkfs/file.h"
 #include "cmkfs/fsck.h"
 #include "cmkfs/header.h"
 #include "cmkfs/names.h"

@@ -18,7 +18,7 @@
 #include "cmkfs/aead.h"
 #include "cmkfs/backing.h"
 #include "cmkfs/block.h"
-#include "cmkfs/file.h"
+#include "cmkfs/cfile.h"
 #include "cmkfs/header.h"
 #include "cmkfs/journal.h"
 #include "cmkfs/keyprov.h"

@@ -252,7 +252,7 @@ static int try_open_file(struct keyring *kr, const struct header *h,
 	rc = keyring_open_file(kr, h, &fk);
 	if (rc == 0 && orig != NULL)
 		rc = cross_open(orig, fk);
-	filekeys_free(fk);
+	keyring_filekeys_free(fk);
 	return rc;
 }
 
@@ -361,10 +361,10 @@ static void files(void)
 	CHECK_RC(try_open_file(kr2, &h, NULL), -EKEYREJECTED);
 	CHECK_RC(try_open_file(kr, &h2, fk2), 0);
 out:
-	filekeys_free(fk);
-	filekeys_free(fk2);
-	filekeys_free(fk_re);
-	filekeys_free(fk_dup);
+	keyring_filekeys_free(fk);
+	keyring_filekeys_free(fk2);
+	keyring_filekeys_free(fk_re);
+	keyring_filekeys_free(fk_dup);
 	keyring_free(kr);
 	keyring_free(kr2);
 	keyring_free(kr_re);
@@ -478,7 +478,7 @@ static void rekey(void)
 	      "config changed by a failed begin");
 	CHECK_RC(keyring_new_file(kr, &hx, &fx), 0);
 	CHECK(hx.kek_gen == 1, "generation moved by a failed begin");
-	filekeys_free(fx);
+	keyring_filekeys_free(fx);
 	fx = NULL;
 
 	/* Begin: generation 2 for new files, generation 1 still opens. */
@@ -500,16 +500,16 @@ static void rekey(void)
 	CHECK_RC(keyring_new_file(kr, &h2, &f2), 0);
 	CHECK(h2.kek_gen == 2, "new file generation %u", h2.kek_gen);
 	CHECK_RC(keyring_open_file(kr, &h1, &fx), 0);
-	filekeys_free(fx);
+	keyring_filekeys_free(fx);
 	fx = NULL;
 	/* The config as written opens both generations, after a lock too. */
 	CHECK_RC(keyring_open(&persisted, prov, &kr2), 0);
 	if (kr2 != NULL) {
 		CHECK_RC(keyring_open_file(kr2, &h1, &fx), 0);
-		filekeys_free(fx);
+		keyring_filekeys_free(fx);
 		fx = NULL;
 		CHECK_RC(keyring_open_file(kr2, &h2, &fx), 0);
-		filekeys_free(fx);
+		keyring_filekeys_free(fx);
 		fx = NULL;
 		CHECK_RC(keyring_name_key(kr2, nk1), 0);
 		CHECK(memcmp(nk0, nk1, NAME_KEY_LEN) == 0, "name key changed");
@@ -527,7 +527,7 @@ static void rekey(void)
 	CHECK_RC(keyring_unlock(kr, prov, keyring_generation(kr)), 0);
 	CHECK(!keyring_is_locked(kr), "not unlocked");
 	CHECK_RC(keyring_open_file(kr, &h1, &fx), 0);
-	filekeys_free(fx);
+	keyring_filekeys_free(fx);
 	fx = NULL;
 
 	/* Re-wrap: same file id and DEKs, new generation; idempotent. */
@@ -562,7 +562,7 @@ static void rekey(void)
 		CHECK_RC(keyring_open_file(kr3, &h1, &fx), -EKEYREJECTED);
 		CHECK_RC(keyring_rewrap_header(kr3, &h1, &hx), -EKEYREJECTED);
 		CHECK_RC(keyring_open_file(kr3, &h2, &fx), 0);
-		filekeys_free(fx);
+		keyring_filekeys_free(fx);
 		fx = NULL;
 		CHECK_RC(keyring_name_key(kr3, nk2), 0);
 		CHECK(memcmp(nk0, nk2, NAME_KEY_LEN) == 0,
@@ -578,10 +578,10 @@ out:
 	secmem_wipe(nk0, sizeof(nk0));
 	secmem_wipe(nk1, sizeof(nk1));
 	secmem_wipe(nk2, sizeof(nk2));
-	filekeys_free(f1);
-	filekeys_free(f1b);
-	filekeys_free(f2);
-	filekeys_free(fx);
+	keyring_filekeys_free(f1);
+	keyring_filekeys_free(f1b);
+	keyring_filekeys_free(f2);
+	keyring_filekeys_free(fx);
 	keyring_free(kr);
 	keyring_free(kr2);
 	keyring_free(kr3);
@@ -648,6 +648,6 @@ int main(void)
 	      secmem_in_use(), base);
 	keyprov_close(NULL);
 	keyring_free(NULL);
-	filekeys_free(NULL);
+	keyring_filekeys_free(NULL);
 	return t_done("test_keyring");
 }

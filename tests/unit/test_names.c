@@ -98,8 +98,8 @@ int main(void)
 
 			memcpy(pt, evil[i], evil_len[i]);
 			memset(pt + evil_len[i], (int)pl, pl);
-			CHECK_RC(siv_seal(key, aad, sizeof(aad), pt, 16,
-					  raw + SIV_TAG_LEN, raw),
+			CHECK_RC(aead_siv_seal(key, aad, sizeof(aad), pt, 16,
+					       raw + SIV_TAG_LEN, raw),
 				 0);
 			CHECK_RC(b64_encode(raw, 32, enc, sizeof(enc)), 0);
 			CHECK_RC(names_decrypt(key, dirid, enc, strlen(enc),

@@ -1,4 +1,4 @@
-/* src/fs/file.c — plain <-> cipher offsets, RMW, zero fill, truncation
+/* src/cipherdir/cfile.c — plain <-> cipher offsets, RMW, zero fill, truncation
  * (doc/FORMAT.md §3, doc/DESIGN.md "file layer").
  *
  * Spaces: plain_off (what applications see), blockno, cipher_off (backing
@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "cmkfs/backing.h"
-#include "cmkfs/file.h"
+#include "cmkfs/cfile.h"
 #include "cmkfs/log.h"
 #include "cmkfs/par.h"
 #include "cmkfs/secmem.h"
@@ -61,7 +61,7 @@ void cfile_destroy(struct cfile *cf)
 	while (fk != NULL) {
 		struct filekeys *next = fk->next;
 
-		filekeys_free(fk);
+		keyring_filekeys_free(fk);
 		fk = next;
 	}
 	cf->pool = NULL;
@@ -119,11 +119,19 @@ int cfile_cipher_size(uint64_t plain, uint32_t bs, uint64_t *cipher)
 	return *cipher > INT64_MAX ? -EFBIG : 0;
 }
 
+int cfile_read_header(int fd, struct header *h)
+{
+	uint8_t buf[HEADER_LEN];
+	int rc;
+
+	rc = backing_pread_full(fd, buf, sizeof(buf), 0);
+	return rc < 0 ? rc : header_parse(buf, sizeof(buf), h);
+}
+
 /* Take keyed contexts from the pool, or make new ones. */
 static int fk_get(struct cfile *cf, int fd, struct filekeys **out)
 {
 	uint64_t gen = keyring_generation(cf->kr);
-	uint8_t buf[HEADER_LEN];
 	struct filekeys *fk;
 	struct header h;
 	int rc;
@@ -138,7 +146,7 @@ static int fk_get(struct cfile *cf, int fd, struct filekeys **out)
 		return 0;
 	}
 	/* Stale generation: the keyring was locked since; never reuse. */
-	filekeys_free(fk);
+	keyring_filekeys_free(fk);
 	pthread_mutex_lock(&cf->mtx);
 	h = cf->hdr;
 	pthread_mutex_unlock(&cf->mtx);
@@ -147,8 +155,7 @@ static int fk_get(struct cfile *cf, int fd, struct filekeys **out)
 		return rc;
 	/* `cmkfs rekey` may have re-wrapped the header since we read it
 	 * (same file id and DEKs, newer KEK generation): read it again. */
-	if (backing_pread_full(fd, buf, sizeof(buf), 0) < 0 ||
-	    header_parse(buf, sizeof(buf), &h) < 0 ||
+	if (cfile_read_header(fd, &h) < 0 ||
 	    memcmp(h.file_id, cf->hdr.file_id, FILE_ID_LEN) != 0)
 		return -EKEYREJECTED;
 	rc = keyring_open_file(cf->kr, &h, out);
@@ -172,7 +179,7 @@ static void fk_put(struct cfile *cf, struct filekeys *fk)
 		fk = NULL;
 	}
 	pthread_mutex_unlock(&cf->mtx);
-	filekeys_free(fk);
+	keyring_filekeys_free(fk);
 }
 
 /* ---- block crypto over the worker pool (include/cmkfs/par.h) ---- */
@@ -257,7 +264,7 @@ void cfile_drop_keys(struct cfile *cf)
 	while (fk != NULL) {
 		struct filekeys *next = fk->next;
 
-		filekeys_free(fk);
+		keyring_filekeys_free(fk);
 		fk = next;
 	}
 }
@@ -289,7 +296,7 @@ int cfile_create(struct cfile *cf, int fd)
 		}
 	}
 	if (rc < 0) {
-		filekeys_free(fk);
+		keyring_filekeys_free(fk);
 		return rc;
 	}
 	pthread_mutex_lock(&cf->mtx);
@@ -303,7 +310,6 @@ int cfile_create(struct cfile *cf, int fd)
 
 int cfile_load(struct cfile *cf, int fd)
 {
-	uint8_t buf[HEADER_LEN];
 	struct filekeys *fk = NULL;
 	struct header h;
 	char wbuf[4096];
@@ -317,9 +323,7 @@ int cfile_load(struct cfile *cf, int fd)
 	/* Twice on a wrong key: a concurrent `cmkfs rekey` rewrites the
 	 * header in place with one pwrite, which a read may see half done. */
 	for (int tries = 0; tries < 2; tries++) {
-		rc = backing_pread_full(fd, buf, sizeof(buf), 0);
-		if (rc == 0)
-			rc = header_parse(buf, sizeof(buf), &h);
+		rc = cfile_read_header(fd, &h);
 		if (rc == 0)
 			rc = keyring_open_file(cf->kr, &h, &fk);
 		if (rc != -EKEYREJECTED && rc != -EBADMSG)

@@ -1,4 +1,4 @@
-/* include/cmkfs/file.h — contents of one encrypted file (doc/FORMAT.md §3).
+/* include/cmkfs/cfile.h — contents of one encrypted file (doc/FORMAT.md §3).
  * Owns plain <-> cipher offsets, read-modify-write of partial blocks, the
  * "last block" flag, zero-fill on extension, and a pool of keyed per-file
  * contexts. Knows nothing of FUSE. Calls that change a file's size (or
@@ -10,8 +10,8 @@
  * Layout: header (HEADER_LEN) then blocks of cb = bs + BLOCK_OVERHEAD bytes;
  * the last block is short. An empty file has one empty block, so cutting a
  * file down to its header is detected too. */
-#ifndef CMKFS_FILE_H
-#define CMKFS_FILE_H
+#ifndef CMKFS_CFILE_H
+#define CMKFS_CFILE_H
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -71,6 +71,10 @@ CMK_MUST_CHECK int cfile_plain_size(uint64_t cipher_size, uint32_t bs,
 CMK_MUST_CHECK int cfile_cipher_size(uint64_t plain, uint32_t bs,
 				     uint64_t *cipher);
 
+/* Read and parse the header at the start of backing file fd (no keys:
+ * unwrapping is the keyring's). Errors: -EBADMSG (short or malformed),
+ * -errno of reading it. */
+CMK_MUST_CHECK int cfile_read_header(int fd, struct header *h);
 /* Write a fresh header and the empty last block to `fd` (a new, empty
  * backing file). */
 CMK_MUST_CHECK int cfile_create(struct cfile *cf, int fd);

@@ -1,4 +1,4 @@
-/* include/cmkfs/auth.h — Entra ID credentials as the Azure SDKs take them
+/* include/cmkfs/azauth.h — Entra ID credentials as the Azure SDKs take them
  * (DefaultAzureCredential order and environment variable names):
  *   1. client secret:      AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET
  *   2. client certificate: AZURE_TENANT_ID, AZURE_CLIENT_ID,
@@ -12,8 +12,8 @@
  * AZURE_AUTHORITY_HOST replaces https://login.microsoftonline.com.
  * Tokens are cached in secret memory per (tenant, scope) and refreshed five
  * minutes before they expire; they are never logged. Thread-safe. */
-#ifndef CMKFS_AUTH_H
-#define CMKFS_AUTH_H
+#ifndef CMKFS_AZAUTH_H
+#define CMKFS_AZAUTH_H
 
 #include <time.h>
 

@@ -1,4 +1,4 @@
-/* src/azure/auth.c — Entra ID tokens: client secret, client certificate
+/* src/azure/azauth.c — Entra ID tokens: client secret, client certificate
  * (JWT client assertion, PS256, x5t#S256), workload identity, managed
  * identity (IMDS, App Service). Endpoints and fields as documented for the
  * Microsoft identity platform ("client credentials flow", "certificate
@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cmkfs/auth.h"
+#include "cmkfs/azauth.h"
 #include "cmkfs/b64.h"
 #include "cmkfs/json.h"
 #include "cmkfs/log.h"

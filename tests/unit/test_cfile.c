@@ -1,4 +1,4 @@
-/* tests/unit/test_file.c — struct cfile on a real backing file: plain <->
+/* tests/unit/test_cfile.c — struct cfile on a real backing file: plain <->
  * cipher sizes, a randomized model test of write/truncate/fallocate/read
  * against an in-memory copy (block sizes 4096 and 512), reopen, and tampering
  * with the backing file: flipped, zeroed, swapped, foreign and punched
@@ -25,16 +25,16 @@
 #define RUNNING_ON_VALGRIND 0
 #endif
 
-#include "cmkfs/file.h"
+#include "cmkfs/cfile.h"
 #include "cmkfs/keyprov.h"
 #include "cmkfs/keyring.h"
 #include "../lib/tap.h"
 
 #define MODEL_CAP (4u << 20)	/* largest plain size of the model file */
-#define BIG_JUMP (1u << 20)	/* crosses file.c's 1 MiB chunks */
+#define BIG_JUMP (1u << 20)	/* crosses cfile.c's 1 MiB chunks */
 
 /* Under valgrind or the sanitizers (scripts/check.sh): a twentieth of the
- * model ops and sparser tampering, since every file.c call allocates and
+ * model ops and sparser tampering, since every cfile.c call allocates and
  * wipes 1 MiB buffers, which both make slow. */
 static bool slow;
 
@@ -73,7 +73,7 @@ static void vol_free(struct vol *vo)
 /* An anonymous backing file: created in /tmp and unlinked at once. */
 static int tmpfd(void)
 {
-	char path[] = "/tmp/cmkfs-test_file.XXXXXX";
+	char path[] = "/tmp/cmkfs-test_cfile.XXXXXX";
 	int fd = mkstemp(path);
 
 	if (fd >= 0)
@@ -717,7 +717,7 @@ static void tf_expect_bad(struct tf *f, uint64_t bad, const char *what)
 
 /* Which backing offsets to tamper with: all of them for small blocks; for
  * large ones (or when slow) the first and last 64 bytes of each block
- * and every 29th byte between (the run time is in file.c's per-call 1 MiB
+ * and every 29th byte between (the run time is in cfile.c's per-call 1 MiB
  * wipe). */
 static bool tf_pick(const struct tf *f, uint64_t off)
 {
@@ -970,6 +970,7 @@ static void tamper_header(struct keyring *kr, struct keyring *kr_other,
 {
 	const size_t len = 3 * (size_t)bs + bs / 2;
 	struct tf f, g, x;
+	struct header h;
 	struct cfile cf;
 	int parsed = 0;
 
@@ -1018,11 +1019,21 @@ static void tamper_header(struct keyring *kr, struct keyring *kr_other,
 	CHECK_RC(tf_restore(&f), 0);
 	/* A header shorter than HEADER_LEN. */
 	CHECK_RC(ftruncate(f.fd, HEADER_LEN - 1), 0);
+	CHECK_RC(cfile_read_header(f.fd, &h), -EBADMSG);
 	CHECK_RC(q_fresh_load(kr, bs, f.fd), -EBADMSG);
 	CHECK_RC(ftruncate(f.fd, 0), 0);
 	CHECK_RC(q_fresh_load(kr, bs, f.fd), -EBADMSG);
 	CHECK_RC(tf_restore(&f), 0);
 	CHECK_RC(q_fresh_load(kr, bs, f.fd), 0);
+	/* Bytes to struct without keys: the file id is the one created. */
+	CHECK_RC(cfile_read_header(f.fd, &h), 0);
+	CHECK(memcmp(h.file_id, f.cf.hdr.file_id, FILE_ID_LEN) == 0,
+	      "cfile_read_header: file id");
+	CHECK_RC(put(f.fd, x.back, HEADER_LEN, 0), 0);
+	CHECK_RC(cfile_read_header(f.fd, &h), 0);
+	CHECK(memcmp(h.file_id, f.cf.hdr.file_id, FILE_ID_LEN) != 0,
+	      "another volume's header parses: unwrapping is not ours");
+	CHECK_RC(tf_restore(&f), 0);
 out:
 	tf_free(&f);
 	tf_free(&g);
@@ -1033,7 +1044,7 @@ int main(void)
 {
 	static const uint32_t bss[] = { 4096, 512 };
 
-	/* file.c allocates 1 MiB chunk buffers per call; keep glibc from
+	/* cfile.c allocates 1 MiB chunk buffers per call; keep glibc from
 	 * returning them to the kernel after every call (page faults
 	 * dominated the run time). */
 	mallopt(M_TRIM_THRESHOLD, 64 << 20);
@@ -1065,5 +1076,5 @@ int main(void)
 		vol_free(&other);
 	}
 	sizes(BLOCK_SIZE_MAX);
-	return t_done("test_file");
+	return t_done("test_cfile");
 }

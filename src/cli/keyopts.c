@@ -1,0 +1,66 @@
+/* src/cli/keyopts.c — --service-key, --ca-file, --audit-log
+ * (src/cli/keyopts.h). */
+#include "config.h"
+
+#include <string.h>
+
+#include "cli.h"
+#include "keyopts.h"
+
+/* fstab's spelling (no dashes in -o) of the long options above. */
+static const struct {
+	const char *fstab, *flag;
+} fstab_names[] = {
+	{ "service_key=", "--service-key" },
+	{ "ca_file=", "--ca-file" },
+	{ "audit_log=", "--audit-log" },
+};
+
+void keyopts_init(struct keyopts *ko)
+{
+	ko->service_key = kp_local_default_path();
+	ko->ca_file = NULL;
+	ko->audit_log = NULL;
+}
+
+bool keyopts_parse(int c, const char *arg, struct keyopts *ko)
+{
+	switch (c) {
+	case KEYOPTS_SERVICE_KEY:
+		ko->service_key = arg;
+		return true;
+	case KEYOPTS_CA_FILE:
+		ko->ca_file = arg;
+		return true;
+	case KEYOPTS_AUDIT_LOG:
+		ko->audit_log = arg;
+		return true;
+	default:
+		return false;
+	}
+}
+
+void keyopts_apply(const struct keyopts *ko)
+{
+	/* NULL leaves the provider on $CMKFS_CA_FILE */
+	kp_akv_set_ca_file(ko->ca_file);
+}
+
+const char *keyopts_audit_log(const struct keyopts *ko)
+{
+	return ko->audit_log != NULL ? ko->audit_log : audit_default_path();
+}
+
+bool keyopts_fstab(const char *o, const char **flag, const char **value)
+{
+	for (size_t k = 0; k < CMK_ARRAY_LEN(fstab_names); k++) {
+		size_t n = strlen(fstab_names[k].fstab);
+
+		if (strncmp(o, fstab_names[k].fstab, n) == 0) {
+			*flag = fstab_names[k].flag;
+			*value = o + n;
+			return true;
+		}
+	}
+	return false;
+}
