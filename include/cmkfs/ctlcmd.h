@@ -13,6 +13,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "cmkfs/common.h"
@@ -48,6 +49,28 @@ void ctlcmd_destroy(struct ctlcmd *c);
  * struct ctlcmd. An unknown command gets {"ok":false,...}. */
 void ctlcmd_handle(const char *cmd, char *reply, size_t cap, int fd,
 		   void *ud);
+
+/* The client side of "lock", "reload" and "sweep": the reply decoded.
+ * A field missing, of another type, or in a reply that is no JSON reads as
+ * false. */
+struct ctlcmd_state {
+	bool ok;		/* "ok":true: the command did what it says */
+	bool locked;		/* "locked":true: the mount's keys are wiped */
+	bool last_check_ok;	/* "last_check_ok":true: the last key check
+				 * unwrapped */
+	char reply[4096];	/* the reply line as received, for messages */
+};
+
+/* Ask the daemon serving `mountpoint` to lock at once, to read its config
+ * again (after `cmkfs cmk`), or to sweep its transient zones now (the
+ * reply comes after the sweep). 0 with *st filled once a reply came,
+ * whatever it says; else ctl_request's -errno (*st then all false, reply
+ * ""). */
+CMK_MUST_CHECK int ctlcmd_lock(const char *mountpoint, struct ctlcmd_state *st);
+CMK_MUST_CHECK int ctlcmd_reload(const char *mountpoint,
+				 struct ctlcmd_state *st);
+CMK_MUST_CHECK int ctlcmd_sweep(const char *mountpoint,
+				struct ctlcmd_state *st);
 
 /* The client side of "rekey": the stream's lines decoded. Each callback
  * may be NULL; the pointers it gets live until it returns. */

@@ -1,5 +1,5 @@
 /* include/cmkfs/exitcodes.h — process exit codes of the cmkfs command.
- * Scripts depend on these; never renumber (issue #2, #4). */
+ * Scripts depend on these; never renumber. */
 #ifndef CMKFS_EXITCODES_H
 #define CMKFS_EXITCODES_H
 

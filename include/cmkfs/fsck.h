@@ -18,6 +18,7 @@
 #ifndef CMKFS_FSCK_H
 #define CMKFS_FSCK_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -37,6 +38,10 @@ struct fsck_opts {
 	bool mounted;
 	/* Keep the problems in fsck_result.list as well. */
 	bool keep_list;
+	/* fsck_volume() only: the audit log opened at the first event (NULL:
+	 * audit_default_path()). A run that stops before the check opens
+	 * none. */
+	const char *audit_log;
 };
 
 /* One problem found. Strings are valid during the callback only. */
@@ -93,6 +98,9 @@ struct fsck_result {
 enum fsck_phase {
 	FSCK_PHASE_EXPIRED,	/* zones expired or counted; walk next */
 	FSCK_PHASE_WALK,	/* a directory or entry was checked */
+	FSCK_PHASE_DONE,	/* fsck_volume() only: the check is over and
+				 * the volume released; the audit event
+				 * follows */
 };
 
 struct fsck_cb {
@@ -116,6 +124,46 @@ CMK_MUST_CHECK int fsck_run(int rootfd, struct keyring *kr,
 			    const struct fsck_opts *o, const struct fsck_cb *cb,
 			    struct fsck_result *r);
 void fsck_result_free(struct fsck_result *r);	/* NULL-safe */
+
+/* Where fsck_volume() stopped. */
+enum fsck_stage {
+	FSCK_STAGE_DONE,	/* checked: r.problems counts the damage */
+	FSCK_STAGE_OPEN,	/* the cipher directory cannot be opened */
+	FSCK_STAGE_LOCK,	/* repair: the offline lock is refused */
+	FSCK_STAGE_CONFIG,	/* the volume config is tampered or malformed */
+	FSCK_STAGE_UNLOCK,	/* the volume's keys are unavailable */
+	FSCK_STAGE_RUN,		/* fsck_run() failed */
+};
+
+/* Long enough for a message naming a path and a Key Vault error. */
+#define FSCK_MSG_MAX (PATH_MAX + 1024)
+
+struct fsck_volume_result {
+	enum fsck_stage stage;
+	int err;			/* 0, or the negative errno */
+	/* On failure: one sentence for the user, without a command prefix
+	 * ("CIPHERDIR: why"; "out of memory"); "" for FSCK_STAGE_CONFIG and
+	 * for a keyring locked during the run. */
+	char msg[FSCK_MSG_MAX];
+	/* The counts (FSCK_STAGE_DONE, and zeroed for RUN); free with
+	 * fsck_result_free() at every stage. */
+	struct fsck_result r;
+};
+
+/* The check of the volume in `cipherdir`, in this process: open it, with
+ * o->repair hold it against mounts (volio_lock_offline) until the check is
+ * over, unlock its keys with the service key file `service_key` (and Key
+ * Vault for a CMK), fsck_run() with o (o->root is cipherdir), release.
+ * Audits as fsck_audit_expired() and fsck_audit() say, under the volume's
+ * id, opening o->audit_log at the first event. cb gets FSCK_PHASE_DONE
+ * between the release and the final audit event. *vr is always filled.
+ * Errors: -errno of open (OPEN), -EBUSY (LOCK: mounted or another offline
+ * user), -EBADMSG (CONFIG), volio_unlock's (UNLOCK), fsck_run's (RUN).
+ * Damage found is no error. */
+CMK_MUST_CHECK int fsck_volume(const char *cipherdir, const char *service_key,
+			       const struct fsck_opts *o,
+			       const struct fsck_cb *cb,
+			       struct fsck_volume_result *vr);
 
 /* "SALVAGED", "QUARANTINED", "DESTROYED", "NOT-REPAIRED". */
 const char *fsck_action_name(enum fsck_action_kind kind);

@@ -1,4 +1,4 @@
-/* include/cmkfs/http.h — the only libcurl user (issue #3).
+/* include/cmkfs/http.h — the only libcurl user.
  * HTTPS with TLS always verified (system CAs plus an optional private CA
  * file), no redirects followed, timeouts on connect and on the whole
  * request, response bodies capped and kept in wiped secret memory (they

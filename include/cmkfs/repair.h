@@ -1,5 +1,5 @@
 /* include/cmkfs/repair.h — salvage and quarantine for `cmkfs fsck
- * --repair` (issue #4; doc/OPERATIONS.md "fsck", doc/FORMAT.md §0).
+ * --repair` (doc/OPERATIONS.md "fsck", doc/FORMAT.md §0).
  * Works on the cipher directory of a volume that is NOT mounted (the
  * caller checks): nothing here takes the mount's namespace lock.
  *

@@ -1,6 +1,7 @@
 /* include/cmkfs/runtime.h — how a mount daemon is found from outside:
  * the runtime state file it leaves per mountpoint, and the fuse.cmkfs
- * lines of /proc/self/mountinfo.
+ * lines of /proc/self/mountinfo; and how it is told to stop (unmount,
+ * then wait for it to exit).
  *
  * State file: <dir>/<sha256(mountpoint)[:16 hex]>.pid holding
  * "pid\ncipherdir\n"; <dir> is $CMKFS_RUNTIME_DIR, else /run/cmkfs for
@@ -46,5 +47,17 @@ int runtime_mountinfo_parse(char *line, char **mnt, char **source);
  * both are copied out (truncated to ccap, mcap). Returns 1 found, 0 not. */
 int runtime_find(const char *path, char *cipherdir, size_t ccap, char *mnt,
 		 size_t mcap);
+
+/* Unmount `mountpoint`: umount2(UMOUNT_NOFOLLOW) as root, else
+ * `fusermount3 -u` in a child (waited for). The daemon then writes what it
+ * holds and exits (runtime_wait_exit). Errors: umount2's -errno (-EBUSY:
+ * files are open on it), fork's, -EPERM (fusermount3 failed or is
+ * missing). */
+CMK_MUST_CHECK int runtime_unmount(const char *mountpoint);
+/* Wait up to timeout_ms, polling every 100 ms, until process `pid` is gone
+ * (kill(pid, 0) fails with ESRCH). pid <= 0 returns at once. Errors:
+ * -ETIMEDOUT (still running at the end; a pid we may not signal counts
+ * as gone then). */
+CMK_MUST_CHECK int runtime_wait_exit(pid_t pid, int timeout_ms);
 
 #endif

@@ -1,4 +1,4 @@
-/* include/cmkfs/transient.h — transient zones (issue #4): directories of
+/* include/cmkfs/transient.h — transient zones: directories of
  * the volume whose files expire `ttl` seconds after their last
  * modification (at most 24 h). The zone list lives in the cipher directory
  * as `cmkfs.transient`, sealed with a key derived from both KEKs (its
@@ -8,6 +8,7 @@
 #ifndef CMKFS_TRANSIENT_H
 #define CMKFS_TRANSIENT_H
 
+#include <limits.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -35,6 +36,49 @@ CMK_MUST_CHECK int transient_load(int dirfd, struct keyring *kr,
 				  struct tzone *z, size_t *n);
 CMK_MUST_CHECK int transient_store(int dirfd, struct keyring *kr,
 				   const struct tzone *z, size_t n);
+
+/* What transient_edit() does to the zone list. */
+enum transient_op {
+	TRANSIENT_LIST,		/* nothing: read it */
+	TRANSIENT_ADD,		/* add a zone, or set the TTL of one */
+	TRANSIENT_REMOVE,	/* remove a zone */
+};
+
+/* Where transient_edit() stopped. */
+enum transient_stage {
+	TRANSIENT_STAGE_DONE,	/* listed, or the new list stored */
+	TRANSIENT_STAGE_UNLOCK,	/* opening the volume or unlocking its keys */
+	TRANSIENT_STAGE_LOAD,	/* the zone list cannot be read */
+	TRANSIENT_STAGE_EDIT,	/* the edit is refused; nothing written */
+	TRANSIENT_STAGE_STORE,	/* the new list cannot be written */
+};
+
+/* Long enough for a message naming a path and a Key Vault error. */
+#define TRANSIENT_MSG_MAX (PATH_MAX + 1024)
+
+struct transient_result {
+	enum transient_stage stage;
+	int err;			/* 0, or the negative errno */
+	/* On failure: one sentence for the user, without a command prefix. */
+	char msg[TRANSIENT_MSG_MAX];
+	/* The zone list as read (LIST) or as stored (ADD, REMOVE). */
+	struct tzone z[TRANSIENT_MAX_ZONES];
+	size_t n;
+};
+
+/* Read, or edit and store, the zone list of the volume in `cipherdir`
+ * (named in messages as given), unlocked with the service key file
+ * `service_key` (and Key Vault for a CMK). vpath is a normalised volume
+ * path (transient_norm_path) for ADD and REMOVE, ttl the zone's TTL in
+ * seconds for ADD; both are ignored by LIST. *r is always filled.
+ * Errors: -errno of open and volio_unlock's (UNLOCK), transient_load's
+ * (LOAD), -ENOSPC (ADD of a new zone to TRANSIENT_MAX_ZONES), -ENOENT
+ * (REMOVE of a path that is no zone) (EDIT), transient_store's (STORE).
+ * A live mount learns of the change from its caller ("sweep", ctl.h). */
+CMK_MUST_CHECK int transient_edit(const char *cipherdir,
+				  const char *service_key, enum transient_op op,
+				  const char *vpath, long ttl,
+				  struct transient_result *r);
 
 /* Called for each entry removed: the backing directory it was in (dev,
  * ino) and its plaintext name, so a daemon can drop the kernel's dentry. */

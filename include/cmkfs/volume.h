@@ -28,7 +28,7 @@
 
 enum kprov_type {
 	KPROV_LOCAL = 1,	/* wrapped under a key derived from the service key */
-	KPROV_AKV = 2,		/* wrapped by Azure Key Vault / Managed HSM (issue #3) */
+	KPROV_AKV = 2,		/* wrapped by Azure Key Vault / Managed HSM */
 };
 
 /* Index 0: layer S (inner, service side); 1: layer C (outer, customer side). */

@@ -23,7 +23,7 @@
 /* libcurl copies what it sends (the Authorization header with the bearer
  * token, wrapkey bodies with a KEK) into buffers of its own and frees
  * them without wiping: after a lock the token was still in the daemon's
- * freed heap (tests/mount/t_keymem.sh found it). So curl allocates through
+ * freed heap (tests/mount/t_keymem.sh checks). So curl allocates through
  * these, which wipe every block it frees or moves. */
 static void wfree(void *p)
 {
@@ -146,8 +146,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 }
 
 /* OpenSSL keeps the last record it decrypted (an unwrapkey reply holds a
- * KEK in base64) in its read buffer, where t_keymem.sh found it after a
- * lock, unless told to wipe each record once it is read. */
+ * KEK in base64) in its read buffer, readable in a core after a lock
+ * (t_keymem.sh), unless told to wipe each record once it is read. */
 static CURLcode on_ssl_ctx(CURL *c, void *ctx, void *ud)
 {
 	(void)c;

@@ -14,7 +14,7 @@
 #include "keyopts.h"
 #include "cmkfs/audit.h"
 #include "cmkfs/cmk.h"
-#include "cmkfs/ctl.h"
+#include "cmkfs/ctlcmd.h"
 #include "cmkfs/http.h"
 #include "cmkfs/kv.h"
 #include "cmkfs/runtime.h"
@@ -51,24 +51,25 @@ static void usage(FILE *f)
 /* Tell a live mount of this cipherdir to adopt the new config. */
 static void notify_mount(const char *cipherdir)
 {
-	char cdir[PATH_MAX], mnt[PATH_MAX], reply[4096];
+	char cdir[PATH_MAX], mnt[PATH_MAX];
+	struct ctlcmd_state st;
 	int rc;
 
 	if (!runtime_find(cipherdir, cdir, sizeof(cdir), mnt, sizeof(mnt)))
 		return;
-	rc = ctl_request(mnt, "reload", reply, sizeof(reply));
-	if (rc < 0 || strstr(reply, "\"ok\":true") == NULL)
+	rc = ctlcmd_reload(mnt, &st);
+	if (rc < 0 || !st.ok)
 		fprintf(stderr,
 			"cmkfs cmk: warning: the mount on %s did not adopt the "
 			"change (%s); remount it\n",
-			mnt, rc < 0 ? strerror(-rc) : reply);
-	else if (strstr(reply, "\"last_check_ok\":true") == NULL)
+			mnt, rc < 0 ? strerror(-rc) : st.reply);
+	else if (!st.last_check_ok)
 		fprintf(stderr,
 			"cmkfs cmk: warning: the mount on %s adopted the change "
 			"but cannot use the key yet: %s. Does the mount daemon's "
 			"environment hold the Azure credentials (doc/KEYS.md)? It "
 			"locks when the grace period ends.\n",
-			mnt, reply);
+			mnt, st.reply);
 	else
 		printf("The mount on %s adopted the change and proved the key.\n",
 		       mnt);

@@ -1,14 +1,12 @@
 /* src/cli/cmd_fsck.c — `cmkfs fsck [--repair] [--json] CIPHERDIR`: finds
- * the volume's mount if any, takes the offline lock for --repair, unlocks
- * the keys, runs the check (include/cmkfs/fsck.h) and prints each problem
- * and repair action as it comes, then a summary. Exit: 0 clean, 1 damage
- * found (repaired or not), 2 usage (and --repair on a mounted volume), 3
- * keys unavailable. */
+ * the volume's mount if any, runs the check (fsck_volume(),
+ * include/cmkfs/fsck.h) and prints each problem and repair action as it
+ * comes, then a summary. Exit: 0 clean, 1 damage found (repaired or not),
+ * 2 usage (and --repair on a mounted volume), 3 keys unavailable. */
 #include "config.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -19,32 +17,14 @@
 
 #include "cli.h"
 #include "keyopts.h"
-#include "cmkfs/audit.h"
 #include "cmkfs/fsck.h"
 #include "cmkfs/http.h"
-#include "cmkfs/keyprov.h"
 #include "cmkfs/runtime.h"
-#include "cmkfs/volio.h"
 
 struct out {
 	bool json, tty;
-	struct keyring *kr;
-	const char *audit_log;
-	bool audited;		/* the audit log is open */
+	const char *cdir;
 };
-
-/* The audit log is opened on the first event, never for a usage error. */
-static void start_audit(struct out *o)
-{
-	char id[VOLUME_ID_HEX_LEN];
-
-	if (o->audited)
-		return;
-	audit_open(o->audit_log);
-	volume_id_hex(keyring_volume(o->kr), id);
-	audit_set_volume(id);
-	o->audited = true;
-}
 
 static void json_path(const char *bpath, const char *ppath)
 {
@@ -148,21 +128,6 @@ static void on_action(const struct fsck_action *a, void *arg)
 	fflush(stdout);
 }
 
-static void on_progress(enum fsck_phase ph, const struct fsck_result *r,
-			void *arg)
-{
-	struct out *o = arg;
-
-	if (ph == FSCK_PHASE_EXPIRED && r->expired > 0) {
-		start_audit(o);
-		fsck_audit_expired(r);
-	} else if (ph == FSCK_PHASE_WALK && o->tty &&
-		   (r->files + r->dirs) % 64 == 0) {
-		fprintf(stderr, "\rfsck: %lu dirs, %lu files, %lu blocks checked",
-			r->dirs, r->files, r->blocks);
-	}
-}
-
 static void on_warning(const char *what, void *arg)
 {
 	(void)arg;
@@ -214,6 +179,23 @@ static void summary(const struct fsck_result *r, const char *cdir)
 		       r->destroyed, r->unrepaired);
 }
 
+static void on_progress(enum fsck_phase ph, const struct fsck_result *r,
+			void *arg)
+{
+	const struct out *o = arg;
+
+	if (ph == FSCK_PHASE_WALK && o->tty &&
+	    (r->files + r->dirs) % 64 == 0) {
+		fprintf(stderr, "\rfsck: %lu dirs, %lu files, %lu blocks checked",
+			r->dirs, r->files, r->blocks);
+	} else if (ph == FSCK_PHASE_DONE) {
+		/* the volume is released; the engine audits after this */
+		if (o->tty)
+			fprintf(stderr, "\r\033[K");
+		o->json ? summary_json(r) : summary(r, o->cdir);
+	}
+}
+
 static int usage(void)
 {
 	printf("Usage: cmkfs fsck [--repair] [--json] [--service-key FILE]\n"
@@ -229,50 +211,6 @@ static int usage(void)
 	       "unavailable. --json prints one JSON object per problem or\n"
 	       "action and a summary line.\n");
 	return CMK_EXIT_OK;
-}
-
-/* Opens cdir, takes the offline lock for repair and unlocks the keys.
- * Returns the directory fd, or -1 with *ex set (and reported). */
-static int open_volume(const char *cdir, const char *keypath, bool repair,
-		       bool json, struct keyring **kr, int *ex)
-{
-	int fd, rc;
-
-	fd = open(cdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		*ex = cli_fail("fsck", "%s: %s", cdir, strerror(errno));
-		return -1;
-	}
-	/* Held to the end (closing fd drops it): a mount holds the lock
-	 * shared for its life, so none can start meanwhile, and one in
-	 * another mount namespace is seen too. */
-	rc = repair ? volio_lock_offline(fd) : 0;
-	if (rc < 0) {
-		close(fd);
-		fprintf(stderr, "cmkfs fsck: %s: %s\n", cdir,
-			rc == -EBUSY ? "in use by a mount or an offline rekey: "
-				       "--repair needs the volume to itself" :
-				       strerror(-rc));
-		*ex = CMK_EXIT_USAGE;
-		return -1;
-	}
-	rc = volio_unlock(fd, keypath, kr);
-	if (rc == -EBADMSG) {
-		close(fd);
-		json ? printf("{\"problem\":\"volume config tampered or malformed\"}\n") :
-		       printf("DAMAGE %s/cmkfs.conf: volume config tampered or "
-			      "malformed\n", cdir);
-		*ex = CMK_EXIT_RUNTIME;
-		return -1;
-	}
-	if (rc < 0) {
-		close(fd);
-		fprintf(stderr, "cmkfs fsck: %s: keys unavailable: %s\n", cdir,
-			volio_strerror(rc));
-		*ex = CMK_EXIT_NOKEYS;
-		return -1;
-	}
-	return fd;
 }
 
 int cmd_fsck(int argc, char **argv)
@@ -291,9 +229,9 @@ int cmd_fsck(int argc, char **argv)
 	const struct fsck_cb cb = { on_problem, on_action, on_progress,
 				    on_warning, &o };
 	struct fsck_opts fo = { 0 };
-	struct fsck_result r;
+	struct fsck_volume_result vr;
 	char cdir[PATH_MAX], c2[PATH_MAX], mnt[PATH_MAX] = "";
-	int c, fd, rc, ex = CMK_EXIT_OK;
+	int c, rc, ex = CMK_EXIT_OK;
 
 	keyopts_init(&ko);
 	opterr = 0;
@@ -330,31 +268,44 @@ int cmd_fsck(int argc, char **argv)
 			cdir, mnt, mnt);
 		return CMK_EXIT_USAGE;
 	}
-	o.audit_log = keyopts_audit_log(&ko);
+	fo.audit_log = keyopts_audit_log(&ko);
 	keyopts_apply(&ko);
 	if (http_global_init() < 0)
 		return cli_fail("fsck", "libcurl failed to start");
-	fd = open_volume(cdir, ko.service_key, fo.repair, o.json, &o.kr, &ex);
-	if (fd < 0)
-		return ex;
 	o.tty = !o.json && isatty(2);
-	fo.root = cdir;
+	o.cdir = cdir;
 	fo.mounted = mnt[0] != '\0';
-	rc = fsck_run(fd, o.kr, &fo, &cb, &r);
-	close(fd);
-	if (rc == -ENOMEM) {
-		ex = cli_fail("fsck", "out of memory");
-	} else if (rc < 0) {
+	rc = fsck_volume(cdir, ko.service_key, &fo, &cb, &vr);
+	switch (vr.stage) {
+	case FSCK_STAGE_DONE:
+		ex = vr.r.problems ? CMK_EXIT_RUNTIME : CMK_EXIT_OK;
+		break;
+	case FSCK_STAGE_OPEN:
+		ex = cli_fail("fsck", "%s", vr.msg);
+		break;
+	case FSCK_STAGE_LOCK:
+		fprintf(stderr, "cmkfs fsck: %s\n", vr.msg);
+		ex = CMK_EXIT_USAGE;
+		break;
+	case FSCK_STAGE_CONFIG:
+		if (o.json)
+			printf("{\"problem\":\"volume config tampered or "
+			       "malformed\"}\n");
+		else
+			printf("DAMAGE %s/cmkfs.conf: volume config tampered "
+			       "or malformed\n", cdir);
+		ex = CMK_EXIT_RUNTIME;
+		break;
+	case FSCK_STAGE_UNLOCK:
+		fprintf(stderr, "cmkfs fsck: %s\n", vr.msg);
 		ex = CMK_EXIT_NOKEYS;
-	} else {
-		if (o.tty)
-			fprintf(stderr, "\r\033[K");
-		o.json ? summary_json(&r) : summary(&r, cdir);
-		start_audit(&o);
-		fsck_audit(&r, keyring_volume(o.kr)->layer[1].key_id);
-		ex = r.problems ? CMK_EXIT_RUNTIME : CMK_EXIT_OK;
+		break;
+	case FSCK_STAGE_RUN:
+	default:
+		ex = rc == -ENOMEM ? cli_fail("fsck", "%s", vr.msg) :
+				     CMK_EXIT_NOKEYS;
+		break;
 	}
-	fsck_result_free(&r);
-	keyring_free(o.kr);
+	fsck_result_free(&vr.r);
 	return ex;
 }

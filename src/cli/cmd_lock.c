@@ -9,12 +9,13 @@
 #include <string.h>
 
 #include "cli.h"
-#include "cmkfs/ctl.h"
+#include "cmkfs/ctlcmd.h"
 #include "cmkfs/runtime.h"
 
 int cmd_lock(int argc, char **argv)
 {
-	char mnt[PATH_MAX], cdir[PATH_MAX], m2[PATH_MAX], reply[4096];
+	char mnt[PATH_MAX], cdir[PATH_MAX], m2[PATH_MAX];
+	struct ctlcmd_state st;
 	int rc;
 
 	if (argc == 2 && (strcmp(argv[1], "-h") == 0 ||
@@ -33,13 +34,13 @@ int cmd_lock(int argc, char **argv)
 	if (!runtime_find(mnt, cdir, sizeof(cdir), m2, sizeof(m2)) ||
 	    strcmp(m2, mnt) != 0)
 		return cli_fail("lock", "%s: not a cmkfs mountpoint", mnt);
-	rc = ctl_request(mnt, "lock", reply, sizeof(reply));
+	rc = ctlcmd_lock(mnt, &st);
 	if (rc < 0)
 		return cli_fail("lock", "%s: daemon unreachable: %s", mnt,
 				strerror(-rc));
-	if (strstr(reply, "\"locked\":true") == NULL)
+	if (!st.locked)
 		return cli_fail("lock", "%s: daemon did not lock: %s", mnt,
-				reply);
+				st.reply);
 	printf("%s: locked, keys wiped\n", mnt);
 	return CMK_EXIT_OK;
 }

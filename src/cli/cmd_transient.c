@@ -2,27 +2,23 @@
  * CIPHERDIR`, `transient list CIPHERDIR`, `transient remove PATH
  * CIPHERDIR`. PATH is a directory of the volume: absolute in
  * the volume ("/relay"), or a path under the volume's mountpoint. The zone
- * list is sealed in the cipher directory; a live mount reloads it and
- * sweeps at once. */
+ * list is sealed in the cipher directory (transient_edit(),
+ * include/cmkfs/transient.h); a live mount reloads it and sweeps at once. */
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "keyopts.h"
-#include "cmkfs/ctl.h"
+#include "cmkfs/ctlcmd.h"
 #include "cmkfs/http.h"
-#include "cmkfs/keyprov.h"
 #include "cmkfs/runtime.h"
 #include "cmkfs/transient.h"
-#include "cmkfs/volio.h"
 
 static void usage(FILE *f)
 {
@@ -68,13 +64,12 @@ int cmd_transient(int argc, char **argv)
 	};
 	struct keyopts ko;
 	const char *action;
-	char cdir[PATH_MAX], vpath[1024], c2[PATH_MAX], mnt[PATH_MAX],
-	     reply[4096];
-	struct tzone z[TRANSIENT_MAX_ZONES];
-	struct keyring *kr = NULL;
+	char cdir[PATH_MAX], vpath[1024] = "", c2[PATH_MAX], mnt[PATH_MAX];
+	struct transient_result r;
+	struct ctlcmd_state st;
+	enum transient_op op;
 	long ttl = TRANSIENT_TTL_MAX;
-	size_t n = 0, i;
-	int c, rc, fd = -1, ex = CMK_EXIT_RUNTIME, need;
+	int c, rc, need;
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0) {
@@ -82,8 +77,13 @@ int cmd_transient(int argc, char **argv)
 		return argc < 2 ? CMK_EXIT_USAGE : CMK_EXIT_OK;
 	}
 	action = argv[1];
-	if (strcmp(action, "add") && strcmp(action, "list") &&
-	    strcmp(action, "remove"))
+	if (strcmp(action, "add") == 0)
+		op = TRANSIENT_ADD;
+	else if (strcmp(action, "list") == 0)
+		op = TRANSIENT_LIST;
+	else if (strcmp(action, "remove") == 0)
+		op = TRANSIENT_REMOVE;
+	else
 		return cli_usage_error("transient", "unknown action '%s'", action);
 	argc--;
 	argv++;
@@ -109,7 +109,7 @@ int cmd_transient(int argc, char **argv)
 					       argv[optind - 1]);
 		}
 	}
-	need = strcmp(action, "list") == 0 ? 1 : 2;
+	need = op == TRANSIENT_LIST ? 1 : 2;
 	if (argc - optind != need)
 		return cli_usage_error("transient", "expected %s",
 				       need == 1 ? "CIPHERDIR" : "PATH CIPHERDIR");
@@ -122,64 +122,22 @@ int cmd_transient(int argc, char **argv)
 	keyopts_apply(&ko);
 	if (http_global_init() < 0)
 		return cli_fail("transient", "libcurl failed to start");
-	fd = open(cdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	rc = fd < 0 ? -errno : volio_unlock(fd, ko.service_key, &kr);
-	if (rc < 0) {
-		cli_fail("transient", "%s: %s", cdir, volio_strerror(rc));
-		goto out;
-	}
-	rc = transient_load(fd, kr, z, &n);
-	if (rc < 0) {
-		cli_fail("transient", "%s/%s: %s", cdir, TRANSIENT_FILE,
-			 rc == -EBADMSG ? "zone list was tampered with or is "
-					  "damaged" :
-					  strerror(-rc));
-		goto out;
-	}
-	if (strcmp(action, "list") == 0) {
-		for (i = 0; i < n; i++)
-			printf("%s\t%ldh%02ldm\n", z[i].path, z[i].ttl_sec / 3600,
-			       z[i].ttl_sec % 3600 / 60);
-		ex = CMK_EXIT_OK;
-		goto out;
-	}
-	for (i = 0; i < n && strcmp(z[i].path, vpath) != 0; i++)
-		;
-	if (strcmp(action, "add") == 0) {
-		if (i == n && n == TRANSIENT_MAX_ZONES) {
-			cli_fail("transient", "at most %d zones",
-				 TRANSIENT_MAX_ZONES);
-			goto out;
-		}
-		snprintf(z[i].path, sizeof(z[i].path), "%s", vpath);
-		z[i].ttl_sec = ttl;
-		if (i == n)
-			n++;
-	} else {
-		if (i == n) {
-			cli_fail("transient", "%s is not a transient zone", vpath);
-			goto out;
-		}
-		z[i] = z[--n];
-	}
-	rc = transient_store(fd, kr, z, n);
-	if (rc < 0) {
-		cli_fail("transient", "%s: writing the zone list: %s", cdir,
-			 strerror(-rc));
-		goto out;
+	rc = transient_edit(cdir, ko.service_key, op, vpath, ttl, &r);
+	if (rc < 0)
+		return cli_fail("transient", "%s", r.msg);
+	if (op == TRANSIENT_LIST) {
+		for (size_t i = 0; i < r.n; i++)
+			printf("%s\t%ldh%02ldm\n", r.z[i].path,
+			       r.z[i].ttl_sec / 3600, r.z[i].ttl_sec % 3600 / 60);
+		return CMK_EXIT_OK;
 	}
 	printf("%s: %s %s\n", cdir, vpath,
-	       strcmp(action, "add") == 0 ? "is a transient zone" :
-					    "is no longer a transient zone");
+	       op == TRANSIENT_ADD ? "is a transient zone" :
+				     "is no longer a transient zone");
 	if (runtime_find(cdir, c2, sizeof(c2), mnt, sizeof(mnt)) &&
-	    ctl_request(mnt, "sweep", reply, sizeof(reply)) < 0)
+	    ctlcmd_sweep(mnt, &st) < 0)
 		fprintf(stderr, "cmkfs transient: warning: the mount on %s did "
 				"not sweep now; it will within 30 s\n",
 			mnt);
-	ex = CMK_EXIT_OK;
-out:
-	if (fd >= 0)
-		close(fd);
-	keyring_free(kr);
-	return ex;
+	return CMK_EXIT_OK;
 }

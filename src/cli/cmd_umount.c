@@ -1,18 +1,13 @@
 /* src/cli/cmd_umount.c — `cmkfs umount MOUNTPOINT`: unmount, then wait for
  * the daemon to finish (it has written everything to the backing files
- * when it exits). */
+ * when it exits); both in include/cmkfs/runtime.h. */
 #include "config.h"
 
 #include <errno.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "cmkfs/runtime.h"
@@ -24,27 +19,6 @@ static void usage(FILE *f)
 		"\n"
 		"Unmount a cmkfs mount and wait (up to 60 s) until its daemon has\n"
 		"exited. Fails with EBUSY while files are open on the mount.\n");
-}
-
-static int do_unmount(const char *mnt)
-{
-	pid_t pid;
-	int status;
-
-	if (geteuid() == 0)
-		return umount2(mnt, UMOUNT_NOFOLLOW) == 0 ? 0 : -errno;
-	pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (pid == 0) {
-		execlp("fusermount3", "fusermount3", "-u", "--", mnt,
-		       (char *)NULL);
-		_exit(127);
-	}
-	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
-	    WEXITSTATUS(status) != 0)
-		return -EPERM;
-	return 0;
 }
 
 int cmd_umount(int argc, char **argv)
@@ -72,20 +46,13 @@ int cmd_umount(int argc, char **argv)
 				mnt, m2);
 	if (runtime_state_read(mnt, &pid, cdir, sizeof(cdir)) < 0)
 		pid = 0;
-	rc = do_unmount(mnt);
+	rc = runtime_unmount(mnt);
 	if (rc < 0)
 		return cli_fail("umount", "%s: %s", mnt,
 				rc == -EBUSY ? "busy: files are still open on "
 					       "it (see fuser -vm)" :
 					       strerror(-rc));
-	for (int i = 0; pid > 0 && i < 600; i++) {
-		struct timespec ts = { 0, 100000000 };
-
-		if (kill(pid, 0) < 0 && errno == ESRCH)
-			return CMK_EXIT_OK;
-		nanosleep(&ts, NULL);
-	}
-	if (pid > 0 && kill(pid, 0) == 0)
+	if (runtime_wait_exit(pid, 60000) < 0)
 		return cli_fail("umount", "%s unmounted, but daemon %ld has not "
 					  "exited after 60 s",
 				mnt, (long)pid);

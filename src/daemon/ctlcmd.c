@@ -123,6 +123,47 @@ int ctlcmd_rekey_stream(const char *mountpoint,
 	return ctl_stream(mountpoint, "rekey", 300000, rekey_line, (void *)cb);
 }
 
+/* The client side of the status-shaped replies written by status_reply
+ * below. */
+static int request(const char *mountpoint, const char *cmd,
+		   struct ctlcmd_state *st)
+{
+	struct json *j = NULL;
+	int rc;
+
+	memset(st, 0, sizeof(*st));
+	rc = ctl_request(mountpoint, cmd, st->reply, sizeof(st->reply));
+	if (rc < 0) {
+		st->reply[0] = '\0';
+		return rc;
+	}
+	if (json_parse(st->reply, strlen(st->reply), &j) < 0)
+		return 0;
+	if (json_bool(j, "ok", &st->ok) < 0)
+		st->ok = false;
+	if (json_bool(j, "locked", &st->locked) < 0)
+		st->locked = false;
+	if (json_bool(j, "last_check_ok", &st->last_check_ok) < 0)
+		st->last_check_ok = false;
+	json_free(j);
+	return 0;
+}
+
+int ctlcmd_lock(const char *mountpoint, struct ctlcmd_state *st)
+{
+	return request(mountpoint, "lock", st);
+}
+
+int ctlcmd_reload(const char *mountpoint, struct ctlcmd_state *st)
+{
+	return request(mountpoint, "reload", st);
+}
+
+int ctlcmd_sweep(const char *mountpoint, struct ctlcmd_state *st)
+{
+	return request(mountpoint, "sweep", st);
+}
+
 /* `cmkfs rekey` on a live mount: done here, so new files of this mount
  * get the new generation from the same instant as the config. */
 static enum after cmd_rekey(struct ctlcmd *c, int fd, char *reply, size_t cap,
@@ -228,6 +269,11 @@ static const struct {
 static void status_reply(struct ctlcmd *c, struct monitor_status *st,
 			 char *reply, size_t cap)
 {
+	/* Any path --audit-log was given: escaped, so that the reply stays
+	 * JSON for request() above. */
+	char alog[4096];
+
+	json_escape(alog, sizeof(alog), audit_path(), NULL);
 	/* key_id and last_result are ours (URIs, fixed phrases, Key Vault
 	 * codes with controls replaced): no quotes reach them from Key Vault
 	 * unescaped because kv_map_error copies codes only. */
@@ -245,7 +291,7 @@ static void status_reply(struct ctlcmd *c, struct monitor_status *st,
 		 (long long)st->last_check, (long long)st->last_ok,
 		 st->last_result, st->key_id, c->key_check_interval_sec,
 		 c->grace_sec, st->last_check_ok ? "true" : "false",
-		 (long)getpid(), audit_path(),
+		 (long)getpid(), alog,
 		 c->fs != NULL ? inode_count(c->fs) : (size_t)0,
 		 c->fs != NULL ? inode_handle_count(c->fs) : (size_t)0);
 }

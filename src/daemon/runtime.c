@@ -1,12 +1,16 @@
-/* src/daemon/runtime.c — runtime state file and mountinfo lookup
+/* src/daemon/runtime.c — runtime state file, mountinfo lookup, unmount
  * (include/cmkfs/runtime.h). */
 #include "config.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmkfs/kdf.h"
@@ -173,4 +177,39 @@ int runtime_find(const char *path, char *cipherdir, size_t ccap, char *mnt,
 	}
 	fclose(f);
 	return found;
+}
+
+int runtime_unmount(const char *mountpoint)
+{
+	pid_t pid;
+	int status;
+
+	if (geteuid() == 0)
+		return umount2(mountpoint, UMOUNT_NOFOLLOW) == 0 ? 0 : -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		execlp("fusermount3", "fusermount3", "-u", "--", mountpoint,
+		       (char *)NULL);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0)
+		return -EPERM;
+	return 0;
+}
+
+int runtime_wait_exit(pid_t pid, int timeout_ms)
+{
+	if (pid <= 0)
+		return 0;
+	for (int i = 0; i < timeout_ms / 100; i++) {
+		struct timespec ts = { 0, 100000000 };
+
+		if (kill(pid, 0) < 0 && errno == ESRCH)
+			return 0;
+		nanosleep(&ts, NULL);
+	}
+	return kill(pid, 0) == 0 ? -ETIMEDOUT : 0;
 }

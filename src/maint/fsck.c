@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -724,6 +725,136 @@ out:
 	repair_close(f.rp);
 	free(f.z);
 	secmem_wipe(f.key, sizeof(f.key));
+	return rc;
+}
+
+/* fsck_volume's hold on the run: the caller's callbacks, and the audit
+ * log opened on the first event only, so that a run stopped before the
+ * check leaves no log behind. */
+struct fvol {
+	const struct fsck_cb *cb;
+	const char *audit_log;
+	struct keyring *kr;
+	bool audited;
+};
+
+static void fvol_audit_start(struct fvol *v)
+{
+	char id[VOLUME_ID_HEX_LEN];
+
+	if (v->audited)
+		return;
+	audit_open(v->audit_log);
+	volume_id_hex(keyring_volume(v->kr), id);
+	audit_set_volume(id);
+	v->audited = true;
+}
+
+static void fvol_problem(const struct fsck_problem *p, void *arg)
+{
+	const struct fvol *v = arg;
+
+	if (v->cb->problem != NULL)
+		v->cb->problem(p, v->cb->arg);
+}
+
+static void fvol_action(const struct fsck_action *a, void *arg)
+{
+	const struct fvol *v = arg;
+
+	if (v->cb->action != NULL)
+		v->cb->action(a, v->cb->arg);
+}
+
+static void fvol_progress(enum fsck_phase ph, const struct fsck_result *r,
+			  void *arg)
+{
+	struct fvol *v = arg;
+
+	if (ph == FSCK_PHASE_EXPIRED && r->expired > 0) {
+		fvol_audit_start(v);
+		fsck_audit_expired(r);
+	}
+	if (v->cb->progress != NULL)
+		v->cb->progress(ph, r, v->cb->arg);
+}
+
+static void fvol_warning(const char *what, void *arg)
+{
+	const struct fvol *v = arg;
+
+	if (v->cb->warning != NULL)
+		v->cb->warning(what, v->cb->arg);
+}
+
+/* Record where and why fsck_volume() stopped; returns err. */
+CMK_PRINTF(4, 5)
+static int fvol_fail(struct fsck_volume_result *vr, enum fsck_stage stage,
+		     int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	vr->stage = stage;
+	vr->err = err;
+	va_start(ap, fmt);
+	vsnprintf(vr->msg, sizeof(vr->msg), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+int fsck_volume(const char *cipherdir, const char *service_key,
+		const struct fsck_opts *o, const struct fsck_cb *cb,
+		struct fsck_volume_result *vr)
+{
+	static const struct fsck_cb none = { 0 };
+	struct fvol v = { cb ? cb : &none, o->audit_log, NULL, false };
+	const struct fsck_cb wrap = { fvol_problem, fvol_action,
+				      fvol_progress, fvol_warning, &v };
+	struct fsck_opts fo = *o;
+	int fd, rc;
+
+	memset(vr, 0, sizeof(*vr));
+	fd = open(cipherdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return fvol_fail(vr, FSCK_STAGE_OPEN, -errno, "%s: %s",
+				 cipherdir, strerror(errno));
+	/* Held to the end (closing fd drops it): a mount holds the lock
+	 * shared for its life, so none can start meanwhile, and one in
+	 * another mount namespace is seen too. */
+	rc = o->repair ? volio_lock_offline(fd) : 0;
+	if (rc < 0) {
+		close(fd);
+		return fvol_fail(vr, FSCK_STAGE_LOCK, rc, "%s: %s", cipherdir,
+				 rc == -EBUSY ?
+					 "in use by a mount or an offline "
+					 "rekey: --repair needs the volume "
+					 "to itself" :
+					 strerror(-rc));
+	}
+	rc = volio_unlock(fd, service_key, &v.kr);
+	if (rc == -EBADMSG) {
+		close(fd);
+		return fvol_fail(vr, FSCK_STAGE_CONFIG, rc, "%s", "");
+	}
+	if (rc < 0) {
+		close(fd);
+		return fvol_fail(vr, FSCK_STAGE_UNLOCK, rc,
+				 "%s: keys unavailable: %s", cipherdir,
+				 volio_strerror(rc));
+	}
+	fo.root = cipherdir;
+	rc = fsck_run(fd, v.kr, &fo, &wrap, &vr->r);
+	close(fd);
+	if (rc < 0) {
+		fvol_fail(vr, FSCK_STAGE_RUN, rc, "%s",
+			  rc == -ENOMEM ? "out of memory" : "");
+	} else {
+		vr->stage = FSCK_STAGE_DONE;
+		fvol_progress(FSCK_PHASE_DONE, &vr->r, &v);
+		fvol_audit_start(&v);
+		fsck_audit(&vr->r, keyring_volume(v.kr)->layer[1].key_id);
+	}
+	keyring_free(v.kr);
 	return rc;
 }
 

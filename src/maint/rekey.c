@@ -62,8 +62,6 @@ static void problem(struct walk *w, const char *what)
  * ids, long-name side files, the sealed zone list. */
 static bool skip_name(const char *n)
 {
-	size_t len = strlen(n), sl = strlen(LONGNAME_SUFFIX);
-
 	if (!names_is_reserved(n))
 		return false;
 	/* Originals that fsck --repair set aside keep readable headers:
@@ -72,8 +70,10 @@ static bool skip_name(const char *n)
 		return false;
 	if (names_is_tmp(n))
 		return false;	/* a file in flight: re-wrap it too */
+	/* By prefix, not names_is_longname(): a malformed long-name entry
+	 * still holds a header to re-wrap. Its side file is skipped. */
 	if (strncmp(n, LONGNAME_PREFIX, strlen(LONGNAME_PREFIX)) == 0)
-		return len > sl && strcmp(n + len - sl, LONGNAME_SUFFIX) == 0;
+		return names_is_side(n);
 	return true;
 }
 

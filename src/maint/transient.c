@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include "cmkfs/rand.h"
 #include "cmkfs/secmem.h"
 #include "cmkfs/transient.h"
+#include "cmkfs/volio.h"
 #include "cmkfs/walk.h"
 
 #define LABEL "cmkfs v1 transient zones"
@@ -179,6 +181,91 @@ int transient_store(int dirfd, struct keyring *kr, const struct tzone *z,
 }
 
 /* Header first: random bytes over it, synced, then the name goes. */
+/* Record where and why transient_edit() stopped; returns err. */
+CMK_PRINTF(4, 5)
+static int edit_fail(struct transient_result *r, enum transient_stage stage,
+		     int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	r->stage = stage;
+	r->err = err;
+	va_start(ap, fmt);
+	vsnprintf(r->msg, sizeof(r->msg), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+/* The edit of z[0..*n) in place. */
+static int edit(struct transient_result *r, enum transient_op op,
+		const char *vpath, long ttl)
+{
+	size_t i;
+
+	for (i = 0; i < r->n && strcmp(r->z[i].path, vpath) != 0; i++)
+		;
+	if (op == TRANSIENT_ADD) {
+		if (i == r->n && r->n == TRANSIENT_MAX_ZONES)
+			return edit_fail(r, TRANSIENT_STAGE_EDIT, -ENOSPC,
+					 "at most %d zones",
+					 TRANSIENT_MAX_ZONES);
+		snprintf(r->z[i].path, sizeof(r->z[i].path), "%s", vpath);
+		r->z[i].ttl_sec = ttl;
+		if (i == r->n)
+			r->n++;
+		return 0;
+	}
+	if (i == r->n)
+		return edit_fail(r, TRANSIENT_STAGE_EDIT, -ENOENT,
+				 "%s is not a transient zone", vpath);
+	r->z[i] = r->z[--r->n];
+	return 0;
+}
+
+int transient_edit(const char *cipherdir, const char *service_key,
+		   enum transient_op op, const char *vpath, long ttl,
+		   struct transient_result *r)
+{
+	struct keyring *kr = NULL;
+	int fd, rc;
+
+	memset(r, 0, sizeof(*r));
+	fd = open(cipherdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	rc = fd < 0 ? -errno : volio_unlock(fd, service_key, &kr);
+	if (rc < 0) {
+		edit_fail(r, TRANSIENT_STAGE_UNLOCK, rc, "%s: %s", cipherdir,
+			  volio_strerror(rc));
+		goto out;
+	}
+	rc = transient_load(fd, kr, r->z, &r->n);
+	if (rc < 0) {
+		edit_fail(r, TRANSIENT_STAGE_LOAD, rc, "%s/%s: %s", cipherdir,
+			  TRANSIENT_FILE,
+			  rc == -EBADMSG ? "zone list was tampered with or is "
+					   "damaged" :
+					   strerror(-rc));
+		goto out;
+	}
+	if (op != TRANSIENT_LIST) {
+		rc = edit(r, op, vpath, ttl);
+		if (rc < 0)
+			goto out;
+		rc = transient_store(fd, kr, r->z, r->n);
+		if (rc < 0) {
+			edit_fail(r, TRANSIENT_STAGE_STORE, rc,
+				  "%s: writing the zone list: %s", cipherdir,
+				  strerror(-rc));
+			goto out;
+		}
+	}
+	r->stage = TRANSIENT_STAGE_DONE;
+out:
+	if (fd >= 0)
+		close(fd);
+	keyring_free(kr);
+	return rc;
+}
+
 static int destroy(int dirfd, const char *bname, const struct stat *st)
 {
 	uint8_t junk[148];

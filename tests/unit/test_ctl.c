@@ -3,21 +3,38 @@
  * the handler's one-line reply; a streamed command gets its progress lines
  * then the reply, in order, also a line cut across two reads; a stream
  * callback's nonzero return ends the stream with that value; a mountpoint
- * without a daemon is -ENOENT; stop removes the socket. */
+ * without a daemon is -ENOENT; stop removes the socket. The ctlcmd client
+ * functions (lock, reload, sweep) decode a fake daemon's replies: each
+ * flag true only where the reply says true at its top level, everything
+ * false in a reply that is no JSON or has other types, the line kept for
+ * messages; and they decode what ctlcmd_handle itself answers for a real
+ * monitor over a temporary volume, an audit log path with a quote in it
+ * included. */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "cmkfs/audit.h"
+#include "cmkfs/create.h"
 #include "cmkfs/ctl.h"
+#include "cmkfs/ctlcmd.h"
+#include "cmkfs/monitor.h"
 #include "cmkfs/runtime.h"
+#include "cmkfs/volio.h"
 #include "../lib/tap.h"
 
 #define MNT "/mnt/test-ctl"
+
+/* What the fake daemon answers to "lock", "reload" and "sweep". */
+static const char *canned;
 
 static void handler(const char *cmd, char *reply, size_t cap, int fd,
 		    void *ud)
@@ -43,7 +60,125 @@ static void handler(const char *cmd, char *reply, size_t cap, int fd,
 		snprintf(reply, cap, "{\"ok\":true}");
 		return;
 	}
+	if (canned != NULL && (strcmp(cmd, "lock") == 0 ||
+			       strcmp(cmd, "reload") == 0 ||
+			       strcmp(cmd, "sweep") == 0)) {
+		snprintf(reply, cap, "%s", canned);
+		return;
+	}
 	snprintf(reply, cap, "{\"ok\":true,\"cmd\":\"%s\"}", cmd);
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag,
+		  struct FTW *f)
+{
+	(void)st, (void)flag, (void)f;
+	return remove(p);
+}
+
+/* The client functions against the fake daemon's canned replies. */
+static void client_fake(void)
+{
+	static const struct {
+		const char *reply;
+		bool ok, locked, last_check_ok;
+	} cases[] = {
+		{ "{\"ok\":true,\"locked\":true,\"manual_lock\":true,"
+		  "\"last_check_ok\":true}", true, true, true },
+		{ "{\"ok\":true,\"locked\":false,\"manual_lock\":true,"
+		  "\"last_check_ok\":false}", true, false, false },
+		{ "{\"ok\":false,\"error\":\"volume config is malformed\"}",
+		  false, false, false },
+		/* nested or in a string: not the reply's own */
+		{ "{\"ok\":false,\"x\":{\"ok\":true,\"locked\":true},"
+		  "\"error\":\"\\\"last_check_ok\\\":true\"}",
+		  false, false, false },
+		{ "{\"ok\":\"true\",\"locked\":1,\"last_check_ok\":null}",
+		  false, false, false },
+		{ "not json \"locked\":true", false, false, false },
+		{ "{\"ok\":true,\"locked\":true", false, false, false },
+	};
+	int (*const fn[])(const char *, struct ctlcmd_state *) = {
+		ctlcmd_lock, ctlcmd_reload, ctlcmd_sweep
+	};
+	struct ctlcmd_state st;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		canned = cases[i].reply;
+		for (size_t f = 0; f < 3; f++) {
+			CHECK_RC(fn[f](MNT, &st), 0);
+			CHECK(st.ok == cases[i].ok &&
+				      st.locked == cases[i].locked &&
+				      st.last_check_ok ==
+					      cases[i].last_check_ok &&
+				      strcmp(st.reply, cases[i].reply) == 0,
+			      "case %zu fn %zu: %d %d %d %s", i, f, st.ok,
+			      st.locked, st.last_check_ok, st.reply);
+		}
+	}
+	canned = NULL;
+}
+
+/* The client functions against ctlcmd_handle over a real monitor. */
+static void client_real(const char *top)
+{
+	struct monitor_cfg cfg = {
+		.interval_sec = 3600,
+		.grace_sec = 3600,
+		.open_providers = volio_providers,
+		.strerror = volio_strerror,
+	};
+	static struct create_result cr;
+	struct create_opts co = { 0 };
+	struct ctlcmd c = { 0 };
+	struct ctlcmd_state st;
+	struct keyring *kr = NULL;
+	struct ctl *ctl = NULL;
+	char vol[PATH_MAX + 16], key[PATH_MAX + 16], alog[PATH_MAX + 16],
+		esc[PATH_MAX + 64], sock[PATH_MAX];
+	int rootfd;
+
+	snprintf(vol, sizeof(vol), "%s/vol", top);
+	snprintf(key, sizeof(key), "%s/service.key", top);
+	snprintf(alog, sizeof(alog), "%s/a\"b\\c.log", top);
+	snprintf(esc, sizeof(esc), "\"audit_log\":\"%s/a\\\"b\\\\c.log\"",
+		 top);
+	audit_open(alog);
+	co.service_key = key;
+	CHECK_RC(create_volume(vol, &co, &cr), 0);
+	rootfd = open(vol, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHECK(rootfd >= 0, "open volume");
+	CHECK_RC(volio_unlock(rootfd, key, &kr), 0);
+	if (kr == NULL)
+		return;
+	cfg.service_key = key;
+	CHECK_RC(monitor_start(kr, &cfg, &c.mon), 0);
+	if (c.mon == NULL)
+		return;
+	c.cipherdir = vol;
+	c.service_key = key;
+	c.rootfd = rootfd;
+	c.kr = kr;
+	ctlcmd_init(&c);
+	CHECK_RC(ctl_path(MNT, sock, sizeof(sock)), 0);
+	CHECK_RC(ctl_start(sock, ctlcmd_handle, &c, &ctl), 0);
+
+	CHECK_RC(ctlcmd_lock(MNT, &st), 0);
+	CHECK(st.ok && st.locked, "lock: %s", st.reply);
+	CHECK(strstr(st.reply, esc) != NULL, "audit log escaped: %s",
+	      st.reply);
+	/* a reload proves the key with a check */
+	CHECK_RC(ctlcmd_reload(MNT, &st), 0);
+	CHECK(st.ok && st.last_check_ok, "reload: %s", st.reply);
+
+	ctl_stop(ctl);
+	monitor_stop(c.mon);
+	ctlcmd_destroy(&c);
+	keyring_free(kr);
+	close(rootfd);
+	CHECK_RC(ctlcmd_lock(MNT, &st), -ENOENT);
+	CHECK(!st.ok && !st.locked && !st.last_check_ok && st.reply[0] == '\0',
+	      "no daemon: %s", st.reply);
 }
 
 struct seen {
@@ -110,11 +245,13 @@ int main(void)
 		      strcmp(s.lines[2], "{\"ok\":true}") == 0,
 	      "%d lines: %s %s", s.n, s.lines[0], s.lines[1]);
 
+	client_fake();
 	ctl_stop(c);
 	CHECK(access(sock, F_OK) != 0, "%s left behind", sock);
-	CHECK(__atomic_load_n(&calls, __ATOMIC_SEQ_CST) == 4, "%d calls",
-	      calls);
+	CHECK(__atomic_load_n(&calls, __ATOMIC_SEQ_CST) == 4 + 7 * 3,
+	      "%d calls", calls);
 	CHECK_RC(ctl_request(MNT, "status", out, sizeof(out)), -ENOENT);
-	rmdir(top);
+	client_real(top);
+	nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return t_done("test_ctl");
 }

@@ -5,7 +5,11 @@
  * header cut short, a directory id removed, stray and unnamed entries, a
  * long name without its side file) is reported with its backing and
  * plaintext paths and block; repair salvages and sets aside until a
- * second check is clean. */
+ * second check is clean. fsck_volume() stops at the stage that failed (a
+ * missing directory, a volume held by another offline user, a missing
+ * service key, a damaged config) with its message and no audit log
+ * opened; a run to the end reports FSCK_PHASE_DONE once, after the walk,
+ * and audits the check under the volume's id. */
 #include "config.h"
 
 #include <errno.h>
@@ -163,6 +167,128 @@ static void c_progress(enum fsck_phase ph, const struct fsck_result *r,
 	c->expired += ph == FSCK_PHASE_EXPIRED;
 }
 
+/* What fsck_volume's callbacks saw. */
+struct vseen {
+	unsigned walk, done, done_after_walk, problems;
+};
+
+static void v_problem(const struct fsck_problem *p, void *arg)
+{
+	(void)p;
+	((struct vseen *)arg)->problems++;
+}
+
+static void v_progress(enum fsck_phase ph, const struct fsck_result *r,
+		       void *arg)
+{
+	struct vseen *v = arg;
+
+	(void)r;
+	if (ph == FSCK_PHASE_WALK)
+		v->walk++;
+	if (ph == FSCK_PHASE_DONE) {
+		v->done++;
+		v->done_after_walk += v->walk > 0;
+	}
+}
+
+/* 1 if the file at path holds `needle` (whole file, up to 64 KiB). */
+static int file_has(const char *path, const char *needle)
+{
+	static char buf[65536];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (f == NULL)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return strstr(buf, needle) != NULL;
+}
+
+/* fsck_volume() on the volume left by main(), whose rootfd still holds
+ * the offline lock, as a CLI runs it. */
+static void test_volume(int rootfd)
+{
+	struct fsck_opts o = { 0 };
+	struct vseen seen = { 0 };
+	const struct fsck_cb cb = { v_problem, NULL, v_progress, NULL, &seen };
+	struct fsck_volume_result vr;
+	char missing[PATH_MAX], nokey[PATH_MAX], alog[PATH_MAX], id[64];
+	int fd;
+
+	snprintf(missing, sizeof(missing), "%s/none", top);
+	snprintf(nokey, sizeof(nokey), "%s/none.key", top);
+	snprintf(alog, sizeof(alog), "%s/audit.log", top);
+	o.audit_log = alog;
+	o.root = "/ignored";	/* fsck_volume names the volume itself */
+
+	CHECK_RC(fsck_volume(missing, keypath, &o, &cb, &vr), -ENOENT);
+	CHECK(vr.stage == FSCK_STAGE_OPEN && vr.err == -ENOENT &&
+		      strncmp(vr.msg, missing, strlen(missing)) == 0,
+	      "missing: stage %d, %s", vr.stage, vr.msg);
+	fsck_result_free(&vr.r);
+
+	o.repair = true;	/* main() holds the offline lock */
+	CHECK_RC(fsck_volume(vol, keypath, &o, &cb, &vr), -EBUSY);
+	CHECK(vr.stage == FSCK_STAGE_LOCK &&
+		      strstr(vr.msg, "--repair needs the volume to itself"),
+	      "busy: stage %d, %s", vr.stage, vr.msg);
+	fsck_result_free(&vr.r);
+	o.repair = false;
+
+	CHECK_RC(fsck_volume(vol, nokey, &o, &cb, &vr), -ENOKEY);
+	CHECK(vr.stage == FSCK_STAGE_UNLOCK &&
+		      strncmp(vr.msg, vol, strlen(vol)) == 0 &&
+		      strstr(vr.msg, ": keys unavailable: service key file") !=
+			      NULL,
+	      "no key: stage %d, %s", vr.stage, vr.msg);
+	fsck_result_free(&vr.r);
+	CHECK(seen.walk == 0 && seen.done == 0, "no callback before the check");
+	CHECK(access(alog, F_OK) != 0, "no audit log before the check");
+
+	/* a check beside the lock: no repair, no lock needed */
+	CHECK_RC(fsck_volume(vol, keypath, &o, &cb, &vr), 0);
+	CHECK(vr.stage == FSCK_STAGE_DONE && vr.err == 0 && vr.msg[0] == '\0',
+	      "done: stage %d", vr.stage);
+	CHECK(vr.r.problems == 0 && vr.r.dirs == 3 && vr.r.files == 1 &&
+		      !vr.r.repair,
+	      "done: %lu problems, %lu dirs, %lu files", vr.r.problems,
+	      vr.r.dirs, vr.r.files);
+	CHECK(seen.done == 1 && seen.done_after_walk == 1 && seen.walk > 0,
+	      "FSCK_PHASE_DONE once after the walk: %u", seen.done);
+	fsck_result_free(&vr.r);
+	volume_id_hex(keyring_volume(kr), id);
+	CHECK(file_has(alog, "\"event\":\"fsck\"") && file_has(alog, id),
+	      "fsck audited under the volume id");
+
+	/* the lock released: --repair runs and audits as such */
+	close(rootfd);
+	o.repair = true;
+	CHECK_RC(fsck_volume(vol, keypath, &o, NULL, &vr), 0);
+	CHECK(vr.stage == FSCK_STAGE_DONE && vr.r.repair &&
+		      vr.r.problems == 0,
+	      "repair: stage %d, %lu problems", vr.stage, vr.r.problems);
+	fsck_result_free(&vr.r);
+	CHECK(file_has(alog, "\"event\":\"fsck_repair\""),
+	      "fsck_repair audited");
+	o.repair = false;
+
+	/* a config that does not parse: CONFIG, no message of its own */
+	fd = open(vol, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHECK(fd >= 0, "reopen volume");
+	CHECK_RC(backing_replace(fd, VOLUME_FILE, (const uint8_t *)"garbage",
+				 7, 0644),
+		 0);
+	if (fd >= 0)
+		close(fd);
+	CHECK_RC(fsck_volume(vol, keypath, &o, &cb, &vr), -EBADMSG);
+	CHECK(vr.stage == FSCK_STAGE_CONFIG && vr.msg[0] == '\0',
+	      "config: stage %d, %s", vr.stage, vr.msg);
+	fsck_result_free(&vr.r);
+}
+
 int main(void)
 {
 	struct create_opts co = { 0 };
@@ -311,7 +437,7 @@ int main(void)
 
 	close(subfd);
 	close(dfd);
-	close(rootfd);
+	test_volume(rootfd);	/* closes rootfd */
 	keyring_free(kr);
 	CHECK(nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0, "cleanup");
 	return t_done("test_fsck");

@@ -5,16 +5,19 @@
  * directory; malformed or missing files read as -ENOENT; the directory is
  * made 0700 when missing. mountinfo lines: fuse.cmkfs found with and
  * without optional fields, \ooo unescaped, other types and malformed lines
- * refused. */
+ * refused. Unmounting a directory that is no mount fails; waiting for a
+ * process returns once it is gone, or -ETIMEDOUT while it runs. */
 #include "config.h"
 
 #include <errno.h>
 #include <ftw.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmkfs/runtime.h"
@@ -187,6 +190,43 @@ static void find_none(void)
 	CHECK(cdir[0] == '\0' && mnt[0] == '\0', "outputs set");
 }
 
+static void unmount_and_wait(void)
+{
+	struct timespec t0, t1;
+	pid_t pid;
+	long ms;
+
+	/* root: umount2 says EINVAL; others: fusermount3 fails */
+	CHECK_RC(runtime_unmount(top), geteuid() == 0 ? -EINVAL : -EPERM);
+
+	CHECK_RC(runtime_wait_exit(0, 60000), 0);
+	/* children reaped at once: no zombie answers kill(pid, 0) */
+	signal(SIGCHLD, SIG_IGN);
+	pid = fork();
+	if (pid == 0) {
+		usleep(200 * 1000);
+		_exit(0);
+	}
+	CHECK(pid > 0, "fork");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CHECK_RC(runtime_wait_exit(pid, 10000), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 +
+	     (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	CHECK(ms >= 100 && ms < 5000, "waited %ld ms for the exit", ms);
+
+	pid = fork();
+	if (pid == 0) {
+		for (;;)
+			pause();
+	}
+	CHECK(pid > 0, "fork");
+	CHECK_RC(runtime_wait_exit(pid, 300), -ETIMEDOUT);
+	kill(pid, SIGKILL);
+	CHECK_RC(runtime_wait_exit(pid, 10000), 0);
+	signal(SIGCHLD, SIG_DFL);
+}
+
 int main(void)
 {
 	const char *tmp = getenv("TMPDIR");
@@ -204,6 +244,7 @@ int main(void)
 	state_dir_made();
 	mountinfo();
 	find_none();
+	unmount_and_wait();
 	nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return t_done("test_runtime");
 }

@@ -2,11 +2,17 @@
  * temporary volume without a mount: the sealed zone list round-trips and
  * refuses damage; expiry destroys what is older than the zone's limit (its
  * long-name side file too), keeps what is younger and everything outside
- * the zone, and names what it removed. No root needed. */
+ * the zone, and names what it removed. transient_edit() on a volume made
+ * by create_volume() lists, adds (or sets the TTL of) and removes zones,
+ * refuses a 65th zone and the removal of a path that is no zone without
+ * writing, and stops at the unlock (no key, no volume) or the load (a
+ * damaged list) with its message. No root needed. */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +21,7 @@
 
 #include "cmkfs/aead.h"
 #include "cmkfs/backing.h"
+#include "cmkfs/create.h"
 #include "cmkfs/dirtree.h"
 #include "cmkfs/keyprov.h"
 #include "cmkfs/keyring.h"
@@ -295,6 +302,118 @@ static void test_expire(struct keyring *kr, int rootfd)
 	(void)unlinkat(rootfd, bout.name, 0);
 }
 
+static int rm_one(const char *p, const struct stat *st, int flag,
+		  struct FTW *f)
+{
+	(void)st;
+	(void)flag;
+	(void)f;
+	return remove(p);
+}
+
+/* The TTL of zone `path` in r, or -1. */
+static long ttl_of(const struct transient_result *r, const char *path)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		if (strcmp(r->z[i].path, path) == 0)
+			return r->z[i].ttl_sec;
+	}
+	return -1;
+}
+
+static void test_edit(const char *top_path)
+{
+	static struct transient_result r;
+	static struct create_result cr;
+	struct create_opts co = { 0 };
+	char vol[PATH_MAX], key[PATH_MAX], nokey[PATH_MAX], path[64],
+		want[PATH_MAX + 64];
+	uint8_t b = 0;
+	int fd;
+
+	snprintf(vol, sizeof(vol), "%s/vol", top_path);
+	snprintf(key, sizeof(key), "%s/service.key", top_path);
+	snprintf(nokey, sizeof(nokey), "%s/none.key", top_path);
+	co.service_key = key;
+	CHECK_RC(create_volume(vol, &co, &cr), 0);
+
+	CHECK_RC(transient_edit(vol, key, TRANSIENT_LIST, NULL, 0, &r), 0);
+	CHECK(r.stage == TRANSIENT_STAGE_DONE && r.n == 0, "empty list: %zu",
+	      r.n);
+	CHECK_RC(transient_edit(vol, key, TRANSIENT_ADD, "/relay", TTL, &r),
+		 0);
+	CHECK(r.stage == TRANSIENT_STAGE_DONE && r.n == 1 &&
+		      ttl_of(&r, "/relay") == TTL,
+	      "added: %zu", r.n);
+	CHECK_RC(transient_edit(vol, key, TRANSIENT_ADD, "/relay", 60, &r), 0);
+	CHECK_RC(transient_edit(vol, key, TRANSIENT_LIST, NULL, 0, &r), 0);
+	CHECK(r.n == 1 && ttl_of(&r, "/relay") == 60, "TTL set again: %zu %ld",
+	      r.n, ttl_of(&r, "/relay"));
+
+	CHECK_RC(transient_edit(vol, key, TRANSIENT_REMOVE, "/nope", 0, &r),
+		 -ENOENT);
+	CHECK(r.stage == TRANSIENT_STAGE_EDIT &&
+		      strcmp(r.msg, "/nope is not a transient zone") == 0,
+	      "not a zone: %d %s", r.stage, r.msg);
+
+	for (int i = 1; i < TRANSIENT_MAX_ZONES; i++) {
+		snprintf(path, sizeof(path), "/z%d", i);
+		CHECK_RC(transient_edit(vol, key, TRANSIENT_ADD, path, TTL, &r),
+			 0);
+	}
+	CHECK(r.n == TRANSIENT_MAX_ZONES, "full: %zu", r.n);
+	CHECK_RC(transient_edit(vol, key, TRANSIENT_ADD, "/more", TTL, &r),
+		 -ENOSPC);
+	CHECK(r.stage == TRANSIENT_STAGE_EDIT && strcmp(r.msg, "at most 64 "
+							       "zones") == 0,
+	      "max zones: %d %s", r.stage, r.msg);
+	/* a zone already listed is set again, full or not */
+	CHECK_RC(transient_edit(vol, key, TRANSIENT_ADD, "/z1", 120, &r), 0);
+	CHECK(r.n == TRANSIENT_MAX_ZONES && ttl_of(&r, "/z1") == 120,
+	      "full list, TTL set: %zu", r.n);
+	CHECK_RC(transient_edit(vol, key, TRANSIENT_REMOVE, "/relay", 0, &r),
+		 0);
+	CHECK_RC(transient_edit(vol, key, TRANSIENT_LIST, NULL, 0, &r), 0);
+	CHECK(r.n == TRANSIENT_MAX_ZONES - 1 && ttl_of(&r, "/relay") == -1 &&
+		      ttl_of(&r, "/more") == -1 && ttl_of(&r, "/z63") == TTL,
+	      "removed, nothing refused written: %zu", r.n);
+
+	CHECK_RC(transient_edit(vol, nokey, TRANSIENT_LIST, NULL, 0, &r),
+		 -ENOKEY);
+	CHECK(r.stage == TRANSIENT_STAGE_UNLOCK &&
+		      strncmp(r.msg, vol, strlen(vol)) == 0 &&
+		      strstr(r.msg, ": service key file not found") != NULL,
+	      "no key: %d %s", r.stage, r.msg);
+	CHECK_RC(transient_edit(nokey, key, TRANSIENT_ADD, "/a", TTL, &r),
+		 -ENOENT);
+	CHECK(r.stage == TRANSIENT_STAGE_UNLOCK, "no volume: %d %s", r.stage,
+	      r.msg);
+
+	fd = open(vol, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHECK(fd >= 0, "open volume");
+	if (fd >= 0) {
+		int zf = openat(fd, TRANSIENT_FILE, O_RDWR | O_CLOEXEC);
+
+		CHECK(zf >= 0 && pread(zf, &b, 1, 20) == 1, "read list");
+		b ^= 1;
+		CHECK(zf >= 0 && pwrite(zf, &b, 1, 20) == 1, "damage list");
+		if (zf >= 0)
+			close(zf);
+		close(fd);
+	}
+	CHECK_RC(transient_edit(vol, key, TRANSIENT_REMOVE, "/z1", 0, &r),
+		 -EBADMSG);
+	snprintf(want, sizeof(want),
+		 "%s/%s: zone list was tampered with or is damaged", vol,
+		 TRANSIENT_FILE);
+	CHECK(r.stage == TRANSIENT_STAGE_LOAD && strcmp(r.msg, want) == 0,
+	      "damaged list: %d %s", r.stage, r.msg);
+
+	CHECK(nftw(vol, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0 &&
+		      unlink(key) == 0,
+	      "volume cleaned up");
+}
+
 int main(void)
 {
 	char top_path[] = "/tmp/cmkfs-test_transient.XXXXXX";
@@ -316,6 +435,7 @@ int main(void)
 	test_pure();
 	test_zone_list(vo.kr, other.kr, root);
 	test_expire(vo.kr, root);
+	test_edit(top_path);
 
 	CHECK_RC(unlinkat(root, DIRID_FILE, 0), 0);
 	close(root);
