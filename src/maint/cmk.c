@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -12,6 +11,7 @@
 
 #include "cmkfs/audit.h"
 #include "cmkfs/cmk.h"
+#include "cmkfs/engine.h"
 #include "cmkfs/kv.h"
 #include "cmkfs/secmem.h"
 #include "cmkfs/volio.h"
@@ -38,21 +38,6 @@ int cmk_check_key(const struct keyprov *p, const char **why)
 	else
 		return 0;
 	return -EPERM;
-}
-
-/* Record where and why the run stopped; returns err. */
-CMK_PRINTF(4, 5)
-static int fail(struct cmk_result *r, enum cmk_stage stage, int err,
-		const char *fmt, ...)
-{
-	va_list ap;
-
-	r->stage = stage;
-	r->err = err;
-	va_start(ap, fmt);
-	vsnprintf(r->msg, sizeof(r->msg), fmt, ap);
-	va_end(ap);
-	return err;
 }
 
 static const char *event_of(enum cmk_action a)
@@ -89,21 +74,21 @@ static int open_new_key(const struct volume *v, const struct cmk_opts *o,
 			rc = kp_local_open(skey, v->volume_id, 1, owned);
 		secmem_free(skey, SERVICE_KEY_LEN);
 		if (rc < 0)
-			return fail(r, CMK_STAGE_OPEN_KEY, rc, "%s: %s",
+			return ENGINE_FAIL(r, CMK_STAGE_OPEN_KEY, rc, "%s: %s",
 				    o->service_key, volio_strerror(rc));
 		*newp = *owned;
 		return 0;
 	}
 	rc = kp_akv_open(o->key_uri, owned);
 	if (rc < 0)
-		return fail(r, CMK_STAGE_OPEN_KEY, rc, "%s: %s: %s", o->key_uri,
+		return ENGINE_FAIL(r, CMK_STAGE_OPEN_KEY, rc, "%s: %s: %s", o->key_uri,
 			    volio_strerror(rc), kv_last_error());
 	*newp = *owned;
 	if (cmk_check_key(*newp, &why) == 0)
 		return 0;
 	if (!o->force) {
 		audit_event(event_of(o->action), o->key_uri, "refused", why);
-		return fail(r, CMK_STAGE_REFUSED, -EPERM,
+		return ENGINE_FAIL(r, CMK_STAGE_REFUSED, -EPERM,
 			    "%s: refused: %s (use --force to override)",
 			    o->key_uri, why);
 	}
@@ -119,12 +104,12 @@ static int check_state(const char *cdir, const struct volume *v,
 	bool has_cmk = v->layer[1].prov == KPROV_AKV;
 
 	if (a == CMK_ENABLE && has_cmk)
-		return fail(r, CMK_STAGE_STATE, -EEXIST,
+		return ENGINE_FAIL(r, CMK_STAGE_STATE, -EEXIST,
 			    "%s: a customer-managed key is already enabled "
 			    "(%s); use 'cmkfs cmk rotate'",
 			    cdir, v->layer[1].key_id);
 	if (a != CMK_ENABLE && !has_cmk)
-		return fail(r, CMK_STAGE_STATE, -ENOKEY,
+		return ENGINE_FAIL(r, CMK_STAGE_STATE, -ENOKEY,
 			    "%s: no customer-managed key is enabled", cdir);
 	return 0;
 }
@@ -145,7 +130,7 @@ int cmk_run(const char *cdir, const struct cmk_opts *o, struct cmk_result *r)
 	lk = fd < 0 ? -errno : volio_lock_config(fd);
 	rc = lk < 0 ? lk : volio_read(fd, &v);
 	if (rc < 0) {
-		fail(r, CMK_STAGE_READ, rc, "%s: %s", cdir, volio_strerror(rc));
+		ENGINE_FAIL(r, CMK_STAGE_READ, rc, "%s: %s", cdir, volio_strerror(rc));
 		goto out;
 	}
 	volume_id_hex(&v, id);
@@ -165,7 +150,7 @@ int cmk_run(const char *cdir, const struct cmk_opts *o, struct cmk_result *r)
 	if (rc == 0)
 		rc = keyring_open(&v, cur, &kr);
 	if (rc < 0) {
-		fail(r, CMK_STAGE_UNLOCK, rc,
+		ENGINE_FAIL(r, CMK_STAGE_UNLOCK, rc,
 		     "%s: cannot unlock with the current keys: %s%s%s", cdir,
 		     volio_strerror(rc),
 		     v.layer[1].prov == KPROV_AKV ? ": " : "",
@@ -177,14 +162,14 @@ int cmk_run(const char *cdir, const struct cmk_opts *o, struct cmk_result *r)
 		goto out;
 	rc = keyring_rewrap(kr, 1, newp, &nv);
 	if (rc == -EBUSY) {
-		fail(r, CMK_STAGE_WRAP, rc,
+		ENGINE_FAIL(r, CMK_STAGE_WRAP, rc,
 		     "%s: a rekey is in progress; finish it with "
 		     "'cmkfs rekey %s' first",
 		     cdir, cdir);
 		goto out;
 	}
 	if (rc < 0) {
-		fail(r, CMK_STAGE_WRAP, rc, "wrapping with %s failed: %s: %s",
+		ENGINE_FAIL(r, CMK_STAGE_WRAP, rc, "wrapping with %s failed: %s: %s",
 		     newp->key_id, volio_strerror(rc), kv_last_error());
 		goto out;
 	}
@@ -196,14 +181,14 @@ int cmk_run(const char *cdir, const struct cmk_opts *o, struct cmk_result *r)
 		rc = keyring_open(&nv, np, &check);
 	}
 	if (rc < 0) {
-		fail(r, CMK_STAGE_PROVE, rc,
+		ENGINE_FAIL(r, CMK_STAGE_PROVE, rc,
 		     "the re-wrapped key does not unwrap: %s",
 		     volio_strerror(rc));
 		goto out;
 	}
 	rc = volio_write(fd, &nv);
 	if (rc < 0) {
-		fail(r, CMK_STAGE_WRITE, rc, "%s: writing the config: %s", cdir,
+		ENGINE_FAIL(r, CMK_STAGE_WRITE, rc, "%s: writing the config: %s", cdir,
 		     strerror(-rc));
 		goto out;
 	}

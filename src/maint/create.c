@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,26 +14,12 @@
 #include "cmkfs/cmk.h"
 #include "cmkfs/create.h"
 #include "cmkfs/dirtree.h"
+#include "cmkfs/engine.h"
 #include "cmkfs/kv.h"
 #include "cmkfs/rand.h"
 #include "cmkfs/reserved.h"
 #include "cmkfs/secmem.h"
 #include "cmkfs/volio.h"
-
-/* Record where and why the run stopped; returns err. */
-CMK_PRINTF(4, 5)
-static int fail(struct create_result *r, enum create_stage stage, int err,
-		const char *fmt, ...)
-{
-	va_list ap;
-
-	r->stage = stage;
-	r->err = err;
-	va_start(ap, fmt);
-	vsnprintf(r->msg, sizeof(r->msg), fmt, ap);
-	va_end(ap);
-	return err;
-}
 
 /* 0 if `path` was made now or is an empty directory without a volume. */
 static int dir_empty_or_new(const char *path)
@@ -62,13 +47,13 @@ static int check_dir(const char *dir, struct create_result *r)
 	int rc = dir_empty_or_new(dir);
 
 	if (rc == -EEXIST)
-		return fail(r, CREATE_STAGE_DIR, rc,
+		return ENGINE_FAIL(r, CREATE_STAGE_DIR, rc,
 			    "%s: already holds a cmkfs volume", dir);
 	if (rc == -ENOTEMPTY)
-		return fail(r, CREATE_STAGE_DIR, rc,
+		return ENGINE_FAIL(r, CREATE_STAGE_DIR, rc,
 			    "%s: directory is not empty", dir);
 	if (rc < 0)
-		return fail(r, CREATE_STAGE_DIR, rc, "%s: %s", dir,
+		return ENGINE_FAIL(r, CREATE_STAGE_DIR, rc, "%s: %s", dir,
 			    strerror(-rc));
 	return 0;
 }
@@ -93,15 +78,15 @@ static int open_providers(const struct create_opts *o, const uint8_t *skey,
 			rc = kp_local_open(skey, volid, i, &prov[i]);
 	}
 	if (rc < 0 && cmk != NULL && o->cmk == NULL)
-		return fail(r, CREATE_STAGE_OPEN_KEY, rc, "%s: %s: %s", cmk,
+		return ENGINE_FAIL(r, CREATE_STAGE_OPEN_KEY, rc, "%s: %s: %s", cmk,
 			    volio_strerror(rc), kv_last_error());
 	if (rc < 0)
-		return fail(r, CREATE_STAGE_KEYS, rc, "key setup failed: %s",
+		return ENGINE_FAIL(r, CREATE_STAGE_KEYS, rc, "key setup failed: %s",
 			    strerror(-rc));
 	if (cmk == NULL || o->cmk != NULL || cmk_check_key(prov[1], &why) == 0)
 		return 0;
 	if (!o->force)
-		return fail(r, CREATE_STAGE_REFUSED, -EPERM,
+		return ENGINE_FAIL(r, CREATE_STAGE_REFUSED, -EPERM,
 			    "%s: refused: %s (use --force to override)", cmk,
 			    why);
 	if (o->warn != NULL)
@@ -121,7 +106,7 @@ static int write_volume(const char *dir, const struct volume *v,
 	if (fd < 0 || rand_bytes(dirid, sizeof(dirid)) < 0) {
 		int e = errno;
 
-		rc = fail(r, CREATE_STAGE_WRITE, e ? -e : -EIO, "%s: %s", dir,
+		rc = ENGINE_FAIL(r, CREATE_STAGE_WRITE, e ? -e : -EIO, "%s: %s", dir,
 			  strerror(e));
 		goto out;
 	}
@@ -129,7 +114,7 @@ static int write_volume(const char *dir, const struct volume *v,
 	if (rc == 0)
 		rc = volio_write(fd, v);
 	if (rc < 0)
-		fail(r, CREATE_STAGE_WRITE, rc, "%s: writing the volume: %s",
+		ENGINE_FAIL(r, CREATE_STAGE_WRITE, rc, "%s: writing the volume: %s",
 		     dir, strerror(-rc));
 out:
 	if (fd >= 0)
@@ -151,7 +136,7 @@ int create_volume(const char *dir, const struct create_opts *o,
 	memset(r, 0, sizeof(*r));
 	r->block_size = bs;
 	if (!volume_block_size_ok(bs))
-		return fail(r, CREATE_STAGE_ARGS, -EINVAL,
+		return ENGINE_FAIL(r, CREATE_STAGE_ARGS, -EINVAL,
 			    "block size %u is not a power of two from 512 to "
 			    "1048576",
 			    bs);
@@ -160,13 +145,13 @@ int create_volume(const char *dir, const struct create_opts *o,
 		return rc;
 	rc = kp_local_create(kp);
 	if (rc < 0)
-		return fail(r, CREATE_STAGE_SERVICE_KEY, rc,
+		return ENGINE_FAIL(r, CREATE_STAGE_SERVICE_KEY, rc,
 			    "cannot create service key %s: %s", kp,
 			    strerror(-rc));
 	r->key_created = rc > 0;
 	rc = kp_local_load(kp, &skey);
 	if (rc < 0)
-		return fail(r, CREATE_STAGE_SERVICE_KEY, rc, "%s: %s", kp,
+		return ENGINE_FAIL(r, CREATE_STAGE_SERVICE_KEY, rc, "%s: %s", kp,
 			    volio_strerror(rc == -ENOENT ? -ENOKEY : rc));
 	rc = open_providers(o, skey, volid, prov, r);
 	if (rc < 0)
@@ -175,7 +160,7 @@ int create_volume(const char *dir, const struct create_opts *o,
 	layers[1] = o->cmk != NULL ? o->cmk : prov[1];
 	rc = keyring_create(layers, bs, volid, &v, &kr);
 	if (rc < 0) {
-		fail(r, CREATE_STAGE_KEYS, rc, "key setup failed: %s",
+		ENGINE_FAIL(r, CREATE_STAGE_KEYS, rc, "key setup failed: %s",
 		     strerror(-rc));
 		goto out;
 	}

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +19,7 @@
 #include "cmkfs/backing.h"
 #include "cmkfs/cfile.h"
 #include "cmkfs/dirtree.h"
+#include "cmkfs/engine.h"
 #include "cmkfs/fsck.h"
 #include "cmkfs/journal.h"
 #include "cmkfs/names.h"
@@ -787,21 +787,6 @@ static void fvol_warning(const char *what, void *arg)
 		v->cb->warning(what, v->cb->arg);
 }
 
-/* Record where and why fsck_volume() stopped; returns err. */
-CMK_PRINTF(4, 5)
-static int fvol_fail(struct fsck_volume_result *vr, enum fsck_stage stage,
-		     int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	vr->stage = stage;
-	vr->err = err;
-	va_start(ap, fmt);
-	vsnprintf(vr->msg, sizeof(vr->msg), fmt, ap);
-	va_end(ap);
-	return err;
-}
-
 int fsck_volume(const char *cipherdir, const char *service_key,
 		const struct fsck_opts *o, const struct fsck_cb *cb,
 		struct fsck_volume_result *vr)
@@ -816,7 +801,7 @@ int fsck_volume(const char *cipherdir, const char *service_key,
 	memset(vr, 0, sizeof(*vr));
 	fd = open(cipherdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
-		return fvol_fail(vr, FSCK_STAGE_OPEN, -errno, "%s: %s",
+		return ENGINE_FAIL(vr, FSCK_STAGE_OPEN, -errno, "%s: %s",
 				 cipherdir, strerror(errno));
 	/* Held to the end (closing fd drops it): a mount holds the lock
 	 * shared for its life, so none can start meanwhile, and one in
@@ -824,7 +809,7 @@ int fsck_volume(const char *cipherdir, const char *service_key,
 	rc = o->repair ? volio_lock_offline(fd) : 0;
 	if (rc < 0) {
 		close(fd);
-		return fvol_fail(vr, FSCK_STAGE_LOCK, rc, "%s: %s", cipherdir,
+		return ENGINE_FAIL(vr, FSCK_STAGE_LOCK, rc, "%s: %s", cipherdir,
 				 rc == -EBUSY ?
 					 "in use by a mount or an offline "
 					 "rekey: --repair needs the volume "
@@ -834,11 +819,11 @@ int fsck_volume(const char *cipherdir, const char *service_key,
 	rc = volio_unlock(fd, service_key, &v.kr);
 	if (rc == -EBADMSG) {
 		close(fd);
-		return fvol_fail(vr, FSCK_STAGE_CONFIG, rc, "%s", "");
+		return ENGINE_FAIL(vr, FSCK_STAGE_CONFIG, rc, "%s", "");
 	}
 	if (rc < 0) {
 		close(fd);
-		return fvol_fail(vr, FSCK_STAGE_UNLOCK, rc,
+		return ENGINE_FAIL(vr, FSCK_STAGE_UNLOCK, rc,
 				 "%s: keys unavailable: %s", cipherdir,
 				 volio_strerror(rc));
 	}
@@ -846,7 +831,7 @@ int fsck_volume(const char *cipherdir, const char *service_key,
 	rc = fsck_run(fd, v.kr, &fo, &wrap, &vr->r);
 	close(fd);
 	if (rc < 0) {
-		fvol_fail(vr, FSCK_STAGE_RUN, rc, "%s",
+		ENGINE_FAIL(vr, FSCK_STAGE_RUN, rc, "%s",
 			  rc == -ENOMEM ? "out of memory" : "");
 	} else {
 		vr->stage = FSCK_STAGE_DONE;

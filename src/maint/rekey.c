@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,6 +14,7 @@
 
 #include "cmkfs/audit.h"
 #include "cmkfs/backing.h"
+#include "cmkfs/engine.h"
 #include "cmkfs/header.h"
 #include "cmkfs/json.h"
 #include "cmkfs/kv.h"
@@ -363,21 +363,6 @@ int rekey_run(int rootfd, struct keyring *kr, struct keyprov *prov[2],
 	return rc;
 }
 
-/* Record where and why rekey_volume() stopped; returns err. */
-CMK_PRINTF(4, 5)
-static int fail(struct rekey_result *r, enum rekey_stage stage, int err,
-		const char *fmt, ...)
-{
-	va_list ap;
-
-	r->stage = stage;
-	r->err = err;
-	va_start(ap, fmt);
-	vsnprintf(r->msg, sizeof(r->msg), fmt, ap);
-	va_end(ap);
-	return err;
-}
-
 /* ": <Key Vault's last error>" when the customer layer is a CMK. */
 static const char *kv_sep(const struct volume *v)
 {
@@ -406,7 +391,7 @@ int rekey_volume(const char *cipherdir, const char *service_key,
 	if (rc == 0)
 		rc = volio_read(fd, &v);
 	if (rc < 0) {
-		fail(r, REKEY_STAGE_OPEN, rc, "%s: %s", cipherdir,
+		ENGINE_FAIL(r, REKEY_STAGE_OPEN, rc, "%s: %s", cipherdir,
 		     volio_strerror(rc));
 		goto out;
 	}
@@ -416,7 +401,7 @@ int rekey_volume(const char *cipherdir, const char *service_key,
 	if (rc == 0)
 		rc = keyring_open(&v, prov, &kr);
 	if (rc < 0) {
-		fail(r, REKEY_STAGE_UNLOCK, rc, "%s: cannot unlock: %s%s%s",
+		ENGINE_FAIL(r, REKEY_STAGE_UNLOCK, rc, "%s: cannot unlock: %s%s%s",
 		     cipherdir, volio_strerror(rc), kv_sep(&v), kv_why(&v));
 		audit_event("rekey", v.layer[1].key_id, "denied",
 			    volio_strerror(rc));
@@ -425,7 +410,7 @@ int rekey_volume(const char *cipherdir, const char *service_key,
 	rc = rekey_run(fd, kr, prov, cb, &r->p);
 	rekey_audit(&r->p, v.layer[1].key_id, rc, true);
 	if (rc < 0) {
-		fail(r, REKEY_STAGE_RUN, rc, "%s: %s%s%s", cipherdir,
+		ENGINE_FAIL(r, REKEY_STAGE_RUN, rc, "%s: %s%s%s", cipherdir,
 		     volio_strerror(rc), kv_sep(&v), kv_why(&v));
 		goto out;
 	}

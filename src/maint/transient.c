@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 #include "cmkfs/aead.h"
 #include "cmkfs/backing.h"
 #include "cmkfs/dirtree.h"
+#include "cmkfs/engine.h"
 #include "cmkfs/log.h"
 #include "cmkfs/names.h"
 #include "cmkfs/rand.h"
@@ -181,21 +181,6 @@ int transient_store(int dirfd, struct keyring *kr, const struct tzone *z,
 }
 
 /* Header first: random bytes over it, synced, then the name goes. */
-/* Record where and why transient_edit() stopped; returns err. */
-CMK_PRINTF(4, 5)
-static int edit_fail(struct transient_result *r, enum transient_stage stage,
-		     int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	r->stage = stage;
-	r->err = err;
-	va_start(ap, fmt);
-	vsnprintf(r->msg, sizeof(r->msg), fmt, ap);
-	va_end(ap);
-	return err;
-}
-
 /* The edit of z[0..*n) in place. */
 static int edit(struct transient_result *r, enum transient_op op,
 		const char *vpath, long ttl)
@@ -206,7 +191,7 @@ static int edit(struct transient_result *r, enum transient_op op,
 		;
 	if (op == TRANSIENT_ADD) {
 		if (i == r->n && r->n == TRANSIENT_MAX_ZONES)
-			return edit_fail(r, TRANSIENT_STAGE_EDIT, -ENOSPC,
+			return ENGINE_FAIL(r, TRANSIENT_STAGE_EDIT, -ENOSPC,
 					 "at most %d zones",
 					 TRANSIENT_MAX_ZONES);
 		snprintf(r->z[i].path, sizeof(r->z[i].path), "%s", vpath);
@@ -216,7 +201,7 @@ static int edit(struct transient_result *r, enum transient_op op,
 		return 0;
 	}
 	if (i == r->n)
-		return edit_fail(r, TRANSIENT_STAGE_EDIT, -ENOENT,
+		return ENGINE_FAIL(r, TRANSIENT_STAGE_EDIT, -ENOENT,
 				 "%s is not a transient zone", vpath);
 	r->z[i] = r->z[--r->n];
 	return 0;
@@ -233,13 +218,13 @@ int transient_edit(const char *cipherdir, const char *service_key,
 	fd = open(cipherdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	rc = fd < 0 ? -errno : volio_unlock(fd, service_key, &kr);
 	if (rc < 0) {
-		edit_fail(r, TRANSIENT_STAGE_UNLOCK, rc, "%s: %s", cipherdir,
+		ENGINE_FAIL(r, TRANSIENT_STAGE_UNLOCK, rc, "%s: %s", cipherdir,
 			  volio_strerror(rc));
 		goto out;
 	}
 	rc = transient_load(fd, kr, r->z, &r->n);
 	if (rc < 0) {
-		edit_fail(r, TRANSIENT_STAGE_LOAD, rc, "%s/%s: %s", cipherdir,
+		ENGINE_FAIL(r, TRANSIENT_STAGE_LOAD, rc, "%s/%s: %s", cipherdir,
 			  TRANSIENT_FILE,
 			  rc == -EBADMSG ? "zone list was tampered with or is "
 					   "damaged" :
@@ -252,7 +237,7 @@ int transient_edit(const char *cipherdir, const char *service_key,
 			goto out;
 		rc = transient_store(fd, kr, r->z, r->n);
 		if (rc < 0) {
-			edit_fail(r, TRANSIENT_STAGE_STORE, rc,
+			ENGINE_FAIL(r, TRANSIENT_STAGE_STORE, rc,
 				  "%s: writing the zone list: %s", cipherdir,
 				  strerror(-rc));
 			goto out;
