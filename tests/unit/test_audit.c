@@ -16,6 +16,7 @@
 
 #include "cmkfs/audit.h"
 #include "../lib/tap.h"
+#include "../lib/tvol.h"
 
 #define VOL "00112233445566778899aabbccddeeff"
 #define OTHER "ffeeddccbbaa99887766554433221100"
@@ -93,7 +94,8 @@ static void test_since(void)
 
 int main(void)
 {
-	char top[64], path[PATH_MAX], written[PATH_MAX], first[1024];
+	char top[PATH_MAX], path[PATH_MAX + 16], written[PATH_MAX + 16],
+		first[1024];
 	struct audit_reader *ar = NULL;
 	struct audit_record e;
 	FILE *f;
@@ -109,8 +111,7 @@ int main(void)
 	CHECK(strcmp(audit_default_path(), "/x/audit.log") == 0, "env: %s",
 	      audit_default_path());
 
-	snprintf(top, sizeof(top), "/tmp/cmkfs-test_audit.XXXXXX");
-	if (mkdtemp(top) == NULL) {
+	if (tvol_tmpdir("test_audit", top, sizeof(top)) < 0) {
 		perror("mkdtemp");
 		return 1;
 	}

@@ -29,6 +29,7 @@
 #include "cmkfs/keyprov.h"
 #include "cmkfs/keyring.h"
 #include "../lib/tap.h"
+#include "../lib/tvol.h"
 
 #define MODEL_CAP (4u << 20)	/* largest plain size of the model file */
 #define BIG_JUMP (1u << 20)	/* crosses cfile.c's 1 MiB chunks */
@@ -39,36 +40,6 @@
 static bool slow;
 
 /* ---- helpers ---------------------------------------------------------- */
-
-struct vol {
-	struct keyprov *prov[2];
-	struct keyring *kr;
-	struct volume v;
-};
-
-static int vol_make(struct vol *vo, uint32_t bs, uint32_t seed)
-{
-	uint8_t skey[SERVICE_KEY_LEN], volid[VOLUME_ID_LEN];
-	int rc;
-
-	memset(vo, 0, sizeof(*vo));
-	t_fill(skey, sizeof(skey), seed);
-	t_fill(volid, sizeof(volid), seed + 1);
-	rc = kp_local_open(skey, volid, 0, &vo->prov[0]);
-	if (rc == 0)
-		rc = kp_local_open(skey, volid, 1, &vo->prov[1]);
-	if (rc == 0)
-		rc = keyring_create(vo->prov, bs, volid, &vo->v, &vo->kr);
-	return rc;
-}
-
-static void vol_free(struct vol *vo)
-{
-	keyring_free(vo->kr);
-	keyprov_close(vo->prov[0]);
-	keyprov_close(vo->prov[1]);
-	memset(vo, 0, sizeof(*vo));
-}
 
 /* An anonymous backing file: created in /tmp and unlinked at once. */
 static int tmpfd(void)
@@ -1057,11 +1028,11 @@ int main(void)
 	CHECK_RC(aead_global_init(), 0);
 	for (size_t i = 0; i < CMK_ARRAY_LEN(bss); i++) {
 		uint32_t bs = bss[i];
-		struct vol vo, other;
+		struct tvol_mem vo, other;
 
 		sizes(bs);
-		CHECK_RC(vol_make(&vo, bs, 100 + (uint32_t)i), 0);
-		CHECK_RC(vol_make(&other, bs, 200 + (uint32_t)i), 0);
+		CHECK_RC(tvol_mem_make(&vo, bs, 100 + (uint32_t)i), 0);
+		CHECK_RC(tvol_mem_make(&other, bs, 200 + (uint32_t)i), 0);
 		if (vo.kr != NULL && other.kr != NULL) {
 			errors(vo.kr, bs);
 			write0(vo.kr, bs);
@@ -1072,8 +1043,8 @@ int main(void)
 			tamper_truncation(vo.kr, bs);
 			tamper_header(vo.kr, other.kr, bs);
 		}
-		vol_free(&vo);
-		vol_free(&other);
+		tvol_mem_free(&vo);
+		tvol_mem_free(&other);
 	}
 	sizes(BLOCK_SIZE_MAX);
 	return t_done("test_cfile");

@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +25,7 @@
 #include "cmkfs/secmem.h"
 #include "cmkfs/volio.h"
 #include "../lib/tap.h"
+#include "../lib/tvol.h"
 
 static char top[1024], keypath[PATH_MAX], vol[PATH_MAX];
 
@@ -97,15 +97,6 @@ static struct keyprov *fake_new(uint32_t seed, int no_unwrap)
 
 /* --- helpers --- */
 
-static int rm_one(const char *p, const struct stat *st, int flag,
-		  struct FTW *f)
-{
-	(void)st;
-	(void)flag;
-	(void)f;
-	return remove(p);
-}
-
 static int read_vol(const char *dir, struct volume *v)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
@@ -114,38 +105,6 @@ static int read_vol(const char *dir, struct volume *v)
 		return -errno;
 	rc = volio_read(fd, v);
 	close(fd);
-	return rc;
-}
-
-/* The bytes of a file (config or audit log), NUL-terminated; -1 if none. */
-static ssize_t slurp(const char *dir, const char *name, char *buf, size_t cap)
-{
-	char p[PATH_MAX];
-	ssize_t n;
-	int fd;
-
-	snprintf(p, sizeof(p), "%s/%s", dir, name);
-	fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, cap - 1);
-	close(fd);
-	buf[n < 0 ? 0 : n] = '\0';
-	return n;
-}
-
-/* keyring_open() of the config on disk with (p0, p1); frees the keyring. */
-static int opens_with(struct keyprov *p0, struct keyprov *p1)
-{
-	struct keyprov *p[2] = { p0, p1 };
-	struct keyring *kr = NULL;
-	struct volume v;
-	int rc;
-
-	rc = read_vol(vol, &v);
-	if (rc == 0)
-		rc = keyring_open(&v, p, &kr);
-	keyring_free(kr);
 	return rc;
 }
 
@@ -228,9 +187,9 @@ static void refused(const char *what, enum cmk_action a, struct keyprov *newk,
 	struct seen s;
 	int rc;
 
-	n1 = slurp(vol, VOLUME_FILE, before, sizeof(before));
+	n1 = tvol_slurp(vol, VOLUME_FILE, before, sizeof(before));
 	rc = run(a, newk, c0, c1, &s, &r);
-	n2 = slurp(vol, VOLUME_FILE, after, sizeof(after));
+	n2 = tvol_slurp(vol, VOLUME_FILE, after, sizeof(after));
 	CHECK(rc == err && r.err == err && r.stage == stage,
 	      "%s: rc %d err %d stage %d, want %d at stage %d (%s)", what, rc,
 	      r.err, r.stage, err, stage, r.msg);
@@ -278,10 +237,11 @@ static void done(const char *what, enum cmk_action a, struct keyprov *newk,
 	CHECK(s.warned == 0, "%s: warned", what);
 }
 
-/* Name key of the volume opened with (p0, p1): the KEKs behind it must not
- * change across enable, rotate and disable. */
+/* keyring_open() of the config on disk with (p0, p1), then its name key
+ * into out unless out is NULL; frees the keyring. The KEKs behind the name
+ * key must not change across enable, rotate and disable. */
 static int name_key(struct keyprov *p0, struct keyprov *p1,
-		    uint8_t out[static NAME_KEY_LEN])
+		    uint8_t out[NAME_KEY_LEN])
 {
 	struct keyprov *p[2] = { p0, p1 };
 	struct keyring *kr = NULL;
@@ -291,10 +251,15 @@ static int name_key(struct keyprov *p0, struct keyprov *p1,
 	rc = read_vol(vol, &v);
 	if (rc == 0)
 		rc = keyring_open(&v, p, &kr);
-	if (rc == 0)
+	if (rc == 0 && out != NULL)
 		rc = keyring_name_key(kr, out);
 	keyring_free(kr);
 	return rc;
+}
+
+static int opens_with(struct keyprov *p0, struct keyprov *p1)
+{
+	return name_key(p0, p1, NULL);
 }
 
 static int persist(const struct volume *v, void *arg)
@@ -308,15 +273,13 @@ static void transactions(void)
 		       *b = fake_new(2, 0), *bad = fake_new(3, 1);
 	uint8_t nk0[NAME_KEY_LEN], nk[NAME_KEY_LEN];
 	char local1[VOLUME_KEYID_MAX + 1];
-	static struct create_result cr;
-	struct create_opts co = { .service_key = keypath };
 	struct volume v;
 
 	if (a == NULL || b == NULL || bad == NULL) {
 		CHECK(0, "out of memory");
 		goto out;
 	}
-	CHECK_RC(create_volume(vol, &co, &cr), 0);
+	CHECK_RC(tvol_create(vol, keypath, 0), 0);
 	CHECK_RC(local_provs(vol, loc), 0);
 	if (loc[1] == NULL)
 		goto out;
@@ -367,10 +330,10 @@ static void transactions(void)
 	CHECK_RC(opens_with(loc[0], loc[1]), 0);
 	CHECK(opens_with(loc[0], b) < 0, "still opens with the CMK");
 	{
-		int fd = open(vol, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		struct keyring *kr = NULL;
+		int fd = -1;
 
-		CHECK_RC(volio_unlock(fd, keypath, &kr), 0);
+		CHECK_RC(tvol_unlock(vol, keypath, &fd, &kr), 0);
 		keyring_free(kr);
 		if (fd >= 0)
 			close(fd);
@@ -497,7 +460,8 @@ static void audited(void)
 	snprintf(k1, sizeof(k1), "%s00000001", fk);
 	snprintf(k2, sizeof(k2), "%s00000002", fk);
 	snprintf(k5, sizeof(k5), "%s00000005", fk);
-	CHECK(slurp(top, "audit.log", log, sizeof(log)) > 0, "no audit log");
+	CHECK(tvol_slurp(top, "audit.log", log, sizeof(log)) > 0,
+	      "no audit log");
 	CHECK(has_event(log, "wrap", k1, "ok"), "no wrap event for key 1");
 	CHECK(has_event(log, "cmk_enable", k1, "ok"), "no cmk_enable event");
 	CHECK(has_event(log, "cmk_rotate", k2, "ok"), "no cmk_rotate event");
@@ -512,14 +476,11 @@ static void audited(void)
 
 int main(void)
 {
-	const char *tmp = getenv("TMPDIR");
 	char alog[PATH_MAX];
 	size_t base;
 
 	CHECK_RC(aead_global_init(), 0);
-	snprintf(top, sizeof(top), "%s/cmkfs-test_cmk.XXXXXX",
-		 tmp && *tmp ? tmp : "/tmp");
-	if (mkdtemp(top) == NULL) {
+	if (tvol_tmpdir("test_cmk", top, sizeof(top)) < 0) {
 		perror("mkdtemp");
 		return 1;
 	}
@@ -535,6 +496,6 @@ int main(void)
 	audited();
 	CHECK(secmem_in_use() == base, "secmem in use %zu, was %zu",
 	      secmem_in_use(), base);
-	nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	(void)tvol_rmtree(top);
 	return t_done("test_cmk");
 }

@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,17 +20,9 @@
 #include "cmkfs/secmem.h"
 #include "cmkfs/volio.h"
 #include "../lib/tap.h"
+#include "../lib/tvol.h"
 
 static char top[1024], keypath[PATH_MAX];
-
-static int rm_one(const char *p, const struct stat *st, int flag,
-		  struct FTW *f)
-{
-	(void)st;
-	(void)flag;
-	(void)f;
-	return remove(p);
-}
 
 static void path_of(char *out, const char *name)
 {
@@ -45,22 +36,6 @@ static int exists(const char *dir, const char *name)
 
 	snprintf(p, sizeof(p), "%s/%s", dir, name);
 	return access(p, F_OK) == 0;
-}
-
-/* The whole config file, or -1. */
-static ssize_t read_conf(const char *dir, uint8_t *buf, size_t cap)
-{
-	char p[PATH_MAX];
-	ssize_t n;
-	int fd;
-
-	snprintf(p, sizeof(p), "%s/%s", dir, VOLUME_FILE);
-	fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, cap);
-	close(fd);
-	return n;
 }
 
 static int create(const char *dir, uint32_t bs, struct create_result *r)
@@ -113,19 +88,19 @@ static void new_volume(void)
 static void refusals(void)
 {
 	char dir[PATH_MAX], dir2[PATH_MAX], p[PATH_MAX];
-	static uint8_t before[VOLUME_MAX_LEN + 1], after[VOLUME_MAX_LEN + 1];
+	static char before[VOLUME_MAX_LEN + 1], after[VOLUME_MAX_LEN + 1];
 	static struct create_result r;
 	ssize_t n1, n2;
 	int fd;
 
 	/* A second create on the same directory: refused, config kept. */
 	path_of(dir, "vol");
-	n1 = read_conf(dir, before, sizeof(before));
+	n1 = tvol_slurp(dir, VOLUME_FILE, before, sizeof(before));
 	CHECK(n1 > 0, "no config before the second create");
 	CHECK_RC(create(dir, 0, &r), -EEXIST);
 	CHECK(r.stage == CREATE_STAGE_DIR && strstr(r.msg, "already holds"),
 	      "stage %d msg '%s'", r.stage, r.msg);
-	n2 = read_conf(dir, after, sizeof(after));
+	n2 = tvol_slurp(dir, VOLUME_FILE, after, sizeof(after));
 	CHECK(n1 == n2 && memcmp(before, after, (size_t)n1) == 0,
 	      "the config changed under a refused create");
 
@@ -196,13 +171,10 @@ static void existing_dir(void)
 
 int main(void)
 {
-	const char *tmp = getenv("TMPDIR");
 	size_t base;
 
 	CHECK_RC(aead_global_init(), 0);
-	snprintf(top, sizeof(top), "%s/cmkfs-test_create.XXXXXX",
-		 tmp && *tmp ? tmp : "/tmp");
-	if (mkdtemp(top) == NULL) {
+	if (tvol_tmpdir("test_create", top, sizeof(top)) < 0) {
 		perror("mkdtemp");
 		return 1;
 	}
@@ -213,6 +185,6 @@ int main(void)
 	existing_dir();
 	CHECK(secmem_in_use() == base, "secmem in use %zu, was %zu",
 	      secmem_in_use(), base);
-	nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	(void)tvol_rmtree(top);
 	return t_done("test_create");
 }

@@ -14,7 +14,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,13 +22,13 @@
 #include <unistd.h>
 
 #include "cmkfs/audit.h"
-#include "cmkfs/create.h"
 #include "cmkfs/ctl.h"
 #include "cmkfs/ctlcmd.h"
 #include "cmkfs/monitor.h"
 #include "cmkfs/runtime.h"
 #include "cmkfs/volio.h"
 #include "../lib/tap.h"
+#include "../lib/tvol.h"
 
 #define MNT "/mnt/test-ctl"
 
@@ -67,13 +66,6 @@ static void handler(const char *cmd, char *reply, size_t cap, int fd,
 		return;
 	}
 	snprintf(reply, cap, "{\"ok\":true,\"cmd\":\"%s\"}", cmd);
-}
-
-static int rm_one(const char *p, const struct stat *st, int flag,
-		  struct FTW *f)
-{
-	(void)st, (void)flag, (void)f;
-	return remove(p);
 }
 
 /* The client functions against the fake daemon's canned replies. */
@@ -128,8 +120,6 @@ static void client_real(const char *top)
 		.open_providers = volio_providers,
 		.strerror = volio_strerror,
 	};
-	static struct create_result cr;
-	struct create_opts co = { 0 };
 	struct ctlcmd c = { 0 };
 	struct ctlcmd_state st;
 	struct keyring *kr = NULL;
@@ -144,11 +134,8 @@ static void client_real(const char *top)
 	snprintf(esc, sizeof(esc), "\"audit_log\":\"%s/a\\\"b\\\\c.log\"",
 		 top);
 	audit_open(alog);
-	co.service_key = key;
-	CHECK_RC(create_volume(vol, &co, &cr), 0);
-	rootfd = open(vol, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	CHECK(rootfd >= 0, "open volume");
-	CHECK_RC(volio_unlock(rootfd, key, &kr), 0);
+	CHECK_RC(tvol_create(vol, key, 0), 0);
+	CHECK_RC(tvol_unlock(vol, key, &rootfd, &kr), 0);
 	if (kr == NULL)
 		return;
 	cfg.service_key = key;
@@ -198,15 +185,12 @@ static int collect(const char *line, void *arg)
 
 int main(void)
 {
-	const char *tmp = getenv("TMPDIR");
 	char top[PATH_MAX], sock[PATH_MAX], state[PATH_MAX], out[256];
 	struct seen s = { .stop_at = 0 };
 	struct ctl *c = NULL;
 	int calls = 0;
 
-	snprintf(top, sizeof(top), "%s/cmkfs-test_ctl.XXXXXX",
-		 tmp && *tmp ? tmp : "/tmp");
-	if (mkdtemp(top) == NULL) {
+	if (tvol_tmpdir("test_ctl", top, sizeof(top)) < 0) {
 		perror("mkdtemp");
 		return 1;
 	}
@@ -252,6 +236,6 @@ int main(void)
 	      "%d calls", calls);
 	CHECK_RC(ctl_request(MNT, "status", out, sizeof(out)), -ENOENT);
 	client_real(top);
-	nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	(void)tvol_rmtree(top);
 	return t_done("test_ctl");
 }

@@ -20,41 +20,7 @@
 #include "cmkfs/keyring.h"
 #include "cmkfs/secmem.h"
 #include "../lib/tap.h"
-
-struct vol {
-	struct keyprov *prov[2];
-	struct keyring *kr;
-	struct volume v;
-};
-
-static int vol_make(struct vol *vo, uint32_t seed)
-{
-	uint8_t skey[SERVICE_KEY_LEN], volid[VOLUME_ID_LEN];
-	int rc;
-
-	memset(vo, 0, sizeof(*vo));
-	t_fill(skey, sizeof(skey), seed);
-	t_fill(volid, sizeof(volid), seed + 1);
-	rc = kp_local_open(skey, volid, 0, &vo->prov[0]);
-	if (rc == 0)
-		rc = kp_local_open(skey, volid, 1, &vo->prov[1]);
-	if (rc == 0)
-		rc = keyring_create(vo->prov, 4096, volid, &vo->v, &vo->kr);
-	return rc;
-}
-
-static void vol_free(struct vol *vo)
-{
-	keyring_free(vo->kr);
-	keyprov_close(vo->prov[0]);
-	keyprov_close(vo->prov[1]);
-	memset(vo, 0, sizeof(*vo));
-}
-
-static bool exists(int dfd, const char *name)
-{
-	return faccessat(dfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
-}
+#include "../lib/tvol.h"
 
 static int touch(int dfd, const char *name)
 {
@@ -112,7 +78,7 @@ static void test_make(int top, uint8_t ida[static DIRID_LEN],
 	CHECK(memcmp(ida, idb, DIRID_LEN) != 0, "ids differ");
 
 	CHECK_RC(dirtree_make(top, "a", 0700, 0, 0, false), -EEXIST);
-	CHECK(exists(a, DIRID_FILE), "a taken name keeps its id");
+	CHECK(tvol_exists(a, DIRID_FILE), "a taken name keeps its id");
 	close(a);
 	close(b);
 }
@@ -202,7 +168,7 @@ static void test_read_dirid(int top)
 	CHECK_RC(dirtree_read_dirid(dfd, got), -ELOOP);
 	close(dfd);
 	rm_tree(top, "r");
-	CHECK(!exists(top, "r"), "r removed");
+	CHECK(!tvol_exists(top, "r"), "r removed");
 }
 
 static void test_side_name(void)
@@ -291,14 +257,14 @@ static void test_longname(struct keyring *kr, int dfd,
 		 -EBADMSG);
 
 	dirtree_longname_del(dfd, &l1);
-	CHECK(!exists(dfd, side), "side file removed");
+	CHECK(!tvol_exists(dfd, side), "side file removed");
 	dirtree_longname_del(dfd, &l1);	/* already gone: harmless */
 
 	/* short names have no side file */
 	CHECK_RC(dirtree_bname(kr, id, "short", &sn), 0);
 	CHECK_RC(dirtree_longname_add(dfd, &sn), 0);
 	CHECK_RC(names_side_name(sn.name, side, sizeof(side)), 0);
-	CHECK(!exists(dfd, side), "no side file for a short name");
+	CHECK(!tvol_exists(dfd, side), "no side file for a short name");
 }
 
 /* Only the id counts as nothing; stale temporaries are swept, other names
@@ -310,12 +276,12 @@ static void test_is_empty(int dfd)
 	CHECK_RC(dirtree_is_empty(dfd), 1);
 	CHECK_RC(touch(dfd, tmp), 0);
 	CHECK_RC(dirtree_is_empty(dfd), 1);
-	CHECK(!exists(dfd, tmp), "stale temporary removed");
-	CHECK(exists(dfd, DIRID_FILE), "id kept");
+	CHECK(!tvol_exists(dfd, tmp), "stale temporary removed");
+	CHECK(tvol_exists(dfd, DIRID_FILE), "id kept");
 
 	CHECK_RC(touch(dfd, "x"), 0);
 	CHECK_RC(dirtree_is_empty(dfd), 0);
-	CHECK(exists(dfd, "x"), "an entry is never removed");
+	CHECK(tvol_exists(dfd, "x"), "an entry is never removed");
 	CHECK_RC(unlinkat(dfd, "x", 0), 0);
 	CHECK_RC(dirtree_is_empty(dfd), 1);
 	CHECK_RC(dirtree_is_empty(-1), -EBADF);
@@ -323,16 +289,16 @@ static void test_is_empty(int dfd)
 
 int main(void)
 {
-	char top_path[] = "/tmp/cmkfs-test_dirtree.XXXXXX";
+	char top_path[PATH_MAX];
 	uint8_t ida[DIRID_LEN], idb[DIRID_LEN];
-	struct vol vo;
+	struct tvol_mem vo;
 	int top, a;
 
-	if (aead_global_init() < 0 || vol_make(&vo, 7) < 0) {
+	if (aead_global_init() < 0 || tvol_mem_make(&vo, 4096, 7) < 0) {
 		fprintf(stderr, "setup failed\n");
 		return 1;
 	}
-	if (mkdtemp(top_path) == NULL) {
+	if (tvol_tmpdir("test_dirtree", top_path, sizeof(top_path)) < 0) {
 		perror("mkdtemp");
 		return 1;
 	}
@@ -358,6 +324,6 @@ int main(void)
 	rm_tree(top, "b");
 	close(top);
 	CHECK(rmdir(top_path) == 0, "test tree cleaned up");
-	vol_free(&vo);
+	tvol_mem_free(&vo);
 	return t_done("test_dirtree");
 }

@@ -14,7 +14,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,66 +23,29 @@
 
 #include "cmkfs/backing.h"
 #include "cmkfs/cfile.h"
-#include "cmkfs/create.h"
 #include "cmkfs/dirtree.h"
 #include "cmkfs/fsck.h"
 #include "cmkfs/header.h"
 #include "cmkfs/names.h"
 #include "cmkfs/volio.h"
 #include "../lib/tap.h"
+#include "../lib/tvol.h"
 
-static char top[64], vol[PATH_MAX], keypath[PATH_MAX];
+static char top[1024], vol[PATH_MAX], keypath[PATH_MAX];
 static struct keyring *kr;
 static uint32_t bs;
-
-static int rm_one(const char *p, const struct stat *st, int flag,
-		  struct FTW *f)
-{
-	(void)st;
-	(void)flag;
-	(void)f;
-	return remove(p);
-}
-
-static void dirid_of(int dfd, uint8_t dirid[static DIRID_LEN])
-{
-	size_t len = 0;
-
-	CHECK(backing_read_small(dfd, DIRID_FILE, dirid, DIRID_LEN, &len) == 0 &&
-		      len == DIRID_LEN,
-	      "dirid");
-}
-
-/* Plaintext `name` in directory dfd: its backing name into bn. */
-static void name_in(int dfd, const char *name, struct bname *bn)
-{
-	uint8_t dirid[DIRID_LEN];
-
-	dirid_of(dfd, dirid);
-	CHECK_RC(dirtree_bname(kr, dirid, name, bn), 0);
-	CHECK_RC(dirtree_longname_add(dfd, bn), 0);
-}
 
 /* A file of `len` pseudo-random bytes written through the codec. */
 static void mkfile(int dfd, const char *name, size_t len, char *bname)
 {
 	struct bname bn;
-	struct cfile cf;
 	uint8_t *buf = malloc(len + 1);
-	uint64_t at;
-	int fd;
 
 	for (size_t i = 0; i < len; i++)
 		buf[i] = (uint8_t)(i * 131 + 7);
-	name_in(dfd, name, &bn);
+	CHECK_RC(tvol_bname(kr, dfd, name, &bn), 0);
 	strcpy(bname, bn.name);
-	fd = openat(dfd, bn.name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	CHECK(fd >= 0, "create %s", name);
-	cfile_init(&cf, kr, bs, fd);
-	CHECK_RC(cfile_create(&cf, fd), 0);
-	CHECK_RC(cfile_write(&cf, fd, 0, buf, len, false, &at), 0);
-	cfile_destroy(&cf);
-	close(fd);
+	CHECK_RC(tvol_write(kr, dfd, bn.name, buf, len), 0);
 	free(buf);
 }
 
@@ -92,7 +54,7 @@ static int mkdir_in(int dfd, const char *name, char *bname)
 	struct bname bn;
 	int fd;
 
-	name_in(dfd, name, &bn);
+	CHECK_RC(tvol_bname(kr, dfd, name, &bn), 0);
 	strcpy(bname, bn.name);
 	CHECK_RC(dirtree_make(dfd, "cmkfs.tmp.00000000000000aa", 0700, 0, 0,
 			      false),
@@ -192,21 +154,6 @@ static void v_progress(enum fsck_phase ph, const struct fsck_result *r,
 	}
 }
 
-/* 1 if the file at path holds `needle` (whole file, up to 64 KiB). */
-static int file_has(const char *path, const char *needle)
-{
-	static char buf[65536];
-	FILE *f = fopen(path, "r");
-	size_t n;
-
-	if (f == NULL)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	return strstr(buf, needle) != NULL;
-}
-
 /* fsck_volume() on the volume left by main(), whose rootfd still holds
  * the offline lock, as a CLI runs it. */
 static void test_volume(int rootfd)
@@ -260,7 +207,8 @@ static void test_volume(int rootfd)
 	      "FSCK_PHASE_DONE once after the walk: %u", seen.done);
 	fsck_result_free(&vr.r);
 	volume_id_hex(keyring_volume(kr), id);
-	CHECK(file_has(alog, "\"event\":\"fsck\"") && file_has(alog, id),
+	CHECK(tvol_file_has(alog, "\"event\":\"fsck\"") &&
+		      tvol_file_has(alog, id),
 	      "fsck audited under the volume id");
 
 	/* the lock released: --repair runs and audits as such */
@@ -271,7 +219,7 @@ static void test_volume(int rootfd)
 		      vr.r.problems == 0,
 	      "repair: stage %d, %lu problems", vr.stage, vr.r.problems);
 	fsck_result_free(&vr.r);
-	CHECK(file_has(alog, "\"event\":\"fsck_repair\""),
+	CHECK(tvol_file_has(alog, "\"event\":\"fsck_repair\""),
 	      "fsck_repair audited");
 	o.repair = false;
 
@@ -291,8 +239,6 @@ static void test_volume(int rootfd)
 
 int main(void)
 {
-	struct create_opts co = { 0 };
-	static struct create_result cr;
 	char a[ENCNAME_MAX], d[ENCNAME_MAX], b[ENCNAME_MAX], sub[ENCNAME_MAX],
 		c[ENCNAME_MAX], lng[ENCNAME_MAX], lname[201], side[ENCNAME_MAX];
 	uint64_t c1 = 0;
@@ -303,19 +249,14 @@ int main(void)
 	const struct fsck_item *it;
 	int rootfd, dfd, subfd, fd;
 
-	snprintf(top, sizeof(top), "/tmp/cmkfs-test_fsck.XXXXXX");
-	if (mkdtemp(top) == NULL) {
+	if (tvol_tmpdir("test_fsck", top, sizeof(top)) < 0) {
 		perror("mkdtemp");
 		return 1;
 	}
 	snprintf(vol, sizeof(vol), "%s/vol", top);
 	snprintf(keypath, sizeof(keypath), "%s/service.key", top);
-	co.service_key = keypath;
-	co.block_size = 4096;
-	CHECK_RC(create_volume(vol, &co, &cr), 0);
-	rootfd = open(vol, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	CHECK(rootfd >= 0, "open volume");
-	CHECK_RC(volio_unlock(rootfd, keypath, &kr), 0);
+	CHECK_RC(tvol_create(vol, keypath, 4096), 0);
+	CHECK_RC(tvol_unlock(vol, keypath, &rootfd, &kr), 0);
 	if (kr == NULL)
 		return t_done("test_fsck");
 	bs = keyring_volume(kr)->block_size;
@@ -439,6 +380,6 @@ int main(void)
 	close(dfd);
 	test_volume(rootfd);	/* closes rootfd */
 	keyring_free(kr);
-	CHECK(nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0, "cleanup");
+	CHECK(tvol_rmtree(top) == 0, "cleanup");
 	return t_done("test_fsck");
 }

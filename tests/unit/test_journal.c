@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,41 +25,12 @@
 #include "cmkfs/keyprov.h"
 #include "cmkfs/keyring.h"
 #include "../lib/tap.h"
+#include "../lib/tvol.h"
 
 #define BS 4096u
 #define OLD_SIZE (3 * BS + 100)
 #define NEW_SIZE (BS + 50)	/* re-seals block 1 as the last, 50 bytes */
 #define REC_HDR 16		/* magic, block number */
-
-struct vol {
-	struct keyprov *prov[2];
-	struct keyring *kr;
-	struct volume v;
-};
-
-static int vol_make(struct vol *vo, uint32_t seed)
-{
-	uint8_t skey[SERVICE_KEY_LEN], volid[VOLUME_ID_LEN];
-	int rc;
-
-	memset(vo, 0, sizeof(*vo));
-	t_fill(skey, sizeof(skey), seed);
-	t_fill(volid, sizeof(volid), seed + 1);
-	rc = kp_local_open(skey, volid, 0, &vo->prov[0]);
-	if (rc == 0)
-		rc = kp_local_open(skey, volid, 1, &vo->prov[1]);
-	if (rc == 0)
-		rc = keyring_create(vo->prov, BS, volid, &vo->v, &vo->kr);
-	return rc;
-}
-
-static void vol_free(struct vol *vo)
-{
-	keyring_free(vo->kr);
-	keyprov_close(vo->prov[0]);
-	keyprov_close(vo->prov[1]);
-	memset(vo, 0, sizeof(*vo));
-}
 
 /* Expected failures log an error; keep them off the test output
  * (TEST_VERBOSE=1 shows them). */
@@ -85,36 +57,11 @@ static void quiet(bool on)
 	}
 }
 
-static bool exists(int dfd, const char *name)
-{
-	return faccessat(dfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
-}
-
 static off_t fsize(int fd)
 {
 	struct stat st;
 
 	return fstat(fd, &st) < 0 ? -1 : st.st_size;
-}
-
-/* Write `len` bytes of `data` to a new file dfd/name: a real cfile. */
-static int make_file(struct keyring *kr, int dfd, const char *name,
-		     const uint8_t *data, size_t len)
-{
-	struct cfile cf;
-	uint64_t at;
-	int fd, rc;
-
-	fd = openat(dfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	cfile_init(&cf, kr, BS, fd);
-	rc = cfile_create(&cf, fd);
-	if (rc == 0)
-		rc = cfile_write(&cf, fd, 0, data, len, false, &at);
-	cfile_destroy(&cf);
-	close(fd);
-	return rc;
 }
 
 /* 0 if dfd/name opens, has `len` plaintext bytes equal to data and a
@@ -181,7 +128,7 @@ int main(void)
 {
 	static uint8_t data[OLD_SIZE], rec[REC_HDR + BS + BLOCK_OVERHEAD],
 		bad[sizeof(rec)];
-	char top_path[] = "/tmp/cmkfs-test_journal.XXXXXX";
+	char top_path[PATH_MAX];
 	char jname[JOURNAL_NAME_LEN + 1], other[JOURNAL_NAME_LEN + 1];
 	int top = -1, root = -1, sub = -1, jfd = -1, fd = -1;
 	size_t rec_len = 0;
@@ -189,13 +136,13 @@ int main(void)
 	off_t cut = 0;
 	int rc;
 	struct cfile cf;
-	struct vol vo;
+	struct tvol_mem vo;
 
 	t_fill(data, sizeof(data), 42);
 	memset(other, 'a', JOURNAL_NAME_LEN);
 	other[JOURNAL_NAME_LEN] = '\0';
-	if (aead_global_init() < 0 || vol_make(&vo, 11) < 0 ||
-	    mkdtemp(top_path) == NULL) {
+	if (aead_global_init() < 0 || tvol_mem_make(&vo, BS, 11) < 0 ||
+	    tvol_tmpdir("test_journal", top_path, sizeof(top_path)) < 0) {
 		fprintf(stderr, "setup failed\n");
 		return 1;
 	}
@@ -213,7 +160,7 @@ int main(void)
 	CHECK_RC(journal_open(root, false), -ENOENT);
 	jfd = journal_open(root, true);
 	CHECK(jfd >= 0, "journal made: %d", jfd);
-	CHECK(exists(root, JOURNAL_DIR), "as %s", JOURNAL_DIR);
+	CHECK(tvol_exists(root, JOURNAL_DIR), "as %s", JOURNAL_DIR);
 	fd = journal_open(root, true);
 	CHECK(fd >= 0, "made twice: %d", fd);
 	if (fd >= 0)
@@ -223,7 +170,7 @@ int main(void)
 
 	/* A shrink writes its record (caught through a second link, since a
 	 * shrink that completes removes it). */
-	CHECK_RC(make_file(vo.kr, sub, "F1", data, OLD_SIZE), 0);
+	CHECK_RC(tvol_write(vo.kr, sub, "F1", data, OLD_SIZE), 0);
 	CHECK_RC(file_id_name(sub, "F1", jname), 0);
 	fd = openat(jfd, jname, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	CHECK(fd >= 0, "record name made");
@@ -237,7 +184,7 @@ int main(void)
 	CHECK_RC(cfile_load(&cf, fd), 0);
 	CHECK_RC(cfile_truncate(&cf, fd, NEW_SIZE), 0);
 	cfile_destroy(&cf);
-	CHECK(!exists(jfd, jname), "a finished shrink leaves no record");
+	CHECK(!tvol_exists(jfd, jname), "a finished shrink leaves no record");
 	CHECK_RC(backing_read_small(top, "keep", rec, sizeof(rec), &rec_len),
 		 0);
 	CHECK(rec_len == REC_HDR + 50 + BLOCK_OVERHEAD && rec[REC_HDR - 1] == 1,
@@ -268,7 +215,7 @@ int main(void)
 		CHECK_RC(backing_replace(jfd, jname, bad, len, 0600), 0);
 		CHECK_RC(recover(root, jfd, vo.kr, &done), 0);
 		CHECK(done == 0, "damage %d: nothing completed", k);
-		CHECK(exists(jfd, jname), "damage %d: record kept", k);
+		CHECK(tvol_exists(jfd, jname), "damage %d: record kept", k);
 		CHECK(fsize(fd) == cut, "damage %d: file untouched", k);
 	}
 
@@ -279,15 +226,15 @@ int main(void)
 	CHECK_RC(backing_replace(jfd, "notes", "x", 1, 0600), 0);
 	CHECK_RC(recover(root, jfd, vo.kr, &done), 0);
 	CHECK(done == 1, "one file completed: %u", done);
-	CHECK(!exists(jfd, jname), "its record removed");
-	CHECK(!exists(jfd, other), "a gone file's record removed");
-	CHECK(exists(jfd, "notes"), "not a record: left alone");
+	CHECK(!tvol_exists(jfd, jname), "its record removed");
+	CHECK(!tvol_exists(jfd, other), "a gone file's record removed");
+	CHECK(tvol_exists(jfd, "notes"), "not a record: left alone");
 	CHECK_RC(check_file(vo.kr, sub, "F1", data, NEW_SIZE), 0);
 
 	/* A record of a whole file is stale: dropped, the file untouched. */
 	CHECK_RC(backing_replace(jfd, jname, rec, rec_len, 0600), 0);
 	CHECK_RC(recover(root, jfd, vo.kr, &done), 0);
-	CHECK(done == 0 && !exists(jfd, jname), "stale record dropped");
+	CHECK(done == 0 && !tvol_exists(jfd, jname), "stale record dropped");
 	CHECK_RC(check_file(vo.kr, sub, "F1", data, NEW_SIZE), 0);
 
 	/* Nothing to do: an empty journal is not an error. */
@@ -306,6 +253,6 @@ int main(void)
 	CHECK_RC(unlinkat(top, "keep", 0), 0);
 	close(top);
 	CHECK(rmdir(top_path) == 0, "test tree cleaned up");
-	vol_free(&vo);
+	tvol_mem_free(&vo);
 	return t_done("test_journal");
 }

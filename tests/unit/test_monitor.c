@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "cmkfs/monitor.h"
 #include "cmkfs/secmem.h"
 #include "../lib/tap.h"
+#include "../lib/tvol.h"
 
 #define DEADLINE_SEC 20
 
@@ -176,20 +178,6 @@ static int name_key_is(struct keyring *kr, const uint8_t *want)
 	return ok;
 }
 
-static int audit_has(const char *path, const char *what)
-{
-	char buf[65536];
-	FILE *f = fopen(path, "r");
-	size_t n;
-
-	if (f == NULL)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	return strstr(buf, what) != NULL;
-}
-
 /* A new volume under the fake providers (as open_providers makes them). */
 static struct keyring *make_volume(struct volume *v)
 {
@@ -301,9 +289,9 @@ static void lock_and_resume(struct keyring *kr, const struct volume *v,
 	CHECK(monitor_reload(m, &bad, &st) < 0, "tampered config adopted");
 	monitor_stop(m);
 	CHECK(get(&locks) == 3, "on_lock called %d times", get(&locks));
-	CHECK(audit_has(audit_log, "\"event\":\"lock\"") &&
-		      audit_has(audit_log, "\"event\":\"resume\"") &&
-		      audit_has(audit_log, "\"result\":\"transient\""),
+	CHECK(tvol_file_has(audit_log, "\"event\":\"lock\"") &&
+		      tvol_file_has(audit_log, "\"event\":\"resume\"") &&
+		      tvol_file_has(audit_log, "\"result\":\"transient\""),
 	      "audit trail");
 	secmem_wipe(name_key, sizeof(name_key));
 }
@@ -337,14 +325,14 @@ static void grace_over(struct keyring *kr)
 int main(void)
 {
 	struct monitor_cfg none = { .service_key = "test-key" };
-	char dir[] = "/tmp/cmkfs-test-monitor.XXXXXX", log[64];
+	char dir[PATH_MAX], log[PATH_MAX + 16];
 	struct keyring *kr;
 	struct monitor *m = NULL;
 	struct volume v;
 	size_t base;
 
 	CHECK_RC(aead_global_init(), 0);
-	if (mkdtemp(dir) == NULL) {
+	if (tvol_tmpdir("test_monitor", dir, sizeof(dir)) < 0) {
 		perror("mkdtemp");
 		return 1;
 	}

@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,8 +20,6 @@
 #include <unistd.h>
 
 #include "cmkfs/audit.h"
-#include "cmkfs/cfile.h"
-#include "cmkfs/create.h"
 #include "cmkfs/ctl.h"
 #include "cmkfs/ctlcmd.h"
 #include "cmkfs/dirtree.h"
@@ -31,20 +28,12 @@
 #include "cmkfs/rekey.h"
 #include "cmkfs/volio.h"
 #include "../lib/tap.h"
+#include "../lib/tvol.h"
 
 #define MNT "/mnt/test-rekey"
 #define FILE_LEN 10000
 
-static char top[64], vol[PATH_MAX], keypath[PATH_MAX];
-
-static int rm_one(const char *p, const struct stat *st, int flag,
-		  struct FTW *f)
-{
-	(void)st;
-	(void)flag;
-	(void)f;
-	return remove(p);
-}
+static char top[1024], vol[PATH_MAX], keypath[PATH_MAX];
 
 static void fill(uint8_t *buf, size_t len, unsigned seed)
 {
@@ -56,25 +45,13 @@ static void fill(uint8_t *buf, size_t len, unsigned seed)
 static void mkfile(struct keyring *kr, int rootfd, const char *name,
 		   unsigned seed, char *bname)
 {
-	uint8_t dirid[DIRID_LEN], buf[FILE_LEN];
+	uint8_t buf[FILE_LEN];
 	struct bname bn;
-	struct cfile cf;
-	uint64_t at;
-	int fd;
 
 	fill(buf, sizeof(buf), seed);
-	CHECK_RC(dirtree_read_dirid(rootfd, dirid), 0);
-	CHECK_RC(dirtree_bname(kr, dirid, name, &bn), 0);
-	CHECK_RC(dirtree_longname_add(rootfd, &bn), 0);
+	CHECK_RC(tvol_bname(kr, rootfd, name, &bn), 0);
 	snprintf(bname, ENCNAME_MAX, "%s", bn.name);
-	fd = openat(rootfd, bn.name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
-		    0600);
-	CHECK(fd >= 0, "create %s", name);
-	cfile_init(&cf, kr, keyring_volume(kr)->block_size, fd);
-	CHECK_RC(cfile_create(&cf, fd), 0);
-	CHECK_RC(cfile_write(&cf, fd, 0, buf, sizeof(buf), false, &at), 0);
-	cfile_destroy(&cf);
-	close(fd);
+	CHECK_RC(tvol_write(kr, rootfd, bn.name, buf, sizeof(buf)), 0);
 }
 
 /* 1 if backing file bname reads back as mkfile wrote it with seed. */
@@ -82,20 +59,11 @@ static int reads_back(struct keyring *kr, int rootfd, const char *bname,
 		      unsigned seed)
 {
 	uint8_t want[FILE_LEN], got[FILE_LEN];
-	struct cfile cf;
 	size_t n = 0;
-	int fd, rc;
+	int rc;
 
 	fill(want, sizeof(want), seed);
-	fd = openat(rootfd, bname, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	cfile_init(&cf, kr, keyring_volume(kr)->block_size, fd);
-	rc = cfile_load(&cf, fd);
-	if (rc == 0)
-		rc = cfile_read(&cf, fd, 0, sizeof(got), got, &n);
-	cfile_destroy(&cf);
-	close(fd);
+	rc = tvol_read(kr, rootfd, bname, got, sizeof(got), &n);
 	return rc == 0 && n == sizeof(got) && memcmp(got, want, n) == 0;
 }
 
@@ -233,9 +201,7 @@ static void test_live(int gen)
 
 	setenv("CMKFS_RUNTIME_DIR", top, 1);
 	cbs.arg = &s;
-	rootfd = open(vol, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	CHECK(rootfd >= 0, "open volume");
-	CHECK_RC(volio_unlock(rootfd, keypath, &kr), 0);
+	CHECK_RC(tvol_unlock(vol, keypath, &rootfd, &kr), 0);
 	if (kr == NULL)
 		return;
 	c.cipherdir = vol;
@@ -271,8 +237,6 @@ int main(void)
 {
 	const struct rekey_cb cb_init = { on_progress, on_problem, NULL };
 	struct rekey_cb cb = cb_init;
-	struct create_opts co = { 0 };
-	static struct create_result cr;
 	static struct rekey_result r;
 	struct keyring *kr = NULL;
 	struct seen s = { 0 };
@@ -283,8 +247,7 @@ int main(void)
 	uint8_t byte = 0;
 
 	test_codec();
-	snprintf(top, sizeof(top), "/tmp/cmkfs-test_rekey.XXXXXX");
-	if (mkdtemp(top) == NULL) {
+	if (tvol_tmpdir("test_rekey", top, sizeof(top)) < 0) {
 		perror("mkdtemp");
 		return 1;
 	}
@@ -294,12 +257,8 @@ int main(void)
 	snprintf(logp, sizeof(logp), "%s/audit.log", top);
 	snprintf(missing, sizeof(missing), "%s/missing", top);
 	audit_open(logp);
-	co.service_key = keypath;
-	co.block_size = 4096;
-	CHECK_RC(create_volume(vol, &co, &cr), 0);
-	rootfd = open(vol, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	CHECK(rootfd >= 0, "open volume");
-	CHECK_RC(volio_unlock(rootfd, keypath, &kr), 0);
+	CHECK_RC(tvol_create(vol, keypath, 4096), 0);
+	CHECK_RC(tvol_unlock(vol, keypath, &rootfd, &kr), 0);
 	if (kr == NULL)
 		return t_done("test_rekey");
 	mkfile(kr, rootfd, "a", 7, a);
@@ -376,6 +335,6 @@ int main(void)
 	CHECK(audited("rekey", "ok") == 2, "live rekey not audited");
 
 	close(rootfd);
-	nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	(void)tvol_rmtree(top);
 	return t_done("test_rekey");
 }

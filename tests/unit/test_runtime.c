@@ -10,7 +10,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,15 +21,9 @@
 
 #include "cmkfs/runtime.h"
 #include "../lib/tap.h"
+#include "../lib/tvol.h"
 
 static char top[PATH_MAX];
-
-static int rm_one(const char *p, const struct stat *st, int flag,
-		  struct FTW *f)
-{
-	(void)st, (void)flag, (void)f;
-	return remove(p);
-}
 
 static void write_file(const char *path, const char *text)
 {
@@ -229,11 +222,7 @@ static void unmount_and_wait(void)
 
 int main(void)
 {
-	const char *tmp = getenv("TMPDIR");
-
-	snprintf(top, sizeof(top), "%s/cmkfs-test_runtime.XXXXXX",
-		 tmp && *tmp ? tmp : "/tmp");
-	if (mkdtemp(top) == NULL) {
+	if (tvol_tmpdir("test_runtime", top, sizeof(top)) < 0) {
 		perror("mkdtemp");
 		return 1;
 	}
@@ -245,6 +234,6 @@ int main(void)
 	mountinfo();
 	find_none();
 	unmount_and_wait();
-	nftw(top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	(void)tvol_rmtree(top);
 	return t_done("test_runtime");
 }

@@ -17,6 +17,7 @@
 
 #include "cmkfs/sdnotify.h"
 #include "../lib/tap.h"
+#include "../lib/tvol.h"
 
 /* A datagram socket bound at `name` (leading '@': abstract). */
 static int listener(const char *name)
@@ -89,14 +90,11 @@ static void ignored(const char *value, int fd)
 
 int main(void)
 {
-	const char *tmp = getenv("TMPDIR");
 	char dir[PATH_MAX], path[PATH_MAX + 16], abstract[64];
 	char longname[200];
 	int fd;
 
-	snprintf(dir, sizeof(dir), "%s/cmkfs-test_sdnotify.XXXXXX",
-		 tmp && *tmp ? tmp : "/tmp");
-	if (mkdtemp(dir) == NULL) {
+	if (tvol_tmpdir("test_sdnotify", dir, sizeof(dir)) < 0) {
 		perror("mkdtemp");
 		return 1;
 	}

@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,59 +20,16 @@
 
 #include "cmkfs/aead.h"
 #include "cmkfs/backing.h"
-#include "cmkfs/create.h"
 #include "cmkfs/dirtree.h"
 #include "cmkfs/keyprov.h"
 #include "cmkfs/keyring.h"
 #include "cmkfs/transient.h"
 #include "../lib/tap.h"
+#include "../lib/tvol.h"
 
 #define LABEL "cmkfs v1 transient zones"	/* transient.c's */
 #define TTL 3600
 #define NOW 1700000000
-
-struct vol {
-	struct keyprov *prov[2];
-	struct keyring *kr;
-	struct volume v;
-};
-
-static int vol_make(struct vol *vo, uint32_t seed)
-{
-	uint8_t skey[SERVICE_KEY_LEN], volid[VOLUME_ID_LEN];
-	int rc;
-
-	memset(vo, 0, sizeof(*vo));
-	t_fill(skey, sizeof(skey), seed);
-	t_fill(volid, sizeof(volid), seed + 1);
-	rc = kp_local_open(skey, volid, 0, &vo->prov[0]);
-	if (rc == 0)
-		rc = kp_local_open(skey, volid, 1, &vo->prov[1]);
-	if (rc == 0)
-		rc = keyring_create(vo->prov, 4096, volid, &vo->v, &vo->kr);
-	return rc;
-}
-
-static void vol_free(struct vol *vo)
-{
-	keyring_free(vo->kr);
-	keyprov_close(vo->prov[0]);
-	keyprov_close(vo->prov[1]);
-	memset(vo, 0, sizeof(*vo));
-}
-
-static bool exists(int dfd, const char *name)
-{
-	return faccessat(dfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
-}
-
-static int read_id(int dfd, uint8_t id[static DIRID_LEN])
-{
-	size_t len = 0;
-	int rc = backing_read_small(dfd, DIRID_FILE, id, DIRID_LEN, &len);
-
-	return rc < 0 ? rc : len == DIRID_LEN ? 0 : -EBADMSG;
-}
 
 /* Plaintext `name` in directory dfd as the mount makes it: a file of 200
  * bytes with modification time `mtime` (or a directory), its backing name
@@ -81,16 +37,12 @@ static int read_id(int dfd, uint8_t id[static DIRID_LEN])
 static int put(struct keyring *kr, int dfd, const char *name, time_t mtime,
 	       bool dir, struct bname *bn)
 {
-	uint8_t id[DIRID_LEN], junk[200];
+	uint8_t junk[200];
 	struct timespec ts[2] = { { mtime, 0 }, { mtime, 0 } };
 	char tmp[40];
 	int rc;
 
-	rc = read_id(dfd, id);
-	if (rc == 0)
-		rc = dirtree_bname(kr, id, name, bn);
-	if (rc == 0)
-		rc = dirtree_longname_add(dfd, bn);
+	rc = tvol_bname(kr, dfd, name, bn);
 	if (rc < 0)
 		return rc;
 	if (dir) {
@@ -265,20 +217,21 @@ static void test_expire(struct keyring *kr, int rootfd)
 
 	CHECK_RC(transient_count_due(rootfd, kr, &zone, NOW, &count), 0);
 	CHECK(count == 3, "due: %lu", count);
-	CHECK(exists(zfd, bold.name), "counting destroys nothing");
+	CHECK(tvol_exists(zfd, bold.name), "counting destroys nothing");
 
 	CHECK_RC(transient_expire(rootfd, kr, &zone, NOW, on_removed, &seen,
 				  &count),
 		 0);
 	CHECK(count == 3, "expired: %lu", count);
-	CHECK(!exists(zfd, bold.name), "old file removed");
-	CHECK(!exists(zfd, blong.name) && !exists(zfd, side),
+	CHECK(!tvol_exists(zfd, bold.name), "old file removed");
+	CHECK(!tvol_exists(zfd, blong.name) && !tvol_exists(zfd, side),
 	      "old long name and its side file removed");
-	CHECK(sfd >= 0 && !exists(sfd, bsubold.name), "old file deeper removed");
-	CHECK(exists(zfd, byoung.name), "young file kept");
-	CHECK(exists(zfd, bsub.name) && exists(zfd, DIRID_FILE),
+	CHECK(sfd >= 0 && !tvol_exists(sfd, bsubold.name),
+	      "old file deeper removed");
+	CHECK(tvol_exists(zfd, byoung.name), "young file kept");
+	CHECK(tvol_exists(zfd, bsub.name) && tvol_exists(zfd, DIRID_FILE),
 	      "directories and ids kept");
-	CHECK(exists(rootfd, bout.name), "old file outside the zone kept");
+	CHECK(tvol_exists(rootfd, bout.name), "old file outside the zone kept");
 	CHECK(seen.n == 3 && seen_has(&seen, "old") &&
 		      seen_has(&seen, longname) && seen_has(&seen, "deep"),
 	      "removed entries named (%d)", seen.n);
@@ -288,7 +241,7 @@ static void test_expire(struct keyring *kr, int rootfd)
 	CHECK(count == 0, "a zone without a directory expires nothing");
 	CHECK_RC(transient_destroy(rootfd, bz.name), -EISDIR);
 	CHECK_RC(transient_destroy(zfd, byoung.name), 0);
-	CHECK(!exists(zfd, byoung.name), "destroyed by hand");
+	CHECK(!tvol_exists(zfd, byoung.name), "destroyed by hand");
 
 	/* clean up */
 	if (sfd >= 0) {
@@ -300,15 +253,6 @@ static void test_expire(struct keyring *kr, int rootfd)
 	close(zfd);
 	(void)unlinkat(rootfd, bz.name, AT_REMOVEDIR);
 	(void)unlinkat(rootfd, bout.name, 0);
-}
-
-static int rm_one(const char *p, const struct stat *st, int flag,
-		  struct FTW *f)
-{
-	(void)st;
-	(void)flag;
-	(void)f;
-	return remove(p);
 }
 
 /* The TTL of zone `path` in r, or -1. */
@@ -324,8 +268,6 @@ static long ttl_of(const struct transient_result *r, const char *path)
 static void test_edit(const char *top_path)
 {
 	static struct transient_result r;
-	static struct create_result cr;
-	struct create_opts co = { 0 };
 	char vol[PATH_MAX], key[PATH_MAX], nokey[PATH_MAX], path[64],
 		want[PATH_MAX + 64];
 	uint8_t b = 0;
@@ -334,8 +276,7 @@ static void test_edit(const char *top_path)
 	snprintf(vol, sizeof(vol), "%s/vol", top_path);
 	snprintf(key, sizeof(key), "%s/service.key", top_path);
 	snprintf(nokey, sizeof(nokey), "%s/none.key", top_path);
-	co.service_key = key;
-	CHECK_RC(create_volume(vol, &co, &cr), 0);
+	CHECK_RC(tvol_create(vol, key, 0), 0);
 
 	CHECK_RC(transient_edit(vol, key, TRANSIENT_LIST, NULL, 0, &r), 0);
 	CHECK(r.stage == TRANSIENT_STAGE_DONE && r.n == 0, "empty list: %zu",
@@ -409,19 +350,20 @@ static void test_edit(const char *top_path)
 	CHECK(r.stage == TRANSIENT_STAGE_LOAD && strcmp(r.msg, want) == 0,
 	      "damaged list: %d %s", r.stage, r.msg);
 
-	CHECK(nftw(vol, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0 &&
+	CHECK(tvol_rmtree(vol) == 0 &&
 		      unlink(key) == 0,
 	      "volume cleaned up");
 }
 
 int main(void)
 {
-	char top_path[] = "/tmp/cmkfs-test_transient.XXXXXX";
-	struct vol vo, other;
+	char top_path[1024];
+	struct tvol_mem vo, other;
 	int top, root;
 
-	if (aead_global_init() < 0 || vol_make(&vo, 21) < 0 ||
-	    vol_make(&other, 31) < 0 || mkdtemp(top_path) == NULL) {
+	if (aead_global_init() < 0 || tvol_mem_make(&vo, 4096, 21) < 0 ||
+	    tvol_mem_make(&other, 4096, 31) < 0 ||
+	    tvol_tmpdir("test_transient", top_path, sizeof(top_path)) < 0) {
 		fprintf(stderr, "setup failed\n");
 		return 1;
 	}
@@ -442,7 +384,7 @@ int main(void)
 	CHECK_RC(unlinkat(top, "root", AT_REMOVEDIR), 0);
 	close(top);
 	CHECK(rmdir(top_path) == 0, "test tree cleaned up");
-	vol_free(&other);
-	vol_free(&vo);
+	tvol_mem_free(&other);
+	tvol_mem_free(&vo);
 	return t_done("test_transient");
 }

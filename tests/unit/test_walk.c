@@ -7,7 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +17,7 @@
 #include "cmkfs/names.h"
 #include "cmkfs/walk.h"
 #include "../lib/tap.h"
+#include "../lib/tvol.h"
 
 #define LN "cmkfs.ln.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 
@@ -336,21 +337,13 @@ static void long_paths(int top)
 	close(root);
 }
 
-static int rm_one(const char *p, const struct stat *st, int flag,
-		  struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	return flag == FTW_DP ? rmdir(p) : unlink(p);
-}
-
 int main(void)
 {
-	char tmpl[] = "/tmp/cmkfs-test_walk.XXXXXX";
+	char tmpl[PATH_MAX];
 	int top, before;
 
 	classify();
-	if (mkdtemp(tmpl) == NULL) {
+	if (tvol_tmpdir("test_walk", tmpl, sizeof(tmpl)) < 0) {
 		perror("mkdtemp");
 		return 1;
 	}
@@ -361,6 +354,6 @@ int main(void)
 	long_paths(top);
 	CHECK(nfds() == before, "fds: %d before, %d after", before, nfds());
 	close(top);
-	CHECK(nftw(tmpl, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0, "cleanup");
+	CHECK(tvol_rmtree(tmpl) == 0, "cleanup");
 	return t_done("test_walk");
 }
