@@ -283,6 +283,9 @@ stage_release() {
 	fi
 	local -a units
 	read -r -a units <<<"$(mkvar build/release unit-tests)"
+	if [ ${#units[@]} -eq 0 ]; then # no list: a failure, not zero tests
+		fail=$((fail + 1)); failed+=("valgrind:no-unit-test-list"); return
+	fi
 	pool valgrind valgrind_one "${units[@]##*/}"
 }
 

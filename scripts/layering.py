@@ -50,7 +50,28 @@ PREFIX_OK = {
 NAME_OK = {"main"}  # the program's entry point
 PREFIX_SKIP = {"cli"}  # the CLI exports nothing below it: cmd_* + cli_*
 
-INC = re.compile(r'^\s*#\s*include\s+"(?:cmkfs/)?([A-Za-z0-9_]+)\.h"', re.M)
+# Every include, quoted or angled: a cmkfs header however it is spelled
+# ("cmkfs/x.h", <cmkfs/x.h>, "x.h" beside the file, "../layer/x.h") counts.
+INC = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.M)
+
+
+def include_module(path, kind, target, top):
+    """The module an include names; None for a system or config header;
+    "?path" for a file of the tree outside src/ and include/."""
+    if target == "config.h":
+        return None
+    name = os.path.basename(target)
+    mod = name[:-2] if name.endswith(".h") else "?" + target
+    if target.startswith("cmkfs/"):
+        return mod
+    if kind == "<":
+        return None  # system and library headers
+    here = os.path.normpath(os.path.join(os.path.dirname(path), target))
+    inside = [os.path.normpath(os.path.join(top, d)) + os.sep
+              for d in ("src", "include")]
+    if not any(here.startswith(d) for d in inside):
+        return "?" + os.path.relpath(here, top)
+    return mod
 
 
 def strip_c(text):
@@ -153,21 +174,23 @@ def main():
     src = os.path.join(top, "src")
     layer_of = dict(HEADER_ONLY)
     files = []  # (path, layer, module)
+    nested = []
     for layer in sorted(os.listdir(src)):
         d = os.path.join(src, layer)
         if not os.path.isdir(d):
             continue
         for f in sorted(os.listdir(d)):
+            if os.path.isdir(os.path.join(d, f)):
+                nested.append(f"src/{layer}/{f}/: a layer has no sub-folders")
             if f.endswith((".c", ".h")):
                 mod = f[:-2]
                 files.append((os.path.join(d, f), layer, mod))
-                if mod in layer_of and layer_of[mod] != layer and \
-                        f.endswith(".c"):
+                if mod in layer_of and layer_of[mod] != layer:
                     print(f"layering: module name {mod} is used in two "
                           f"layers ({layer_of[mod]}, {layer})")
                     return 1
                 layer_of.setdefault(mod, layer)
-    bad = []
+    bad = list(nested)
     for layer in ALLOWED:
         if not os.path.isdir(os.path.join(src, layer)):
             bad.append(f"layer {layer} has no folder src/{layer}")
@@ -187,8 +210,11 @@ def main():
         text = open(path, encoding="utf-8").read()
         rel = os.path.relpath(path, top)
         for m in INC.finditer(text):
-            dep = m.group(1)
-            if dep == "config" or dep == mod:
+            dep = include_module(path, m.group(1), m.group(2), top)
+            if dep is None or dep == mod:
+                continue
+            if dep.startswith("?"):
+                bad.append(f"{rel}: includes {dep[1:]}, outside the layers")
                 continue
             dl = layer_of.get(dep)
             if dl is None:

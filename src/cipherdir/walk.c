@@ -121,8 +121,13 @@ static int descend(struct level *lv, const struct walk_entry *e, size_t plen)
 		return -ELOOP;
 	sub = openat(e->dfd, e->name,
 		     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (sub < 0)
-		return 0;	/* gone or replaced meanwhile */
+	if (sub < 0) {
+		rc = -errno;
+		/* Gone, or replaced by a non-directory, meanwhile: nothing
+		 * below it to see. Any other failure (EACCES, EMFILE) hides
+		 * a subtree, which a rekey must not take as "all done". */
+		return rc == -ENOENT || rc == -ENOTDIR || rc == -ELOOP ? 0 : rc;
+	}
 	rc = read_level(t, sub, lv->depth + 1, plen);
 	close(sub);
 	return rc;

@@ -44,3 +44,9 @@ void cli_json_str(const char *s)
 	}
 	putchar('"');
 }
+
+void cli_fputs_safe(const char *s, FILE *f)
+{
+	for (; *s != '\0'; s++)
+		fputc((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s, f);
+}

@@ -5,6 +5,8 @@
 #ifndef CMKFS_CLI_H
 #define CMKFS_CLI_H
 
+#include <stdio.h>
+
 #include "cmkfs/common.h"
 #include "cmkfs/exitcodes.h"
 
@@ -33,5 +35,8 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) CMK_PRINTF(2, 3);
 int cli_fail(const char *cmd, const char *fmt, ...) CMK_PRINTF(2, 3);
 /* Print s as a JSON string literal. */
 void cli_json_str(const char *s);
+/* fputs with control bytes shown as '?': names that came from the cipher
+ * directory or a daemon must not drive the terminal. */
+void cli_fputs_safe(const char *s, FILE *f);
 
 #endif

@@ -108,8 +108,11 @@ static void show_problem(struct ui *u, const char *bpath, const char *what)
 	}
 	if (u->tty)
 		fprintf(stderr, "\r\033[K");
-	fprintf(stderr, "cmkfs rekey: %s%s%s\n", bpath, *bpath ? ": " : "",
-		what);
+	fputs("cmkfs rekey: ", stderr);
+	cli_fputs_safe(bpath, stderr);
+	fprintf(stderr, "%s", *bpath ? ": " : "");
+	cli_fputs_safe(what, stderr);
+	fputc('\n', stderr);
 }
 
 static void show_result(struct ui *u, const char *cdir,

@@ -270,8 +270,10 @@ static void status_reply(struct ctlcmd *c, struct monitor_status *st,
 			 char *reply, size_t cap)
 {
 	/* Any path --audit-log was given: escaped, so that the reply stays
-	 * JSON for request() above. */
-	char alog[4096];
+	 * JSON for request() above, and cut to 1 KiB so that the whole reply
+	 * fits the control socket's 4 KiB line (a cut reply would parse as
+	 * "not locked" in cmkfs lock). */
+	char alog[1024];
 
 	json_escape(alog, sizeof(alog), audit_path(), NULL);
 	/* key_id and last_result are ours (URIs, fixed phrases, Key Vault

@@ -370,7 +370,8 @@ static int dirid_suspect(struct fsck *f, int dfd,
 {
 	struct suspect s = { f, dirid, 0, 0 };
 
-	if (walk_entries(dfd, WALK_ENTRIES, 0, suspect_entry, &s) < 0)
+	if (walk_entries(dfd, WALK_ENTRIES, WALK_F_SKIP_ERRORS, suspect_entry,
+			 &s) < 0)
 		return 0;
 	return s.tried > 0 && s.ok == 0;
 }
@@ -453,8 +454,14 @@ static void check_subdir(struct dir *d, const char *b, const char *bpath,
 					    O_CLOEXEC);
 	struct place zp = { sub, ppath, true };
 
-	if (sub < 0)
+	if (sub < 0) {
+		/* Gone or replaced meanwhile is nothing to check; anything
+		 * else (EACCES, EMFILE) leaves a subtree unchecked. */
+		if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP)
+			report(f, bpath, named ? ppath : NULL, -1,
+			       strerror(errno));
 		return;
+	}
 	/* Entering the top of a zone: its own lost+found. */
 	if (named && !pl->zone && f->nz > 0) {
 		int zi = transient_zone_of(f->z, f->nz, ppath);

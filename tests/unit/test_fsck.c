@@ -14,11 +14,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cmkfs/backing.h"
@@ -237,6 +240,63 @@ static void test_volume(int rootfd)
 	fsck_result_free(&vr.r);
 }
 
+static int chown_nobody(const char *p, const struct stat *st, int type,
+			struct FTW *ftw)
+{
+	(void)st;
+	(void)type;
+	(void)ftw;
+	return lchown(p, 65534, 65534) < 0 ? -1 : 0;
+}
+
+/* A subdirectory its reader cannot open (mode 000, as its owner) must be
+ * a problem, not a clean volume with a subtree never looked at. As root
+ * the check runs in a child that becomes uid 65534 and owns the tree. */
+static void unreadable_subdir(void)
+{
+	char vol2[PATH_MAX], dname[ENCNAME_MAX], fname[ENCNAME_MAX];
+	struct keyring *kr1 = kr, *kr2 = NULL;
+	struct fsck_opts o = { 0 };
+	struct fsck_result r;
+	int rootfd2 = -1, dfd, status = -1;
+	pid_t pid;
+
+	snprintf(vol2, sizeof(vol2), "%s/vol2", top);
+	CHECK_RC(tvol_create(vol2, keypath, 4096), 0);
+	CHECK_RC(tvol_unlock(vol2, keypath, &rootfd2, &kr2), 0);
+	if (kr2 == NULL)
+		return;
+	kr = kr2;
+	dfd = mkdir_in(rootfd2, "d", dname);
+	mkfile(dfd, "f", 10, fname);
+	kr = kr1;
+	close(dfd);
+	o.root = vol2;
+	if (geteuid() == 0) {
+		CHECK(chmod(top, 0755) == 0, "chmod top");
+		CHECK(nftw(vol2, chown_nobody, 16, FTW_PHYS) == 0, "chown");
+	}
+	CHECK(fchmodat(rootfd2, dname, 0, 0) == 0, "chmod 000 d");
+	pid = fork();
+	if (pid == 0) {
+		if (geteuid() == 0 &&
+		    (setgroups(0, NULL) < 0 || setgid(65534) < 0 ||
+		     setuid(65534) < 0))
+			_exit(100);
+		if (fsck_run(rootfd2, kr2, &o, NULL, &r) < 0)
+			_exit(101);
+		/* 0: clean, 1: the subtree reported, 2: read after all */
+		_exit(r.problems > 0 ? 1 : r.dirs > 1 ? 2 : 0);
+	}
+	CHECK(pid > 0 && waitpid(pid, &status, 0) == pid, "child");
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1,
+	      "unreadable subdirectory reported (child status %d)",
+	      WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	CHECK(fchmodat(rootfd2, dname, 0755, 0) == 0, "chmod back");
+	keyring_free(kr2);
+	close(rootfd2);
+}
+
 int main(void)
 {
 	char a[ENCNAME_MAX], d[ENCNAME_MAX], b[ENCNAME_MAX], sub[ENCNAME_MAX],
@@ -379,6 +439,7 @@ int main(void)
 	close(subfd);
 	close(dfd);
 	test_volume(rootfd);	/* closes rootfd */
+	unreadable_subdir();
 	keyring_free(kr);
 	CHECK(tvol_rmtree(top) == 0, "cleanup");
 	return t_done("test_fsck");

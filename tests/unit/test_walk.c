@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -337,6 +338,56 @@ static void long_paths(int top)
 	close(root);
 }
 
+/* A subdirectory that cannot be opened (here: no descriptor left, as on a
+ * deep tree at RLIMIT_NOFILE; EACCES does the same) must fail the walk: a
+ * rekey that took "0" for "every header seen" would drop keys that the
+ * unseen files still need. For each limit the walk either sees every file
+ * or fails; at least one limit makes it fail past the first level. */
+static void unopenable(int top)
+{
+	int root = subdir(top, "fdroot"), a = subdir(root, "a"),
+	    b = subdir(a, "b");
+	struct rlimit old, lim;
+	int partial = 0, skipped = 0;
+
+	touch(root, "F0");
+	touch(a, "F1");
+	touch(b, "F2");
+	close(b);
+	close(a);
+	CHECK(getrlimit(RLIMIT_NOFILE, &old) == 0, "getrlimit");
+	for (int n = 1; n <= 12; n++) {
+		struct tree_seen t = { 0 };
+		struct walk_tree_cb cb = {
+			.want = WALK_ENTRIES, .file = t_file, .arg = &t,
+		};
+		int rc, rc_skip, calls;
+
+		lim = old;
+		lim.rlim_cur = (rlim_t)(root + n);
+		if (setrlimit(RLIMIT_NOFILE, &lim) < 0)
+			break;
+		rc = walk_tree(root, &cb);
+		calls = t.s.calls;
+		memset(&t, 0, sizeof(t));
+		cb.flags = WALK_F_SKIP_ERRORS;
+		rc_skip = walk_tree(root, &cb);
+		(void)setrlimit(RLIMIT_NOFILE, &old);
+		CHECK(rc < 0 || calls == 3, "limit %d: rc %d with %d of 3 files",
+		      n, rc, calls);
+		if (rc == -EMFILE && calls >= 1) {
+			partial++;
+			CHECK(rc_skip == 0 && t.s.calls < 3,
+			      "WALK_F_SKIP_ERRORS passes by: rc %d, %d files",
+			      rc_skip, t.s.calls);
+			skipped++;
+		}
+	}
+	CHECK(partial > 0, "some limit cut the walk below the first level");
+	CHECK(skipped == partial, "skip checked at every cut");
+	close(root);
+}
+
 int main(void)
 {
 	char tmpl[PATH_MAX];
@@ -352,6 +403,7 @@ int main(void)
 	entries(top);
 	tree(top);
 	long_paths(top);
+	unopenable(top);
 	CHECK(nfds() == before, "fds: %d before, %d after", before, nfds());
 	close(top);
 	CHECK(tvol_rmtree(tmpl) == 0, "cleanup");
