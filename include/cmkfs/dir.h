@@ -22,7 +22,8 @@ void dir_longname_del(struct inode *parent, const struct bname *bn);
 
 struct dent {
 	char *name;		/* plaintext */
-	char *bname;		/* the backing entry (lookup without a key) */
+	char *bname;		/* the backing entry (lookup without a key);
+				 * NULL for "." and "..", never looked up */
 	ino_t ino;
 	unsigned char type;	/* DT_* */
 };
@@ -33,8 +34,9 @@ struct dlist {
 	int err;		/* first name that failed: -EBADMSG */
 };
 
-/* List `dir` with plaintext names (without . and ..). A name that fails to
- * decrypt sets l->err and is logged with its backing name. */
+/* List `dir` with plaintext names, "." and ".." first (DT_DIR; ".." of
+ * the root is the root). A name that fails to decrypt sets l->err and is
+ * logged with its backing name. */
 CMK_MUST_CHECK int dir_list(struct fsctx *fs, struct inode *dir,
 			    struct dlist *l);
 void dir_list_free(struct dlist *l);

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cmkfs/dir.h"
@@ -47,8 +48,9 @@ static int dlist_add(struct dlist *l, const char *name, const char *bname,
 		l->cap = cap;
 	}
 	l->v[l->n].name = strdup(name);
-	l->v[l->n].bname = strdup(bname);
-	if (l->v[l->n].name == NULL || l->v[l->n].bname == NULL) {
+	l->v[l->n].bname = bname ? strdup(bname) : NULL;
+	if (l->v[l->n].name == NULL ||
+	    (bname != NULL && l->v[l->n].bname == NULL)) {
 		free(l->v[l->n].name);
 		free(l->v[l->n].bname);
 		return -ENOMEM;
@@ -107,6 +109,24 @@ static int list_entry(const struct walk_entry *de, void *arg)
 	return r;
 }
 
+/* "." and "..": the backing directory's own numbers, which are what
+ * stat() through the mount shows (the attributes come from the backing
+ * objects). The root's ".." lies outside the volume, so it names the root
+ * itself, as the ".." of a filesystem's root does. A directory removed
+ * while open has no parent left to stat: its ".." names itself too. */
+static int list_dots(struct fsctx *fs, struct inode *dir, struct dlist *l)
+{
+	struct stat st;
+	ino_t up = dir->ino;
+	int rc;
+
+	if (dir != &fs->root &&
+	    fstatat(dir->fd, "..", &st, AT_SYMLINK_NOFOLLOW) == 0)
+		up = st.st_ino;
+	rc = dlist_add(l, ".", NULL, dir->ino, DT_DIR);
+	return rc < 0 ? rc : dlist_add(l, "..", NULL, up, DT_DIR);
+}
+
 int dir_list(struct fsctx *fs, struct inode *dir, struct dlist *l)
 {
 	uint8_t key[NAME_KEY_LEN], dirid[DIRID_LEN];
@@ -116,8 +136,12 @@ int dir_list(struct fsctx *fs, struct inode *dir, struct dlist *l)
 	rc = inode_dirid(fs, dir, dirid);
 	if (rc == 0)
 		rc = keyring_name_key(fs->kr, key);
-	if (rc < 0)
+	if (rc == 0)
+		rc = list_dots(fs, dir, l);
+	if (rc < 0) {
+		secmem_wipe(key, sizeof(key));
 		return rc;
+	}
 	/* A stream that fails midway lists what was read, as getdents. */
 	rc = walk_entries(dir->fd, WALK_ENTRIES, WALK_F_SKIP_ERRORS,
 			  list_entry, &ls);

@@ -1118,7 +1118,8 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
  * and counts one lookup, so `ls -l` and `find` need no LOOKUP request per
  * entry (doc/PERFORMANCE.md). The attributes come from the backing entry
  * (lookup_backing), as LOOKUP's do; an entry gone since the snapshot is
- * sent without them (ino 0: the kernel then just lists the name). */
+ * sent without them (ino 0: the kernel then just lists the name), as are
+ * "." and "..". */
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi, bool plus)
 {
@@ -1171,7 +1172,10 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		if (fuse_add_direntry_plus(req, NULL, 0, de->name, NULL, 0) >
 		    size - used)
 			break;
-		if (lookup_backing(fs, dir, de->bname, &e) < 0) {
+		/* "." and ".." go without a node id: the kernel takes no
+		 * lookup for them (libfuse's readdirplus contract). */
+		if (de->bname == NULL ||
+		    lookup_backing(fs, dir, de->bname, &e) < 0) {
 			memset(&e, 0, sizeof(e));
 			e.attr.st_ino = de->ino;
 			e.attr.st_mode = (mode_t)de->type << 12;
