@@ -250,6 +250,19 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * and the writer itself then reads its write back wrong
 	 * (tests/mount/stress.c, shared files). */
 	conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
+	/* An O_DIRECT write submitted asynchronously (io_submit) would
+	 * leave stale pages: the kernel drops the pages of a direct write's
+	 * range before sending it and, for a write it waits for, again
+	 * after it; for an asynchronous one it skips the second drop, so a
+	 * buffered read served while the WRITE was on its way keeps the old
+	 * bytes cached for good (the pages are kept, see above). Without
+	 * FUSE_CAP_ASYNC_DIO the kernel waits for every direct request, and
+	 * drops after it. Dropping the range from here instead
+	 * (notify_inval_inode before the WRITE reply) can deadlock: the drop
+	 * waits for a page a buffered read holds locked, whose READ waits in
+	 * the kernel's background queue behind those very WRITEs
+	 * (doc/DESIGN.md, "Cache"). */
+	conn->want &= ~(unsigned)FUSE_CAP_ASYNC_DIO;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
