@@ -239,8 +239,8 @@ static void test_expire(struct keyring *kr, int rootfd)
 	CHECK_RC(transient_expire(rootfd, kr, &none, NOW, NULL, NULL, &count),
 		 0);
 	CHECK(count == 0, "a zone without a directory expires nothing");
-	CHECK_RC(transient_destroy(rootfd, bz.name), -EISDIR);
-	CHECK_RC(transient_destroy(zfd, byoung.name), 0);
+	CHECK_RC(transient_destroy(rootfd, rootfd, bz.name), -EISDIR);
+	CHECK_RC(transient_destroy(rootfd, zfd, byoung.name), 0);
 	CHECK(!tvol_exists(zfd, byoung.name), "destroyed by hand");
 
 	/* clean up */
