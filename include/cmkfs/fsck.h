@@ -79,6 +79,7 @@ struct fsck_item {
 
 struct fsck_result {
 	unsigned long dirs, files, blocks, problems;
+	unsigned long symlinks;	/* checked, their targets decrypted */
 	/* Truncates cut short by a crash whose record completes them
 	 * (cfile.h): not damage. Pending: left to the next mount or repair;
 	 * completed: by this run (repair only). */

@@ -17,8 +17,8 @@
 #define LONGNAME_LEN (sizeof(LONGNAME_PREFIX) - 1 + LONGNAME_HASH_B64)
 #define ENCNAME_MAX 400				/* b64(16 + 256) = 363 + slack */
 #define NAME_LONG_THRESHOLD 255			/* longer encodings go long */
-#define SYMLINK_TARGET_MAX 3000			/* so the b64 fits PATH_MAX */
-#define ENCLINK_MAX 4096
+#define SYMLINK_TARGET_MAX 4095			/* PATH_MAX - 1, as Linux */
+#define ENCLINK_MAX 5504			/* b64(16 + 4096) = 5483 + NUL */
 #define XATTR_PREFIX "user."
 #define XATTR_NAME_PLAIN_MAX 160		/* after "user." */
 

@@ -20,6 +20,11 @@
 #define JOURNAL_DIR "cmkfs.journal"		/* truncate records */
 #define TRANSIENT_FILE "cmkfs.transient"	/* sealed zone list */
 #define QUARANTINE_DIR "cmkfs.quarantine"	/* set aside by repair */
+#define LINKS_DIR "cmkfs.links"			/* long symlink targets */
+
+/* The target of a backing symlink whose encrypted target is in
+ * LINKS_DIR/<id>: LINKTGT_PREFIX + id (43 base64url characters). */
+#define LINKTGT_PREFIX "cmkfs.lt."
 
 /* In QUARANTINE_DIR/<run>/<dir>/: the raw xattrs of what was set aside. */
 #define XATTRS_DIR "cmkfs.xattrs"

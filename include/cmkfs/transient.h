@@ -99,9 +99,11 @@ CMK_MUST_CHECK int transient_count_due(int rootfd, struct keyring *kr,
 				       unsigned long *count);
 /* Destroy one non-directory entry dirfd/bname as expiry does: a regular
  * file with one link gets its header overwritten with random bytes and
- * synced first; then the entry and its long-name side file are unlinked.
- * Errors: -EISDIR, -errno. */
-CMK_MUST_CHECK int transient_destroy(int dirfd, const char *bname);
+ * synced first; then the entry and its long-name side file are unlinked,
+ * and the target side file (in the root `rootfd`) of a symlink whose last
+ * link this was. Errors: -EISDIR, -errno. */
+CMK_MUST_CHECK int transient_destroy(int rootfd, int dirfd,
+				     const char *bname);
 /* Index of the outermost zone of z[0..n) that contains volume path `path`
  * ("/relay/x" is in "/relay", and so is "/relay" itself), or -1. Pure. */
 int transient_zone_of(const struct tzone *z, size_t n, const char *path);

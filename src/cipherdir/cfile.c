@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "cmkfs/backing.h"
@@ -548,6 +550,41 @@ static void undo_growth(struct cfile *cf, int fd, const uint8_t *tail,
 			where(cf, wbuf, sizeof(wbuf)), strerror(-rc));
 }
 
+/* Below this many new backing bytes a growth is not checked up front: the
+ * write itself finds a full disk (ENOSPC, undone by undo_growth()) having
+ * written at most this much. Above it, one fstatvfs (about a microsecond)
+ * keeps a write or truncate far past the end from first filling the disk
+ * with sealed zeros only to be undone. */
+#define GROW_CHECK_MIN (4u << 20)
+
+/* Whether growing the file from `size` to `new_size` plaintext bytes can
+ * fit: -EFBIG past the process's file size limit (RLIMIT_FSIZE, which the
+ * backing writes would hit), -ENOSPC past the backing file system's free
+ * space (what root may use when running as root). Errors of the checks
+ * themselves let the growth go on: the writes report what happens. */
+static int growth_fits(int fd, uint32_t bs, uint64_t size, uint64_t new_size)
+{
+	uint64_t from = 0, to = 0, need, avail;
+	struct statvfs sv;
+	struct rlimit rl;
+
+	if (cfile_cipher_size(size, bs, &from) < 0 ||
+	    cfile_cipher_size(new_size, bs, &to) < 0)
+		return -EFBIG;
+	need = to - from;
+	if (need < GROW_CHECK_MIN)
+		return 0;
+	if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    to > rl.rlim_cur)
+		return -EFBIG;
+	if (fstatvfs(fd, &sv) < 0)
+		return 0;
+	avail = geteuid() == 0 ? sv.f_bfree : sv.f_bavail;
+	if (__builtin_mul_overflow(avail, (uint64_t)sv.f_frsize, &avail))
+		return 0;
+	return need > avail ? -ENOSPC : 0;
+}
+
 /*
  * Replace the contents: bytes [off, off+len) from buf (zeros when buf is
  * NULL), zeros in [size, new_size) elsewhere. Rewrites every block whose
@@ -584,6 +621,11 @@ static int rewrite(struct cfile *cf, struct filekeys *fk, int fd,
 	}
 	if (first == UINT64_MAX)
 		return 0;
+	if (new_size > size) {
+		rc = growth_fits(fd, bs, size, new_size);
+		if (rc < 0)
+			return rc;
+	}
 	if (last - first + 1 < cn)
 		cn = last - first + 1;
 	ct = malloc(cn * cb);

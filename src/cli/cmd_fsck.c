@@ -136,10 +136,11 @@ static void on_warning(const char *what, void *arg)
 
 static void summary_json(const struct fsck_result *r)
 {
-	printf("{\"summary\":{\"dirs\":%lu,\"files\":%lu,\"blocks\":%lu,"
-	       "\"problems\":%lu,\"expired\":%lu,\"expiry_due\":%lu,"
+	printf("{\"summary\":{\"dirs\":%lu,\"files\":%lu,\"symlinks\":%lu,"
+	       "\"blocks\":%lu,\"problems\":%lu,\"expired\":%lu,\"expiry_due\":%lu,"
 	       "\"truncates_pending\":%lu,\"truncates_completed\":%lu",
-	       r->dirs, r->files, r->blocks, r->problems, r->expired, r->due,
+	       r->dirs, r->files, r->symlinks, r->blocks, r->problems,
+	       r->expired, r->due,
 	       r->pending, r->completed);
 	if (r->repair)
 		printf(",\"salvaged\":%lu,\"lost_blocks\":%lu,"
@@ -152,9 +153,9 @@ static void summary_json(const struct fsck_result *r)
 
 static void summary(const struct fsck_result *r, const char *cdir)
 {
-	printf("fsck %s: %lu dirs, %lu files, %lu blocks checked, %lu "
-	       "problem%s\n",
-	       cdir, r->dirs, r->files, r->blocks, r->problems,
+	printf("fsck %s: %lu dirs, %lu files, %lu symlinks, %lu blocks "
+	       "checked, %lu problem%s\n",
+	       cdir, r->dirs, r->files, r->symlinks, r->blocks, r->problems,
 	       r->problems == 1 ? "" : "s");
 	if (r->pending > 0)
 		printf("%lu truncate%s cut short by a crash: completed at the "

@@ -19,6 +19,7 @@
 #include "cmkfs/backing.h"
 #include "cmkfs/dir.h"
 #include "cmkfs/inode.h"
+#include "cmkfs/linktgt.h"
 #include "cmkfs/log.h"
 #include "cmkfs/ops.h"
 #include "cmkfs/secmem.h"
@@ -161,12 +162,13 @@ static void translate_attr(struct fsctx *fs, int fd, struct stat *st)
 	} else if (S_ISLNK(st->st_mode)) {
 		char enc[ENCLINK_MAX], plain[ENCLINK_MAX];
 		uint8_t key[NAME_KEY_LEN];
-		size_t len = 0;
-		ssize_t n = readlinkat(fd, "", enc, sizeof(enc) - 1);
+		size_t len = 0, n = 0;
 
 		st->st_size = 0;
-		if (n > 0 && keyring_name_key(fs->kr, key) == 0) {
-			if (names_symlink_decrypt(key, enc, (size_t)n, plain,
+		if (linktgt_read(fs->root.fd, fd, "", enc, sizeof(enc), &n,
+				 NULL) == 0 &&
+		    keyring_name_key(fs->kr, key) == 0) {
+			if (names_symlink_decrypt(key, enc, n, plain,
 						  sizeof(plain), &len) == 0)
 				st->st_size = (off_t)len;
 			secmem_wipe(key, sizeof(key));
@@ -450,20 +452,28 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	struct inode *in = INODE(req, ino);
 	char enc[ENCLINK_MAX], plain[ENCLINK_MAX];
 	uint8_t key[NAME_KEY_LEN];
-	size_t len;
-	ssize_t n;
+	size_t len, n;
+	bool side = false;
 	int rc;
 
 	GUARD(req);
 
-	n = readlinkat(in->fd, "", enc, sizeof(enc) - 1);
-	if (n < 0) {
-		reply_err(req, -errno);
+	rc = linktgt_read(FS(req)->root.fd, in->fd, "", enc, sizeof(enc), &n,
+			  &side);
+	if (rc < 0 && side) {
+		/* The link exists; its side file gone or bad is damage. */
+		log_err("symlink (backing inode %llu): target side file: %s",
+			(unsigned long long)in->ino, strerror(-rc));
+		reply_err(req, -EIO);
+		return;
+	}
+	if (rc < 0) {
+		reply_err(req, rc);
 		return;
 	}
 	rc = keyring_name_key(FS(req)->kr, key);
 	if (rc == 0)
-		rc = names_symlink_decrypt(key, enc, (size_t)n, plain,
+		rc = names_symlink_decrypt(key, enc, n, plain,
 					   sizeof(plain), &len);
 	secmem_wipe(key, sizeof(key));
 	if (rc < 0) {
@@ -771,9 +781,11 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		goto reply;
 	pthread_mutex_lock(&fs->ns);
 	rc = dir_longname_add(p, &bn);
-	if (rc == 0 && symlinkat(enc, p->fd, bn.name) < 0) {
-		rc = -errno;
-		dir_longname_del(p, &bn);
+	if (rc == 0) {
+		rc = linktgt_make(fs->root.fd, p->fd, bn.name, enc,
+				  strlen(enc));
+		if (rc < 0)
+			dir_longname_del(p, &bn);
 	}
 	if (rc == 0)
 		chown_new(fs, req, p->fd, bn.name);
@@ -861,6 +873,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fsctx *fs = FS(req);
 	struct inode *p = INODE(req, parent);
+	struct linktgt_pin pin;
 	struct bname bn;
 	int rc;
 
@@ -870,10 +883,12 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (rc < 0)
 		goto reply;
 	pthread_mutex_lock(&fs->ns);
+	linktgt_pin(p->fd, bn.name, &pin);
 	if (unlinkat(p->fd, bn.name, 0) < 0)
 		rc = -errno;
 	else
 		dir_longname_del(p, &bn);
+	linktgt_unpin(fs->root.fd, &pin);
 	pthread_mutex_unlock(&fs->ns);
 reply:
 	fuse_reply_err(req, kerr(rc));
@@ -906,6 +921,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct fsctx *fs = FS(req);
 	struct inode *p1 = INODE(req, parent), *p2 = INODE(req, newparent);
+	struct linktgt_pin pin = { .fd = -1 };
 	struct bname b1, b2;
 	struct stat s1, s2;
 	int rc;
@@ -955,6 +971,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 				goto unlock;
 		}
 	}
+	/* A symlink replaced here may take its side file with it. */
+	linktgt_pin(p2->fd, b2.name, &pin);
 	rc = dir_longname_add(p2, &b2);
 	if (rc == 0 &&
 	    renameat2(p1->fd, b1.name, p2->fd, b2.name, flags) < 0) {
@@ -968,6 +986,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (rc == 0 && (p1 != p2 || strcmp(b1.name, b2.name) != 0))
 		dir_longname_del(p1, &b1);
 unlock:
+	linktgt_unpin(fs->root.fd, &pin);
 	pthread_mutex_unlock(&fs->ns);
 reply:
 	fuse_reply_err(req, kerr(rc));

@@ -22,6 +22,7 @@
 #include "cmkfs/engine.h"
 #include "cmkfs/fsck.h"
 #include "cmkfs/journal.h"
+#include "cmkfs/linktgt.h"
 #include "cmkfs/names.h"
 #include "cmkfs/repair.h"
 #include "cmkfs/secmem.h"
@@ -32,6 +33,7 @@
 #define DEPTH_MAX 256
 
 struct fsck {
+	int rootfd;
 	struct keyring *kr;
 	uint8_t key[NAME_KEY_LEN];
 	uint32_t bs;
@@ -243,7 +245,7 @@ static void set_aside(struct fsck *f, const struct place *pl, int dfd,
 	int rc;
 
 	if (pl->zone) {
-		rc = transient_destroy(dfd, b);
+		rc = transient_destroy(f->rootfd, dfd, b);
 		if (rc == 0) {
 			f->r->destroyed++;
 			action(f, FSCK_DESTROYED, bpath, ppath, NULL, NULL,
@@ -376,20 +378,30 @@ static int dirid_suspect(struct fsck *f, int dfd,
 	return s.tried > 0 && s.ok == 0;
 }
 
-/* Whether a symlink's target decrypts. Targets run to ENCLINK_MAX, far
- * longer than a name: buffers of their own, off the recursive frames. */
-static __attribute__((noinline)) bool symlink_ok(struct fsck *f, int dfd,
-						  const char *b)
+/* What is wrong with a symlink's target, or NULL if it decrypts. Targets
+ * run to ENCLINK_MAX, far longer than a name: buffers of their own, off
+ * the recursive frames. */
+static __attribute__((noinline)) const char *symlink_bad(struct fsck *f,
+							 int dfd,
+							 const char *b)
 {
 	char enc[ENCLINK_MAX], tgt[ENCLINK_MAX];
-	ssize_t n = readlinkat(dfd, b, enc, sizeof(enc) - 1);
-	size_t len = 0;
-	bool ok;
+	size_t n = 0, len = 0;
+	bool side = false;
+	const char *bad = NULL;
+	int rc;
 
-	ok = n > 0 && names_symlink_decrypt(f->key, enc, (size_t)n, tgt,
-					    sizeof(tgt), &len) == 0;
+	f->r->symlinks++;
+	rc = linktgt_read(f->rootfd, dfd, b, enc, sizeof(enc), &n, &side);
+	if (rc == -ENOENT && side)
+		bad = "symlink target side file (" LINKS_DIR ") is missing";
+	else if (rc < 0 || names_symlink_decrypt(f->key, enc, n, tgt,
+						 sizeof(tgt), &len) < 0)
+		bad = side ? "symlink target side file (" LINKS_DIR
+			     ") fails authentication" :
+			     "symlink target fails authentication";
 	secmem_wipe(tgt, sizeof(tgt));
-	return ok;
+	return bad;
 }
 
 /* One directory being checked. */
@@ -410,7 +422,8 @@ static int check_dir(struct fsck *f, int dfd, const char *bdir,
 static bool root_name(const char *b)
 {
 	return strcmp(b, VOLUME_FILE) == 0 || strcmp(b, TRANSIENT_FILE) == 0 ||
-	       strcmp(b, QUARANTINE_DIR) == 0 || strcmp(b, JOURNAL_DIR) == 0;
+	       strcmp(b, QUARANTINE_DIR) == 0 || strcmp(b, JOURNAL_DIR) == 0 ||
+	       strcmp(b, LINKS_DIR) == 0;
 }
 
 /* A reserved name that is not a long-name entry. */
@@ -514,6 +527,7 @@ static int check_entry(const struct walk_entry *e, void *arg)
 	char bpath[PATH_MAX], ppath[PATH_MAX], plain[NAME_MAX + 1],
 		enc[ENCNAME_MAX], chk[ENCNAME_MAX];
 	bool named = false, repair = f->rp != NULL;
+	const char *bad;
 	struct stat st;
 
 	snprintf(bpath, sizeof(bpath), "%s/%s", d->bdir, b);
@@ -564,9 +578,9 @@ static int check_entry(const struct walk_entry *e, void *arg)
 		check_subdir(d, b, bpath, ppath, named);
 	} else if (S_ISREG(st.st_mode)) {
 		check_regular(d, b, bpath, ppath, named);
-	} else if (S_ISLNK(st.st_mode) && !symlink_ok(f, d->dfd, b)) {
-		report(f, bpath, named ? ppath : NULL, -1,
-		       "symlink target fails authentication");
+	} else if (S_ISLNK(st.st_mode) &&
+		   (bad = symlink_bad(f, d->dfd, b)) != NULL) {
+		report(f, bpath, named ? ppath : NULL, -1, bad);
 		if (repair)
 			set_aside(f, d->pl, d->dfd, d->bdir, b, bpath,
 				  named ? ppath : NULL);
@@ -694,7 +708,7 @@ int fsck_run(int rootfd, struct keyring *kr, const struct fsck_opts *o,
 	     const struct fsck_cb *cb, struct fsck_result *r)
 {
 	static const struct fsck_cb none = { 0 };
-	struct fsck f = { .kr = kr, .o = o, .cb = cb ? cb : &none, .r = r };
+	struct fsck f = { .rootfd = rootfd, .kr = kr, .o = o, .cb = cb ? cb : &none, .r = r };
 	struct place root = { rootfd, "", false };
 	unsigned done = 0;
 	int rc;

@@ -15,6 +15,7 @@
 #include "cmkfs/backing.h"
 #include "cmkfs/dirtree.h"
 #include "cmkfs/engine.h"
+#include "cmkfs/linktgt.h"
 #include "cmkfs/log.h"
 #include "cmkfs/names.h"
 #include "cmkfs/rand.h"
@@ -251,8 +252,10 @@ out:
 	return rc;
 }
 
-static int destroy(int dirfd, const char *bname, const struct stat *st)
+static int destroy(int rootfd, int dirfd, const char *bname,
+		   const struct stat *st)
 {
+	struct linktgt_pin pin;
 	uint8_t junk[148];
 	int fd, rc = 0;
 
@@ -269,8 +272,13 @@ static int destroy(int dirfd, const char *bname, const struct stat *st)
 		if (rc < 0)
 			return rc;
 	}
-	if (unlinkat(dirfd, bname, 0) < 0)
-		return -errno;
+	linktgt_pin(dirfd, bname, &pin);
+	if (unlinkat(dirfd, bname, 0) < 0) {
+		rc = -errno;
+		linktgt_unpin(rootfd, &pin);
+		return rc;
+	}
+	linktgt_unpin(rootfd, &pin);
 	if (names_is_longname(bname)) {
 		char side[ENCNAME_MAX];
 
@@ -281,6 +289,7 @@ static int destroy(int dirfd, const char *bname, const struct stat *st)
 }
 
 struct walk {
+	int rootfd;
 	const uint8_t *key;
 	time_t cutoff;
 	transient_cb cb;
@@ -341,7 +350,7 @@ static int sweep_entry(const struct walk_entry *de, void *arg)
 				  sizeof(plain)) < 0)
 			plain[0] = '\0';
 	}
-	rc = destroy(dfd, b, &st);
+	rc = destroy(w->rootfd, dfd, b, &st);
 	if (rc < 0) {
 		log_err("transient zone: cannot destroy an expired "
 			"entry: %s", strerror(-rc));
@@ -372,7 +381,7 @@ static int expire(int rootfd, struct keyring *kr, const struct tzone *z,
 {
 	uint8_t key[NAME_KEY_LEN], dirid[DIRID_LEN];
 	char comp[NAME_MAX + 1], enc[ENCNAME_MAX], bname[ENCNAME_MAX];
-	struct walk w = { key, now - z->ttl_sec, cb, ud, 0, dry };
+	struct walk w = { rootfd, key, now - z->ttl_sec, cb, ud, 0, dry };
 	const char *p = z->path;
 	int dfd, rc;
 
@@ -433,7 +442,7 @@ int transient_count_due(int rootfd, struct keyring *kr, const struct tzone *z,
 	return expire(rootfd, kr, z, now, NULL, NULL, true, count);
 }
 
-int transient_destroy(int dirfd, const char *bname)
+int transient_destroy(int rootfd, int dirfd, const char *bname)
 {
 	struct stat st;
 
@@ -441,7 +450,7 @@ int transient_destroy(int dirfd, const char *bname)
 		return -errno;
 	if (S_ISDIR(st.st_mode))
 		return -EISDIR;
-	return destroy(dirfd, bname, &st);
+	return destroy(rootfd, dirfd, bname, &st);
 }
 
 int transient_zone_of(const struct tzone *z, size_t n, const char *path)

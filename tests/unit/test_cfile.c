@@ -8,11 +8,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <inttypes.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -563,6 +566,86 @@ static void errors(struct keyring *kr, uint32_t bs)
 	close(fd);
 }
 
+/* Bytes this process has handed to write(2) and pwrite(2) so far. */
+static uint64_t wchar(void)
+{
+	char line[128];
+	uint64_t v = 0;
+	FILE *f = fopen("/proc/self/io", "r");
+
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "wchar: %" SCNu64, &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+/* A growth far past what the backing file may or can hold is refused up
+ * front, with the file untouched and without writing the zeros first:
+ * past RLIMIT_FSIZE with -EFBIG, past the free space with -ENOSPC. */
+static void far_growth(struct keyring *kr, uint32_t bs)
+{
+	uint8_t data[10000], back[sizeof(data)], b[4096];
+	struct rlimit old, lim = { 64u << 20, 0 };
+	uint64_t size = 0, w0, tib16 = 16ull << 40, bsize;
+	struct cfile cf;
+	size_t got = 0;
+	int fails = t_fails, fd = tmpfd();
+
+	CHECK(fd >= 0, "mkstemp");
+	if (fd < 0)
+		return;
+	t_fill(data, sizeof(data), 61);
+	memset(b, 7, sizeof(b));
+	cfile_init(&cf, kr, bs, fd);
+	CHECK_RC(cfile_create(&cf, fd), 0);
+	CHECK_RC(cfile_write(&cf, fd, 0, data, sizeof(data), false, NULL), 0);
+	bsize = backing_size(fd);
+	CHECK_RC(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim.rlim_max = old.rlim_max;
+	signal(SIGXFSZ, SIG_IGN);
+	CHECK_RC(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	w0 = wchar();
+	CHECK_RC(cfile_truncate(&cf, fd, 1ull << 30), -EFBIG);
+	CHECK_RC(cfile_write(&cf, fd, tib16 - sizeof(b), b, sizeof(b), false,
+			     NULL),
+		 -EFBIG);
+	CHECK_RC(cfile_fallocate(&cf, fd, 0, tib16, 4096), -EFBIG);
+	CHECK(wchar() - w0 < (1u << 20),
+	      "%" PRIu64 " bytes written before the file size limit refused "
+	      "the growth", wchar() - w0);
+	CHECK_RC(setrlimit(RLIMIT_FSIZE, &old), 0);
+	/* Only with the up-front check in place: without it the zeros would
+	 * go to the disk until it is full. */
+	if (t_fails == fails) {
+		w0 = wchar();
+		CHECK_RC(cfile_truncate(&cf, fd, 1ull << 60), -ENOSPC);
+		CHECK_RC(cfile_write(&cf, fd, (1ull << 60) - sizeof(b), b,
+				     sizeof(b), false, NULL),
+			 -ENOSPC);
+		CHECK_RC(cfile_fallocate(&cf, fd, 0, 1ull << 60, 4096),
+			 -ENOSPC);
+		CHECK(wchar() - w0 < (1u << 20), "zeros written before ENOSPC");
+	}
+	CHECK(backing_size(fd) == bsize, "backing size changed");
+	CHECK_RC(cfile_size(&cf, fd, &size), 0);
+	CHECK(size == sizeof(data), "size %" PRIu64 " after refused growth",
+	      size);
+	CHECK_RC(cfile_read(&cf, fd, 0, sizeof(back), back, &got), 0);
+	CHECK(got == sizeof(data) && memcmp(back, data, got) == 0, "contents");
+	/* Ordinary growth still works, small and past GROW_CHECK_MIN. */
+	CHECK_RC(cfile_truncate(&cf, fd, 8u << 20), 0);
+	CHECK_RC(cfile_write(&cf, fd, (8u << 20) + 5, b, sizeof(b), false,
+			     NULL),
+		 0);
+	CHECK_RC(cfile_size(&cf, fd, &size), 0);
+	CHECK(size == (8u << 20) + 5 + sizeof(b), "size after growth");
+	cfile_destroy(&cf);
+	close(fd);
+}
+
 /* ---- tampering -------------------------------------------------------- */
 
 /* A file of `len` plain bytes, and a copy of its backing bytes. */
@@ -1035,6 +1118,7 @@ int main(void)
 		CHECK_RC(tvol_mem_make(&other, bs, 200 + (uint32_t)i), 0);
 		if (vo.kr != NULL && other.kr != NULL) {
 			errors(vo.kr, bs);
+			far_growth(vo.kr, bs);
 			write0(vo.kr, bs);
 			model_run(vo.kr, bs, 0x9e3779b97f4a7c15ull + bs,
 				  (bs == 4096 ? 20000 : 10000) /

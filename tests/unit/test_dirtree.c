@@ -1,12 +1,15 @@
 /* tests/unit/test_dirtree.c — directories of a volume on disk without a
  * mount: backing names per directory id, long names and their side files,
- * making a directory with its id, reading an id, emptiness. Runs in a
- * temporary directory, no root needed. */
+ * making a directory with its id, reading an id, emptiness; symlink
+ * targets inline or in their side file (linktgt.h). Runs in a temporary
+ * directory, no root needed. */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +21,7 @@
 #include "cmkfs/dirtree.h"
 #include "cmkfs/keyprov.h"
 #include "cmkfs/keyring.h"
+#include "cmkfs/linktgt.h"
 #include "cmkfs/secmem.h"
 #include "../lib/tap.h"
 #include "../lib/tvol.h"
@@ -287,6 +291,132 @@ static void test_is_empty(int dfd)
 	CHECK_RC(dirtree_is_empty(-1), -EBADF);
 }
 
+/* Calls unlinkat on each entry of pfd/name if `rm`; the entry count. */
+static size_t flat_dir(int pfd, const char *name, bool rm)
+{
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d;
+	int fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		n++;
+		if (rm)
+			(void)unlinkat(dirfd(d), de->d_name, 0);
+	}
+	closedir(d);
+	if (rm)
+		(void)unlinkat(pfd, name, AT_REMOVEDIR);
+	return n;
+}
+
+static size_t count_sides(int top)
+{
+	return flat_dir(top, LINKS_DIR, false);
+}
+
+/* Make symlink `name` in dfd with a target of `len` bytes and read it
+ * back through linktgt_read(); returns whether it went to a side file. */
+static bool link_one(const uint8_t key[static NAME_KEY_LEN], int top, int dfd,
+		     const char *name, size_t len)
+{
+	static char tgt[SYMLINK_TARGET_MAX + 1], enc[ENCLINK_MAX],
+		raw[ENCLINK_MAX], back[ENCLINK_MAX];
+	size_t n = 0, bl = 0;
+	ssize_t rl;
+	bool side = true;
+
+	for (size_t i = 0; i < len; i++)
+		tgt[i] = (char)(1 + (i * 7 + len) % 255);
+	CHECK_RC(names_symlink_encrypt(key, tgt, len, enc, sizeof(enc)), 0);
+	CHECK_RC(linktgt_make(top, dfd, name, enc, strlen(enc)), 0);
+	rl = readlinkat(dfd, name, raw, sizeof(raw) - 1);
+	CHECK(rl > 0, "readlinkat %zu", len);
+	if (rl > 0 && len <= 3000)
+		CHECK((size_t)rl == strlen(enc) && memcmp(raw, enc, (size_t)rl) == 0,
+		      "length %zu: not stored inline as before", len);
+	CHECK_RC(linktgt_read(top, dfd, name, raw, sizeof(raw), &n, &side), 0);
+	CHECK(n == strlen(enc) && strcmp(raw, enc) == 0,
+	      "length %zu: encrypted target read back differs", len);
+	CHECK_RC(names_symlink_decrypt(key, raw, n, back, sizeof(back), &bl),
+		 0);
+	CHECK(bl == len && memcmp(back, tgt, len) == 0,
+	      "length %zu: target read back differs", len);
+	return side;
+}
+
+static void test_linktgt(struct keyring *kr, int top, int a, int b)
+{
+	uint8_t key[NAME_KEY_LEN];
+	char name[32], raw[ENCLINK_MAX], big[SYMLINK_TARGET_MAX + 2];
+	struct linktgt_pin pin;
+	size_t n = 0, nside = 0, len;
+	bool side = false;
+
+	CHECK_RC(keyring_name_key(kr, key), 0);
+	/* Every length near the inline limit and the top, sparser between. */
+	for (len = 1; len <= SYMLINK_TARGET_MAX;
+	     len += (len < 40 || (len > 2980 && len < 3100) || len > 4000) ?
+			    1 : 53) {
+		bool s;
+
+		snprintf(name, sizeof(name), "l%zu", len);
+		s = link_one(key, top, a, name, len);
+		CHECK(s == (len > 3007), "length %zu: side file %d", len, s);
+		nside += s;
+	}
+	CHECK(count_sides(top) == nside, "%zu side files, want %zu",
+	      count_sides(top), nside);
+	memset(big, 'x', sizeof(big));
+	CHECK_RC(names_symlink_encrypt(key, big, SYMLINK_TARGET_MAX + 1, raw,
+				       sizeof(raw)),
+		 -ENAMETOOLONG);
+	memset(raw, 'A', sizeof(raw));
+	CHECK_RC(linktgt_make(top, a, "huge", raw, ENCLINK_MAX), -ENAMETOOLONG);
+
+	/* Renamed to another directory: the side file stays, still found. */
+	CHECK_RC(renameat(a, "l4095", b, "moved"), 0);
+	CHECK_RC(linktgt_read(top, b, "moved", raw, sizeof(raw), &n, &side), 0);
+	CHECK(side, "moved link lost its side file");
+	/* Hard links share it; it goes with the last one. */
+	CHECK_RC(linkat(b, "moved", a, "hard", 0), 0);
+	linktgt_pin(b, "moved", &pin);
+	CHECK(pin.fd >= 0, "long symlink not pinned");
+	CHECK_RC(unlinkat(b, "moved", 0), 0);
+	linktgt_unpin(top, &pin);
+	CHECK_RC(linktgt_read(top, a, "hard", raw, sizeof(raw), &n, &side), 0);
+	CHECK(count_sides(top) == nside, "side file gone with a link left");
+	linktgt_pin(a, "hard", &pin);
+	CHECK_RC(unlinkat(a, "hard", 0), 0);
+	linktgt_unpin(top, &pin);
+	CHECK(count_sides(top) == nside - 1, "side file left after last link");
+	/* Short links and other objects are not pinned. */
+	linktgt_pin(a, "l1", &pin);
+	CHECK(pin.fd < 0, "short symlink pinned");
+	linktgt_unpin(top, &pin);
+
+	/* A missing side file is -ENOENT, flagged as a side file's. */
+	linktgt_pin(a, "l4094", &pin);
+	CHECK(pin.fd >= 0, "pin");
+	CHECK_RC(linktgt_drop(top, pin.marker), 0);
+	linktgt_unpin(top, &pin);
+	side = false;
+	CHECK_RC(linktgt_read(top, a, "l4094", raw, sizeof(raw), &n, &side),
+		 -ENOENT);
+	CHECK(side, "missing side file not flagged");
+	CHECK(linktgt_is_marker(LINKTGT_PREFIX "abc", 12) == 0, "short marker");
+	secmem_wipe(key, sizeof(key));
+}
+
 int main(void)
 {
 	char top_path[PATH_MAX];
@@ -312,6 +442,22 @@ int main(void)
 	test_bname(vo.kr, ida, idb);
 	test_side_name();
 	test_read_dirid(top);
+	{
+		int la, lb;
+
+		CHECK_RC(mkdirat(top, "la", 0700), 0);
+		CHECK_RC(mkdirat(top, "lb", 0700), 0);
+		la = openat(top, "la", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		lb = openat(top, "lb", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		CHECK(la >= 0 && lb >= 0, "open la, lb");
+		if (la >= 0 && lb >= 0)
+			test_linktgt(vo.kr, top, la, lb);
+		close(la);
+		close(lb);
+		(void)flat_dir(top, "la", true);
+		(void)flat_dir(top, "lb", true);
+		(void)flat_dir(top, LINKS_DIR, true);
+	}
 	a = openat(top, "a", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	CHECK(a >= 0, "open a");
 	if (a >= 0) {

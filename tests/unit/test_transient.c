@@ -23,6 +23,7 @@
 #include "cmkfs/dirtree.h"
 #include "cmkfs/keyprov.h"
 #include "cmkfs/keyring.h"
+#include "cmkfs/linktgt.h"
 #include "cmkfs/transient.h"
 #include "../lib/tap.h"
 #include "../lib/tvol.h"
@@ -239,9 +240,34 @@ static void test_expire(struct keyring *kr, int rootfd)
 	CHECK_RC(transient_expire(rootfd, kr, &none, NOW, NULL, NULL, &count),
 		 0);
 	CHECK(count == 0, "a zone without a directory expires nothing");
-	CHECK_RC(transient_destroy(rootfd, bz.name), -EISDIR);
-	CHECK_RC(transient_destroy(zfd, byoung.name), 0);
+	CHECK_RC(transient_destroy(rootfd, rootfd, bz.name), -EISDIR);
+	CHECK_RC(transient_destroy(rootfd, zfd, byoung.name), 0);
 	CHECK(!tvol_exists(zfd, byoung.name), "destroyed by hand");
+	{
+		/* A symlink whose target is in a side file takes it along. */
+		static char enc[LINKTGT_INLINE_MAX + 2];
+		char side_id[LINKTGT_MARKER_LEN + 1];
+		ssize_t n;
+
+		memset(enc, 'A', sizeof(enc) - 1);
+		CHECK_RC(linktgt_make(rootfd, zfd, "longlink", enc,
+				      sizeof(enc) - 1),
+			 0);
+		n = readlinkat(zfd, "longlink", side_id, sizeof(side_id));
+		CHECK(n == (ssize_t)LINKTGT_MARKER_LEN, "marker");
+		if (n == (ssize_t)LINKTGT_MARKER_LEN) {
+			char path[128];
+
+			side_id[n] = '\0';
+			snprintf(path, sizeof(path), "%s/%s", LINKS_DIR,
+				 side_id + sizeof(LINKTGT_PREFIX) - 1);
+			CHECK(tvol_exists(rootfd, path), "side file made");
+			CHECK_RC(transient_destroy(rootfd, zfd, "longlink"), 0);
+			CHECK(!tvol_exists(rootfd, path),
+			      "side file left after the symlink was destroyed");
+		}
+		(void)unlinkat(rootfd, LINKS_DIR, AT_REMOVEDIR);
+	}
 
 	/* clean up */
 	if (sfd >= 0) {
