@@ -27,6 +27,16 @@
  * marker: LINKTGT_PREFIX + LINKTGT_ID_B64 base64url characters. */
 int linktgt_is_marker(const char *t, size_t n);
 
+/* 1 if `name` has the form of a side file's name in LINKS_DIR:
+ * LINKTGT_ID_B64 base64url characters. */
+int linktgt_is_id(const char *name);
+
+/* The side file's name within a linktgt_is_marker() target. */
+static inline const char *linktgt_marker_id(const char *marker)
+{
+	return marker + sizeof(LINKTGT_PREFIX) - 1;
+}
+
 /* Make symlink `bname` in dfd whose encrypted target is enc (enc_len
  * characters, base64url). A long one's side file is written (atomically,
  * durably) before the symlink appears, and removed again if the symlink

@@ -9,7 +9,8 @@
  * authenticates copied, every other block written as zeros.
  *
  * Quarantine: a backing object that cannot be read any more (name, header,
- * symlink target, long-name side file) is renamed, never deleted, to
+ * symlink target, long-name side file, orphaned target side file) is
+ * renamed, never deleted, to
  * `cmkfs.quarantine/<run>/<its backing path>` in the cipher directory, next
  * to a copy of its directory's cmkfs.dirid. `cmkfs.` names are invisible
  * on the mount. Not thread-safe: one repair run at a time. */
@@ -33,7 +34,10 @@ CMK_MUST_CHECK int repair_open(int rootfd, struct keyring *kr,
 void repair_close(struct repair *r);	/* NULL-safe */
 
 /* Move dirfd/bname, and its long-name side file if bname is a long name,
- * into the quarantine. `rel_dir` is the backing path of dirfd relative to
+ * into the quarantine. The target side file (LINKS_DIR, linktgt.h) of a
+ * long symlink moved, itself or anywhere below a directory moved, goes
+ * along to <run>/LINKS_DIR/<id> (copied if the symlink has a link left
+ * in the volume). `rel_dir` is the backing path of dirfd relative to
  * the cipher root ("" for the root, "a/b" below it). qrel (cap bytes) gets
  * the new path relative to the cipher root. Both directories are synced.
  * Errors: -EEXIST, -errno. */

@@ -31,6 +31,18 @@ int linktgt_is_marker(const char *t, size_t n)
 	return 1;
 }
 
+int linktgt_is_id(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n != LINKTGT_ID_B64)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!b64url_char(name[i]))
+			return 0;
+	return 1;
+}
+
 /* LINKS_DIR, made on first use. */
 static int links_dir(int rootfd, bool create)
 {
@@ -41,11 +53,6 @@ static int links_dir(int rootfd, bool create)
 	fd = openat(rootfd, LINKS_DIR,
 		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
-}
-
-static const char *marker_id(const char *marker)
-{
-	return marker + sizeof(LINKTGT_PREFIX) - 1;
 }
 
 int linktgt_make(int rootfd, int dfd, const char *bname, const char *enc,
@@ -71,10 +78,10 @@ int linktgt_make(int rootfd, int dfd, const char *bname, const char *enc,
 	if (ld < 0)
 		return ld;
 	/* The side file first, durably: a symlink never points at nothing. */
-	rc = backing_replace(ld, marker_id(marker), enc, enc_len, 0400);
+	rc = backing_replace(ld, linktgt_marker_id(marker), enc, enc_len, 0400);
 	if (rc == 0 && symlinkat(marker, dfd, bname) < 0) {
 		rc = -errno;
-		(void)unlinkat(ld, marker_id(marker), 0);
+		(void)unlinkat(ld, linktgt_marker_id(marker), 0);
 	}
 	close(ld);
 	return rc;
@@ -107,7 +114,7 @@ int linktgt_read(int rootfd, int dfd, const char *name, char *out,
 	ld = links_dir(rootfd, false);
 	if (ld < 0)
 		return ld;
-	rc = backing_read_small(ld, marker_id(m), out, cap - 1, &got);
+	rc = backing_read_small(ld, linktgt_marker_id(m), out, cap - 1, &got);
 	close(ld);
 	if (rc == -EFBIG)
 		rc = -EBADMSG;
@@ -167,7 +174,7 @@ int linktgt_drop(int rootfd, const char *marker)
 	ld = links_dir(rootfd, false);
 	if (ld < 0)
 		return ld;
-	if (unlinkat(ld, marker_id(marker), 0) < 0)
+	if (unlinkat(ld, linktgt_marker_id(marker), 0) < 0)
 		rc = -errno;
 	close(ld);
 	return rc;

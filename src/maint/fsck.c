@@ -32,6 +32,13 @@
 
 #define DEPTH_MAX 256
 
+/* A target side file in LINKS_DIR when the walk began, and whether a
+ * symlink met in the walk points at it. */
+struct side {
+	char id[LINKTGT_ID_B64 + 1];
+	bool seen;
+};
+
 struct fsck {
 	int rootfd;
 	struct keyring *kr;
@@ -45,6 +52,12 @@ struct fsck {
 	struct tzone *z;
 	size_t nz;
 	struct repair *rp;	/* repair only */
+	/* LINKS_DIR's side files, sorted by id; an orphan is one no
+	 * symlink claimed. Only judged after a walk that saw every
+	 * directory left in the volume (partial false). */
+	struct side *sides;
+	size_t nsides, capsides;
+	bool partial;
 };
 
 /* Where a damaged file below a directory is salvaged to: lost+found at the
@@ -236,8 +249,9 @@ static const char *rel_of(const struct fsck *f, const char *bdir)
 	return bdir[n] == '/' ? bdir + n + 1 : bdir + n;
 }
 
-/* An entry that cannot be read: quarantined, or destroyed in a zone. */
-static void set_aside(struct fsck *f, const struct place *pl, int dfd,
+/* An entry that cannot be read: quarantined, or destroyed in a zone.
+ * True if it is gone from where it was. */
+static bool set_aside(struct fsck *f, const struct place *pl, int dfd,
 		      const char *bdir, const char *b, const char *bpath,
 		      const char *ppath)
 {
@@ -251,7 +265,7 @@ static void set_aside(struct fsck *f, const struct place *pl, int dfd,
 			action(f, FSCK_DESTROYED, bpath, ppath, NULL, NULL,
 			       "in a transient zone: destroyed as expiry "
 			       "does, not quarantined");
-			return;
+			return true;
 		}
 	} else {
 		rc = repair_quarantine(f->rp, dfd, rel_of(f, bdir), b, q,
@@ -260,13 +274,14 @@ static void set_aside(struct fsck *f, const struct place *pl, int dfd,
 			f->r->quarantined++;
 			snprintf(to, sizeof(to), "%s/%s", f->o->root, q);
 			action(f, FSCK_QUARANTINED, bpath, ppath, to, NULL, NULL);
-			return;
+			return true;
 		}
 	}
 	not_repaired(f, bpath, ppath,
 		     rc == -EISDIR ? "a directory in a transient zone is never "
 				     "destroyed" :
 				     strerror(-rc));
+	return false;
 }
 
 /* A file whose header opens: copy what authenticates into lost+found,
@@ -291,7 +306,7 @@ static void salvage(struct fsck *f, const struct place *pl, int dfd,
 	snprintf(to, sizeof(to), "%s/" LOSTFOUND_NAME "/%s", pl->ppath, s.name);
 	action(f, FSCK_SALVAGED, bpath, ppath, to, &s, NULL);
 	repair_salvage_free(&s);
-	set_aside(f, pl, dfd, bdir, b, bpath, ppath);
+	(void)set_aside(f, pl, dfd, bdir, b, bpath, ppath);
 }
 
 static void fix_xattrs(struct fsck *f, const struct place *pl, int dfd,
@@ -404,6 +419,162 @@ static __attribute__((noinline)) const char *symlink_bad(struct fsck *f,
 	return bad;
 }
 
+static int side_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct side *)a)->id,
+		      ((const struct side *)b)->id);
+}
+
+static int side_add(const struct walk_entry *e, void *arg)
+{
+	struct fsck *f = arg;
+	struct side *n;
+
+	if (!linktgt_is_id(e->name))
+		return 0;
+	if (f->nsides == f->capsides) {
+		size_t cap = f->capsides ? 2 * f->capsides : 16;
+
+		n = realloc(f->sides, cap * sizeof(*n));
+		if (n == NULL)
+			return -ENOMEM;
+		f->sides = n;
+		f->capsides = cap;
+	}
+	memcpy(f->sides[f->nsides].id, e->name, LINKTGT_ID_B64 + 1);
+	f->sides[f->nsides++].seen = false;
+	return 0;
+}
+
+/* The side files in LINKS_DIR before the walk: one made during it (a
+ * mount creating a symlink beside a plain fsck) is not judged. Memory:
+ * one small record per long symlink. */
+static void sides_load(struct fsck *f)
+{
+	int lfd = openat(f->rootfd, LINKS_DIR, O_RDONLY | O_DIRECTORY |
+						       O_NOFOLLOW | O_CLOEXEC);
+	int rc;
+
+	if (lfd < 0) {
+		if (errno != ENOENT)
+			f->partial = true;	/* reported by check_links */
+		return;
+	}
+	rc = walk_entries(lfd, WALK_ALL, WALK_F_SKIP_ERRORS, side_add, f);
+	close(lfd);
+	if (rc < 0) {
+		free(f->sides);
+		f->sides = NULL;
+		f->nsides = 0;
+		f->partial = true;
+		if (f->cb->warning != NULL)
+			f->cb->warning(LINKS_DIR ": not checked for orphaned "
+				       "symlink targets: out of memory or "
+				       "unreadable", f->cb->arg);
+		return;
+	}
+	if (f->nsides > 1)
+		qsort(f->sides, f->nsides, sizeof(*f->sides), side_cmp);
+}
+
+static struct side *side_find(struct fsck *f, const char *id)
+{
+	struct side key;
+
+	if (f->nsides == 0)
+		return NULL;
+	memcpy(key.id, id, LINKTGT_ID_B64 + 1);
+	return bsearch(&key, f->sides, f->nsides, sizeof(key), side_cmp);
+}
+
+/* Symlink dfd/b (st its lstat) met in the walk: the side file it points
+ * at, if any, is no orphan. */
+static void side_claim(struct fsck *f, int dfd, const char *b,
+		       const struct stat *st)
+{
+	char m[LINKTGT_MARKER_LEN + 1];
+	struct side *s;
+	ssize_t n;
+
+	if (st->st_size != (off_t)LINKTGT_MARKER_LEN)
+		return;
+	n = readlinkat(dfd, b, m, sizeof(m));
+	if (n < 0 || !linktgt_is_marker(m, (size_t)n))
+		return;
+	m[n] = '\0';
+	s = side_find(f, linktgt_marker_id(m));
+	if (s != NULL)
+		s->seen = true;
+}
+
+struct links {
+	struct fsck *f;
+	const struct place *root;
+	char bdir[PATH_MAX];
+	unsigned long unjudged;	/* unclaimed, but the walk was partial */
+};
+
+static int links_entry(const struct walk_entry *e, void *arg)
+{
+	struct links *l = arg;
+	struct fsck *f = l->f;
+	char bpath[PATH_MAX + 64];
+	const struct side *s;
+
+	snprintf(bpath, sizeof(bpath), "%s/%s", l->bdir, e->name);
+	if (linktgt_is_id(e->name)) {
+		s = side_find(f, e->name);
+		if (s == NULL || s->seen)	/* new, or claimed */
+			return 0;
+		if (f->partial) {
+			l->unjudged++;
+			return 0;
+		}
+		report(f, bpath, NULL, -1, "orphaned symlink target side "
+					   "file: no symlink points to it");
+	} else if (e->cls == WALK_TMP) {
+		report(f, bpath, NULL, -1, "leftover temporary file "
+					   "of an interrupted operation");
+	} else {
+		report(f, bpath, NULL, -1, "unknown name in " LINKS_DIR);
+	}
+	if (f->rp != NULL)
+		(void)set_aside(f, l->root, e->dfd, l->bdir, e->name, bpath,
+				NULL);
+	return 0;
+}
+
+/* After the walk: LINKS_DIR holds only side files some symlink points at,
+ * so that a crash between writing one and making its symlink (or between
+ * the last unlink and its removal) is found, and with repair set aside
+ * like a stray temporary. */
+static void check_links(struct fsck *f, const struct place *root)
+{
+	struct links l = { f, root, { 0 }, 0 };
+	char msg[160];
+	int lfd, rc;
+
+	snprintf(l.bdir, sizeof(l.bdir), "%s/%s", f->o->root, LINKS_DIR);
+	lfd = openat(f->rootfd, LINKS_DIR, O_RDONLY | O_DIRECTORY |
+						   O_NOFOLLOW | O_CLOEXEC);
+	if (lfd < 0) {
+		if (errno != ENOENT)
+			report(f, l.bdir, NULL, -1, strerror(errno));
+		return;
+	}
+	rc = walk_entries(lfd, WALK_ALL, WALK_F_SKIP_ERRORS, links_entry, &l);
+	close(lfd);
+	if (rc < 0)
+		report(f, l.bdir, NULL, -1, strerror(-rc));
+	if (l.unjudged > 0 && f->cb->warning != NULL) {
+		snprintf(msg, sizeof(msg),
+			 LINKS_DIR ": %lu side file%s not checked for orphans: "
+			 "part of the volume was not walked", l.unjudged,
+			 l.unjudged == 1 ? "" : "s");
+		f->cb->warning(msg, f->cb->arg);
+	}
+}
+
 /* One directory being checked. */
 struct dir {
 	struct fsck *f;
@@ -444,8 +615,8 @@ static void check_reserved(struct dir *d, const struct walk_entry *e,
 		    faccessat(d->dfd, owner, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
 			report(f, bpath, NULL, -1, "orphaned long-name side file");
 			if (repair)
-				set_aside(f, d->pl, d->dfd, d->bdir, b, bpath,
-					  NULL);
+				(void)set_aside(f, d->pl, d->dfd, d->bdir, b,
+						bpath, NULL);
 		}
 		return;
 	}
@@ -455,7 +626,7 @@ static void check_reserved(struct dir *d, const struct walk_entry *e,
 	else
 		report(f, bpath, NULL, -1, "unknown reserved name");
 	if (repair)
-		set_aside(f, d->pl, d->dfd, d->bdir, b, bpath, NULL);
+		(void)set_aside(f, d->pl, d->dfd, d->bdir, b, bpath, NULL);
 }
 
 static void check_subdir(struct dir *d, const char *b, const char *bpath,
@@ -470,9 +641,11 @@ static void check_subdir(struct dir *d, const char *b, const char *bpath,
 	if (sub < 0) {
 		/* Gone or replaced meanwhile is nothing to check; anything
 		 * else (EACCES, EMFILE) leaves a subtree unchecked. */
-		if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP)
+		if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP) {
+			f->partial = true;
 			report(f, bpath, named ? ppath : NULL, -1,
 			       strerror(errno));
+		}
 		return;
 	}
 	/* Entering the top of a zone: its own lost+found. */
@@ -486,15 +659,19 @@ static void check_subdir(struct dir *d, const char *b, const char *bpath,
 	 * or at the top of a transient zone, where that would destroy (or
 	 * keep past its TTL) data that may still be recoverable by
 	 * restoring the id. */
-	if (check_dir(f, sub, bpath, named ? ppath : "?", spl, d->depth + 1) < 0 &&
-	    f->rp != NULL) {
-		if (spl->zone)
+	if (check_dir(f, sub, bpath, named ? ppath : "?", spl, d->depth + 1) < 0) {
+		/* Not walked: it stays unseen in the volume unless set
+		 * aside (its long symlinks' targets go with it). */
+		if (f->rp == NULL)
+			f->partial = true;
+		else if (spl->zone) {
+			f->partial = true;
 			not_repaired(f, bpath, named ? ppath : NULL,
 				     "directory id lost in a transient zone: "
 				     "restore cmkfs.dirid from a backup");
-		else
-			set_aside(f, pl, d->dfd, d->bdir, b, bpath,
-				  named ? ppath : NULL);
+		} else if (!set_aside(f, pl, d->dfd, d->bdir, b, bpath,
+				      named ? ppath : NULL))
+			f->partial = true;
 	}
 	close(sub);
 }
@@ -509,7 +686,7 @@ static void check_regular(struct dir *d, const char *b, const char *bpath,
 	if (f->rp == NULL)
 		return;
 	if (dmg == DMG_ENTRY)
-		set_aside(f, d->pl, d->dfd, d->bdir, b, bpath, ppath);
+		(void)set_aside(f, d->pl, d->dfd, d->bdir, b, bpath, ppath);
 	else if (dmg == DMG_CONTENT)
 		salvage(f, d->pl, d->dfd, d->bdir, b, bpath, ppath);
 	else if (dmg == DMG_IO)
@@ -564,10 +741,14 @@ static int check_entry(const struct walk_entry *e, void *arg)
 	}
 	if (fstatat(d->dfd, b, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return 0;
+	if (S_ISLNK(st.st_mode))
+		side_claim(f, d->dfd, b, &st);
 	/* Nameless: quarantined whole, a directory with its subtree (outside
 	 * a zone; a zone's unnamed directory stays, walked). */
 	if (repair && !named && !(S_ISDIR(st.st_mode) && d->pl->zone)) {
-		set_aside(f, d->pl, d->dfd, d->bdir, b, bpath, NULL);
+		if (!set_aside(f, d->pl, d->dfd, d->bdir, b, bpath, NULL) &&
+		    S_ISDIR(st.st_mode))
+			f->partial = true;
 		progress(f, FSCK_PHASE_WALK);
 		return 0;
 	}
@@ -582,8 +763,8 @@ static int check_entry(const struct walk_entry *e, void *arg)
 		   (bad = symlink_bad(f, d->dfd, b)) != NULL) {
 		report(f, bpath, named ? ppath : NULL, -1, bad);
 		if (repair)
-			set_aside(f, d->pl, d->dfd, d->bdir, b, bpath,
-				  named ? ppath : NULL);
+			(void)set_aside(f, d->pl, d->dfd, d->bdir, b, bpath,
+					named ? ppath : NULL);
 	}
 	progress(f, FSCK_PHASE_WALK);
 	secmem_wipe(plain, sizeof(plain));
@@ -601,6 +782,7 @@ static int check_dir(struct fsck *f, int dfd, const char *bdir,
 	f->r->dirs++;
 	progress(f, FSCK_PHASE_WALK);
 	if (depth > DEPTH_MAX) {
+		f->partial = true;
 		report(f, bdir, pdir, -1, "directories nested too deep");
 		return 0;
 	}
@@ -618,6 +800,7 @@ static int check_dir(struct fsck *f, int dfd, const char *bdir,
 	rc = walk_entries(dfd, WALK_ALL, WALK_F_SKIP_ERRORS, check_entry,
 			  &d);
 	if (rc < 0) {
+		f->partial = true;
 		report(f, bdir, pdir, -1, strerror(-rc));
 		return 0;
 	}
@@ -736,14 +919,20 @@ int fsck_run(int rootfd, struct keyring *kr, const struct fsck_opts *o,
 	}
 	expire_zones(&f, rootfd);
 	progress(&f, FSCK_PHASE_EXPIRED);
-	if (check_dir(&f, rootfd, o->root, "", &root, 0) < 0 && f.rp != NULL)
-		not_repaired(&f, o->root, "/", "the root's directory id cannot "
-					       "be replaced: restore it from a "
-					       "backup");
+	sides_load(&f);
+	if (check_dir(&f, rootfd, o->root, "", &root, 0) < 0) {
+		f.partial = true;
+		if (f.rp != NULL)
+			not_repaired(&f, o->root, "/", "the root's directory id "
+				     "cannot be replaced: restore it from a "
+				     "backup");
+	}
+	check_links(&f, &root);
 out:
 	if (f.jfd >= 0)
 		close(f.jfd);
 	repair_close(f.rp);
+	free(f.sides);
 	free(f.z);
 	secmem_wipe(f.key, sizeof(f.key));
 	return rc;

@@ -2,6 +2,7 @@
  * read (include/cmkfs/repair.h, doc/OPERATIONS.md "fsck"). */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -18,10 +19,12 @@
 #include "cmkfs/cfile.h"
 #include "cmkfs/dirtree.h"
 #include "cmkfs/header.h"
+#include "cmkfs/linktgt.h"
 #include "cmkfs/log.h"
 #include "cmkfs/names.h"
 #include "cmkfs/repair.h"
 #include "cmkfs/secmem.h"
+#include "cmkfs/walk.h"
 
 #define CHUNK_BYTES (1u << 20)	/* plaintext per cfile_write */
 #define XLIST_MAX 65536
@@ -157,6 +160,100 @@ static int mirror(struct repair *r, int srcfd, const char *rel_dir, int *out)
 	return 0;
 }
 
+/* A long symlink dfd/name, already in the quarantine, takes its target
+ * along: LINKS_DIR/<id> goes to <run>/LINKS_DIR/<id>, so that the link
+ * set aside can still be read by hand and its side file is no orphan in
+ * the volume. Moved when no other link of the symlink is left, copied
+ * when one is (the volume's link still needs it). A failure only warns:
+ * the side file left behind is reported as an orphan by the next fsck
+ * and set aside then. */
+static void carry_target(struct repair *r, int dfd, const char *name)
+{
+	char m[LINKTGT_MARKER_LEN + 1], *buf = NULL;
+	const char *id;
+	struct stat st;
+	size_t len = 0;
+	ssize_t n;
+	int lfd, qfd = -1, rc;
+
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISLNK(st.st_mode) || st.st_size != (off_t)LINKTGT_MARKER_LEN)
+		return;
+	n = readlinkat(dfd, name, m, sizeof(m));
+	if (n < 0 || !linktgt_is_marker(m, (size_t)n))
+		return;
+	m[n] = '\0';
+	id = linktgt_marker_id(m);
+	lfd = openat(r->rootfd, LINKS_DIR, DIROPEN);
+	if (lfd < 0)
+		return;		/* no side file to carry */
+	if (faccessat(lfd, id, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+		close(lfd);
+		return;
+	}
+	rc = mirror(r, lfd, LINKS_DIR, &qfd);
+	if (rc == 0 && st.st_nlink == 1) {
+		/* Same id, same side file (ids are random): a copy already
+		 * there makes the original redundant. */
+		if (renameat2(lfd, id, qfd, id, RENAME_NOREPLACE) < 0 &&
+		    (errno != EEXIST || unlinkat(lfd, id, 0) < 0))
+			rc = -errno;
+		if (rc == 0)
+			rc = backing_fsync_dir(qfd);
+		if (rc == 0)
+			rc = backing_fsync_dir(lfd);
+	} else if (rc == 0) {
+		buf = malloc(ENCLINK_MAX);
+		rc = buf == NULL ? -ENOMEM :
+				   backing_read_small(lfd, id, buf, ENCLINK_MAX,
+						      &len);
+		if (rc == 0)
+			rc = backing_replace(qfd, id, buf, len, 0400);
+		free(buf);
+	}
+	if (rc < 0)
+		log_warn("quarantine: a symlink's target (" LINKS_DIR
+			 ") stays behind: %s", strerror(-rc));
+	if (qfd >= 0)
+		close(qfd);
+	close(lfd);
+}
+
+static int carry_entry(const struct walk_entry *e, void *arg)
+{
+	if (e->type == DT_LNK)
+		carry_target(arg, e->dfd, e->name);
+	return 0;
+}
+
+/* The targets of every long symlink in what was just moved to mfd/bname:
+ * the entry itself, or a directory's whole subtree. */
+static void carry_targets(struct repair *r, int mfd, const char *bname)
+{
+	const struct walk_tree_cb cb = { .want = WALK_ENTRIES,
+					 .flags = WALK_F_SKIP_ERRORS,
+					 .file = carry_entry,
+					 .arg = r };
+	struct stat st;
+	int fd;
+
+	if (fstatat(mfd, bname, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+	if (S_ISLNK(st.st_mode)) {
+		carry_target(r, mfd, bname);
+		return;
+	}
+	if (!S_ISDIR(st.st_mode))
+		return;
+	fd = openat(mfd, bname, DIROPEN);
+	if (fd < 0)
+		return;
+	if (walk_tree(fd, &cb) < 0)
+		log_warn("quarantine: a directory set aside was not searched "
+			 "to the end for symlink targets in " LINKS_DIR);
+	close(fd);
+}
+
 int repair_quarantine(struct repair *r, int dirfd, const char *rel_dir,
 		      const char *bname, char *qrel, size_t cap)
 {
@@ -179,9 +276,11 @@ int repair_quarantine(struct repair *r, int dirfd, const char *rel_dir,
 		rc = backing_fsync_dir(mfd);
 	if (rc == 0)
 		rc = backing_fsync_dir(dirfd);
-	if (rc == 0)
+	if (rc == 0) {
+		carry_targets(r, mfd, bname);
 		snprintf(qrel, cap, "%s/%s%s%s", r->run, rel_dir,
 			 *rel_dir ? "/" : "", bname);
+	}
 	close(mfd);
 	return rc;
 }

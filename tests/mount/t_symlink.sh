@@ -4,7 +4,9 @@
 # read back (readlink and lstat size), renamed within and across
 # directories, hard-linked, replaced and unlinked; then fsck, an offline
 # and a live rekey, and fsck finding a long target's side file removed or
-# altered. A 4,096-byte target is refused with ENAMETOOLONG, as by Linux.
+# altered; fsck --repair setting those links aside with their side files,
+# and fsck reporting (and --repair setting aside) side files no symlink
+# points to. A 4,096-byte target is refused with ENAMETOOLONG, as by Linux.
 . "$(dirname "$0")/../lib/lib.sh"
 t_need python3
 t_init
@@ -124,3 +126,47 @@ PY
 [ "$n_eio" = 2 ] || t_fail "$n_eio symlinks failed with EIO, want 2"
 t_umount
 t_ok "fsck reports a removed and an altered side file; the mount answers EIO for exactly those two"
+
+# Repair: the two damaged links are set aside, the altered one with its
+# side file; nothing is left in cmkfs.links that no symlink points to.
+nside=$(side)
+rc=0; "$CMKFS" fsck --repair --service-key "$KEY" "$CIPHER" >"$T/out" 2>&1 || rc=$?
+[ $rc = 1 ] || t_fail "fsck --repair exit $rc: $(cat "$T/out")"
+[ "$(grep -c '^QUARANTINED' "$T/out")" = 2 ] || t_fail "want 2 links quarantined: $(cat "$T/out")"
+[ "$(side)" = $((nside - 1)) ] || t_fail "the altered link's side file stayed in cmkfs.links ($(side) of $nside)"
+[ "$(find "$CIPHER/cmkfs.quarantine" -path '*/cmkfs.links/*' -type f | wc -l)" = 1 ] ||
+	t_fail "the altered link's side file is not in the quarantine"
+"$CMKFS" fsck --service-key "$KEY" "$CIPHER" >"$T/out" 2>&1 || t_fail "fsck after repair: $(cat "$T/out")"
+t_ok "fsck --repair sets the damaged links aside, a side file with its link; then clean"
+
+# Orphans: a side file whose symlink was never made (a crash between the
+# two) and one whose symlink went without it (a crash before its removal).
+lnk=$(find "$CIPHER" -path "$CIPHER/cmkfs.*" -prune -o -type l -lname 'cmkfs.lt.*' -print -quit)
+[ -n "$lnk" ] || t_fail "no long backing symlink found"
+gone=$(readlink "$lnk"); gone=${gone#cmkfs.lt.}
+rm -f "$lnk"
+cp "$CIPHER/cmkfs.links/$gone" "$CIPHER/cmkfs.links/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+rc=0; "$CMKFS" fsck --service-key "$KEY" "$CIPHER" >"$T/out" 2>/dev/null || rc=$?
+[ $rc = 1 ] || t_fail "fsck exit $rc with orphaned side files: $(cat "$T/out")"
+[ "$(grep -c 'orphaned symlink target side file' "$T/out")" = 2 ] ||
+	t_fail "fsck missed an orphaned side file: $(cat "$T/out")"
+grep -qF "cmkfs.links/$gone" "$T/out" || t_fail "orphan not named: $(cat "$T/out")"
+rc=0; "$CMKFS" fsck --repair --service-key "$KEY" "$CIPHER" >"$T/out" 2>&1 || rc=$?
+[ $rc = 1 ] || t_fail "fsck --repair exit $rc with orphans: $(cat "$T/out")"
+[ ! -e "$CIPHER/cmkfs.links/$gone" ] && [ ! -e "$CIPHER/cmkfs.links/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" ] ||
+	t_fail "orphans left in cmkfs.links: $(cat "$T/out")"
+"$CMKFS" fsck --service-key "$KEY" "$CIPHER" >"$T/out" 2>&1 || t_fail "fsck after the orphans' repair: $(cat "$T/out")"
+t_mount
+nok=$(python3 - "$MNT" <<'PY'
+import os, sys
+n = 0
+for d in ("a", "b"):
+    for e in os.listdir(os.path.join(sys.argv[1], d)):
+        os.readlink(os.path.join(sys.argv[1], d, e))
+        n += 1
+print(n)
+PY
+) || t_fail "a symlink left does not read: $nok"
+[ "$nok" = $((nlinks - 3)) ] || t_fail "$nok symlinks read, want $((nlinks - 3))"
+t_umount
+t_ok "fsck reports orphaned side files, --repair sets them aside, then clean; every link left reads"

@@ -9,9 +9,14 @@
  * missing directory, a volume held by another offline user, a missing
  * service key, a damaged config) with its message and no audit log
  * opened; a run to the end reports FSCK_PHASE_DONE once, after the walk,
- * and audits the check under the volume's id. */
+ * and audits the check under the volume's id. Long symlink targets
+ * (cmkfs.links/): an unreferenced side file is reported and set aside by
+ * repair; a long symlink set aside takes its side file into the
+ * quarantine (moved, or copied while a hard link stays), and orphans are
+ * not judged while part of the tree goes unwalked. */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -29,6 +34,7 @@
 #include "cmkfs/dirtree.h"
 #include "cmkfs/fsck.h"
 #include "cmkfs/header.h"
+#include "cmkfs/linktgt.h"
 #include "cmkfs/names.h"
 #include "cmkfs/volio.h"
 #include "../lib/tap.h"
@@ -297,6 +303,229 @@ static void unreadable_subdir(void)
 	close(rootfd2);
 }
 
+/* Long symlink `name` in dfd (target of `len` bytes), made as the mount
+ * makes it; bname gets its backing name, id its side file's name. */
+static void mklink(int rootfd, int dfd, const char *name, size_t len,
+		   char *bname, char *id)
+{
+	static char tgt[SYMLINK_TARGET_MAX + 1], enc[ENCLINK_MAX];
+	char m[LINKTGT_MARKER_LEN + 1];
+	uint8_t key[NAME_KEY_LEN];
+	struct bname bn;
+	ssize_t n;
+
+	for (size_t i = 0; i < len; i++)
+		tgt[i] = (char)('a' + (i * 7 + len) % 26);
+	CHECK_RC(keyring_name_key(kr, key), 0);
+	CHECK_RC(names_symlink_encrypt(key, tgt, len, enc, sizeof(enc)), 0);
+	CHECK_RC(tvol_bname(kr, dfd, name, &bn), 0);
+	strcpy(bname, bn.name);
+	CHECK_RC(linktgt_make(rootfd, dfd, bn.name, enc, strlen(enc)), 0);
+	id[0] = '\0';
+	n = readlinkat(dfd, bn.name, m, sizeof(m) - 1);
+	if (n > 0 && linktgt_is_marker(m, (size_t)n)) {
+		m[n] = '\0';
+		strcpy(id, m + sizeof(LINKTGT_PREFIX) - 1);
+	}
+}
+
+/* What the long-link runs saw: warnings, and where a symlink went. */
+struct lcap {
+	unsigned long warnings;
+	const char *want;	/* backing name whose quarantine path to keep */
+	char to[PATH_MAX];
+};
+
+static void l_warning(const char *what, void *arg)
+{
+	(void)what;
+	((struct lcap *)arg)->warnings++;
+}
+
+static void l_action(const struct fsck_action *a, void *arg)
+{
+	struct lcap *c = arg;
+	size_t bl = strlen(a->bpath), wl = c->want ? strlen(c->want) : 0;
+
+	if (a->kind == FSCK_QUARANTINED && a->to != NULL && wl > 0 &&
+	    bl > wl && strcmp(a->bpath + bl - wl, c->want) == 0)
+		snprintf(c->to, sizeof(c->to), "%s", a->to);
+}
+
+static size_t count_links(int rootfd)
+{
+	char path[64];
+	size_t n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d/" LINKS_DIR, rootfd);
+	d = opendir(path);
+	for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;)
+		n += e->d_name[0] != '.';
+	if (d != NULL)
+		closedir(d);
+	return n;
+}
+
+static void long_links(void)
+{
+	char vol3[PATH_MAX], keep[ENCNAME_MAX], gone[ENCNAME_MAX],
+		bad[ENCNAME_MAX], okb[ENCNAME_MAX], inner[ENCNAME_MAX],
+		hl[ENCNAME_MAX], dn[ENCNAME_MAX], dqn[ENCNAME_MAX],
+		shortb[ENCNAME_MAX], bad2[ENCNAME_MAX], path[PATH_MAX + 128],
+		idk[64], idg[64], idb[64], ido[64], idi[64], idh[64], ids[64],
+		stray[64], m[LINKTGT_MARKER_LEN + 1];
+	struct keyring *kr1 = kr, *kr3 = NULL;
+	struct lcap cap = { 0 };
+	const struct fsck_cb cb = { NULL, l_action, NULL, l_warning, &cap };
+	struct fsck_opts o = { 0 };
+	struct fsck_result r;
+	int rootfd3 = -1, dfd, dqfd, lfd;
+	ssize_t n;
+
+	snprintf(vol3, sizeof(vol3), "%s/vol3", top);
+	CHECK_RC(tvol_create(vol3, keypath, 4096), 0);
+	CHECK_RC(tvol_unlock(vol3, keypath, &rootfd3, &kr3), 0);
+	if (kr3 == NULL)
+		return;
+	kr = kr3;
+	/* /keep, /gone, /bad, /short, /d/ok, /d/hl (+ hard link /d/hl2),
+	 * /dq/inner: all long but /short */
+	mklink(rootfd3, rootfd3, "keep", 4095, keep, idk);
+	mklink(rootfd3, rootfd3, "gone", 3500, gone, idg);
+	mklink(rootfd3, rootfd3, "bad", 4000, bad, idb);
+	mklink(rootfd3, rootfd3, "short", 100, shortb, ids);
+	dfd = mkdir_in(rootfd3, "d", dn);
+	mklink(rootfd3, dfd, "ok", 3100, okb, ido);
+	mklink(rootfd3, dfd, "hl", 3900, hl, idh);
+	{
+		struct bname bn;
+
+		CHECK_RC(tvol_bname(kr, dfd, "hl2", &bn), 0);
+		CHECK(linkat(dfd, hl, dfd, bn.name, 0) == 0, "hard link");
+	}
+	dqfd = mkdir_in(rootfd3, "dq", dqn);
+	mklink(rootfd3, dqfd, "inner", 4095, inner, idi);
+	CHECK(idk[0] && idg[0] && idb[0] && ido[0] && idh[0] && idi[0] &&
+		      !ids[0],
+	      "long targets in side files, the short one inline");
+	CHECK(count_links(rootfd3) == 6, "six side files: %zu",
+	      count_links(rootfd3));
+	o.root = vol3;
+	o.keep_list = true;
+	CHECK_RC(fsck_run(rootfd3, kr, &o, &cb, &r), 0);
+	CHECK(r.problems == 0 && r.symlinks == 8 && cap.warnings == 0,
+	      "long links clean: %lu problems, %lu symlinks, %lu warnings",
+	      r.problems, r.symlinks, cap.warnings);
+	fsck_result_free(&r);
+
+	/* Orphans: a side file written before a crash kept its symlink from
+	 * being made, and one whose symlink went without it. */
+	memcpy(stray, idk, sizeof(stray));
+	stray[0] = stray[0] == 'Q' ? 'R' : 'Q';
+	lfd = openat(rootfd3, LINKS_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHECK(lfd >= 0, "open links dir");
+	CHECK_RC(backing_replace(lfd, stray, "x", 1, 0400), 0);
+	CHECK(unlinkat(rootfd3, gone, 0) == 0, "unlink /gone alone");
+	CHECK_RC(fsck_run(rootfd3, kr, &o, &cb, &r), 0);
+	CHECK(find(&r, stray, "orphaned symlink target side file") != NULL &&
+		      find(&r, idg, "orphaned symlink target side file") !=
+			      NULL,
+	      "both orphaned side files reported");
+	CHECK(r.problems == 2, "only the orphans: %lu problems", r.problems);
+	if (r.problems != 2)
+		dump(&r);
+	fsck_result_free(&r);
+
+	CHECK_RC(volio_lock_offline(rootfd3), 0);
+	o.repair = true;
+	CHECK_RC(fsck_run(rootfd3, kr, &o, &cb, &r), 0);
+	CHECK(r.quarantined == 2 && r.unrepaired == 0,
+	      "orphans set aside: %lu quarantined", r.quarantined);
+	fsck_result_free(&r);
+	CHECK(!tvol_exists(lfd, stray) && !tvol_exists(lfd, idg) &&
+		      count_links(rootfd3) == 5,
+	      "orphans gone from " LINKS_DIR ": %zu left",
+	      count_links(rootfd3));
+	o.repair = false;
+	CHECK_RC(fsck_run(rootfd3, kr, &o, &cb, &r), 0);
+	CHECK(r.problems == 0, "clean after the orphans' repair: %lu",
+	      r.problems);
+	fsck_result_free(&r);
+
+	/* /bad's name damaged, /d/hl's too (its hard link /d/hl2 stays),
+	 * /dq's directory id lost: each set aside with its side files. */
+	strcpy(bad2, bad);
+	bad2[3] = bad2[3] == 'A' ? 'B' : 'A';
+	CHECK(renameat(rootfd3, bad, rootfd3, bad2) == 0, "damage /bad");
+	{
+		char hlx[ENCNAME_MAX];
+
+		strcpy(hlx, hl);
+		hlx[3] = hlx[3] == 'A' ? 'B' : 'A';
+		CHECK(renameat(dfd, hl, dfd, hlx) == 0, "damage /d/hl");
+	}
+	CHECK(unlinkat(dqfd, DIRID_FILE, 0) == 0, "rm /dq's dirid");
+	/* While /dq is not walked, /dq/inner's side file is not judged. */
+	cap.warnings = 0;
+	CHECK_RC(fsck_run(rootfd3, kr, &o, &cb, &r), 0);
+	CHECK(find(&r, idi, "orphaned") == NULL && cap.warnings == 1,
+	      "unwalked subtree: no orphan claimed, one warning (%lu)",
+	      cap.warnings);
+	CHECK(r.problems == 3, "three problems: %lu", r.problems);
+	if (r.problems != 3)
+		dump(&r);
+	fsck_result_free(&r);
+
+	o.repair = true;
+	cap.want = bad2;
+	CHECK_RC(fsck_run(rootfd3, kr, &o, &cb, &r), 0);
+	CHECK(r.quarantined == 3 && r.unrepaired == 0,
+	      "damaged long links set aside: %lu quarantined",
+	      r.quarantined);
+	if (r.quarantined != 3)
+		dump(&r);
+	fsck_result_free(&r);
+	/* /d/hl2 still needs the shared side file; /keep and /d/ok theirs */
+	CHECK(count_links(rootfd3) == 3 && tvol_exists(lfd, idh) &&
+		      !tvol_exists(lfd, idb) && !tvol_exists(lfd, idi),
+	      "side files of what was set aside left " LINKS_DIR ": %zu left",
+	      count_links(rootfd3));
+	/* The quarantined /bad still reads: its side file beside it. */
+	n = cap.to[0] ? readlink(cap.to, m, sizeof(m) - 1) : -1;
+	CHECK(n == (ssize_t)LINKTGT_MARKER_LEN, "quarantined link: %s",
+	      cap.to);
+	if (n > 0) {
+		char *slash = strrchr(cap.to, '/');
+
+		m[n] = '\0';
+		if (slash != NULL)
+			*slash = '\0';
+		snprintf(path, sizeof(path), "%s/" LINKS_DIR "/%s", cap.to,
+			 m + sizeof(LINKTGT_PREFIX) - 1);
+		CHECK(access(path, F_OK) == 0, "side file in the quarantine: %s",
+		      path);
+	}
+	o.repair = false;
+	cap.warnings = 0;
+	CHECK_RC(fsck_run(rootfd3, kr, &o, &cb, &r), 0);
+	CHECK(r.problems == 0 && cap.warnings == 0 && r.symlinks == 4,
+	      "clean after the links' repair: %lu problems, %lu warnings, "
+	      "%lu symlinks",
+	      r.problems, cap.warnings, r.symlinks);
+	if (r.problems != 0)
+		dump(&r);
+	fsck_result_free(&r);
+
+	if (lfd >= 0)
+		close(lfd);
+	close(dqfd);
+	close(dfd);
+	kr = kr1;
+	keyring_free(kr3);
+	close(rootfd3);
+}
+
 int main(void)
 {
 	char a[ENCNAME_MAX], d[ENCNAME_MAX], b[ENCNAME_MAX], sub[ENCNAME_MAX],
@@ -440,6 +669,7 @@ int main(void)
 	close(dfd);
 	test_volume(rootfd);	/* closes rootfd */
 	unreadable_subdir();
+	long_links();
 	keyring_free(kr);
 	CHECK(tvol_rmtree(top) == 0, "cleanup");
 	return t_done("test_fsck");
