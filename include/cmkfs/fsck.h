@@ -1,7 +1,8 @@
 /* include/cmkfs/fsck.h — the volume check behind `cmkfs fsck`
  * (doc/OPERATIONS.md "fsck"): every directory id, encrypted name and
  * long-name side file, every file header and block in both layers, every
- * symlink target and user xattr, and the reserved names. Each problem is
+ * symlink target and user xattr, and the reserved names (side files in
+ * LINKS_DIR that no symlink points to among them). Each problem is
  * reported with its backing path, the plaintext path where it can still be
  * derived, and the block number. Transient zones expire first (only
  * counted while the volume is mounted or cannot be written).
