@@ -47,6 +47,8 @@ void cli_json_str(const char *s)
 
 void cli_fputs_safe(const char *s, FILE *f)
 {
+	if (s == NULL)
+		return;
 	for (; *s != '\0'; s++)
 		fputc((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s, f);
 }

@@ -52,8 +52,16 @@ static void on_problem(const struct fsck_problem *p, void *arg)
 	} else {
 		if (o->tty)
 			fprintf(stderr, "\r\033[K");
-		printf("DAMAGE %s%s%s%s: %s", p->bpath, p->ppath ? " (" : "",
-		       p->ppath ? p->ppath : "", p->ppath ? ")" : "", p->what);
+		/* Plaintext names are anyone's: shown with control bytes as
+		 * '?' so that a file name cannot drive the terminal. */
+		printf("DAMAGE ");
+		cli_fputs_safe(p->bpath, stdout);
+		if (p->ppath != NULL) {
+			fputs(" (", stdout);
+			cli_fputs_safe(p->ppath, stdout);
+			fputs(")", stdout);
+		}
+		printf(": %s", p->what);
 		if (p->block >= 0)
 			printf(" [block %lld]", p->block);
 		printf("\n");
@@ -105,11 +113,17 @@ static void on_action(const struct fsck_action *a, void *arg)
 		fflush(stdout);
 		return;
 	}
-	printf("%s %s%s%s%s", fsck_action_name(a->kind), a->bpath,
-	       a->ppath ? " (" : "", a->ppath ? a->ppath : "",
-	       a->ppath ? ")" : "");
+	printf("%s ", fsck_action_name(a->kind));
+	cli_fputs_safe(a->bpath, stdout);
+	if (a->ppath != NULL) {
+		fputs(" (", stdout);
+		cli_fputs_safe(a->ppath, stdout);
+		fputs(")", stdout);
+	}
 	if (s != NULL) {
-		printf(" -> %s: ", a->to);
+		fputs(" -> ", stdout);
+		cli_fputs_safe(a->to, stdout);
+		fputs(": ", stdout);
 		if (s->nlost == 0)
 			printf("no block lost");
 		else
@@ -120,7 +134,8 @@ static void on_action(const struct fsck_action *a, void *arg)
 		if (s->cut)
 			printf("; file cut short: whatever followed is lost");
 	} else if (a->to != NULL) {
-		printf(" -> %s", a->to);
+		fputs(" -> ", stdout);
+		cli_fputs_safe(a->to, stdout);
 	}
 	if (a->why != NULL)
 		printf(": %s", a->why);

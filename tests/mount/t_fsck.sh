@@ -77,3 +77,17 @@ head -c 32 /dev/urandom >"$T/wrong.key"; chmod 600 "$T/wrong.key"
 rc=0; "$CMKFS" fsck --service-key "$T/wrong.key" "$CIPHER" >/dev/null 2>&1 || rc=$?
 [ $rc = 3 ] || t_fail "wrong key: exit $rc, want 3"
 t_ok "keys unavailable: exit 3"
+
+# A plaintext name is anyone's (another user of the mount): fsck shows its
+# control bytes as '?', so a name cannot drive the admin's terminal.
+t_mount
+esc=$'evil\e]0;pwned\a\e[2Jname'
+printf 'x%.0s' $(seq 5000) >"$MNT/$esc"
+b_esc=$(find "$CIPHER" -inum "$(stat -c %i "$MNT/$esc")")
+t_umount
+flip "$b_esc" $((148 + 4152 + 10))		# block 1 of it
+rc=0; "$CMKFS" fsck --service-key "$KEY" "$CIPHER" >"$T/out" 2>/dev/null || rc=$?
+[ $rc = 1 ] || t_fail "fsck exit $rc with a damaged file"
+grep -q $'\e' "$T/out" && t_fail "an escape byte of a file name reached fsck's output"
+grep -qF '/evil?]0;pwned??[2Jname)' "$T/out" || t_fail "the damaged file not named: $(cat "$T/out")"
+t_ok "control bytes in names shown as '?'"
