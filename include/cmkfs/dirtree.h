@@ -30,7 +30,9 @@ CMK_MUST_CHECK int dirtree_bname(struct keyring *kr,
  * before the entry appears; no-op for a short name. Errors: from
  * backing_replace(). */
 CMK_MUST_CHECK int dirtree_longname_add(int dirfd, const struct bname *bn);
-/* Remove the side file after the entry is gone; no-op for a short name. */
+/* Remove the side file once no entry of that name is left in dirfd (after
+ * an unlink, or a create that failed); kept while one is there, e.g. when
+ * a create failed with EEXIST. No-op for a short name. */
 void dirtree_longname_del(int dirfd, const struct bname *bn);
 /* The encrypted name behind long-name entry `bname` in dirfd, from its
  * side file, NUL-terminated in enc (cap bytes), its hash checked.

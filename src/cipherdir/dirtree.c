@@ -52,8 +52,13 @@ void dirtree_longname_del(int dirfd, const struct bname *bn)
 {
 	char side[ENCNAME_MAX];
 
-	if (bn->is_long && names_side_name(bn->name, side, sizeof(side)) == 0)
-		(void)unlinkat(dirfd, side, 0);
+	if (!bn->is_long || names_side_name(bn->name, side, sizeof(side)) < 0)
+		return;
+	/* An entry of that name still there (a create that lost to one made
+	 * meanwhile: EEXIST) is the side file's owner: keep it. */
+	if (faccessat(dirfd, bn->name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		return;
+	(void)unlinkat(dirfd, side, 0);
 }
 
 int dirtree_longname_read(int dirfd, const char *bname, char *enc, size_t cap)

@@ -563,8 +563,7 @@ static int make_file(struct fsctx *fs, fuse_req_t req, struct inode *parent,
 		rc = -errno;
 		/* (e.g. ENOSPC for a new directory block): the entry is
 		 * not there, so neither is its side file */
-		if (rc != -EEXIST)
-			dir_longname_del(parent, &bn);
+		dir_longname_del(parent, &bn);
 	}
 	if (rc < 0) {
 		inode_forget(fs, in, 1);
@@ -734,8 +733,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		if (rc == 0 && renameat2(p->fd, tmp, p->fd, bn.name,
 					 RENAME_NOREPLACE) < 0) {
 			rc = -errno;
-			if (rc != -EEXIST)	/* as in make_file() */
-				dir_longname_del(p, &bn);
+			dir_longname_del(p, &bn);
 		}
 		if (rc < 0) {
 			int dfd = openat(p->fd, tmp, O_PATH | O_CLOEXEC);
@@ -977,10 +975,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (rc == 0 &&
 	    renameat2(p1->fd, b1.name, p2->fd, b2.name, flags) < 0) {
 		rc = -errno;
-		/* No entry there (ENOSPC...): no side file either. */
-		if (faccessat(p2->fd, b2.name, F_OK, AT_SYMLINK_NOFOLLOW) < 0 &&
-		    errno == ENOENT)
-			dir_longname_del(p2, &b2);
+		dir_longname_del(p2, &b2);	/* kept if an entry is there */
 		goto unlock;
 	}
 	if (rc == 0 && (p1 != p2 || strcmp(b1.name, b2.name) != 0))

@@ -85,6 +85,21 @@ _t_err() {
 T_EXIT_HOOKS=()
 t_on_exit() { T_EXIT_HOOKS+=("$1"); }
 
+# t_loopfs [MOUNT_OPTS]: a 64 MiB ext4 file system in $T/img mounted on
+# $T/disk (DISK, IMG), for tests that fill or break the backing disk;
+# disk_mount mounts it again. Removed (and its loop device freed) when the
+# test ends. Skips where loop mounts are not possible.
+t_loopfs() {
+	DISK=$T/disk IMG=$T/img LOOPFS_OPTS=${1:+,$1}
+	mkdir "$DISK"
+	# shellcheck disable=SC2016 # expanded when the test ends
+	t_on_exit 'umount "$DISK" 2>/dev/null; for l in $(losetup -j "$IMG" -O NAME -n 2>/dev/null); do losetup -d "$l"; done'
+	truncate -s 64M "$IMG"
+	mkfs.ext4 -q -m 0 "$IMG" || t_fail "mkfs.ext4"
+	disk_mount || t_skip "cannot mount an ext4 loop file system"
+}
+disk_mount() { mount -o "loop$LOOPFS_OPTS" "$IMG" "$DISK"; }
+
 _t_cleanup() {
 	local rc=$? mp left=0 stuck=0 h
 	set +e

@@ -20,15 +20,10 @@
 t_need python3 mkfs.ext4 e2fsck losetup findmnt sha256sum
 t_init
 export CMKFS_AUDIT_LOG=$T/audit.log
-DISK=$T/disk
-IMG=$T/img
-mkdir "$DISK"
+# the writers go before the disk is unmounted (hooks run in order)
 # shellcheck disable=SC2016 # expanded when the test ends
-t_on_exit 'for p in ${WPID:-} ${PEND:-}; do kill "$p" 2>/dev/null; done; umount "$DISK" 2>/dev/null; for l in $(losetup -j "$IMG" -O NAME -n 2>/dev/null); do losetup -d "$l"; done'
-truncate -s 64M "$IMG"
-mkfs.ext4 -q -m 0 "$IMG" || t_fail "mkfs.ext4"
-disk_mount() { mount -o loop,errors=remount-ro "$IMG" "$DISK"; }
-disk_mount || t_skip "cannot mount an ext4 loop file system"
+t_on_exit 'for p in ${WPID:-} ${PEND:-}; do kill "$p" 2>/dev/null; done'
+t_loopfs errors=remount-ro
 LOOP=$(basename "$(findmnt -n -o SOURCE "$DISK")")
 CIPHER=$DISK/vol
 mkdir "$CIPHER"

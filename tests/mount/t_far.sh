@@ -10,14 +10,7 @@
 t_need python3 mkfs.ext4 losetup findmnt
 t_init
 export CMKFS_AUDIT_LOG=$T/audit.log
-DISK=$T/disk
-IMG=$T/img
-mkdir "$DISK"
-# shellcheck disable=SC2016 # expanded when the test ends
-t_on_exit 'umount "$DISK" 2>/dev/null; for l in $(losetup -j "$IMG" -O NAME -n 2>/dev/null); do losetup -d "$l"; done'
-truncate -s 64M "$IMG"
-mkfs.ext4 -q -m 0 "$IMG" || t_fail "mkfs.ext4"
-mount -o loop "$IMG" "$DISK" || t_skip "cannot mount an ext4 loop file system"
+t_loopfs
 CIPHER=$DISK/vol
 mkdir "$CIPHER"
 t_mkvol

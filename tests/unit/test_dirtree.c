@@ -260,6 +260,13 @@ static void test_longname(struct keyring *kr, int dfd,
 	CHECK_RC(dirtree_longname_read(dfd, l1.name, enc, sizeof(enc)),
 		 -EBADMSG);
 
+	/* an entry of that name still there owns the side file (a create
+	 * that failed with EEXIST must not take it) */
+	CHECK_RC(backing_replace(dfd, side, l1.enc, strlen(l1.enc), 0400), 0);
+	CHECK_RC(backing_replace(dfd, l1.name, "x", 1, 0600), 0);
+	dirtree_longname_del(dfd, &l1);
+	CHECK(tvol_exists(dfd, side), "side file kept while its entry is there");
+	CHECK(unlinkat(dfd, l1.name, 0) == 0, "entry removed");
 	dirtree_longname_del(dfd, &l1);
 	CHECK(!tvol_exists(dfd, side), "side file removed");
 	dirtree_longname_del(dfd, &l1);	/* already gone: harmless */
