@@ -88,10 +88,12 @@ struct ctlcmd_rekey_cb {
 };
 
 /* Ask the daemon serving `mountpoint` for a live rekey and follow it to
- * the end. Lines that are not JSON are skipped. Returns 0 once the daemon
+ * the end. req: "rekey", "rekey full" or "rekey full KEY_URI" (a full
+ * rekey moving the customer layer to that Key Vault key: cmk enable). Lines that are not JSON are skipped. Returns 0 once the daemon
  * closed the stream (whether or not a reply came: see cb->result), or
  * ctl_stream's -errno (no daemon, no line for 300 s). */
 CMK_MUST_CHECK int ctlcmd_rekey_stream(const char *mountpoint,
+				       const char *req,
 				       const struct ctlcmd_rekey_cb *cb);
 
 #endif

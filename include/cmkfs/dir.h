@@ -15,6 +15,19 @@
  * Errors: -ENAMETOOLONG, -EINVAL, -EBADMSG (parent's dirid damaged). */
 CMK_MUST_CHECK int dir_bname(struct fsctx *fs, struct inode *parent,
 			     const char *name, struct bname *out);
+/* The backing name under the previous name key, while a full rekey runs
+ * (a lookup's second try). Errors: -ENOENT (none runs), as dir_bname. */
+CMK_MUST_CHECK int dir_bname_prev(struct fsctx *fs, struct inode *parent,
+				  const char *name, struct bname *out);
+/* With fs->ns held: while a full rekey runs, re-encrypt the names of
+ * directory `dir` now, unless done already in this generation, so that
+ * a namespace operation sees each name under one key (migrate.h). */
+CMK_MUST_CHECK int dir_ready(struct fsctx *fs, struct inode *dir);
+/* A symlink's encrypted target, under the current name key or, mid full
+ * rekey, the previous one. Errors: -EBADMSG, -EKEYREVOKED. */
+CMK_MUST_CHECK int dir_target_decrypt(struct fsctx *fs, const char *enc,
+				      size_t n, char *plain, size_t cap,
+				      size_t *len);
 /* dirtree_longname_add() / _del() in the parent's backing directory. */
 CMK_MUST_CHECK int dir_longname_add(struct inode *parent,
 				    const struct bname *bn);

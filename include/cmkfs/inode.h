@@ -25,6 +25,9 @@ struct inode {
 	uint64_t nlookup;	/* protected by fsctx.mtx */
 	struct inode *hnext;	/* protected by fsctx.mtx */
 	bool have_dirid;	/* protected by fsctx.mtx */
+	uint32_t names_gen;	/* a full rekey of this KEK generation
+				 * re-encrypted this directory's names;
+				 * protected by fsctx.ns */
 	uint8_t dirid[DIRID_LEN];
 	struct cfile cf;	/* regular files */
 };
@@ -85,6 +88,13 @@ void inode_handle_drop(struct fsctx *fs, struct handle *h);
 size_t inode_handle_count(struct fsctx *fs);
 /* Drop n lookups; frees at zero. */
 void inode_forget(struct fsctx *fs, struct inode *in, uint64_t n);
+/* A full rekey's step for regular file dfd/name on this mount:
+ * reseal_file() on its inode's cfile (the inode found or made, and held
+ * for the call), so the mount's readers and writers of that file wait for
+ * it and then use the new keys. Returns as reseal_file(). */
+struct reseal_slot;
+CMK_MUST_CHECK int inode_reseal(struct fsctx *fs, int dfd, const char *name,
+				struct reseal_slot *s);
 /* A directory's id, read from its DIRID_FILE once. Errors: -EBADMSG. */
 CMK_MUST_CHECK int inode_dirid(struct fsctx *fs, struct inode *in,
 			       uint8_t dirid[static DIRID_LEN]);

@@ -91,7 +91,7 @@ const struct volume *keyring_volume(struct keyring *kr);
  * called with the keyring write-locked: keep it to a file write). */
 typedef int (*keyring_persist_fn)(const struct volume *v, void *arg);
 /* Step 1: fresh KEK_S and KEK_C for generation + 1, wrapped by prov[]
- * (the volume's own providers); the current KEKs kept as the previous
+ * (the volume's own providers, unless `full`); the current KEKs kept as the previous
  * generation (VOLUME_FLAG_REKEY). persist() is called with the new config;
  * only if it succeeds do new files get the new generation. v1 volumes
  * become v2 (the name key is kept). Errors: -EALREADY (a rekey is already
@@ -99,7 +99,7 @@ typedef int (*keyring_persist_fn)(const struct volume *v, void *arg);
  * are not the volume's), -EAGAIN (the config changed meanwhile), the
  * providers' and persist()'s. */
 CMK_MUST_CHECK int keyring_rekey_begin(struct keyring *kr,
-				       struct keyprov *prov[2],
+				       struct keyprov *prov[2], bool full,
 				       keyring_persist_fn persist, void *arg);
 /* Step 2, per file: *out = *in with its DEKs re-wrapped under the current
  * KEKs. Returns 1 if re-wrapped, 0 if `in` is already current (out
@@ -113,5 +113,33 @@ CMK_MUST_CHECK int keyring_rewrap_header(struct keyring *kr,
  * no-op without a rekey in progress. */
 CMK_MUST_CHECK int keyring_rekey_finish(struct keyring *kr,
 					keyring_persist_fn persist, void *arg);
+
+/* Full rekey (doc/KEYS.md "Full rekey", VOLUME_FLAG_FULL): begun with
+ * `full`, step 1 also makes a fresh volume secret M (so a fresh name key)
+ * and keeps the current M as the previous generation's; prov[] may differ
+ * from the volume's providers (`cmk enable` moves layer C to Key Vault),
+ * and the previous generation's KEKs are re-wrapped by them. In step 2
+ * every name is re-encrypted and every file gets fresh DEKs with its
+ * blocks re-sealed (keyring_refresh_file, cfile_reseal); headers are
+ * never merely re-wrapped (keyring_rewrap_header returns 0). Step 3 drops
+ * the previous KEKs and M. */
+bool keyring_full_rekey(struct keyring *kr);
+/* The previous generation's name key / a purpose key from its M, while a
+ * full rekey runs. Errors: -ENOENT (none), -EKEYREVOKED. */
+CMK_MUST_CHECK int keyring_prev_name_key(struct keyring *kr,
+					 uint8_t key[static NAME_KEY_LEN]);
+CMK_MUST_CHECK int keyring_derive_prev(struct keyring *kr, const char *label,
+				       uint8_t *out, size_t len);
+/* Is the header of the current KEK generation? */
+bool keyring_header_current(struct keyring *kr, const struct header *h);
+/* *out = `in` with fresh DEKs wrapped under the current KEKs (same file
+ * id, current generation); *old_fk keyed with in's DEKs (either
+ * generation), *new_fk with the fresh ones. Errors: -EKEYREJECTED,
+ * -EKEYREVOKED, -ENOMEM, -EIO. */
+CMK_MUST_CHECK int keyring_refresh_file(struct keyring *kr,
+					const struct header *in,
+					struct header *out,
+					struct filekeys **old_fk,
+					struct filekeys **new_fk);
 
 #endif

@@ -70,4 +70,11 @@ void linktgt_unpin(int rootfd, struct linktgt_pin *p);
  * Errors: -EINVAL (not a marker), -errno of unlinkat. */
 CMK_MUST_CHECK int linktgt_drop(int rootfd, const char *marker);
 
+/* Replace the content of the side file named by `marker` with another
+ * long encrypted target (atomically, durably), in place of the symlink's
+ * own: a re-encryption keeps the inode and its hard links.
+ * Errors: -EINVAL (not a marker, or enc not long), -errno. */
+CMK_MUST_CHECK int linktgt_rewrite(int rootfd, const char *marker,
+				   const char *enc, size_t enc_len);
+
 #endif

@@ -27,6 +27,32 @@ struct rekey_progress {
 	uint64_t rewrapped;	/* headers re-wrapped, all passes */
 	uint64_t damaged;	/* headers that could not be re-wrapped */
 	unsigned pass;
+	/* A full rekey (--full, `cmk enable`): files given fresh DEKs and
+	 * re-sealed (in `rewrapped`), bytes of their backing files (total
+	 * from the count, done in this pass), and names, symlink targets
+	 * and xattrs re-encrypted. */
+	bool full;
+	uint64_t bytes_total, bytes_done;
+	uint64_t names;
+	double elapsed;		/* seconds since the run began */
+};
+
+struct reseal_slot;
+
+/* A full rekey on a live mount goes through the mount's own state. */
+struct rekey_live {
+	/* Re-seal regular file dfd/name as reseal_file() does, under the
+	 * mount's cfile for it if it has one (its locks and cached keys).
+	 * Returns 1, 0 or -errno as reseal_file(). */
+	int (*reseal)(int dfd, const char *name, struct reseal_slot *s,
+		      void *arg);
+	/* Hold (true) / release the mount's namespace lock around one
+	 * directory's names. */
+	void (*ns)(bool lock, void *arg);
+	/* Symlink `plain` in dfd was re-made (migrate.h): its kernel entry
+	 * is to be dropped once the namespace lock is released. */
+	void (*replaced)(int dfd, const char *plain, void *arg);
+	void *arg;
 };
 
 struct rekey_cb {
@@ -37,6 +63,13 @@ struct rekey_cb {
 	 * cipher directory). May be NULL. */
 	void (*problem)(const char *bpath, const char *what, void *arg);
 	void *arg;
+	/* A full rekey (doc/KEYS.md "Full rekey"): new KEKs, a new volume
+	 * secret, every name re-encrypted and every file re-sealed. With
+	 * new_c, the customer layer moves to that provider (`cmk enable`). A
+	 * full rekey in progress is resumed as one whatever `full` says. */
+	bool full;
+	struct keyprov *new_c;
+	const struct rekey_live *live;	/* NULL offline */
 };
 
 /* Rekey the volume at rootfd (an O_RDONLY directory fd) whose keyring is

@@ -34,6 +34,10 @@ CMK_MUST_CHECK int transient_norm_path(const char *in, char *out, size_t cap);
  * empty list. Errors: -EBADMSG (tampered), -EKEYREVOKED. */
 CMK_MUST_CHECK int transient_load(int dirfd, struct keyring *kr,
 				  struct tzone *z, size_t *n);
+/* A full rekey's step for the zone list: re-sealed under the current
+ * secret if it is still under the previous one. Returns 1 if re-sealed,
+ * 0 if already current or absent. Errors: as transient_load/_store. */
+CMK_MUST_CHECK int transient_reseal(int rootfd, struct keyring *kr);
 CMK_MUST_CHECK int transient_store(int dirfd, struct keyring *kr,
 				   const struct tzone *z, size_t n);
 

@@ -14,6 +14,10 @@
 #define VOLUME_VERSION 2		/* what init writes; 1 is still read */
 #define VOLUME_VERSION_MIN 1
 #define VOLUME_FLAG_REKEY 0x0001	/* v2: a rekey is in progress (prev set) */
+/* v2, only with REKEY: a full rekey is in progress — the previous
+ * generation's volume secret is kept too (prev_secret_wrapped), since
+ * names and files still under it are being re-encrypted. */
+#define VOLUME_FLAG_FULL 0x0002
 #define VOLUME_SECRET_LEN 64		/* v2: the volume secret M */
 /* nonce_o ‖ GCM(KEK_C, nonce_i ‖ GCM(KEK_S, M) ‖ tag_i) ‖ tag_o */
 #define VOLUME_SECRET_WRAPPED_LEN (VOLUME_SECRET_LEN + 2 * (12 + 16))
@@ -56,6 +60,9 @@ struct volume {
 	uint32_t prev_gen;
 	uint16_t prev_wrapped_len[2];
 	uint8_t prev_wrapped[2][VOLUME_WRAPPED_MAX];
+	/* v2 with VOLUME_FLAG_FULL: the previous generation's M, wrapped as
+	 * secret_wrapped is but by the previous KEKs and naming prev_gen. */
+	uint8_t prev_secret_wrapped[VOLUME_SECRET_WRAPPED_LEN];
 	uint8_t mac[HMAC_LEN];
 };
 

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -14,6 +15,7 @@
 #include "cmkfs/journal.h"
 #include "cmkfs/log.h"
 #include "cmkfs/names.h"
+#include "cmkfs/reseal.h"
 #include "cmkfs/walk.h"
 
 #define JOURNAL_MAX 4096	/* records looked for in one recovery */
@@ -23,7 +25,10 @@ struct jwalk {
 	int jfd;
 	struct keyring *kr;
 	uint32_t bs;
-	char (*names)[JOURNAL_NAME_LEN + 1];
+	struct jrec {
+		char id[JOURNAL_NAME_LEN + 1];	/* the file's id in hex */
+		char rec[64];	/* reseal record name, "" for a truncate */
+	} *names;
 	bool *found;
 	size_t n, left;
 	unsigned completed;
@@ -63,22 +68,37 @@ static void visit_file(struct jwalk *w, int dfd, const char *name)
 	if (cfile_read_header(fd, &h) < 0)
 		goto out;
 	cfile_journal_name(h.file_id, id);
-	for (size_t i = 0; i < w->n; i++) {
-		if (w->found[i] || strcmp(w->names[i], id) != 0)
-			continue;
-		w->found[i] = true;
-		w->left--;
-		cfile_init(&cf, w->kr, w->bs, fd);
-		rc = cfile_load(&cf, fd);
-		if (rc == 0)
-			rc = cfile_resolve_truncate(&cf, fd, w->jfd, false);
-		if (rc == 1)
-			w->completed++;
-		else if (rc < 0)
-			log_err("%s/%s: an interrupted truncate could not be "
-				"completed: %s", JOURNAL_DIR, id, strerror(-rc));
-		cfile_destroy(&cf);
-		break;
+	/* A reseal first: its file's header may still be the old one,
+	 * which a truncate record's block (sealed before) also needs. */
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < w->n; i++) {
+			struct jrec *j = &w->names[i];
+
+			if (w->found[i] || (j->rec[0] != '\0') != (pass == 0) ||
+			    strcmp(j->id, id) != 0)
+				continue;
+			w->found[i] = true;
+			w->left--;
+			cfile_init(&cf, w->kr, w->bs, fd);
+			if (j->rec[0] != '\0') {
+				rc = reseal_recover(&cf, fd, w->jfd, j->rec,
+						    false);
+			} else {
+				rc = cfile_load(&cf, fd);
+				if (rc == 0)
+					rc = cfile_resolve_truncate(
+						&cf, fd, w->jfd, false);
+			}
+			if (rc == 1)
+				w->completed++;
+			else if (rc < 0)
+				log_err("%s/%s: an interrupted %s could not be "
+					"completed: %s", JOURNAL_DIR,
+					j->rec[0] ? j->rec : id,
+					j->rec[0] ? "reseal" : "truncate",
+					strerror(-rc));
+			cfile_destroy(&cf);
+		}
 	}
 out:
 	close(fd);
@@ -109,12 +129,32 @@ static int walk(struct jwalk *w, int rootfd)
 	return rc < 0 ? rc : 0;
 }
 
+static int truncate_at(int dfd, const char *name)
+{
+	int fd = openat(dfd, name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	int rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, 0) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
 static int list_record(const struct walk_entry *e, void *arg)
 {
 	struct jwalk *w = arg;
+	uint8_t id[FILE_ID_LEN];
+	bool reseal = strncmp(e->name, RESEAL_PREFIX,
+			      strlen(RESEAL_PREFIX)) == 0;
 	void *p;
 
-	if (!hexname(e->name) || w->n == JOURNAL_MAX)
+	if ((!hexname(e->name) && !reseal) || w->n == JOURNAL_MAX ||
+	    strlen(e->name) >= sizeof(w->names[0].rec))
+		return 0;
+	/* an empty reseal record: nothing was in flight */
+	if (reseal && reseal_record_id(w->jfd, e->name, id) != 1)
 		return 0;
 	if (w->n % 64 == 0) {
 		p = realloc(w->names, (w->n + 64) * sizeof(*w->names));
@@ -122,7 +162,15 @@ static int list_record(const struct walk_entry *e, void *arg)
 			return -ENOMEM;
 		w->names = p;
 	}
-	memcpy(w->names[w->n++], e->name, JOURNAL_NAME_LEN + 1);
+	if (reseal) {
+		cfile_journal_name(id, w->names[w->n].id);
+		snprintf(w->names[w->n].rec, sizeof(w->names[w->n].rec), "%s",
+			 e->name);
+	} else {
+		memcpy(w->names[w->n].id, e->name, JOURNAL_NAME_LEN + 1);
+		w->names[w->n].rec[0] = '\0';
+	}
+	w->n++;
 	return 0;
 }
 
@@ -141,11 +189,14 @@ int journal_recover(int rootfd, int jfd, struct keyring *kr, uint32_t bs,
 		rc = w.found ? walk(&w, rootfd) : -ENOMEM;
 		/* the file is gone (unlinked after the crash's shrink) */
 		for (size_t i = 0; rc == 0 && i < w.n; i++)
-			if (!w.found[i])
-				(void)unlinkat(jfd, w.names[i], 0);
+			if (!w.found[i] && w.names[i].rec[0] == '\0')
+				(void)unlinkat(jfd, w.names[i].id, 0);
+			else if (!w.found[i])	/* emptied, kept for reuse */
+				(void)truncate_at(jfd, w.names[i].rec);
 		if (rc == 0)
-			log_info("%zu truncate record(s) after a crash: %u "
-				 "file(s) completed", w.n, w.completed);
+			log_info("%zu truncate or reseal record(s) after a "
+				 "crash: %u file(s) completed", w.n,
+				 w.completed);
 	}
 	*completed = w.completed;
 	free(w.found);

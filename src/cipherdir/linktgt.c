@@ -179,3 +179,19 @@ int linktgt_drop(int rootfd, const char *marker)
 	close(ld);
 	return rc;
 }
+
+int linktgt_rewrite(int rootfd, const char *marker, const char *enc,
+		    size_t enc_len)
+{
+	int ld, rc;
+
+	if (!linktgt_is_marker(marker, strlen(marker)) ||
+	    enc_len <= LINKTGT_INLINE_MAX || enc_len >= ENCLINK_MAX)
+		return -EINVAL;
+	ld = links_dir(rootfd, false);
+	if (ld < 0)
+		return ld;
+	rc = backing_replace(ld, linktgt_marker_id(marker), enc, enc_len, 0400);
+	close(ld);
+	return rc;
+}

@@ -5,6 +5,7 @@
 #ifndef CMKFS_CLI_H
 #define CMKFS_CLI_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "cmkfs/common.h"
@@ -26,6 +27,14 @@ int cmd_audit(int argc, char **argv);
 int cmd_transient(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
 int cmd_rekey(int argc, char **argv);
+/* A rekey as `cmkfs rekey` shows it, offline or through the mount daemon:
+ * `full`, and with new_uri / new_c (the same key, opened and checked by
+ * the caller) the customer layer moved to that key: `cmkfs cmk enable`.
+ * Returns the exit status. */
+struct keyprov;
+int cli_rekey(const char *cmd, const char *cdir, const char *keypath,
+	      bool json, bool full, const char *new_uri,
+	      struct keyprov *new_c);
 /* argv[0] is mount.cmkfs or mount.fuse.cmkfs (mount(8) helper). */
 int mount_helper_main(int argc, char **argv);
 

@@ -1,14 +1,19 @@
 /* src/cli/cmd_cmk.c — `cmkfs cmk enable|rotate|disable`: parse, run the
- * engine (maint/cmk.c), print. A live mount adopts the new config through
- * its control socket, asked here while the engine holds the config lock. */
+ * engine, print. rotate and disable re-wrap KEK_C (maint/cmk.c); a live
+ * mount adopts the new config through its control socket, asked here
+ * while the engine holds the config lock. enable hands the volume over to
+ * the customer's key: a full rekey with the customer layer moved to it
+ * (cli_rekey, doc/KEYS.md "Enable"). */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "keyopts.h"
@@ -18,6 +23,7 @@
 #include "cmkfs/http.h"
 #include "cmkfs/kv.h"
 #include "cmkfs/runtime.h"
+#include "cmkfs/volio.h"
 
 static void usage(FILE *f)
 {
@@ -30,8 +36,19 @@ static void usage(FILE *f)
 		"Azure Key Vault or Managed HSM (enable), move it to another key or\n"
 		"version (rotate; the old one must still be reachable), or back under\n"
 		"the service key (disable: do this before revoking the CMK, so the\n"
-		"data stays usable). No file is rewritten. Works on a mounted volume:\n"
-		"the running daemon adopts the change without a remount.\n"
+		"data stays usable; it gives control back to whoever holds the\n"
+		"service key). Works on a mounted volume without a remount.\n"
+		"\n"
+		"enable hands control to the customer for real: new KEKs, a new\n"
+		"volume secret (every name, symlink target and xattr re-encrypted)\n"
+		"and fresh data keys for every file, every block re-sealed, so the\n"
+		"service key with any earlier copy of the volume's metadata opens\n"
+		"nothing the volume holds afterwards. It rewrites the volume (with\n"
+		"progress and an ETA; --json for JSON lines), is resumable after a\n"
+		"kill or crash (run it again), and a live mount keeps serving.\n"
+		"rotate and disable only re-wrap KEK_C: no file is rewritten. After\n"
+		"a rotation, disable the old key version in Key Vault: an old copy\n"
+		"of cmkfs.conf stays protected by it.\n"
 		"\n"
 		"KEY_URI is the key's full URI with its version, e.g.\n"
 		"  https://NAME.vault.azure.net/keys/KEY/VERSION\n"
@@ -90,11 +107,74 @@ static void committed(const char *cdir, const struct cmk_result *r, void *arg)
 	notify_mount(cdir);
 }
 
+/* enable: the full rekey with the customer layer moved to the new key,
+ * after the same checks as ever; or the rest of one a crash cut short. */
+static int enable(const char *cdir, const struct cmk_opts *o, bool json)
+{
+	char found[PATH_MAX], mnt[PATH_MAX], old[VOLUME_KEYID_MAX + 1];
+	struct keyprov *p = NULL;
+	const char *why;
+	struct volume v;
+	bool live;
+	int fd, rc, ex;
+
+	fd = open(cdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	rc = fd < 0 ? -errno : volio_read(fd, &v);
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0)
+		return cli_fail("cmk", "%s: %s", cdir, volio_strerror(rc));
+	live = runtime_find(cdir, found, sizeof(found), mnt, sizeof(mnt));
+	if (v.flags & VOLUME_FLAG_FULL) {
+		if (strcmp(v.layer[1].key_id, o->key_uri) != 0)
+			return cli_fail("cmk", "%s: a hand-over to %s is in "
+					"progress; finish it with 'cmkfs cmk "
+					"enable --key %s' first", cdir,
+					v.layer[1].key_id, v.layer[1].key_id);
+		fprintf(stderr, "cmkfs cmk: %s: resuming the hand-over to %s\n",
+			cdir, v.layer[1].key_id);
+		return cli_rekey("cmk", cdir, o->service_key, json, true, NULL,
+				 NULL);
+	}
+	if (v.flags & VOLUME_FLAG_REKEY)
+		return cli_fail("cmk", "%s: a rekey is in progress; finish it "
+				"with 'cmkfs rekey %s' first", cdir, cdir);
+	if (v.layer[1].prov == KPROV_AKV)
+		return cli_fail("cmk", "%s: a customer-managed key is already "
+				"enabled (%s); use 'cmkfs cmk rotate'", cdir,
+				v.layer[1].key_id);
+	snprintf(old, sizeof(old), "%s", v.layer[1].key_id);
+	rc = kp_akv_open(o->key_uri, &p);
+	if (rc < 0)
+		return cli_fail("cmk", "%s: %s: %s", o->key_uri,
+				volio_strerror(rc), kv_last_error());
+	if (cmk_check_key(p, &why) < 0) {
+		if (!o->force) {
+			audit_event("cmk_enable", o->key_uri, "refused", why);
+			keyprov_close(p);
+			return cli_fail("cmk", "%s: refused: %s (use --force to "
+					"override)", o->key_uri, why);
+		}
+		warn_forced(why, NULL);
+	}
+	ex = cli_rekey("cmk", cdir, o->service_key, json, true, o->key_uri, p);
+	keyprov_close(p);
+	/* a live mount's daemon audits its own run */
+	if (ex == CMK_EXIT_OK && !live)
+		audit_event("cmk_enable", o->key_uri, "ok", old);
+	if (ex == CMK_EXIT_OK && !json)
+		printf("%s: customer layer now protected by %s (was %s); "
+		       "every name and file re-encrypted\n", cdir, o->key_uri,
+		       old);
+	return ex;
+}
+
 int cmd_cmk(int argc, char **argv)
 {
 	static const struct option lopts[] = {
 		{ "key", required_argument, NULL, 'K' },
 		{ "force", no_argument, NULL, 'F' },
+		{ "json", no_argument, NULL, 'j' },
 		KEYOPTS_OPT_SERVICE_KEY,
 		KEYOPTS_OPT_CA_FILE,
 		KEYOPTS_OPT_AUDIT_LOG,
@@ -109,6 +189,7 @@ int cmd_cmk(int argc, char **argv)
 	struct keyopts ko;
 	const char *action;
 	char cdir[PATH_MAX];
+	bool json = false;
 	int c, rc;
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
@@ -136,6 +217,9 @@ int cmd_cmk(int argc, char **argv)
 			break;
 		case 'F':
 			o.force = true;
+			break;
+		case 'j':
+			json = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -168,6 +252,8 @@ int cmd_cmk(int argc, char **argv)
 	if (http_global_init() < 0)
 		return cli_fail("cmk", "libcurl failed to start");
 	audit_open(keyopts_audit_log(&ko));
+	if (o.action == CMK_ENABLE)
+		return enable(cdir, &o, json);
 	rc = cmk_run(cdir, &o, &r);
 	if (rc < 0)
 		return cli_fail("cmk", "%s", r.msg);

@@ -1,6 +1,8 @@
-/* src/cli/cmd_rekey.c — `cmkfs rekey [--json] CIPHERDIR`: new
+/* src/cli/cmd_rekey.c — `cmkfs rekey [--full] [--json] CIPHERDIR`: new
  * KEK_S and KEK_C, every file header re-wrapped, block data untouched
- * (doc/KEYS.md "Rekey"). On a mounted volume the mount daemon does the
+ * (doc/KEYS.md "Rekey"); with --full also a new volume secret, every name
+ * re-encrypted and every file re-sealed under fresh DEKs ("Full rekey"),
+ * which is also what `cmkfs cmk enable` runs (cli_rekey()). On a mounted volume the mount daemon does the
  * work (asked over its control socket) so its new files take the new
  * generation at once; otherwise this process does it, holding the volume
  * against mounts. Killed at any point, the volume still opens; running the
@@ -31,6 +33,7 @@
 
 struct ui {
 	bool json, tty;
+	const char *cmd;	/* "rekey" or "cmk" in messages */
 	struct timespec start;
 	uint64_t damaged_lines;
 };
@@ -38,16 +41,23 @@ struct ui {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: cmkfs rekey [OPTIONS] CIPHERDIR\n"
+		"Usage: cmkfs rekey [--full] [OPTIONS] CIPHERDIR\n"
 		"\n"
 		"Replace the volume's key-encryption keys KEK_S and KEK_C with new\n"
 		"random ones (the customer one wrapped by the current CMK, or the\n"
 		"service key without a CMK) and re-wrap every file header under them.\n"
-		"Block data and names are not rewritten. Works offline and on a\n"
+		"Block data and names are not rewritten: whoever holds an old copy\n"
+		"of the headers and the old keys can still read files that existed\n"
+		"before. With --full, the recovery step after a suspected key or\n"
+		"backup compromise, also a new volume secret (every name, symlink\n"
+		"target and xattr re-encrypted) and fresh data keys for every file,\n"
+		"every block re-sealed: nothing earlier copies of the metadata hold\n"
+		"opens anything the volume holds afterwards. Works offline and on a\n"
 		"mounted volume under load (the mount daemon does the work). If it is\n"
 		"interrupted, even by kill -9 or a crash, the volume opens and reads\n"
 		"as before; run the command again to finish.\n"
 		"\n"
+		"  --full               new data keys and names too (rewrites the volume)\n"
 		"  --json               progress and result as JSON lines on stdout\n"
 		KEYOPTS_HELP_SERVICE_KEY
 		KEYOPTS_HELP_CA_FILE
@@ -80,6 +90,26 @@ static void show_progress(struct ui *u, const struct rekey_progress *p)
 	}
 	if (!u->tty)
 		return;
+	if (p->full) {
+		/* by bytes: the re-seal is what takes the time */
+		if (p->pass == 1 && p->bytes_done > 0 &&
+		    p->bytes_total > p->bytes_done && p->elapsed > 0) {
+			double rate = (double)p->bytes_done / p->elapsed;
+
+			snprintf(eta, sizeof(eta), ", ETA %.0fs",
+				 (double)(p->bytes_total - p->bytes_done) /
+					 rate);
+		}
+		fprintf(stderr, "\r\033[K%s %u->%u: %s pass %u: %llu/%llu "
+			"files, %.1f/%.1f MiB, %llu names%s", u->cmd,
+			p->from_gen, p->to_gen, p->phase, p->pass,
+			(unsigned long long)p->done,
+			(unsigned long long)p->total,
+			(double)p->bytes_done / 1048576.0,
+			(double)p->bytes_total / 1048576.0,
+			(unsigned long long)p->names, eta);
+		return;
+	}
 	if (strcmp(p->phase, "rewrap") == 0 && p->done > 0 &&
 	    p->total > p->done) {
 		double t = elapsed(u) / (double)p->done *
@@ -108,7 +138,7 @@ static void show_problem(struct ui *u, const char *bpath, const char *what)
 	}
 	if (u->tty)
 		fprintf(stderr, "\r\033[K");
-	fputs("cmkfs rekey: ", stderr);
+	fprintf(stderr, "cmkfs %s: ", u->cmd);
 	cli_fputs_safe(bpath, stderr);
 	fprintf(stderr, "%s", *bpath ? ": " : "");
 	cli_fputs_safe(what, stderr);
@@ -127,6 +157,18 @@ static void show_result(struct ui *u, const char *cdir,
 	}
 	if (u->tty)
 		fprintf(stderr, "\r\033[K");
+	if (p->full) {
+		printf("%s: full rekey from KEK generation %u to %u%s: %llu "
+		       "files re-sealed (%.1f MiB), %llu names, targets and "
+		       "xattrs re-encrypted, %llu damaged, %.1fs\n",
+		       cdir, p->from_gen, p->to_gen,
+		       p->resumed ? " (resumed)" : "",
+		       (unsigned long long)p->rewrapped,
+		       (double)p->bytes_total / 1048576.0,
+		       (unsigned long long)p->names,
+		       (unsigned long long)p->damaged, elapsed(u));
+		return;
+	}
 	printf("%s: rekeyed from KEK generation %u to %u%s: %llu files, %llu "
 	       "headers re-wrapped, %llu damaged, %.1fs\n",
 	       cdir, p->from_gen, p->to_gen, p->resumed ? " (resumed)" : "",
@@ -147,9 +189,14 @@ static void off_problem(const char *bpath, const char *what, void *arg)
 	show_problem(arg, bpath, what);
 }
 
-static int offline(struct ui *u, const char *cdir, const char *keypath)
+static int offline(struct ui *u, const char *cdir, const char *keypath,
+		   bool full, struct keyprov *new_c)
 {
-	const struct rekey_cb cb = { off_progress, off_problem, u };
+	const struct rekey_cb cb = { .progress = off_progress,
+				     .problem = off_problem,
+				     .arg = u,
+				     .full = full,
+				     .new_c = new_c };
 	struct rekey_result r;
 	int rc;
 
@@ -157,7 +204,7 @@ static int offline(struct ui *u, const char *cdir, const char *keypath)
 	if (rc < 0) {
 		if (r.stage == REKEY_STAGE_RUN && u->tty && !u->json)
 			fprintf(stderr, "\r\033[K");
-		cli_fail("rekey", "%s", r.msg);
+		cli_fail(u->cmd, "%s", r.msg);
 		if (r.stage == REKEY_STAGE_RUN && u->json)
 			printf("{\"ok\":false,\"error\":\"%s\"}\n",
 			       volio_strerror(rc));
@@ -204,42 +251,64 @@ static void live_result(const struct rekey_progress *p, const char *error,
 	}
 	if (l->u->tty && !l->u->json)
 		fprintf(stderr, "\r\033[K");
-	fprintf(stderr, "cmkfs rekey: %s: %s\n", l->cdir, error);
+	fprintf(stderr, "cmkfs %s: %s: %s\n", l->u->cmd, l->cdir, error);
 	if (l->u->json)
 		printf("%s\n", line);
 	l->ex = CMK_EXIT_RUNTIME;
 }
 
-static int live(struct ui *u, const char *cdir, const char *mnt)
+static int live(struct ui *u, const char *cdir, const char *mnt, bool full,
+		const char *new_uri)
 {
 	struct live l = { u, cdir, CMK_EXIT_RUNTIME, false };
 	const struct ctlcmd_rekey_cb cb = { live_progress, live_problem,
 					    live_result, &l };
+	char req[VOLUME_KEYID_MAX + 32];
 	int rc;
 
 	if (!u->json)
-		fprintf(stderr, "cmkfs rekey: %s is mounted on %s; the mount "
-			"daemon re-wraps the headers\n", cdir, mnt);
-	rc = ctlcmd_rekey_stream(mnt, &cb);
+		fprintf(stderr, "cmkfs %s: %s is mounted on %s; the mount "
+			"daemon %s\n", u->cmd, cdir, mnt,
+			full ? "re-encrypts the volume" :
+			       "re-wraps the headers");
+	snprintf(req, sizeof(req), "rekey%s%s%s", full ? " full" : "",
+		 new_uri ? " " : "", new_uri ? new_uri : "");
+	rc = ctlcmd_rekey_stream(mnt, req, &cb);
 	if (rc < 0 || !l.got_result)
-		return cli_fail("rekey", "%s: lost the mount daemon (%s); run "
-				"'cmkfs rekey' again to finish",
-				mnt, rc < 0 ? strerror(-rc) : "no reply");
+		return cli_fail(u->cmd, "%s: lost the mount daemon (%s); run "
+				"'cmkfs %s' again to finish",
+				mnt, rc < 0 ? strerror(-rc) : "no reply",
+				full && new_uri ? "cmk enable" : "rekey");
 	return l.ex;
+}
+
+int cli_rekey(const char *cmd, const char *cdir, const char *keypath,
+	      bool json, bool full, const char *new_uri,
+	      struct keyprov *new_c)
+{
+	char found[PATH_MAX], mnt[PATH_MAX];
+	struct ui u = { .json = json, .cmd = cmd };
+
+	u.tty = isatty(STDERR_FILENO);
+	clock_gettime(CLOCK_MONOTONIC, &u.start);
+	if (runtime_find(cdir, found, sizeof(found), mnt, sizeof(mnt)))
+		return live(&u, cdir, mnt, full, new_uri);
+	return offline(&u, cdir, keypath, full, new_c);
 }
 
 int cmd_rekey(int argc, char **argv)
 {
 	static const struct option lopts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "full", no_argument, NULL, 'F' },
 		KEYOPTS_OPT_SERVICE_KEY,
 		KEYOPTS_OPT_CA_FILE,
 		KEYOPTS_OPT_AUDIT_LOG,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	char cdir[PATH_MAX], found[PATH_MAX], mnt[PATH_MAX];
-	struct ui u = { 0 };
+	char cdir[PATH_MAX];
+	bool json = false, full = false;
 	struct keyopts ko;
 	int c;
 
@@ -248,7 +317,10 @@ int cmd_rekey(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "+h", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
-			u.json = true;
+			json = true;
+			break;
+		case 'F':
+			full = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -265,13 +337,9 @@ int cmd_rekey(int argc, char **argv)
 	if (realpath(argv[optind], cdir) == NULL)
 		return cli_fail("rekey", "%s: %s", argv[optind],
 				strerror(errno));
-	u.tty = isatty(STDERR_FILENO);
-	clock_gettime(CLOCK_MONOTONIC, &u.start);
-	if (runtime_find(cdir, found, sizeof(found), mnt, sizeof(mnt)))
-		return live(&u, cdir, mnt);
 	keyopts_apply(&ko);
 	if (http_global_init() < 0)
 		return cli_fail("rekey", "libcurl failed to start");
 	audit_open(keyopts_audit_log(&ko));
-	return offline(&u, cdir, ko.service_key);
+	return cli_rekey("rekey", cdir, ko.service_key, json, full, NULL, NULL);
 }

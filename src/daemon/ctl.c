@@ -47,7 +47,7 @@ int ctl_path(const char *mountpoint, char *out, size_t cap)
 
 static void serve_one(struct ctl *c, int fd)
 {
-	char cmd[64], reply[4096];
+	char cmd[2048], reply[4096];	/* a command names a key URI at most */
 	struct ucred cr;
 	socklen_t crl = sizeof(cr);
 	ssize_t n;
@@ -213,7 +213,7 @@ void ctl_stop(struct ctl *c)
 static int ctl_connect(const char *mountpoint, const char *cmd)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char path[sizeof(sa.sun_path)], line[128];
+	char path[sizeof(sa.sun_path)], line[2048];
 	int fd, rc, n;
 
 	rc = ctl_path(mountpoint, path, sizeof(path));

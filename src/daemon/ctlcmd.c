@@ -5,7 +5,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cmkfs/audit.h"
@@ -13,6 +15,8 @@
 #include "cmkfs/ctl.h"
 #include "cmkfs/ctlcmd.h"
 #include "cmkfs/inode.h"
+#include "cmkfs/inval.h"
+#include "cmkfs/log.h"
 #include "cmkfs/json.h"
 #include "cmkfs/keyprov.h"
 #include "cmkfs/monitor.h"
@@ -115,12 +119,12 @@ static int rekey_line(const char *line, void *arg)
 	return 0;
 }
 
-int ctlcmd_rekey_stream(const char *mountpoint,
+int ctlcmd_rekey_stream(const char *mountpoint, const char *req,
 			const struct ctlcmd_rekey_cb *cb)
 {
 	/* The daemon reports about every 0.2 s while it walks: 300 s
 	 * without a line means it is stuck or gone. */
-	return ctl_stream(mountpoint, "rekey", 300000, rekey_line, (void *)cb);
+	return ctl_stream(mountpoint, req, 300000, rekey_line, (void *)cb);
 }
 
 /* The client side of the status-shaped replies written by status_reply
@@ -164,33 +168,137 @@ int ctlcmd_sweep(const char *mountpoint, struct ctlcmd_state *st)
 	return request(mountpoint, "sweep", st);
 }
 
+/* A full rekey through the mount: files re-sealed under their inode's
+ * locks, directories' names re-encrypted under the namespace lock, and
+ * the kernel's entries of re-made symlinks dropped once that lock is
+ * released (dropping one waits for requests that may wait for it). */
+struct live_ctx {
+	struct ctlcmd *c;
+	struct dropq {
+		uint64_t parent;
+		char *name;
+	} *q;
+	size_t n, cap;
+};
+
+static int live_reseal(int dfd, const char *name, struct reseal_slot *s,
+		       void *arg)
+{
+	struct live_ctx *lc = arg;
+
+	return inode_reseal(lc->c->fs, dfd, name, s);
+}
+
+static void live_ns(bool lock, void *arg)
+{
+	struct live_ctx *lc = arg;
+
+	if (lock) {
+		pthread_mutex_lock(&lc->c->fs->ns);
+		return;
+	}
+	pthread_mutex_unlock(&lc->c->fs->ns);
+	for (size_t i = 0; i < lc->n; i++) {
+		inval_entry(lc->c->fs->se, lc->q[i].parent, lc->q[i].name);
+		free(lc->q[i].name);
+	}
+	lc->n = 0;
+}
+
+static void live_replaced(int dfd, const char *plain, void *arg)
+{
+	struct live_ctx *lc = arg;
+	struct stat st;
+	uint64_t parent;
+
+	if (fstat(dfd, &st) < 0)
+		return;
+	parent = inode_nodeid(lc->c->fs, st.st_dev, st.st_ino);
+	if (parent == 0)
+		return;		/* the kernel holds nothing of it */
+	if (lc->n == lc->cap) {
+		size_t cap = lc->cap ? 2 * lc->cap : 16;
+		struct dropq *q = realloc(lc->q, cap * sizeof(*q));
+
+		if (q == NULL)
+			return;
+		lc->q = q;
+		lc->cap = cap;
+	}
+	lc->q[lc->n].parent = parent;
+	lc->q[lc->n].name = strdup(plain);
+	if (lc->q[lc->n].name != NULL)
+		lc->n++;
+}
+
 /* `cmkfs rekey` on a live mount: done here, so new files of this mount
- * get the new generation from the same instant as the config. */
-static enum after cmd_rekey(struct ctlcmd *c, int fd, char *reply, size_t cap,
+ * get the new generation from the same instant as the config. args: ""
+ * (headers only), "full", or "full KEY_URI" (`cmk enable`: the customer
+ * layer moves to that key, opened with this daemon's credentials). */
+static enum after cmd_rekey(struct ctlcmd *c, const char *args, int fd,
+			    char *reply, size_t cap,
 			    struct monitor_status *st)
 {
 	struct rekey_client cl = { c, fd };
-	struct rekey_cb cb = { rekey_progress, rekey_problem, &cl };
-	struct keyprov *prov[2] = { NULL, NULL };
+	struct live_ctx lc = { .c = c };
+	const struct rekey_live live = { live_reseal, live_ns, live_replaced,
+					 &lc };
+	struct rekey_cb cb = { .progress = rekey_progress,
+			       .problem = rekey_problem,
+			       .arg = &cl };
+	struct keyprov *prov[2] = { NULL, NULL }, *newc = NULL;
 	struct rekey_progress p = { 0 };
+	char old_key[VOLUME_KEYID_MAX + 1];
 	struct volume v;
-	int rc;
+	int rc = 0;
 
-	(void)st;
+	if (strncmp(args, "full", 4) == 0 &&
+	    (args[4] == '\0' || args[4] == ' ')) {
+		cb.full = true;
+		cb.live = &live;
+		if (args[4] == ' ')
+			rc = kp_akv_open(args + 5, &newc);
+		if (rc < 0) {
+			snprintf(reply, cap, "{\"ok\":false,\"error\":\"the "
+				 "daemon cannot open the key: %s\"}",
+				 volio_strerror(rc));
+			return REPLY_DONE;
+		}
+		cb.new_c = newc;
+	} else if (*args != '\0') {
+		snprintf(reply, cap, "{\"ok\":false,\"error\":\"unknown "
+			 "rekey argument\"}");
+		return REPLY_DONE;
+	}
 	if (pthread_mutex_trylock(&c->rekey_mtx) != 0) {
+		keyprov_close(newc);
 		snprintf(reply, cap, "{\"ok\":false,\"error\":\"a rekey is "
 			 "already running on this mount\"}");
 		return REPLY_DONE;
 	}
 	keyring_volume_copy(c->kr, &v);
+	snprintf(old_key, sizeof(old_key), "%s", v.layer[1].key_id);
+	/* A full rekey in progress is resumed as one, even when asked
+	 * plainly: its pieces need the mount's locks. */
+	if (v.flags & VOLUME_FLAG_FULL)
+		cb.live = &live;
 	rc = volio_providers(&v, c->service_key, prov);
 	if (rc == 0)
 		rc = rekey_run(c->rootfd, c->kr, prov, &cb, &p);
 	keyprov_close(prov[0]);
 	keyprov_close(prov[1]);
+	keyprov_close(newc);
+	live_ns(true, &lc);	/* flushes what is left */
+	live_ns(false, &lc);
+	free(lc.q);
 	pthread_mutex_unlock(&c->rekey_mtx);
 	keyring_volume_copy(c->kr, &v);
 	rekey_audit(&p, v.layer[1].key_id, rc, false);
+	if (newc != NULL && rc == 0)
+		audit_event("cmk_enable", v.layer[1].key_id, "ok", old_key);
+	/* the monitor's status names the key that protects layer C now */
+	if (rc == 0 && monitor_reload(c->mon, &v, st) < 0)
+		log_warn("key check after the rekey failed");
 	if (rc < 0) {
 		snprintf(reply, cap, "{\"ok\":false,\"error\":\"%s\","
 			 "\"errno\":%d}", volio_strerror(rc), -rc);
@@ -201,40 +309,43 @@ static enum after cmd_rekey(struct ctlcmd *c, int fd, char *reply, size_t cap,
 }
 
 /* Synchronous: the caller sees the sweep done. */
-static enum after cmd_sweep(struct ctlcmd *c, int fd, char *reply,
-			    size_t cap, struct monitor_status *st)
+static enum after cmd_sweep(struct ctlcmd *c, const char *args, int fd,
+			    char *reply, size_t cap,
+			    struct monitor_status *st)
 {
-	(void)fd, (void)reply, (void)cap, (void)st;
+	(void)args, (void)fd, (void)reply, (void)cap, (void)st;
 	sweeper_sweep(c->sw, false);
 	return REPLY_STATUS;
 }
 
 /* The reply says what the lock did, even if a check resumes the mount
  * before the reply is written. */
-static enum after cmd_lock(struct ctlcmd *c, int fd, char *reply, size_t cap,
-			   struct monitor_status *st)
+static enum after cmd_lock(struct ctlcmd *c, const char *args, int fd,
+			   char *reply, size_t cap, struct monitor_status *st)
 {
-	(void)fd, (void)reply, (void)cap;
+	(void)args, (void)fd, (void)reply, (void)cap;
 	monitor_lock_now(c->mon, "cmkfs lock", st);
 	return REPLY_GIVEN_STATUS;
 }
 
-static enum after cmd_check(struct ctlcmd *c, int fd, char *reply,
-			    size_t cap, struct monitor_status *st)
+static enum after cmd_check(struct ctlcmd *c, const char *args, int fd,
+			    char *reply, size_t cap,
+			    struct monitor_status *st)
 {
-	(void)fd, (void)reply, (void)cap, (void)st;
+	(void)args, (void)fd, (void)reply, (void)cap, (void)st;
 	monitor_kick(c->mon);
 	return REPLY_STATUS;
 }
 
 /* The volume config read again (after `cmkfs cmk` changed it). */
-static enum after cmd_reload(struct ctlcmd *c, int fd, char *reply,
-			     size_t cap, struct monitor_status *st)
+static enum after cmd_reload(struct ctlcmd *c, const char *args, int fd,
+			     char *reply, size_t cap,
+			     struct monitor_status *st)
 {
 	struct volume v;
 	int dirfd, rc;
 
-	(void)fd;
+	(void)args, (void)fd;
 	dirfd = open(c->cipherdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	rc = dirfd < 0 ? -errno : volio_read(dirfd, &v);
 	if (dirfd >= 0)
@@ -249,17 +360,18 @@ static enum after cmd_reload(struct ctlcmd *c, int fd, char *reply,
 	return REPLY_STATUS;
 }
 
-static enum after cmd_status(struct ctlcmd *c, int fd, char *reply,
-			     size_t cap, struct monitor_status *st)
+static enum after cmd_status(struct ctlcmd *c, const char *args, int fd,
+			     char *reply, size_t cap,
+			     struct monitor_status *st)
 {
-	(void)c, (void)fd, (void)reply, (void)cap, (void)st;
+	(void)c, (void)args, (void)fd, (void)reply, (void)cap, (void)st;
 	return REPLY_STATUS;
 }
 
 static const struct {
 	const char *name;
-	enum after (*run)(struct ctlcmd *c, int fd, char *reply, size_t cap,
-			  struct monitor_status *st);
+	enum after (*run)(struct ctlcmd *c, const char *args, int fd,
+			  char *reply, size_t cap, struct monitor_status *st);
 } cmds[] = {
 	{ "status", cmd_status }, { "lock", cmd_lock },
 	{ "check", cmd_check },	  { "reload", cmd_reload },
@@ -303,19 +415,26 @@ void ctlcmd_handle(const char *cmd, char *reply, size_t cap, int fd,
 {
 	struct ctlcmd *c = ud;
 	struct monitor_status st;
+	const char *args = "";
 	enum after next;
 	size_t i;
 
+	/* "NAME" or "NAME ARGS" */
 	for (i = 0; i < CMK_ARRAY_LEN(cmds); i++) {
-		if (strcmp(cmd, cmds[i].name) == 0)
+		size_t n = strlen(cmds[i].name);
+
+		if (strncmp(cmd, cmds[i].name, n) == 0 &&
+		    (cmd[n] == '\0' || cmd[n] == ' ')) {
+			args = cmd[n] == ' ' ? cmd + n + 1 : "";
 			break;
+		}
 	}
 	if (i == CMK_ARRAY_LEN(cmds)) {
 		snprintf(reply, cap,
 			 "{\"ok\":false,\"error\":\"unknown command\"}");
 		return;
 	}
-	next = cmds[i].run(c, fd, reply, cap, &st);
+	next = cmds[i].run(c, args, fd, reply, cap, &st);
 	switch (next) {
 	case REPLY_DONE:
 		return;

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -78,7 +79,22 @@ static int parse_v2(struct rd *r, struct volume *p)
 	    parse_wrapped(r, &p->prev_wrapped_len[0], p->prev_wrapped[0]) < 0 ||
 	    parse_wrapped(r, &p->prev_wrapped_len[1], p->prev_wrapped[1]) < 0)
 		return -EBADMSG;
+	if (!(p->flags & VOLUME_FLAG_FULL))
+		return 0;
+	if (rd_u16(r, &n) < 0 || n != VOLUME_SECRET_WRAPPED_LEN ||
+	    rd_bytes(r, p->prev_secret_wrapped, n) < 0)
+		return -EBADMSG;
 	return 0;
+}
+
+/* The flags a config of `version` may carry: FULL only with REKEY. */
+static bool flags_ok(uint16_t version, uint16_t flags)
+{
+	if (version < 2)
+		return flags == 0;
+	if (flags & ~(VOLUME_FLAG_REKEY | VOLUME_FLAG_FULL))
+		return false;
+	return !(flags & VOLUME_FLAG_FULL) || (flags & VOLUME_FLAG_REKEY);
 }
 
 int volume_parse(const uint8_t *buf, size_t len, struct volume *out)
@@ -95,7 +111,7 @@ int volume_parse(const uint8_t *buf, size_t len, struct volume *out)
 	    rd_u16(&r, &p->version) < 0 || p->version < VOLUME_VERSION_MIN ||
 	    p->version > VOLUME_VERSION ||
 	    rd_u16(&r, &p->flags) < 0 ||
-	    (p->flags & ~(p->version >= 2 ? VOLUME_FLAG_REKEY : 0)) != 0 ||
+	    !flags_ok(p->version, p->flags) ||
 	    (p->version == 1 && len > 4096) ||
 	    rd_bytes(&r, p->volume_id, VOLUME_ID_LEN) < 0 ||
 	    rd_u32(&r, &bs) < 0 || !volume_block_size_ok(bs) ||
@@ -140,7 +156,7 @@ static int ser_v2(struct wr *w, const struct volume *v)
 {
 	int rc;
 
-	if (v->flags & ~VOLUME_FLAG_REKEY)
+	if (!flags_ok(v->version, v->flags))
 		return -EINVAL;
 	if (wr_u16(w, VOLUME_SECRET_WRAPPED_LEN) < 0 ||
 	    wr_bytes(w, v->secret_wrapped, VOLUME_SECRET_WRAPPED_LEN) < 0)
@@ -154,7 +170,12 @@ static int ser_v2(struct wr *w, const struct volume *v)
 	rc = ser_wrapped(w, v->prev_wrapped_len[0], v->prev_wrapped[0]);
 	if (rc == 0)
 		rc = ser_wrapped(w, v->prev_wrapped_len[1], v->prev_wrapped[1]);
-	return rc;
+	if (rc < 0 || !(v->flags & VOLUME_FLAG_FULL))
+		return rc;
+	if (wr_u16(w, VOLUME_SECRET_WRAPPED_LEN) < 0 ||
+	    wr_bytes(w, v->prev_secret_wrapped, VOLUME_SECRET_WRAPPED_LEN) < 0)
+		return -ENOSPC;
+	return 0;
 }
 
 int volume_serialize(const struct volume *v, uint8_t *buf, size_t cap,

@@ -12,6 +12,7 @@
 
 #include "cmkfs/dir.h"
 #include "cmkfs/log.h"
+#include "cmkfs/migrate.h"
 #include "cmkfs/secmem.h"
 #include "cmkfs/walk.h"
 
@@ -23,6 +24,74 @@ int dir_bname(struct fsctx *fs, struct inode *parent, const char *name,
 
 	rc = inode_dirid(fs, parent, dirid);
 	return rc < 0 ? rc : dirtree_bname(fs->kr, dirid, name, out);
+}
+
+int dir_bname_prev(struct fsctx *fs, struct inode *parent, const char *name,
+		   struct bname *out)
+{
+	uint8_t dirid[DIRID_LEN], key[NAME_KEY_LEN];
+	int rc;
+
+	rc = keyring_prev_name_key(fs->kr, key);
+	if (rc == 0)
+		rc = inode_dirid(fs, parent, dirid);
+	if (rc == 0)
+		rc = names_encrypt(key, dirid, name, strlen(name), out->enc,
+				   sizeof(out->enc));
+	secmem_wipe(key, sizeof(key));
+	if (rc < 0)
+		return rc;
+	rc = names_backing(out->enc, out->name, sizeof(out->name));
+	if (rc < 0)
+		return rc;
+	out->is_long = rc == 1;
+	return 0;
+}
+
+int dir_ready(struct fsctx *fs, struct inode *dir)
+{
+	const struct migrate_cb cb = { .names_only = true };
+	struct migrate_stats st = { 0 };
+	struct migrate_keys k;
+	uint8_t dirid[DIRID_LEN];
+	uint32_t gen = keyring_volume(fs->kr)->kek_gen;
+	int fd, rc;
+
+	if (dir->names_gen == gen || !keyring_full_rekey(fs->kr))
+		return 0;
+	rc = migrate_keys_get(fs->kr, &k);
+	if (rc == -ENOENT)
+		return 0;	/* finished meanwhile */
+	if (rc == 0)
+		rc = inode_dirid(fs, dir, dirid);
+	fd = rc < 0 ? -1 : openat(dir->fd, ".", O_RDONLY | O_DIRECTORY |
+						     O_CLOEXEC);
+	if (rc == 0 && fd < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = migrate_dir(&k, fs->root.fd, fd, dirid, &cb, &st);
+	if (fd >= 0)
+		close(fd);
+	migrate_keys_wipe(&k);
+	if (rc == 0)
+		dir->names_gen = gen;
+	return rc;
+}
+
+int dir_target_decrypt(struct fsctx *fs, const char *enc, size_t n,
+		       char *plain, size_t cap, size_t *len)
+{
+	uint8_t key[NAME_KEY_LEN];
+	int rc;
+
+	rc = keyring_name_key(fs->kr, key);
+	if (rc == 0)
+		rc = names_symlink_decrypt(key, enc, n, plain, cap, len);
+	/* mid full rekey: a target not re-encrypted yet */
+	if (rc == -EBADMSG && keyring_prev_name_key(fs->kr, key) == 0)
+		rc = names_symlink_decrypt(key, enc, n, plain, cap, len);
+	secmem_wipe(key, sizeof(key));
+	return rc;
 }
 
 int dir_longname_add(struct inode *parent, const struct bname *bn)
@@ -76,6 +145,7 @@ struct listing {
 	struct inode *dir;
 	struct dlist *l;
 	const uint8_t *key, *dirid;
+	const uint8_t *prev;	/* mid full rekey: the previous name key */
 };
 
 /* walk_entries() callback: config, dirid, side and tmp files are not
@@ -92,9 +162,13 @@ static int list_entry(const struct walk_entry *de, void *arg)
 		if (r == 0)
 			e = enc;
 	}
-	if (r == 0)
+	if (r == 0) {
 		r = names_decrypt(ls->key, ls->dirid, e, strlen(e), plain,
 				  sizeof(plain));
+		if (r < 0 && ls->prev != NULL)
+			r = names_decrypt(ls->prev, ls->dirid, e, strlen(e),
+					  plain, sizeof(plain));
+	}
 	if (r < 0) {
 		log_err("%s: backing name '%s' in directory inode %llu "
 			"failed authentication",
@@ -129,22 +203,31 @@ static int list_dots(struct fsctx *fs, struct inode *dir, struct dlist *l)
 
 int dir_list(struct fsctx *fs, struct inode *dir, struct dlist *l)
 {
-	uint8_t key[NAME_KEY_LEN], dirid[DIRID_LEN];
-	struct listing ls = { fs, dir, l, key, dirid };
+	uint8_t key[NAME_KEY_LEN], dirid[DIRID_LEN], prev[NAME_KEY_LEN];
+	struct listing ls = { fs, dir, l, key, dirid, NULL };
 	int rc;
 
 	rc = inode_dirid(fs, dir, dirid);
 	if (rc == 0)
 		rc = keyring_name_key(fs->kr, key);
+	if (rc == 0 && keyring_prev_name_key(fs->kr, prev) == 0)
+		ls.prev = prev;
 	if (rc == 0)
 		rc = list_dots(fs, dir, l);
 	if (rc < 0) {
 		secmem_wipe(key, sizeof(key));
 		return rc;
 	}
-	/* A stream that fails midway lists what was read, as getdents. */
+	/* A stream that fails midway lists what was read, as getdents.
+	 * While a full rekey renames entries, the listing is taken under
+	 * the namespace lock so that none is seen twice or not at all. */
+	if (ls.prev != NULL)
+		pthread_mutex_lock(&fs->ns);
 	rc = walk_entries(dir->fd, WALK_ENTRIES, WALK_F_SKIP_ERRORS,
 			  list_entry, &ls);
+	if (ls.prev != NULL)
+		pthread_mutex_unlock(&fs->ns);
 	secmem_wipe(key, sizeof(key));
+	secmem_wipe(prev, sizeof(prev));
 	return rc;
 }

@@ -6,12 +6,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "cmkfs/backing.h"
 #include "cmkfs/dirtree.h"
 #include "cmkfs/inode.h"
 #include "cmkfs/inval.h"
 #include "cmkfs/log.h"
+#include "cmkfs/reseal.h"
 
 #define NHASH 65536
 
@@ -279,4 +282,32 @@ int inode_dirid(struct fsctx *fs, struct inode *in,
 	pthread_mutex_unlock(&fs->mtx);
 	memcpy(dirid, buf, DIRID_LEN);
 	return 0;
+}
+
+int inode_reseal(struct fsctx *fs, int dfd, const char *name,
+		 struct reseal_slot *s)
+{
+	char path[32];
+	struct inode *in;
+	struct stat st;
+	int pfd, fd, rc;
+
+	pfd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (pfd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (fstat(pfd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(pfd);
+		return 0;	/* replaced meanwhile by something else */
+	}
+	rc = inode_get(fs, pfd, &st, 1, &in);
+	if (rc < 0)
+		return rc;
+	backing_procpath(in->fd, path);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	rc = fd < 0 ? (errno == ENOENT ? 0 : -errno) :
+		      reseal_file(&in->cf, fd, s, false);
+	if (fd >= 0)
+		close(fd);
+	inode_forget(fs, in, 1);
+	return rc;
 }

@@ -21,6 +21,7 @@
 #include "cmkfs/inode.h"
 #include "cmkfs/linktgt.h"
 #include "cmkfs/log.h"
+#include "cmkfs/migrate.h"
 #include "cmkfs/ops.h"
 #include "cmkfs/secmem.h"
 #include "cmkfs/wire.h"
@@ -161,17 +162,14 @@ static void translate_attr(struct fsctx *fs, int fd, struct stat *st)
 		st->st_size = (off_t)plain;
 	} else if (S_ISLNK(st->st_mode)) {
 		char enc[ENCLINK_MAX], plain[ENCLINK_MAX];
-		uint8_t key[NAME_KEY_LEN];
 		size_t len = 0, n = 0;
 
 		st->st_size = 0;
 		if (linktgt_read(fs->root.fd, fd, "", enc, sizeof(enc), &n,
-				 NULL) == 0 &&
-		    keyring_name_key(fs->kr, key) == 0) {
-			if (names_symlink_decrypt(key, enc, n, plain,
-						  sizeof(plain), &len) == 0)
+				 NULL) == 0) {
+			if (dir_target_decrypt(fs, enc, n, plain, sizeof(plain),
+					       &len) == 0)
 				st->st_size = (off_t)len;
-			secmem_wipe(key, sizeof(key));
 			secmem_wipe(plain, sizeof(plain));
 		}
 	}
@@ -215,11 +213,52 @@ static int lookup_backing(struct fsctx *fs, struct inode *parent,
 static int do_lookup(struct fsctx *fs, struct inode *parent, const char *name,
 		     struct fuse_entry_param *e)
 {
-	struct bname bn;
+	struct bname bn, old;
 	int rc;
 
 	rc = dir_bname(fs, parent, name, &bn);
-	return rc < 0 ? rc : lookup_backing(fs, parent, bn.name, e);
+	if (rc == 0)
+		rc = lookup_backing(fs, parent, bn.name, e);
+	/* Mid full rekey the name may still be under the previous key; or
+	 * it was renamed from that to the new one just now (the order of
+	 * the tries catches both). */
+	if (rc == -ENOENT && dir_bname_prev(fs, parent, name, &old) == 0) {
+		rc = lookup_backing(fs, parent, old.name, e);
+		if (rc == -ENOENT)
+			rc = lookup_backing(fs, parent, bn.name, e);
+	}
+	return rc;
+}
+
+/* Take the namespace lock; mid full rekey, the directories the operation
+ * changes get their names under the new key first (dir_ready), so that it
+ * sees each name under one key. */
+static void ns_lock(struct fsctx *fs, struct inode *a, struct inode *b)
+{
+	int rc;
+
+	pthread_mutex_lock(&fs->ns);
+	rc = dir_ready(fs, a);
+	if (rc == 0 && b != NULL && b != a)
+		rc = dir_ready(fs, b);
+	if (rc < 0)
+		log_err("re-encrypting a directory's names before a change: %s",
+			strerror(-rc));
+}
+
+/* The xattrs of `in` under the new name key first, mid full rekey: a set
+ * or remove then needs to know of one name only. */
+static void xattrs_ready(struct fsctx *fs, struct inode *in)
+{
+	struct migrate_stats st = { 0 };
+	struct migrate_keys k;
+
+	if (!keyring_full_rekey(fs->kr) || migrate_keys_get(fs->kr, &k) < 0)
+		return;
+	if (migrate_xattrs(&k, in->fd, &st) < 0)
+		log_err("backing inode %llu: re-encrypting xattrs failed",
+			(unsigned long long)in->ino);
+	migrate_keys_wipe(&k);
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -451,7 +490,6 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct inode *in = INODE(req, ino);
 	char enc[ENCLINK_MAX], plain[ENCLINK_MAX];
-	uint8_t key[NAME_KEY_LEN];
 	size_t len, n;
 	bool side = false;
 	int rc;
@@ -471,11 +509,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 		reply_err(req, rc);
 		return;
 	}
-	rc = keyring_name_key(FS(req)->kr, key);
-	if (rc == 0)
-		rc = names_symlink_decrypt(key, enc, n, plain,
-					   sizeof(plain), &len);
-	secmem_wipe(key, sizeof(key));
+	rc = dir_target_decrypt(FS(req), enc, n, plain, sizeof(plain), &len);
 	if (rc < 0) {
 		log_err("symlink (backing inode %llu): target failed "
 			"authentication",
@@ -527,7 +561,7 @@ static int make_file(struct fsctx *fs, fuse_req_t req, struct inode *parent,
 		rc = backing_tmpname(tmp, sizeof(tmp));
 	if (rc < 0)
 		return rc;
-	pthread_mutex_lock(&fs->ns);
+	ns_lock(fs, parent, NULL);
 	if (faccessat(parent->fd, bn.name, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
 		rc = -EEXIST;
 		goto out;
@@ -690,7 +724,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	rc = dir_bname(fs, p, name, &bn);
 	if (rc < 0)
 		goto reply;
-	pthread_mutex_lock(&fs->ns);
+	ns_lock(fs, p, NULL);
 	rc = dir_longname_add(p, &bn);
 	if (rc == 0 && mknodat(p->fd, bn.name, mode, rdev) < 0) {
 		rc = -errno;
@@ -726,7 +760,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		rc = backing_tmpname(tmp, sizeof(tmp));
 	if (rc < 0)
 		goto reply;
-	pthread_mutex_lock(&fs->ns);
+	ns_lock(fs, p, NULL);
 	rc = dirtree_make(p->fd, tmp, mode, ctx->uid, ctx->gid, fs->is_root);
 	if (rc == 0) {
 		rc = dir_longname_add(p, &bn);
@@ -777,7 +811,7 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	secmem_wipe(key, sizeof(key));
 	if (rc < 0)
 		goto reply;
-	pthread_mutex_lock(&fs->ns);
+	ns_lock(fs, p, NULL);
 	rc = dir_longname_add(p, &bn);
 	if (rc == 0) {
 		rc = linktgt_make(fs->root.fd, p->fd, bn.name, enc,
@@ -813,7 +847,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	if (rc < 0)
 		goto reply;
 	backing_procpath(in->fd, path);
-	pthread_mutex_lock(&fs->ns);
+	ns_lock(fs, p, NULL);
 	rc = dir_longname_add(p, &bn);
 	if (rc == 0 && linkat(AT_FDCWD, path, p->fd, bn.name,
 			      AT_SYMLINK_FOLLOW) < 0) {
@@ -880,7 +914,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	rc = dir_bname(fs, p, name, &bn);
 	if (rc < 0)
 		goto reply;
-	pthread_mutex_lock(&fs->ns);
+	ns_lock(fs, p, NULL);
 	linktgt_pin(p->fd, bn.name, &pin);
 	if (unlinkat(p->fd, bn.name, 0) < 0)
 		rc = -errno;
@@ -904,7 +938,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	rc = dir_bname(fs, p, name, &bn);
 	if (rc < 0)
 		goto reply;
-	pthread_mutex_lock(&fs->ns);
+	ns_lock(fs, p, NULL);
 	rc = remove_dir(p->fd, bn.name);
 	if (rc == 0)
 		dir_longname_del(p, &bn);
@@ -935,7 +969,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		rc = dir_bname(fs, p2, newname, &b2);
 	if (rc < 0)
 		goto reply;
-	pthread_mutex_lock(&fs->ns);
+	ns_lock(fs, p1, p2);
 	if (fstatat(p1->fd, b1.name, &s1, AT_SYMLINK_NOFOLLOW) < 0) {
 		rc = -errno;
 		goto unlock;
@@ -1298,9 +1332,12 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	secmem_wipe(key, sizeof(key));
 	if (rc == 0) {
 		backing_procpath(in->fd, path);
+		pthread_mutex_lock(&fs->ns);
+		xattrs_ready(fs, in);
 		if (setxattr(path, bname, sealed, size + XATTR_VALUE_OVERHEAD,
 			     flags) < 0)
 			rc = -errno;
+		pthread_mutex_unlock(&fs->ns);
 	}
 	free(sealed);
 	fuse_reply_err(req, kerr(rc));
@@ -1335,6 +1372,17 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	}
 	backing_procpath(in->fd, path);
 	n = getxattr(path, bname, raw, XATTR_VAL_MAX);
+	/* mid full rekey: not re-encrypted yet */
+	if (n < 0 && errno == ENODATA &&
+	    keyring_prev_name_key(fs->kr, key) == 0 &&
+	    names_xattr_name_encrypt(key, name, bname, sizeof(bname)) == 0) {
+		n = getxattr(path, bname, raw, XATTR_VAL_MAX);
+		if (n < 0 && errno == ENODATA &&
+		    keyring_name_key(fs->kr, key) == 0 &&
+		    names_xattr_name_encrypt(key, name, bname,
+					     sizeof(bname)) == 0)
+			n = getxattr(path, bname, raw, XATTR_VAL_MAX);
+	}
 	if (n < 0) {
 		rc = -errno;
 		goto out;
@@ -1366,7 +1414,8 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	struct inode *in = INODE(req, ino);
 	char path[32], plain[XATTR_NAME_MAX + 1];
 	char *raw = NULL, *out = NULL;
-	uint8_t key[NAME_KEY_LEN];
+	uint8_t key[NAME_KEY_LEN], prev[NAME_KEY_LEN];
+	bool have_prev = false;
 	size_t used = 0;
 	ssize_t n;
 	int rc;
@@ -1379,6 +1428,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	rc = keyring_name_key(fs->kr, key);
 	if (rc < 0)
 		goto out;
+	have_prev = keyring_prev_name_key(fs->kr, prev) == 0;
 	n = listxattr(path, NULL, 0);
 	if (n < 0) {
 		rc = -errno;
@@ -1398,7 +1448,9 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	for (char *p = raw; p < raw + n; p += strlen(p) + 1) {
 		size_t l;
 
-		if (names_xattr_name_decrypt(key, p, plain, sizeof(plain)) < 0)
+		if (names_xattr_name_decrypt(key, p, plain, sizeof(plain)) < 0 &&
+		    (!have_prev || names_xattr_name_decrypt(
+					   prev, p, plain, sizeof(plain)) < 0))
 			continue;	/* not ours (security.*, ...) */
 		l = strlen(plain) + 1;
 		if (used + l > (size_t)n)
@@ -1408,6 +1460,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	}
 out:
 	secmem_wipe(key, sizeof(key));
+	secmem_wipe(prev, sizeof(prev));
 	if (rc < 0)
 		reply_err(req, rc);
 	else if (size == 0)
@@ -1440,8 +1493,11 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		rc = -ENODATA;
 	if (rc == 0) {
 		backing_procpath(in->fd, path);
+		pthread_mutex_lock(&fs->ns);
+		xattrs_ready(fs, in);
 		if (removexattr(path, bname) < 0)
 			rc = -errno;
+		pthread_mutex_unlock(&fs->ns);
 	}
 	fuse_reply_err(req, kerr(rc));
 }

@@ -22,6 +22,9 @@ struct keys {			/* lives in one secmem allocation */
 	uint8_t secret[VOLUME_SECRET_LEN];	/* M: v2 stored, v1 KEK_S‖KEK_C */
 	uint8_t name_key[NAME_KEY_LEN];
 	uint8_t mac_key[32];
+	/* while VOLUME_FLAG_FULL: the previous generation's M, name key */
+	uint8_t prev_secret[VOLUME_SECRET_LEN];
+	uint8_t prev_name_key[NAME_KEY_LEN];
 };
 
 struct keyring {
@@ -59,12 +62,12 @@ static void kek_aad(const struct volume *v, int layer,
 	kek_aad_gen(v, layer, v->kek_gen, aad);
 }
 
-static void secret_aad(const struct volume *v, int layer,
+static void secret_aad(const struct volume *v, uint32_t gen, int layer,
 		       uint8_t aad[static SECRET_AAD_LEN])
 {
 	memcpy(aad, "cmkfs secret v2", 15);
 	memcpy(aad + 15, v->volume_id, VOLUME_ID_LEN);
-	put_be32(aad + 15 + VOLUME_ID_LEN, v->kek_gen);
+	put_be32(aad + 15 + VOLUME_ID_LEN, gen);
 	aad[15 + VOLUME_ID_LEN + 4] = (uint8_t)(layer + 1);
 }
 
@@ -101,36 +104,59 @@ static int gcm_open(const uint8_t key[static AEAD_KEY_LEN], const uint8_t *aad,
 	return rc == -EBADMSG ? -EKEYREJECTED : rc;
 }
 
-/* v2: M sealed by KEK_S, the result sealed by KEK_C (doc/FORMAT.md §1). */
-static int seal_secret(const struct keys *k, struct volume *v)
+/* v2: M sealed by KEK_S, the result sealed by KEK_C, both naming the
+ * generation of the KEKs (doc/FORMAT.md §1). */
+static int seal_secret_gen(uint8_t (*kek)[AEAD_KEY_LEN], uint32_t gen,
+			   const uint8_t *secret, const struct volume *v,
+			   uint8_t out[static VOLUME_SECRET_WRAPPED_LEN])
 {
 	uint8_t aad[SECRET_AAD_LEN], inner[SECRET_INNER_LEN];
 	int rc;
 
-	secret_aad(v, 0, aad);
-	rc = gcm_seal(k->kek[0], aad, sizeof(aad), k->secret,
-		      VOLUME_SECRET_LEN, inner);
-	secret_aad(v, 1, aad);
+	secret_aad(v, gen, 0, aad);
+	rc = gcm_seal(kek[0], aad, sizeof(aad), secret, VOLUME_SECRET_LEN,
+		      inner);
+	secret_aad(v, gen, 1, aad);
 	if (rc == 0)
-		rc = gcm_seal(k->kek[1], aad, sizeof(aad), inner, sizeof(inner),
-			      v->secret_wrapped);
+		rc = gcm_seal(kek[1], aad, sizeof(aad), inner, sizeof(inner),
+			      out);
 	OPENSSL_cleanse(inner, sizeof(inner));
 	return rc;
 }
 
-static int open_secret(struct keys *k, const struct volume *v)
+static int open_secret_gen(uint8_t (*kek)[AEAD_KEY_LEN], uint32_t gen,
+			   const uint8_t *wrapped, const struct volume *v,
+			   uint8_t *secret)
 {
 	uint8_t aad[SECRET_AAD_LEN], inner[SECRET_INNER_LEN];
 	int rc;
 
-	secret_aad(v, 1, aad);
-	rc = gcm_open(k->kek[1], aad, sizeof(aad), v->secret_wrapped,
-		      SECRET_INNER_LEN, inner);
-	secret_aad(v, 0, aad);
+	secret_aad(v, gen, 1, aad);
+	rc = gcm_open(kek[1], aad, sizeof(aad), wrapped, SECRET_INNER_LEN,
+		      inner);
+	secret_aad(v, gen, 0, aad);
 	if (rc == 0)
-		rc = gcm_open(k->kek[0], aad, sizeof(aad), inner,
-			      VOLUME_SECRET_LEN, k->secret);
+		rc = gcm_open(kek[0], aad, sizeof(aad), inner,
+			      VOLUME_SECRET_LEN, secret);
 	OPENSSL_cleanse(inner, sizeof(inner));
+	return rc;
+}
+
+static int seal_secret(struct keys *k, struct volume *v)
+{
+	return seal_secret_gen(k->kek, v->kek_gen, k->secret, v,
+			       v->secret_wrapped);
+}
+
+static int open_secret(struct keys *k, const struct volume *v)
+{
+	int rc = open_secret_gen(k->kek, v->kek_gen, v->secret_wrapped, v,
+				 k->secret);
+
+	if (rc == 0 && (v->flags & VOLUME_FLAG_FULL))
+		rc = open_secret_gen(k->prev_kek, v->prev_gen,
+				     v->prev_secret_wrapped, v,
+				     k->prev_secret);
 	return rc;
 }
 
@@ -146,6 +172,10 @@ static int derive(struct keys *k, const struct volume *v)
 	rc = kdf_hkdf(k->secret, VOLUME_SECRET_LEN, v->volume_id,
 		      VOLUME_ID_LEN, "cmkfs v1 name key", k->name_key,
 		      NAME_KEY_LEN);
+	if (rc == 0 && (v->flags & VOLUME_FLAG_FULL))
+		rc = kdf_hkdf(k->prev_secret, VOLUME_SECRET_LEN, v->volume_id,
+			      VOLUME_ID_LEN, "cmkfs v1 name key",
+			      k->prev_name_key, NAME_KEY_LEN);
 	if (rc == 0)
 		rc = kdf_hkdf(k->kek[0], 2 * AEAD_KEY_LEN, v->volume_id,
 			      VOLUME_ID_LEN,
@@ -601,8 +631,11 @@ int keyring_rewrap_header(struct keyring *kr, const struct header *in,
 	pthread_rwlock_rdlock(&kr->lock);
 	if (kr->k == NULL) {
 		rc = -EKEYREVOKED;
-	} else if (in->kek_gen == kr->vol.kek_gen) {
-		rc = 0;		/* became current meanwhile */
+	} else if (in->kek_gen == kr->vol.kek_gen ||
+		   (kr->vol.flags & VOLUME_FLAG_FULL)) {
+		/* Current meanwhile; or a full rekey, where an old header
+		 * needs fresh DEKs, not a new wrap (keyring_refresh_file). */
+		rc = 0;
 	} else if ((kek = keks_for(kr, in->kek_gen)) == NULL) {
 		rc = -EKEYREJECTED;
 	} else {
@@ -620,8 +653,53 @@ int keyring_rewrap_header(struct keyring *kr, const struct header *in,
 	return rc;
 }
 
+/* A full rekey's part of the new config nv (generation prev_gen + 1):
+ * a fresh M for nk; the current M kept, sealed by the current KEKs under
+ * the previous generation's name; and the current KEKs re-wrapped as the
+ * previous generation's by the new providers — for `cmk enable` that puts
+ * the old KEK_C under the customer's key from the first instant. */
+static int full_begin(struct keyring *kr, struct keys *nk, struct volume *nv,
+		      struct keyprov *prov[2])
+{
+	uint8_t (*cur)[AEAD_KEY_LEN] = NULL;
+	uint8_t aad[KEK_AAD_LEN];
+	size_t len = 0;
+	int rc;
+
+	nv->flags |= VOLUME_FLAG_FULL;
+	rc = rand_bytes(nk->secret, sizeof(nk->secret));
+	if (rc < 0)
+		return rc;
+	rc = secmem_zalloc(sizeof(nk->kek) + VOLUME_SECRET_LEN,
+			   (void **)&cur);
+	if (rc < 0)
+		return rc;
+	pthread_rwlock_rdlock(&kr->lock);
+	if (kr->k == NULL) {
+		rc = -EKEYREVOKED;
+	} else {
+		memcpy(cur, kr->k->kek, sizeof(nk->kek));
+		memcpy(cur[2], kr->k->secret, VOLUME_SECRET_LEN);
+	}
+	pthread_rwlock_unlock(&kr->lock);
+	if (rc == 0)
+		rc = seal_secret_gen(cur, nv->prev_gen, cur[2], nv,
+				     nv->prev_secret_wrapped);
+	for (int i = 0; i < 2 && rc == 0; i++) {
+		kek_aad_gen(nv, i, nv->prev_gen, aad);
+		rc = prov[i]->ops->wrap(prov[i], aad, sizeof(aad), cur[i],
+					nv->prev_wrapped[i],
+					sizeof(nv->prev_wrapped[i]), &len);
+		if (rc == 0 && (len == 0 || len > VOLUME_WRAPPED_MAX))
+			rc = -EPROTO;
+		nv->prev_wrapped_len[i] = (uint16_t)len;
+	}
+	secmem_free(cur, sizeof(nk->kek) + VOLUME_SECRET_LEN);
+	return rc;
+}
+
 int keyring_rekey_begin(struct keyring *kr, struct keyprov *prov[2],
-			keyring_persist_fn persist, void *arg)
+			bool full, keyring_persist_fn persist, void *arg)
 {
 	struct keys *nk = NULL;
 	struct volume v, nv;
@@ -643,7 +721,7 @@ int keyring_rekey_begin(struct keyring *kr, struct keyprov *prov[2],
 	pthread_rwlock_unlock(&kr->lock);
 	if (rc < 0)
 		goto out;
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 2 && !full; i++) {
 		if (v.layer[i].prov != prov[i]->ops->type ||
 		    strcmp(v.layer[i].key_id, prov[i]->key_id) != 0) {
 			rc = -EKEYREJECTED;
@@ -663,6 +741,8 @@ int keyring_rekey_begin(struct keyring *kr, struct keyprov *prov[2],
 		       v.layer[i].wrapped_len);
 	}
 	rc = rand_bytes(nk->kek, sizeof(nk->kek));
+	if (rc == 0 && full)
+		rc = full_begin(kr, nk, &nv, prov);
 	if (rc == 0)	/* may call Key Vault: outside the lock */
 		rc = wrap_keks(nk, &nv, prov);
 	if (rc == 0)
@@ -682,6 +762,12 @@ int keyring_rekey_begin(struct keyring *kr, struct keyprov *prov[2],
 		rc = persist(&nv, arg);
 	if (rc == 0) {
 		memcpy(nk->prev_kek, kr->k->kek, sizeof(nk->prev_kek));
+		if (full) {
+			memcpy(nk->prev_secret, kr->k->secret,
+			       sizeof(nk->prev_secret));
+			memcpy(nk->prev_name_key, kr->k->name_key,
+			       sizeof(nk->prev_name_key));
+		}
 		secmem_free(kr->k, sizeof(*kr->k));
 		kr->k = nk;
 		nk = NULL;
@@ -709,15 +795,19 @@ int keyring_rekey_finish(struct keyring *kr, keyring_persist_fn persist,
 		rc = 0;
 		goto out;
 	}
-	nv.flags &= (uint16_t)~VOLUME_FLAG_REKEY;
+	nv.flags &= (uint16_t)~(VOLUME_FLAG_REKEY | VOLUME_FLAG_FULL);
 	nv.prev_gen = 0;
 	memset(nv.prev_wrapped_len, 0, sizeof(nv.prev_wrapped_len));
 	memset(nv.prev_wrapped, 0, sizeof(nv.prev_wrapped));
+	memset(nv.prev_secret_wrapped, 0, sizeof(nv.prev_secret_wrapped));
 	rc = volume_seal_mac(&nv, kr->k->mac_key);
 	if (rc == 0)
 		rc = persist(&nv, arg);
 	if (rc == 0) {
 		OPENSSL_cleanse(kr->k->prev_kek, sizeof(kr->k->prev_kek));
+		OPENSSL_cleanse(kr->k->prev_secret, sizeof(kr->k->prev_secret));
+		OPENSSL_cleanse(kr->k->prev_name_key,
+				sizeof(kr->k->prev_name_key));
 		kr->vol = nv;
 	}
 out:
@@ -757,4 +847,101 @@ uint64_t keyring_generation(struct keyring *kr)
 const struct volume *keyring_volume(struct keyring *kr)
 {
 	return &kr->vol;
+}
+
+int keyring_prev_name_key(struct keyring *kr, uint8_t key[static NAME_KEY_LEN])
+{
+	int rc = 0;
+
+	pthread_rwlock_rdlock(&kr->lock);
+	if (kr->k == NULL)
+		rc = -EKEYREVOKED;
+	else if (!(kr->vol.flags & VOLUME_FLAG_FULL))
+		rc = -ENOENT;
+	else
+		memcpy(key, kr->k->prev_name_key, NAME_KEY_LEN);
+	pthread_rwlock_unlock(&kr->lock);
+	return rc;
+}
+
+int keyring_derive_prev(struct keyring *kr, const char *label, uint8_t *out,
+			size_t len)
+{
+	int rc;
+
+	pthread_rwlock_rdlock(&kr->lock);
+	if (kr->k == NULL)
+		rc = -EKEYREVOKED;
+	else if (!(kr->vol.flags & VOLUME_FLAG_FULL))
+		rc = -ENOENT;
+	else
+		rc = kdf_hkdf(kr->k->prev_secret, VOLUME_SECRET_LEN,
+			      kr->vol.volume_id, VOLUME_ID_LEN, label, out, len);
+	pthread_rwlock_unlock(&kr->lock);
+	return rc;
+}
+
+bool keyring_full_rekey(struct keyring *kr)
+{
+	bool full;
+
+	pthread_rwlock_rdlock(&kr->lock);
+	full = (kr->vol.flags & VOLUME_FLAG_FULL) != 0;
+	pthread_rwlock_unlock(&kr->lock);
+	return full;
+}
+
+bool keyring_header_current(struct keyring *kr, const struct header *h)
+{
+	bool cur;
+
+	pthread_rwlock_rdlock(&kr->lock);
+	cur = h->kek_gen == kr->vol.kek_gen;
+	pthread_rwlock_unlock(&kr->lock);
+	return cur;
+}
+
+int keyring_refresh_file(struct keyring *kr, const struct header *in,
+			 struct header *out, struct filekeys **old_fk,
+			 struct filekeys **new_fk)
+{
+	uint8_t *dek = NULL, (*kek)[AEAD_KEY_LEN];	/* [old 2][new 2] */
+	uint64_t gen = 0;
+	int rc;
+
+	*old_fk = *new_fk = NULL;
+	rc = secmem_zalloc(4 * AEAD_KEY_LEN, (void **)&dek);
+	if (rc < 0)
+		return rc;
+	rc = rand_bytes(dek + 2 * AEAD_KEY_LEN, 2 * AEAD_KEY_LEN);
+	if (rc < 0) {
+		secmem_free(dek, 4 * AEAD_KEY_LEN);
+		return rc;
+	}
+	pthread_rwlock_rdlock(&kr->lock);
+	if (kr->k == NULL)
+		rc = -EKEYREVOKED;
+	else if ((kek = keks_for(kr, in->kek_gen)) == NULL)
+		rc = -EKEYREJECTED;
+	else
+		rc = unwrap_deks(in, kek, dek);
+	if (rc == 0) {
+		*out = *in;
+		out->kek_gen = kr->vol.kek_gen;
+		rc = wrap_deks(out, kr->k->kek, dek + 2 * AEAD_KEY_LEN);
+	}
+	gen = kr->generation;
+	pthread_rwlock_unlock(&kr->lock);
+	if (rc == 0)
+		rc = make_filekeys((const uint8_t(*)[AEAD_KEY_LEN])dek,
+				   in->file_id, gen, old_fk);
+	if (rc == 0)
+		rc = make_filekeys((const uint8_t(*)[AEAD_KEY_LEN])(dek +
+				   2 * AEAD_KEY_LEN), in->file_id, gen, new_fk);
+	if (rc < 0) {
+		keyring_filekeys_free(*old_fk);
+		*old_fk = NULL;
+	}
+	secmem_free(dek, 4 * AEAD_KEY_LEN);
+	return rc;
 }

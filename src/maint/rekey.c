@@ -16,11 +16,18 @@
 #include "cmkfs/backing.h"
 #include "cmkfs/engine.h"
 #include "cmkfs/header.h"
+#include "cmkfs/cfile.h"
+#include "cmkfs/dirtree.h"
+#include "cmkfs/journal.h"
 #include "cmkfs/json.h"
 #include "cmkfs/kv.h"
+#include "cmkfs/log.h"
+#include "cmkfs/migrate.h"
 #include "cmkfs/names.h"
 #include "cmkfs/rekey.h"
 #include "cmkfs/repair.h"
+#include "cmkfs/reseal.h"
+#include "cmkfs/transient.h"
 #include "cmkfs/volio.h"
 #include "cmkfs/walk.h"
 
@@ -33,8 +40,14 @@ struct walk {
 	int quarantine;		/* > 0: inside fsck's quarantine */
 	uint64_t pass_rewrapped;	/* old-generation headers in this pass */
 	uint64_t pass_short;		/* files shorter than a header */
-	struct timespec last;
+	struct timespec last, start;
 	char path[PATH_MAX];
+	/* full rekey */
+	bool full, offline;
+	uint32_t bs;
+	struct migrate_keys mk;
+	struct reseal_slot slot;
+	uint64_t pass_old;	/* files, names, targets, xattrs moved */
 };
 
 static int report(struct walk *w, bool force)
@@ -46,6 +59,8 @@ static int report(struct walk *w, bool force)
 			      (now.tv_nsec - w->last.tv_nsec) < 200000000L)
 		return 0;
 	w->last = now;
+	w->p.elapsed = (double)(now.tv_sec - w->start.tv_sec) +
+		       (double)(now.tv_nsec - w->start.tv_nsec) / 1e9;
 	if (w->cb == NULL || w->cb->progress == NULL)
 		return 0;
 	return w->cb->progress(&w->p, w->cb->arg) != 0 ? -ECANCELED : 0;
@@ -139,8 +154,96 @@ static int rewrap_file(struct walk *w, int dfd, const char *name)
  * (unless counting) re-wrapped. */
 static int pass_filter(const struct walk_entry *e, void *arg)
 {
-	(void)arg;
+	struct walk *w = arg;
+
+	if (w->full && names_is_tmp(e->name)) {
+		/* Offline nothing is in flight: a temporary is a crash's
+		 * leftover, under the old keys; gone with them. On a mount it
+		 * may be a create in flight, named (and then re-sealed by a
+		 * later pass) in a moment. */
+		if (w->offline && !w->counting && e->type != DT_DIR)
+			(void)unlinkat(e->dfd, e->name, 0);
+		return WALK_SKIP;
+	}
+	if (w->full && strcmp(e->name, QUARANTINE_DIR) == 0)
+		return WALK_SKIP;	/* refused non-empty at the start */
 	return skip_name(e->name) ? WALK_SKIP : 0;
+}
+
+static void live_replaced(int dfd, const char *plain, void *arg)
+{
+	struct walk *w = arg;
+
+	if (w->cb->live != NULL && w->cb->live->replaced != NULL)
+		w->cb->live->replaced(dfd, plain, w->cb->live->arg);
+}
+
+static void ns_lock(struct walk *w, bool lock)
+{
+	if (w->cb != NULL && w->cb->live != NULL && w->cb->live->ns != NULL)
+		w->cb->live->ns(lock, w->cb->live->arg);
+}
+
+/* A directory's names, symlink targets and its entries' xattrs under the
+ * new name key, before the walk reads it. */
+static int migrate(struct walk *w, int dfd)
+{
+	const struct migrate_cb mcb = { .replaced = live_replaced, .arg = w };
+	struct migrate_stats st = { 0 };
+	uint8_t dirid[DIRID_LEN];
+	int rc;
+
+	rc = dirtree_read_dirid(dfd, dirid);
+	if (rc < 0) {
+		problem(w, "directory id unreadable: names left as they are");
+		return 0;
+	}
+	ns_lock(w, true);
+	rc = migrate_dir(&w->mk, w->rootfd, dfd, dirid, &mcb, &st);
+	ns_lock(w, false);
+	w->p.names += st.names + st.links + st.xattrs;
+	w->pass_old += st.names + st.links + st.xattrs;
+	if (st.bad > 0 && w->p.pass >= 2)
+		problem(w, "names, symlink targets or xattrs that open under "
+			   "neither name key (see 'cmkfs fsck')");
+	return rc;
+}
+
+/* One regular file: fresh DEKs, every block re-sealed. */
+static int reseal(struct walk *w, int dfd, const char *name, uint64_t size)
+{
+	struct cfile cf;
+	int fd, rc;
+
+	if (w->cb != NULL && w->cb->live != NULL) {
+		rc = w->cb->live->reseal(dfd, name, &w->slot,
+					 w->cb->live->arg);
+	} else {
+		fd = openat(dfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return errno == ENOENT ? 0 : -errno;
+		cfile_init(&cf, w->kr, w->bs, fd);
+		rc = reseal_file(&cf, fd, &w->slot, false);
+		cfile_destroy(&cf);
+		close(fd);
+	}
+	if (rc == 1) {
+		w->p.rewrapped++;
+		w->pass_old++;
+		w->p.bytes_done += size;
+		rc = 0;
+	} else if (rc == -EBADMSG || rc == -EKEYREJECTED) {
+		if (w->quarantine == 0)
+			problem(w, rc == -EBADMSG ?
+				   "a block opens under neither key (damaged; "
+				   "see 'cmkfs fsck')" :
+				   "file header opens under neither KEK "
+				   "generation");
+		rc = 0;
+	} else if (rc == -ENOENT) {
+		rc = 0;
+	}
+	return rc;
 }
 
 static bool is_quarantine(const struct walk_entry *e)
@@ -151,9 +254,19 @@ static bool is_quarantine(const struct walk_entry *e)
 static int pass_enter(const struct walk_entry *e, void *arg)
 {
 	struct walk *w = arg;
+	int fd, rc = 0;
 
 	w->quarantine += is_quarantine(e);
-	return 0;
+	if (w->full && !w->counting) {
+		fd = openat(e->dfd, e->name,
+			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return 0;	/* gone meanwhile: the walk passes it */
+		snprintf(w->path, sizeof(w->path), "%s", e->path);
+		rc = migrate(w, fd);
+		close(fd);
+	}
+	return rc;
 }
 
 static void pass_leave(const struct walk_entry *e, void *arg)
@@ -172,8 +285,19 @@ static int pass_file(const struct walk_entry *e, void *arg)
 		return 0;
 	snprintf(w->path, sizeof(w->path), "%s", e->path); /* for problem() */
 	w->p.done++;
-	if (!w->counting)
+	if (w->full) {
+		struct stat st;
+		uint64_t size = fstatat(e->dfd, e->name, &st,
+					AT_SYMLINK_NOFOLLOW) == 0 ?
+					(uint64_t)st.st_size : 0;
+
+		if (w->counting)
+			w->p.bytes_total += size;
+		else
+			rc = reseal(w, e->dfd, e->name, size);
+	} else if (!w->counting) {
 		rc = rewrap_file(w, e->dfd, e->name);
+	}
 	if (rc == 0)
 		rc = report(w, false);
 	return rc;
@@ -203,8 +327,25 @@ static int pass(struct walk *w, const char *phase, bool counting)
 	w->counting = counting;
 	w->pass_rewrapped = 0;
 	w->pass_short = 0;
+	w->pass_old = 0;
+	w->p.bytes_done = 0;
 	w->path[0] = '\0';
 	rc = report(w, true);
+	/* The root's names first (the walk reads it next), its own xattrs,
+	 * and the transient-zone list. */
+	if (rc == 0 && w->full && !counting) {
+		struct migrate_stats st = { 0 };
+
+		rc = migrate(w, w->rootfd);
+		if (rc == 0)
+			rc = migrate_xattrs(&w->mk, w->rootfd, &st);
+		w->pass_old += st.xattrs;
+		if (rc == 0) {
+			rc = transient_reseal(w->rootfd, w->kr);
+			w->pass_old += rc == 1;
+			rc = rc < 0 ? rc : 0;
+		}
+	}
 	if (rc == 0)
 		rc = walk_dir(w);
 	if (rc == 0 && counting)
@@ -217,11 +358,17 @@ void rekey_progress_json(const struct rekey_progress *p, char *buf, size_t cap)
 	snprintf(buf, cap,
 		 "{\"progress\":{\"phase\":\"%s\",\"from_gen\":%u,"
 		 "\"to_gen\":%u,\"resumed\":%s,\"pass\":%u,\"total\":%llu,"
-		 "\"done\":%llu,\"rewrapped\":%llu,\"damaged\":%llu}}",
+		 "\"done\":%llu,\"rewrapped\":%llu,\"damaged\":%llu,"
+		 "\"full\":%s,\"bytes_total\":%llu,\"bytes_done\":%llu,"
+		 "\"names\":%llu,\"elapsed_ms\":%llu}}",
 		 p->phase, p->from_gen, p->to_gen, p->resumed ? "true" : "false",
 		 p->pass, (unsigned long long)p->total,
 		 (unsigned long long)p->done, (unsigned long long)p->rewrapped,
-		 (unsigned long long)p->damaged);
+		 (unsigned long long)p->damaged, p->full ? "true" : "false",
+		 (unsigned long long)p->bytes_total,
+		 (unsigned long long)p->bytes_done,
+		 (unsigned long long)p->names,
+		 (unsigned long long)(p->elapsed * 1000));
 }
 
 void rekey_result_json(const struct rekey_progress *p, char *buf, size_t cap)
@@ -229,10 +376,15 @@ void rekey_result_json(const struct rekey_progress *p, char *buf, size_t cap)
 	snprintf(buf, cap,
 		 "{\"ok\":true,\"rekey\":{\"from_gen\":%u,\"to_gen\":%u,"
 		 "\"resumed\":%s,\"files\":%llu,\"rewrapped\":%llu,"
-		 "\"damaged\":%llu,\"passes\":%u}}",
+		 "\"damaged\":%llu,\"passes\":%u,\"full\":%s,"
+		 "\"bytes\":%llu,\"names\":%llu,\"elapsed_ms\":%llu}}",
 		 p->from_gen, p->to_gen, p->resumed ? "true" : "false",
 		 (unsigned long long)p->total, (unsigned long long)p->rewrapped,
-		 (unsigned long long)p->damaged, p->pass);
+		 (unsigned long long)p->damaged, p->pass,
+		 p->full ? "true" : "false",
+		 (unsigned long long)p->bytes_total,
+		 (unsigned long long)p->names,
+		 (unsigned long long)(p->elapsed * 1000));
 }
 
 static uint64_t get_u64(const struct json *j, const char *k)
@@ -270,6 +422,16 @@ void rekey_progress_from_json(const struct json *obj,
 	if (json_bool(obj, "resumed", &b) < 0)
 		b = false;
 	p->resumed = b;
+	if (json_bool(obj, "full", &b) < 0)
+		b = false;
+	p->full = b;
+	p->bytes_total = get_u64(obj, "bytes_total");
+	x = get_u64(obj, "bytes");
+	if (x)
+		p->bytes_total = x;
+	p->bytes_done = get_u64(obj, "bytes_done");
+	p->names = get_u64(obj, "names");
+	p->elapsed = (double)get_u64(obj, "elapsed_ms") / 1000;
 }
 
 void rekey_audit(const struct rekey_progress *p, const char *key_id, int rc,
@@ -278,8 +440,10 @@ void rekey_audit(const struct rekey_progress *p, const char *key_id, int rc,
 	char detail[160];
 
 	snprintf(detail, sizeof(detail),
-		 "generation %u to %u, %llu headers re-wrapped, %llu damaged%s%s",
-		 p->from_gen, p->to_gen, (unsigned long long)p->rewrapped,
+		 "%sgeneration %u to %u, %llu %s, %llu damaged%s%s",
+		 p->full ? "full: " : "", p->from_gen, p->to_gen,
+		 (unsigned long long)p->rewrapped,
+		 p->full ? "files re-sealed" : "headers re-wrapped",
 		 (unsigned long long)p->damaged, p->resumed ? ", resumed" : "",
 		 offline ? ", offline" : "");
 	audit_event("rekey", key_id, rc == 0 ? "ok" : "error",
@@ -294,7 +458,7 @@ static int persist(const struct volume *v, void *arg)
 /* Begin or finish under the config writers' lock, from a keyring whose
  * config is the one on disk (a `cmkfs cmk` may have just replaced it). */
 static int locked_step(int rootfd, struct keyring *kr, struct keyprov *prov[2],
-		       bool begin)
+		       bool begin, bool full)
 {
 	struct volume v;
 	int lk, rc;
@@ -304,9 +468,50 @@ static int locked_step(int rootfd, struct keyring *kr, struct keyprov *prov[2],
 		return lk;
 	rc = volio_same_as_disk(rootfd, keyring_volume_copy(kr, &v));
 	if (rc == 0)
-		rc = begin ? keyring_rekey_begin(kr, prov, persist, &rootfd) :
+		rc = begin ? keyring_rekey_begin(kr, prov, full, persist, &rootfd) :
 			     keyring_rekey_finish(kr, persist, &rootfd);
 	volio_unlock_config(lk);
+	return rc;
+}
+
+/* A non-empty quarantine would keep files and names under the old keys:
+ * the operator decides about it first. */
+static int quarantine_empty(int rootfd)
+{
+	int fd = openat(rootfd, QUARANTINE_DIR,
+			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int rc;
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	rc = dirtree_is_empty(fd);
+	close(fd);
+	if (rc < 0)
+		return rc;
+	return rc == 1 ? 0 : -ENOTEMPTY;
+}
+
+/* What a full rekey needs before its passes: the name keys of both
+ * generations and the reseal record (a crash's record finished first). */
+static int full_setup(struct walk *w)
+{
+	unsigned done = 0;
+	int jfd, rc;
+
+	rc = migrate_keys_get(w->kr, &w->mk);
+	if (rc < 0)
+		return rc;
+	jfd = journal_open(w->rootfd, true);
+	if (jfd < 0)
+		return jfd;
+	/* Offline, records of a killed run are ours to finish; a mount
+	 * finished them before it served. */
+	if (w->offline)
+		rc = journal_recover(w->rootfd, jfd, w->kr, w->bs, &done);
+	if (rc == 0)
+		rc = reseal_slot_open(&w->slot, jfd, "rekey");
+	if (rc < 0)
+		close(jfd);
 	return rc;
 }
 
@@ -314,25 +519,47 @@ int rekey_run(int rootfd, struct keyring *kr, struct keyprov *prov[2],
 	      const struct rekey_cb *cb, struct rekey_progress *out)
 {
 	struct walk w = { .rootfd = rootfd, .kr = kr, .cb = cb };
+	struct keyprov *bp[2] = { prov != NULL ? prov[0] : NULL,
+				  prov != NULL ? prov[1] : NULL };
 	struct volume v;
-	int rc;
+	int rc = 0;
 
+	w.slot.fd = -1;
+	clock_gettime(CLOCK_MONOTONIC, &w.start);
 	keyring_volume_copy(kr, &v);
+	w.bs = v.block_size;
+	w.offline = cb == NULL || cb->live == NULL;
 	w.p.resumed = (v.flags & VOLUME_FLAG_REKEY) != 0;
+	w.full = (v.flags & VOLUME_FLAG_FULL) ||
+		 (!w.p.resumed && cb != NULL && cb->full);
+	w.p.full = w.full;
 	w.p.from_gen = w.p.resumed ? v.prev_gen : v.kek_gen;
 	w.p.to_gen = w.p.resumed ? v.kek_gen : v.kek_gen + 1;
 	w.p.phase = "begin";
-	rc = report(&w, true);
+	if (cb != NULL && cb->full && w.p.resumed && !w.full)
+		rc = -EINPROGRESS;	/* a header-only rekey: finish it */
+	if (rc == 0 && w.full && !w.p.resumed)
+		rc = quarantine_empty(rootfd);
+	if (rc == 0)
+		rc = report(&w, true);
+	if (rc == 0 && !w.p.resumed && cb != NULL && cb->new_c != NULL)
+		bp[1] = cb->new_c;	/* cmk enable: layer C to the CMK */
 	if (rc == 0 && !w.p.resumed)
-		rc = locked_step(rootfd, kr, prov, true);
+		rc = locked_step(rootfd, kr, bp, true, w.full);
+	if (rc == 0 && w.full)
+		rc = full_setup(&w);
 	if (rc == 0)
 		rc = pass(&w, "count", true);
 	/* Re-wrap until a whole pass finds no header of the old generation
 	 * and no half-created file (renames during a pass can hide a file
-	 * from it; files being created finish meanwhile). */
+	 * from it; files being created finish meanwhile); a full rekey
+	 * until one finds nothing under the old keys at all. */
 	for (w.p.pass = 1; rc == 0; w.p.pass++) {
-		rc = pass(&w, w.p.pass == 1 ? "rewrap" : "verify", false);
+		rc = pass(&w, w.p.pass == 1 ? (w.full ? "reseal" : "rewrap") :
+					      "verify",
+			  false);
 		if (rc < 0 || (w.p.pass > 1 && w.pass_rewrapped == 0 &&
+			       w.pass_old == 0 &&
 			       (w.pass_short == 0 || w.p.pass >= 4)))
 			break;
 		if (w.p.pass >= 16) {
@@ -354,10 +581,18 @@ int rekey_run(int rootfd, struct keyring *kr, struct keyprov *prov[2],
 		rc = -errno;
 	if (rc == 0) {
 		w.p.phase = "finish";
-		rc = locked_step(rootfd, kr, NULL, false);
+		rc = locked_step(rootfd, kr, NULL, false, false);
 	}
 	if (rc == 0)
 		rc = report(&w, true);
+	if (w.slot.fd >= 0) {
+		int jfd = w.slot.jfd;
+
+		/* emptied after each file: nothing left in flight */
+		reseal_slot_close(&w.slot, rc == 0);
+		close(jfd);
+	}
+	migrate_keys_wipe(&w.mk);
 	if (out != NULL)
 		*out = w.p;
 	return rc;

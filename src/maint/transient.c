@@ -83,12 +83,13 @@ int transient_norm_path(const char *in, char *out, size_t cap)
 }
 
 /* The zone list's keyed context: a key from both KEKs, wiped at once. */
-static int zone_aead(struct keyring *kr, struct aead **a)
+static int zone_aead(struct keyring *kr, bool prev, struct aead **a)
 {
 	uint8_t key[32];
 	int rc;
 
-	rc = keyring_derive(kr, LABEL, key, sizeof(key));
+	rc = prev ? keyring_derive_prev(kr, LABEL, key, sizeof(key)) :
+		    keyring_derive(kr, LABEL, key, sizeof(key));
 	if (rc == 0)
 		rc = aead_new(key, a);
 	secmem_wipe(key, sizeof(key));
@@ -97,7 +98,9 @@ static int zone_aead(struct keyring *kr, struct aead **a)
 
 /* File: nonce(12) ‖ GCM(K, body, AAD = label) ‖ tag(16); body: lines
  * "TTL\tPATH\n". */
-int transient_load(int dirfd, struct keyring *kr, struct tzone *z, size_t *n)
+/* Under the current secret, or (prev) the previous one of a full rekey. */
+static int load_as(int dirfd, struct keyring *kr, bool prev, struct tzone *z,
+		   size_t *n)
 {
 	uint8_t *buf = NULL;
 	struct aead *a = NULL;
@@ -116,7 +119,7 @@ int transient_load(int dirfd, struct keyring *kr, struct tzone *z, size_t *n)
 	if (rc == 0 && len < AEAD_NONCE_LEN + AEAD_TAG_LEN)
 		rc = -EBADMSG;
 	if (rc == 0)
-		rc = zone_aead(kr, &a);
+		rc = zone_aead(kr, prev, &a);
 	if (rc == 0) {
 		size_t bl = len - AEAD_NONCE_LEN - AEAD_TAG_LEN;
 		char *body = (char *)buf + AEAD_NONCE_LEN, *save = NULL;
@@ -151,6 +154,38 @@ out:
 	return rc;
 }
 
+int transient_load(int dirfd, struct keyring *kr, struct tzone *z, size_t *n)
+{
+	int rc = load_as(dirfd, kr, false, z, n);
+
+	/* A full rekey re-seals the list under the new secret
+	 * (transient_reseal); until then it opens under the previous one. */
+	if (rc == -EBADMSG && keyring_full_rekey(kr))
+		rc = load_as(dirfd, kr, true, z, n);
+	return rc;
+}
+
+int transient_reseal(int rootfd, struct keyring *kr)
+{
+	struct tzone *z;
+	size_t n = 0;
+	int rc;
+
+	z = calloc(TRANSIENT_MAX_ZONES, sizeof(*z));
+	if (z == NULL)
+		return -ENOMEM;
+	rc = load_as(rootfd, kr, false, z, &n);
+	if (rc == -EBADMSG && keyring_full_rekey(kr)) {
+		rc = load_as(rootfd, kr, true, z, &n);
+		if (rc == 0)
+			rc = transient_store(rootfd, kr, z, n);
+		if (rc == 0)
+			rc = 1;
+	}
+	free(z);
+	return rc;
+}
+
 int transient_store(int dirfd, struct keyring *kr, const struct tzone *z,
 		    size_t n)
 {
@@ -168,7 +203,7 @@ int transient_store(int dirfd, struct keyring *kr, const struct tzone *z,
 				       z[i].path);
 	rc = bl >= BODY_MAX ? -ENOSPC : rand_bytes(buf, AEAD_NONCE_LEN);
 	if (rc == 0)
-		rc = zone_aead(kr, &a);
+		rc = zone_aead(kr, false, &a);
 	if (rc == 0)
 		rc = aead_seal(a, buf, (const uint8_t *)LABEL, strlen(LABEL),
 			       buf + AEAD_NONCE_LEN, bl, buf + AEAD_NONCE_LEN,

@@ -366,7 +366,7 @@ static void during_rekey(void)
 		CHECK(0, "cannot open the volume for a rekey");
 		goto out;
 	}
-	CHECK_RC(keyring_rekey_begin(kr, loc, persist, &fd), 0);
+	CHECK_RC(keyring_rekey_begin(kr, loc, false, persist, &fd), 0);
 	refused("enable during a rekey", CMK_ENABLE, a, NULL, NULL,
 		CMK_STAGE_WRAP, -EBUSY);
 	CHECK_RC(keyring_rekey_finish(kr, persist, &fd), 0);

@@ -470,9 +470,9 @@ static void rekey(void)
 
 	/* A failed persist, or someone else's providers: nothing changes. */
 	persist_fail = 1;
-	CHECK_RC(keyring_rekey_begin(kr, prov, persist, NULL), -EIO);
+	CHECK_RC(keyring_rekey_begin(kr, prov, false, persist, NULL), -EIO);
 	persist_fail = 0;
-	CHECK_RC(keyring_rekey_begin(kr, prov2, persist, NULL), -EKEYREJECTED);
+	CHECK_RC(keyring_rekey_begin(kr, prov2, false, persist, NULL), -EKEYREJECTED);
 	CHECK(vol_eq(keyring_volume(kr), &before) &&
 		      keyring_volume(kr)->flags == 0,
 	      "config changed by a failed begin");
@@ -483,7 +483,7 @@ static void rekey(void)
 
 	/* Begin: generation 2 for new files, generation 1 still opens. */
 	persist_calls = 0;
-	CHECK_RC(keyring_rekey_begin(kr, prov, persist, NULL), 0);
+	CHECK_RC(keyring_rekey_begin(kr, prov, false, persist, NULL), 0);
 	CHECK(persist_calls == 1, "persisted %d times", persist_calls);
 	CHECK(persisted.version == 2 && persisted.kek_gen == 2 &&
 		      persisted.prev_gen == 1 &&
@@ -495,7 +495,7 @@ static void rekey(void)
 	CHECK(memcmp(persisted.layer[1].wrapped, before.layer[1].wrapped,
 		     before.layer[1].wrapped_len) != 0,
 	      "KEK_C not new");
-	CHECK_RC(keyring_rekey_begin(kr, prov, persist, NULL), -EALREADY);
+	CHECK_RC(keyring_rekey_begin(kr, prov, false, persist, NULL), -EALREADY);
 	CHECK_RC(keyring_rewrap(kr, 1, prov[1], &out), -EBUSY);
 	CHECK_RC(keyring_new_file(kr, &h2, &f2), 0);
 	CHECK(h2.kek_gen == 2, "new file generation %u", h2.kek_gen);

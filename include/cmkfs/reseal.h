@@ -1,0 +1,73 @@
+/* include/cmkfs/reseal.h — give one encrypted file fresh DEKs and re-seal
+ * every block under them, in place (doc/FORMAT.md §3.2): the step a full
+ * rekey (`cmkfs cmk enable`, `cmkfs rekey --full`) takes for every file,
+ * and the one a file takes before its DEKs reach their sealing budget.
+ *
+ * In place, so that the inode, its hard links and every descriptor open on
+ * it stay what they are. Crash safety comes from a reseal record: before a
+ * chunk of re-sealed blocks overwrites the old ones, the record holds the
+ * old and the new header and that chunk, synced; the new header is written
+ * last. A kill or power cut at any point leaves a file whose header is the
+ * old or the new one, each block sealed under the old or the new DEKs —
+ * or torn, and then completed from the record — and reseal_recover
+ * finishes it. The caller holds nothing: reseal_file takes the file's
+ * size lock alone for the whole file, so a live mount's readers and
+ * writers of that file wait (and see the old or the new keys, never a
+ * mix). */
+#ifndef CMKFS_RESEAL_H
+#define CMKFS_RESEAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cmkfs/cfile.h"
+
+/* Records are JOURNAL_DIR entries named RESEAL_PREFIX + anything. */
+#define RESEAL_PREFIX "reseal."
+
+/* An open reseal record (one writer at a time). */
+struct reseal_slot {
+	int jfd;		/* JOURNAL_DIR, not owned */
+	int fd;			/* the record, owned */
+	char name[64];
+};
+
+/* Create (or reuse) the record JOURNAL_DIR/RESEAL_PREFIX<tag>, durably
+ * named. Errors: -errno. */
+CMK_MUST_CHECK int reseal_slot_open(struct reseal_slot *s, int jfd,
+				    const char *tag);
+/* Close it; `remove` unlinks it (nothing in flight any more). */
+void reseal_slot_close(struct reseal_slot *s, bool remove);
+
+/* Give the loaded-or-not file cf (backing fd, O_RDWR) fresh DEKs under the
+ * keyring's current generation and re-seal all its blocks, unless its
+ * header is already current and !force. Returns 1 if re-sealed, 0 if
+ * nothing was to do. Errors: -EBADMSG (a block opens under neither key:
+ * the file is damaged; nothing of it was changed only if no chunk was
+ * written yet — fsck says which block), -EKEYREJECTED (header does not
+ * open), -EKEYREVOKED, -errno of I/O. */
+CMK_MUST_CHECK int reseal_file(struct cfile *cf, int fd,
+			       struct reseal_slot *s, bool force);
+
+/* The record in slot file `name` of jfd, if it names a file that is mid
+ * reseal: returns its file id in id[] and 1, 0 if the record is empty
+ * (nothing in flight), -EBADMSG if malformed. */
+CMK_MUST_CHECK int reseal_record_id(int jfd, const char *name,
+				    uint8_t id[static FILE_ID_LEN]);
+/* Finish the reseal that record `name` of jfd describes, on the file cf /
+ * fd whose id it names (found by the caller): blocks under the old DEKs
+ * are re-sealed, torn ones restored from the record, then the new header
+ * written and the record emptied. A record whose headers are not the
+ * file's (stale: the file was re-sealed again or changed since) is just
+ * emptied. With `dry` nothing is written. Returns 1 if the file was (or,
+ * dry, would be) completed, 0 if the record was stale. Errors: -EBADMSG
+ * (a block opens under neither key and the record cannot restore it),
+ * -errno. */
+CMK_MUST_CHECK int reseal_recover(struct cfile *cf, int fd, int jfd,
+				  const char *name, bool dry);
+
+/* Cost: chunk size (plain bytes) whose re-sealed blocks go through the
+ * record at once. */
+#define RESEAL_CHUNK_BYTES (1u << 20)
+
+#endif

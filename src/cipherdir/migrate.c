@@ -1,0 +1,399 @@
+/* src/cipherdir/migrate.c — names, symlink targets and xattrs from the
+ * previous name key to the current one (include/cmkfs/migrate.h). */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/xattr.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "cmkfs/backing.h"
+#include "cmkfs/dirtree.h"
+#include "cmkfs/linktgt.h"
+#include "cmkfs/log.h"
+#include "cmkfs/migrate.h"
+#include "cmkfs/secmem.h"
+#include "cmkfs/walk.h"
+
+#define XVAL_MAX 65536
+
+int migrate_keys_get(struct keyring *kr, struct migrate_keys *k)
+{
+	int rc = keyring_prev_name_key(kr, k->prev);
+
+	if (rc == 0)
+		rc = keyring_name_key(kr, k->cur);
+	if (rc < 0)
+		migrate_keys_wipe(k);
+	return rc;
+}
+
+void migrate_keys_wipe(struct migrate_keys *k)
+{
+	secmem_wipe(k, sizeof(*k));
+}
+
+struct ent {
+	char *bname;
+	unsigned cls;
+	unsigned char type;
+};
+
+struct elist {
+	struct ent *v;
+	size_t n, cap;
+};
+
+static int collect(const struct walk_entry *e, void *arg)
+{
+	struct elist *l = arg;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		struct ent *v = realloc(l->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n].bname = strdup(e->name);
+	if (l->v[l->n].bname == NULL)
+		return -ENOMEM;
+	l->v[l->n].cls = e->cls;
+	l->v[l->n].type = e->type;
+	l->n++;
+	return 0;
+}
+
+static void elist_free(struct elist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i].bname);
+	free(l->v);
+}
+
+/* The plaintext name of entry e under `key`, or -EBADMSG. */
+static int decode(const uint8_t *key, int dfd, const uint8_t *dirid,
+		  const struct ent *e, char plain[static NAME_MAX + 1])
+{
+	char enc[ENCNAME_MAX];
+	const char *s = e->bname;
+	int rc;
+
+	if (e->cls == WALK_LONGNAME) {
+		rc = dirtree_longname_read(dfd, e->bname, enc, sizeof(enc));
+		if (rc < 0)
+			return rc;
+		s = enc;
+	}
+	return names_decrypt(key, dirid, s, strlen(s), plain, NAME_MAX + 1);
+}
+
+
+/* One xattr under the previous key: the value re-sealed under the new
+ * name first (XATTR_CREATE: one set meanwhile through the mount is newer
+ * and wins), then the old one removed. */
+static int move_xattr(const struct migrate_keys *k, const char *path,
+		      const char *bname, const char *plain, uint8_t *raw,
+		      uint8_t *val, struct migrate_stats *st)
+{
+	char nname[XATTR_NAME_MAX + 1];
+	ssize_t n;
+	int rc;
+
+	n = getxattr(path, bname, raw, XVAL_MAX);
+	if (n < 0)
+		return errno == ENODATA ? 0 : -errno;
+	if (names_xattr_value_open(k->prev, plain, raw, (size_t)n, val) < 0) {
+		st->bad++;
+		return 0;
+	}
+	n -= XATTR_VALUE_OVERHEAD;
+	rc = names_xattr_name_encrypt(k->cur, plain, nname, sizeof(nname));
+	if (rc == 0)
+		rc = names_xattr_value_seal(k->cur, plain, val, (size_t)n, raw);
+	if (rc == 0 && setxattr(path, nname, raw,
+				(size_t)n + XATTR_VALUE_OVERHEAD,
+				XATTR_CREATE) < 0 && errno != EEXIST)
+		rc = -errno;
+	if (rc == 0 && removexattr(path, bname) < 0 && errno != ENODATA)
+		rc = -errno;
+	if (rc == 0)
+		st->xattrs++;
+	secmem_wipe(val, XVAL_MAX);
+	return rc;
+}
+
+/* Walk fd's user.* xattrs; with `count` only count those still old. */
+static int xattrs(const struct migrate_keys *k, int fd, bool count,
+		  struct migrate_stats *st, uint64_t *old)
+{
+	char path[32], plain[XATTR_NAME_MAX + 1], *list = NULL;
+	uint8_t *raw = NULL, *val = NULL;
+	ssize_t n;
+	int rc = 0;
+
+	backing_procpath(fd, path);
+	n = listxattr(path, NULL, 0);
+	if (n <= 0)
+		return n < 0 && errno != ENOTSUP && errno != EPERM ? -errno : 0;
+	list = malloc((size_t)n + 1);
+	raw = malloc(XVAL_MAX);
+	val = malloc(XVAL_MAX);
+	if (list == NULL || raw == NULL || val == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	n = listxattr(path, list, (size_t)n);
+	if (n < 0) {
+		rc = errno == ERANGE ? -EAGAIN : -errno;
+		goto out;
+	}
+	for (char *p = list; p < list + n && rc == 0; p += strlen(p) + 1) {
+		if (strncmp(p, XATTR_PREFIX, strlen(XATTR_PREFIX)) != 0 ||
+		    names_xattr_name_decrypt(k->cur, p, plain,
+					     sizeof(plain)) == 0)
+			continue;
+		if (names_xattr_name_decrypt(k->prev, p, plain,
+					     sizeof(plain)) < 0)
+			continue;	/* not ours */
+		if (count)
+			(*old)++;
+		else
+			rc = move_xattr(k, path, p, plain, raw, val, st);
+	}
+out:
+	free(list);
+	free(raw);
+	free(val);
+	return rc;
+}
+
+int migrate_xattrs(const struct migrate_keys *k, int fd,
+		   struct migrate_stats *st)
+{
+	return xattrs(k, fd, false, st, NULL);
+}
+
+/* A symlink's target: 1 if it is under the previous key (and, unless
+ * count, re-encrypted now), 0 if current or not ours. */
+static int retarget(const struct migrate_keys *k, int rootfd, int dfd,
+		    const char *bname, const char *plain_name, bool count,
+		    const struct migrate_cb *cb, struct migrate_stats *st)
+{
+	char *enc = NULL, *plain = NULL, tmp[64], marker[LINKTGT_MARKER_LEN + 1];
+	size_t len = 0, plen = 0;
+	bool is_marker = false;
+	struct stat sb;
+	int rc;
+
+	enc = malloc(ENCLINK_MAX);
+	plain = malloc(SYMLINK_TARGET_MAX + 1);
+	if (enc == NULL || plain == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = linktgt_read(rootfd, dfd, bname, enc, ENCLINK_MAX, &len,
+			  &is_marker);
+	if (rc < 0)
+		goto out;
+	if (names_symlink_decrypt(k->cur, enc, len, plain,
+				  SYMLINK_TARGET_MAX + 1, &plen) == 0) {
+		rc = 0;
+		goto out;
+	}
+	if (names_symlink_decrypt(k->prev, enc, len, plain,
+				  SYMLINK_TARGET_MAX + 1, &plen) < 0) {
+		st->bad += !count;
+		rc = 0;
+		goto out;
+	}
+	rc = 1;
+	if (count)
+		goto out;
+	if (is_marker) {
+		ssize_t m = readlinkat(dfd, bname, marker, sizeof(marker) - 1);
+
+		marker[m < 0 ? 0 : m] = '\0';
+	}
+	rc = names_symlink_encrypt(k->cur, plain, plen, enc, ENCLINK_MAX);
+	if (rc < 0)
+		goto out;
+	/* Same plaintext length, same encrypted length: a long target stays
+	 * long and is rewritten in its side file, the inode kept. */
+	if (is_marker) {
+		rc = linktgt_rewrite(rootfd, marker, enc, strlen(enc));
+	} else {
+		rc = fstatat(dfd, bname, &sb, AT_SYMLINK_NOFOLLOW) < 0 ? -errno
+								       : 0;
+		if (rc == 0)
+			rc = backing_tmpname(tmp, sizeof(tmp));
+		if (rc == 0 && symlinkat(enc, dfd, tmp) < 0)
+			rc = -errno;
+		if (rc == 0) {
+			struct timespec ts[2] = { sb.st_atim, sb.st_mtim };
+
+			if (fchownat(dfd, tmp, sb.st_uid, sb.st_gid,
+				     AT_SYMLINK_NOFOLLOW) < 0) {
+				/* not root: the owner is ours, as for any
+				 * symlink made through the mount */
+			}
+			(void)utimensat(dfd, tmp, ts, AT_SYMLINK_NOFOLLOW);
+			if (renameat(dfd, tmp, dfd, bname) < 0) {
+				rc = -errno;
+				(void)unlinkat(dfd, tmp, 0);
+			}
+		}
+		if (rc == 0 && cb != NULL && cb->replaced != NULL &&
+		    plain_name != NULL)
+			cb->replaced(dfd, plain_name, cb->arg);
+	}
+	if (rc == 0) {
+		st->links++;
+		rc = 1;
+	}
+out:
+	if (plain != NULL)
+		secmem_wipe(plain, SYMLINK_TARGET_MAX + 1);
+	free(plain);
+	free(enc);
+	return rc;
+}
+
+/* The entry's name: renamed to its encryption under the current key. */
+static int rename_entry(const struct migrate_keys *k, int dfd,
+			const uint8_t *dirid, const struct ent *e,
+			const char *plain, const struct migrate_cb *cb,
+			struct migrate_stats *st)
+{
+	struct bname nb, ob;
+	int rc;
+
+	rc = names_encrypt(k->cur, dirid, plain, strlen(plain), nb.enc,
+			   sizeof(nb.enc));
+	if (rc < 0)
+		return rc;
+	rc = names_backing(nb.enc, nb.name, sizeof(nb.name));
+	if (rc < 0)
+		return rc;
+	nb.is_long = rc == 1;
+	rc = dirtree_longname_add(dfd, &nb);
+	if (rc == 0 && renameat2(dfd, e->bname, dfd, nb.name,
+				 RENAME_NOREPLACE) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		dirtree_longname_del(dfd, &nb);
+		return rc;
+	}
+	snprintf(ob.name, sizeof(ob.name), "%s", e->bname);
+	ob.is_long = e->cls == WALK_LONGNAME;
+	dirtree_longname_del(dfd, &ob);
+	(void)cb;
+	st->names++;
+	return 0;
+}
+
+static int list(int dfd, struct elist *l)
+{
+	return walk_entries(dfd, WALK_ENTRIES, WALK_F_TYPE, collect, l);
+}
+
+int migrate_dir(const struct migrate_keys *k, int rootfd, int dfd,
+		const uint8_t dirid[static DIRID_LEN],
+		const struct migrate_cb *cb, struct migrate_stats *st)
+{
+	char plain[NAME_MAX + 1];
+	bool names_only = cb != NULL && cb->names_only, cur;
+	struct elist l = { 0 };
+	uint64_t renamed = st->names;
+	struct stat dst;
+	int rc;
+
+	/* Renames change the directory's times; the user changed nothing. */
+	if (fstat(dfd, &dst) < 0)
+		return -errno;
+	rc = list(dfd, &l);
+	for (size_t i = 0; rc == 0 && i < l.n; i++) {
+		const struct ent *e = &l.v[i];
+
+		cur = decode(k->cur, dfd, dirid, e, plain) == 0;
+		if (!cur && decode(k->prev, dfd, dirid, e, plain) < 0) {
+			st->bad++;
+			continue;
+		}
+		if (!names_only && e->type != DT_LNK) {
+			int fd = openat(dfd, e->bname,
+					O_PATH | O_NOFOLLOW | O_CLOEXEC);
+
+			if (fd < 0)
+				continue;	/* gone meanwhile */
+			rc = migrate_xattrs(k, fd, st);
+			close(fd);
+		} else if (!names_only) {
+			rc = retarget(k, rootfd, dfd, e->bname, plain, false,
+				      cb, st);
+			rc = rc < 0 ? rc : 0;
+		}
+		if (rc < 0 || cur)
+			continue;
+		rc = rename_entry(k, dfd, dirid, e, plain, cb, st);
+		if (rc == -EEXIST) {	/* both names: left for fsck */
+			log_err("an entry exists under both name keys (%s)",
+				e->bname);
+			st->bad++;
+			rc = 0;
+		}
+	}
+	if (st->names != renamed) {
+		struct timespec ts[2] = { dst.st_atim, dst.st_mtim };
+
+		(void)futimens(dfd, ts);
+	}
+	secmem_wipe(plain, sizeof(plain));
+	elist_free(&l);
+	return rc;
+}
+
+int migrate_count_old(const struct migrate_keys *k, int rootfd, int dfd,
+		      const uint8_t dirid[static DIRID_LEN], uint64_t *old)
+{
+	struct migrate_stats st = { 0 };
+	char plain[NAME_MAX + 1];
+	struct elist l = { 0 };
+	int rc;
+
+	rc = list(dfd, &l);
+	for (size_t i = 0; rc == 0 && i < l.n; i++) {
+		const struct ent *e = &l.v[i];
+
+		if (e->type == DT_LNK) {
+			rc = retarget(k, rootfd, dfd, e->bname, NULL, true,
+				      NULL, &st);
+			if (rc > 0)
+				(*old)++;
+			rc = rc < 0 && rc != -ENOENT ? rc : 0;
+		} else {
+			int fd = openat(dfd, e->bname,
+					O_PATH | O_NOFOLLOW | O_CLOEXEC);
+
+			if (fd >= 0) {
+				rc = xattrs(k, fd, true, &st, old);
+				close(fd);
+			}
+		}
+		if (rc == 0 && decode(k->cur, dfd, dirid, e, plain) < 0 &&
+		    decode(k->prev, dfd, dirid, e, plain) == 0)
+			(*old)++;
+	}
+	secmem_wipe(plain, sizeof(plain));
+	elist_free(&l);
+	return rc;
+}
