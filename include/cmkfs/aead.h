@@ -3,7 +3,10 @@
  * pair (one key schedule, reused for every block with a fresh nonce); it is
  * not thread-safe: one user at a time (callers pool them).
  * Decryption verifies the tag before anything is returned: on failure the
- * output is wiped and -EBADMSG returned (STYLE.md §2). */
+ * output is wiped and -EBADMSG returned (STYLE.md §2).
+ * Key schedules (every context made or keyed here, and SIV's for the whole
+ * call) come from OpenSSL's secure heap once secmem_ossl_install() ran:
+ * locked, excluded from core dumps (secmem.h); from ordinary heap else. */
 #ifndef CMKFS_AEAD_H
 #define CMKFS_AEAD_H
 

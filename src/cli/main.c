@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cmkfs/log.h"
+#include "cmkfs/secmem.h"
 
 static const struct subcmd subcmds[] = {
 	{ "init", "create a volume in an empty cipher directory", cmd_init },
@@ -42,6 +44,11 @@ int main(int argc, char **argv)
 {
 	const char *base = strrchr(argv[0], '/');
 
+	/* Before anything lets OpenSSL allocate: keyed cipher contexts then
+	 * come from its locked, undumpable secure heap (util/secmem.c). */
+	if (secmem_ossl_install(SECMEM_OSSL_ARENA_LEN) < 0)
+		log_warn("cannot hook OpenSSL's allocator: key schedules go "
+			 "to ordinary memory");
 	base = base ? base + 1 : argv[0];
 	/* mount -t fuse.cmkfs / fstab run us as mount.cmkfs (or
 	 * mount.fuse.cmkfs): installed as links to this binary. */

@@ -12,9 +12,15 @@
 
 #include "cmkfs/aead.h"
 #include "cmkfs/rand.h"
+#include "cmkfs/secmem.h"
 
 static EVP_CIPHER *gcm;
 static EVP_CIPHER *siv;
+/* What the SIV provider fetches on its own when keyed, fetched here first:
+ * the method entries a first fetch makes live as long as the process, and
+ * would otherwise be made inside the secure heap. */
+static EVP_MAC *siv_cmac;
+static EVP_CIPHER *siv_cbc, *siv_ctr;
 
 struct aead {
 	EVP_CIPHER_CTX *enc;
@@ -27,7 +33,13 @@ int aead_global_init(void)
 		gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
 	if (siv == NULL)
 		siv = EVP_CIPHER_fetch(NULL, "AES-256-SIV", NULL);
-	return (gcm && siv) ? 0 : -ENOSYS;
+	if (siv_cmac == NULL)
+		siv_cmac = EVP_MAC_fetch(NULL, "CMAC", NULL);
+	if (siv_cbc == NULL)
+		siv_cbc = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
+	if (siv_ctr == NULL)
+		siv_ctr = EVP_CIPHER_fetch(NULL, "AES-256-CTR", NULL);
+	return (gcm && siv && siv_cmac && siv_cbc && siv_ctr) ? 0 : -ENOSYS;
 }
 
 int aead_new(const uint8_t key[static AEAD_KEY_LEN], struct aead **out)
@@ -40,6 +52,9 @@ int aead_new(const uint8_t key[static AEAD_KEY_LEN], struct aead **out)
 	a = calloc(1, sizeof(*a));
 	if (a == NULL)
 		return -ENOMEM;
+	/* The provider allocates its GCM context, which embeds the key
+	 * schedule, inside EVP_*Init: both in locked, undumpable memory. */
+	secmem_ossl_enter();
 	a->enc = EVP_CIPHER_CTX_new();
 	a->dec = EVP_CIPHER_CTX_new();
 	if (a->enc == NULL || a->dec == NULL)
@@ -51,6 +66,7 @@ int aead_new(const uint8_t key[static AEAD_KEY_LEN], struct aead **out)
 	a = NULL;			/* transferred */
 	rc = 0;
 out:
+	secmem_ossl_leave();
 	aead_free(a);
 	return rc;
 }
@@ -179,9 +195,13 @@ static int siv_run(int enc, const uint8_t key[static SIV_KEY_LEN],
 		return -ENOSYS;
 	if (int_len(len, &ilen) < 0 || int_len(aad_len, &alen) < 0)
 		return -EINVAL;
+	/* The whole call: SIV's update duplicates its keyed CMAC context. */
+	secmem_ossl_enter();
 	c = EVP_CIPHER_CTX_new();
-	if (c == NULL)
-		return -ENOMEM;
+	if (c == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	if (EVP_CipherInit_ex2(c, siv, key, NULL, enc, NULL) != 1)
 		goto out;
 	if (!enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, SIV_TAG_LEN,
@@ -206,6 +226,7 @@ out:
 	if (rc < 0 && !enc)
 		OPENSSL_cleanse(out, len);
 	EVP_CIPHER_CTX_free(c);
+	secmem_ossl_leave();
 	return rc;
 }
 

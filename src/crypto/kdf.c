@@ -10,6 +10,7 @@
 #include <openssl/params.h>
 
 #include "cmkfs/kdf.h"
+#include "cmkfs/secmem.h"
 
 int kdf_hkdf(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt,
 	     size_t salt_len, const char *label, uint8_t *out, size_t out_len)
@@ -22,10 +23,13 @@ int kdf_hkdf(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt,
 	kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
 	if (kdf == NULL)
 		return -EIO;
+	/* The context keeps a copy of the input key (the volume secret):
+	 * locked, undumpable memory. */
+	secmem_ossl_enter();
 	kctx = EVP_KDF_CTX_new(kdf);
 	EVP_KDF_free(kdf);
 	if (kctx == NULL)
-		return -EIO;
+		goto out;
 	*p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
 						"SHA256", 0);
 	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
@@ -40,6 +44,8 @@ int kdf_hkdf(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt,
 	if (EVP_KDF_derive(kctx, out, out_len, params) == 1)
 		rc = 0;
 	EVP_KDF_CTX_free(kctx);
+out:
+	secmem_ossl_leave();
 	return rc;
 }
 

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -154,4 +155,162 @@ void secmem_harden_process(void)
 size_t secmem_in_use(void)
 {
 	return atomic_load(&in_use);
+}
+
+/* OpenSSL keeps an AES key schedule (the raw key is its first round keys)
+ * in the provider context it allocates inside EVP_*Init: no EVP call lets
+ * us place it. So every OpenSSL allocation passes through the hooks below;
+ * while this thread is inside secmem_ossl_enter() they come from OpenSSL's
+ * secure heap (one mapping, mlocked and MADV_DONTDUMP, wiped on free),
+ * otherwise from malloc. A full or absent secure heap degrades to malloc:
+ * said once in the log, counted (secmem_ossl_stats()). */
+static _Thread_local unsigned ossl_depth;
+static atomic_int ossl_hooked;
+static size_t ossl_arena_len;
+static pthread_once_t ossl_once = PTHREAD_ONCE_INIT;
+static atomic_int ossl_heap;	/* secure heap usable */
+static atomic_size_t ossl_fallbacks;
+static atomic_int ossl_warned;
+
+#define OSSL_ARENA_MIN ((size_t)256 << 10)
+#define OSSL_BLOCK_MIN 64	/* buddy allocator's smallest block */
+
+static void ossl_fallback(size_t n)
+{
+	atomic_fetch_add(&ossl_fallbacks, 1);
+	if (atomic_exchange(&ossl_warned, 1) == 0)
+		log_warn("secure heap for cipher contexts full (%zu bytes "
+			 "wanted): key schedules go to ordinary memory", n);
+}
+
+static void *ossl_malloc(size_t n, const char *file, int line)
+{
+	void *p;
+
+	if (ossl_depth > 0) {
+		if (atomic_load(&ossl_heap)) {
+			p = CRYPTO_secure_malloc(n, file, line);
+			if (p != NULL)
+				return p;
+		}
+		ossl_fallback(n);
+	}
+	return malloc(n);
+}
+
+/* Moves a block into the secure heap (or keeps it there): copy, then wipe
+ * and free the old one, so no key schedule is left behind in the heap. */
+static void *ossl_move(void *old, size_t old_len, size_t n, const char *file,
+		       int line)
+{
+	void *p = ossl_malloc(n, file, line);
+
+	if (p == NULL)
+		return NULL;
+	memcpy(p, old, old_len < n ? old_len : n);
+	if (CRYPTO_secure_allocated(old)) {
+		CRYPTO_secure_clear_free(old, old_len, file, line);
+	} else {
+		OPENSSL_cleanse(old, old_len);
+		free(old);
+	}
+	return p;
+}
+
+static void *ossl_realloc(void *old, size_t n, const char *file, int line)
+{
+	if (old == NULL)
+		return ossl_malloc(n, file, line);
+	if (CRYPTO_secure_allocated(old)) {
+		unsigned saved = ossl_depth;
+		void *p;
+
+		/* secure stays secure, whoever grows it */
+		ossl_depth = 1;
+		p = ossl_move(old, CRYPTO_secure_actual_size(old), n, file,
+			      line);
+		ossl_depth = saved;
+		return p;
+	}
+	if (ossl_depth > 0 && atomic_load(&ossl_heap))
+		return ossl_move(old, malloc_usable_size(old), n, file, line);
+	return realloc(old, n);
+}
+
+static void ossl_free(void *p, const char *file, int line)
+{
+	if (p != NULL && CRYPTO_secure_allocated(p))
+		CRYPTO_secure_clear_free(p, 0, file, line);
+	else
+		free(p);
+}
+
+int secmem_ossl_install(size_t arena_len)
+{
+	if (arena_len < OSSL_ARENA_MIN ||
+	    (arena_len & (arena_len - 1)) != 0)
+		return -EINVAL;
+	if (atomic_load(&ossl_hooked))
+		return 0;
+	/* Refused once OpenSSL has allocated anything: too late to tell
+	 * which of its blocks are whose. */
+	if (CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free) !=
+	    1)
+		return -EBUSY;
+	ossl_arena_len = arena_len;
+	atomic_store(&ossl_hooked, 1);
+	return 0;
+}
+
+/* First use, not install time: cmkfs mount forks before it serves, and a
+ * child does not inherit mlock()ed pages. Halve the arena while mlock
+ * fails (RLIMIT_MEMLOCK); keep the smallest unlocked one if need be, it
+ * is still dump-excluded. */
+static void ossl_heap_init(void)
+{
+	size_t len = ossl_arena_len;
+	int r;
+
+	for (;;) {
+		r = CRYPTO_secure_malloc_init(len, OSSL_BLOCK_MIN);
+		if (r != 2 || len / 2 < OSSL_ARENA_MIN)
+			break;
+		(void)CRYPTO_secure_malloc_done();
+		len /= 2;
+	}
+	if (r == 0) {
+		/* every context falls back: counted, said once here */
+		atomic_store(&ossl_warned, 1);
+		log_warn("no secure heap for cipher contexts: key schedules go "
+			 "to ordinary memory");
+		return;
+	}
+	/* the same one warning as map_locked() */
+	if (r == 2 && atomic_exchange(&mlock_warned, 1) == 0)
+		log_warn("cannot lock key memory (%s); raise RLIMIT_MEMLOCK",
+			 "secure heap for cipher contexts");
+	ossl_arena_len = len;
+	atomic_store(&ossl_heap, 1);
+}
+
+void secmem_ossl_enter(void)
+{
+	if (atomic_load(&ossl_hooked))
+		(void)pthread_once(&ossl_once, ossl_heap_init);
+	ossl_depth++;
+}
+
+void secmem_ossl_leave(void)
+{
+	if (ossl_depth > 0)
+		ossl_depth--;
+}
+
+void secmem_ossl_stats(struct secmem_ossl_stats *st)
+{
+	st->hooked = atomic_load(&ossl_hooked) != 0;
+	st->heap = atomic_load(&ossl_heap) != 0;
+	st->arena_len = st->heap ? ossl_arena_len : 0;
+	st->used = st->heap ? CRYPTO_secure_used() : 0;
+	st->fallbacks = atomic_load(&ossl_fallbacks);
 }

@@ -6,7 +6,11 @@
 # base64 / base64url forms) derived independently (tests/vectors/volkeys.py, with
 # KEK_C unwrapped through Key Vault as any authorised client could). A
 # positive control first shows the search finds DEKs of open files in a
-# core taken while unlocked.
+# core taken while unlocked. Key schedules and keys live in locked,
+# dump-excluded memory (t_keyscan.sh): these cores are taken with
+# `gcore -a`, which dumps those mappings too, so "wiped" means wiped, not
+# only left out of the core; one default core (what the kernel would
+# write) shows that while unlocked none of it reaches a core at all.
 . "$(dirname "$0")/../lib/lib.sh"
 . "$(dirname "$0")/../lib/kv.sh"
 t_need gcore
@@ -31,8 +35,8 @@ $PY "$V" "$CIPHER" "$KEY" --kek-c "$KEKC" $files >"$T/keys" || t_fail "volkeys"
 
 # core image of the daemon: gdb must hold no descriptor into the mount
 # (it stops the daemon; a flush from a closing fd would deadlock), so the
-# files this shell keeps open below are closed for it
-core() { (cd / && gcore -o "$T/core.$1" "$pid" </dev/null >/dev/null 2>&1 3<&- 4<&- 5<&-); ls "$T/core.$1".* 2>/dev/null | head -n1; }
+# files this shell keeps open below are closed for it. core NAME [-a]
+core() { (cd / && gcore ${2:+"$2"} -o "$T/core.$1" "$pid" </dev/null >/dev/null 2>&1 3<&- 4<&- 5<&-); ls "$T/core.$1".* 2>/dev/null | head -n1; }
 search() { # core -> prints the labels of keys found
 	python3 - "$1" "$T/keys" <<'PY'
 import base64, sys
@@ -53,14 +57,19 @@ PY
 # positive control. Closed files keep none (ops.c op_release).
 exec 3<"$MNT/f1" 4<"$MNT/f2" 5<"$MNT/f3"
 for fd in 3 4 5; do head -c 4096 <&$fd >/dev/null; done
-c1=$(core before) && [ -s "$c1" ] || t_fail "gcore failed"
+c1=$(core before -a) && [ -s "$c1" ] || t_fail "gcore failed"
 found=$(search "$c1")
-echo "$found" | grep -q DEK || t_fail "positive control: no DEK found in the unlocked daemon's core (search broken?)"
-t_ok "positive control: the unlocked daemon's core holds: $(echo $found)"
+echo "$found" | grep -q DEK || t_fail "positive control: no DEK found in the unlocked daemon's full core (search broken?)"
+t_ok "positive control: the unlocked daemon's full core (gcore -a) holds: $(echo $found)"
+rm -f "$c1"
+c1=$(core dumpable) && [ -s "$c1" ] || t_fail "gcore failed"
+found=$(search "$c1")
+[ -z "$found" ] || t_fail "an ordinary core of the unlocked daemon holds: $(echo $found)"
+t_ok "an ordinary core of the unlocked daemon (dump-excluded mappings left out) holds no key"
 rm -f "$c1"
 exec 3<&- 4<&- 5<&-
 sleep 0.5	# release is asynchronous to close(2)
-c1=$(core closed) && [ -s "$c1" ] || t_fail "gcore failed"
+c1=$(core closed -a) && [ -s "$c1" ] || t_fail "gcore failed"
 found=$(search "$c1")
 echo "$found" | grep -q DEK && t_fail "closed files still have DEKs in the daemon's core: $(echo $found)"
 t_ok "files closed: no DEK of theirs left in the unlocked daemon's core"
@@ -77,7 +86,7 @@ for t in json.load(sys.stdin)["tokens"]: print("TOKEN", t["access_token"].encode
 
 "$CMKFS" lock "$MNT" >/dev/null
 tokens
-c2=$(core locked) && [ -s "$c2" ] || t_fail "gcore failed"
+c2=$(core locked -a) && [ -s "$c2" ] || t_fail "gcore failed"
 found=$(search "$c2")
 [ -z "$found" ] || t_fail "after cmkfs lock the core still holds: $(echo $found)"
 rm -f "$c2"
@@ -91,7 +100,7 @@ for i in 1 2 3; do cat "$MNT/f$i" >/dev/null; done
 kv revoke app cmk >/dev/null
 wait_for 30 revoked "$MNT/f1" || t_fail "revocation did not lock"
 tokens
-c3=$(core revoked) && [ -s "$c3" ] || t_fail "gcore failed"
+c3=$(core revoked -a) && [ -s "$c3" ] || t_fail "gcore failed"
 found=$(search "$c3")
 [ -z "$found" ] || t_fail "after revocation the core still holds: $(echo $found)"
 rm -f "$c3"
