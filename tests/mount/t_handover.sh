@@ -278,6 +278,7 @@ probe() {
 # Vault) or local
 replay() {
 	local m=$D/mntc mode=$1
+	[ -s "$D/old.files" ] || die "the volume of this row was not made (an earlier step stopped)"
 	mkdir -p "$m"
 	# old headers, by file id, onto today's files; current config and keys
 	rm -rf "$D/c1"
@@ -344,7 +345,11 @@ run_row() {
 }
 
 row_a() { handover a offline; }
-row_b() { D=$T/a CIPHER=$T/a/cipher; probe; }
+row_b() {
+	D=$T/a CIPHER=$T/a/cipher
+	[ -s "$D/old.files" ] || die "the volume of row a was not made"
+	probe
+}
 row_c() {
 	D=$T/a CIPHER=$T/a/cipher
 	kv grant app cmka get,wrapKey,unwrapKey >/dev/null
