@@ -211,7 +211,7 @@ static void test_live(int gen)
 	ctlcmd_init(&c);
 	CHECK_RC(ctl_path(MNT, sock, sizeof(sock)), 0);
 	CHECK_RC(ctl_start(sock, ctlcmd_handle, &c, &ctl), 0);
-	CHECK_RC(ctlcmd_rekey_stream(MNT, &cbs), 0);
+	CHECK_RC(ctlcmd_rekey_stream(MNT, "rekey", &cbs), 0);
 	CHECK(s.results == 1 && s.result_ok, "%u results", s.results);
 	CHECK(s.count >= 1 && s.rewrap >= 1 && s.finish >= 1,
 	      "live phases: count %u rewrap %u finish %u", s.count, s.rewrap,
@@ -229,13 +229,14 @@ static void test_live(int gen)
 	close(rootfd);
 	/* no daemon: the stream's error, no result */
 	memset(&s, 0, sizeof(s));
-	CHECK_RC(ctlcmd_rekey_stream(MNT, &cbs), -ENOENT);
+	CHECK_RC(ctlcmd_rekey_stream(MNT, "rekey", &cbs), -ENOENT);
 	CHECK(s.results == 0, "a result without a daemon");
 }
 
 int main(void)
 {
-	const struct rekey_cb cb_init = { on_progress, on_problem, NULL };
+	const struct rekey_cb cb_init = { .progress = on_progress,
+					  .problem = on_problem };
 	struct rekey_cb cb = cb_init;
 	static struct rekey_result r;
 	struct keyring *kr = NULL;
