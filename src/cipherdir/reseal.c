@@ -96,6 +96,7 @@ struct run {
 	/* recovery: the chunk the record holds */
 	uint64_t rb0, rn;
 	const uint8_t *rct;
+	size_t rclen;
 	uint64_t resealed, restored;
 };
 
@@ -142,7 +143,12 @@ static int chunk_blocks(struct run *r, uint64_t b0, uint64_t n, bool *changed)
 			r->resealed++;
 			continue;
 		}
-		if (r->rct != NULL && b >= r->rb0 && b < r->rb0 + r->rn &&
+		/* The record is the cipher directory's, as hostile as any
+		 * of its bytes: its block must lie inside it and open as
+		 * this file's block b under the new DEKs. */
+		if (r->rct != NULL && b >= r->rb0 && b - r->rb0 < r->rn &&
+		    (b - r->rb0) < r->rclen / r->cb + 1 &&
+		    (b - r->rb0) * r->cb + len <= r->rclen &&
 		    opens(r->nfk, b, last, r->rct + (b - r->rb0) * r->cb, len,
 			  r)) {
 			memcpy(o, r->rct + (b - r->rb0) * r->cb, len);
@@ -404,6 +410,7 @@ int reseal_recover(struct cfile *cf, int fd, int jfd, const char *name,
 		if (get_be(rec + REC_CHUNK + 12, 8) != len - REC_DATA)
 			rc = -EBADMSG;
 		r.rct = rec + REC_DATA;
+		r.rclen = len - REC_DATA;
 	}
 	pthread_rwlock_wrlock(&cf->rwlock);
 	if (rc == 0)

@@ -133,6 +133,14 @@ const char *volio_strerror(int rc)
 	switch (rc) {
 	case -ENOENT:
 		return "no cmkfs volume here (run 'cmkfs init' first)";
+	case -ENOTEMPTY:
+		return "cmkfs.quarantine is not empty: what 'cmkfs fsck "
+		       "--repair' set aside would stay under the old keys; "
+		       "look at it, move what you need out of the volume and "
+		       "remove it first";
+	case -EINPROGRESS:
+		return "a header-only rekey is in progress: finish it with "
+		       "'cmkfs rekey' first";
 	case -ENOKEY:
 		return "service key file not found (see --service-key, "
 		       "$CMKFS_SERVICE_KEY)";
