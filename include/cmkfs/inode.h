@@ -89,12 +89,13 @@ size_t inode_handle_count(struct fsctx *fs);
 /* Drop n lookups; frees at zero. */
 void inode_forget(struct fsctx *fs, struct inode *in, uint64_t n);
 /* A full rekey's step for regular file dfd/name on this mount:
- * reseal_file() on its inode's cfile (the inode found or made, and held
- * for the call), so the mount's readers and writers of that file wait for
- * it and then use the new keys. Returns as reseal_file(). */
-struct reseal_slot;
+ * reseal_batch_add() on its inode's cfile (the inode found or made, and
+ * held until the batch is written), so the mount's readers and writers of
+ * that file wait for it and then use the new keys. Returns as
+ * reseal_batch_add(). */
+struct reseal_batch;
 CMK_MUST_CHECK int inode_reseal(struct fsctx *fs, int dfd, const char *name,
-				struct reseal_slot *s);
+				struct reseal_batch *b);
 /* A directory's id, read from its DIRID_FILE once. Errors: -EBADMSG. */
 CMK_MUST_CHECK int inode_dirid(struct fsctx *fs, struct inode *in,
 			       uint8_t dirid[static DIRID_LEN]);

@@ -37,14 +37,14 @@ struct rekey_progress {
 	double elapsed;		/* seconds since the run began */
 };
 
-struct reseal_slot;
+struct reseal_batch;
 
 /* A full rekey on a live mount goes through the mount's own state. */
 struct rekey_live {
-	/* Re-seal regular file dfd/name as reseal_file() does, under the
-	 * mount's cfile for it if it has one (its locks and cached keys).
-	 * Returns 1, 0 or -errno as reseal_file(). */
-	int (*reseal)(int dfd, const char *name, struct reseal_slot *s,
+	/* Queue regular file dfd/name in batch b as reseal_batch_add()
+	 * does, with the mount's cfile for it (its locks and cached keys).
+	 * Returns as reseal_batch_add(). */
+	int (*reseal)(int dfd, const char *name, struct reseal_batch *b,
 		      void *arg);
 	/* Hold (true) / release the mount's namespace lock around one
 	 * directory's names. */

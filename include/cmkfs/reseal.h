@@ -49,9 +49,45 @@ void reseal_slot_close(struct reseal_slot *s, bool remove);
 CMK_MUST_CHECK int reseal_file(struct cfile *cf, int fd,
 			       struct reseal_slot *s, bool force);
 
-/* The record in slot file `name` of jfd, if it names a file that is mid
- * reseal: returns its file id in id[] and 1, 0 if the record is empty
- * (nothing in flight), -EBADMSG if malformed. */
+/* Small files are re-sealed in batches: up to RESEAL_BATCH_FILES files
+ * (and RESEAL_CHUNK_BYTES of blocks) go through one record holding each
+ * whole, synced once, then are written in place and synced at once
+ * (syncfs) — two syncs per batch instead of two per file. Each queued
+ * file stays locked alone until its batch is flushed: callers flush
+ * before they take any lock a request may hold while it waits for a file
+ * (the mount's namespace lock). */
+#define RESEAL_BATCH_FILES 64
+struct reseal_item;
+struct reseal_batch {
+	struct reseal_slot *s;
+	struct reseal_item *it;
+	size_t n, bytes;
+	uint64_t files;		/* committed so far */
+};
+CMK_MUST_CHECK int reseal_batch_init(struct reseal_batch *b,
+				     struct reseal_slot *s);
+/* Queue file cf / fd (as reseal_file: unless current and !force); a file
+ * too big for a batch is re-sealed at once, alone (the batch flushed
+ * first). release(ctx) is called once the file is done with (flushed,
+ * failed or nothing to do), so the caller can close fd and free cf.
+ * Returns 1 (queued or done), 0 (nothing to do), or -errno (the file's,
+ * or a flush's). */
+CMK_MUST_CHECK int reseal_batch_add(struct reseal_batch *b, struct cfile *cf,
+				    int fd, bool force,
+				    void (*release)(void *ctx), void *ctx);
+/* Write out what is queued. On error every queued file is released with
+ * its cached keys dropped, and the record kept for recovery. */
+CMK_MUST_CHECK int reseal_batch_flush(struct reseal_batch *b);
+void reseal_batch_destroy_items(struct reseal_batch *b);
+/* Release anything still queued (after an error) and free. */
+void reseal_batch_destroy(struct reseal_batch *b);
+
+/* The file ids a record names (up to max), *n of them. Returns 1 if any,
+ * 0 if the record is empty (nothing in flight), -EBADMSG if malformed. */
+CMK_MUST_CHECK int reseal_record_ids(int jfd, const char *name,
+				     uint8_t (*ids)[FILE_ID_LEN], size_t max,
+				     size_t *n);
+/* The first of them. */
 CMK_MUST_CHECK int reseal_record_id(int jfd, const char *name,
 				    uint8_t id[static FILE_ID_LEN]);
 /* Finish the reseal that record `name` of jfd describes, on the file cf /
@@ -66,8 +102,9 @@ CMK_MUST_CHECK int reseal_record_id(int jfd, const char *name,
 CMK_MUST_CHECK int reseal_recover(struct cfile *cf, int fd, int jfd,
 				  const char *name, bool dry);
 
-/* Cost: chunk size (plain bytes) whose re-sealed blocks go through the
- * record at once. */
-#define RESEAL_CHUNK_BYTES (1u << 20)
+/* Plain bytes whose re-sealed blocks go through the record at once: each
+ * chunk costs two fdatasync, so bigger chunks run closer to the disk's
+ * speed, at the price of memory (two chunk buffers) and record size. */
+#define RESEAL_CHUNK_BYTES (4u << 20)
 
 #endif

@@ -28,6 +28,7 @@ struct jwalk {
 	struct jrec {
 		char id[JOURNAL_NAME_LEN + 1];	/* the file's id in hex */
 		char rec[64];	/* reseal record name, "" for a truncate */
+		bool failed;	/* kept: recovery of this file failed */
 	} *names;
 	bool *found;
 	size_t n, left;
@@ -89,6 +90,7 @@ static void visit_file(struct jwalk *w, int dfd, const char *name)
 					rc = cfile_resolve_truncate(
 						&cf, fd, w->jfd, false);
 			}
+			j->failed = rc < 0;
 			if (rc == 1)
 				w->completed++;
 			else if (rc < 0)
@@ -142,19 +144,19 @@ static int truncate_at(int dfd, const char *name)
 	return rc;
 }
 
-static int list_record(const struct walk_entry *e, void *arg)
+static bool rec_failed(const struct jwalk *w, const char *rec)
 {
-	struct jwalk *w = arg;
-	uint8_t id[FILE_ID_LEN];
-	bool reseal = strncmp(e->name, RESEAL_PREFIX,
-			      strlen(RESEAL_PREFIX)) == 0;
+	for (size_t i = 0; i < w->n; i++)
+		if (w->names[i].failed && strcmp(w->names[i].rec, rec) == 0)
+			return true;
+	return false;
+}
+
+static int list_add(struct jwalk *w, const char *id_hex, const char *rec)
+{
 	void *p;
 
-	if ((!hexname(e->name) && !reseal) || w->n == JOURNAL_MAX ||
-	    strlen(e->name) >= sizeof(w->names[0].rec))
-		return 0;
-	/* an empty reseal record: nothing was in flight */
-	if (reseal && reseal_record_id(w->jfd, e->name, id) != 1)
+	if (w->n == JOURNAL_MAX)
 		return 0;
 	if (w->n % 64 == 0) {
 		p = realloc(w->names, (w->n + 64) * sizeof(*w->names));
@@ -162,16 +164,37 @@ static int list_record(const struct walk_entry *e, void *arg)
 			return -ENOMEM;
 		w->names = p;
 	}
-	if (reseal) {
-		cfile_journal_name(id, w->names[w->n].id);
-		snprintf(w->names[w->n].rec, sizeof(w->names[w->n].rec), "%s",
-			 e->name);
-	} else {
-		memcpy(w->names[w->n].id, e->name, JOURNAL_NAME_LEN + 1);
-		w->names[w->n].rec[0] = '\0';
-	}
+	memcpy(w->names[w->n].id, id_hex, JOURNAL_NAME_LEN + 1);
+	w->names[w->n].failed = false;
+	snprintf(w->names[w->n].rec, sizeof(w->names[w->n].rec), "%s", rec);
 	w->n++;
 	return 0;
+}
+
+static int list_record(const struct walk_entry *e, void *arg)
+{
+	struct jwalk *w = arg;
+	uint8_t ids[RESEAL_BATCH_FILES][FILE_ID_LEN];
+	char hex[JOURNAL_NAME_LEN + 1];
+	bool reseal = strncmp(e->name, RESEAL_PREFIX,
+			      strlen(RESEAL_PREFIX)) == 0;
+	size_t n = 0;
+	int rc = 0;
+
+	if ((!hexname(e->name) && !reseal) ||
+	    strlen(e->name) >= sizeof(w->names[0].rec))
+		return 0;
+	if (!reseal)
+		return list_add(w, e->name, "");
+	/* an empty reseal record: nothing was in flight */
+	if (reseal_record_ids(w->jfd, e->name, ids, RESEAL_BATCH_FILES,
+			      &n) != 1)
+		return 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		cfile_journal_name(ids[i], hex);
+		rc = list_add(w, hex, e->name);
+	}
+	return rc;
 }
 
 int journal_recover(int rootfd, int jfd, struct keyring *kr, uint32_t bs,
@@ -188,10 +211,13 @@ int journal_recover(int rootfd, int jfd, struct keyring *kr, uint32_t bs,
 		w.left = w.n;
 		rc = w.found ? walk(&w, rootfd) : -ENOMEM;
 		/* the file is gone (unlinked after the crash's shrink) */
+		/* A reseal record is emptied once all its files are done
+		 * (a batch names several), kept for reuse. */
 		for (size_t i = 0; rc == 0 && i < w.n; i++)
 			if (!w.found[i] && w.names[i].rec[0] == '\0')
 				(void)unlinkat(jfd, w.names[i].id, 0);
-			else if (!w.found[i])	/* emptied, kept for reuse */
+			else if (w.names[i].rec[0] != '\0' &&
+				 !rec_failed(&w, w.names[i].rec))
 				(void)truncate_at(jfd, w.names[i].rec);
 		if (rc == 0)
 			log_info("%zu truncate or reseal record(s) after a "

@@ -13,6 +13,7 @@
 
 #include "cmkfs/backing.h"
 #include "cmkfs/log.h"
+#include "cmkfs/par.h"
 #include "cmkfs/reseal.h"
 #include "cmkfs/secmem.h"
 
@@ -20,6 +21,11 @@
  * the chunk's blocks sealed under the new DEKs (clen bytes). Empty: no
  * reseal in flight. Big-endian. */
 #define REC_MAGIC "CMKFSRS1"
+/* A batch of small files, each whole: magic ‖ count (4) ‖ count × (old
+ * header ‖ new header ‖ block count (8) ‖ clen (8) ‖ the file's blocks
+ * under the new DEKs (clen bytes)). */
+#define BATCH_MAGIC "CMKFSRS2"
+#define BENT_FIXED (2 * HEADER_LEN + 8 + 8)
 #define REC_OLD 8
 #define REC_NEW (REC_OLD + HEADER_LEN)
 #define REC_CHUNK (REC_NEW + HEADER_LEN)	/* b0, n, clen */
@@ -84,20 +90,39 @@ void reseal_slot_close(struct reseal_slot *s, bool remove)
 		(void)unlinkat(s->jfd, s->name, 0);
 }
 
-/* One pass over a file whose blocks are under the old or the new DEKs. */
+/* One pass over a file whose blocks are under the old or the new DEKs.
+ * The crypto of a chunk is split over the worker pool (par.h), each part
+ * with its own keyed contexts and scratch. */
+struct part {
+	struct filekeys *ofk, *nfk;	/* ofk may be NULL (recovery) */
+	uint8_t *tmp, *pt;
+	uint64_t resealed, restored;
+	bool changed;
+	int err;
+};
+
 struct run {
 	struct cfile *cf;
 	int fd;
 	int rfd;			/* record to write, or -1 (dry) */
-	struct filekeys *ofk, *nfk;	/* ofk may be NULL (recovery) */
+	struct filekeys *ofk, *nfk;	/* part 0's; ofk may be NULL */
+	const struct header *oh, *nh;	/* for the other parts' contexts */
 	uint64_t size, nb;
 	size_t cb;
-	uint8_t *ct, *out, *tmp, *pt;
+	uint8_t *ct, *out;
+	uint64_t b0;			/* the chunk being worked on */
+	struct part part[PAR_MAX];
+	unsigned parts;
 	/* recovery: the chunk the record holds */
 	uint64_t rb0, rn;
 	const uint8_t *rct;
 	size_t rclen;
 	uint64_t resealed, restored;
+	/* The new header goes out with the last chunk's blocks, in the same
+	 * sync (the record, synced before, holds both headers): one sync
+	 * per file less. Set by the caller, hdr_done by put_chunk. */
+	const struct header *put_hdr;
+	bool hdr_done;
 };
 
 static size_t blk_len(const struct run *r, uint64_t b)
@@ -107,40 +132,41 @@ static size_t blk_len(const struct run *r, uint64_t b)
 }
 
 static bool opens(struct filekeys *fk, uint64_t b, bool last, const uint8_t *p,
-		  size_t len, struct run *r)
+		  size_t len, struct part *pp)
 {
 	if (fk == NULL)
 		return false;
-	memcpy(r->tmp, p, len);		/* block_open clobbers its input */
-	return block_open(&fk->bc, b, last, r->tmp, len, r->pt) == 0;
+	memcpy(pp->tmp, p, len);	/* block_open clobbers its input */
+	return block_open(&fk->bc, b, last, pp->tmp, len, pp->pt) == 0;
 }
 
-/* Blocks [b0, b0 + n): each is kept (new), re-sealed (old), or restored
- * from the record (torn). *changed says if any must be written. */
-static int chunk_blocks(struct run *r, uint64_t b0, uint64_t n, bool *changed)
+/* Blocks [lo, hi) of the chunk: each is kept (new), re-sealed (old), or
+ * restored from the record (torn). pp->changed says if any must be
+ * written. */
+static int chunk_part(size_t lo, size_t hi, unsigned k, void *arg)
 {
+	struct run *r = arg;
+	struct part *pp = &r->part[k];
 	char wbuf[4096];
-	int rc;
 
-	*changed = false;
-	for (uint64_t i = 0; i < n; i++) {
-		uint64_t b = b0 + i;
+	for (size_t i = lo; i < hi; i++) {
+		uint64_t b = r->b0 + i;
 		bool last = b == r->nb - 1;
 		size_t len = blk_len(r, b);
 		const uint8_t *p = r->ct + i * r->cb;
 		uint8_t *o = r->out + i * r->cb;
 
-		if (opens(r->nfk, b, last, p, len, r)) {
+		if (opens(pp->nfk, b, last, p, len, pp)) {
 			memcpy(o, p, len);
 			continue;
 		}
-		*changed = true;
-		if (opens(r->ofk, b, last, p, len, r)) {
-			rc = block_seal(&r->nfk->bc, b, last, r->pt,
-					len - BLOCK_OVERHEAD, o);
-			if (rc < 0)
-				return rc;
-			r->resealed++;
+		pp->changed = true;
+		if (opens(pp->ofk, b, last, p, len, pp)) {
+			pp->err = block_seal(&pp->nfk->bc, b, last, pp->pt,
+					     len - BLOCK_OVERHEAD, o);
+			if (pp->err < 0)
+				return pp->err;
+			pp->resealed++;
 			continue;
 		}
 		/* The record is the cipher directory's, as hostile as any
@@ -149,17 +175,18 @@ static int chunk_blocks(struct run *r, uint64_t b0, uint64_t n, bool *changed)
 		if (r->rct != NULL && b >= r->rb0 && b - r->rb0 < r->rn &&
 		    (b - r->rb0) < r->rclen / r->cb + 1 &&
 		    (b - r->rb0) * r->cb + len <= r->rclen &&
-		    opens(r->nfk, b, last, r->rct + (b - r->rb0) * r->cb, len,
-			  r)) {
+		    opens(pp->nfk, b, last, r->rct + (b - r->rb0) * r->cb, len,
+			  pp)) {
 			memcpy(o, r->rct + (b - r->rb0) * r->cb, len);
-			r->restored++;
+			pp->restored++;
 			continue;
 		}
 		log_err("%s: block %llu opens under neither the old nor the "
 			"new keys of its reseal",
 			where(r->cf, wbuf, sizeof(wbuf)),
 			(unsigned long long)b);
-		return -EBADMSG;
+		pp->err = -EBADMSG;
+		return pp->err;
 	}
 	return 0;
 }
@@ -175,16 +202,79 @@ static int put_chunk(struct run *r, uint64_t b0, uint64_t n, size_t clen,
 	put_be(h, b0, 8);
 	put_be(h + 8, n, 4);
 	put_be(h + 12, clen, 8);
-	rc = backing_pwrite_full(r->rfd, h, sizeof(h), REC_CHUNK);
-	if (rc == 0)
+	/* A batch record being recovered already holds every block of the
+	 * file (r->rfd < 0): it stays as it is until all its files are done. */
+	rc = r->rfd < 0 ? 0 : backing_pwrite_full(r->rfd, h, sizeof(h),
+						    REC_CHUNK);
+	if (rc == 0 && r->rfd >= 0)
 		rc = backing_pwrite_full(r->rfd, r->out, clen, REC_DATA);
-	if (rc == 0 && fdatasync(r->rfd) < 0)
+	if (rc == 0 && r->rfd >= 0 && fdatasync(r->rfd) < 0)
 		rc = -errno;
 	if (rc == 0)
 		rc = backing_pwrite_full(r->fd, r->out, clen, (off_t)off);
+	if (rc == 0 && r->put_hdr != NULL && b0 + n == r->nb) {
+		uint8_t hb[HEADER_LEN];
+
+		header_serialize(r->put_hdr, hb);
+		rc = backing_pwrite_full(r->fd, hb, sizeof(hb), 0);
+		r->hdr_done = rc == 0;
+	}
 	if (rc == 0 && fdatasync(r->fd) < 0)
 		rc = -errno;
 	return rc;
+}
+
+/* Parts beyond the first get their own contexts (and all their scratch);
+ * as many as the pool and the keys allow. */
+static int parts_init(struct run *r, uint64_t per)
+{
+	unsigned want = par_width();
+
+	if ((uint64_t)want > per)
+		want = (unsigned)per;
+	r->parts = 0;
+	for (unsigned k = 0; k < want; k++) {
+		struct part *pp = &r->part[k];
+
+		memset(pp, 0, sizeof(*pp));
+		if (k == 0) {
+			pp->ofk = r->ofk;
+			pp->nfk = r->nfk;
+		} else if (keyring_open_file(r->cf->kr, r->nh, &pp->nfk) < 0 ||
+			   (r->ofk != NULL &&
+			    keyring_open_file(r->cf->kr, r->oh, &pp->ofk) < 0)) {
+			keyring_filekeys_free(pp->nfk);
+			keyring_filekeys_free(pp->ofk);
+			break;
+		}
+		pp->tmp = malloc(r->cb);
+		pp->pt = malloc(r->cf->bs);
+		r->parts++;
+		if (pp->tmp == NULL || pp->pt == NULL)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static void parts_free(struct run *r)
+{
+	for (unsigned k = 0; k < r->parts; k++) {
+		struct part *pp = &r->part[k];
+
+		r->resealed += pp->resealed;
+		r->restored += pp->restored;
+		if (pp->pt != NULL)
+			secmem_wipe(pp->pt, r->cf->bs);
+		if (pp->tmp != NULL)
+			secmem_wipe(pp->tmp, r->cb);
+		free(pp->tmp);
+		free(pp->pt);
+		if (k > 0) {
+			keyring_filekeys_free(pp->ofk);
+			keyring_filekeys_free(pp->nfk);
+		}
+	}
+	r->parts = 0;
 }
 
 static int run_blocks(struct run *r, bool dry, bool *any)
@@ -204,54 +294,59 @@ static int run_blocks(struct run *r, bool dry, bool *any)
 	r->size = plain;
 	r->nb = plain == 0 ? 1 : (plain - 1) / r->cf->bs + 1;
 	r->cb = r->cf->bs + BLOCK_OVERHEAD;
+	if (per > r->nb)
+		per = r->nb;
 	r->ct = malloc(per * r->cb);
 	r->out = malloc(per * r->cb);
-	r->tmp = malloc(r->cb);
-	r->pt = malloc(r->cf->bs);
-	if (!r->ct || !r->out || !r->tmp || !r->pt)
-		rc = -ENOMEM;
+	rc = r->ct && r->out ? parts_init(r, per) : -ENOMEM;
 	for (uint64_t b0 = 0; rc == 0 && b0 < r->nb; b0 += per) {
 		uint64_t n = r->nb - b0 < per ? r->nb - b0 : per;
 		uint64_t off = HEADER_LEN + b0 * r->cb;
+		unsigned parts = r->parts;
 		size_t clen = 0;
-		bool changed;
+		bool changed = false;
 
 		for (uint64_t b = b0; b < b0 + n; b++)
 			clen += blk_len(r, b);
 		rc = backing_pread_full(r->fd, r->ct, clen, (off_t)off);
-		if (rc == 0)
-			rc = chunk_blocks(r, b0, n, &changed);
+		if (rc < 0)
+			break;
+		r->b0 = b0;
+		if ((uint64_t)parts > n)
+			parts = (unsigned)n;
+		for (unsigned k = 0; k < parts; k++)
+			r->part[k].changed = false;
+		rc = par_for(n, parts, chunk_part, r);
+		for (unsigned k = 0; k < parts; k++)
+			changed |= r->part[k].changed;
 		if (rc == 0 && changed) {
 			*any = true;
 			if (!dry)
 				rc = put_chunk(r, b0, n, clen, off);
 		}
 	}
-	if (r->pt != NULL)
-		secmem_wipe(r->pt, r->cf->bs);
-	if (r->tmp != NULL)
-		secmem_wipe(r->tmp, r->cb);
+	parts_free(r);
 	free(r->ct);
 	free(r->out);
-	free(r->tmp);
-	free(r->pt);
-	r->ct = r->out = r->tmp = r->pt = NULL;
+	r->ct = r->out = NULL;
 	return rc;
 }
 
 /* The new header last, synced; then the file's cached keys are the new
  * ones. Called with cf->rwlock held alone. */
 static int commit(struct cfile *cf, int fd, const struct header *nh,
-		  struct filekeys *nfk)
+		  struct filekeys *nfk, bool written)
 {
 	uint8_t buf[HEADER_LEN];
 	struct filekeys *old;
-	int rc;
+	int rc = 0;
 
-	header_serialize(nh, buf);
-	rc = backing_pwrite_full(fd, buf, sizeof(buf), 0);
-	if (rc == 0 && fdatasync(fd) < 0)
-		rc = -errno;
+	if (!written) {
+		header_serialize(nh, buf);
+		rc = backing_pwrite_full(fd, buf, sizeof(buf), 0);
+		if (rc == 0 && fdatasync(fd) < 0)
+			rc = -errno;
+	}
 	if (rc < 0)
 		return rc;
 	pthread_mutex_lock(&cf->mtx);
@@ -306,10 +401,13 @@ int reseal_file(struct cfile *cf, int fd, struct reseal_slot *s, bool force)
 	if (rc == 0) {
 		r.ofk = ofk;
 		r.nfk = nfk;
+		r.oh = &oh;
+		r.nh = &nh;
+		r.put_hdr = &nh;
 		rc = run_blocks(&r, false, &any);
 	}
 	if (rc == 0)
-		rc = commit(cf, fd, &nh, nfk);
+		rc = commit(cf, fd, &nh, nfk, r.hdr_done);
 	if (rc == 0) {
 		/* The content did not change: neither does its time. */
 		struct timespec ts[2] = { st0.st_atim, st0.st_mtim };
@@ -341,7 +439,9 @@ static uint8_t *read_record(int jfd, const char *name, size_t *len, int *err)
 		return NULL;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    st.st_size > REC_DATA + 2 * (off_t)RESEAL_CHUNK_BYTES +
+	    st.st_size > 12 + RESEAL_BATCH_FILES * (off_t)(BENT_FIXED +
+							  HEADER_LEN) +
+				 2 * (off_t)RESEAL_CHUNK_BYTES +
 				 (off_t)(RESEAL_CHUNK_BYTES / BLOCK_SIZE_MIN) *
 					 BLOCK_OVERHEAD) {
 		*err = -EBADMSG;
@@ -360,7 +460,8 @@ static uint8_t *read_record(int jfd, const char *name, size_t *len, int *err)
 	else
 		*err = backing_pread_full(fd, buf, *len, 0);
 	close(fd);
-	if (*err == 0 && (*len < REC_CHUNK || memcmp(buf, REC_MAGIC, 8) != 0))
+	if (*err == 0 && !(*len >= REC_CHUNK && memcmp(buf, REC_MAGIC, 8) == 0) &&
+	    !(*len >= 12 && memcmp(buf, BATCH_MAGIC, 8) == 0))
 		*err = -EBADMSG;
 	if (*err < 0) {
 		free(buf);
@@ -369,21 +470,94 @@ static uint8_t *read_record(int jfd, const char *name, size_t *len, int *err)
 	return buf;
 }
 
-int reseal_record_id(int jfd, const char *name, uint8_t id[static FILE_ID_LEN])
+/* One file's part of a record: both headers (bytes), and the blocks it
+ * holds (rb0, rn, data, clen; none: data NULL). */
+struct rent {
+	const uint8_t *oh, *nh;
+	uint64_t rb0, rn;
+	const uint8_t *data;
+	size_t clen;
+};
+
+/* The entries of a record (1 for a single-file record); every length
+ * checked against the record's size. Errors: -EBADMSG. */
+static int parse_entries(const uint8_t *rec, size_t len, struct rent *e,
+			 size_t max, size_t *n)
 {
+	size_t off, cnt;
+
+	*n = 0;
+	if (memcmp(rec, REC_MAGIC, 8) == 0) {
+		memset(e, 0, sizeof(*e));
+		e->oh = rec + REC_OLD;
+		e->nh = rec + REC_NEW;
+		if (len >= REC_DATA) {
+			e->rb0 = get_be(rec + REC_CHUNK, 8);
+			e->rn = get_be(rec + REC_CHUNK + 8, 4);
+			if (get_be(rec + REC_CHUNK + 12, 8) != len - REC_DATA)
+				return -EBADMSG;
+			e->data = rec + REC_DATA;
+			e->clen = len - REC_DATA;
+		}
+		*n = 1;
+		return 0;
+	}
+	cnt = (size_t)get_be(rec + 8, 4);
+	if (cnt > max)
+		return -EBADMSG;
+	for (off = 12; *n < cnt; (*n)++) {
+		struct rent *x = &e[*n];
+		uint64_t clen;
+
+		if (len - off < BENT_FIXED)
+			return -EBADMSG;
+		x->oh = rec + off;
+		x->nh = rec + off + HEADER_LEN;
+		x->rb0 = 0;
+		x->rn = get_be(rec + off + 2 * HEADER_LEN, 8);
+		clen = get_be(rec + off + 2 * HEADER_LEN + 8, 8);
+		off += BENT_FIXED;
+		if (clen > len - off)
+			return -EBADMSG;
+		x->data = rec + off;
+		x->clen = (size_t)clen;
+		off += (size_t)clen;
+	}
+	return off == len ? 0 : -EBADMSG;
+}
+
+int reseal_record_ids(int jfd, const char *name,
+		      uint8_t (*ids)[FILE_ID_LEN], size_t max, size_t *n)
+{
+	struct rent e[RESEAL_BATCH_FILES];
 	struct header h;
-	size_t len = 0;
+	size_t len = 0, ne = 0;
 	uint8_t *rec;
 	int err;
 
+	*n = 0;
 	rec = read_record(jfd, name, &len, &err);
 	if (rec == NULL)
 		return err;
-	err = header_parse(rec + REC_NEW, HEADER_LEN, &h);
-	if (err == 0)
-		memcpy(id, h.file_id, FILE_ID_LEN);
+	err = parse_entries(rec, len, e, RESEAL_BATCH_FILES, &ne);
+	for (size_t i = 0; err == 0 && i < ne && *n < max; i++) {
+		err = header_parse(e[i].nh, HEADER_LEN, &h);
+		if (err == 0)
+			memcpy(ids[(*n)++], h.file_id, FILE_ID_LEN);
+	}
 	free(rec);
-	return err < 0 ? err : 1;
+	return err < 0 ? err : *n > 0 ? 1 : 0;
+}
+
+int reseal_record_id(int jfd, const char *name, uint8_t id[static FILE_ID_LEN])
+{
+	uint8_t ids[1][FILE_ID_LEN];
+	size_t n = 0;
+	int rc = reseal_record_ids(jfd, name, ids, 1, &n);
+
+	if (rc == 1)
+		memcpy(id, ids[0], FILE_ID_LEN);
+	return rc;
 }
 
 int reseal_recover(struct cfile *cf, int fd, int jfd, const char *name,
@@ -391,40 +565,43 @@ int reseal_recover(struct cfile *cf, int fd, int jfd, const char *name,
 {
 	struct filekeys *ofk = NULL, *nfk = NULL;
 	struct header oh, nh, cur;
-	uint8_t cbuf[HEADER_LEN], obuf[HEADER_LEN], *rec;
+	uint8_t cbuf[HEADER_LEN], *rec;
 	struct run r = { .cf = cf, .fd = fd, .rfd = -1 };
+	struct rent e[RESEAL_BATCH_FILES], *x = NULL;
 	char wbuf[4096];
-	size_t len = 0;
-	bool any = false, old_hdr;
+	size_t len = 0, ne = 0;
+	bool any = false, old_hdr = false, batch;
 	int rc, rfd = -1;
 
 	rec = read_record(jfd, name, &len, &rc);
 	if (rec == NULL)
 		return rc;
-	rc = header_parse(rec + REC_OLD, HEADER_LEN, &oh);
-	if (rc == 0)
-		rc = header_parse(rec + REC_NEW, HEADER_LEN, &nh);
-	if (rc == 0 && len >= REC_DATA) {
-		r.rb0 = get_be(rec + REC_CHUNK, 8);
-		r.rn = get_be(rec + REC_CHUNK + 8, 4);
-		if (get_be(rec + REC_CHUNK + 12, 8) != len - REC_DATA)
-			rc = -EBADMSG;
-		r.rct = rec + REC_DATA;
-		r.rclen = len - REC_DATA;
-	}
+	batch = memcmp(rec, BATCH_MAGIC, 8) == 0;
+	rc = parse_entries(rec, len, e, RESEAL_BATCH_FILES, &ne);
 	pthread_rwlock_wrlock(&cf->rwlock);
 	if (rc == 0)
 		rc = backing_pread_full(fd, cbuf, sizeof(cbuf), 0);
 	if (rc == 0)
 		rc = header_parse(cbuf, sizeof(cbuf), &cur);
-	/* Only a file whose header is the record's old or new one is mid
+	/* Only a file whose header is an entry's old or new one is mid
 	 * reseal; any other was re-sealed again or replaced since. */
-	header_serialize(&oh, obuf);
-	old_hdr = rc == 0 && memcmp(cbuf, obuf, HEADER_LEN) == 0;
-	header_serialize(&nh, obuf);
-	if (rc == 0 && !old_hdr && memcmp(cbuf, obuf, HEADER_LEN) != 0) {
-		rc = 0;
+	for (size_t i = 0; rc == 0 && i < ne && x == NULL; i++) {
+		if (memcmp(cbuf, e[i].oh, HEADER_LEN) == 0 ||
+		    memcmp(cbuf, e[i].nh, HEADER_LEN) == 0)
+			x = &e[i];
+	}
+	if (rc == 0 && x == NULL)
 		goto stale;
+	if (rc == 0)
+		rc = header_parse(x->oh, HEADER_LEN, &oh);
+	if (rc == 0)
+		rc = header_parse(x->nh, HEADER_LEN, &nh);
+	if (rc == 0) {
+		old_hdr = memcmp(cbuf, x->oh, HEADER_LEN) == 0;
+		r.rb0 = x->rb0;
+		r.rn = x->rn;
+		r.rct = x->data;
+		r.rclen = x->clen;
 	}
 	if (rc == 0)
 		rc = keyring_open_file(cf->kr, &nh, &nfk);
@@ -435,7 +612,10 @@ int reseal_recover(struct cfile *cf, int fd, int jfd, const char *name,
 	if (rc == 0) {
 		r.ofk = ofk;
 		r.nfk = nfk;
-		if (!dry) {
+		r.oh = &oh;
+		r.nh = &nh;
+		r.put_hdr = old_hdr ? &nh : NULL;
+		if (!dry && !batch) {
 			rfd = openat(jfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 			rc = rfd < 0 ? -errno : 0;
 			r.rfd = rfd;
@@ -444,7 +624,7 @@ int reseal_recover(struct cfile *cf, int fd, int jfd, const char *name,
 	if (rc == 0)
 		rc = run_blocks(&r, dry, &any);
 	if (rc == 0 && !dry && old_hdr)
-		rc = commit(cf, fd, &nh, nfk);
+		rc = commit(cf, fd, &nh, nfk, r.hdr_done);
 	else if (rc == 0 && !dry && any) {
 		if (fdatasync(fd) < 0)
 			rc = -errno;
@@ -468,7 +648,8 @@ int reseal_recover(struct cfile *cf, int fd, int jfd, const char *name,
 stale:
 	pthread_rwlock_unlock(&cf->rwlock);
 empty:
-	if (!dry) {
+	/* A batch record is emptied by whoever recovers all its files. */
+	if (!dry && !batch) {
 		if (rfd < 0)
 			rfd = openat(jfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 		if (rfd >= 0 && ftruncate(rfd, 0) < 0)
@@ -481,4 +662,225 @@ out:
 	keyring_filekeys_free(nfk);
 	free(rec);
 	return rc;
+}
+
+/* ---- batches of small files ---- */
+
+struct reseal_item {
+	struct cfile *cf;
+	int fd;
+	struct header nh;
+	struct filekeys *nfk;
+	struct stat st0;
+	uint8_t *data;			/* the file's blocks, new DEKs */
+	size_t clen;
+	uint64_t nb;
+	void (*release)(void *ctx);
+	void *ctx;
+};
+
+int reseal_batch_init(struct reseal_batch *b, struct reseal_slot *s)
+{
+	memset(b, 0, sizeof(*b));
+	b->s = s;
+	b->it = calloc(RESEAL_BATCH_FILES, sizeof(*b->it));
+	return b->it != NULL ? 0 : -ENOMEM;
+}
+
+/* Give an item back: its lock, its keys, its owner's resources. With
+ * `stale`, the file's cached keys are dropped too (a flush that failed
+ * midway leaves its header and blocks to the record's recovery). */
+static void item_done(struct reseal_item *it, bool stale)
+{
+	if (stale) {
+		pthread_mutex_lock(&it->cf->mtx);
+		it->cf->loaded = false;
+		pthread_mutex_unlock(&it->cf->mtx);
+		cfile_drop_keys(it->cf);
+	}
+	pthread_rwlock_unlock(&it->cf->rwlock);
+	keyring_filekeys_free(it->nfk);
+	free(it->data);		/* ciphertext */
+	if (it->release != NULL)
+		it->release(it->ctx);
+	memset(it, 0, sizeof(*it));
+}
+
+void reseal_batch_destroy(struct reseal_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		item_done(&b->it[i], true);
+	free(b->it);
+	memset(b, 0, sizeof(*b));
+}
+
+/* The whole file's blocks re-sealed into it->data (file locked alone). */
+static int prepare(struct reseal_item *it, struct filekeys *ofk,
+		   uint64_t plain)
+{
+	struct cfile *cf = it->cf;
+	struct run r = { .cf = cf, .fd = it->fd, .ofk = ofk, .nfk = it->nfk };
+	struct part *pp = &r.part[0];
+	int rc;
+
+	r.size = plain;
+	r.nb = plain == 0 ? 1 : (plain - 1) / cf->bs + 1;
+	r.cb = cf->bs + BLOCK_OVERHEAD;
+	it->nb = r.nb;
+	it->clen = (size_t)(it->st0.st_size - HEADER_LEN);
+	r.ct = malloc(it->clen);
+	it->data = malloc(it->clen);
+	pp->ofk = ofk;
+	pp->nfk = it->nfk;
+	pp->tmp = malloc(r.cb);
+	pp->pt = malloc(cf->bs);
+	r.out = it->data;
+	r.parts = 1;
+	rc = r.ct && it->data && pp->tmp && pp->pt ? 0 : -ENOMEM;
+	if (rc == 0)
+		rc = backing_pread_full(it->fd, r.ct, it->clen, HEADER_LEN);
+	if (rc == 0)
+		rc = chunk_part(0, (size_t)r.nb, 0, &r);
+	if (pp->pt != NULL)
+		secmem_wipe(pp->pt, cf->bs);
+	free(pp->tmp);
+	free(pp->pt);
+	free(r.ct);
+	return rc;
+}
+
+int reseal_batch_add(struct reseal_batch *b, struct cfile *cf, int fd,
+		     bool force, void (*release)(void *ctx), void *ctx)
+{
+	struct reseal_item *it = &b->it[b->n];
+	struct filekeys *ofk = NULL;
+	struct header oh;
+	uint64_t plain = 0;
+	int rc;
+
+	pthread_rwlock_wrlock(&cf->rwlock);
+	memset(it, 0, sizeof(*it));
+	it->cf = cf;
+	it->fd = fd;
+	it->release = release;
+	it->ctx = ctx;
+	rc = fstat(fd, &it->st0) < 0 ? -errno : cfile_read_header(fd, &oh);
+	if (rc == 0 && keyring_header_current(cf->kr, &oh) && !force) {
+		item_done(it, false);
+		return 0;
+	}
+	if (rc == 0)
+		rc = cfile_plain_size((uint64_t)it->st0.st_size, cf->bs,
+				      &plain);
+	/* A big file goes alone, chunk by chunk (nothing of the batch is
+	 * held meanwhile). */
+	if (rc == 0 && (uint64_t)it->st0.st_size - HEADER_LEN >
+			       RESEAL_CHUNK_BYTES) {
+		pthread_rwlock_unlock(&cf->rwlock);
+		rc = reseal_batch_flush(b);
+		if (rc == 0)
+			rc = reseal_file(cf, fd, b->s, force);
+		if (release != NULL)
+			release(ctx);
+		memset(it, 0, sizeof(*it));
+		return rc;
+	}
+	if (rc == 0)
+		rc = keyring_refresh_file(cf->kr, &oh, &it->nh, &ofk, &it->nfk);
+	if (rc == 0)
+		rc = prepare(it, ofk, plain);
+	keyring_filekeys_free(ofk);
+	if (rc < 0) {
+		item_done(it, false);
+		return rc;
+	}
+	b->n++;
+	b->bytes += it->clen;
+	if (b->n == RESEAL_BATCH_FILES || b->bytes >= RESEAL_CHUNK_BYTES)
+		rc = reseal_batch_flush(b);
+	return rc < 0 ? rc : 1;
+}
+
+/* The record of the batch, synced; then every file's blocks and header in
+ * place, synced at once (syncfs: one sync for them all). */
+int reseal_batch_flush(struct reseal_batch *b)
+{
+	size_t len = 12, off;
+	uint8_t *rec;
+	int rc = 0;
+
+	if (b->n == 0)
+		return 0;
+	for (size_t i = 0; i < b->n; i++)
+		len += BENT_FIXED + b->it[i].clen;
+	rec = malloc(len);
+	if (rec == NULL) {
+		reseal_batch_destroy_items(b);
+		return -ENOMEM;
+	}
+	memcpy(rec, BATCH_MAGIC, 8);
+	put_be(rec + 8, b->n, 4);
+	off = 12;
+	for (size_t i = 0; i < b->n; i++) {
+		struct reseal_item *it = &b->it[i];
+		struct header oh;
+
+		/* the old header as it is on disk */
+		rc = cfile_read_header(it->fd, &oh);
+		if (rc < 0)
+			break;
+		header_serialize(&oh, rec + off);
+		header_serialize(&it->nh, rec + off + HEADER_LEN);
+		put_be(rec + off + 2 * HEADER_LEN, it->nb, 8);
+		put_be(rec + off + 2 * HEADER_LEN + 8, it->clen, 8);
+		memcpy(rec + off + BENT_FIXED, it->data, it->clen);
+		off += BENT_FIXED + it->clen;
+	}
+	if (rc == 0 && ftruncate(b->s->fd, 0) < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = backing_pwrite_full(b->s->fd, rec, len, 0);
+	if (rc == 0 && fdatasync(b->s->fd) < 0)
+		rc = -errno;
+	free(rec);
+	for (size_t i = 0; rc == 0 && i < b->n; i++) {
+		struct reseal_item *it = &b->it[i];
+		uint8_t hb[HEADER_LEN];
+
+		rc = backing_pwrite_full(it->fd, it->data, it->clen,
+					 HEADER_LEN);
+		header_serialize(&it->nh, hb);
+		if (rc == 0)
+			rc = backing_pwrite_full(it->fd, hb, sizeof(hb), 0);
+	}
+	if (rc == 0 && syncfs(b->it[0].fd) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		reseal_batch_destroy_items(b);
+		return rc;
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		struct reseal_item *it = &b->it[i];
+		struct timespec ts[2] = { it->st0.st_atim, it->st0.st_mtim };
+
+		rc = commit(it->cf, it->fd, &it->nh, it->nfk, true);
+		if (rc == 0)
+			it->nfk = NULL;		/* the file's now */
+		(void)futimens(it->fd, ts);
+		item_done(it, false);
+	}
+	b->files += b->n;
+	b->n = 0;
+	b->bytes = 0;
+	if (ftruncate(b->s->fd, 0) < 0)
+		log_warn("%s/%s: %s", JOURNAL_DIR, b->s->name, strerror(errno));
+	return 0;
+}
+
+void reseal_batch_destroy_items(struct reseal_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		item_done(&b->it[i], true);
+	b->n = 0;
+	b->bytes = 0;
 }

@@ -94,9 +94,11 @@ int cmd_status(int argc, char **argv)
 		cli_json_str(cdir);
 		printf(",\"volume_id\":\"%s\",\"format_version\":%d,"
 		       "\"block_size\":%u,\"kek_generation\":%u,"
-		       "\"rekey_in_progress\":%s,\"created\":%llu,",
+		       "\"rekey_in_progress\":%s,\"full_rekey_in_progress\":%s,"
+		       "\"created\":%llu,",
 		       id, v.version, v.block_size, v.kek_gen,
 		       (v.flags & VOLUME_FLAG_REKEY) ? "true" : "false",
+		       (v.flags & VOLUME_FLAG_FULL) ? "true" : "false",
 		       (unsigned long long)v.created_sec);
 		printf("\"ciphers\":{\"inner\":\"AES-256-GCM\",\"outer\":"
 		       "\"AES-256-GCM\",\"names\":\"AES-256-SIV\","
@@ -139,6 +141,9 @@ int cmd_status(int argc, char **argv)
 	printf("volume id:       %s\n", id);
 	printf("format version:  %d\n", v.version);
 	printf("KEK generation:  %u%s\n", v.kek_gen,
+	       (v.flags & VOLUME_FLAG_FULL) ?
+		       " (full rekey in progress: run 'cmkfs rekey' or "
+		       "'cmkfs cmk enable' again to finish)" :
 	       (v.flags & VOLUME_FLAG_REKEY) ?
 		       " (rekey in progress: run 'cmkfs rekey' to finish)" :
 		       "");

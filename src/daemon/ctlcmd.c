@@ -181,12 +181,12 @@ struct live_ctx {
 	size_t n, cap;
 };
 
-static int live_reseal(int dfd, const char *name, struct reseal_slot *s,
+static int live_reseal(int dfd, const char *name, struct reseal_batch *b,
 		       void *arg)
 {
 	struct live_ctx *lc = arg;
 
-	return inode_reseal(lc->c->fs, dfd, name, s);
+	return inode_reseal(lc->c->fs, dfd, name, b);
 }
 
 static void live_ns(bool lock, void *arg)

@@ -284,10 +284,27 @@ int inode_dirid(struct fsctx *fs, struct inode *in,
 	return 0;
 }
 
+/* What a queued reseal holds of the mount until its batch is written. */
+struct held {
+	struct fsctx *fs;
+	struct inode *in;
+	int fd;
+};
+
+static void held_release(void *ctx)
+{
+	struct held *h = ctx;
+
+	close(h->fd);
+	inode_forget(h->fs, h->in, 1);
+	free(h);
+}
+
 int inode_reseal(struct fsctx *fs, int dfd, const char *name,
-		 struct reseal_slot *s)
+		 struct reseal_batch *b)
 {
 	char path[32];
+	struct held *h;
 	struct inode *in;
 	struct stat st;
 	int pfd, fd, rc;
@@ -304,10 +321,16 @@ int inode_reseal(struct fsctx *fs, int dfd, const char *name,
 		return rc;
 	backing_procpath(in->fd, path);
 	fd = open(path, O_RDWR | O_CLOEXEC);
-	rc = fd < 0 ? (errno == ENOENT ? 0 : -errno) :
-		      reseal_file(&in->cf, fd, s, false);
-	if (fd >= 0)
-		close(fd);
-	inode_forget(fs, in, 1);
-	return rc;
+	h = fd >= 0 ? malloc(sizeof(*h)) : NULL;
+	if (h == NULL) {
+		rc = fd < 0 ? (errno == ENOENT ? 0 : -errno) : -ENOMEM;
+		if (fd >= 0)
+			close(fd);
+		inode_forget(fs, in, 1);
+		return rc;
+	}
+	h->fs = fs;
+	h->in = in;
+	h->fd = fd;
+	return reseal_batch_add(b, &in->cf, fd, false, held_release, h);
 }

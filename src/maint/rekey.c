@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -47,6 +48,8 @@ struct walk {
 	uint32_t bs;
 	struct migrate_keys mk;
 	struct reseal_slot slot;
+	struct reseal_batch batch;
+	bool have_batch;
 	uint64_t pass_old;	/* files, names, targets, xattrs moved */
 };
 
@@ -193,6 +196,11 @@ static int migrate(struct walk *w, int dfd)
 	uint8_t dirid[DIRID_LEN];
 	int rc;
 
+	/* Files queued for re-sealing are locked: written out before the
+	 * namespace lock, which a request waiting for one may hold. */
+	rc = reseal_batch_flush(&w->batch);
+	if (rc < 0)
+		return rc;
 	rc = dirtree_read_dirid(dfd, dirid);
 	if (rc < 0) {
 		problem(w, "directory id unreadable: names left as they are");
@@ -209,23 +217,44 @@ static int migrate(struct walk *w, int dfd)
 	return rc;
 }
 
-/* One regular file: fresh DEKs, every block re-sealed. */
+/* An offline file queued in the batch: its own cfile and descriptor. */
+struct off_file {
+	struct cfile cf;
+	int fd;
+};
+
+static void off_release(void *ctx)
+{
+	struct off_file *o = ctx;
+
+	cfile_destroy(&o->cf);
+	close(o->fd);
+	free(o);
+}
+
+/* One regular file: fresh DEKs, every block re-sealed (queued in the
+ * batch; a big one at once). */
 static int reseal(struct walk *w, int dfd, const char *name, uint64_t size)
 {
-	struct cfile cf;
+	struct off_file *o;
 	int fd, rc;
 
 	if (w->cb != NULL && w->cb->live != NULL) {
-		rc = w->cb->live->reseal(dfd, name, &w->slot,
+		rc = w->cb->live->reseal(dfd, name, &w->batch,
 					 w->cb->live->arg);
 	} else {
 		fd = openat(dfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			return errno == ENOENT ? 0 : -errno;
-		cfile_init(&cf, w->kr, w->bs, fd);
-		rc = reseal_file(&cf, fd, &w->slot, false);
-		cfile_destroy(&cf);
-		close(fd);
+		o = malloc(sizeof(*o));
+		if (o == NULL) {
+			close(fd);
+			return -ENOMEM;
+		}
+		o->fd = fd;
+		cfile_init(&o->cf, w->kr, w->bs, fd);
+		rc = reseal_batch_add(&w->batch, &o->cf, fd, false,
+				      off_release, o);
 	}
 	if (rc == 1) {
 		w->p.rewrapped++;
@@ -348,6 +377,8 @@ static int pass(struct walk *w, const char *phase, bool counting)
 	}
 	if (rc == 0)
 		rc = walk_dir(w);
+	if (rc == 0 && w->full && !counting)
+		rc = reseal_batch_flush(&w->batch);
 	if (rc == 0 && counting)
 		w->p.total = w->p.done;
 	return rc;
@@ -505,11 +536,16 @@ static int full_setup(struct walk *w)
 	if (jfd < 0)
 		return jfd;
 	/* Offline, records of a killed run are ours to finish; a mount
-	 * finished them before it served. */
+	 * finished them before it served (and its own, of a run that
+	 * failed, are finished by the mount's next start or by fsck
+	 * --repair). */
 	if (w->offline)
 		rc = journal_recover(w->rootfd, jfd, w->kr, w->bs, &done);
 	if (rc == 0)
 		rc = reseal_slot_open(&w->slot, jfd, "rekey");
+	if (rc == 0)
+		rc = reseal_batch_init(&w->batch, &w->slot);
+	w->have_batch = rc == 0;
 	if (rc < 0)
 		close(jfd);
 	return rc;
@@ -585,6 +621,8 @@ int rekey_run(int rootfd, struct keyring *kr, struct keyprov *prov[2],
 	}
 	if (rc == 0)
 		rc = report(&w, true);
+	if (w.have_batch)	/* after an error: what is queued goes back */
+		reseal_batch_destroy(&w.batch);
 	if (w.slot.fd >= 0) {
 		int jfd = w.slot.jfd;
 
