@@ -755,9 +755,25 @@ int reseal_batch_add(struct reseal_batch *b, struct cfile *cf, int fd,
 	struct reseal_item *it = &b->it[b->n];
 	struct filekeys *ofk = NULL;
 	struct header oh;
+	struct stat st;
 	uint64_t plain = 0;
 	int rc;
 
+	/* A big file goes alone, chunk by chunk; so does one with more than
+	 * one link: on a mount its other names lead to the same cfile, whose
+	 * lock a queued entry holds (nothing of the batch is held
+	 * meanwhile). */
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		goto alone_done;
+	}
+	if (st.st_nlink > 1 ||
+	    (uint64_t)st.st_size > HEADER_LEN + (uint64_t)RESEAL_CHUNK_BYTES) {
+		rc = reseal_batch_flush(b);
+		if (rc == 0)
+			rc = reseal_file(cf, fd, b->s, force);
+		goto alone_done;
+	}
 	pthread_rwlock_wrlock(&cf->rwlock);
 	memset(it, 0, sizeof(*it));
 	it->cf = cf;
@@ -772,18 +788,15 @@ int reseal_batch_add(struct reseal_batch *b, struct cfile *cf, int fd,
 	if (rc == 0)
 		rc = cfile_plain_size((uint64_t)it->st0.st_size, cf->bs,
 				      &plain);
-	/* A big file goes alone, chunk by chunk (nothing of the batch is
-	 * held meanwhile). */
-	if (rc == 0 && (uint64_t)it->st0.st_size - HEADER_LEN >
-			       RESEAL_CHUNK_BYTES) {
+	/* grown meanwhile (a mount's writer) beyond a batch's share */
+	if (rc == 0 && (uint64_t)it->st0.st_size >
+			       HEADER_LEN + (uint64_t)RESEAL_CHUNK_BYTES) {
 		pthread_rwlock_unlock(&cf->rwlock);
+		memset(it, 0, sizeof(*it));
 		rc = reseal_batch_flush(b);
 		if (rc == 0)
 			rc = reseal_file(cf, fd, b->s, force);
-		if (release != NULL)
-			release(ctx);
-		memset(it, 0, sizeof(*it));
-		return rc;
+		goto alone_done;
 	}
 	if (rc == 0)
 		rc = keyring_refresh_file(cf->kr, &oh, &it->nh, &ofk, &it->nfk);
@@ -799,6 +812,10 @@ int reseal_batch_add(struct reseal_batch *b, struct cfile *cf, int fd,
 	if (b->n == RESEAL_BATCH_FILES || b->bytes >= RESEAL_CHUNK_BYTES)
 		rc = reseal_batch_flush(b);
 	return rc < 0 ? rc : 1;
+alone_done:
+	if (release != NULL)
+		release(ctx);
+	return rc;
 }
 
 /* The record of the batch, synced; then every file's blocks and header in
