@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmkfs/backing.h"
@@ -301,6 +302,35 @@ static int rename_entry(const struct migrate_keys *k, int dfd,
 	return 0;
 }
 
+/* walk_entries() callback: a temporary left by a crash still holds a
+ * header and data under the old keys: it goes. Callers hold the
+ * namespace lock, under which the mount makes and names its temporaries;
+ * only the root's config and zone list are written without it, each in
+ * well under a minute, so one older than that is a crash's. A directory
+ * of a cut mkdir holds only its id. */
+static int drop_tmp(const struct walk_entry *e, void *arg)
+{
+	struct stat st;
+	int fd;
+
+	(void)arg;
+	if (fstatat(e->dfd, e->name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    st.st_mtime > time(NULL) - 60)
+		return 0;
+	if (e->type != DT_DIR) {
+		(void)unlinkat(e->dfd, e->name, 0);
+		return 0;
+	}
+	fd = openat(e->dfd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+					     O_CLOEXEC);
+	if (fd >= 0) {
+		(void)unlinkat(fd, DIRID_FILE, 0);
+		close(fd);
+	}
+	(void)unlinkat(e->dfd, e->name, AT_REMOVEDIR);
+	return 0;
+}
+
 static int list(int dfd, struct elist *l)
 {
 	return walk_entries(dfd, WALK_ENTRIES, WALK_F_TYPE, collect, l);
@@ -320,6 +350,10 @@ int migrate_dir(const struct migrate_keys *k, int rootfd, int dfd,
 	/* Renames change the directory's times; the user changed nothing. */
 	if (fstat(dfd, &dst) < 0)
 		return -errno;
+	if (!names_only &&
+	    walk_entries(dfd, WALK_TMP, WALK_F_TYPE | WALK_F_SKIP_ERRORS,
+			 drop_tmp, NULL) < 0)
+		log_warn("could not remove a temporary left by a crash");
 	rc = list(dfd, &l);
 	for (size_t i = 0; rc == 0 && i < l.n; i++) {
 		const struct ent *e = &l.v[i];
