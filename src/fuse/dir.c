@@ -54,10 +54,14 @@ int dir_ready(struct fsctx *fs, struct inode *dir)
 	struct migrate_stats st = { 0 };
 	struct migrate_keys k;
 	uint8_t dirid[DIRID_LEN];
-	uint32_t gen = keyring_volume(fs->kr)->kek_gen;
+	struct volume v;
+	uint32_t gen;
 	int fd, rc;
 
-	if (dir->names_gen == gen || !keyring_full_rekey(fs->kr))
+	if (!keyring_full_rekey(fs->kr))
+		return 0;
+	gen = keyring_volume_copy(fs->kr, &v)->kek_gen;
+	if (dir->names_gen == gen)
 		return 0;
 	rc = migrate_keys_get(fs->kr, &k);
 	if (rc == -ENOENT)
