@@ -28,7 +28,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: cmkfs cmk enable  --key KEY_URI [--force] [OPTIONS] CIPHERDIR\n"
+		"Usage: cmkfs cmk enable  --key KEY_URI [--force] [--json] [OPTIONS] CIPHERDIR\n"
 		"       cmkfs cmk rotate  --key KEY_URI [--force] [OPTIONS] CIPHERDIR\n"
 		"       cmkfs cmk disable [OPTIONS] CIPHERDIR\n"
 		"\n"
@@ -57,12 +57,17 @@ static void usage(FILE *f)
 		"allow wrapKey and unwrapKey, and its vault must have soft delete and\n"
 		"purge protection (recoveryLevel); --force skips these checks.\n"
 		"\n"
+		"  --key KEY_URI        the new customer-managed key (enable, rotate)\n"
+		"  --force              use the key even if it fails the checks\n"
+		"  --json               enable: progress and result as JSON lines\n"
 		KEYOPTS_HELP_SERVICE_KEY
 		KEYOPTS_HELP_CA_FILE
 		KEYOPTS_HELP_AUDIT_LOG
 		"Azure credentials come from the Azure SDK environment variables\n"
 		"(AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, ...; see\n"
-		"doc/KEYS.md). Exit status: 0 done, 1 refused or failed, 2 usage.\n");
+		"doc/KEYS.md). Exit status: 0 done, 1 refused or failed (an enable\n"
+		"cut short stays in progress: run it again) or damaged files found,\n"
+		"2 usage, 3 enable offline: the keys could not be unwrapped.\n");
 }
 
 /* Tell a live mount of this cipherdir to adopt the new config. */

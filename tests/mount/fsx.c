@@ -35,11 +35,18 @@
  * On the first error the last 20 operations are printed, the test
  * directory is left in place for inspection and fsx exits with 1.
  *
- * Usage: fsx [-n OPS] [-s SEED] [-N NFILES] [-m MAXLEN] DIR
+ * Usage: fsx [-n OPS] [-s SEED] [-N NFILES] [-m MAXLEN] [-f STOPFILE]
+ *            [-k MODELDIR] DIR
  *   -n OPS     number of operations (default 100000)
  *   -s SEED    random seed (default 1)
  *   -N NFILES  number of files (default 3)
  *   -m MAXLEN  maximum file length, K/M/G suffixes allowed (default 8M)
+ *   -f STOPFILE run until STOPFILE exists, then 1000 more operations
+ *              (-n is then only the upper bound); for a load that must
+ *              run across another command and go on after it ended
+ *   -k MODELDIR keep the files at the end and write each model to
+ *              MODELDIR/fN (the size is the model's), so that a later
+ *              remount can be compared with what fsx expected
  *
  * Example: ./fsx -n 100000 -s 42 /mnt/cmkfs
  *
@@ -136,6 +143,8 @@ static uint64_t maxlen = 8ULL * 1024 * 1024;
 static uint64_t nops = 100000;
 static uint64_t seed = 1;
 static char testdir[PATH_MAX];
+static const char *stopfile;
+static const char *modeldir;
 static size_t pagesize;
 
 static uint64_t rng_state;
@@ -940,9 +949,36 @@ static void usage(void)
 		"  -n OPS     number of operations (default 100000)\n"
 		"  -s SEED    random seed (default 1)\n"
 		"  -N NFILES  number of files, 1..%d (default 3)\n"
-		"  -m MAXLEN  maximum file length, K/M/G suffix (default 8M)\n",
+		"  -m MAXLEN  maximum file length, K/M/G suffix (default 8M)\n"
+		"  -f STOPFILE run until STOPFILE exists, then 1000 more ops\n"
+		"  -k MODELDIR keep the files, write each model to MODELDIR/fN\n",
 		MAX_FILES);
 	exit(99);
+}
+
+/* the model of file i as MODELDIR/fi, written whole or fsx fails */
+static void save_model(unsigned int i)
+{
+	char path[PATH_MAX];
+	uint64_t done = 0;
+	ssize_t r;
+	int fd, n;
+
+	n = snprintf(path, sizeof(path), "%s/f%u", modeldir, i);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		die("model path too long");
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0)
+		die("open %s: %s", path, strerror(errno));
+	while (done < files[i].size) {
+		r = write(fd, files[i].model + done, files[i].size - done);
+		if (r <= 0)
+			die("write %s: %s", path,
+			    r < 0 ? strerror(errno) : "short write");
+		done += (uint64_t)r;
+	}
+	if (close(fd) < 0)
+		die("close %s: %s", path, strerror(errno));
 }
 
 static void cleanup(void)
@@ -955,23 +991,28 @@ static void cleanup(void)
 		if (files[i].afd >= 0 && close(files[i].afd) < 0)
 			fail("cleanup f%u: close(append fd): %s", i,
 			     strerror(errno));
+		if (modeldir) {
+			save_model(i);
+			free(files[i].model);
+			continue;
+		}
 		if (unlink(files[i].path) < 0)
 			fail("cleanup f%u: unlink(%s): %s", i, files[i].path,
 			     strerror(errno));
 		free(files[i].model);
 	}
-	if (rmdir(testdir) < 0)
+	if (!modeldir && rmdir(testdir) < 0)
 		fail("cleanup: rmdir(%s): %s", testdir, strerror(errno));
 }
 
 int main(int argc, char **argv)
 {
 	struct sigaction sa;
-	uint64_t v, s;
+	uint64_t v, s, stop_at = 0;
 	unsigned int i;
 	int c, n;
 
-	while ((c = getopt(argc, argv, "n:s:N:m:")) != -1) {
+	while ((c = getopt(argc, argv, "n:s:N:m:f:k:")) != -1) {
 		switch (c) {
 		case 'n':
 			if (parse_u64(optarg, &nops, 0) < 0)
@@ -991,6 +1032,12 @@ int main(int argc, char **argv)
 			if (parse_u64(optarg, &maxlen, 1) < 0 || maxlen < 1 ||
 			    maxlen > ((uint64_t)1 << 40))
 				usage();
+			break;
+		case 'f':
+			stopfile = optarg;
+			break;
+		case 'k':
+			modeldir = optarg;
 			break;
 		default:
 			usage();
@@ -1060,8 +1107,23 @@ int main(int argc, char **argv)
 		passed++;
 		if (opnum % FULL_EVERY == 0)
 			full_compare_all();
+		/*
+		 * The operations after the stop file appeared are the ones
+		 * that see the finished state of whatever ran beside fsx.
+		 */
+		if (stopfile && !stop_at && access(stopfile, F_OK) == 0) {
+			stop_at = opnum + FULL_EVERY;
+			printf("fsx: %s seen at op %" PRIu64 "\n", stopfile,
+			       opnum);
+		}
+		if (stop_at && opnum == stop_at)
+			break;
 	}
-	opnum = nops;
+	if (stopfile && !stop_at)
+		fail("%s did not appear within %" PRIu64 " ops", stopfile,
+		     nops);
+	if (opnum > nops)
+		opnum = nops;
 	full_compare_all();
 	cleanup();
 
