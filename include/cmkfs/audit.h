@@ -21,8 +21,8 @@ void audit_open(const char *path);
 const char *audit_path(void);
 void audit_set_volume(const char *volume_id_hex);
 /* event: "mount", "unwrap", "wrap", "check", "lock", "resume", "cmk_enable",
- * "cmk_rotate", "cmk_disable", "umount", "transient_expire", "fsck_repair"
- * (the last two with counts in detail, never names). key: a key URI or
+ * "cmk_rotate", "cmk_disable", "umount", "transient_expire", "fsck_repair",
+ * "file_rekey" (the last three with counts in detail, never names). key: a key URI or
  * local:<id> (may be NULL). result: "ok", "denied", "transient", "error".
  * detail: a short reason (may be NULL). */
 void audit_event(const char *event, const char *key, const char *result,

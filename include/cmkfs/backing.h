@@ -4,6 +4,7 @@
 #ifndef CMKFS_BACKING_H
 #define CMKFS_BACKING_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include "cmkfs/common.h"
@@ -31,6 +32,14 @@ void backing_probe_order(int rootfd);
 CMK_MUST_CHECK int backing_order_data(int fd);
 /* A fresh temporary name TMP_PREFIX "<16 hex>" in out (cap >= 32). */
 CMK_MUST_CHECK int backing_tmpname(char *out, size_t cap);
+/* Take (on) or drop (!on) an exclusive lock of bytes [0, len) of fd,
+ * waiting for it: an open-file-description lock, so that two descriptors
+ * of one process exclude each other too. Held around each read-modify-write
+ * of a file header (a rekey's re-wrap, a sealing count reservation, the
+ * commit of a reseal), so that none of them writes back a header another
+ * changed meanwhile. On a file system without such locks it excludes
+ * nothing (a single writer of headers is then assumed). */
+void backing_lock_head(int fd, size_t len, bool on);
 /* "/proc/self/fd/N" for an O_PATH descriptor. */
 void backing_procpath(int fd, char out[static 32]);
 

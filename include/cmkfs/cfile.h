@@ -22,10 +22,19 @@
 #include "cmkfs/rangelock.h"
 #include "cmkfs/reserved.h"		/* JOURNAL_DIR */
 
+struct cfile;
+
+/* Give the file fresh DEKs (reseal_file with force, include/cmkfs/reseal.h)
+ * because its current ones have spent their sealing budget: called by the
+ * write paths with no lock of cf held, fd O_RDWR. Returns 0 when the file
+ * has fresh DEKs, or had them meanwhile; -errno. */
+typedef int (*cfile_rekey_fn)(struct cfile *cf, int fd, void *arg);
+
 struct cfile {
 	pthread_rwlock_t rwlock;	/* size: changers alone, others shared */
 	struct rangelock ranges;	/* blocks, under rwlock held shared */
-	pthread_mutex_t mtx;		/* protects loaded, hdr, pool */
+	pthread_mutex_t mtx;		/* protects loaded, hdr, pool, seals,
+					 * rekey_due */
 	bool loaded;
 	struct header hdr;
 	struct filekeys *pool;		/* idle keyed contexts */
@@ -35,7 +44,51 @@ struct cfile {
 					 * log lines; owned by the caller */
 	int jfd;			/* the volume's JOURNAL_DIR for truncate
 					 * records, or -1 (none kept); not owned */
+	/* Sealing budget (doc/FORMAT.md §3.3): blocks sealed under the
+	 * current DEKs, counted from above (after a load: all the header
+	 * reserves), never past what the header on disk reserves. */
+	uint64_t seals;
+	bool rekey_due;			/* the budget is spent: re-key first */
+	pthread_mutex_t budget_mtx;	/* one header reservation at a time */
+	bool reserved;			/* one was made since the load; under
+					 * budget_mtx */
+	cfile_rekey_fn rekey;		/* NULL: a spent budget fails writes */
+	void *rekey_arg;		/* both set by the owner before use */
 };
+
+/* No DEK pair seals more than CFILE_SEAL_BUDGET blocks: 2^32 (NIST SP
+ * 800-38D §8.3, random 96-bit nonces) less a margin of 2^28 seals (4096
+ * units of the header's count) that absorbs counts lost where our
+ * assumptions fail: reservations a disk acknowledged but lost in a power
+ * cut, a reseal's chunk sealed twice by each crash and recovery of it
+ * (doc/SECURITY.md "Nonce budget"). */
+#define CFILE_SEAL_LIMIT (1ull << 32)
+#define CFILE_SEAL_MARGIN (1ull << 28)
+#define CFILE_SEAL_BUDGET (CFILE_SEAL_LIMIT - CFILE_SEAL_MARGIN)
+/* Test hook: a lower budget of N seals (CFILE_TEST_BUDGET_MIN ..
+ * CFILE_SEAL_BUDGET), and with it a count unit of N / 16 seals (at most
+ * HEADER_SEAL_UNIT), so that tests see reservations and re-keys happen. */
+#define CFILE_TEST_BUDGET_ENV "CMKFS_TEST_SEAL_BUDGET"
+#define CFILE_TEST_BUDGET_MIN 16
+
+/* Read CFILE_TEST_BUDGET_ENV once, at the start of the process before any
+ * thread: unset or empty keeps CFILE_SEAL_BUDGET. Errors: -EINVAL (not a
+ * decimal number in range: the budget stays as it was). */
+CMK_MUST_CHECK int cfile_budget_from_env(void);
+uint64_t cfile_budget(void);		/* seals per DEK pair */
+uint64_t cfile_seal_unit(void);		/* seals per unit of the count */
+/* Seals a header with h->seal_units reserves: (units + 1) * unit. */
+uint64_t cfile_seal_limit(const struct header *h);
+/* The fewest units whose limit covers `seals` (at most
+ * HEADER_SEAL_UNITS_MAX). */
+uint16_t cfile_units_for(uint64_t seals);
+/* Adopt fresh DEKs, committed in header h (on disk), whose contexts fk
+ * (transferred) sealed `seals` blocks so far: the reseal's last step. The
+ * caller holds cf->rwlock alone. */
+void cfile_adopt_keys(struct cfile *cf, const struct header *h,
+		      struct filekeys *fk, uint64_t seals);
+/* Whether a write found the budget spent and no re-key followed yet. */
+bool cfile_rekey_due(struct cfile *cf);
 
 /* Truncate intent records (doc/FORMAT.md §3.1): a shrink that re-seals
  * the new last block first writes that block to JOURNAL_DIR/<file id in

@@ -16,6 +16,7 @@ struct fuse_session;
 #include "cmkfs/gate.h"
 #include "cmkfs/keyring.h"
 #include "cmkfs/names.h"
+#include "cmkfs/reseal.h"
 
 struct inode {
 	int fd;			/* O_PATH|O_NOFOLLOW; immutable */
@@ -60,6 +61,8 @@ struct fsctx {
 	struct handle handles;	/* list head; hmtx */
 	size_t nhandles;	/* hmtx */
 	struct gate reads;	/* READs in flight, drained by a lock */
+	struct reseal_budget budget;	/* re-keys of files whose DEKs spent
+					 * their sealing budget */
 };
 
 CMK_MUST_CHECK int inode_table_init(struct fsctx *fs, const char *cipherdir,

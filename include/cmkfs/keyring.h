@@ -108,6 +108,15 @@ CMK_MUST_CHECK int keyring_rekey_begin(struct keyring *kr,
 CMK_MUST_CHECK int keyring_rewrap_header(struct keyring *kr,
 					 const struct header *in,
 					 struct header *out);
+/* *out = *in with seal_units = `units` (doc/FORMAT.md §3.3) and the same
+ * DEKs wrapped again, since the wraps' AAD covers the count: under the
+ * current KEKs, or, while a full rekey runs, under those of in's own
+ * generation (there an old header gets fresh DEKs, never a mere new wrap:
+ * keyring_refresh_file). Errors: -EKEYREJECTED (neither generation /
+ * tampered), -EKEYREVOKED, -ENOMEM. */
+CMK_MUST_CHECK int keyring_header_units(struct keyring *kr,
+					const struct header *in,
+					uint16_t units, struct header *out);
 /* Step 3, once no header of the previous generation is left (and they are
  * durable): drop the previous KEKs from the config and from memory. A
  * no-op without a rekey in progress. */

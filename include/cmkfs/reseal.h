@@ -17,6 +17,7 @@
 #ifndef CMKFS_RESEAL_H
 #define CMKFS_RESEAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -101,6 +102,25 @@ CMK_MUST_CHECK int reseal_record_id(int jfd, const char *name,
  * -errno. */
 CMK_MUST_CHECK int reseal_recover(struct cfile *cf, int fd, int jfd,
 				  const char *name, bool dry);
+
+/* The re-key a live mount's write paths ask for when a file's DEKs have
+ * spent their sealing budget (cfile_rekey_fn, doc/FORMAT.md §3.3): one
+ * record slot, RESEAL_PREFIX "budget" in the file's JOURNAL_DIR, opened at
+ * the first use; one re-key at a time. */
+struct reseal_budget {
+	pthread_mutex_t mtx;
+	struct reseal_slot slot;	/* fd -1 until the first re-key */
+	uint64_t rekeys;		/* done; under mtx */
+};
+
+void reseal_budget_init(struct reseal_budget *b);
+/* Close the slot, removing its record unless one is left in flight. */
+void reseal_budget_destroy(struct reseal_budget *b);
+/* A cfile_rekey_fn (arg: the struct reseal_budget): re-seal cf under
+ * fresh DEKs unless another writer did meanwhile, and log it. Errors:
+ * those of reseal_file, -EFBIG (no journal directory to keep the record
+ * in: the file is not re-keyed). */
+CMK_MUST_CHECK int reseal_budget_rekey(struct cfile *cf, int fd, void *arg);
 
 /* Plain bytes whose re-sealed blocks go through the record at once: each
  * chunk costs two fdatasync, so bigger chunks run closer to the disk's

@@ -143,6 +143,16 @@ int backing_fsync_dir(int dirfd)
 	return rc;
 }
 
+void backing_lock_head(int fd, size_t len, bool on)
+{
+	struct flock fl = { .l_type = on ? F_WRLCK : F_UNLCK,
+			    .l_whence = SEEK_SET, .l_start = 0,
+			    .l_len = (off_t)len };
+
+	while (fcntl(fd, F_OFD_SETLKW, &fl) < 0 && errno == EINTR)
+		;
+}
+
 void backing_procpath(int fd, char out[static 32])
 {
 	snprintf(out, 32, "/proc/self/fd/%d", fd);

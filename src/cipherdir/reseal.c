@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cmkfs/audit.h"
 #include "cmkfs/backing.h"
 #include "cmkfs/log.h"
 #include "cmkfs/par.h"
@@ -333,35 +334,34 @@ static int run_blocks(struct run *r, bool dry, bool *any)
 }
 
 /* The new header last, synced; then the file's cached keys are the new
- * ones. Called with cf->rwlock held alone. */
+ * ones, having made `seals` seals. Called with cf->rwlock held alone and
+ * the header lock (backing_lock_head): a plain rekey that began since nh
+ * was made has its generation's KEKs wrap it here, since its walk may
+ * have passed this file already. */
 static int commit(struct cfile *cf, int fd, const struct header *nh,
-		  struct filekeys *nfk, bool written)
+		  struct filekeys *nfk, bool written, uint64_t seals)
 {
 	uint8_t buf[HEADER_LEN];
-	struct filekeys *old;
-	int rc = 0;
+	struct header h = *nh, cur;
+	int rc;
 
+	rc = keyring_rewrap_header(cf->kr, nh, &cur);
+	if (rc == 1) {
+		h = cur;
+		written = false;	/* a newer generation's wrap */
+	} else if (rc < 0) {
+		return rc;
+	}
+	rc = 0;
 	if (!written) {
-		header_serialize(nh, buf);
+		header_serialize(&h, buf);
 		rc = backing_pwrite_full(fd, buf, sizeof(buf), 0);
 		if (rc == 0 && fdatasync(fd) < 0)
 			rc = -errno;
 	}
 	if (rc < 0)
 		return rc;
-	pthread_mutex_lock(&cf->mtx);
-	old = cf->pool;
-	cf->hdr = *nh;
-	cf->loaded = true;
-	nfk->next = NULL;
-	cf->pool = nfk;
-	pthread_mutex_unlock(&cf->mtx);
-	while (old != NULL) {
-		struct filekeys *next = old->next;
-
-		keyring_filekeys_free(old);
-		old = next;
-	}
+	cfile_adopt_keys(cf, &h, nfk, seals);
 	return 0;
 }
 
@@ -385,17 +385,36 @@ int reseal_file(struct cfile *cf, int fd, struct reseal_slot *s, bool force)
 	struct header oh, nh;
 	struct run r = { .cf = cf, .fd = fd, .rfd = s->fd };
 	struct stat st0;
+	uint64_t plain = 0;
 	bool any;
 	int rc;
 
 	pthread_rwlock_wrlock(&cf->rwlock);
+	/* The whole reseal under the header lock: a live plain rekey must
+	 * not write back the old header, re-wrapped, over the new one, nor
+	 * change the old one under the record that names it. */
+	backing_lock_head(fd, HEADER_LEN, true);
 	rc = fstat(fd, &st0) < 0 ? -errno : cfile_read_header(fd, &oh);
 	if (rc == 0 && keyring_header_current(cf->kr, &oh) && !force) {
+		backing_lock_head(fd, HEADER_LEN, false);
 		pthread_rwlock_unlock(&cf->rwlock);
 		return 0;
 	}
 	if (rc == 0)
+		rc = cfile_plain_size((uint64_t)st0.st_size, cf->bs, &plain);
+	if (rc == 0)
 		rc = keyring_refresh_file(cf->kr, &oh, &nh, &ofk, &nfk);
+	/* The fresh DEKs' count (doc/FORMAT.md §3.3) reserves every block
+	 * and a unit more: each crash and recovery of this reseal may seal
+	 * one chunk again. */
+	if (rc == 0) {
+		uint64_t nb = plain == 0 ? 1 : (plain - 1) / cf->bs + 1;
+
+		rc = keyring_header_units(cf->kr, &nh,
+					  cfile_units_for(nb +
+							  cfile_seal_unit()),
+					  &nh);
+	}
 	if (rc == 0)
 		rc = write_heads(s->fd, &oh, &nh);
 	if (rc == 0) {
@@ -407,7 +426,8 @@ int reseal_file(struct cfile *cf, int fd, struct reseal_slot *s, bool force)
 		rc = run_blocks(&r, false, &any);
 	}
 	if (rc == 0)
-		rc = commit(cf, fd, &nh, nfk, r.hdr_done);
+		rc = commit(cf, fd, &nh, nfk, r.hdr_done,
+			    r.resealed + r.restored);
 	if (rc == 0) {
 		/* The content did not change: neither does its time. */
 		struct timespec ts[2] = { st0.st_atim, st0.st_mtim };
@@ -420,10 +440,74 @@ int reseal_file(struct cfile *cf, int fd, struct reseal_slot *s, bool force)
 			log_warn("%s/%s: %s", JOURNAL_DIR, s->name,
 				 strerror(errno));
 	}
+	backing_lock_head(fd, HEADER_LEN, false);
 	pthread_rwlock_unlock(&cf->rwlock);
 	keyring_filekeys_free(ofk);
 	keyring_filekeys_free(nfk);
 	return rc < 0 ? rc : 1;
+}
+
+void reseal_budget_init(struct reseal_budget *b)
+{
+	memset(b, 0, sizeof(*b));
+	pthread_mutex_init(&b->mtx, NULL);
+	b->slot.fd = -1;
+}
+
+void reseal_budget_destroy(struct reseal_budget *b)
+{
+	struct stat st;
+
+	/* a record left by a failed re-key is the next mount's to finish */
+	if (b->slot.fd >= 0)
+		reseal_slot_close(&b->slot, fstat(b->slot.fd, &st) == 0 &&
+						    st.st_size == 0);
+	pthread_mutex_destroy(&b->mtx);
+}
+
+int reseal_budget_rekey(struct cfile *cf, int fd, void *arg)
+{
+	struct reseal_budget *b = arg;
+	char wbuf[4096], detail[160];
+	int rc = 0;
+
+	pthread_mutex_lock(&b->mtx);
+	if (!cfile_rekey_due(cf))
+		goto out;	/* another writer of the file re-keyed it */
+	if (b->slot.fd < 0)
+		rc = cf->jfd < 0 ? -EFBIG :
+				   reseal_slot_open(&b->slot, cf->jfd, "budget");
+	if (rc == 0)
+		rc = reseal_file(cf, fd, &b->slot, true);
+	if (rc >= 0) {
+		struct stat st;
+		uint64_t plain = 0;
+
+		if (fstat(fd, &st) < 0 ||
+		    cfile_plain_size((uint64_t)st.st_size, cf->bs, &plain) < 0)
+			plain = 0;	/* for the message only */
+		b->rekeys++;
+		/* counts only: the audit log never names a file */
+		snprintf(detail, sizeof(detail), "sealing budget of %llu "
+			 "seals reached; %llu bytes re-sealed under fresh DEKs",
+			 (unsigned long long)cfile_budget(),
+			 (unsigned long long)plain);
+		log_info("%s: data keys re-keyed: %s",
+			 where(cf, wbuf, sizeof(wbuf)), detail);
+		audit_event("file_rekey", NULL, "ok", detail);
+		rc = 0;
+	} else {
+		snprintf(detail, sizeof(detail), "sealing budget of %llu "
+			 "seals reached; re-key failed: %s",
+			 (unsigned long long)cfile_budget(),
+			 rc == -EFBIG ? "no journal directory" : strerror(-rc));
+		log_err("%s: data keys %s", where(cf, wbuf, sizeof(wbuf)),
+			detail);
+		audit_event("file_rekey", NULL, "error", detail);
+	}
+out:
+	pthread_mutex_unlock(&b->mtx);
+	return rc;
 }
 
 /* The whole record, or NULL with *err. */
@@ -579,6 +663,7 @@ int reseal_recover(struct cfile *cf, int fd, int jfd, const char *name,
 	batch = memcmp(rec, BATCH_MAGIC, 8) == 0;
 	rc = parse_entries(rec, len, e, RESEAL_BATCH_FILES, &ne);
 	pthread_rwlock_wrlock(&cf->rwlock);
+	backing_lock_head(fd, HEADER_LEN, true);
 	if (rc == 0)
 		rc = backing_pread_full(fd, cbuf, sizeof(cbuf), 0);
 	if (rc == 0)
@@ -624,7 +709,8 @@ int reseal_recover(struct cfile *cf, int fd, int jfd, const char *name,
 	if (rc == 0)
 		rc = run_blocks(&r, dry, &any);
 	if (rc == 0 && !dry && old_hdr)
-		rc = commit(cf, fd, &nh, nfk, r.hdr_done);
+		rc = commit(cf, fd, &nh, nfk, r.hdr_done,
+			    cfile_seal_limit(&nh));
 	else if (rc == 0 && !dry && any) {
 		if (fdatasync(fd) < 0)
 			rc = -errno;
@@ -639,13 +725,16 @@ int reseal_recover(struct cfile *cf, int fd, int jfd, const char *name,
 			 (unsigned long long)r.resealed,
 			 (unsigned long long)r.restored);
 	if (rc == 0) {
-		pthread_rwlock_unlock(&cf->rwlock);
+		backing_lock_head(fd, HEADER_LEN, false);
+	pthread_rwlock_unlock(&cf->rwlock);
 		rc = any || old_hdr ? 1 : 0;
 		goto empty;
 	}
+	backing_lock_head(fd, HEADER_LEN, false);
 	pthread_rwlock_unlock(&cf->rwlock);
 	goto out;
 stale:
+	backing_lock_head(fd, HEADER_LEN, false);
 	pthread_rwlock_unlock(&cf->rwlock);
 empty:
 	/* A batch record is emptied by whoever recovers all its files. */
@@ -698,6 +787,7 @@ static void item_done(struct reseal_item *it, bool stale)
 		pthread_mutex_unlock(&it->cf->mtx);
 		cfile_drop_keys(it->cf);
 	}
+	backing_lock_head(it->fd, HEADER_LEN, false);
 	pthread_rwlock_unlock(&it->cf->rwlock);
 	keyring_filekeys_free(it->nfk);
 	free(it->data);		/* ciphertext */
@@ -775,6 +865,8 @@ int reseal_batch_add(struct reseal_batch *b, struct cfile *cf, int fd,
 		goto alone_done;
 	}
 	pthread_rwlock_wrlock(&cf->rwlock);
+	/* as reseal_file: a live plain rekey keeps off the header */
+	backing_lock_head(fd, HEADER_LEN, true);
 	memset(it, 0, sizeof(*it));
 	it->cf = cf;
 	it->fd = fd;
@@ -791,6 +883,7 @@ int reseal_batch_add(struct reseal_batch *b, struct cfile *cf, int fd,
 	/* grown meanwhile (a mount's writer) beyond a batch's share */
 	if (rc == 0 && (uint64_t)it->st0.st_size >
 			       HEADER_LEN + (uint64_t)RESEAL_CHUNK_BYTES) {
+		backing_lock_head(fd, HEADER_LEN, false);
 		pthread_rwlock_unlock(&cf->rwlock);
 		memset(it, 0, sizeof(*it));
 		rc = reseal_batch_flush(b);
@@ -800,6 +893,15 @@ int reseal_batch_add(struct reseal_batch *b, struct cfile *cf, int fd,
 	}
 	if (rc == 0)
 		rc = keyring_refresh_file(cf->kr, &oh, &it->nh, &ofk, &it->nfk);
+	/* the fresh DEKs' count reserves every block and a unit more
+	 * (reseal_file) */
+	if (rc == 0)
+		rc = keyring_header_units(
+			cf->kr, &it->nh,
+			cfile_units_for((plain == 0 ? 1 :
+					 (plain - 1) / cf->bs + 1) +
+					cfile_seal_unit()),
+			&it->nh);
 	if (rc == 0)
 		rc = prepare(it, ofk, plain);
 	keyring_filekeys_free(ofk);
@@ -880,7 +982,7 @@ int reseal_batch_flush(struct reseal_batch *b)
 		struct reseal_item *it = &b->it[i];
 		struct timespec ts[2] = { it->st0.st_atim, it->st0.st_mtim };
 
-		rc = commit(it->cf, it->fd, &it->nh, it->nfk, true);
+		rc = commit(it->cf, it->fd, &it->nh, it->nfk, true, it->nb);
 		if (rc == 0)
 			it->nfk = NULL;		/* the file's now */
 		(void)futimens(it->fd, ts);

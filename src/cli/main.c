@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cmkfs/cfile.h"
 #include "cmkfs/log.h"
 #include "cmkfs/secmem.h"
 
@@ -49,6 +50,19 @@ int main(int argc, char **argv)
 	if (secmem_ossl_install(SECMEM_OSSL_ARENA_LEN) < 0)
 		log_warn("cannot hook OpenSSL's allocator: key schedules go "
 			 "to ordinary memory");
+	/* Read once, before any thread (include/cmkfs/cfile.h). */
+	if (cfile_budget_from_env() < 0) {
+		fprintf(stderr, "cmkfs: %s must be a number of seals from %d "
+				"to %llu (a test hook: it can only lower the "
+				"budget)\n",
+			CFILE_TEST_BUDGET_ENV, CFILE_TEST_BUDGET_MIN,
+			(unsigned long long)CFILE_SEAL_BUDGET);
+		return CMK_EXIT_USAGE;
+	}
+	if (cfile_budget() != CFILE_SEAL_BUDGET)
+		log_warn("test hook %s: data keys are re-keyed after %llu "
+			 "seals", CFILE_TEST_BUDGET_ENV,
+			 (unsigned long long)cfile_budget());
 	base = base ? base + 1 : argv[0];
 	/* mount -t fuse.cmkfs / fstab run us as mount.cmkfs (or
 	 * mount.fuse.cmkfs): installed as links to this binary. */

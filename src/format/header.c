@@ -12,11 +12,12 @@ int header_parse(const uint8_t *buf, size_t len, struct header *out)
 	struct rd r = rd_init(buf, len);
 	struct header h;
 	uint32_t magic;
-	uint16_t version, flags;
+	uint16_t version;
 
+	memset(&h, 0, sizeof(h));	/* padding too: callers compare */
 	if (rd_u32(&r, &magic) < 0 || magic != HEADER_MAGIC ||
 	    rd_u16(&r, &version) < 0 || version != HEADER_VERSION ||
-	    rd_u16(&r, &flags) < 0 || flags != 0 ||
+	    rd_u16(&r, &h.seal_units) < 0 ||
 	    rd_u32(&r, &h.kek_gen) < 0 ||
 	    rd_bytes(&r, h.file_id, sizeof(h.file_id)) < 0 ||
 	    rd_bytes(&r, h.wrap_inner, sizeof(h.wrap_inner)) < 0 ||
@@ -33,7 +34,7 @@ void header_serialize(const struct header *h, uint8_t buf[static HEADER_LEN])
 
 	/* Cannot fail: the buffer has exactly HEADER_LEN bytes. */
 	if (wr_u32(&w, HEADER_MAGIC) < 0 || wr_u16(&w, HEADER_VERSION) < 0 ||
-	    wr_u16(&w, 0) < 0 || wr_u32(&w, h->kek_gen) < 0 ||
+	    wr_u16(&w, h->seal_units) < 0 || wr_u32(&w, h->kek_gen) < 0 ||
 	    wr_bytes(&w, h->file_id, sizeof(h->file_id)) < 0 ||
 	    wr_bytes(&w, h->wrap_inner, sizeof(h->wrap_inner)) < 0 ||
 	    wr_bytes(&w, h->wrap_outer, sizeof(h->wrap_outer)) < 0)

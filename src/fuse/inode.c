@@ -32,6 +32,7 @@ int inode_table_init(struct fsctx *fs, const char *cipherdir,
 	pthread_mutex_init(&fs->ns, NULL);
 	pthread_mutex_init(&fs->hmtx, NULL);
 	gate_init(&fs->reads);
+	reseal_budget_init(&fs->budget);
 	fs->handles.prev = fs->handles.next = &fs->handles;
 	fs->nhash = NHASH;
 	fs->hash = calloc(fs->nhash, sizeof(*fs->hash));
@@ -77,6 +78,7 @@ void inode_table_destroy(struct fsctx *fs)
 	free(fs->hash);
 	if (fs->root.fd > 0)
 		close(fs->root.fd);
+	reseal_budget_destroy(&fs->budget);
 	if (fs->jfd >= 0)
 		close(fs->jfd);
 	pthread_mutex_destroy(&fs->mtx);
@@ -214,6 +216,8 @@ int inode_get(struct fsctx *fs, int fd, const struct stat *st, uint64_t n,
 		if (S_ISREG(fresh->type)) {
 			cfile_init(&fresh->cf, fs->kr, fs->bs, fd);
 			fresh->cf.jfd = fs->jfd;
+			fresh->cf.rekey = reseal_budget_rekey;
+			fresh->cf.rekey_arg = &fs->budget;
 		}
 		fresh->hnext = fs->hash[s];
 		fs->hash[s] = fresh;

@@ -653,6 +653,39 @@ int keyring_rewrap_header(struct keyring *kr, const struct header *in,
 	return rc;
 }
 
+int keyring_header_units(struct keyring *kr, const struct header *in,
+			 uint16_t units, struct header *out)
+{
+	uint8_t *dek = NULL, (*kek)[AEAD_KEY_LEN];
+	struct header h;
+	int rc;
+
+	rc = secmem_zalloc(2 * AEAD_KEY_LEN, (void **)&dek);
+	if (rc < 0)
+		return rc;
+	pthread_rwlock_rdlock(&kr->lock);
+	if (kr->k == NULL) {
+		rc = -EKEYREVOKED;
+	} else if ((kek = keks_for(kr, in->kek_gen)) == NULL) {
+		rc = -EKEYREJECTED;
+	} else {
+		rc = unwrap_deks(in, kek, dek);
+		h = *in;
+		h.seal_units = units;
+		if (!(kr->vol.flags & VOLUME_FLAG_FULL)) {
+			h.kek_gen = kr->vol.kek_gen;
+			kek = kr->k->kek;
+		}
+		if (rc == 0)
+			rc = wrap_deks(&h, kek, dek);
+	}
+	pthread_rwlock_unlock(&kr->lock);
+	if (rc == 0)
+		*out = h;
+	secmem_free(dek, 2 * AEAD_KEY_LEN);
+	return rc;
+}
+
 /* A full rekey's part of the new config nv (generation prev_gen + 1):
  * a fresh M for nk; the current M kept, sealed by the current KEKs under
  * the previous generation's name; and the current KEKs re-wrapped as the

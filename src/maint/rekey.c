@@ -105,6 +105,10 @@ static int rewrap_file(struct walk *w, int dfd, const char *name)
 	fd = openat(dfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;	/* gone meanwhile */
+	/* A live mount's reservation of a file's sealing count or re-key
+	 * rewrites the header too: one read-modify-write at a time (the
+	 * lock goes with the descriptor). */
+	backing_lock_head(fd, HEADER_LEN, true);
 	n = pread(fd, buf, sizeof(buf), 0);
 	if (n < 0) {
 		rc = -errno;

@@ -2,7 +2,12 @@
  * cipher sizes, a randomized model test of write/truncate/fallocate/read
  * against an in-memory copy (block sizes 4096 and 512), reopen, and tampering
  * with the backing file: flipped, zeroed, swapped, foreign and punched
- * blocks, every truncation, foreign and flipped headers. */
+ * blocks, every truncation, foreign and flipped headers; and the sealing
+ * budget under a lowered test budget (its variable refused when nonsense
+ * or higher): the count in the header always covers every seal made (a
+ * crash at any point, a failed write, a reopen), and the file re-keyed
+ * exactly when its DEKs reach the budget, file id kept, every byte intact.
+ */
 #include "config.h"
 
 #include <errno.h>
@@ -31,6 +36,7 @@
 #include "cmkfs/cfile.h"
 #include "cmkfs/keyprov.h"
 #include "cmkfs/keyring.h"
+#include "cmkfs/reseal.h"
 #include "../lib/tap.h"
 #include "../lib/tvol.h"
 
@@ -1048,7 +1054,9 @@ static void tamper_header(struct keyring *kr, struct keyring *kr_other,
 		parsed += rc == -EKEYREJECTED;
 		CHECK_RC(put(f.fd, &f.back[i / 8], 1, i / 8), 0);
 	}
-	CHECK(parsed == (HEADER_LEN - 8) * 8, "%d flips parsed", parsed);
+	/* Magic and version refused by the parser; the sealing count
+	 * (bytes 6..7) parses, and its wraps refuse it changed. */
+	CHECK(parsed == (HEADER_LEN - 6) * 8, "%d flips parsed", parsed);
 	CHECK_RC(q_fresh_load(kr, bs, f.fd), 0);
 
 	/* A header of another volume: the DEKs do not unwrap. */
@@ -1094,6 +1102,330 @@ out:
 	tf_free(&x);
 }
 
+/* ---- sealing budget (doc/FORMAT.md §3.3) ------------------------------- */
+
+#define BG_BLOCKS 8		/* file size in blocks */
+#define BG_BUDGET 1600		/* CMKFS_TEST_SEAL_BUDGET: unit 100 */
+
+static void budget_env(void)
+{
+	static const char *const bad[] = {
+		"0", "15", "abc", "-1", "+100", " 100", "100x", "1e6",
+		"4026531841",		/* CFILE_SEAL_BUDGET + 1: raises it */
+		"4294967296", "18446744073709551615",
+		"99999999999999999999999",
+	};
+
+	CHECK(cfile_budget() == CFILE_SEAL_BUDGET &&
+		      CFILE_SEAL_BUDGET == 4026531840ull &&
+		      cfile_seal_unit() == HEADER_SEAL_UNIT,
+	      "default budget %llu, unit %llu",
+	      (unsigned long long)cfile_budget(),
+	      (unsigned long long)cfile_seal_unit());
+	for (size_t i = 0; i < CMK_ARRAY_LEN(bad); i++) {
+		setenv(CFILE_TEST_BUDGET_ENV, bad[i], 1);
+		CHECK_RC(cfile_budget_from_env(), -EINVAL);
+		CHECK(cfile_budget() == CFILE_SEAL_BUDGET, "'%s' changed it",
+		      bad[i]);
+	}
+	setenv(CFILE_TEST_BUDGET_ENV, "", 1);
+	CHECK_RC(cfile_budget_from_env(), 0);
+	CHECK(cfile_budget() == CFILE_SEAL_BUDGET, "empty");
+	setenv(CFILE_TEST_BUDGET_ENV, "4026531840", 1);	/* the default */
+	CHECK_RC(cfile_budget_from_env(), 0);
+	CHECK(cfile_budget() == CFILE_SEAL_BUDGET &&
+		      cfile_seal_unit() == HEADER_SEAL_UNIT, "at the default");
+	setenv(CFILE_TEST_BUDGET_ENV, "1600", 1);
+	CHECK_RC(cfile_budget_from_env(), 0);
+	CHECK(cfile_budget() == BG_BUDGET && cfile_seal_unit() == 100,
+	      "lowered: budget %llu unit %llu",
+	      (unsigned long long)cfile_budget(),
+	      (unsigned long long)cfile_seal_unit());
+	unsetenv(CFILE_TEST_BUDGET_ENV);
+}
+
+static int disk_header(int fd, struct header *h)
+{
+	return cfile_read_header(fd, h);
+}
+
+/* The header on disk reserves at least `made` seals. */
+static bool covered(int fd, uint64_t made, uint64_t *limit)
+{
+	struct header h;
+
+	*limit = 0;
+	if (disk_header(fd, &h) < 0)
+		return false;
+	*limit = cfile_seal_limit(&h);
+	return made <= *limit;
+}
+
+/* Does block b of the backing file open under fk? */
+static bool opens_under(struct filekeys *fk, int fd, uint32_t bs, uint64_t b,
+			bool last)
+{
+	size_t cb = bs + BLOCK_OVERHEAD;
+	uint8_t *ct = malloc(cb), *pt = malloc(bs);
+	bool ok = ct && pt &&
+		  pread(fd, ct, cb, HEADER_LEN + (off_t)(b * cb)) ==
+			  (ssize_t)cb &&
+		  block_open(&fk->bc, b, last, ct, cb, pt) == 0;
+
+	free(ct);
+	free(pt);
+	return ok;
+}
+
+static void budget_cmp(struct cfile *cf, int fd, const uint8_t *model,
+		       size_t len, const char *when)
+{
+	uint8_t *back = malloc(len + 1);
+	size_t got = 0;
+
+	CHECK(back != NULL, "malloc");
+	if (back == NULL)
+		return;
+	CHECK_RC(cfile_read(cf, fd, 0, len + 1, back, &got), 0);
+	CHECK(got == len && memcmp(back, model, len) == 0,
+	      "%s: contents differ (%zu bytes read)", when, got);
+	free(back);
+}
+
+static void budget(struct keyring *kr, uint32_t bs)
+{
+	const size_t len = BG_BLOCKS * (size_t)bs;
+	char jdir[] = "/tmp/cmkfs-test_cfile-journal.XXXXXX";
+	uint8_t *model = malloc(len), *blk = malloc(bs), *big = NULL;
+	uint64_t made, limit = 0, rekeys = 0, unit = cfile_seal_unit();
+	struct filekeys *old_fk = NULL;
+	struct reseal_budget rb;
+	struct header h0, h1, h;
+	struct cfile cf, snap;
+	int fd = tmpfd(), sfd = tmpfd(), jfd = -1;
+	unsigned reservations = 0, uncovered = 0, over = 0;
+	uint16_t units_seen;
+
+	CHECK(model && blk && fd >= 0 && sfd >= 0 && mkdtemp(jdir) != NULL,
+	      "setup");
+	jfd = open(jdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (!model || !blk || fd < 0 || sfd < 0 || jfd < 0)
+		goto out;
+	t_fill(model, len, 300);
+
+	/* 1. A new file: the empty block is the first unit's first seal;
+	 * then 8 blocks (9 seals), all inside the first unit: no header
+	 * write. */
+	cfile_init(&cf, kr, bs, fd);
+	CHECK_RC(cfile_create(&cf, fd), 0);
+	CHECK_RC(disk_header(fd, &h0), 0);
+	CHECK(h0.seal_units == 0, "new file count %u", h0.seal_units);
+	CHECK_RC(cfile_write(&cf, fd, 0, model, len, false, NULL), 0);
+	made = 1 + BG_BLOCKS;
+	CHECK_RC(disk_header(fd, &h), 0);
+	CHECK(memcmp(&h, &h0, sizeof(h)) == 0, "header written inside the "
+	      "first unit");
+
+	/* 2. Rewritten in place, one block at a time: after every write the
+	 * header on disk counts every seal made (a crash anywhere leaves
+	 * the count at or above the truth), and it is written once a unit. */
+	units_seen = h0.seal_units;
+	for (unsigned i = 0; i < 450; i++) {
+		uint64_t b = i % BG_BLOCKS;
+
+		t_fill(model + b * bs, bs, 1000 + i);
+		CHECK_RC(cfile_write(&cf, fd, b * bs, model + b * bs, bs,
+				     false, NULL), 0);
+		made++;
+		uncovered += !covered(fd, made, &limit);
+		over += limit > made + unit;	/* reserves ahead by a unit */
+		if (disk_header(fd, &h) == 0 && h.seal_units != units_seen) {
+			reservations++;
+			units_seen = h.seal_units;
+		}
+	}
+	CHECK(uncovered == 0, "%u writes left seals uncounted", uncovered);
+	CHECK(over == 0, "%u writes reserved more than a unit ahead", over);
+	CHECK(reservations == (made - 1) / unit,
+	      "%u header writes for %llu seals", reservations,
+	      (unsigned long long)made);
+	CHECK_RC(disk_header(fd, &h1), 0);
+	CHECK(memcmp(h1.file_id, h0.file_id, FILE_ID_LEN) == 0 &&
+		      h1.kek_gen == h0.kek_gen,
+	      "reservations keep file id and generation");
+	budget_cmp(&cf, fd, model, len, "after the rewrites");
+
+	/* 3. A crash now (the backing file as it is, no close): a new load
+	 * counts every seal the header reserves, at least those made; its
+	 * first write reserves a new unit above them. */
+	{
+		uint8_t *copy = malloc(backing_size(fd));
+		ssize_t n = copy ? pread(fd, copy, backing_size(fd), 0) : -1;
+
+		CHECK(n > 0 && pwrite(sfd, copy, (size_t)n, 0) == n, "copy");
+		free(copy);
+	}
+	cfile_init(&snap, kr, bs, sfd);
+	CHECK_RC(cfile_load(&snap, sfd), 0);
+	CHECK(snap.seals >= made && snap.seals == cfile_seal_limit(&h1),
+	      "after a crash: %llu counted, %llu made",
+	      (unsigned long long)snap.seals, (unsigned long long)made);
+	CHECK_RC(cfile_write(&snap, sfd, 0, model, 1, false, NULL), 0);
+	CHECK_RC(disk_header(sfd, &h), 0);
+	CHECK(h.seal_units == h1.seal_units + 1 &&
+		      cfile_seal_limit(&h) > made,
+	      "first write after the crash: units %u -> %u", h1.seal_units,
+	      h.seal_units);
+	budget_cmp(&snap, sfd, model, len, "the crashed copy");
+	cfile_destroy(&snap);
+
+	/* 4. Closed and reopened: the count is what the header says, and a
+	 * growth that fails half way (file size limit) counts its seals
+	 * all the same: they were reserved before they were made. */
+	cfile_destroy(&cf);
+	cfile_init(&cf, kr, bs, fd);
+	CHECK_RC(cfile_load(&cf, fd), 0);
+	CHECK(cf.seals == cfile_seal_limit(&h1), "reopened count %llu",
+	      (unsigned long long)cf.seals);
+	made = cf.seals;	/* from now on: counted as the header says */
+	{
+		struct rlimit old, lim;
+		uint64_t grow = 16;
+
+		big = calloc(grow, bs);
+		signal(SIGXFSZ, SIG_IGN);
+		CHECK_RC(getrlimit(RLIMIT_FSIZE, &old), 0);
+		lim = old;
+		lim.rlim_cur = backing_size(fd) + bs;
+		CHECK_RC(setrlimit(RLIMIT_FSIZE, &lim), 0);
+		quiet(true);
+		CHECK(big != NULL && cfile_write(&cf, fd, len, big, grow * bs,
+						 false, NULL) == -EFBIG,
+		      "growth past the file size limit");
+		quiet(false);
+		CHECK_RC(setrlimit(RLIMIT_FSIZE, &old), 0);
+		made += 1 + grow;	/* old last block and the new ones */
+		CHECK(covered(fd, made, &limit),
+		      "a failed write's seals: %llu made, %llu reserved",
+		      (unsigned long long)made, (unsigned long long)limit);
+		budget_cmp(&cf, fd, model, len, "after the failed growth");
+	}
+
+	/* 5. The budget: written on until it is reached three times. Each
+	 * time the file is re-keyed (fresh DEKs, same id, every block
+	 * re-sealed, count back to the blocks it holds), exactly when the
+	 * next seal would pass the budget; the old DEKs open none of it. */
+	reseal_budget_init(&rb);
+	cf.jfd = jfd;
+	cf.rekey = reseal_budget_rekey;
+	cf.rekey_arg = &rb;
+	CHECK_RC(disk_header(fd, &h0), 0);
+	CHECK_RC(keyring_open_file(kr, &h0, &old_fk), 0);
+	uncovered = 0;
+	for (unsigned i = 0; i < 5000 && rekeys < 3; i++) {
+		uint64_t b = (i * 3) % BG_BLOCKS, before = made, n = 1;
+		bool trunc = i % 37 == 36;
+
+		if (trunc) {
+			/* a shrink re-seals the new last block; the
+			 * growth back re-seals it again: 2 seals */
+			memset(model + len - bs + 100, 0, bs - 100);
+			CHECK_RC(cfile_truncate(&cf, fd, len - bs + 100), 0);
+			CHECK_RC(cfile_truncate(&cf, fd, len), 0);
+			n = 2;
+		} else {
+			t_fill(model + b * bs, bs, 5000 + i);
+			CHECK_RC(cfile_write(&cf, fd, b * bs, model + b * bs,
+					     bs, false, NULL), 0);
+		}
+		pthread_mutex_lock(&rb.mtx);
+		if (rb.rekeys != rekeys) {
+			CHECK(rb.rekeys == rekeys + 1, "two re-keys at once");
+			rekeys = rb.rekeys;
+			/* re-keyed before this op's first (or, for the
+			 * truncate pair, second) seal: the old DEKs made
+			 * exactly the budget */
+			CHECK(trunc ? (before + 1 == cfile_budget() ||
+				       before == cfile_budget()) :
+				      before == cfile_budget(),
+			      "re-keyed after %llu seals, budget %llu",
+			      (unsigned long long)before,
+			      (unsigned long long)cfile_budget());
+			made = BG_BLOCKS +
+			       (trunc && before + 1 == cfile_budget() ? 1 : n);
+			CHECK_RC(disk_header(fd, &h), 0);
+			CHECK(memcmp(h.file_id, h0.file_id, FILE_ID_LEN) == 0,
+			      "re-key keeps the file id");
+			CHECK(memcmp(h.wrap_inner, h0.wrap_inner,
+				     AEAD_WRAP_LEN) != 0 &&
+				      memcmp(h.wrap_outer, h0.wrap_outer,
+					     AEAD_WRAP_LEN) != 0,
+			      "re-key: new wraps");
+			CHECK(h.seal_units ==
+				      cfile_units_for(BG_BLOCKS + unit),
+			      "count after the re-key: %u units",
+			      h.seal_units);
+			for (uint64_t k = 0; k < BG_BLOCKS; k++)
+				CHECK(!opens_under(old_fk, fd, bs, k,
+						   k == BG_BLOCKS - 1),
+				      "block %llu still opens under the "
+				      "first DEKs", (unsigned long long)k);
+			budget_cmp(&cf, fd, model, len, "after a re-key");
+		} else {
+			made += n;
+		}
+		pthread_mutex_unlock(&rb.mtx);
+		CHECK(made <= cfile_budget(), "%llu seals under one key",
+		      (unsigned long long)made);
+		uncovered += !covered(fd, made, &limit);
+	}
+	CHECK(rekeys == 3, "%llu re-keys", (unsigned long long)rekeys);
+	CHECK(uncovered == 0, "%u ops left seals uncounted", uncovered);
+	budget_cmp(&cf, fd, model, len, "at the end");
+	{
+		struct stat st;
+
+		CHECK(fstatat(jfd, "reseal.budget", &st, 0) == 0 &&
+			      st.st_size == 0,
+		      "the re-key's record is left empty");
+	}
+	cfile_destroy(&cf);
+	/* reopened: everything reads, the tail authenticates */
+	cfile_init(&cf, kr, bs, fd);
+	CHECK_RC(cfile_load(&cf, fd), 0);
+	CHECK_RC(cfile_check_tail(&cf, fd), 0);
+	budget_cmp(&cf, fd, model, len, "reopened");
+	cfile_destroy(&cf);
+
+	/* 6. Without a re-key hook a spent budget fails the write and
+	 * changes nothing. */
+	cfile_init(&cf, kr, bs, fd);
+	CHECK_RC(cfile_load(&cf, fd), 0);
+	cf.seals = cfile_budget();
+	quiet(true);
+	CHECK_RC(cfile_write(&cf, fd, 0, blk, 1, false, NULL), -EFBIG);
+	quiet(false);
+	budget_cmp(&cf, fd, model, len, "after a refused write");
+	cfile_destroy(&cf);
+	reseal_budget_destroy(&rb);
+	CHECK(!tvol_exists(jfd, "reseal.budget"),
+	      "an empty record is removed at the end");
+out:
+	keyring_filekeys_free(old_fk);
+	free(big);
+	free(model);
+	free(blk);
+	if (jfd >= 0) {
+		(void)unlinkat(jfd, "reseal.budget", 0);
+		close(jfd);
+		rmdir(jdir);
+	}
+	if (fd >= 0)
+		close(fd);
+	if (sfd >= 0)
+		close(sfd);
+}
+
 int main(void)
 {
 	static const uint32_t bss[] = { 4096, 512 };
@@ -1131,5 +1463,15 @@ int main(void)
 		tvol_mem_free(&other);
 	}
 	sizes(BLOCK_SIZE_MAX);
+	/* Last: it lowers the process's budget. */
+	budget_env();
+	{
+		struct tvol_mem vo;
+
+		CHECK_RC(tvol_mem_make(&vo, 4096, 300), 0);
+		if (vo.kr != NULL)
+			budget(vo.kr, 4096);
+		tvol_mem_free(&vo);
+	}
 	return t_done("test_cfile");
 }

@@ -111,7 +111,9 @@ class OldKeys:
 
     def header_deks(self, h):
         """Both DEKs of a header, trying the header's own bytes and the
-        same bytes with the old generation in place of its own."""
+        same bytes with the old generation in place of its own. Bytes 6..7
+        are the sealing count (doc/FORMAT.md §3.3), any value: part of
+        the AAD like the rest of bytes 0..27."""
         if len(h) < HDR or h[:4] != b"CMKH":
             return None
         out = None

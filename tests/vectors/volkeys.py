@@ -2,13 +2,17 @@
 """volkeys.py — derive a volume's key material independently of the C code
 (doc/FORMAT.md §1-2), for tests that must search a daemon's memory for it.
 
-  volkeys.py CIPHERDIR SERVICE_KEY [--kek-c HEX] [FILE...]
+  volkeys.py CIPHERDIR SERVICE_KEY [--kek-c HEX] [--headers] [FILE...]
 
 Prints one line per key: "<label> <hex>". KEK_S always comes from the
 service key; KEK_C too when the customer layer is `local`, else pass it
 with --kek-c (a test obtains it by asking Key Vault to unwrap the stored
 blob, as any authorised client could). FILEs are backing files whose two
-DEKs are printed. Test tooling only: it needs the same keys a mount does.
+DEKs are printed; with --headers each file's DEKs come after a line
+"HEADER <file id hex> <KEK generation> <sealing count units> FILE" (the
+count is bytes 6..7 of the header, once "flags": 0 in files written before
+it existed; both wraps' AAD cover it, so the DEKs unwrap only if it is
+intact). Test tooling only: it needs the same keys a mount does.
 """
 import struct
 import sys
@@ -62,6 +66,9 @@ def main(argv):
     if rest[:1] == ["--kek-c"]:
         kek_c = bytes.fromhex(rest[1])
         rest = rest[2:]
+    headers = rest[:1] == ["--headers"]
+    if headers:
+        rest = rest[1:]
     skey = open(skey_path, "rb").read()
     vol_id, gen, layers, secret = parse_conf(open(cdir + "/cmkfs.conf", "rb").read())
     labels = ["cmkfs v1 local wrap S", "cmkfs v1 local wrap C"]
@@ -84,6 +91,11 @@ def main(argv):
     print("NAME_KEY_B", name_key[32:].hex())
     for f in rest:
         h = open(f, "rb").read(148)
+        magic, version, units, fgen = struct.unpack(">4sHHI", h[:12])
+        if len(h) != 148 or magic != b"CMKH" or version != 1:
+            sys.exit("volkeys: %s: not a version 1 file header" % f)
+        if headers:
+            print("HEADER", h[12:28].hex(), fgen, units, f)
         for layer, off in ((1, 28), (2, 88)):
             blob = h[off:off + 60]
             dek = AESGCM(keks[layer - 1]).decrypt(blob[:12], blob[12:],
