@@ -96,6 +96,7 @@ struct run {
 	/* recovery: the chunk the record holds */
 	uint64_t rb0, rn;
 	const uint8_t *rct;
+	uint64_t rlen;			/* bytes at rct */
 	uint64_t resealed, restored;
 };
 
@@ -143,6 +144,7 @@ static int chunk_blocks(struct run *r, uint64_t b0, uint64_t n, bool *changed)
 			continue;
 		}
 		if (r->rct != NULL && b >= r->rb0 && b < r->rb0 + r->rn &&
+		    (b - r->rb0) * r->cb + len <= r->rlen &&
 		    opens(r->nfk, b, last, r->rct + (b - r->rb0) * r->cb, len,
 			  r)) {
 			memcpy(o, r->rct + (b - r->rb0) * r->cb, len);
@@ -399,11 +401,21 @@ int reseal_recover(struct cfile *cf, int fd, int jfd, const char *name,
 	if (rc == 0)
 		rc = header_parse(rec + REC_NEW, HEADER_LEN, &nh);
 	if (rc == 0 && len >= REC_DATA) {
+		uint64_t clen = get_be(rec + REC_CHUNK + 12, 8);
+
 		r.rb0 = get_be(rec + REC_CHUNK, 8);
 		r.rn = get_be(rec + REC_CHUNK + 8, 4);
-		if (get_be(rec + REC_CHUNK + 12, 8) != len - REC_DATA)
-			rc = -EBADMSG;
 		r.rct = rec + REC_DATA;
+		r.rlen = clen;
+		/* Chunks overwrite one another in place and the record only
+		 * shrinks per file: bytes past clen are an earlier, longer
+		 * chunk's (a file's last chunk is shorter). Fewer than clen:
+		 * this chunk was cut before its fdatasync, so none of its
+		 * blocks reached the file yet — it restores nothing. */
+		if (clen > len - REC_DATA) {
+			r.rct = NULL;
+			r.rn = 0;
+		}
 	}
 	pthread_rwlock_wrlock(&cf->rwlock);
 	if (rc == 0)

@@ -574,6 +574,29 @@ static void put(int dfd, const char *bname, const uint8_t *p, size_t len,
 		close(fd);
 }
 
+/* A reseal record as doc/FORMAT.md §3.2 lays it out: magic, old and new
+ * header, the chunk's first block, block count and length, then `dlen`
+ * bytes of data (which a crash may leave longer or shorter than clen). */
+#define RREC_DATA (8 + 2 * HEADER_LEN + 20)
+static size_t mkrec(uint8_t *rec, const uint8_t *oh, const uint8_t *nh,
+		    uint64_t b0, uint32_t n, uint64_t clen, const uint8_t *data,
+		    size_t dlen)
+{
+	uint8_t *c = rec + 8 + 2 * HEADER_LEN;
+
+	memcpy(rec, "CMKFSRS1", 8);
+	memcpy(rec + 8, oh, HEADER_LEN);
+	memcpy(rec + 8 + HEADER_LEN, nh, HEADER_LEN);
+	for (int i = 0; i < 8; i++) {
+		c[i] = (uint8_t)(b0 >> (8 * (7 - i)));
+		c[12 + i] = (uint8_t)(clen >> (8 * (7 - i)));
+	}
+	for (int i = 0; i < 4; i++)
+		c[8 + i] = (uint8_t)(n >> (8 * (3 - i)));
+	memcpy(rec + RREC_DATA, data, dlen);
+	return RREC_DATA + dlen;
+}
+
 /* Full rekey states, without root: begun (nothing migrated), then one
  * file caught mid reseal as reseal_file leaves it when killed after its
  * first chunk (doc/FORMAT.md §3.2: header old, chunk 0 new with one
@@ -669,16 +692,9 @@ static void full_rekey(void)
 		goto out;
 	cb = bs + BLOCK_OVERHEAD;
 	c0 = RESEAL_CHUNK_BYTES / bs * cb;	/* chunk 0's cipher bytes */
-	rlen = 8 + 2 * HEADER_LEN + 20 + c0;
-	rec = calloc(1, rlen);
-	memcpy(rec, "CMKFSRS1", 8);
-	memcpy(rec + 8, old, HEADER_LEN);
-	memcpy(rec + 8 + HEADER_LEN, neu, HEADER_LEN);
-	rec[8 + 2 * HEADER_LEN + 10] = (uint8_t)(RESEAL_CHUNK_BYTES / bs >> 8);
-	rec[8 + 2 * HEADER_LEN + 11] = (uint8_t)(RESEAL_CHUNK_BYTES / bs);
-	for (int i = 0; i < 8; i++)
-		rec[8 + 2 * HEADER_LEN + 12 + i] = (uint8_t)(c0 >> (8 * (7 - i)));
-	memcpy(rec + 8 + 2 * HEADER_LEN + 20, neu + HEADER_LEN, c0);
+	rec = calloc(1, RREC_DATA + c0);
+	rlen = mkrec(rec, old, neu, 0, RESEAL_CHUNK_BYTES / bs, c0,
+		     neu + HEADER_LEN, c0);
 	put(jfd, slot.name, rec, rlen, 0);
 	/* the file: header old, chunk 0 new but block 5 torn, the rest old */
 	put(rootfd, big, old, HEADER_LEN, 0);
@@ -715,6 +731,47 @@ static void full_rekey(void)
 	      r.problems, r.completed, r.files_pending);
 	fsck_result_free(&r);
 	o.repair = false;
+	CHECK_RC(tvol_read(kr, rootfd, big, got, blen, &n), 0);
+	CHECK(n == blen && memcmp(want, got, blen) == 0, "big reads back");
+
+	/* Killed in the last chunk (one block here, shorter than chunk 1):
+	 * the record holds that block and, past its length, the rest of
+	 * chunk 1 it overwrote in place; the block in the file is torn. */
+	CHECK(ftruncate(slot.fd, 0) == 0, "empty record");
+	put(rootfd, big, old, HEADER_LEN, 0);
+	put(rootfd, big, old + HEADER_LEN + 2 * c0, 40,
+	    (off_t)(HEADER_LEN + 2 * c0));
+	memcpy(rec + RREC_DATA, neu + HEADER_LEN + c0, c0);	/* chunk 1 */
+	rlen = mkrec(rec, old, neu, 2 * RESEAL_CHUNK_BYTES / bs, 1,
+		     olen - HEADER_LEN - 2 * c0, neu + HEADER_LEN + 2 * c0,
+		     olen - HEADER_LEN - 2 * c0);
+	put(jfd, slot.name, rec, RREC_DATA + c0, 0);
+	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
+	CHECK(r.problems == 0 && r.reseal_pending == 1,
+	      "killed in the last chunk: %lu problems, %lu reseal pending",
+	      r.problems, r.reseal_pending);
+	fsck_result_free(&r);
+	/* Killed before a chunk's data reached the record (its length says
+	 * more than is there): no block of it was written, the file is
+	 * old; the record restores nothing and the file is completed. */
+	CHECK(ftruncate(slot.fd, 0) == 0, "empty record");
+	put(rootfd, big, old, olen, 0);
+	rlen = mkrec(rec, old, neu, 0, RESEAL_CHUNK_BYTES / bs, c0,
+		     neu + HEADER_LEN, 0);
+	put(jfd, slot.name, rec, rlen, 0);
+	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
+	CHECK(r.problems == 0 && r.reseal_pending == 1,
+	      "chunk cut before its sync: %lu problems, %lu reseal pending",
+	      r.problems, r.reseal_pending);
+	fsck_result_free(&r);
+	o.repair = true;
+	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
+	CHECK(r.problems == 0 && r.completed == 1,
+	      "repair of a chunk cut before its sync: %lu problems, %lu "
+	      "completed", r.problems, r.completed);
+	fsck_result_free(&r);
+	o.repair = false;
+	memset(got, 0, blen);
 	CHECK_RC(tvol_read(kr, rootfd, big, got, blen, &n), 0);
 	CHECK(n == blen && memcmp(want, got, blen) == 0, "big reads back");
 
