@@ -163,7 +163,7 @@ for k in $(seq "$na"); do
 	full >"$T/out" 2>&1 || t_fail "$what: the rerun failed: $(cat "$T/out")"
 	complete "$what" "$g0"
 done
-t_ok "offline rekey --full killed at each of its $na syscall points: fsck explains ($inprog mid full rekey, $resealing files mid reseal, $leftovers leftovers), the rerun completes ($root_tmp left a root temporary for fsck --repair), everything reads back"
+t_ok "offline rekey --full killed at each of its $na syscall points: fsck explains ($inprog mid full rekey, $resealing files mid reseal, $leftovers leftovers), the rerun completes, everything reads back"
 
 # b. offline cmk enable
 kv_start
@@ -199,7 +199,7 @@ done
 t_ok "offline cmk enable killed at each of its $nb syscall points: fsck explains ($inprog mid full rekey, $resealing files mid reseal, $leftovers leftovers), the rerun completes ($done_already found it done), everything reads back"
 
 # c. the daemon killed during a live cmk enable
-inprog=0 resealing=0 leftovers=0 root_tmp=0
+inprog=0 resealing=0 leftovers=0 root_tmp=0 done_already=0
 traced_at_least() { [ "$(wc -l <"$T/trace.log")" -ge "$1" ]; }
 mount_traced() { # kill-at [start-up syscalls to let pass]
 	# shellcheck disable=SC2086
@@ -255,8 +255,13 @@ for k in "${points[@]}"; do
 	what="daemon killed at syscall $k ($(awk -v k="$k" '$1 == k { print $2 }' "$T/live.log")) of a live cmk enable"
 	explained "$what"
 	t_mount
-	live || t_fail "$what: the rerun failed: $(cat "$T/live.out")"
+	# killed after the last config write: done, and a rerun says so
+	if ! live; then
+		grep -q "already enabled" "$T/live.out" && ! grep -q '"full_rekey"' "$T/fsck.json" ||
+			t_fail "$what: the rerun failed: $(cat "$T/live.out")"
+		done_already=$((done_already + 1))
+	fi
 	t_umount
 	complete "$what" "$g0" live
 done
-t_ok "daemon killed at ${#points[@]} of the $((nc - mount_at)) syscall points of a live cmk enable: fsck explains ($inprog mid full rekey, $resealing files mid reseal, $leftovers leftovers), the rerun completes ($root_tmp left a root temporary for fsck --repair), everything reads back"
+t_ok "daemon killed at ${#points[@]} of the $((nc - mount_at)) syscall points of a live cmk enable: fsck explains ($inprog mid full rekey, $resealing files mid reseal, $leftovers leftovers), the rerun completes ($done_already found it done, $root_tmp left a root temporary for fsck --repair), everything reads back"
