@@ -9,8 +9,12 @@
  *
  * With repair (an unmounted volume only), damaged files are salvaged into
  * lost+found and what cannot be read is quarantined (repair.h), or
- * destroyed inside a transient zone; truncates cut short by a crash are
- * completed first (journal.h).
+ * destroyed inside a transient zone; truncates and reseals cut short by a
+ * crash are completed first (journal.h).
+ *
+ * A volume caught mid full rekey (VOLUME_FLAG_FULL) is checked under both
+ * generations' keys and what is still under the previous one counted,
+ * not reported (struct fsck_result).
  *
  * The engine prints nothing: each finding reaches the caller through
  * struct fsck_cb as it is made, and the counts (and, if asked, a list of
@@ -85,6 +89,21 @@ struct fsck_result {
 	 * (cfile.h): not damage. Pending: left to the next mount or repair;
 	 * completed: by this run (repair only). */
 	unsigned long pending, completed;
+	/* A full rekey in progress (VOLUME_FLAG_FULL, from generation
+	 * full_from to full_to): what it has not reached yet is no damage.
+	 * Entry names, symlink targets and user xattrs that open under the
+	 * previous name key only, and files whose header is of the previous
+	 * generation. Without the flag the previous key is never tried (and
+	 * these stay 0). */
+	bool full;
+	unsigned full_from, full_to;
+	unsigned long names_pending, targets_pending, xattrs_pending,
+		files_pending;
+	/* Files mid reseal (reseal.h): blocks under two keys, explained by
+	 * a reseal record that completes them (a dry reseal_recover says
+	 * so); finished by the next full rekey run, mount or repair, whose
+	 * completions `completed` counts with the truncates'. */
+	unsigned long reseal_pending;
 	/* Transient zones: entries expired by this run, or due (left to
 	 * due_owner, a phrase naming who expires them). */
 	unsigned long expired, due;

@@ -336,6 +336,35 @@ static int list(int dfd, struct elist *l)
 	return walk_entries(dfd, WALK_ENTRIES, WALK_F_TYPE, collect, l);
 }
 
+struct orphans {
+	const struct migrate_keys *k;
+	const uint8_t *dirid;
+};
+
+/* A long name's side file under the previous key whose entry is gone: a
+ * rename_entry() killed between its rename and the old side file's
+ * unlink. Nothing else makes one (names are made under the current key
+ * while a full rekey runs), and a rerun would never meet it again: it
+ * would keep the old name's ciphertext past the rekey. */
+static int drop_orphan(const struct walk_entry *e, void *arg)
+{
+	const struct orphans *o = arg;
+	char owner[ENCNAME_MAX], enc[ENCNAME_MAX], plain[NAME_MAX + 1];
+	size_t len = 0;
+
+	if (e->cls != WALK_SIDE ||
+	    names_side_owner(e->name, owner, sizeof(owner)) < 0 ||
+	    faccessat(e->dfd, owner, F_OK, AT_SYMLINK_NOFOLLOW) == 0 ||
+	    backing_read_small(e->dfd, e->name, enc, sizeof(enc) - 1, &len) < 0)
+		return 0;
+	enc[len] = '\0';
+	if (names_decrypt(o->k->prev, o->dirid, enc, len, plain,
+			  sizeof(plain)) == 0)
+		(void)unlinkat(e->dfd, e->name, 0);
+	secmem_wipe(plain, sizeof(plain));
+	return 0;
+}
+
 int migrate_dir(const struct migrate_keys *k, int rootfd, int dfd,
 		const uint8_t dirid[static DIRID_LEN],
 		const struct migrate_cb *cb, struct migrate_stats *st)
@@ -384,6 +413,14 @@ int migrate_dir(const struct migrate_keys *k, int rootfd, int dfd,
 				e->bname);
 			st->bad++;
 			rc = 0;
+		}
+	}
+	if (rc == 0 && !names_only) {
+		struct orphans o = { k, dirid };
+
+		if (walk_entries(dfd, WALK_SIDE, WALK_F_SKIP_ERRORS,
+				 drop_orphan, &o) < 0) {
+			/* best effort: fsck names a side file left */
 		}
 	}
 	if (st->names != renamed) {

@@ -576,12 +576,23 @@ static int parse_entries(const uint8_t *rec, size_t len, struct rent *e,
 		e->oh = rec + REC_OLD;
 		e->nh = rec + REC_NEW;
 		if (len >= REC_DATA) {
+			uint64_t clen = get_be(rec + REC_CHUNK + 12, 8);
+
 			e->rb0 = get_be(rec + REC_CHUNK, 8);
 			e->rn = get_be(rec + REC_CHUNK + 8, 4);
-			if (get_be(rec + REC_CHUNK + 12, 8) != len - REC_DATA)
-				return -EBADMSG;
 			e->data = rec + REC_DATA;
-			e->clen = len - REC_DATA;
+			e->clen = (size_t)clen;
+			/* Chunks overwrite one another in place and the record
+			 * only shrinks per file: bytes past clen are an
+			 * earlier, longer chunk's (a file's last chunk is
+			 * shorter). Fewer than clen: this chunk was cut before
+			 * its fdatasync, so none of its blocks reached the
+			 * file yet — it restores nothing. */
+			if (clen > len - REC_DATA) {
+				e->data = NULL;
+				e->rn = 0;
+				e->clen = 0;
+			}
 		}
 		*n = 1;
 		return 0;

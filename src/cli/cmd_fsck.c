@@ -157,6 +157,14 @@ static void summary_json(const struct fsck_result *r)
 	       r->dirs, r->files, r->symlinks, r->blocks, r->problems,
 	       r->expired, r->due,
 	       r->pending, r->completed);
+	printf(",\"reseal_pending\":%lu", r->reseal_pending);
+	if (r->full)
+		printf(",\"full_rekey\":{\"from_generation\":%u,"
+		       "\"to_generation\":%u,\"names_pending\":%lu,"
+		       "\"targets_pending\":%lu,\"xattrs_pending\":%lu,"
+		       "\"files_pending\":%lu}",
+		       r->full_from, r->full_to, r->names_pending,
+		       r->targets_pending, r->xattrs_pending, r->files_pending);
 	if (r->repair)
 		printf(",\"salvaged\":%lu,\"lost_blocks\":%lu,"
 		       "\"quarantined\":%lu,\"destroyed\":%lu,"
@@ -177,8 +185,25 @@ static void summary(const struct fsck_result *r, const char *cdir)
 		       "next mount or by fsck --repair\n",
 		       r->pending, r->pending == 1 ? "" : "s");
 	if (r->completed > 0)
-		printf("%lu truncate%s cut short by a crash completed\n",
-		       r->completed, r->completed == 1 ? "" : "s");
+		printf("%lu truncate%s or reseal%s cut short by a crash "
+		       "completed\n", r->completed,
+		       r->completed == 1 ? "" : "s",
+		       r->completed == 1 ? "" : "s");
+	if (r->reseal_pending > 0)
+		printf("%lu file%s mid reseal (blocks under two keys, explained "
+		       "by a reseal record): completed at the next mount, rekey "
+		       "run or fsck --repair\n",
+		       r->reseal_pending, r->reseal_pending == 1 ? "" : "s");
+	if (r->full)
+		printf("full rekey in progress from generation %u to %u: run "
+		       "'cmkfs rekey' / 'cmkfs cmk enable' again to finish "
+		       "(still under the previous keys: %lu name%s, %lu symlink "
+		       "target%s, %lu xattr%s, %lu file%s)\n",
+		       r->full_from, r->full_to, r->names_pending,
+		       r->names_pending == 1 ? "" : "s", r->targets_pending,
+		       r->targets_pending == 1 ? "" : "s", r->xattrs_pending,
+		       r->xattrs_pending == 1 ? "" : "s", r->files_pending,
+		       r->files_pending == 1 ? "" : "s");
 	if (r->expired > 0)
 		printf("transient zones: %lu expired entr%s destroyed\n",
 		       r->expired, r->expired == 1 ? "y" : "ies");

@@ -25,6 +25,7 @@
 #include "cmkfs/linktgt.h"
 #include "cmkfs/names.h"
 #include "cmkfs/repair.h"
+#include "cmkfs/reseal.h"
 #include "cmkfs/secmem.h"
 #include "cmkfs/transient.h"
 #include "cmkfs/volio.h"
@@ -39,10 +40,25 @@ struct side {
 	bool seen;
 };
 
+/* A non-empty reseal record in JOURNAL_DIR: the file it names is mid
+ * reseal, its blocks under two keys. */
+struct rrec {
+	uint8_t id[FILE_ID_LEN];
+	char name[64];
+};
+
 struct fsck {
 	int rootfd;
 	struct keyring *kr;
 	uint8_t key[NAME_KEY_LEN];
+	/* While a full rekey runs (VOLUME_FLAG_FULL) only: the previous
+	 * generation's name key, under which names, targets and xattrs not
+	 * yet migrated still open. Never tried otherwise: an old config's
+	 * key must not make a finished volume look whole. */
+	bool full;
+	uint8_t prev[NAME_KEY_LEN];
+	struct rrec *rr;
+	size_t nrr;
 	uint32_t bs;
 	int jfd;
 	const struct fsck_opts *o;
@@ -131,6 +147,77 @@ static void progress(struct fsck *f, enum fsck_phase ph)
 		f->cb->progress(ph, f->r, f->cb->arg);
 }
 
+/* A name under the current key or, during a full rekey, the previous
+ * one (*old then set). Errors: names_decrypt's. */
+static int name_open(const struct fsck *f, const uint8_t *dirid,
+		     const char *n, char plain[static NAME_MAX + 1], bool *old)
+{
+	int rc = names_decrypt(f->key, dirid, n, strlen(n), plain,
+			       NAME_MAX + 1);
+
+	*old = false;
+	if (rc < 0 && f->full) {
+		rc = names_decrypt(f->prev, dirid, n, strlen(n), plain,
+				   NAME_MAX + 1);
+		*old = rc == 0;
+	}
+	return rc;
+}
+
+/* The reseal record naming file id, or NULL. */
+static const struct rrec *rrec_of(const struct fsck *f, const uint8_t *id)
+{
+	for (size_t i = 0; i < f->nrr; i++)
+		if (memcmp(f->rr[i].id, id, FILE_ID_LEN) == 0)
+			return &f->rr[i];
+	return NULL;
+}
+
+static int rrec_add(const struct walk_entry *e, void *arg)
+{
+	struct fsck *f = arg;
+	uint8_t id[FILE_ID_LEN];
+	struct rrec *n;
+
+	if (strncmp(e->name, RESEAL_PREFIX, strlen(RESEAL_PREFIX)) != 0 ||
+	    strlen(e->name) >= sizeof(f->rr[0].name) ||
+	    reseal_record_id(e->dfd, e->name, id) != 1)
+		return 0;	/* empty: nothing in flight */
+	n = realloc(f->rr, (f->nrr + 1) * sizeof(*n));
+	if (n == NULL)
+		return -ENOMEM;
+	f->rr = n;
+	memcpy(n[f->nrr].id, id, FILE_ID_LEN);
+	snprintf(n[f->nrr].name, sizeof(n[f->nrr].name), "%s", e->name);
+	f->nrr++;
+	return 0;
+}
+
+/* A file whose id has a reseal record: 1 if the record explains it (a dry
+ * recovery opens every block under the old or new DEKs or from the
+ * record: the next run or mount finishes it), 0 if the record is stale
+ * (check the file as usual), or a DMG_* kind. */
+static int check_resealing(struct fsck *f, struct cfile *cf, int fd,
+			   const char *bpath, const char *ppath)
+{
+	const struct rrec *rr = rrec_of(f, cf->hdr.file_id);
+	int rc;
+
+	if (rr == NULL || f->jfd < 0)
+		return 0;
+	rc = reseal_recover(cf, fd, f->jfd, rr->name, true);
+	if (rc == 1) {
+		f->r->reseal_pending++;
+		return 1;
+	}
+	if (rc == 0)
+		return 0;
+	report(f, bpath, ppath, -1, rc == -EBADMSG ?
+	       "mid reseal: a block opens under neither key and its reseal "
+	       "record cannot restore it" : strerror(-rc));
+	return rc == -EBADMSG ? DMG_CONTENT : DMG_IO;
+}
+
 /* Returns 0 or a DMG_* kind. */
 static int check_file(struct fsck *f, int dfd, const char *bn,
 		      const char *bpath, const char *ppath)
@@ -163,6 +250,14 @@ static int check_file(struct fsck *f, int dfd, const char *bn,
 		dmg = DMG_IO;
 		goto out;
 	}
+	/* Mid reseal, blocks are under two keys: the record says which. */
+	rc = check_resealing(f, &cf, fd, bpath, ppath);
+	if (rc != 0) {
+		dmg = rc == 1 ? 0 : rc;
+		goto out;
+	}
+	if (f->full && !keyring_header_current(f->kr, &cf.hdr))
+		r->files_pending++;
 	rc = cfile_size(&cf, fd, &size);
 	tail_ok = rc == 0 && cfile_check_tail(&cf, fd) == 0;
 	if (!tail_ok && cfile_resolve_truncate(&cf, fd, f->jfd, true) == 1) {
@@ -218,16 +313,23 @@ check_xattrs(struct fsck *f, int dfd, const char *bn, const char *bpath,
 	for (char *p = list; n > 0 && p < list + n; p += strlen(p) + 1) {
 		if (strncmp(p, "user.", 5) != 0)
 			continue;
-		if (names_xattr_name_decrypt(f->key, p, name, sizeof(name)) < 0) {
+		const uint8_t *key = f->key;
+
+		if (names_xattr_name_decrypt(key, p, name, sizeof(name)) < 0 &&
+		    (!f->full || (key = f->prev,
+				  names_xattr_name_decrypt(key, p, name,
+							   sizeof(name)) < 0))) {
 			report(f, bpath, ppath, -1, "xattr name fails authentication");
 			bad++;
 			continue;
 		}
 		vl = lgetxattr(path, p, val, sizeof(val));
-		if (vl < 0 || names_xattr_value_open(f->key, name, val, (size_t)vl,
+		if (vl < 0 || names_xattr_value_open(key, name, val, (size_t)vl,
 						     out) < 0) {
 			report(f, bpath, ppath, -1, "xattr value fails authentication");
 			bad++;
+		} else if (key == f->prev) {
+			f->r->xattrs_pending++;
 		}
 	}
 	secmem_wipe(out, sizeof(out));
@@ -364,6 +466,7 @@ static int suspect_entry(const struct walk_entry *e, void *arg)
 	struct suspect *s = arg;
 	char enc[ENCNAME_MAX], plain[NAME_MAX + 1];
 	const char *n = e->name;
+	bool old;
 
 	if (e->cls == WALK_LONGNAME) {
 		if (side_read(e->dfd, e->name, enc) < 0)
@@ -371,8 +474,7 @@ static int suspect_entry(const struct walk_entry *e, void *arg)
 		n = enc;
 	}
 	s->tried++;
-	s->ok += names_decrypt(s->f->key, s->dirid, n, strlen(n), plain,
-			       sizeof(plain)) == 0;
+	s->ok += name_open(s->f, s->dirid, n, plain, &old) == 0;
 	secmem_wipe(plain, sizeof(plain));
 	return s->ok > 0;	/* one name that opens clears the id */
 }
@@ -410,8 +512,14 @@ static __attribute__((noinline)) const char *symlink_bad(struct fsck *f,
 	rc = linktgt_read(f->rootfd, dfd, b, enc, sizeof(enc), &n, &side);
 	if (rc == -ENOENT && side)
 		bad = "symlink target side file (" LINKS_DIR ") is missing";
-	else if (rc < 0 || names_symlink_decrypt(f->key, enc, n, tgt,
-						 sizeof(tgt), &len) < 0)
+	else if (rc == 0 && names_symlink_decrypt(f->key, enc, n, tgt,
+						  sizeof(tgt), &len) == 0)
+		bad = NULL;
+	else if (rc == 0 && f->full &&
+		 names_symlink_decrypt(f->prev, enc, n, tgt, sizeof(tgt),
+				       &len) == 0)
+		f->r->targets_pending++;
+	else
 		bad = side ? "symlink target side file (" LINKS_DIR
 			     ") fails authentication" :
 			     "symlink target fails authentication";
@@ -703,7 +811,7 @@ static int check_entry(const struct walk_entry *e, void *arg)
 	const char *b = e->name, *n = b;
 	char bpath[PATH_MAX], ppath[PATH_MAX], plain[NAME_MAX + 1],
 		enc[ENCNAME_MAX], chk[ENCNAME_MAX];
-	bool named = false, repair = f->rp != NULL;
+	bool named = false, old, repair = f->rp != NULL;
 	const char *bad;
 	struct stat st;
 
@@ -731,9 +839,9 @@ static int check_entry(const struct walk_entry *e, void *arg)
 		}
 	}
 	d->nnames += n != NULL;
-	if (n != NULL && names_decrypt(f->key, d->dirid, n, strlen(n), plain,
-				       sizeof(plain)) == 0) {
+	if (n != NULL && name_open(f, d->dirid, n, plain, &old) == 0) {
 		named = true;
+		f->r->names_pending += old;
 		snprintf(ppath, sizeof(ppath), "%s/%s", d->pdir, plain);
 	} else if (n != NULL) {
 		d->nbad++;
@@ -902,6 +1010,12 @@ int fsck_run(int rootfd, struct keyring *kr, const struct fsck_opts *o,
 	rc = keyring_name_key(kr, f.key);
 	if (rc < 0)
 		return rc;
+	if (keyring_volume(kr)->flags & VOLUME_FLAG_FULL) {
+		r->full = true;
+		r->full_from = keyring_volume(kr)->prev_gen;
+		r->full_to = keyring_volume(kr)->kek_gen;
+		f.full = keyring_prev_name_key(kr, f.prev) == 0;
+	}
 	f.z = calloc(TRANSIENT_MAX_ZONES, sizeof(*f.z));
 	if (f.z == NULL) {
 		rc = -ENOMEM;
@@ -913,6 +1027,12 @@ int fsck_run(int rootfd, struct keyring *kr, const struct fsck_opts *o,
 	else if (o->repair &&
 		 journal_recover(rootfd, f.jfd, kr, f.bs, &done) == 0)
 		r->completed = done;
+	/* What a repair's recovery left: records it could not complete. */
+	if (f.jfd >= 0 &&
+	    walk_entries(f.jfd, WALK_ALL, WALK_F_SKIP_ERRORS, rrec_add, &f) < 0) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	if (o->repair && repair_open(rootfd, kr, &f.rp) < 0) {
 		rc = -ENOMEM;
 		goto out;
@@ -934,7 +1054,9 @@ out:
 	repair_close(f.rp);
 	free(f.sides);
 	free(f.z);
+	free(f.rr);
 	secmem_wipe(f.key, sizeof(f.key));
+	secmem_wipe(f.prev, sizeof(f.prev));
 	return rc;
 }
 

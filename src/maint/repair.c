@@ -293,14 +293,20 @@ typedef int (*xattr_fn)(const char *raw, const uint8_t *val, size_t vl,
 
 static int xattrs_each(struct repair *r, int fd, xattr_fn fn, void *ud)
 {
-	uint8_t key[NAME_KEY_LEN], *val = NULL, *plain = NULL;
+	uint8_t key[NAME_KEY_LEN], prev[NAME_KEY_LEN], *val = NULL,
+					       *plain = NULL;
 	char *list = NULL, name[XATTR_NAME_MAX + 1];
+	bool full = false;
 	ssize_t ln, vl;
 	int rc;
 
 	rc = keyring_name_key(r->kr, key);
 	if (rc < 0)
 		return rc;
+	/* Mid full rekey an xattr not yet migrated opens under the previous
+	 * name key: it is whole, not damaged (fsck.h). */
+	if (keyring_volume(r->kr)->flags & VOLUME_FLAG_FULL)
+		full = keyring_prev_name_key(r->kr, prev) == 0;
 	list = malloc(XLIST_MAX);
 	val = malloc(XVAL_MAX);
 	plain = malloc(XVAL_MAX);
@@ -323,10 +329,16 @@ static int xattrs_each(struct repair *r, int fd, xattr_fn fn, void *ud)
 		     names_xattr_name_decrypt(key, p, name, sizeof(name)) == 0 &&
 		     names_xattr_value_open(key, name, val, (size_t)vl,
 					    plain) == 0;
+		ok = ok || (vl >= 0 && full &&
+			    names_xattr_name_decrypt(prev, p, name,
+						     sizeof(name)) == 0 &&
+			    names_xattr_value_open(prev, name, val, (size_t)vl,
+						   plain) == 0);
 		rc = fn(p, val, vl < 0 ? 0 : (size_t)vl, ok, ud);
 	}
 out:
 	secmem_wipe(key, sizeof(key));
+	secmem_wipe(prev, sizeof(prev));
 	if (plain != NULL)
 		secmem_wipe(plain, XVAL_MAX);
 	free(plain);

@@ -41,8 +41,9 @@
  *
  * trace: runs CMD under ptrace with a seccomp filter that stops it at the
  * entry of every syscall that changes files (pwrite*, ftruncate,
- * fallocate, rename*, link/unlink, mkdir, fsync, fdatasync, fchown),
- * counted over all threads and children, and sends SIGKILL at the entry
+ * fallocate, rename*, link/unlink, mkdir, fsync, fdatasync, fchown,
+ * symlink, set/remove xattr), counted over all threads and children,
+ * and sends SIGKILL at the entry
  * of the N-th (that syscall never runs): a reproducible crash point.
  * N = 0 never kills. On SIGTERM it kills CMD (a crash after the last
  * point). Writes "COUNT KILLED_AT" to COUNTFILE (KILLED_AT 0 if the
@@ -766,7 +767,8 @@ static const struct {
 } traced[] = {
 	NR(pwrite64), NR(pwritev), NR(ftruncate), NR(fallocate), NR(renameat),
 	NR(linkat), NR(unlinkat), NR(mkdirat), NR(fsync), NR(fdatasync),
-	NR(fchown), NR(fchownat),
+	NR(fchown), NR(fchownat), NR(symlinkat), NR(setxattr), NR(lsetxattr),
+	NR(fsetxattr), NR(removexattr), NR(lremovexattr), NR(fremovexattr),
 #ifdef SYS_pwritev2
 	NR(pwritev2),
 #endif
@@ -775,6 +777,7 @@ static const struct {
 #endif
 #ifdef SYS_rename
 	NR(rename), NR(unlink), NR(link), NR(mkdir), NR(truncate),
+	NR(symlink),
 #endif
 };
 #undef NR

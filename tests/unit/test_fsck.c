@@ -13,7 +13,14 @@
  * (cmkfs.links/): an unreferenced side file is reported and set aside by
  * repair; a long symlink set aside takes its side file into the
  * quarantine (moved, or copied while a hard link stays), and orphans are
- * not judged while part of the tree goes unwalked. */
+ * not judged while part of the tree goes unwalked. A volume caught mid
+ * full rekey (VOLUME_FLAG_FULL) is no damage: names, targets, xattrs and
+ * headers still under the previous generation are counted as pending
+ * (and, once the flag is gone, reported again); a file caught mid reseal
+ * (its header old, one chunk re-sealed, one block of it torn, with the
+ * record the reseal leaves) is counted as reseal_pending, a block that no
+ * key opens beside the record is damage, and repair completes the record
+ * and the file reads back whole. */
 #include "config.h"
 
 #include <dirent.h>
@@ -34,9 +41,13 @@
 #include "cmkfs/dirtree.h"
 #include "cmkfs/fsck.h"
 #include "cmkfs/header.h"
+#include "cmkfs/journal.h"
 #include "cmkfs/linktgt.h"
 #include "cmkfs/names.h"
+#include "cmkfs/reseal.h"
+#include "cmkfs/secmem.h"
 #include "cmkfs/volio.h"
+#include <sys/xattr.h>
 #include "../lib/tap.h"
 #include "../lib/tvol.h"
 
@@ -526,6 +537,272 @@ static void long_links(void)
 	close(rootfd3);
 }
 
+static int persist_fd(const struct volume *v, void *arg)
+{
+	return volio_write(*(int *)arg, v);
+}
+
+/* The whole backing file dfd/bname into a new buffer, its size in *len. */
+static uint8_t *grab(int dfd, const char *bname, size_t *len)
+{
+	struct stat st;
+	uint8_t *buf = NULL;
+	int fd = openat(dfd, bname, O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0 && fstat(fd, &st) == 0) {
+		buf = malloc((size_t)st.st_size + 1);
+		if (buf != NULL &&
+		    backing_pread_full(fd, buf, (size_t)st.st_size, 0) < 0) {
+			free(buf);
+			buf = NULL;
+		}
+		*len = (size_t)st.st_size;
+	}
+	if (fd >= 0)
+		close(fd);
+	return buf;
+}
+
+static void put(int dfd, const char *bname, const uint8_t *p, size_t len,
+		off_t off)
+{
+	int fd = openat(dfd, bname, O_WRONLY | O_CLOEXEC);
+
+	CHECK(fd >= 0 && backing_pwrite_full(fd, p, len, off) == 0,
+	      "write %s at %lld", bname, (long long)off);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* A reseal record as doc/FORMAT.md §3.2 lays it out: magic, old and new
+ * header, the chunk's first block, block count and length, then `dlen`
+ * bytes of data (which a crash may leave longer or shorter than clen). */
+#define RREC_DATA (8 + 2 * HEADER_LEN + 20)
+static size_t mkrec(uint8_t *rec, const uint8_t *oh, const uint8_t *nh,
+		    uint64_t b0, uint32_t n, uint64_t clen, const uint8_t *data,
+		    size_t dlen)
+{
+	uint8_t *c = rec + 8 + 2 * HEADER_LEN;
+
+	memcpy(rec, "CMKFSRS1", 8);
+	memcpy(rec + 8, oh, HEADER_LEN);
+	memcpy(rec + 8 + HEADER_LEN, nh, HEADER_LEN);
+	for (int i = 0; i < 8; i++) {
+		c[i] = (uint8_t)(b0 >> (8 * (7 - i)));
+		c[12 + i] = (uint8_t)(clen >> (8 * (7 - i)));
+	}
+	for (int i = 0; i < 4; i++)
+		c[8 + i] = (uint8_t)(n >> (8 * (3 - i)));
+	memcpy(rec + RREC_DATA, data, dlen);
+	return RREC_DATA + dlen;
+}
+
+/* Full rekey states, without root: begun (nothing migrated), then one
+ * file caught mid reseal as reseal_file leaves it when killed after its
+ * first chunk (doc/FORMAT.md §3.2: header old, chunk 0 new with one
+ * block torn, chunk 1 old; the record holds both headers and chunk 0). */
+static void full_rekey(void)
+{
+	char dir[PATH_MAX], big[ENCNAME_MAX], sm[ENCNAME_MAX], d[ENCNAME_MAX],
+		b[ENCNAME_MAX], ln[ENCNAME_MAX], enc[ENCLINK_MAX],
+		xn[XATTR_NAME_MAX + 1];
+	uint8_t nk[NAME_KEY_LEN], xv[64 + XATTR_VALUE_OVERHEAD];
+	struct keyprov *prov[2] = { NULL, NULL };
+	struct keyring *saved = kr;
+	struct fsck_opts o = { 0 };
+	struct fsck_result r;
+	struct reseal_slot slot;
+	struct bname bn;
+	struct cfile cf;
+	uint8_t *old = NULL, *neu = NULL, *rec = NULL, *want = NULL,
+		*got = NULL;
+	size_t olen = 0, nlen = 0, blen = 2 * RESEAL_CHUNK_BYTES + 100, n;
+	size_t cb, c0, rlen;
+	bool xattrs;
+	int rootfd, dfd, fd, jfd;
+
+	snprintf(dir, sizeof(dir), "%s/full", top);
+	CHECK_RC(tvol_create(dir, keypath, 4096), 0);
+	CHECK_RC(tvol_unlock(dir, keypath, &rootfd, &kr), 0);
+	if (kr == NULL) {
+		kr = saved;
+		return;
+	}
+	bs = keyring_volume(kr)->block_size;
+	mkfile(rootfd, "big", blen, big);	/* 3 reseal chunks */
+	mkfile(rootfd, "small", 10, sm);
+	dfd = mkdir_in(rootfd, "d", d);
+	mkfile(dfd, "b", 1, b);
+	/* a symlink and an xattr under the name key of generation 1 */
+	CHECK_RC(keyring_name_key(kr, nk), 0);
+	CHECK_RC(tvol_bname(kr, rootfd, "ln", &bn), 0);
+	snprintf(ln, sizeof(ln), "%s", bn.name);
+	CHECK_RC(names_symlink_encrypt(nk, "d/b", 3, enc, sizeof(enc)), 0);
+	CHECK(symlinkat(enc, rootfd, ln) == 0, "symlink");
+	CHECK_RC(names_xattr_name_encrypt(nk, "user.note", xn, sizeof(xn)), 0);
+	CHECK_RC(names_xattr_value_seal(nk, "user.note",
+					(const uint8_t *)"hello", 5, xv),
+		 0);
+	fd = openat(rootfd, sm, O_RDONLY | O_CLOEXEC);
+	xattrs = fd >= 0 && fsetxattr(fd, xn, xv, 5 + XATTR_VALUE_OVERHEAD,
+				      0) == 0;
+	if (fd >= 0)
+		close(fd);
+	if (!xattrs)
+		fprintf(stderr, "# no user xattrs here: xattr counts "
+				"skipped\n");
+	want = malloc(blen);
+	got = malloc(blen);
+	CHECK_RC(tvol_read(kr, rootfd, big, want, blen, &n), 0);
+
+	/* Begun: a fresh name key and generation 2; nothing migrated. */
+	CHECK_RC(volio_providers(keyring_volume(kr), keypath, prov), 0);
+	CHECK_RC(keyring_rekey_begin(kr, prov, true, persist_fd, &rootfd), 0);
+	o.root = dir;
+	o.keep_list = true;
+	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
+	CHECK(r.problems == 0, "full rekey begun: %lu problems", r.problems);
+	if (r.problems != 0)
+		dump(&r);
+	CHECK(r.full && r.full_from == 1 && r.full_to == 2,
+	      "full rekey reported: %d %u -> %u", r.full, r.full_from,
+	      r.full_to);
+	CHECK(r.names_pending == 5 && r.targets_pending == 1 &&
+		      r.xattrs_pending == (xattrs ? 1u : 0u) &&
+		      r.files_pending == 3 && r.reseal_pending == 0,
+	      "pending: %lu names, %lu targets, %lu xattrs, %lu files",
+	      r.names_pending, r.targets_pending, r.xattrs_pending,
+	      r.files_pending);
+	fsck_result_free(&r);
+
+	/* /big caught mid reseal. Re-seal it for real, keep both versions
+	 * of its bytes, and put together what a kill after chunk 0 left. */
+	old = grab(rootfd, big, &olen);
+	jfd = journal_open(rootfd, true);
+	CHECK(jfd >= 0, "journal");
+	CHECK_RC(reseal_slot_open(&slot, jfd, "test"), 0);
+	fd = openat(rootfd, big, O_RDWR | O_CLOEXEC);
+	cfile_init(&cf, kr, bs, fd);
+	CHECK_RC(reseal_file(&cf, fd, &slot, false), 1);
+	cfile_destroy(&cf);
+	close(fd);
+	neu = grab(rootfd, big, &nlen);
+	CHECK(old != NULL && neu != NULL && olen == nlen, "both versions");
+	if (old == NULL || neu == NULL || olen != nlen)
+		goto out;
+	cb = bs + BLOCK_OVERHEAD;
+	c0 = RESEAL_CHUNK_BYTES / bs * cb;	/* chunk 0's cipher bytes */
+	rec = calloc(1, RREC_DATA + c0);
+	rlen = mkrec(rec, old, neu, 0, RESEAL_CHUNK_BYTES / bs, c0,
+		     neu + HEADER_LEN, c0);
+	put(jfd, slot.name, rec, rlen, 0);
+	/* the file: header old, chunk 0 new but block 5 torn, the rest old */
+	put(rootfd, big, old, HEADER_LEN, 0);
+	put(rootfd, big, old + HEADER_LEN + c0, olen - HEADER_LEN - c0,
+	    (off_t)(HEADER_LEN + c0));
+	put(rootfd, big, old + HEADER_LEN + 5 * cb, cb / 2,
+	    (off_t)(HEADER_LEN + 5 * cb));
+	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
+	CHECK(r.problems == 0 && r.reseal_pending == 1,
+	      "mid reseal: %lu problems, %lu reseal pending", r.problems,
+	      r.reseal_pending);
+	if (r.problems != 0)
+		dump(&r);
+	fsck_result_free(&r);
+
+	/* A block beyond the record that no key opens: damage. */
+	put(rootfd, big, (const uint8_t *)"XXXXXXX", 7,
+	    (off_t)(HEADER_LEN + c0 + 3 * cb + 20));
+	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
+	CHECK(r.problems == 1 && r.reseal_pending == 0 &&
+		      find(&r, big, "mid reseal") != NULL,
+	      "mid reseal, damaged: %lu problems", r.problems);
+	fsck_result_free(&r);
+	put(rootfd, big, old + HEADER_LEN + c0 + 3 * cb, cb,
+	    (off_t)(HEADER_LEN + c0 + 3 * cb));
+
+	/* repair completes the record; the file reads back whole */
+	CHECK_RC(volio_lock_offline(rootfd), 0);
+	o.repair = true;
+	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
+	CHECK(r.problems == 0 && r.completed == 1 && r.quarantined == 0 &&
+		      r.reseal_pending == 0 && r.files_pending == 2,
+	      "repair: %lu problems, %lu completed, %lu files pending",
+	      r.problems, r.completed, r.files_pending);
+	fsck_result_free(&r);
+	o.repair = false;
+	CHECK_RC(tvol_read(kr, rootfd, big, got, blen, &n), 0);
+	CHECK(n == blen && memcmp(want, got, blen) == 0, "big reads back");
+
+	/* Killed in the last chunk (one block here, shorter than chunk 1):
+	 * the record holds that block and, past its length, the rest of
+	 * chunk 1 it overwrote in place; the block in the file is torn. */
+	CHECK(ftruncate(slot.fd, 0) == 0, "empty record");
+	put(rootfd, big, old, HEADER_LEN, 0);
+	put(rootfd, big, old + HEADER_LEN + 2 * c0, 40,
+	    (off_t)(HEADER_LEN + 2 * c0));
+	memcpy(rec + RREC_DATA, neu + HEADER_LEN + c0, c0);	/* chunk 1 */
+	rlen = mkrec(rec, old, neu, 2 * RESEAL_CHUNK_BYTES / bs, 1,
+		     olen - HEADER_LEN - 2 * c0, neu + HEADER_LEN + 2 * c0,
+		     olen - HEADER_LEN - 2 * c0);
+	put(jfd, slot.name, rec, RREC_DATA + c0, 0);
+	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
+	CHECK(r.problems == 0 && r.reseal_pending == 1,
+	      "killed in the last chunk: %lu problems, %lu reseal pending",
+	      r.problems, r.reseal_pending);
+	fsck_result_free(&r);
+	/* Killed before a chunk's data reached the record (its length says
+	 * more than is there): no block of it was written, the file is
+	 * old; the record restores nothing and the file is completed. */
+	CHECK(ftruncate(slot.fd, 0) == 0, "empty record");
+	put(rootfd, big, old, olen, 0);
+	rlen = mkrec(rec, old, neu, 0, RESEAL_CHUNK_BYTES / bs, c0,
+		     neu + HEADER_LEN, 0);
+	put(jfd, slot.name, rec, rlen, 0);
+	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
+	CHECK(r.problems == 0 && r.reseal_pending == 1,
+	      "chunk cut before its sync: %lu problems, %lu reseal pending",
+	      r.problems, r.reseal_pending);
+	fsck_result_free(&r);
+	o.repair = true;
+	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
+	CHECK(r.problems == 0 && r.completed == 1,
+	      "repair of a chunk cut before its sync: %lu problems, %lu "
+	      "completed", r.problems, r.completed);
+	fsck_result_free(&r);
+	o.repair = false;
+	memset(got, 0, blen);
+	CHECK_RC(tvol_read(kr, rootfd, big, got, blen, &n), 0);
+	CHECK(n == blen && memcmp(want, got, blen) == 0, "big reads back");
+
+	/* Without the flag the previous key is never tried: finished (here
+	 * without migrating), the old names are damage again. */
+	CHECK_RC(keyring_rekey_finish(kr, persist_fd, &rootfd), 0);
+	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
+	CHECK(!r.full && r.names_pending == 0 &&
+		      find(&r, sm, "name fails authentication") != NULL &&
+		      find(&r, ln, "name fails authentication") != NULL,
+	      "finished: old names are damage (%lu problems)", r.problems);
+	fsck_result_free(&r);
+	reseal_slot_close(&slot, true);
+out:
+	if (jfd >= 0)
+		close(jfd);
+	secmem_wipe(nk, sizeof(nk));
+	keyprov_close(prov[0]);
+	keyprov_close(prov[1]);
+	free(old);
+	free(neu);
+	free(rec);
+	free(want);
+	free(got);
+	close(dfd);
+	close(rootfd);
+	keyring_free(kr);
+	kr = saved;
+	bs = keyring_volume(kr)->block_size;
+}
+
 int main(void)
 {
 	char a[ENCNAME_MAX], d[ENCNAME_MAX], b[ENCNAME_MAX], sub[ENCNAME_MAX],
@@ -670,6 +947,7 @@ int main(void)
 	test_volume(rootfd);	/* closes rootfd */
 	unreadable_subdir();
 	long_links();
+	full_rekey();
 	keyring_free(kr);
 	CHECK(tvol_rmtree(top) == 0, "cleanup");
 	return t_done("test_fsck");
