@@ -173,23 +173,29 @@ static const struct rrec *rrec_of(const struct fsck *f, const uint8_t *id)
 	return NULL;
 }
 
+/* Every file a record names (a batch record names several). */
 static int rrec_add(const struct walk_entry *e, void *arg)
 {
 	struct fsck *f = arg;
-	uint8_t id[FILE_ID_LEN];
+	uint8_t ids[RESEAL_BATCH_FILES][FILE_ID_LEN];
 	struct rrec *n;
+	size_t k = 0;
 
 	if (strncmp(e->name, RESEAL_PREFIX, strlen(RESEAL_PREFIX)) != 0 ||
 	    strlen(e->name) >= sizeof(f->rr[0].name) ||
-	    reseal_record_id(e->dfd, e->name, id) != 1)
+	    reseal_record_ids(e->dfd, e->name, ids, RESEAL_BATCH_FILES,
+			      &k) != 1)
 		return 0;	/* empty: nothing in flight */
-	n = realloc(f->rr, (f->nrr + 1) * sizeof(*n));
+	n = realloc(f->rr, (f->nrr + k) * sizeof(*n));
 	if (n == NULL)
 		return -ENOMEM;
 	f->rr = n;
-	memcpy(n[f->nrr].id, id, FILE_ID_LEN);
-	snprintf(n[f->nrr].name, sizeof(n[f->nrr].name), "%s", e->name);
-	f->nrr++;
+	for (size_t i = 0; i < k; i++) {
+		memcpy(n[f->nrr].id, ids[i], FILE_ID_LEN);
+		snprintf(n[f->nrr].name, sizeof(n[f->nrr].name), "%s",
+			 e->name);
+		f->nrr++;
+	}
 	return 0;
 }
 

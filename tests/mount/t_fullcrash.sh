@@ -132,6 +132,19 @@ for o in map(json.loads, open(sys.argv[1])):
 	t_umount
 	diff "$T/before" "$T/after" >"$T/diff" || t_fail "$1: the plaintext changed: $(head -20 "$T/diff")"
 }
+# A run's syscalls are not the same in number every time: the new names
+# are random, so the order the walk meets files in (and with it when a
+# batch of small files is written out, doc/FORMAT.md §3.2) changes from
+# run to run. A run that ended, done, before point k is no failure: it
+# is checked like a completed one, and counted.
+past_end=0
+ended_early() { # k label
+	local total killed
+	read -r total killed <"$T/count"
+	[ "$killed" = 0 ] && [ "$total" -lt "$1" ] || return 1
+	past_end=$((past_end + 1))
+	t_log "$2: the run ended after $total syscalls, before point $1"
+}
 kinds() { # log from: "kind count, ..."
 	awk -v s="$2" '$1 > s { print $2 }' "$1" | sort | uniq -c | awk '{ printf "%s %s, ", $2, $1 }'
 }
@@ -157,6 +170,10 @@ for k in $(seq "$na"); do
 	# shellcheck disable=SC2086
 	full "$CL" trace -k "$k" -o "$T/count" -- $NOLEAK >"$T/out" 2>&1 || true
 	read -r _ killed <"$T/count"
+	if ended_early "$k" "rekey --full"; then
+		complete "rekey --full, run past its end at $k" "$g0"
+		continue
+	fi
 	[ "$killed" = "$k" ] || t_fail "rekey --full: not killed at $k ($(cat "$T/count"))"
 	what="rekey --full killed at syscall $k ($(awk -v k="$k" '$1 == k { print $2 }' "$T/full.log"))"
 	explained "$what"
@@ -183,6 +200,10 @@ for k in $(seq "$nb"); do
 	# shellcheck disable=SC2086
 	enable "$CL" trace -k "$k" -o "$T/count" -- $NOLEAK >"$T/out" 2>&1 || true
 	read -r _ killed <"$T/count"
+	if ended_early "$k" "cmk enable"; then
+		complete "cmk enable, run past its end at $k" "$g0"
+		continue
+	fi
 	[ "$killed" = "$k" ] || t_fail "cmk enable: not killed at $k ($(cat "$T/count"))"
 	what="cmk enable killed at syscall $k ($(awk -v k="$k" '$1 == k { print $2 }' "$T/enable.log"))"
 	explained "$what"
@@ -251,6 +272,12 @@ for k in "${points[@]}"; do
 	live || true
 	after_kill
 	read -r _ killed <"$T/count"
+	if [ "$killed" = 0 ]; then	# done before point k (see ended_early)
+		past_end=$((past_end + 1))
+		t_log "live cmk enable: done before daemon syscall $k"
+		complete "live cmk enable, run past its end at $k" "$g0" live
+		continue
+	fi
 	[ "$killed" = "$k" ] || t_fail "live cmk enable: the daemon was not killed at $k ($(cat "$T/count"))"
 	what="daemon killed at syscall $k ($(awk -v k="$k" '$1 == k { print $2 }' "$T/live.log")) of a live cmk enable"
 	explained "$what"
@@ -264,4 +291,4 @@ for k in "${points[@]}"; do
 	t_umount
 	complete "$what" "$g0" live
 done
-t_ok "daemon killed at ${#points[@]} of the $((nc - mount_at)) syscall points of a live cmk enable: fsck explains ($inprog mid full rekey, $resealing files mid reseal, $leftovers leftovers), the rerun completes ($done_already found it done, $root_tmp left a root temporary for fsck --repair), everything reads back"
+t_ok "daemon killed at ${#points[@]} of the $((nc - mount_at)) syscall points of a live cmk enable: fsck explains ($inprog mid full rekey, $resealing files mid reseal, $leftovers leftovers), the rerun completes ($done_already found it done, $root_tmp left a root temporary for fsck --repair), everything reads back; $past_end runs in all ended before their point"
