@@ -7,8 +7,9 @@
 # `cmk rotate`. On a small volume (a file of
 # empty file, a long name, a short and a long symlink, user xattrs on a
 # file and a directory, a hard link, subdirectories):
-#   a. offline `cmkfs rekey --full`: every point 1..N;
-#   b. offline `cmkfs cmk enable --key` (test Key Vault): every point;
+#   a. offline `cmkfs rekey --full`: every point 1..N (under the
+#      sanitizers a seeded sample of 20 with every syscall kind in it);
+#   b. offline `cmkfs cmk enable --key` (test Key Vault): the same;
 #   c. the mount daemon during a live `cmkfs cmk enable`: every point
 #      after the mount came up when there are at most NLIVE of them, else
 #      a seeded sample of NLIVE with every syscall kind represented
@@ -35,7 +36,11 @@ CL=${TOP_BUILDDIR:-$top_builddir}/tests/mount/crashload
 RANDOM=1515
 BIG=$((1024 * 1024 + 77))	# two reseal chunks
 NLIVE=48
-if [ "${CMKFS_SANITIZED:-0}" = 1 ]; then NLIVE=40; fi
+NOFF=100000	# offline: every point
+# Under the sanitizers every traced run is several times slower: a seeded
+# sample of each part, every syscall kind in it (the release run kills at
+# every offline point).
+if [ "${CMKFS_SANITIZED:-0}" = 1 ]; then NLIVE=16 NOFF=20; fi
 # LeakSanitizer cannot run under ptrace: no leak check in traced runs.
 NOLEAK="env ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0"
 
@@ -132,6 +137,29 @@ for o in map(json.loads, open(sys.argv[1])):
 	t_umount
 	diff "$T/before" "$T/after" >"$T/diff" || t_fail "$1: the plaintext changed: $(head -20 "$T/diff")"
 }
+# points LOG START N: every point after START in LOG when there are at most
+# N, else a seeded sample of N with every syscall kind in it
+points() {
+	python3 - "$1" "$2" "$3" "$RANDOM" <<'PY'
+import random, sys
+log, start, n, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rng = random.Random(seed)
+by = {}
+for line in open(log):
+    k, name = line.split()
+    if int(k) > start:
+        by.setdefault(name, []).append(int(k))
+alls = sorted(k for v in by.values() for k in v)
+if len(alls) <= n:
+    pts = set(alls)
+else:
+    pts = {rng.choice(v) for v in by.values()}
+    while len(pts) < n:
+        pts.add(rng.choice(alls))
+for p in sorted(pts):
+    print(p)
+PY
+}
 # A run's syscalls are not the same in number every time: the new names
 # are random, so the order the walk meets files in (and with it when a
 # batch of small files is written out, doc/FORMAT.md §3.2) changes from
@@ -165,7 +193,7 @@ full "$CL" trace -k 0 -o "$T/count" -l "$T/full.log" -- $NOLEAK >"$T/out" 2>&1 |
 read -r na _ <"$T/count"
 complete "rekey --full, no kill" "$g0"
 t_log "rekey --full: $na syscall points: $(kinds "$T/full.log" 0)"
-for k in $(seq "$na"); do
+for k in $(points "$T/full.log" 0 "$NOFF"); do
 	restore
 	# shellcheck disable=SC2086
 	full "$CL" trace -k "$k" -o "$T/count" -- $NOLEAK >"$T/out" 2>&1 || true
@@ -195,7 +223,7 @@ read -r nb _ <"$T/count"
 complete "cmk enable, no kill" "$g0"
 "$CMKFS" status --json "$CIPHER" | grep -q "$KID" || t_fail "cmk enable: status does not name the CMK"
 t_log "cmk enable: $nb syscall points: $(kinds "$T/enable.log" 0)"
-for k in $(seq "$nb"); do
+for k in $(points "$T/enable.log" 0 "$NOFF"); do
 	restore
 	# shellcheck disable=SC2086
 	enable "$CL" trace -k "$k" -o "$T/count" -- $NOLEAK >"$T/out" 2>&1 || true
@@ -244,26 +272,7 @@ cp "$T/trace.log" "$T/live.log"
 read -r nc _ <"$T/count"
 complete "live cmk enable, no kill" "$g0"
 # every point, or a seeded sample with each syscall kind in it
-mapfile -t points < <(python3 - "$T/live.log" "$mount_at" "$NLIVE" "$RANDOM" <<'PY'
-import random, sys
-log, start, n, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-rng = random.Random(seed)
-by = {}
-for line in open(log):
-    k, name = line.split()
-    if int(k) > start:
-        by.setdefault(name, []).append(int(k))
-alls = sorted(k for v in by.values() for k in v)
-if len(alls) <= n:
-    pts = set(alls)
-else:
-    pts = {rng.choice(v) for v in by.values()}
-    while len(pts) < n:
-        pts.add(rng.choice(alls))
-for p in sorted(pts):
-    print(p)
-PY
-)
+mapfile -t points < <(points "$T/live.log" "$mount_at" "$NLIVE")
 t_log "live cmk enable: $((nc - mount_at)) daemon syscall points after start-up ($mount_at), ${#points[@]} killed: $(kinds "$T/live.log" "$mount_at")"
 [ "${#points[@]}" -ge 10 ] || t_fail "live: only ${#points[@]} kill points"
 for k in "${points[@]}"; do
