@@ -20,7 +20,12 @@
 #include "cmkfs/volume.h"
 
 enum cmk_action {
-	CMK_ENABLE,	/* service-managed -> customer-managed key */
+	/* service-managed -> customer-managed key, KEK_C re-wrapped only.
+	 * Not a hand-over: the service key and an old config still open
+	 * everything. `cmkfs cmk enable` runs a full rekey instead
+	 * (rekey.h, cb->full with cb->new_c); this stays for the engine's
+	 * tests and for init-time use. */
+	CMK_ENABLE,
 	CMK_ROTATE,	/* customer-managed -> another key or version */
 	CMK_DISABLE,	/* customer-managed -> service-managed */
 };

@@ -49,8 +49,9 @@ void migrate_keys_wipe(struct migrate_keys *k);
 
 /* Re-encrypt every entry of directory dfd (an O_RDONLY fd; its id is
  * dirid) still under the previous key: xattrs, symlink target, then the
- * name. Unless names_only, temporaries a crash left (TMP_PREFIX, older
- * than a minute) are removed first: they hold data under the old keys. rootfd is the cipher directory's root (long symlink targets).
+ * name. Unless names_only, temporaries a crash left (TMP_PREFIX; in the
+ * root only those older than a minute) are removed first: they hold
+ * data under the old keys. rootfd is the cipher directory's root (long symlink targets).
  * Entries that open under neither key are counted in st->bad and left.
  * Returns 0 or the first error that stopped it. */
 CMK_MUST_CHECK int migrate_dir(const struct migrate_keys *k, int rootfd,

@@ -304,18 +304,19 @@ static int rename_entry(const struct migrate_keys *k, int dfd,
 
 /* walk_entries() callback: a temporary left by a crash still holds a
  * header and data under the old keys: it goes. Callers hold the
- * namespace lock, under which the mount makes and names its temporaries;
- * only the root's config and zone list are written without it, each in
- * well under a minute, so one older than that is a crash's. A directory
- * of a cut mkdir holds only its id. */
+ * namespace lock, under which the mount makes and names its temporaries,
+ * so none is in flight — except in the root, where the config and the
+ * zone list are written without it, each in well under a minute: there
+ * one older than that is a crash's (arg: the root's minimum age). A
+ * directory of a cut mkdir holds only its id. */
 static int drop_tmp(const struct walk_entry *e, void *arg)
 {
+	const time_t *min_age = arg;
 	struct stat st;
 	int fd;
 
-	(void)arg;
 	if (fstatat(e->dfd, e->name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    st.st_mtime > time(NULL) - 60)
+	    st.st_mtime > time(NULL) - *min_age)
 		return 0;
 	if (e->type != DT_DIR) {
 		(void)unlinkat(e->dfd, e->name, 0);
@@ -379,10 +380,20 @@ int migrate_dir(const struct migrate_keys *k, int rootfd, int dfd,
 	/* Renames change the directory's times; the user changed nothing. */
 	if (fstat(dfd, &dst) < 0)
 		return -errno;
-	if (!names_only &&
-	    walk_entries(dfd, WALK_TMP, WALK_F_TYPE | WALK_F_SKIP_ERRORS,
-			 drop_tmp, NULL) < 0)
-		log_warn("could not remove a temporary left by a crash");
+	if (!names_only) {
+		struct stat rst;
+		time_t min_age = fstat(rootfd, &rst) == 0 &&
+						 rst.st_dev == dst.st_dev &&
+						 rst.st_ino == dst.st_ino ?
+					 60 :
+					 0;
+
+		if (walk_entries(dfd, WALK_TMP,
+				 WALK_F_TYPE | WALK_F_SKIP_ERRORS, drop_tmp,
+				 &min_age) < 0)
+			log_warn("could not remove a temporary left by a "
+				 "crash");
+	}
 	rc = list(dfd, &l);
 	for (size_t i = 0; rc == 0 && i < l.n; i++) {
 		const struct ent *e = &l.v[i];

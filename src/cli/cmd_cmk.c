@@ -144,6 +144,14 @@ static int enable(const char *cdir, const struct cmk_opts *o, bool json)
 	if (v.flags & VOLUME_FLAG_REKEY)
 		return cli_fail("cmk", "%s: a rekey is in progress; finish it "
 				"with 'cmkfs rekey %s' first", cdir, cdir);
+	/* A rerun of an enable that completed (its command was killed
+	 * after the last config write) has nothing left to do. */
+	if (v.layer[1].prov == KPROV_AKV &&
+	    strcmp(v.layer[1].key_id, o->key_uri) == 0) {
+		printf("%s: already handed over to %s; nothing to do\n", cdir,
+		       o->key_uri);
+		return CMK_EXIT_OK;
+	}
 	if (v.layer[1].prov == KPROV_AKV)
 		return cli_fail("cmk", "%s: a customer-managed key is already "
 				"enabled (%s); use 'cmkfs cmk rotate'", cdir,
