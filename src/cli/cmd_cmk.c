@@ -179,6 +179,9 @@ static int enable(const char *cdir, const struct cmk_opts *o, bool json)
 		printf("%s: customer layer now protected by %s (was %s); "
 		       "every name and file re-encrypted\n", cdir, o->key_uri,
 		       old);
+	/* the daemon proves the key it now depends on, and says so */
+	if (ex == CMK_EXIT_OK && live && !json)
+		notify_mount(cdir);
 	return ex;
 }
 

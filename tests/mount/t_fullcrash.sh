@@ -35,7 +35,7 @@ CL=${TOP_BUILDDIR:-$top_builddir}/tests/mount/crashload
 [ -x "$CL" ] || t_fail "crashload not built: $CL"
 RANDOM=1515
 BIG=$((1024 * 1024 + 77))	# two reseal chunks
-NLIVE=200	# live: every point after start-up
+NLIVE=48	# live: a seeded sample (every kind)
 NOFF=100000	# offline: every point
 # Under the sanitizers every traced run is several times slower: a seeded
 # sample of each part, every syscall kind in it (the release run kills at
