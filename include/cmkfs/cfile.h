@@ -97,6 +97,8 @@ bool cfile_rekey_due(struct cfile *cf);
  * completes (cfile_resolve_truncate), so no fsynced byte is lost. */
 #define JOURNAL_NAME_LEN (2 * FILE_ID_LEN)
 
+/* The backing path of cf (from its path_fd) for log lines, in buf. */
+const char *cfile_where(const struct cfile *cf, char *buf, size_t cap);
 void cfile_init(struct cfile *cf, struct keyring *kr, uint32_t bs,
 		int path_fd);
 void cfile_destroy(struct cfile *cf);	/* wipes and frees the pool */

@@ -40,7 +40,7 @@ static uint64_t seal_unit = HEADER_SEAL_UNIT;
 
 /* The backing path for log lines (gocryptfs doRead logs ino + block; we
  * name the ciphertext file so fsck and operators can find it). */
-static const char *where(const struct cfile *cf, char *buf, size_t cap)
+const char *cfile_where(const struct cfile *cf, char *buf, size_t cap)
 {
 	char proc[32];
 	ssize_t n;
@@ -341,13 +341,13 @@ static int rekey_now(struct cfile *cf, int fd, int *tries)
 	if (cf->rekey == NULL) {
 		log_err("%s: the file's data keys have made their %llu seals "
 			"and nothing here can re-key it",
-			where(cf, wbuf, sizeof(wbuf)),
+			cfile_where(cf, wbuf, sizeof(wbuf)),
 			(unsigned long long)seal_budget);
 		return -EFBIG;
 	}
 	if (++*tries > REKEY_TRIES) {
 		log_err("%s: a write needs more seals than fresh data keys "
-			"may make (%llu)", where(cf, wbuf, sizeof(wbuf)),
+			"may make (%llu)", cfile_where(cf, wbuf, sizeof(wbuf)),
 			(unsigned long long)seal_budget);
 		return -EFBIG;
 	}
@@ -544,7 +544,7 @@ int cfile_load(struct cfile *cf, int fd)
 	}
 	pthread_mutex_unlock(&cf->mtx);
 	if (rc < 0)
-		log_err("%s: file header: %s", where(cf, wbuf, sizeof(wbuf)),
+		log_err("%s: file header: %s", cfile_where(cf, wbuf, sizeof(wbuf)),
 			rc == -EKEYREJECTED ? "wrong key or tampered header" :
 			rc == -EBADMSG	    ? "malformed or truncated header" :
 					      strerror(-rc));
@@ -562,7 +562,7 @@ static int size_locked(struct cfile *cf, int fd, uint64_t *plain)
 	rc = cfile_plain_size((uint64_t)st.st_size, cf->bs, plain);
 	if (rc < 0)
 		log_err("%s: backing file size %lld is impossible (cut short?)",
-			where(cf, wbuf, sizeof(wbuf)), (long long)st.st_size);
+			cfile_where(cf, wbuf, sizeof(wbuf)), (long long)st.st_size);
 	return rc;
 }
 
@@ -632,7 +632,7 @@ static int read_blocks(struct cfile *cf, struct filekeys *fk, int fd,
 	rc = backing_pread_full(fd, ct, clen, (off_t)off);
 	if (rc < 0) {
 		log_err("%s: blocks %llu..%llu: %s",
-			where(cf, wbuf, sizeof(wbuf)),
+			cfile_where(cf, wbuf, sizeof(wbuf)),
 			(unsigned long long)b0, (unsigned long long)(b0 + n - 1),
 			rc == -EBADMSG ? "backing file cut short" :
 					 strerror(-rc));
@@ -653,7 +653,7 @@ static int read_blocks(struct cfile *cf, struct filekeys *fk, int fd,
 			log_err("%s: block %llu failed authentication "
 				"(tampered, moved, or file cut at a block "
 				"boundary)",
-				where(cf, wbuf, sizeof(wbuf)),
+				cfile_where(cf, wbuf, sizeof(wbuf)),
 				(unsigned long long)j.bad[0]);
 			return -EBADMSG;
 		}
@@ -752,7 +752,7 @@ static void undo_growth(struct cfile *cf, int fd, const uint8_t *tail,
 	if (rc < 0)
 		log_err("%s: a failed write could not be undone (%s): the "
 			"file's last block may fail authentication",
-			where(cf, wbuf, sizeof(wbuf)), strerror(-rc));
+			cfile_where(cf, wbuf, sizeof(wbuf)), strerror(-rc));
 }
 
 /* Below this many new backing bytes a growth is not checked up front: the
@@ -1154,7 +1154,7 @@ int cfile_resolve_truncate(struct cfile *cf, int fd, int jfd, bool dry)
 		if (rc == 0)
 			log_info("%s: completed a truncate interrupted by a "
 				 "crash (block %llu)",
-				 where(cf, wbuf, sizeof(wbuf)),
+				 cfile_where(cf, wbuf, sizeof(wbuf)),
 				 (unsigned long long)b);
 	}
 	if (fk != NULL)

@@ -47,20 +47,6 @@ static uint64_t get_be(const uint8_t *p, int n)
 	return x;
 }
 
-static const char *where(const struct cfile *cf, char *buf, size_t cap)
-{
-	char proc[32];
-	ssize_t n;
-
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", cf->path_fd);
-	n = readlink(proc, buf, cap - 1);
-	if (n < 0)
-		snprintf(buf, cap, "(backing fd %d)", cf->path_fd);
-	else
-		buf[n] = '\0';
-	return buf;
-}
-
 int reseal_slot_open(struct reseal_slot *s, int jfd, const char *tag)
 {
 	int rc;
@@ -184,7 +170,7 @@ static int chunk_part(size_t lo, size_t hi, unsigned k, void *arg)
 		}
 		log_err("%s: block %llu opens under neither the old nor the "
 			"new keys of its reseal",
-			where(r->cf, wbuf, sizeof(wbuf)),
+			cfile_where(r->cf, wbuf, sizeof(wbuf)),
 			(unsigned long long)b);
 		pp->err = -EBADMSG;
 		return pp->err;
@@ -493,7 +479,7 @@ int reseal_budget_rekey(struct cfile *cf, int fd, void *arg)
 			 (unsigned long long)cfile_budget(),
 			 (unsigned long long)plain);
 		log_info("%s: data keys re-keyed: %s",
-			 where(cf, wbuf, sizeof(wbuf)), detail);
+			 cfile_where(cf, wbuf, sizeof(wbuf)), detail);
 		audit_event("file_rekey", NULL, "ok", detail);
 		rc = 0;
 	} else {
@@ -501,7 +487,7 @@ int reseal_budget_rekey(struct cfile *cf, int fd, void *arg)
 			 "seals reached; re-key failed: %s",
 			 (unsigned long long)cfile_budget(),
 			 rc == -EFBIG ? "no journal directory" : strerror(-rc));
-		log_err("%s: data keys %s", where(cf, wbuf, sizeof(wbuf)),
+		log_err("%s: data keys %s", cfile_where(cf, wbuf, sizeof(wbuf)),
 			detail);
 		audit_event("file_rekey", NULL, "error", detail);
 	}
@@ -731,7 +717,7 @@ int reseal_recover(struct cfile *cf, int fd, int jfd, const char *name,
 	if (rc == 0 && (any || old_hdr))
 		log_info("%s: %s a reseal interrupted by a crash (%llu blocks "
 			 "re-sealed, %llu restored from its record)",
-			 where(cf, wbuf, sizeof(wbuf)),
+			 cfile_where(cf, wbuf, sizeof(wbuf)),
 			 dry ? "found" : "completed",
 			 (unsigned long long)r.resealed,
 			 (unsigned long long)r.restored);
