@@ -11,7 +11,7 @@
 #include "cmkfs/reserved.h"		/* VOLUME_FILE */
 
 #define VOLUME_MAGIC "CMKFSVOL"
-#define VOLUME_VERSION 2		/* what init writes; 1 is still read */
+#define VOLUME_VERSION 3		/* what init writes; 1 and 2 are still read */
 #define VOLUME_VERSION_MIN 1
 #define VOLUME_FLAG_REKEY 0x0001	/* v2: a rekey is in progress (prev set) */
 /* v2, only with REKEY: a full rekey is in progress — the previous
@@ -44,7 +44,7 @@ struct vol_layer {
 };
 
 struct volume {
-	uint16_t version;	/* 1 or 2 (doc/FORMAT.md §1) */
+	uint16_t version;	/* 1, 2 or 3 (doc/FORMAT.md §1) */
 	uint16_t flags;		/* v2: VOLUME_FLAG_REKEY */
 	uint8_t volume_id[VOLUME_ID_LEN];
 	uint32_t block_size;
@@ -63,6 +63,10 @@ struct volume {
 	/* v2 with VOLUME_FLAG_FULL: the previous generation's M, wrapped as
 	 * secret_wrapped is but by the previous KEKs and naming prev_gen. */
 	uint8_t prev_secret_wrapped[VOLUME_SECRET_WRAPPED_LEN];
+	/* v3: the version of the sealed transient-zone list the volume has
+	 * (0: none), so that deleting or rolling back the list alone is
+	 * seen (doc/FORMAT.md §1, "Format 3"). */
+	uint64_t zones_version;
 	uint8_t mac[HMAC_LEN];
 };
 

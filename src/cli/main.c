@@ -78,7 +78,7 @@ int main(int argc, char **argv)
 		return CMK_EXIT_OK;
 	}
 	if (strcmp(argv[1], "--version") == 0) {
-		printf("cmkfs %s (on-disk format 2, reads 1)\n", PACKAGE_VERSION);
+		printf("cmkfs %s (on-disk format 3, reads 1 and 2)\n", PACKAGE_VERSION);
 		return CMK_EXIT_OK;
 	}
 	for (size_t i = 0; i < CMK_ARRAY_LEN(subcmds); i++) {

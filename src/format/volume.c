@@ -121,6 +121,7 @@ int volume_parse(const uint8_t *buf, size_t len, struct volume *out)
 	    parse_layer(&r, &p->layer[0]) < 0 ||
 	    parse_layer(&r, &p->layer[1]) < 0 ||
 	    (p->version >= 2 && parse_v2(&r, p) < 0) ||
+	    (p->version >= 3 && rd_u64(&r, &p->zones_version) < 0) ||
 	    rd_bytes(&r, p->mac, HMAC_LEN) < 0 || rd_left(&r) != 0)
 		return -EBADMSG;
 	p->block_size = bs;
@@ -198,6 +199,8 @@ int volume_serialize(const struct volume *v, uint8_t *buf, size_t cap,
 		rc = ser_layer(&w, &v->layer[1]);
 	if (rc == 0 && v->version >= 2)
 		rc = ser_v2(&w, v);
+	if (rc == 0 && v->version >= 3 && wr_u64(&w, v->zones_version) < 0)
+		rc = -ENOSPC;
 	if (rc < 0)
 		return rc;
 	if (wr_bytes(&w, v->mac, HMAC_LEN) < 0 ||

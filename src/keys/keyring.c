@@ -761,10 +761,12 @@ int keyring_rekey_begin(struct keyring *kr, struct keyprov *prov[2],
 			goto out;
 		}
 	}
-	/* The new config: version 2, generation + 1 with fresh KEKs, the
+	/* The new config: version 2 at least (a version 1 config becomes 2,
+	 * later ones keep theirs), generation + 1 with fresh KEKs, the
 	 * current wraps kept as the previous generation's. */
 	nv = v;
-	nv.version = 2;
+	if (nv.version < 2)
+		nv.version = 2;
 	nv.flags = VOLUME_FLAG_REKEY;
 	nv.prev_gen = v.kek_gen;
 	nv.kek_gen = v.kek_gen + 1;

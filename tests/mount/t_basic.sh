@@ -18,7 +18,7 @@ json=$("$CMKFS" status --json "$MNT")
 python3 - "$json" "$CIPHER" "$MNT" <<'PY' || t_fail "status --json: $json"
 import json, sys
 s = json.loads(sys.argv[1])
-assert s["format_version"] == 2 and s["block_size"] == 4096, s
+assert s["format_version"] == 3 and s["block_size"] == 4096, s
 assert len(s["volume_id"]) == 32
 assert s["mounted"] is True and s["mountpoint"] == sys.argv[3], s
 assert s["cipherdir"] == sys.argv[2], s

@@ -464,7 +464,7 @@ static void rekey(void)
 	CHECK_RC(keyring_create(prov, 4096, volid, &v, &kr), 0);
 	if (kr == NULL)
 		goto out;
-	CHECK(v.version == 2 && v.flags == 0, "new volumes are format 2");
+	CHECK(v.version == 3 && v.flags == 0, "new volumes are format 3");
 	CHECK_RC(keyring_new_file(kr, &h1, &f1), 0);
 	CHECK_RC(keyring_name_key(kr, nk0), 0);
 	keyring_volume_copy(kr, &before);
@@ -486,7 +486,7 @@ static void rekey(void)
 	persist_calls = 0;
 	CHECK_RC(keyring_rekey_begin(kr, prov, false, persist, NULL), 0);
 	CHECK(persist_calls == 1, "persisted %d times", persist_calls);
-	CHECK(persisted.version == 2 && persisted.kek_gen == 2 &&
+	CHECK(persisted.version == 3 && persisted.kek_gen == 2 &&
 		      persisted.prev_gen == 1 &&
 		      persisted.flags == VOLUME_FLAG_REKEY,
 	      "begin config");

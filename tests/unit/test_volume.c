@@ -196,8 +196,28 @@ static void format2(void)
 	v.prev_gen = 6;
 	v.version = 1;
 	CHECK_RC(volume_serialize(&v, buf, sizeof(buf), &len), -EINVAL);
-	v.version = 3;
+	v.version = 4;
 	CHECK_RC(volume_serialize(&v, buf, sizeof(buf), &len), -EINVAL);
+	/* Format 3: the v2 bytes, then the zone list's version (8 bytes),
+	 * then the MAC. */
+	v.version = 2;
+	v.flags = 0;
+	CHECK_RC(volume_serialize(&v, want, sizeof(want), &n), 0);
+	v.version = 3;
+	v.zones_version = 0x0102030405060708ull;
+	CHECK_RC(volume_serialize(&v, buf, sizeof(buf), &len), 0);
+	CHECK(len == n + 8, "v3 length %zu, v2 %zu", len, n);
+	put16(want + OFF_VERSION, 3);
+	CHECK(memcmp(buf, want, n - HMAC_LEN) == 0, "v3 starts as v2");
+	CHECK(memcmp(buf + n - HMAC_LEN, "\1\2\3\4\5\6\7\10", 8) == 0,
+	      "zones_version bytes");
+	CHECK_RC(volume_parse(buf, len, &back), 0);
+	CHECK(back.version == 3 && back.zones_version == v.zones_version,
+	      "v3 round trip");
+	for (size_t k = 0; k < len; k++)
+		CHECK_RC(volume_parse(buf, k, &back), -EBADMSG);
+	/* v2 bytes labelled 3 lack the field: refused. */
+	CHECK_RC(volume_parse(want, n, &back), -EBADMSG);
 	/* A v1 config with the flag set, made by patching bytes. */
 	fixed(&v, key);
 	CHECK_RC(volume_serialize(&v, buf, sizeof(buf), &len), 0);
