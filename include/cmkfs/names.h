@@ -64,6 +64,17 @@ int names_is_side(const char *bname);
  * (not names_is_side()), -ENAMETOOLONG (does not fit in cap). */
 CMK_MUST_CHECK int names_side_owner(const char *side, char *out, size_t cap);
 
+/* Format 3: the location token of backing entry `bname` (its base name
+ * in its backing directory): the first NAMES_TOKEN_LEN bytes of
+ * SHA-256("cmkfs v3 link" ‖ bname). An encrypted name is already bound to
+ * its directory's id, so the token names a (directory, name) pair; it is a
+ * function of public bytes and reveals nothing. File headers and
+ * directory ids carry the tokens of where they live (doc/FORMAT.md §2,
+ * §4.1). Errors: -EIO. */
+#define NAMES_TOKEN_LEN 8
+CMK_MUST_CHECK int names_link_token(const char *bname,
+				    uint8_t out[static NAMES_TOKEN_LEN]);
+
 CMK_MUST_CHECK int names_symlink_encrypt(const uint8_t key[static NAME_KEY_LEN],
 					 const char *target, size_t len,
 					 char *out, size_t cap);

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -332,5 +333,23 @@ int names_xattr_value_open(const uint8_t key[static NAME_KEY_LEN],
 		memcpy(out, pt + 1, len - 1);
 	secmem_wipe(pt, len);
 	free(pt);
+	return rc;
+}
+
+int names_link_token(const char *bname, uint8_t out[static NAMES_TOKEN_LEN])
+{
+	static const char label[] = "cmkfs v3 link";
+	size_t n = strlen(bname);
+	uint8_t buf[sizeof(label) - 1 + NAME_MAX + 1];
+	uint8_t md[32];
+	int rc;
+
+	if (n > NAME_MAX)
+		return -ENAMETOOLONG;
+	memcpy(buf, label, sizeof(label) - 1);
+	memcpy(buf + sizeof(label) - 1, bname, n);
+	rc = kdf_sha256(buf, sizeof(label) - 1 + n, md);
+	if (rc == 0)
+		memcpy(out, md, NAMES_TOKEN_LEN);
 	return rc;
 }
