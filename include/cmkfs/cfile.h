@@ -131,10 +131,37 @@ CMK_MUST_CHECK int cfile_cipher_size(uint64_t plain, uint32_t bs,
  * -errno of reading it. */
 CMK_MUST_CHECK int cfile_read_header(int fd, struct header *h);
 /* Write a fresh header and the empty last block to `fd` (a new, empty
- * backing file). */
-CMK_MUST_CHECK int cfile_create(struct cfile *cf, int fd);
-/* Read and unwrap the header through fd, once. Errors: -EBADMSG (bad
- * header), -EKEYREJECTED, -EKEYREVOKED, -EIO. */
+ * backing file) that will live at backing base name `bname` (in a
+ * format-3 volume the header is bound to it; NULL: bound nowhere, for a
+ * file that is never opened by name). */
+CMK_MUST_CHECK int cfile_create(struct cfile *cf, int fd, const char *bname);
+/* Format 3 (doc/FORMAT.md §2): may header h be read at backing base name
+ * `bname`? 0 yes (and always in older formats); CFILE_LOC_* no;
+ * -errno. */
+#define CFILE_LOC_OLD 1		/* a version-1 header in a format-3 volume */
+#define CFILE_LOC_ELSEWHERE 2	/* bound to other locations */
+#define CFILE_LOC_NOSET 3	/* its link set is missing or does not match */
+CMK_MUST_CHECK int cfile_location(const struct cfile *cf,
+				  const struct header *h, const char *bname);
+/* Format 3: bind the header of the file open as fd to the base names a
+ * and b (b NULL: a alone), its DEKs re-wrapped, under the file's locks.
+ * A rename binds {old, new} with `durable` (on disk before the rename:
+ * backing_order_data), renames, then binds {new} (doc/FORMAT.md §2,
+ * "Location"). A no-op in older formats. Errors: -EMLINK (the file has a
+ * link set), -EBADMSG, the keyring's, -errno. */
+CMK_MUST_CHECK int cfile_set_slots(struct cfile *cf, int fd, const char *a,
+				   const char *b, bool durable);
+/* Like cfile_set_slots, but from the slots on disk: `drop`'s token taken
+ * out, `add`'s put into a free slot (either may be NULL). Errors: -EMLINK
+ * (no free slot, or a link set), as cfile_set_slots. */
+CMK_MUST_CHECK int cfile_edit_slots(struct cfile *cf, int fd, const char *add,
+				    const char *drop, bool durable);
+/* One phrase for a cfile_location() result, for logs and fsck. */
+const char *cfile_location_msg(int rc);
+/* Read and unwrap the header through fd, once. In a format-3 volume the
+ * header must be bound to the base name cf->path_fd is reached by
+ * (cfile_location; a log line says why not). Errors: -EBADMSG (bad
+ * header, or bound elsewhere), -EKEYREJECTED, -EKEYREVOKED, -EIO. */
 CMK_MUST_CHECK int cfile_load(struct cfile *cf, int fd);
 
 /* Read up to len bytes at off; *got gets the count (short at EOF).

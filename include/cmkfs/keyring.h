@@ -38,7 +38,10 @@ CMK_MUST_CHECK int keyring_open(const struct volume *v, struct keyprov *prov[2],
 				struct keyring **out);
 void keyring_free(struct keyring *kr);	/* NULL-safe, wipes */
 
-/* Fill a new header (random file id and DEKs) and its keyed contexts. */
+/* Fill a new header (random file id and DEKs) and its keyed contexts. In a
+ * format-3 volume the header is version 3: its birth time is now and its
+ * location slots are h->slot as the caller set them (doc/FORMAT.md §2);
+ * every other field of *h is overwritten. */
 CMK_MUST_CHECK int keyring_new_file(struct keyring *kr, struct header *h,
 				    struct filekeys **fk);
 /* Unwrap a header's DEKs into keyed contexts.
@@ -117,6 +120,13 @@ CMK_MUST_CHECK int keyring_rewrap_header(struct keyring *kr,
 CMK_MUST_CHECK int keyring_header_units(struct keyring *kr,
 					const struct header *in,
 					uint16_t units, struct header *out);
+/* *out = *in (a version-3 header) with location slots `slot` and the same
+ * DEKs wrapped again, as keyring_header_units() does. Errors: -EINVAL (not
+ * version 3), as keyring_header_units(). */
+CMK_MUST_CHECK int keyring_header_slots(struct keyring *kr,
+					const struct header *in,
+					const uint8_t slot[2][HEADER_SLOT_LEN],
+					struct header *out);
 /* Step 3, once no header of the previous generation is left (and they are
  * durable): drop the previous KEKs from the config and from memory. A
  * no-op without a rekey in progress. */

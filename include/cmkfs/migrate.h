@@ -43,6 +43,9 @@ struct migrate_cb {
 struct migrate_keys {
 	uint8_t cur[NAME_KEY_LEN];
 	uint8_t prev[NAME_KEY_LEN];
+	/* format 3: a renamed regular file's header is re-bound to its new
+	 * name (doc/FORMAT.md §2), with this keyring */
+	struct keyring *kr;
 };
 CMK_MUST_CHECK int migrate_keys_get(struct keyring *kr, struct migrate_keys *k);
 void migrate_keys_wipe(struct migrate_keys *k);

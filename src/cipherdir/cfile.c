@@ -19,6 +19,7 @@
 #include "cmkfs/backing.h"
 #include "cmkfs/cfile.h"
 #include "cmkfs/log.h"
+#include "cmkfs/names.h"
 #include "cmkfs/par.h"
 #include "cmkfs/secmem.h"
 
@@ -473,13 +474,190 @@ void cfile_drop_keys(struct cfile *cf)
 	}
 }
 
-int cfile_create(struct cfile *cf, int fd)
+static int cfile_linkset_has(const struct cfile *cf, const struct header *h,
+			     const char *bname)
+{
+	(void)cf, (void)h, (void)bname;
+	return CFILE_LOC_NOSET;
+}
+
+static bool vol_v3(struct cfile *cf)
+{
+	return keyring_volume(cf->kr)->version >= 3;
+}
+
+int cfile_location(const struct cfile *cf, const struct header *h,
+		   const char *bname)
+{
+	uint8_t tok[NAMES_TOKEN_LEN];
+	int rc;
+
+	if (keyring_volume(cf->kr)->version < 3)
+		return 0;
+	if (h->version != HEADER_VERSION_3)
+		return CFILE_LOC_OLD;
+	if (header_is_set(h))
+		return cfile_linkset_has(cf, h, bname);
+	rc = names_link_token(bname, tok);
+	if (rc < 0)
+		return rc;
+	return header_slot_has(h, tok) ? 0 : CFILE_LOC_ELSEWHERE;
+}
+
+/* The base name cf was reached by, from its path_fd; NULL if unknown or
+ * unlinked (then nothing is checked: the name is gone, the open file is
+ * what the process holds). */
+static const char *reached_as(const struct cfile *cf, char *buf, size_t cap)
+{
+	static const char gone[] = " (deleted)";
+	size_t n;
+	char *slash;
+
+	if (cf->path_fd < 0)
+		return NULL;
+	cfile_where(cf, buf, cap);
+	n = strlen(buf);
+	slash = strrchr(buf, '/');
+	if (buf[0] != '/' || slash == NULL ||
+	    (n >= sizeof(gone) - 1 &&
+	     strcmp(buf + n - (sizeof(gone) - 1), gone) == 0))
+		return NULL;
+	return slash + 1;
+}
+
+const char *cfile_location_msg(int rc)
+{
+	switch (rc) {
+	case CFILE_LOC_OLD:
+		return "header of an older format in a format-3 volume "
+		       "(not bound to a location)";
+	case CFILE_LOC_ELSEWHERE:
+		return "contents bound to another location (moved, copied or "
+		       "swapped in the cipher directory)";
+	case CFILE_LOC_NOSET:
+		return "hard-link set missing or not matching the header";
+	default:
+		return strerror(-rc);
+	}
+}
+
+/* The slots of h once `drop` is taken out and `add` put in (either may be
+ * NULL; exact: the slots are {add, drop} as given). Errors: -EMLINK (no
+ * free slot for add). */
+static int slots_edit(const struct header *h, const char *add,
+		      const char *drop, bool exact,
+		      uint8_t slot[2][HEADER_SLOT_LEN])
+{
+	static const uint8_t zero[HEADER_SLOT_LEN];
+	uint8_t ta[HEADER_SLOT_LEN], td[HEADER_SLOT_LEN];
+	int rc = 0;
+
+	memset(ta, 0, sizeof(ta));
+	memset(td, 0, sizeof(td));
+	if (add != NULL)
+		rc = names_link_token(add, ta);
+	if (rc == 0 && drop != NULL)
+		rc = names_link_token(drop, td);
+	if (rc < 0)
+		return rc;
+	if (exact) {
+		memcpy(slot[0], ta, HEADER_SLOT_LEN);
+		memcpy(slot[1], td, HEADER_SLOT_LEN);
+		return 0;
+	}
+	memcpy(slot, h->slot, 2 * HEADER_SLOT_LEN);
+	for (int i = 0; i < 2 && drop != NULL; i++)
+		if (memcmp(slot[i], td, HEADER_SLOT_LEN) == 0)
+			memset(slot[i], 0, HEADER_SLOT_LEN);
+	if (add == NULL || memcmp(slot[0], ta, HEADER_SLOT_LEN) == 0 ||
+	    memcmp(slot[1], ta, HEADER_SLOT_LEN) == 0)
+		return 0;
+	for (int i = 0; i < 2; i++)
+		if (memcmp(slot[i], zero, HEADER_SLOT_LEN) == 0) {
+			memcpy(slot[i], ta, HEADER_SLOT_LEN);
+			return 0;
+		}
+	return -EMLINK;
+}
+
+static int slots_write(struct cfile *cf, int fd, const char *add,
+		       const char *drop, bool exact, bool durable)
+{
+	uint8_t buf[HEADER_LEN], slot[2][HEADER_SLOT_LEN];
+	struct header h, nh;
+	struct stat st;
+	int rc;
+
+	if (!vol_v3(cf))
+		return 0;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	/* Excludes a reseal of this file (whose new header must carry these
+	 * slots) and the header's other writers (reserve(), rekey). */
+	pthread_rwlock_wrlock(&cf->rwlock);
+	backing_lock_head(fd, HEADER_LEN, true);
+	rc = cfile_read_header(fd, &h);
+	if (rc == 0 && h.version != HEADER_VERSION_3)
+		rc = -EBADMSG;
+	if (rc == 0 && header_is_set(&h))
+		rc = -EMLINK;	/* a link set: cfile_linkset_*() */
+	if (rc == 0)
+		rc = slots_edit(&h, add, drop, exact, slot);
+	if (rc == 0 && memcmp(h.slot, slot, sizeof(slot)) == 0)
+		goto unlock;
+	if (rc == 0)
+		rc = keyring_header_slots(cf->kr, &h, (const uint8_t(*)[HEADER_SLOT_LEN])slot, &nh);
+	if (rc == 0) {
+		header_serialize(&nh, buf);
+		rc = backing_pwrite_full(fd, buf, sizeof(buf), 0);
+	}
+	if (rc == 0 && durable)
+		rc = backing_order_data(fd);
+	if (rc == 0) {
+		/* the contents did not change: a rename keeps the times */
+		struct timespec t[2] = { st.st_atim, st.st_mtim };
+
+		if (futimens(fd, t) < 0)
+			rc = -errno;
+	}
+	if (rc == 0) {
+		pthread_mutex_lock(&cf->mtx);
+		if (cf->loaded &&
+		    memcmp(cf->hdr.file_id, nh.file_id, FILE_ID_LEN) == 0)
+			cf->hdr = nh;
+		pthread_mutex_unlock(&cf->mtx);
+	}
+unlock:
+	backing_lock_head(fd, HEADER_LEN, false);
+	pthread_rwlock_unlock(&cf->rwlock);
+	return rc;
+}
+
+int cfile_set_slots(struct cfile *cf, int fd, const char *a, const char *b,
+		    bool durable)
+{
+	return slots_write(cf, fd, a, b, true, durable);
+}
+
+int cfile_edit_slots(struct cfile *cf, int fd, const char *add,
+		     const char *drop, bool durable)
+{
+	return slots_write(cf, fd, add, drop, false, durable);
+}
+
+int cfile_create(struct cfile *cf, int fd, const char *bname)
 {
 	uint8_t buf[HEADER_LEN + BLOCK_OVERHEAD];
 	struct filekeys *fk = NULL;
 	struct header h;
 	int rc;
 
+	memset(&h, 0, sizeof(h));
+	if (bname != NULL && vol_v3(cf)) {
+		rc = names_link_token(bname, h.slot[0]);
+		if (rc < 0)
+			return rc;
+	}
 	rc = keyring_new_file(cf->kr, &h, &fk);
 	if (rc < 0)
 		return rc;
@@ -533,6 +711,20 @@ int cfile_load(struct cfile *cf, int fd)
 			rc = keyring_open_file(cf->kr, &h, &fk);
 		if (rc != -EKEYREJECTED && rc != -EBADMSG)
 			break;
+	}
+	if (rc == 0) {
+		char nbuf[4096];
+		const char *bn = reached_as(cf, nbuf, sizeof(nbuf));
+
+		if (bn != NULL || (vol_v3(cf) && h.version != HEADER_VERSION_3))
+			rc = cfile_location(cf, &h, bn != NULL ? bn : "");
+		if (rc != 0) {
+			log_err("%s: %s", cfile_where(cf, wbuf, sizeof(wbuf)),
+				cfile_location_msg(rc));
+			keyring_filekeys_free(fk);
+			pthread_mutex_unlock(&cf->mtx);
+			return -EBADMSG;
+		}
 	}
 	if (rc == 0) {
 		cf->hdr = h;

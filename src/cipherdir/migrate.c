@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cmkfs/backing.h"
+#include "cmkfs/cfile.h"
 #include "cmkfs/dirtree.h"
 #include "cmkfs/linktgt.h"
 #include "cmkfs/log.h"
@@ -33,6 +34,8 @@ int migrate_keys_get(struct keyring *kr, struct migrate_keys *k)
 		rc = keyring_name_key(kr, k->cur);
 	if (rc < 0)
 		migrate_keys_wipe(k);
+	else
+		k->kr = kr;
 	return rc;
 }
 
@@ -269,6 +272,46 @@ out:
 	return rc;
 }
 
+/* Format 3: a regular file's header names its backing name (doc/FORMAT.md
+ * §2), which the rename changes: BEFORE binds {from, to}, on disk before
+ * the rename; AFTER {to} (or, with other links, drops from); UNDO drops
+ * to again. Under the previous generation's KEKs while the header is
+ * still of it (keyring_header_slots). */
+enum rebind_step { REBIND_BEFORE, REBIND_AFTER, REBIND_UNDO };
+
+static int rebind_file(struct keyring *kr, int dfd, const char *from,
+		       const char *to, enum rebind_step step)
+{
+	const char *at = step == REBIND_AFTER ? to : from;
+	struct cfile cf;
+	struct stat st;
+	int fd, rc;
+
+	if (kr == NULL || keyring_volume(kr)->version < 3)
+		return 0;
+	fd = openat(dfd, at, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	cfile_init(&cf, kr, keyring_volume(kr)->block_size, fd);
+	if (st.st_nlink < 2)
+		rc = cfile_set_slots(&cf, fd, at,
+				     step == REBIND_BEFORE ? to : NULL,
+				     step == REBIND_BEFORE);
+	else if (step == REBIND_BEFORE)
+		rc = cfile_edit_slots(&cf, fd, to, NULL, true);
+	else
+		rc = cfile_edit_slots(&cf, fd, NULL,
+				      step == REBIND_AFTER ? from : to, false);
+	cfile_destroy(&cf);
+	close(fd);
+	return rc;
+}
+
 /* The entry's name: renamed to its encryption under the current key. */
 static int rename_entry(const struct migrate_keys *k, int dfd,
 			const uint8_t *dirid, const struct ent *e,
@@ -287,13 +330,21 @@ static int rename_entry(const struct migrate_keys *k, int dfd,
 		return rc;
 	nb.is_long = rc == 1;
 	rc = dirtree_longname_add(dfd, &nb);
+	if (rc == 0 && e->type == DT_REG)
+		rc = rebind_file(k->kr, dfd, e->bname, nb.name, REBIND_BEFORE);
 	if (rc == 0 && renameat2(dfd, e->bname, dfd, nb.name,
-				 RENAME_NOREPLACE) < 0)
+				 RENAME_NOREPLACE) < 0) {
 		rc = -errno;
+		if (e->type == DT_REG)
+			(void)rebind_file(k->kr, dfd, e->bname, nb.name,
+					  REBIND_UNDO);
+	}
 	if (rc < 0) {
 		dirtree_longname_del(dfd, &nb);
 		return rc;
 	}
+	if (e->type == DT_REG)
+		(void)rebind_file(k->kr, dfd, e->bname, nb.name, REBIND_AFTER);
 	snprintf(ob.name, sizeof(ob.name), "%s", e->bname);
 	ob.is_long = e->cls == WALK_LONGNAME;
 	dirtree_longname_del(dfd, &ob);

@@ -586,7 +586,7 @@ static int make_file(struct fsctx *fs, fuse_req_t req, struct inode *parent,
 	rc = inode_get(fs, opath, &st, 1, &in);
 	if (rc < 0)
 		goto out_unlink;
-	rc = cfile_create(&in->cf, fd);
+	rc = cfile_create(&in->cf, fd, bn.name);
 	/* the header on disk before the name that points to it */
 	if (rc == 0)
 		rc = backing_order_data(fd);
@@ -831,6 +831,64 @@ reply:
 		fuse_reply_entry(req, &e);
 }
 
+/* Format 3 (doc/FORMAT.md §2, "Location"): the header slots of regular
+ * file `in` become {a, b} (`edit`: a added, b dropped, from the slots on
+ * disk), through its cfile so that a reseal or a header reservation of the
+ * same file on this mount waits for it. */
+static int bind_inode(struct fsctx *fs, struct inode *in, const char *a,
+		      const char *b, bool edit, bool durable)
+{
+	struct stat st;
+	char path[32];
+	int fd, rc;
+
+	backing_procpath(in->fd, path);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0 && errno == EACCES && !fs->is_root &&
+	    fstat(in->fd, &st) == 0 &&
+	    chmod(path, (st.st_mode & 07777) | S_IWUSR) == 0) {
+		/* our own read-only file: writable for the header's sake */
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (chmod(path, st.st_mode & 07777) < 0)
+			log_err("cannot restore the mode of a read-only file "
+				"after binding its header: %s",
+				strerror(errno));
+	}
+	if (fd < 0)
+		return -errno;
+	rc = edit ? cfile_edit_slots(&in->cf, fd, a, b, durable) :
+		    cfile_set_slots(&in->cf, fd, a, b, durable);
+	close(fd);
+	if (rc < 0)
+		log_err("binding a file's header to its name: %s",
+			strerror(-rc));
+	return rc;
+}
+
+/* The inode of regular file dirfd/bname in a format-3 volume, held (one
+ * lookup: inode_forget), in *out; NULL if there is nothing to bind (not a
+ * regular file, or an older format). */
+static int bind_get(struct fsctx *fs, int dirfd, const char *bname,
+		    struct inode **out)
+{
+	struct stat st;
+	int opath;
+
+	*out = NULL;
+	if (keyring_volume(fs->kr)->version < 3)
+		return 0;
+	opath = openat(dirfd, bname, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (opath < 0)
+		return -errno;
+	if (fstat(opath, &st) < 0 || !S_ISREG(st.st_mode)) {
+		int rc = S_ISREG(st.st_mode) ? -errno : 0;
+
+		close(opath);
+		return rc;
+	}
+	return inode_get(fs, opath, &st, 1, out);
+}
+
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		    const char *newname)
 {
@@ -848,7 +906,11 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		goto reply;
 	backing_procpath(in->fd, path);
 	ns_lock(fs, p, NULL);
-	rc = dir_longname_add(p, &bn);
+	/* the new name is in the header, durably, before it exists */
+	if (S_ISREG(in->type) && keyring_volume(fs->kr)->version >= 3)
+		rc = bind_inode(fs, in, bn.name, NULL, true, true);
+	if (rc == 0)
+		rc = dir_longname_add(p, &bn);
 	if (rc == 0 && linkat(AT_FDCWD, path, p->fd, bn.name,
 			      AT_SYMLINK_FOLLOW) < 0) {
 		rc = -errno;
@@ -906,7 +968,9 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fsctx *fs = FS(req);
 	struct inode *p = INODE(req, parent);
 	struct linktgt_pin pin;
+	struct inode *other = NULL;
 	struct bname bn;
+	struct stat st;
 	int rc;
 
 	GUARD(req);
@@ -916,10 +980,20 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		goto reply;
 	ns_lock(fs, p, NULL);
 	linktgt_pin(p->fd, bn.name, &pin);
+	if (fstatat(p->fd, bn.name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISREG(st.st_mode) && st.st_nlink > 1 &&
+	    bind_get(fs, p->fd, bn.name, &other) < 0)
+		other = NULL;
 	if (unlinkat(p->fd, bn.name, 0) < 0)
 		rc = -errno;
 	else
 		dir_longname_del(p, &bn);
+	/* a file keeping other links forgets this name (a crash before
+	 * this leaves a stale slot: harmless, fsck --repair drops it) */
+	if (rc == 0 && other != NULL)
+		(void)bind_inode(fs, other, NULL, bn.name, true, false);
+	if (other != NULL)
+		inode_forget(fs, other, 1);
 	linktgt_unpin(fs->root.fd, &pin);
 	pthread_mutex_unlock(&fs->ns);
 reply:
@@ -947,6 +1021,34 @@ reply:
 	fuse_reply_err(req, kerr(rc));
 }
 
+/* A rename's steps for a regular file of a format-3 volume moving from
+ * base name `from` to `to` (doc/FORMAT.md §2, "Location"): before, its
+ * header names both, on disk before the backing rename; after, `to`
+ * alone; undo, `from` alone. A file with one link gets exactly these
+ * slots (a stale one left by a crash goes); one with more keeps its
+ * other names. */
+enum bind_step { BIND_BEFORE, BIND_AFTER, BIND_UNDO };
+
+static int bind_move(struct fsctx *fs, struct inode *in, nlink_t nlink,
+		     const char *from, const char *to, enum bind_step step)
+{
+	bool one = nlink < 2;
+
+	if (in == NULL)
+		return 0;
+	switch (step) {
+	case BIND_BEFORE:
+		return one ? bind_inode(fs, in, from, to, false, true) :
+			     bind_inode(fs, in, to, NULL, true, true);
+	case BIND_AFTER:
+		return one ? bind_inode(fs, in, to, NULL, false, false) :
+			     bind_inode(fs, in, NULL, from, true, false);
+	default:
+		return one ? bind_inode(fs, in, from, NULL, false, false) :
+			     bind_inode(fs, in, NULL, to, true, false);
+	}
+}
+
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname,
 		      unsigned int flags)
@@ -954,6 +1056,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fsctx *fs = FS(req);
 	struct inode *p1 = INODE(req, parent), *p2 = INODE(req, newparent);
 	struct linktgt_pin pin = { .fd = -1 };
+	struct inode *f1 = NULL, *f2 = NULL;	/* regular files to rebind */
 	struct bname b1, b2;
 	struct stat s1, s2;
 	int rc;
@@ -974,10 +1077,31 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		rc = -errno;
 		goto unlock;
 	}
+	if (p1 != p2 || strcmp(b1.name, b2.name) != 0)
+		rc = bind_get(fs, p1->fd, b1.name, &f1);
+	if (rc < 0)
+		goto unlock;
 	/* Entries keep their names on exchange, so side files stay put. */
 	if (flags & RENAME_EXCHANGE) {
-		if (renameat2(p1->fd, b1.name, p2->fd, b2.name, flags) < 0)
+		if (fstatat(p2->fd, b2.name, &s2, AT_SYMLINK_NOFOLLOW) < 0) {
 			rc = -errno;
+			goto unlock;
+		}
+		if (f1 != NULL)
+			rc = bind_get(fs, p2->fd, b2.name, &f2);
+		if (rc == 0)
+			rc = bind_move(fs, f1, s1.st_nlink, b1.name, b2.name,
+				       BIND_BEFORE);
+		if (rc == 0)
+			rc = bind_move(fs, f2, s2.st_nlink, b2.name, b1.name,
+				       BIND_BEFORE);
+		if (rc == 0 &&
+		    renameat2(p1->fd, b1.name, p2->fd, b2.name, flags) < 0)
+			rc = -errno;
+		(void)bind_move(fs, f1, s1.st_nlink, b1.name, b2.name,
+				rc == 0 ? BIND_AFTER : BIND_UNDO);
+		(void)bind_move(fs, f2, s2.st_nlink, b2.name, b1.name,
+				rc == 0 ? BIND_AFTER : BIND_UNDO);
 		goto unlock;
 	}
 	if (fstatat(p2->fd, b2.name, &s2, AT_SYMLINK_NOFOLLOW) == 0) {
@@ -1005,18 +1129,27 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	/* A symlink replaced here may take its side file with it. */
 	linktgt_pin(p2->fd, b2.name, &pin);
-	rc = dir_longname_add(p2, &b2);
+	rc = bind_move(fs, f1, s1.st_nlink, b1.name, b2.name, BIND_BEFORE);
+	if (rc == 0)
+		rc = dir_longname_add(p2, &b2);
 	if (rc == 0 &&
 	    renameat2(p1->fd, b1.name, p2->fd, b2.name, flags) < 0) {
 		rc = -errno;
 		dir_longname_del(p2, &b2);	/* kept if an entry is there */
-		goto unlock;
 	}
+	(void)bind_move(fs, f1, s1.st_nlink, b1.name, b2.name,
+			rc == 0 ? BIND_AFTER : BIND_UNDO);
+	if (rc < 0)
+		goto unlock;
 	if (rc == 0 && (p1 != p2 || strcmp(b1.name, b2.name) != 0))
 		dir_longname_del(p1, &b1);
 unlock:
 	linktgt_unpin(fs->root.fd, &pin);
 	pthread_mutex_unlock(&fs->ns);
+	if (f1 != NULL)
+		inode_forget(fs, f1, 1);
+	if (f2 != NULL)
+		inode_forget(fs, f2, 1);
 reply:
 	fuse_reply_err(req, kerr(rc));
 }

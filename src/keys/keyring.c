@@ -523,17 +523,55 @@ static uint8_t (*keks_for(struct keyring *kr, uint32_t gen))[AEAD_KEY_LEN]
 	return NULL;
 }
 
+/* Format 3 wraps a DEK with AES-SIV under a key derived from the KEK:
+ * deterministic, so the wrap needs no nonce and the header keeps its 148
+ * bytes (doc/FORMAT.md §2). */
+static int siv_wrap_key(const uint8_t kek[static AEAD_KEY_LEN], bool seal,
+			const uint8_t *aad, size_t aad_len, uint8_t *key,
+			uint8_t wrap[static HEADER_WRAP3_LEN])
+{
+	uint8_t *k = NULL;
+	int rc;
+
+	rc = secmem_zalloc(SIV_KEY_LEN, (void **)&k);
+	if (rc < 0)
+		return rc;
+	rc = kdf_hkdf(kek, AEAD_KEY_LEN, NULL, 0, "cmkfs v3 dek wrap", k,
+		      SIV_KEY_LEN);
+	if (rc == 0 && seal)
+		rc = aead_siv_seal(k, aad, aad_len, key, AEAD_KEY_LEN,
+				   wrap + SIV_TAG_LEN, wrap);
+	else if (rc == 0)
+		rc = aead_siv_open(k, aad, aad_len, wrap + SIV_TAG_LEN,
+				   AEAD_KEY_LEN, key, wrap) < 0 ?
+			     -EKEYREJECTED : 0;
+	secmem_free(k, SIV_KEY_LEN);
+	return rc;
+}
+
 static int unwrap_deks(const struct header *h,
 		       uint8_t (*kek)[AEAD_KEY_LEN], uint8_t *dek)
 {
-	uint8_t aad[HEADER_AAD_LEN];
+	uint8_t aad[HEADER_AAD_LEN], wrap[HEADER_WRAP3_LEN];
+	size_t n;
 	int rc;
 
-	header_aad(h, LAYER_INNER, aad);
-	rc = aead_unwrap_key(kek[0], aad, sizeof(aad), h->wrap_inner, dek);
-	header_aad(h, LAYER_OUTER, aad);
+	if (h->version == HEADER_VERSION_3) {
+		n = header_aad(h, LAYER_INNER, aad);
+		memcpy(wrap, h->wrap_inner, sizeof(wrap));
+		rc = siv_wrap_key(kek[0], false, aad, n, dek, wrap);
+		n = header_aad(h, LAYER_OUTER, aad);
+		memcpy(wrap, h->wrap_outer, sizeof(wrap));
+		if (rc == 0)
+			rc = siv_wrap_key(kek[1], false, aad, n,
+					  dek + AEAD_KEY_LEN, wrap);
+		return rc;
+	}
+	n = header_aad(h, LAYER_INNER, aad);
+	rc = aead_unwrap_key(kek[0], aad, n, h->wrap_inner, dek);
+	n = header_aad(h, LAYER_OUTER, aad);
 	if (rc == 0)
-		rc = aead_unwrap_key(kek[1], aad, sizeof(aad), h->wrap_outer,
+		rc = aead_unwrap_key(kek[1], aad, n, h->wrap_outer,
 				     dek + AEAD_KEY_LEN);
 	return rc;
 }
@@ -542,13 +580,27 @@ static int wrap_deks(struct header *h, uint8_t (*kek)[AEAD_KEY_LEN],
 		     const uint8_t *dek)
 {
 	uint8_t aad[HEADER_AAD_LEN];
+	size_t n;
 	int rc;
 
-	header_aad(h, LAYER_INNER, aad);
-	rc = aead_wrap_key(kek[0], aad, sizeof(aad), dek, h->wrap_inner);
-	header_aad(h, LAYER_OUTER, aad);
+	if (h->version == HEADER_VERSION_3) {
+		memset(h->wrap_inner, 0, sizeof(h->wrap_inner));
+		memset(h->wrap_outer, 0, sizeof(h->wrap_outer));
+		n = header_aad(h, LAYER_INNER, aad);
+		rc = siv_wrap_key(kek[0], true, aad, n, (uint8_t *)dek,
+				  h->wrap_inner);
+		n = header_aad(h, LAYER_OUTER, aad);
+		if (rc == 0)
+			rc = siv_wrap_key(kek[1], true, aad, n,
+					  (uint8_t *)dek + AEAD_KEY_LEN,
+					  h->wrap_outer);
+		return rc;
+	}
+	n = header_aad(h, LAYER_INNER, aad);
+	rc = aead_wrap_key(kek[0], aad, n, dek, h->wrap_inner);
+	n = header_aad(h, LAYER_OUTER, aad);
 	if (rc == 0)
-		rc = aead_wrap_key(kek[1], aad, sizeof(aad), dek + AEAD_KEY_LEN,
+		rc = aead_wrap_key(kek[1], aad, n, dek + AEAD_KEY_LEN,
 				   h->wrap_outer);
 	return rc;
 }
@@ -562,7 +614,22 @@ int keyring_new_file(struct keyring *kr, struct header *h,
 	rc = secmem_zalloc(2 * AEAD_KEY_LEN, (void **)&dek);
 	if (rc < 0)
 		return rc;
-	memset(h, 0, sizeof(*h));
+	{
+		uint8_t slot[2][HEADER_SLOT_LEN];
+
+		memcpy(slot, h->slot, sizeof(slot));
+		memset(h, 0, sizeof(*h));
+		h->version = HEADER_VERSION;
+		if (keyring_volume(kr)->version >= 3) {
+			struct timespec ts;
+
+			h->version = HEADER_VERSION_3;
+			memcpy(h->slot, slot, sizeof(slot));
+			clock_gettime(CLOCK_REALTIME, &ts);
+			h->birth_ns = (uint64_t)ts.tv_sec * 1000000000u +
+				      (uint64_t)ts.tv_nsec;
+		}
+	}
 	rc = rand_bytes(h->file_id, FILE_ID_LEN);
 	if (rc == 0)
 		rc = rand_bytes(dek, 2 * AEAD_KEY_LEN);
@@ -653,8 +720,11 @@ int keyring_rewrap_header(struct keyring *kr, const struct header *in,
 	return rc;
 }
 
-int keyring_header_units(struct keyring *kr, const struct header *in,
-			 uint16_t units, struct header *out)
+/* *out = `edit` (in's file id and DEKs, with other counts or slots) with
+ * in's DEKs wrapped again: under the current KEKs, or, while a full rekey
+ * runs, under those of in's own generation. */
+static int rewrap_as(struct keyring *kr, const struct header *in,
+		     const struct header *edit, struct header *out)
 {
 	uint8_t *dek = NULL, (*kek)[AEAD_KEY_LEN];
 	struct header h;
@@ -670,8 +740,8 @@ int keyring_header_units(struct keyring *kr, const struct header *in,
 		rc = -EKEYREJECTED;
 	} else {
 		rc = unwrap_deks(in, kek, dek);
-		h = *in;
-		h.seal_units = units;
+		h = *edit;
+		h.kek_gen = in->kek_gen;
 		if (!(kr->vol.flags & VOLUME_FLAG_FULL)) {
 			h.kek_gen = kr->vol.kek_gen;
 			kek = kr->k->kek;
@@ -684,6 +754,27 @@ int keyring_header_units(struct keyring *kr, const struct header *in,
 		*out = h;
 	secmem_free(dek, 2 * AEAD_KEY_LEN);
 	return rc;
+}
+
+int keyring_header_units(struct keyring *kr, const struct header *in,
+			 uint16_t units, struct header *out)
+{
+	struct header h = *in;
+
+	h.seal_units = units;
+	return rewrap_as(kr, in, &h, out);
+}
+
+int keyring_header_slots(struct keyring *kr, const struct header *in,
+			 const uint8_t slot[2][HEADER_SLOT_LEN],
+			 struct header *out)
+{
+	struct header h = *in;
+
+	if (in->version != HEADER_VERSION_3)
+		return -EINVAL;
+	memcpy(h.slot, slot, sizeof(h.slot));
+	return rewrap_as(kr, in, &h, out);
 }
 
 /* A full rekey's part of the new config nv (generation prev_gen + 1):

@@ -555,7 +555,8 @@ static void salvage_name(const char *path, int i, char out[static 256])
 
 /* Give the finished copy lf/tmp its name (and long-name side file). */
 static int put_in_place(struct repair *r, int lf, const char *tmp,
-			const char *path, char name[static 256])
+			const char *path, char name[static 256],
+			struct bname *out)
 {
 	struct bname bn;
 	int rc = -EEXIST;
@@ -576,6 +577,8 @@ static int put_in_place(struct repair *r, int lf, const char *tmp,
 	}
 	if (rc == 0)
 		rc = backing_fsync_dir(lf);
+	if (rc == 0)
+		*out = bn;
 	return rc;
 }
 
@@ -688,6 +691,7 @@ int repair_salvage(struct repair *r, int topfd, int dirfd, const char *bname,
 {
 	struct filekeys *fk = NULL;
 	struct header h;
+	struct bname bn;
 	struct cfile cf;
 	struct stat st;
 	char tmp[40];
@@ -717,7 +721,10 @@ int repair_salvage(struct repair *r, int topfd, int dirfd, const char *bname,
 	/* A new file through the file layer: new file id, new DEKs. */
 	cfile_init(&cf, r->kr, r->bs, dst);
 	have_cf = true;
-	rc = cfile_create(&cf, dst);
+	/* Bound to its final name once it has one (put_in_place): until
+	 * then it opens nowhere, which a crash may leave — the source is
+	 * still in the quarantine. */
+	rc = cfile_create(&cf, dst, NULL);
 	if (rc == 0)
 		rc = copy_blocks(r, &fk->bc, src, (uint64_t)st.st_size, &cf, dst,
 				 s);
@@ -726,7 +733,11 @@ int repair_salvage(struct repair *r, int topfd, int dirfd, const char *bname,
 	if (rc == 0)
 		rc = copy_attrs(dst, &st);
 	if (rc == 0)
-		rc = put_in_place(r, lf, tmp, path, s->name);
+		rc = put_in_place(r, lf, tmp, path, s->name, &bn);
+	if (rc == 0)
+		rc = cfile_set_slots(&cf, dst, bn.name, NULL, true);
+	if (rc == 0)	/* the header write moved the times */
+		rc = copy_attrs(dst, &st);
 	if (rc < 0)
 		(void)unlinkat(lf, tmp, 0);
 out:

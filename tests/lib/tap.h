@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static int t_count, t_fails;
 
@@ -28,6 +29,24 @@ static int t_count, t_fails;
 		int rc_ = (expr);                                            \
 		CHECK(rc_ == (want), "got %d, want %d", rc_, (int)(want));   \
 	} while (0)
+
+/* The base name backing fd is open as (for cfile_create's location, which
+ * format 3 binds the header to); a static buffer. */
+static inline const char *t_bname(int fd)
+{
+	static char buf[4096];
+	char proc[64];
+	ssize_t n;
+	char *slash;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	n = readlink(proc, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return "?";
+	buf[n] = '\0';
+	slash = strrchr(buf, '/');
+	return slash != NULL ? slash + 1 : buf;
+}
 
 static inline int t_done(const char *name)
 {

@@ -158,7 +158,7 @@ int tvol_write(struct keyring *kr, int dfd, const char *bname,
 	if (fd < 0)
 		return -errno;
 	cfile_init(&cf, kr, keyring_volume(kr)->block_size, fd);
-	rc = cfile_create(&cf, fd);
+	rc = cfile_create(&cf, fd, t_bname(fd));
 	if (rc == 0)
 		rc = cfile_write(&cf, fd, 0, data, len, false, &at);
 	cfile_destroy(&cf);

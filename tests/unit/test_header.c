@@ -21,6 +21,7 @@ int main(void)
 	struct header h, g;
 
 	memset(&h, 0, sizeof(h));
+	h.version = HEADER_VERSION;
 	h.kek_gen = 7;
 	for (int i = 0; i < FILE_ID_LEN; i++)
 		h.file_id[i] = (uint8_t)i;
@@ -32,11 +33,16 @@ int main(void)
 	CHECK_RC(header_parse(buf, sizeof(buf), &g), 0);
 	CHECK(memcmp(&g, &h, sizeof(h)) == 0, "round trip");
 
-	/* Each of magic, version: any change refused. */
+	/* Each of magic, version: any change refused, but version 1 -> 3,
+	 * which parses as a version-3 header (whose wraps then fail). */
 	for (int i = 0; i < 6; i++) {
 		for (int bit = 0; bit < 8; bit++) {
 			buf[i] ^= (uint8_t)(1 << bit);
-			CHECK_RC(header_parse(buf, sizeof(buf), &g), -EBADMSG);
+			if (i == 5 && bit == 1)
+				CHECK_RC(header_parse(buf, sizeof(buf), &g), 0);
+			else
+				CHECK_RC(header_parse(buf, sizeof(buf), &g),
+					 -EBADMSG);
 			buf[i] ^= (uint8_t)(1 << bit);
 		}
 	}
@@ -65,5 +71,50 @@ int main(void)
 	CHECK(memcmp(aad, buf, HEADER_PREFIX_LEN) == 0 &&
 		      aad[HEADER_PREFIX_LEN] == LAYER_OUTER,
 	      "aad");
+	/* Version 3 (doc/FORMAT.md §2): same length; birth time at 28, slots
+	 * at 36 and 44, SIV wraps of 48 bytes at 52 and 100; the AAD is the
+	 * first 52 bytes and the layer. */
+	{
+		uint8_t b3[HEADER_LEN];
+		struct header h3 = h;
+
+		h3.version = HEADER_VERSION_3;
+		h3.birth_ns = 0x0102030405060708ull;
+		memset(h3.slot[0], 0xa1, HEADER_SLOT_LEN);
+		memset(h3.slot[1], 0xb2, HEADER_SLOT_LEN);
+		memset(h3.wrap_inner, 0, AEAD_WRAP_LEN);
+		memset(h3.wrap_outer, 0, AEAD_WRAP_LEN);
+		t_fill(h3.wrap_inner, HEADER_WRAP3_LEN, 3);
+		t_fill(h3.wrap_outer, HEADER_WRAP3_LEN, 4);
+		header_serialize(&h3, b3);
+		CHECK(t_eq_hex(b3, 12, "434d4b4800030000" "00000007"),
+		      "v3 magic, version, count, generation");
+		CHECK(memcmp(b3 + 12, h3.file_id, FILE_ID_LEN) == 0, "v3 id");
+		CHECK(t_eq_hex(b3 + 28, 8, "0102030405060708"), "birth");
+		CHECK(b3[36] == 0xa1 && b3[43] == 0xa1 && b3[44] == 0xb2 &&
+			      b3[51] == 0xb2,
+		      "slots");
+		CHECK(memcmp(b3 + 52, h3.wrap_inner, 48) == 0 &&
+			      memcmp(b3 + 100, h3.wrap_outer, 48) == 0,
+		      "v3 wraps");
+		CHECK_RC(header_parse(b3, sizeof(b3), &g), 0);
+		CHECK(memcmp(&g, &h3, sizeof(h3)) == 0, "v3 round trip");
+		CHECK(header_aad(&h3, LAYER_INNER, aad) == 53 &&
+			      memcmp(aad, b3, 52) == 0 && aad[52] == LAYER_INNER,
+		      "v3 aad");
+		CHECK(header_slot_has(&h3, h3.slot[1]) &&
+			      !header_slot_has(&h3, (uint8_t[8]){ 0 }) &&
+			      !header_is_set(&h3),
+		      "slots match");
+		CHECK(!header_slot_has(&h, h3.slot[0]), "v1 has no slots");
+		memset(h3.slot[0], HEADER_SLOT_SET, HEADER_SLOT_LEN);
+		CHECK(header_is_set(&h3) && !header_slot_has(&h3, h3.slot[0]),
+		      "a link set matches through its set only");
+		/* versions 0, 2, 4 refused */
+		for (int v = 0; v <= 4; v += 2) {
+			b3[5] = (uint8_t)v;
+			CHECK_RC(header_parse(b3, sizeof(b3), &g), -EBADMSG);
+		}
+	}
 	return t_done("test_header");
 }

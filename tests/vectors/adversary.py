@@ -117,14 +117,22 @@ class OldKeys:
         if len(h) < HDR or h[:4] != b"CMKH":
             return None
         out = None
-        for head in (h[:28], h[:8] + struct.pack(">I", self.gen) + h[12:28]):
-            d1 = gcm_open(self.keks[0], h[28:88], head + b"\x01")
-            d2 = gcm_open(self.keks[1], h[88:148], head + b"\x02")
+        n = 52 if h[4:6] == b"\x00\x03" else 28
+        for head in (h[:n], h[:8] + struct.pack(">I", self.gen) + h[12:n]):
+            d1 = dek_open(self.keks[0], h, 1, head)
+            d2 = dek_open(self.keks[1], h, 2, head)
             if d1 is not None or d2 is not None:
                 out = (d1, d2)
                 if d1 is not None and d2 is not None:
                     return out
         return out
+
+
+def dek_open(kek, h, layer, head):
+    try:
+        return volkeys.dek_unwrap(kek, h, layer, head)
+    except Exception:
+        return None
 
 
 def walk(root):

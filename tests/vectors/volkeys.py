@@ -17,7 +17,7 @@ intact). Test tooling only: it needs the same keys a mount does.
 import struct
 import sys
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 
@@ -52,6 +52,22 @@ def secret_unwrap(keks, vol_id, gen, blob):
         return b"cmkfs secret v2" + vol_id + struct.pack(">I", gen) + bytes([layer + 1])
     inner = AESGCM(keks[1]).decrypt(blob[:12], blob[12:], aad(1))
     return AESGCM(keks[0]).decrypt(inner[:12], inner[12:], aad(0))
+
+
+def dek_unwrap(kek, h, layer, head=None):
+    """One DEK of a file header (doc/FORMAT.md §2): version 1 wraps with
+    GCM under the KEK, AAD bytes 0..27 ‖ layer; version 3 with AES-SIV under
+    HKDF(KEK, "cmkfs v3 dek wrap"), AAD bytes 0..51 ‖ layer, tag ‖ ct.
+    `head` replaces the AAD's header bytes (a guessed generation)."""
+    version = struct.unpack(">H", h[4:6])[0]
+    if version == 3:
+        head = h[:52] if head is None else head
+        blob = h[52:100] if layer == 1 else h[100:148]
+        return AESSIV(hkdf(kek, b"", "cmkfs v3 dek wrap", 64)).decrypt(
+            blob, [head + bytes([layer])])
+    head = h[:28] if head is None else head
+    blob = h[28:88] if layer == 1 else h[88:148]
+    return AESGCM(kek).decrypt(blob[:12], blob[12:], head + bytes([layer]))
 
 
 def kek_unwrap(wrap_key, vol_id, gen, layer, blob):
@@ -92,14 +108,12 @@ def main(argv):
     for f in rest:
         h = open(f, "rb").read(148)
         magic, version, units, fgen = struct.unpack(">4sHHI", h[:12])
-        if len(h) != 148 or magic != b"CMKH" or version != 1:
-            sys.exit("volkeys: %s: not a version 1 file header" % f)
+        if len(h) != 148 or magic != b"CMKH" or version not in (1, 3):
+            sys.exit("volkeys: %s: not a version 1 or 3 file header" % f)
         if headers:
             print("HEADER", h[12:28].hex(), fgen, units, f)
-        for layer, off in ((1, 28), (2, 88)):
-            blob = h[off:off + 60]
-            dek = AESGCM(keks[layer - 1]).decrypt(blob[:12], blob[12:],
-                                                  h[:28] + bytes([layer]))
+        for layer in (1, 2):
+            dek = dek_unwrap(keks[layer - 1], h, layer)
             print("DEK%d" % layer, dek.hex(), f)
 
 
