@@ -105,15 +105,20 @@ void cfile_destroy(struct cfile *cf);	/* wipes and frees the pool */
 /* Free every idle keyed context (after keyring_lock()). */
 void cfile_drop_keys(struct cfile *cf);
 
-/* The record of this (loaded) file in the journal directory jfd, if any:
- * a file whose tail authenticates drops it (the shrink either never took
- * effect or completed); a torn tail that the record's block completes is
- * completed (pwrite, ftruncate, fsync) unless `dry`, and the record
- * removed. Returns 1 if a record completes (or, dry, would complete) the
- * file, 0 if there was none or it was stale, -EBADMSG if the record does
- * not open as this file's block (it is kept: fsck reports it), -errno. */
+/* The record of this (loaded) file in the journal directory jfd, if any
+ * (doc/FORMAT.md §3.1): a file whose tail authenticates drops it (the
+ * shrink either never took effect or completed); a torn tail is completed
+ * (pwrite, ftruncate, fsync) unless `dry`, and the record removed, only if
+ * the record matches the file's state: the volume's record version, this
+ * file's id, a backing length the interrupted shrink can have left, and a
+ * block that opens under the file's DEKs as its last block. Any other
+ * record is damage: kept, the file left as it is (its tail fails: EIO),
+ * and *why (if why is not NULL) gets a phrase saying what does not match.
+ * Returns 1 if the record completes (or, dry, would complete) the file, 0
+ * if there was none or it was stale, -EBADMSG for a record refused,
+ * -errno. */
 CMK_MUST_CHECK int cfile_resolve_truncate(struct cfile *cf, int fd, int jfd,
-					  bool dry);
+					  bool dry, const char **why);
 /* The record name of a file id (JOURNAL_NAME_LEN hex digits + NUL). */
 void cfile_journal_name(const uint8_t id[FILE_ID_LEN],
 			char out[static JOURNAL_NAME_LEN + 1]);

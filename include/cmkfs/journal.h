@@ -15,7 +15,9 @@
  * -errno (-ENOENT: none and not asked to make it). */
 CMK_MUST_CHECK int journal_open(int rootfd, bool create);
 /* Complete every file with a record in jfd and drop records of files that
- * no longer exist; *completed counts completed files. Walks the cipher
+ * no longer exist; *completed counts completed files. A record that does
+ * not match its file (cfile_resolve_truncate) is kept, never applied, and
+ * logged with the file's backing path and why. Walks the cipher
  * directory only when there are records (after a crash). */
 CMK_MUST_CHECK int journal_recover(int rootfd, int jfd, struct keyring *kr,
 				   uint32_t bs, unsigned *completed);

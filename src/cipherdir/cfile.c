@@ -22,6 +22,7 @@
 #include "cmkfs/names.h"
 #include "cmkfs/par.h"
 #include "cmkfs/secmem.h"
+#include "cmkfs/trec.h"
 
 #define CHUNK_BYTES (1u << 20)	/* plaintext per batched pread/pwrite */
 /* Block crypto of a request is split over the worker pool from this many
@@ -1201,28 +1202,30 @@ void cfile_journal_name(const uint8_t id[FILE_ID_LEN],
 		snprintf(out + 2 * i, 3, "%02x", id[i]);
 }
 
-/* Record: magic, block number (big-endian), the sealed block. The block's
- * AAD binds file id, block number and the last flag, so a record opens
- * only as the block it claims to be. */
-#define JREC_MAGIC "CMKFSTR1"
-#define JREC_HDR 16
+/* The record version a volume writes and accepts (doc/FORMAT.md §3.1):
+ * 2 in format 3, 1 in formats 1 and 2 (whose older binaries read only 1). */
+static unsigned trec_version(struct keyring *kr)
+{
+	return keyring_volume(kr)->version >= 3 ? 2 : 1;
+}
 
-static int journal_put(struct cfile *cf, const char *name, uint64_t b,
+static int journal_put(struct cfile *cf, const char *name,
+		       const uint8_t file_id[static FILE_ID_LEN], uint64_t b,
 		       const uint8_t *blk, size_t len)
 {
-	uint8_t hdr[JREC_HDR];
-	int fd, rc;
+	uint8_t hdr[TREC_HDR_MAX];
+	int fd, rc, hlen;
 
-	memcpy(hdr, JREC_MAGIC, 8);
-	for (int i = 0; i < 8; i++)
-		hdr[8 + i] = (uint8_t)(b >> (56 - 8 * i));
+	hlen = trec_header(trec_version(cf->kr), file_id, b, len, cf->bs, hdr);
+	if (hlen < 0)
+		return hlen;
 	fd = openat(cf->jfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 		    0600);
 	if (fd < 0)
 		return -errno;
-	rc = backing_pwrite_full(fd, hdr, sizeof(hdr), 0);
+	rc = backing_pwrite_full(fd, hdr, (size_t)hlen, 0);
 	if (rc == 0)
-		rc = backing_pwrite_full(fd, blk, len, JREC_HDR);
+		rc = backing_pwrite_full(fd, blk, len, hlen);
 	/* on disk before the cut that makes it needed */
 	if (rc == 0)
 		rc = backing_order_data(fd);
@@ -1261,7 +1264,8 @@ static int shrink(struct cfile *cf, struct filekeys *fk, int fd, uint64_t size,
 		rc = cipher_off(b, bs, &boff);
 	if (rc == 0 && cf->jfd >= 0) {
 		cfile_journal_name(fk->file_id, jname);
-		rc = journal_put(cf, jname, b, buf, blen + BLOCK_OVERHEAD);
+		rc = journal_put(cf, jname, fk->file_id, b, buf,
+				 blen + BLOCK_OVERHEAD);
 		rec = rc == 0;
 	}
 	if (rc == 0 && ftruncate(fd, (off_t)boff) < 0)
@@ -1277,16 +1281,62 @@ static int shrink(struct cfile *cf, struct filekeys *fk, int fd, uint64_t size,
 	return rc;
 }
 
-int cfile_resolve_truncate(struct cfile *cf, int fd, int jfd, bool dry)
+/* Whether record t may complete this file, whose backing length is
+ * `blen`: NULL if so, else why not (doc/FORMAT.md §3.1). */
+static const char *trec_refusal(struct cfile *cf, const struct trec *t,
+				uint64_t blen)
+{
+	unsigned want = trec_version(cf->kr);
+
+	if (t->version != want)
+		return want == 2 ? "a format-1/2 record (CMKFSTR1) in a "
+				   "format-3 volume" :
+				   "a format-3 record (CMKFSTR2) in a "
+				   "format-1/2 volume";
+	/* The name says the same, but the name is not authenticated. */
+	if (t->version == 2 &&
+	    memcmp(t->file_id, cf->hdr.file_id, FILE_ID_LEN) != 0)
+		return "the record names another file";
+	/* the cut reached at least block b (else the tail would be whole) */
+	if (blen < t->l_cut)
+		return "the file is shorter than the record's cut";
+	/* Version 2: the cut made exactly l_cut bytes and the write adds at
+	 * most the block; any other length is a state the record was not
+	 * written for (an old record against a file that changed since). */
+	if (t->version == 2 && blen > t->l_new)
+		return "the file is longer than the record's cut and block";
+	return NULL;
+}
+
+/* Complete the file from record t: write its block, cut after it, sync. */
+static int trec_apply(struct cfile *cf, int fd, const struct trec *t)
+{
+	int rc;
+
+	pthread_rwlock_wrlock(&cf->rwlock);
+	rc = backing_pwrite_full(fd, t->blk, t->blk_len, (off_t)t->l_cut);
+	if (rc == 0 && ftruncate(fd, (off_t)t->l_new) < 0)
+		rc = -errno;
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	pthread_rwlock_unlock(&cf->rwlock);
+	return rc;
+}
+
+int cfile_resolve_truncate(struct cfile *cf, int fd, int jfd, bool dry,
+			   const char **why)
 {
 	char jname[JOURNAL_NAME_LEN + 1], wbuf[4096];
-	size_t cb = cf->bs + BLOCK_OVERHEAD, len;
+	size_t cb = cf->bs + BLOCK_OVERHEAD, len = 0;
+	const char *refused = NULL;
 	struct filekeys *fk = NULL;
-	uint8_t *rec = NULL, *plain = NULL;
-	uint64_t b = 0, boff;
+	uint8_t *rec = NULL, *plain = NULL, *scratch;
+	struct trec t = { 0 };
 	struct stat st;
 	int rfd, rc;
 
+	if (why != NULL)
+		*why = NULL;
 	if (jfd < 0)
 		return 0;
 	pthread_mutex_lock(&cf->mtx);
@@ -1301,61 +1351,56 @@ int cfile_resolve_truncate(struct cfile *cf, int fd, int jfd, bool dry)
 			(void)unlinkat(jfd, jname, 0);
 		return 0;
 	}
-	rec = malloc(JREC_HDR + 2 * cb);	/* record, then scratch */
+	rec = malloc(TREC_HDR_MAX + 2 * cb);	/* record, then scratch */
 	plain = malloc(cf->bs);
 	rc = rec && plain ? 0 : -ENOMEM;
 	if (rc == 0 && fstat(rfd, &st) < 0)
 		rc = -errno;
-	len = rc == 0 ? (size_t)st.st_size : 0;
-	if (rc == 0 && (len < JREC_HDR + BLOCK_OVERHEAD || len > JREC_HDR + cb))
-		rc = -EBADMSG;
-	if (rc == 0)
+	if (rc == 0 && (uint64_t)st.st_size > TREC_HDR_MAX + cb)
+		refused = "malformed record";
+	else if (rc == 0)
+		len = (size_t)st.st_size;
+	if (rc == 0 && refused == NULL)
 		rc = backing_pread_full(rfd, rec, len, 0);
-	if (rc == 0 && memcmp(rec, JREC_MAGIC, 8) != 0)
-		rc = -EBADMSG;
-	for (int i = 0; rc == 0 && i < 8; i++)
-		b = b << 8 | rec[8 + i];
-	if (rc == 0) {
-		len -= JREC_HDR;
-		rc = cipher_off(b, cf->bs, &boff);
+	if (rc == 0 && refused == NULL && trec_parse(rec, len, cf->bs, &t) < 0)
+		refused = "malformed record";
+	if (rc == 0 && refused == NULL) {
+		rc = fstat(fd, &st) < 0 ? -errno : 0;
+		if (rc == 0)
+			refused = trec_refusal(cf, &t, (uint64_t)st.st_size);
 	}
-	if (rc == 0)
+	if (rc == 0 && refused == NULL)
 		rc = fk_get(cf, fd, &fk);
 	/* It must open as this file's last block b: nothing else is written. */
-	if (rc == 0) {
-		memcpy(rec + JREC_HDR + cb, rec + JREC_HDR, len);
-		if (block_open(&fk->bc, b, true, rec + JREC_HDR + cb, len,
+	if (rc == 0 && refused == NULL) {
+		scratch = rec + TREC_HDR_MAX + cb;
+		memcpy(scratch, t.blk, t.blk_len);
+		if (block_open(&fk->bc, t.blockno, true, scratch, t.blk_len,
 			       plain) < 0)
-			rc = -EBADMSG;
+			refused = "its block does not open as this file's "
+				  "last block";
 	}
-	/* the cut reached at least block b (else the tail would be whole) */
-	if (rc == 0 && fstat(fd, &st) < 0)
-		rc = -errno;
-	if (rc == 0 && (uint64_t)st.st_size < boff)
+	if (rc == 0 && refused != NULL)
 		rc = -EBADMSG;
 	if (rc == 0 && !dry) {
-		pthread_rwlock_wrlock(&cf->rwlock);
-		rc = backing_pwrite_full(fd, rec + JREC_HDR, len, (off_t)boff);
-		if (rc == 0 && ftruncate(fd, (off_t)(boff + len)) < 0)
-			rc = -errno;
-		if (rc == 0 && fsync(fd) < 0)
-			rc = -errno;
-		pthread_rwlock_unlock(&cf->rwlock);
+		rc = trec_apply(cf, fd, &t);
 		if (rc == 0)
 			(void)unlinkat(jfd, jname, 0);
 		if (rc == 0)
 			log_info("%s: completed a truncate interrupted by a "
 				 "crash (block %llu)",
 				 cfile_where(cf, wbuf, sizeof(wbuf)),
-				 (unsigned long long)b);
+				 (unsigned long long)t.blockno);
 	}
+	if (why != NULL)
+		*why = refused;
 	if (fk != NULL)
 		fk_put(cf, fk);
 	close(rfd);
 	if (plain != NULL)
 		secmem_wipe(plain, cf->bs);
 	if (rec != NULL)
-		secmem_wipe(rec + JREC_HDR + cb, cb);
+		secmem_wipe(rec + TREC_HDR_MAX + cb, cb);
 	free(plain);
 	free(rec);
 	return rc < 0 ? rc : 1;

@@ -58,7 +58,8 @@ static bool hexname(const char *n)
 
 static void visit_file(struct jwalk *w, int dfd, const char *name)
 {
-	char id[JOURNAL_NAME_LEN + 1];
+	char id[JOURNAL_NAME_LEN + 1], wbuf[4096];
+	const char *why = NULL;
 	struct header h;
 	struct cfile cf;
 	int fd, rc;
@@ -80,6 +81,7 @@ static void visit_file(struct jwalk *w, int dfd, const char *name)
 				continue;
 			w->found[i] = true;
 			w->left--;
+			why = NULL;
 			cfile_init(&cf, w->kr, w->bs, fd);
 			if (j->rec[0] != '\0') {
 				rc = reseal_recover(&cf, fd, w->jfd, j->rec,
@@ -88,11 +90,18 @@ static void visit_file(struct jwalk *w, int dfd, const char *name)
 				rc = cfile_load(&cf, fd);
 				if (rc == 0)
 					rc = cfile_resolve_truncate(
-						&cf, fd, w->jfd, false);
+						&cf, fd, w->jfd, false, &why);
 			}
 			j->failed = rc < 0;
 			if (rc == 1)
 				w->completed++;
+			else if (rc < 0 && why != NULL)
+				log_err("%s: truncate record %s/%s refused: %s; "
+					"kept, the file reads EIO (cmkfs fsck "
+					"names it, --repair sets the record "
+					"aside)",
+					cfile_where(&cf, wbuf, sizeof(wbuf)),
+					JOURNAL_DIR, id, why);
 			else if (rc < 0)
 				log_err("%s/%s: an interrupted %s could not be "
 					"completed: %s", JOURNAL_DIR,

@@ -224,6 +224,41 @@ static int check_resealing(struct fsck *f, struct cfile *cf, int fd,
 	return rc == -EBADMSG ? DMG_CONTENT : DMG_IO;
 }
 
+static void not_repaired(struct fsck *f, const char *bpath,
+			 const char *ppath, const char *why);
+
+/* A truncate record that does not match its file's state (cfile.h): a
+ * finding, never applied; a repair moves it into the quarantine, so that
+ * no mount walks the tree for it again. The file itself (its tail fails)
+ * is reported and salvaged by the caller. */
+static void trec_refused(struct fsck *f, const struct cfile *cf,
+			 const char *bpath, const char *ppath, const char *why)
+{
+	char jname[JOURNAL_NAME_LEN + 1], what[256], rpath[PATH_MAX],
+		q[PATH_MAX], to[PATH_MAX + 8];
+	int rc;
+
+	cfile_journal_name(cf->hdr.file_id, jname);
+	snprintf(what, sizeof(what), "truncate record %s/%s refused: %s",
+		 JOURNAL_DIR, jname, why);
+	report(f, bpath, ppath, -1, what);
+	if (f->rp == NULL)
+		return;
+	snprintf(rpath, sizeof(rpath), "%s/%s/%s", f->o->root, JOURNAL_DIR,
+		 jname);
+	rc = repair_quarantine(f->rp, f->jfd, JOURNAL_DIR, jname, q,
+			       sizeof(q));
+	if (rc < 0) {
+		not_repaired(f, rpath, NULL, strerror(-rc));
+		return;
+	}
+	f->r->quarantined++;
+	snprintf(to, sizeof(to), "%s/%s", f->o->root, q);
+	action(f, FSCK_QUARANTINED, rpath, NULL, to, NULL,
+	       "a truncate record is never applied to a state it was not "
+	       "written for");
+}
+
 /* Returns 0 or a DMG_* kind. */
 static int check_file(struct fsck *f, int dfd, const char *bn,
 		      const char *bpath, const char *ppath)
@@ -266,9 +301,16 @@ static int check_file(struct fsck *f, int dfd, const char *bn,
 		r->files_pending++;
 	rc = cfile_size(&cf, fd, &size);
 	tail_ok = rc == 0 && cfile_check_tail(&cf, fd) == 0;
-	if (!tail_ok && cfile_resolve_truncate(&cf, fd, f->jfd, true) == 1) {
-		r->pending++;
-		goto out;
+	if (!tail_ok) {
+		const char *why = NULL;
+		int trc = cfile_resolve_truncate(&cf, fd, f->jfd, true, &why);
+
+		if (trc == 1) {
+			r->pending++;
+			goto out;
+		}
+		if (trc == -EBADMSG && why != NULL)
+			trec_refused(f, &cf, bpath, ppath, why);
 	}
 	if (rc < 0) {
 		report(f, bpath, ppath, -1, "impossible size: cut short or extended");

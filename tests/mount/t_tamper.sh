@@ -175,6 +175,65 @@ xattr_tamper() {
 run_case "xattr value" 'xattr_tamper' getfattr -n user.x "$MNT/A"
 t_ok "names, directory ids, moved entries, symlink targets, long names, xattrs refused"
 
+# --- truncate record (doc/FORMAT.md §3.1) from an old backup ---
+# A backup taken while a shrink of /T (20,000 -> 5,000 bytes) was in
+# flight holds its record; the file grew back since. The adversary puts
+# that record back and flips one byte of the file's tail, so that the
+# tail fails as after a crash. The record no longer matches the file's
+# backing length: EIO with the path logged, fsck names it (exit 1, text
+# and JSON, not a pending truncate), the file is never cut, and
+# fsck --repair sets the record aside instead of applying it.
+fresh
+mount_fg
+head -c 20000 /dev/urandom >"$T/T.ref"
+cp "$T/T.ref" "$MNT/T"
+sync
+tsize=$(stat -c %s "$MNT/T")
+tb=$(bfile $((HDR + 4 * CB + 20000 - 4 * BS + OVH)))
+[ -n "$tb" ] || t_fail "truncate record: no backing file for /T"
+tid=$(od -An -tx1 -j12 -N16 "$tb" | tr -d ' \n')
+# (the "backup" of the in-flight record: a second link to the name the
+# shrink writes its record under, which its removal leaves behind)
+: >"$CIPHER/cmkfs.journal/$tid"
+ln "$CIPHER/cmkfs.journal/$tid" "$T/backup.rec"
+truncate -s 5000 "$MNT/T"
+[ -s "$T/backup.rec" ] && [ ! -e "$CIPHER/cmkfs.journal/$tid" ] || t_fail "truncate record: the shrink left no record to back up"
+dd if="$T/T.ref" of="$MNT/T" bs=5000 skip=1 seek=1 conv=notrunc status=none
+cmp "$MNT/T" "$T/T.ref" || t_fail "truncate record: /T did not grow back"
+umount_fg
+tlen=$(stat -c %s "$tb")
+# the adversary: the old record back, one tail byte flipped
+cp "$T/backup.rec" "$CIPHER/cmkfs.journal/$tid"
+flip "$tb" $((tlen - 1))
+mount_fg
+expect_eio "old truncate record" cat "$MNT/T"
+[ "$(stat -c %s "$MNT/T")" = "$tsize" ] || t_fail "old truncate record: the mount cut /T to $(stat -c %s "$MNT/T") bytes"
+expect_log "old truncate record" "$tb: truncate record cmkfs.journal/$tid refused"
+umount_fg
+[ "$(stat -c %s "$tb")" = "$tlen" ] || t_fail "old truncate record: backing file cut"
+[ -e "$CIPHER/cmkfs.journal/$tid" ] || t_fail "old truncate record: not kept"
+rc=0; "$CMKFS" fsck --service-key "$KEY" "$CIPHER" >"$T/fsck.out" 2>/dev/null || rc=$?
+[ $rc = 1 ] || t_fail "old truncate record: fsck exit $rc: $(cat "$T/fsck.out")"
+grep -F -- "$tb" "$T/fsck.out" | grep -qF "(/T): truncate record cmkfs.journal/$tid refused: the file is longer than the record's cut and block" ||
+	t_fail "old truncate record: fsck text: $(cat "$T/fsck.out")"
+rc=0; "$CMKFS" fsck --json --service-key "$KEY" "$CIPHER" >"$T/fsck.json" 2>/dev/null || rc=$?
+[ $rc = 1 ] || t_fail "old truncate record: fsck --json exit $rc"
+python3 - "$T/fsck.json" "$tb" <<'PY' || t_fail "old truncate record: fsck --json: $(cat "$T/fsck.json")"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+mine = [r for r in rows if r.get("backing") == sys.argv[2]]
+assert any(r["path"] == "/T" and "truncate record" in r["problem"] for r in mine), mine
+assert rows[-1]["summary"]["truncates_pending"] == 0, rows[-1]
+PY
+rc=0; "$CMKFS" fsck --repair --service-key "$KEY" "$CIPHER" >"$T/repair.out" 2>&1 || rc=$?
+[ $rc = 1 ] || t_fail "old truncate record: fsck --repair exit $rc: $(cat "$T/repair.out")"
+[ ! -e "$CIPHER/cmkfs.journal/$tid" ] || t_fail "old truncate record: repair left it in the journal"
+q=$(find "$CIPHER/cmkfs.quarantine" -path "*/cmkfs.journal/$tid")
+[ -n "$q" ] && cmp -s "$q" "$T/backup.rec" || t_fail "old truncate record: not in the quarantine: $(cat "$T/repair.out")"
+grep -q "cut short by a crash completed" "$T/repair.out" && t_fail "old truncate record: repair applied it"
+t_ok "old truncate record with a flipped tail byte: EIO, path logged, file not cut, fsck names it (text, JSON), repair quarantines it"
+n_cases=$((n_cases + 1))
+
 # --- volume config: every byte, and the wrong key ---
 fresh
 conf=$CIPHER/cmkfs.conf

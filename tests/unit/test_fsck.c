@@ -20,7 +20,10 @@
  * (its header old, one chunk re-sealed, one block of it torn, with the
  * record the reseal leaves) is counted as reseal_pending, a block that no
  * key opens beside the record is damage, and repair completes the record
- * and the file reads back whole. */
+ * and the file reads back whole. In a format-3 volume, a truncate record
+ * from before the file grew, put back with a byte of the file's tail
+ * flipped, is a named finding (not a pending truncate) and repair
+ * quarantines it without cutting the file. */
 #include "config.h"
 
 #include <dirent.h>
@@ -803,6 +806,137 @@ out:
 	bs = keyring_volume(kr)->block_size;
 }
 
+/* Truncate records (doc/FORMAT.md §3.1) in a format-3 volume: a shrink
+ * cut short by a crash is pending, not damage; the old record of that
+ * shrink put back after the file grew again, with one byte of its tail
+ * flipped (the attack: the mount used to cut the file to the record's
+ * old content), is a named finding, and repair quarantines the record
+ * and never applies it: the file is not cut. */
+static void trunc_records(void)
+{
+	char dir[PATH_MAX], f[ENCNAME_MAX], jname[JOURNAL_NAME_LEN + 1],
+		q[PATH_MAX + 64];
+	uint8_t *data = NULL, rec[8192], c = 0;
+	struct keyring *saved = kr;
+	struct fsck_opts o = { 0 };
+	struct fsck_result r;
+	struct header h;
+	struct cfile cf;
+	size_t rlen = 0;
+	uint64_t wat = 0;
+	unsigned done = 0;
+	off_t big = 0;
+	int rootfd, fd = -1, jfd = -1, rfd;
+	const size_t len = 20000, small = 5000;
+
+	snprintf(dir, sizeof(dir), "%s/trunc", top);
+	CHECK_RC(tvol_create(dir, keypath, 4096), 0);
+	CHECK_RC(tvol_unlock(dir, keypath, &rootfd, &kr), 0);
+	if (kr == NULL) {
+		kr = saved;
+		return;
+	}
+	bs = keyring_volume(kr)->block_size;
+	o.root = dir;
+	o.keep_list = true;
+	mkfile(rootfd, "f", len, f);
+	jfd = journal_open(rootfd, true);
+	fd = openat(rootfd, f, O_RDWR | O_CLOEXEC);
+	CHECK(jfd >= 0 && fd >= 0 && cfile_read_header(fd, &h) == 0,
+	      "journal, file");
+	if (jfd < 0 || fd < 0)
+		goto out;
+	cfile_journal_name(h.file_id, jname);
+	/* the shrink's record, caught through a second link */
+	rfd = openat(jfd, jname, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	CHECK(rfd >= 0 && linkat(jfd, jname, rootfd, "../trec.keep", 0) == 0,
+	      "record link");
+	if (rfd >= 0)
+		close(rfd);
+	cfile_init(&cf, kr, bs, fd);
+	cf.jfd = jfd;
+	CHECK_RC(cfile_load(&cf, fd), 0);
+	CHECK_RC(cfile_truncate(&cf, fd, small), 0);
+	cfile_destroy(&cf);
+	CHECK_RC(backing_read_small(rootfd, "../trec.keep", rec, sizeof(rec),
+				    &rlen),
+		 0);
+	CHECK(rlen > 8 && memcmp(rec, "CMKFSTR2", 8) == 0,
+	      "a format-3 record: %zu bytes", rlen);
+
+	/* A crash between cut and write: pending, no problem. */
+	CHECK(ftruncate(fd, lseek(fd, 0, SEEK_END) - (off_t)(small % bs) -
+				    BLOCK_OVERHEAD) == 0,
+	      "cut");
+	CHECK_RC(backing_replace(jfd, jname, rec, rlen, 0600), 0);
+	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
+	CHECK(r.problems == 0 && r.pending == 1,
+	      "crash: %lu problems, %lu pending", r.problems, r.pending);
+	if (r.problems != 0)
+		dump(&r);
+	fsck_result_free(&r);
+
+	/* The attack: the file grown back to 20,000 bytes, one byte of its
+	 * tail flipped, the old record put back. */
+	data = malloc(len);
+	for (size_t i = 0; data != NULL && i < len; i++)
+		data[i] = (uint8_t)(i * 7 + 3);
+	CHECK_RC(journal_recover(rootfd, jfd, kr, bs, &done), 0);
+	CHECK(done == 1 && !tvol_exists(jfd, jname), "crash completed");
+	cfile_init(&cf, kr, bs, fd);
+	CHECK_RC(cfile_load(&cf, fd), 0);
+	CHECK_RC(cfile_write(&cf, fd, 0, data, len, false, &wat), 0);
+	cfile_destroy(&cf);
+	big = lseek(fd, 0, SEEK_END);
+	CHECK(pread(fd, &c, 1, big - 1) == 1, "read tail");
+	c ^= 0x01;
+	CHECK(pwrite(fd, &c, 1, big - 1) == 1, "flip tail");
+	CHECK_RC(backing_replace(jfd, jname, rec, rlen, 0600), 0);
+	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
+	CHECK(r.pending == 0 && find(&r, f, "truncate record") != NULL &&
+		      find(&r, f, "the file is longer than the record") != NULL,
+	      "old record: a finding (%lu problems, %lu pending)", r.problems,
+	      r.pending);
+	CHECK(find(&r, f, "last block fails authentication") != NULL,
+	      "and the torn tail");
+	if (find(&r, f, "truncate record") == NULL)
+		dump(&r);
+	fsck_result_free(&r);
+	CHECK(lseek(fd, 0, SEEK_END) == big, "fsck cut nothing");
+
+	/* Repair: the record is set aside, never applied. */
+	CHECK_RC(volio_lock_offline(rootfd), 0);
+	o.repair = true;
+	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
+	CHECK(r.completed == 0 && r.quarantined >= 1 &&
+		      find(&r, f, "truncate record") != NULL,
+	      "repair: %lu completed, %lu quarantined", r.completed,
+	      r.quarantined);
+	fsck_result_free(&r);
+	CHECK(!tvol_exists(jfd, jname), "record gone from the journal");
+	CHECK(lseek(fd, 0, SEEK_END) == big, "file not cut");
+	snprintf(q, sizeof(q), "%s/%s", dir, QUARANTINE_DIR);
+	CHECK(tvol_exists(rootfd, QUARANTINE_DIR), "quarantine made: %s", q);
+	o.repair = false;
+	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
+	CHECK(r.problems == 0 && r.pending == 0,
+	      "after repair: %lu problems", r.problems);
+	if (r.problems != 0)
+		dump(&r);
+	fsck_result_free(&r);
+out:
+	free(data);
+	(void)unlinkat(rootfd, "../trec.keep", 0);
+	if (fd >= 0)
+		close(fd);
+	if (jfd >= 0)
+		close(jfd);
+	close(rootfd);
+	keyring_free(kr);
+	kr = saved;
+	bs = keyring_volume(kr)->block_size;
+}
+
 int main(void)
 {
 	char a[ENCNAME_MAX], d[ENCNAME_MAX], b[ENCNAME_MAX], sub[ENCNAME_MAX],
@@ -948,6 +1082,7 @@ int main(void)
 	unreadable_subdir();
 	long_links();
 	full_rekey();
+	trunc_records();
 	keyring_free(kr);
 	CHECK(tvol_rmtree(top) == 0, "cleanup");
 	return t_done("test_fsck");
