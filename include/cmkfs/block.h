@@ -41,4 +41,23 @@ CMK_MUST_CHECK int block_open(const struct block_ctx *bc, uint64_t blockno,
 			      bool last, uint8_t *ct, size_t ct_len,
 			      uint8_t *pt);
 
+/* Hole records (format 3, doc/FORMAT.md §3.4): the first BLOCK_HOLE_LEN
+ * bytes of slot `blockno` seal the 8-byte big-endian first block `start`
+ * of the hole that ends at this slot, with kind 2 in place of the "last"
+ * flag in both layers' AAD. */
+#define BLOCK_HOLE_LEN (8 + BLOCK_OVERHEAD)	/* 64 */
+
+/* Seal the record of hole [start, blockno] into out. Errors: -EINVAL
+ * (start > blockno), -EIO. */
+CMK_MUST_CHECK int block_seal_hole(const struct block_ctx *bc,
+				   uint64_t blockno, uint64_t start,
+				   uint8_t out[static BLOCK_HOLE_LEN]);
+/* Open the record in slot `blockno` (in is not changed): *start gets the
+ * hole's first block. Errors: -EBADMSG (does not open as this file's
+ * record of this slot, or a start past the slot). */
+CMK_MUST_CHECK int block_open_hole(const struct block_ctx *bc,
+				   uint64_t blockno,
+				   const uint8_t in[static BLOCK_HOLE_LEN],
+				   uint64_t *start);
+
 #endif

@@ -52,6 +52,13 @@ struct cfile {
 	pthread_mutex_t budget_mtx;	/* one header reservation at a time */
 	bool reserved;			/* one was made since the load; under
 					 * budget_mtx */
+	/* Format 3 holes (doc/FORMAT.md §3.4): the last hole verified, so
+	 * that reading a big hole opens its record once. Slots hv_lo..hv_e
+	 * read as zeros when zero: the record in slot hv_e opened with start
+	 * hv_s <= hv_lo. Under mtx; cleared by every change of holes (which
+	 * holds rwlock alone). */
+	bool hv_ok;
+	uint64_t hv_lo, hv_s, hv_e;
 	cfile_rekey_fn rekey;		/* NULL: a spent budget fails writes */
 	void *rekey_arg;		/* both set by the owner before use */
 };
@@ -183,6 +190,21 @@ CMK_MUST_CHECK int cfile_truncate(struct cfile *cf, int fd, uint64_t size);
 CMK_MUST_CHECK int cfile_fallocate(struct cfile *cf, int fd, int mode,
 				   uint64_t off, uint64_t len);
 CMK_MUST_CHECK int cfile_size(struct cfile *cf, int fd, uint64_t *plain);
+/* lseek(2) SEEK_DATA / SEEK_HOLE on plain offsets, into *res: from the
+ * slots of a format-3 file (a hole is verified before it is reported);
+ * earlier formats have no holes (all data, the implicit hole at EOF).
+ * Errors: -ENXIO (off at or past EOF), -EINVAL (whence), -EBADMSG. */
+CMK_MUST_CHECK int cfile_seek(struct cfile *cf, int fd, uint64_t off,
+			      int whence, uint64_t *res);
+/* Every block of the file checked, as fsck does: bad(arg, b, what) for
+ * each damaged slot (a data block that fails authentication, a zero slot
+ * no hole record covers, a record that does not open or whose start is
+ * wrong). Returns the number of damaged slots, or -errno; *blocks gets the
+ * number of slots. */
+CMK_MUST_CHECK int cfile_check_blocks(struct cfile *cf, int fd,
+				      void (*bad)(void *arg, uint64_t b,
+						  const char *what),
+				      void *arg, uint64_t *blocks);
 /* Authenticate the last block, so that a file cut at a block boundary or
  * down to its header is refused at open, not only when its end is read.
  * Errors: -EBADMSG. */

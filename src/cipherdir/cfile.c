@@ -401,6 +401,8 @@ struct crypt_job {
 	uint8_t *out;			/* open: plaintext, block i at i * bs */
 	const uint8_t *const *src;	/* seal: plaintext of block i */
 	uint64_t bad[PAR_MAX];		/* open: a block that failed, by part */
+	const uint8_t *kinds;		/* open: enum slot_kind of block i, or
+					 * NULL (all data) */
 };
 
 static size_t job_len(const struct crypt_job *j, uint64_t b)
@@ -416,6 +418,11 @@ static int open_part(size_t lo, size_t hi, unsigned part, void *arg)
 	for (size_t i = lo; i < hi; i++) {
 		uint64_t b = j->b0 + i;
 
+		if (j->kinds != NULL && j->kinds[i] != 0) {
+			/* a hole slot: zeros, once its record verifies */
+			memset(j->out + i * j->bs, 0, job_len(j, b));
+			continue;
+		}
 		if (block_open(&j->fk[part]->bc, b, b == j->nb - 1,
 			       j->ct + i * cb, job_len(j, b) + BLOCK_OVERHEAD,
 			       j->out + i * j->bs) < 0) {
@@ -806,6 +813,264 @@ int cfile_size(struct cfile *cf, int fd, uint64_t *plain)
 	return rc;
 }
 
+/* ---- holes (format 3, doc/FORMAT.md §3.4) ---- */
+
+/* What a slot holds. The last block is always data. Elsewhere a slot is
+ * a data block, all zero (inside a hole), or a hole record: a 64-byte
+ * seal, then zeros. A data block's nonces and ciphertext are never all
+ * zero, so the shape tells them apart; what it claims is then verified. */
+enum slot_kind { SLOT_DATA, SLOT_ZERO, SLOT_REC };
+
+/* Enough of a slot to tell its kind: the record and 16 bytes after. */
+#define PROBE_LEN (BLOCK_HOLE_LEN + 16)
+
+static bool holes_on(struct cfile *cf)
+{
+	return keyring_volume(cf->kr)->version >= 3;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+static enum slot_kind slot_kind(const uint8_t *p, size_t len)
+{
+	if (len <= BLOCK_HOLE_LEN ||
+	    !all_zero(p + BLOCK_HOLE_LEN, len - BLOCK_HOLE_LEN))
+		return SLOT_DATA;
+	return all_zero(p, BLOCK_HOLE_LEN) ? SLOT_ZERO : SLOT_REC;
+}
+
+/* The kind of slot b (< nb - 1) from its first PROBE_LEN bytes: a hint,
+ * verified by hole_cover() before a hole is believed. */
+static int probe(const struct cfile *cf, int fd, uint64_t b,
+		 enum slot_kind *k)
+{
+	uint8_t p[PROBE_LEN];
+	uint64_t off;
+	int rc;
+
+	rc = cipher_off(b, cf->bs, &off);
+	if (rc == 0)
+		rc = backing_pread_full(fd, p, sizeof(p), (off_t)off);
+	if (rc == 0)
+		*k = slot_kind(p, sizeof(p));
+	return rc;
+}
+
+static bool hv_get(struct cfile *cf, uint64_t z, uint64_t *s, uint64_t *e)
+{
+	bool hit;
+
+	pthread_mutex_lock(&cf->mtx);
+	hit = cf->hv_ok && z >= cf->hv_lo && z <= cf->hv_e;
+	if (hit) {
+		*s = cf->hv_s;
+		*e = cf->hv_e;
+	}
+	pthread_mutex_unlock(&cf->mtx);
+	return hit;
+}
+
+static void hv_put(struct cfile *cf, uint64_t lo, uint64_t s, uint64_t e)
+{
+	pthread_mutex_lock(&cf->mtx);
+	if (cf->hv_ok && cf->hv_e == e && cf->hv_lo < lo)
+		lo = cf->hv_lo;
+	cf->hv_ok = true;
+	cf->hv_lo = lo;
+	cf->hv_s = s;
+	cf->hv_e = e;
+	pthread_mutex_unlock(&cf->mtx);
+}
+
+static void hv_clear(struct cfile *cf)
+{
+	pthread_mutex_lock(&cf->mtx);
+	cf->hv_ok = false;
+	pthread_mutex_unlock(&cf->mtx);
+}
+
+/* The hole that slot z (zero or a record, z < nb - 1) lies in, verified:
+ * the first non-zero slot at or after z must open as this file's hole
+ * record of that slot with a start at most z; *s gets the start, *e the
+ * record's slot. Zero runs the backing file keeps as holes are skipped
+ * with SEEK_DATA, so a big hole costs a few reads. -EBADMSG otherwise:
+ * a zeroed or punched data block never reads as zeros. */
+static int hole_cover(struct cfile *cf, struct filekeys *fk, int fd,
+		      uint64_t nb, uint64_t z, uint64_t *s, uint64_t *e)
+{
+	size_t cb = cf->bs + BLOCK_OVERHEAD;
+	const char *what = NULL;
+	uint64_t b = z, off = 0;
+	char wbuf[4096];
+	uint8_t *p;
+	int rc = 0;
+
+	if (hv_get(cf, z, s, e))
+		return 0;
+	p = malloc(cb);
+	if (p == NULL)
+		return -ENOMEM;
+	for (;;) {
+		enum slot_kind k;
+		off_t next;
+		uint64_t nk;
+
+		if (b >= nb - 1) {
+			what = "no hole record covers it";
+			break;
+		}
+		rc = cipher_off(b, cf->bs, &off);
+		if (rc == 0)
+			rc = backing_pread_full(fd, p, cb, (off_t)off);
+		if (rc < 0)
+			break;
+		k = slot_kind(p, cb);
+		if (k == SLOT_DATA) {
+			what = "no hole record covers it";
+			break;
+		}
+		if (k == SLOT_REC) {
+			if (block_open_hole(&fk->bc, b, p, s) < 0)
+				what = "its hole record does not open";
+			else if (*s > z)
+				what = "its hole record starts after it";
+			break;
+		}
+		next = lseek(fd, (off_t)(off + cb), SEEK_DATA);
+		if (next < 0) {
+			if (errno == ENXIO)
+				what = "no hole record covers it";
+			else
+				rc = -errno;
+			break;
+		}
+		nk = ((uint64_t)next - HEADER_LEN) / cb;
+		b = nk > b + 1 ? nk : b + 1;
+	}
+	free(p);
+	if (rc == 0 && what != NULL) {
+		log_err("%s: block %llu reads as a hole but %s (slot %llu: "
+			"zeroed or punched data, or a moved record?)",
+			cfile_where(cf, wbuf, sizeof(wbuf)),
+			(unsigned long long)z, what, (unsigned long long)b);
+		rc = -EBADMSG;
+	}
+	if (rc == 0) {
+		*e = b;
+		hv_put(cf, z, *s, b);
+	}
+	return rc;
+}
+
+/* The record of hole [start, b] into slot b. `whole` writes the slot's
+ * zeros too (it held a data block); a slot that was zero or a record
+ * already has them, and only the 64 bytes are written. */
+static int write_record(struct cfile *cf, struct filekeys *fk, int fd,
+			uint64_t b, uint64_t start, bool whole)
+{
+	size_t len = whole ? cf->bs + BLOCK_OVERHEAD : BLOCK_HOLE_LEN;
+	uint8_t *p;
+	uint64_t off;
+	int rc;
+
+	p = calloc(1, len);
+	if (p == NULL)
+		return -ENOMEM;
+	rc = block_seal_hole(&fk->bc, b, start, p);
+	if (rc == 0)
+		rc = cipher_off(b, cf->bs, &off);
+	if (rc == 0)
+		rc = backing_pwrite_full(fd, p, len, (off_t)off);
+	free(p);
+	hv_clear(cf);
+	return rc;
+}
+
+/* The same, its seal counted first: 0, NEED_REKEY or -errno. */
+static int put_record(struct cfile *cf, struct filekeys *fk, int fd,
+		      uint64_t b, uint64_t start, bool whole)
+{
+	int rc = budget_take(cf, fd, 1);
+
+	return rc != 0 ? rc : write_record(cf, fk, fd, b, start, whole);
+}
+
+/* Slots [a, b] become zero: punched (the space is freed), or written
+ * with zeros where the backing file system cannot punch. */
+static int zero_slots(struct cfile *cf, int fd, uint64_t a, uint64_t b)
+{
+	uint64_t cb = (uint64_t)cf->bs + BLOCK_OVERHEAD, off, len;
+	static const uint8_t zeros[64 << 10];
+	int rc;
+
+	hv_clear(cf);
+	rc = cipher_off(a, cf->bs, &off);
+	if (rc < 0)
+		return rc;
+	if (__builtin_mul_overflow(b - a + 1, cb, &len))
+		return -EFBIG;
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)off, (off_t)len) == 0)
+		return 0;
+	if (errno != EOPNOTSUPP)
+		return -errno;
+	for (uint64_t done = 0; done < len && rc == 0;) {
+		size_t n = len - done < sizeof(zeros) ? (size_t)(len - done) :
+							sizeof(zeros);
+
+		rc = backing_pwrite_full(fd, zeros, n, (off_t)(off + done));
+		done += n;
+	}
+	return rc;
+}
+
+/* Whether blocks [first, last] of a file with nb blocks are all data:
+ * then writing them changes no hole. */
+static int range_dense(struct cfile *cf, int fd, uint64_t nb, uint64_t first,
+		       uint64_t last, bool *dense)
+{
+	enum slot_kind k = SLOT_DATA;
+	int rc = 0;
+
+	*dense = true;
+	for (uint64_t b = first; b <= last && b < nb - 1 && rc == 0; b++) {
+		rc = probe(cf, fd, b, &k);
+		if (rc == 0 && k != SLOT_DATA) {
+			*dense = false;
+			break;
+		}
+	}
+	return rc;
+}
+
+/* The kinds of blocks [b0, b0 + n) from their ciphertext (back to back
+ * in ct), into a new array in *kinds; NULL when all are data. */
+static int hole_kinds(uint64_t nb, uint64_t b0, uint64_t n, const uint8_t *ct,
+		      size_t cb, uint8_t **kinds)
+{
+	uint8_t *k = NULL;
+
+	*kinds = NULL;
+	for (uint64_t i = 0; i < n; i++) {
+		enum slot_kind sk = b0 + i == nb - 1 ?
+					    SLOT_DATA :
+					    slot_kind(ct + i * cb, cb);
+
+		if (sk == SLOT_DATA)
+			continue;
+		if (k == NULL)
+			k = calloc(n, 1);
+		if (k == NULL)
+			return -ENOMEM;
+		k[i] = (uint8_t)sk;
+	}
+	*kinds = k;
+	return 0;
+}
+
 /* Read and open blocks [b0, b0 + n) of a file with nb blocks and plain
  * size `size` into out (n * bs bytes, the last may be short). */
 static int read_blocks(struct cfile *cf, struct filekeys *fk, int fd,
@@ -835,10 +1100,33 @@ static int read_blocks(struct cfile *cf, struct filekeys *fk, int fd,
 		struct crypt_job j = { .fk = { fk }, .bs = cf->bs, .b0 = b0,
 				       .nb = nb, .size = size, .ct = ct,
 				       .out = out };
+		size_t cb = cf->bs + BLOCK_OVERHEAD;
+		uint8_t *kinds = NULL;
 
+		rc = holes_on(cf) ? hole_kinds(nb, b0, n, ct, cb, &kinds) : 0;
+		if (rc < 0)
+			return rc;
+		j.kinds = kinds;
 		for (unsigned i = 0; i < PAR_MAX; i++)
 			j.bad[i] = UINT64_MAX;
 		rc = crypt_blocks(cf, fd, &j, n, open_part);
+		/* Each hole slot read as zeros only once its record verifies;
+		 * one record covers its whole run. */
+		for (uint64_t i = 0, upto = 0; kinds != NULL && rc == 0 && i < n;
+		     i++) {
+			uint64_t hs, he;
+			int hrc;
+
+			if (kinds[i] == SLOT_DATA || i < upto)
+				continue;
+			hrc = hole_cover(cf, fk, fd, nb, b0 + i, &hs, &he);
+			if (hrc < 0) {
+				free(kinds);
+				return hrc;
+			}
+			upto = he - b0 + 1;
+		}
+		free(kinds);
 		for (unsigned i = 1; i < PAR_MAX; i++)
 			if (j.bad[i] < j.bad[0])
 				j.bad[0] = j.bad[i];
@@ -852,6 +1140,21 @@ static int read_blocks(struct cfile *cf, struct filekeys *fk, int fd,
 		}
 	}
 	return 0;
+}
+
+/* Whether blocks [b, b + n) of a format-3 file all lie in what the
+ * backing file keeps as a hole (all zero slots, none the last block). */
+static bool sparse_chunk(struct cfile *cf, int fd, uint64_t size, uint64_t b,
+			 uint64_t n)
+{
+	uint64_t lo, hi;
+	off_t next;
+
+	if (!holes_on(cf) || b + n >= nblocks(size, cf->bs) ||
+	    cipher_off(b, cf->bs, &lo) < 0 || cipher_off(b + n, cf->bs, &hi) < 0)
+		return false;
+	next = lseek(fd, (off_t)lo, SEEK_DATA);
+	return next >= 0 && (uint64_t)next >= hi;
 }
 
 static size_t chunk_blocks(const struct cfile *cf)
@@ -907,6 +1210,19 @@ int cfile_read(struct cfile *cf, int fd, uint64_t off, size_t len,
 		uint64_t lo = b * cf->bs, hi = (b + n) * cf->bs;
 		uint64_t from = off > lo ? off : lo, to = end < hi ? end : hi;
 
+		if (sparse_chunk(cf, fd, size, b, n)) {
+			/* all inside one hole the backing file keeps sparse:
+			 * its record verified (once per hole), no read */
+			uint64_t hs, he;
+
+			rc = hole_cover(cf, fk, fd, nblocks(size, cf->bs), b,
+					&hs, &he);
+			if (rc < 0)
+				goto out;
+			memset(out + done, 0, to - from);
+			done += to - from;
+			continue;
+		}
 		rc = read_blocks(cf, fk, fd, size, b, n, ct, pt);
 		if (rc < 0)
 			goto out;
@@ -960,21 +1276,28 @@ static void undo_growth(struct cfile *cf, int fd, const uint8_t *tail,
  * backing writes would hit), -ENOSPC past the backing file system's free
  * space (what root may use when running as root). Errors of the checks
  * themselves let the growth go on: the writes report what happens. */
-static int growth_fits(int fd, uint32_t bs, uint64_t size, uint64_t new_size)
+static int growth_fits(int fd, uint32_t bs, uint64_t size, uint64_t new_size,
+		       uint64_t hole_slots)
 {
-	uint64_t from = 0, to = 0, need, avail;
+	uint64_t from = 0, to = 0, need, avail, hole_len;
 	struct statvfs sv;
 	struct rlimit rl;
 
 	if (cfile_cipher_size(size, bs, &from) < 0 ||
 	    cfile_cipher_size(new_size, bs, &to) < 0)
 		return -EFBIG;
-	need = to - from;
-	if (need < GROW_CHECK_MIN)
+	/* A hole takes no disk (format 3): only the bytes really written
+	 * count against the free space; the file size limit counts the
+	 * hole too (the backing file's size passes it). */
+	hole_len = hole_slots * ((uint64_t)bs + BLOCK_OVERHEAD);
+	need = to - from > hole_len ? to - from - hole_len : 0;
+	if (need < GROW_CHECK_MIN && hole_slots == 0)
 		return 0;
 	if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
 	    to > rl.rlim_cur)
 		return -EFBIG;
+	if (need < GROW_CHECK_MIN)
+		return 0;
 	if (fstatvfs(fd, &sv) < 0)
 		return 0;
 	avail = geteuid() == 0 ? sv.f_bfree : sv.f_bavail;
@@ -985,7 +1308,9 @@ static int growth_fits(int fd, uint32_t bs, uint64_t size, uint64_t new_size)
 
 /*
  * Replace the contents: bytes [off, off+len) from buf (zeros when buf is
- * NULL), zeros in [size, new_size) elsewhere. Rewrites every block whose
+ * NULL), zeros in [size, new_size) elsewhere. With `sparse` (format 3), the
+ * whole blocks of a growth that nothing is written to become a hole: no
+ * bytes, and its record written last. Rewrites every block whose
  * bytes or "last" flag change, in chunks of one batched pwrite each, in
  * ascending order. A growth that fails part way is undone (undo_growth):
  * the file keeps its old size and content, not a torn tail that would
@@ -995,7 +1320,7 @@ static int growth_fits(int fd, uint32_t bs, uint64_t size, uint64_t new_size)
  */
 static int rewrite(struct cfile *cf, struct filekeys *fk, int fd,
 		   uint64_t size, uint64_t new_size, uint64_t off,
-		   const uint8_t *buf, size_t len)
+		   const uint8_t *buf, size_t len, bool sparse)
 {
 	uint32_t bs = cf->bs;
 	size_t cb = bs + BLOCK_OVERHEAD, cn = chunk_blocks(cf);
@@ -1003,7 +1328,7 @@ static int rewrite(struct cfile *cf, struct filekeys *fk, int fd,
 	uint64_t first = UINT64_MAX, last = 0, wend = off + len;
 	uint8_t *ct = NULL, *pt = NULL, *old = NULL, *tail = NULL;
 	const uint8_t **src = NULL;
-	uint64_t tail_off = 0;
+	uint64_t tail_off = 0, hole_lo = 1, hole_hi = 0, hole_n = 0, c0, n;
 	size_t tail_len = 0;
 	bool wrote = false;
 	int rc = 0;
@@ -1011,6 +1336,17 @@ static int rewrite(struct cfile *cf, struct filekeys *fk, int fd,
 	if (len > 0) {
 		first = off / bs;
 		last = (wend - 1) / bs;
+	}
+	if (sparse && new_nb > old_nb) {
+		/* New blocks before the first one written (or before the new
+		 * last block, which is always data) hold nothing. */
+		uint64_t dfirst = len > 0 ? first : new_nb - 1;
+
+		if (dfirst > old_nb) {
+			hole_lo = old_nb;
+			hole_hi = dfirst - 1;
+			hole_n = hole_hi - hole_lo + 1;
+		}
 	}
 	if (new_nb != old_nb || new_size > size) {
 		/* The old last block changes length or loses its flag. */
@@ -1020,11 +1356,12 @@ static int rewrite(struct cfile *cf, struct filekeys *fk, int fd,
 	if (first == UINT64_MAX)
 		return 0;
 	if (new_size > size) {
-		rc = growth_fits(fd, bs, size, new_size);
+		rc = growth_fits(fd, bs, size, new_size, hole_n);
 		if (rc < 0)
 			return rc;
 	}
-	rc = budget_take(cf, fd, last - first + 1);
+	/* the record of a hole counts as one seal */
+	rc = budget_take(cf, fd, last - first + 1 - hole_n + (hole_n > 0));
 	if (rc != 0)
 		return rc;
 	if (last - first + 1 < cn)
@@ -1048,9 +1385,15 @@ static int rewrite(struct cfile *cf, struct filekeys *fk, int fd,
 		if (rc < 0)
 			goto out;
 	}
-	for (uint64_t c0 = first; c0 <= last; c0 += cn) {
-		uint64_t n = last - c0 + 1 < cn ? last - c0 + 1 : cn, coff;
+	for (c0 = first; c0 <= last; c0 += n) {
+		uint64_t coff;
 		size_t pos = 0;
+
+		if (c0 >= hole_lo && c0 <= hole_hi)
+			c0 = hole_hi + 1;
+		n = last - c0 + 1 < cn ? last - c0 + 1 : cn;
+		if (c0 < hole_lo && c0 + n > hole_lo)
+			n = hole_lo - c0;	/* chunks stop at the hole */
 		struct crypt_job j = { .fk = { fk }, .bs = bs, .b0 = c0,
 				       .nb = new_nb, .size = new_size,
 				       .ct = ct, .src = src };
@@ -1100,6 +1443,11 @@ static int rewrite(struct cfile *cf, struct filekeys *fk, int fd,
 		if (rc < 0)
 			goto out;
 	}
+	/* After the blocks: until it is written, a crash leaves the grown
+	 * file failing authentication, as any torn growth does. */
+	if (hole_n > 0) {
+		rc = write_record(cf, fk, fd, hole_hi, hole_lo, false);
+	}
 out:
 	if (rc < 0 && wrote && tail != NULL)
 		undo_growth(cf, fd, tail, tail_len, tail_off);
@@ -1115,12 +1463,47 @@ out:
 	return rc;
 }
 
+/* Before data goes into blocks [first, last] of a format-3 file of plain
+ * size `size`, under cf->rwlock alone: the part of a hole before `first`
+ * gets its own record (slot first - 1) now, so it stays covered while the
+ * data goes in. The part of a hole after `last` is still covered by its
+ * record, which must then start at last + 1 (else zeroing the new data
+ * would pass for the hole): *post_e gets that record's slot, to write
+ * once the data is in, or UINT64_MAX. 0, NEED_REKEY or -errno. */
+static int split_hole(struct cfile *cf, struct filekeys *fk, int fd,
+		      uint64_t size, uint64_t first, uint64_t last,
+		      uint64_t *post_e)
+{
+	uint64_t nb = nblocks(size, cf->bs), s, e;
+	enum slot_kind k = SLOT_DATA;
+	int rc;
+
+	*post_e = UINT64_MAX;
+	if (first >= nb - 1)
+		return 0;	/* the last block and past it: no hole */
+	if (last < nb - 1) {
+		rc = probe(cf, fd, last, &k);
+		if (rc == 0 && k != SLOT_DATA)
+			rc = hole_cover(cf, fk, fd, nb, last, &s, &e);
+		if (rc < 0)
+			return rc;
+		if (k != SLOT_DATA && e > last)
+			*post_e = e;
+	}
+	rc = probe(cf, fd, first, &k);
+	if (rc == 0 && k != SLOT_DATA)
+		rc = hole_cover(cf, fk, fd, nb, first, &s, &e);
+	if (rc == 0 && k != SLOT_DATA && s < first)
+		rc = put_record(cf, fk, fd, first - 1, s, false);
+	return rc;
+}
+
 static int write_once(struct cfile *cf, int fd, uint64_t off,
 		      const uint8_t *buf, size_t len, bool append,
 		      uint64_t *written_at)
 {
 	struct filekeys *fk = NULL;
-	uint64_t size, new_size, csize;
+	uint64_t size, new_size, csize, post_e = UINT64_MAX;
 	int rc;
 
 	if (!append && len > 0) {
@@ -1129,15 +1512,30 @@ static int write_once(struct cfile *cf, int fd, uint64_t off,
 		 * blocks go on (random I/O from several threads). */
 		struct range r;
 
+		bool dense = true;
+
 		pthread_rwlock_rdlock(&cf->rwlock);
 		rc = size_locked(cf, fd, &size);
 		if (rc == 0 && off < size && len <= size - off) {
 			rangelock_acquire(&cf->ranges, &r, off / cf->bs,
 					  (off + len - 1) / cf->bs, true);
-			rc = fk_get(cf, fd, &fk);
+			/* Data over data changes no hole; a write into a
+			 * hole splits it, which takes the file alone. */
+			if (holes_on(cf))
+				rc = range_dense(cf, fd, nblocks(size, cf->bs),
+						 off / cf->bs,
+						 (off + len - 1) / cf->bs,
+						 &dense);
+			if (rc == 0 && !dense) {
+				rangelock_release(&cf->ranges, &r);
+				pthread_rwlock_unlock(&cf->rwlock);
+				goto alone;
+			}
+			if (rc == 0)
+				rc = fk_get(cf, fd, &fk);
 			if (rc == 0)
 				rc = rewrite(cf, fk, fd, size, size, off, buf,
-					     len);
+					     len, false);
 			if (fk != NULL)
 				fk_put(cf, fk);
 			rangelock_release(&cf->ranges, &r);
@@ -1150,6 +1548,7 @@ static int write_once(struct cfile *cf, int fd, uint64_t off,
 		if (rc < 0)
 			return rc;
 	}
+alone:
 	pthread_rwlock_wrlock(&cf->rwlock);
 	rc = size_locked(cf, fd, &size);
 	if (rc < 0)
@@ -1170,11 +1569,19 @@ static int write_once(struct cfile *cf, int fd, uint64_t off,
 	if (new_size < size)
 		new_size = size;
 	rc = fk_get(cf, fd, &fk);
+	if (rc == 0 && holes_on(cf))
+		rc = split_hole(cf, fk, fd, size, off / cf->bs,
+				(off + len - 1) / cf->bs, &post_e);
 	if (rc == 0)
-		rc = rewrite(cf, fk, fd, size, new_size, off, buf, len);
+		rc = rewrite(cf, fk, fd, size, new_size, off, buf, len,
+			     holes_on(cf));
+	if (rc == 0 && post_e != UINT64_MAX)
+		rc = put_record(cf, fk, fd, post_e, (off + len - 1) / cf->bs + 1,
+				false);
 	if (rc == 0 && written_at != NULL)
 		*written_at = off;
 out:
+	hv_clear(cf);
 	if (fk != NULL)
 		fk_put(cf, fk);
 	pthread_rwlock_unlock(&cf->rwlock);
@@ -1406,6 +1813,28 @@ int cfile_resolve_truncate(struct cfile *cf, int fd, int jfd, bool dry,
 	return rc < 0 ? rc : 1;
 }
 
+/* A cut whose new last block b lies in a hole [s, e] of a format-3 file:
+ * the part before b gets its record (slot b - 1) first; shrink() then
+ * seals b as a data block of zeros, the new last block. */
+static int shrink_into_hole(struct cfile *cf, struct filekeys *fk, int fd,
+			    uint64_t size, uint64_t new_size)
+{
+	uint64_t nb = nblocks(size, cf->bs), b = nblocks(new_size, cf->bs) - 1;
+	uint64_t s, e;
+	enum slot_kind k = SLOT_DATA;
+	int rc;
+
+	if (b >= nb - 1)
+		return 0;
+	rc = probe(cf, fd, b, &k);
+	if (rc < 0 || k == SLOT_DATA)
+		return rc;
+	rc = hole_cover(cf, fk, fd, nb, b, &s, &e);
+	if (rc == 0 && s < b)
+		rc = put_record(cf, fk, fd, b - 1, s, false);
+	return rc;
+}
+
 static int truncate_once(struct cfile *cf, int fd, uint64_t new_size)
 {
 	struct filekeys *fk = NULL;
@@ -1422,10 +1851,14 @@ static int truncate_once(struct cfile *cf, int fd, uint64_t new_size)
 	if (rc < 0)
 		goto out;
 	if (new_size > size)
-		rc = rewrite(cf, fk, fd, size, new_size, size, NULL, 0);
-	else
+		rc = rewrite(cf, fk, fd, size, new_size, size, NULL, 0,
+			     holes_on(cf));
+	else if (holes_on(cf))
+		rc = shrink_into_hole(cf, fk, fd, size, new_size);
+	if (rc == 0 && new_size < size)
 		rc = shrink(cf, fk, fd, size, new_size);
 out:
+	hv_clear(cf);
 	if (fk != NULL)
 		fk_put(cf, fk);
 	pthread_rwlock_unlock(&cf->rwlock);
@@ -1441,6 +1874,93 @@ int cfile_truncate(struct cfile *cf, int fd, uint64_t new_size)
 		if (rc < 0)
 			break;
 	}
+	return rc;
+}
+
+/* Slots [p0, p1] (none the last block)
+ * join a hole, merged with the holes next to them: the merged hole's
+ * record first (in slot E, start S), then the slots before it zeroed
+ * (punched), so that at every step each zero slot is covered. */
+static int punch_blocks(struct cfile *cf, struct filekeys *fk, int fd,
+			uint64_t nb, uint64_t p0, uint64_t p1)
+{
+	uint64_t S = p0, E = p1, zlo = p0, zhi = p1, s, e;
+	enum slot_kind k = SLOT_DATA;
+	bool whole;
+	int rc = 0;
+
+	while (rc == 0 && S > 0) {
+		rc = probe(cf, fd, S - 1, &k);
+		if (rc < 0 || k == SLOT_DATA)
+			break;
+		rc = hole_cover(cf, fk, fd, nb, S - 1, &s, &e);
+		if (rc == 0 && e < zlo)
+			zlo = e;	/* its record goes */
+		S = s;
+	}
+	if (rc == 0)
+		rc = probe(cf, fd, p1, &k);
+	whole = k == SLOT_DATA;
+	if (rc == 0 && k != SLOT_DATA)
+		rc = hole_cover(cf, fk, fd, nb, p1, &s, &E);
+	while (rc == 0 && E + 1 < nb - 1) {
+		rc = probe(cf, fd, E + 1, &k);
+		if (rc < 0 || k == SLOT_DATA)
+			break;
+		zhi = E;		/* a record inside the merged hole */
+		whole = false;
+		rc = hole_cover(cf, fk, fd, nb, E + 1, &s, &E);
+	}
+	if (rc == 0)
+		rc = put_record(cf, fk, fd, E, S, whole);
+	if (zhi > E - 1)
+		zhi = E - 1;
+	if (rc == 0 && E > zlo)
+		rc = zero_slots(cf, fd, zlo, zhi);
+	return rc;
+}
+
+/* PUNCH_HOLE or ZERO_RANGE of plain bytes [off, end) (end <= size) in a
+ * format-3 file: the blocks wholly inside become a hole (punch_blocks),
+ * the partial blocks at the edges and the last block (always data) are
+ * sealed with zeros unless they are in a hole already. */
+static int punch(struct cfile *cf, struct filekeys *fk, int fd, uint64_t size,
+		 uint64_t off, uint64_t end)
+{
+	uint32_t bs = cf->bs;
+	uint64_t nb = nblocks(size, bs), p0 = (off + bs - 1) / bs;
+	uint64_t p1e = end / bs, edges[3];	/* whole blocks: [p0, p1e) */
+	unsigned ne = 0;
+	int rc = 0;
+
+	if (p1e > nb - 1)
+		p1e = nb - 1;
+	if (p0 >= p1e) {
+		p0 = p1e = 0;
+		for (uint64_t b = off / bs; b <= (end - 1) / bs; b++)
+			edges[ne++] = b;
+	} else {
+		if (off < p0 * bs)
+			edges[ne++] = off / bs;
+		if (end > p1e * bs)
+			edges[ne++] = p1e;
+		if ((end - 1) / bs > p1e)
+			edges[ne++] = (end - 1) / bs;
+	}
+	for (unsigned i = 0; i < ne && rc == 0; i++) {
+		uint64_t b = edges[i], lo = b * bs, hi = (b + 1) * bs;
+		enum slot_kind k = SLOT_DATA;
+
+		if (b < nb - 1)
+			rc = probe(cf, fd, b, &k);
+		if (rc < 0 || k != SLOT_DATA)
+			continue;	/* already zeros (verified on read) */
+		lo = lo > off ? lo : off;
+		hi = hi < end ? hi : end;
+		rc = rewrite(cf, fk, fd, size, size, lo, NULL, hi - lo, false);
+	}
+	if (rc == 0 && p0 < p1e)
+		rc = punch_blocks(cf, fk, fd, nb, p0, p1e - 1);
 	return rc;
 }
 
@@ -1465,6 +1985,19 @@ static int fallocate_once(struct cfile *cf, int fd, int mode, uint64_t off,
 	if (rc < 0)
 		goto out;
 	new_size = (!keep && end > size) ? end : size;
+	if ((mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) &&
+	    holes_on(cf)) {
+		/* Format 3: whole blocks become a hole (space freed), the
+		 * partial ones at the edges sealed zeros. */
+		rc = fk_get(cf, fd, &fk);
+		if (rc == 0 && new_size > size)
+			rc = rewrite(cf, fk, fd, size, new_size, size, NULL, 0,
+				     true);
+		if (rc == 0 && off < new_size)
+			rc = punch(cf, fk, fd, new_size, off,
+				   end < new_size ? end : new_size);
+		goto out;
+	}
 	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
 		/* Holes are stored as sealed zeros (doc/DESIGN.md: an attacker
 		 * must not be able to punch a block into reading as zeros). */
@@ -1473,15 +2006,18 @@ static int fallocate_once(struct cfile *cf, int fd, int mode, uint64_t off,
 		rc = fk_get(cf, fd, &fk);
 		if (rc == 0 && off < zend)
 			rc = rewrite(cf, fk, fd, size, new_size, off, NULL,
-				     zend - off);
+				     zend - off, false);
 		else if (rc == 0)
-			rc = rewrite(cf, fk, fd, size, new_size, size, NULL, 0);
+			rc = rewrite(cf, fk, fd, size, new_size, size, NULL, 0,
+				     false);
 		goto out;
 	}
 	if (new_size > size) {
+		/* mode 0 reserves space: sealed zeros, as before holes */
 		rc = fk_get(cf, fd, &fk);
 		if (rc == 0)
-			rc = rewrite(cf, fk, fd, size, new_size, size, NULL, 0);
+			rc = rewrite(cf, fk, fd, size, new_size, size, NULL, 0,
+				     false);
 	} else if (keep && end > size) {
 		/* Reserve backing space past EOF; the size stays. */
 		rc = cipher_off(off / cf->bs, cf->bs, &coff);
@@ -1491,6 +2027,7 @@ static int fallocate_once(struct cfile *cf, int fd, int mode, uint64_t off,
 			rc = -errno;
 	}
 out:
+	hv_clear(cf);
 	if (fk != NULL)
 		fk_put(cf, fk);
 	pthread_rwlock_unlock(&cf->rwlock);
@@ -1508,4 +2045,178 @@ int cfile_fallocate(struct cfile *cf, int fd, int mode, uint64_t off,
 			break;
 	}
 	return rc;
+}
+
+/* ---- SEEK_DATA / SEEK_HOLE and the check of every block ---- */
+
+static int seek_locked(struct cfile *cf, struct filekeys *fk, int fd,
+		       uint64_t size, uint64_t off, int whence, uint64_t *res)
+{
+	uint64_t nb = nblocks(size, cf->bs), b = off / cf->bs, s, e;
+	enum slot_kind k = SLOT_DATA;
+	int rc = 0;
+
+	/* A hole is reported only once its record verifies: a zeroed data
+	 * block must not become a hole that cp --sparse skips unread. */
+	for (; rc == 0; b++) {
+		uint64_t at = b * cf->bs > off ? b * cf->bs : off;
+
+		if (b >= nb - 1) {	/* the last block: data */
+			*res = whence == SEEK_DATA ? at : size;
+			break;
+		}
+		rc = probe(cf, fd, b, &k);
+		if (rc == 0 && k != SLOT_DATA)
+			rc = hole_cover(cf, fk, fd, nb, b, &s, &e);
+		if (rc < 0)
+			break;
+		if ((k == SLOT_DATA) == (whence == SEEK_DATA)) {
+			*res = at;
+			break;
+		}
+		if (k != SLOT_DATA)
+			b = e;		/* the rest of the hole */
+	}
+	return rc;
+}
+
+int cfile_seek(struct cfile *cf, int fd, uint64_t off, int whence,
+	       uint64_t *res)
+{
+	struct filekeys *fk = NULL;
+	uint64_t size;
+	int rc;
+
+	if (whence != SEEK_DATA && whence != SEEK_HOLE)
+		return -EINVAL;
+	pthread_rwlock_rdlock(&cf->rwlock);
+	rc = size_locked(cf, fd, &size);
+	if (rc == 0 && off >= size)
+		rc = -ENXIO;
+	if (rc == 0 && !holes_on(cf)) {
+		*res = whence == SEEK_DATA ? off : size;
+		goto out;
+	}
+	if (rc == 0)
+		rc = fk_get(cf, fd, &fk);
+	if (rc == 0)
+		rc = seek_locked(cf, fk, fd, size, off, whence, res);
+out:
+	if (fk != NULL)
+		fk_put(cf, fk);
+	pthread_rwlock_unlock(&cf->rwlock);
+	return rc;
+}
+
+/* One slot of cfile_check_blocks(): *run is the first slot of the zero
+ * run before b (UINT64_MAX: none). Returns the number of findings. */
+static int check_slot(struct cfile *cf, struct filekeys *fk, uint64_t b,
+		      uint64_t nb, uint8_t *p, size_t len, uint8_t *pt,
+		      uint64_t *run,
+		      void (*bad)(void *arg, uint64_t b, const char *what),
+		      void *arg)
+{
+	enum slot_kind k = SLOT_DATA;
+	uint64_t s, want;
+	char what[160];
+	int n = 0;
+
+	if (holes_on(cf) && b != nb - 1)
+		k = slot_kind(p, len);
+	switch (k) {
+	case SLOT_ZERO:
+		if (*run == UINT64_MAX)
+			*run = b;
+		return 0;
+	case SLOT_REC:
+		want = *run == UINT64_MAX ? b : *run;
+		*run = UINT64_MAX;
+		if (block_open_hole(&fk->bc, b, p, &s) < 0) {
+			bad(arg, b, "hole record does not open (tampered, "
+				    "moved or from another file)");
+			return 1;
+		}
+		if (s != want) {
+			snprintf(what, sizeof(what),
+				 "hole record's start is wrong: says block "
+				 "%llu, the zero blocks start at %llu",
+				 (unsigned long long)s,
+				 (unsigned long long)want);
+			bad(arg, b, what);
+			return 1;
+		}
+		return 0;
+	default:
+		if (*run != UINT64_MAX) {
+			snprintf(what, sizeof(what),
+				 "zero blocks %llu..%llu have no hole record "
+				 "(zeroed or punched data?)",
+				 (unsigned long long)*run,
+				 (unsigned long long)(b - 1));
+			bad(arg, *run, what);
+			n++;
+			*run = UINT64_MAX;
+		}
+		if (block_open(&fk->bc, b, b == nb - 1, p, len, pt) < 0) {
+			bad(arg, b, "block fails authentication");
+			n++;
+		}
+		return n;
+	}
+}
+
+int cfile_check_blocks(struct cfile *cf, int fd,
+		       void (*bad)(void *arg, uint64_t b, const char *what),
+		       void *arg, uint64_t *blocks)
+{
+	size_t cb = cf->bs + BLOCK_OVERHEAD, cn = chunk_blocks(cf);
+	uint64_t size = 0, nb = 0, run = UINT64_MAX;
+	struct filekeys *fk = NULL;
+	uint8_t *ct = NULL, *pt = NULL;
+	int rc, found = 0;
+
+	pthread_rwlock_rdlock(&cf->rwlock);
+	rc = size_locked(cf, fd, &size);
+	if (rc == 0)
+		rc = fk_get(cf, fd, &fk);
+	nb = nblocks(size, cf->bs);
+	ct = malloc(cn * cb);
+	pt = malloc(cf->bs);
+	if (rc == 0 && (ct == NULL || pt == NULL))
+		rc = -ENOMEM;
+	for (uint64_t b0 = 0; rc == 0 && b0 < nb;) {
+		uint64_t n = nb - b0 < cn ? nb - b0 : cn, off, clen = 0;
+
+		if (sparse_chunk(cf, fd, size, b0, n)) {
+			if (run == UINT64_MAX)
+				run = b0;
+			b0 += n;
+			continue;
+		}
+		for (uint64_t b = b0; b < b0 + n; b++)
+			clen += (b == nb - 1 ? size - b * cf->bs : cf->bs) +
+				BLOCK_OVERHEAD;
+		rc = cipher_off(b0, cf->bs, &off);
+		if (rc == 0)
+			rc = backing_pread_full(fd, ct, clen, (off_t)off);
+		for (uint64_t i = 0; rc == 0 && i < n; i++) {
+			uint64_t b = b0 + i;
+			size_t len = b == nb - 1 ?
+					     size - b * cf->bs + BLOCK_OVERHEAD :
+					     cb;
+
+			found += check_slot(cf, fk, b, nb, ct + i * cb, len, pt,
+					    &run, bad, arg);
+		}
+		b0 += n;
+	}
+	if (fk != NULL)
+		fk_put(cf, fk);
+	pthread_rwlock_unlock(&cf->rwlock);
+	if (pt != NULL)
+		secmem_wipe(pt, cf->bs);
+	free(pt);
+	free(ct);
+	*blocks = nb;
+	return rc < 0 ? rc : found;
 }

@@ -100,6 +100,7 @@ struct run {
 	uint64_t b0;			/* the chunk being worked on */
 	struct part part[PAR_MAX];
 	unsigned parts;
+	bool holes;			/* format 3: slots may be holes */
 	/* recovery: the chunk the record holds */
 	uint64_t rb0, rn;
 	const uint8_t *rct;
@@ -127,9 +128,48 @@ static bool opens(struct filekeys *fk, uint64_t b, bool last, const uint8_t *p,
 	return block_open(&fk->bc, b, last, pp->tmp, len, pp->pt) == 0;
 }
 
+static bool zeros(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/* A hole record (format 3, doc/FORMAT.md §3.4) re-sealed like a block:
+ * kept (opens under the new DEKs), re-sealed (old), or restored from the
+ * record; the rest of the slot is zero in all three. 1 if handled, 0 if
+ * it opens under none, -errno. */
+static int hole_part(struct run *r, struct part *pp, uint64_t b,
+		     const uint8_t *p, uint8_t *o)
+{
+	uint64_t start;
+
+	memset(o, 0, r->cb);
+	if (block_open_hole(&pp->nfk->bc, b, p, &start) == 0) {
+		memcpy(o, p, BLOCK_HOLE_LEN);
+		return 1;
+	}
+	pp->changed = true;
+	if (pp->ofk != NULL &&
+	    block_open_hole(&pp->ofk->bc, b, p, &start) == 0) {
+		pp->resealed++;
+		return block_seal_hole(&pp->nfk->bc, b, start, o) < 0 ? -EIO :
+									 1;
+	}
+	if (r->rct != NULL && b >= r->rb0 && b - r->rb0 < r->rn &&
+	    (b - r->rb0 + 1) * r->cb <= r->rclen &&
+	    block_open_hole(&pp->nfk->bc, b, r->rct + (b - r->rb0) * r->cb,
+			    &start) == 0) {
+		memcpy(o, r->rct + (b - r->rb0) * r->cb, BLOCK_HOLE_LEN);
+		pp->restored++;
+		return 1;
+	}
+	return 0;
+}
+
 /* Blocks [lo, hi) of the chunk: each is kept (new), re-sealed (old), or
  * restored from the record (torn). pp->changed says if any must be
- * written. */
+ * written. In format 3, a zero slot (inside a hole) stays zero and a
+ * hole record is re-sealed as one; whether they cover their hole is
+ * checked where they are read, not here. */
 static int chunk_part(size_t lo, size_t hi, unsigned k, void *arg)
 {
 	struct run *r = arg;
@@ -143,6 +183,21 @@ static int chunk_part(size_t lo, size_t hi, unsigned k, void *arg)
 		const uint8_t *p = r->ct + i * r->cb;
 		uint8_t *o = r->out + i * r->cb;
 
+		if (r->holes && !last && zeros(p + BLOCK_HOLE_LEN,
+					       len - BLOCK_HOLE_LEN)) {
+			int hrc = 1;
+
+			if (zeros(p, BLOCK_HOLE_LEN))
+				memset(o, 0, len);
+			else
+				hrc = hole_part(r, pp, b, p, o);
+			if (hrc < 0) {
+				pp->err = hrc;
+				return hrc;
+			}
+			if (hrc == 1)
+				continue;
+		}
 		if (opens(pp->nfk, b, last, p, len, pp)) {
 			memcpy(o, p, len);
 			continue;
@@ -281,6 +336,7 @@ static int run_blocks(struct run *r, bool dry, bool *any)
 	r->size = plain;
 	r->nb = plain == 0 ? 1 : (plain - 1) / r->cf->bs + 1;
 	r->cb = r->cf->bs + BLOCK_OVERHEAD;
+	r->holes = keyring_volume(r->cf->kr)->version >= 3;
 	if (per > r->nb)
 		per = r->nb;
 	r->ct = malloc(per * r->cb);
@@ -813,6 +869,7 @@ static int prepare(struct reseal_item *it, struct filekeys *ofk,
 	r.size = plain;
 	r.nb = plain == 0 ? 1 : (plain - 1) / cf->bs + 1;
 	r.cb = cf->bs + BLOCK_OVERHEAD;
+	r.holes = keyring_volume(cf->kr)->version >= 3;
 	it->nb = r.nb;
 	it->clen = (size_t)(it->st0.st_size - HEADER_LEN);
 	r.ct = malloc(it->clen);

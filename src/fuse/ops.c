@@ -1289,6 +1289,30 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 	fuse_reply_err(req, kerr(rc));
 }
 
+/* SEEK_DATA / SEEK_HOLE (the kernel answers SEEK_SET/CUR/END itself),
+ * from the file's slots: format-3 holes are verified before they are
+ * reported (cfile_seek). */
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	struct inode *in = INODE(req, ino);
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	uint64_t res = 0;
+	int rc;
+
+	GUARD(req);
+
+	if (off < 0) {
+		fuse_reply_err(req, ENXIO);
+		return;
+	}
+	rc = cfile_seek(&in->cf, h->fd, (uint64_t)off, whence, &res);
+	if (rc < 0)
+		reply_err(req, rc);
+	else
+		fuse_reply_lseek(req, (off_t)res);
+}
+
 static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
@@ -1660,6 +1684,7 @@ const struct fuse_lowlevel_ops ops_lowlevel = {
 	.release = op_release,
 	.fsync = op_fsync,
 	.fallocate = op_fallocate,
+	.lseek = op_lseek,
 	.opendir = op_opendir,
 	.readdir = op_readdir,
 	.readdirplus = op_readdirplus,

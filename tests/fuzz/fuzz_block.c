@@ -1,7 +1,11 @@
 /* tests/fuzz/fuzz_block.c — the two-layer block opener on hostile bytes:
  * nothing may open without the right keys; a block sealed from the input
  * opens back to it, and not with any one bit flipped, nor as another block
- * number or with the other "last" flag. */
+ * number or with the other "last" flag. Hole records (format 3) likewise:
+ * hostile bytes never open as one, a record opens back to its start only
+ * at its own slot, never as a data block, and no data block opens as a
+ * record. */
+#include <errno.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -33,6 +37,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(ct, data + 1, len);
 	/* Random bytes never authenticate (2^-128 per try). */
 	FUZZ_ASSERT(block_open(&bc, blockno, last, ct, len, pt) != 0);
+	if (len >= BLOCK_HOLE_LEN) {
+		uint64_t start = 0, s2 = 0;
+		uint8_t rec[BLOCK_HOLE_LEN];
+
+		FUZZ_ASSERT(block_open_hole(&bc, blockno, data + 1, &s2) != 0);
+		start = blockno - (data[1] % (blockno + 1));
+		FUZZ_ASSERT(block_seal_hole(&bc, blockno, start, rec) == 0);
+		FUZZ_ASSERT(block_open_hole(&bc, blockno, rec, &s2) == 0 &&
+			    s2 == start);
+		FUZZ_ASSERT(block_open_hole(&bc, blockno + 1, rec, &s2) != 0);
+		memcpy(ct, rec, sizeof(rec));
+		FUZZ_ASSERT(block_open(&bc, blockno, false, ct, sizeof(rec),
+				       pt) != 0);
+		memcpy(ct, rec, sizeof(rec));
+		FUZZ_ASSERT(block_open(&bc, blockno, true, ct, sizeof(rec),
+				       pt) != 0);
+		FUZZ_ASSERT(block_seal_hole(&bc, blockno, blockno + 1, rec) ==
+			    -EINVAL);
+	}
 	if (len > sizeof(pt))
 		return 0;
 	fuzz_key(n1, sizeof(n1), data[0]);
@@ -54,5 +77,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(ct, sealed, len + BLOCK_OVERHEAD);
 	FUZZ_ASSERT(block_open(&bc, blockno, !last, ct, len + BLOCK_OVERHEAD,
 			       pt) != 0);
+	if (len == 8) {		/* a data block of 8 bytes is not a record */
+		uint64_t s3;
+
+		FUZZ_ASSERT(block_open_hole(&bc, blockno, sealed, &s3) != 0);
+	}
 	return 0;
 }

@@ -20,6 +20,8 @@
  *   mapread    MAP_SHARED read-only mmap of a range (and the zeroed tail
  *              of the page that contains EOF)
  *   mapwrite   MAP_SHARED read-write mmap of a range, msync, then pread
+ *   punch      FALLOC_FL_PUNCH_HOLE | KEEP_SIZE inside the file (-H only)
+ *   zero       FALLOC_FL_ZERO_RANGE, possibly past EOF (-H only)
  *
  * After every operation fstat() must report the model size; every 1000
  * operations and at the end the whole of every file is compared with its
@@ -47,6 +49,9 @@
  *   -k MODELDIR keep the files at the end and write each model to
  *              MODELDIR/fN (the size is the model's), so that a later
  *              remount can be compared with what fsx expected
+ *   -H         also punch holes and zero ranges (fstests generic/014,
+ *              129, 130 spirit); off by default so that the sequences of
+ *              the other seeds stay as they were
  *
  * Example: ./fsx -n 100000 -s 42 /mnt/cmkfs
  *
@@ -88,6 +93,8 @@ enum {
 	OP_FSYNC,
 	OP_MAPREAD,
 	OP_MAPWRITE,
+	OP_PUNCH,
+	OP_ZERO,
 	OP_NR
 };
 
@@ -102,10 +109,13 @@ static const char *const op_names[OP_NR] = {
 	[OP_FSYNC]	= "fsync",
 	[OP_MAPREAD]	= "mapread",
 	[OP_MAPWRITE]	= "mapwrite",
+	[OP_PUNCH]	= "punch",
+	[OP_ZERO]	= "zero",
 };
 
 /* relative frequency of each operation */
-static const unsigned int op_weights[OP_NR] = {
+/* OP_PUNCH and OP_ZERO weigh 0 unless -H */
+static unsigned int op_weights[OP_NR] = {
 	[OP_WRITE]	= 22,
 	[OP_READ]	= 22,
 	[OP_TRUNC]	= 8,
@@ -664,6 +674,36 @@ static int op_falloc(int fi, int keep)
 	return 0;
 }
 
+/* PUNCH_HOLE|KEEP_SIZE inside the file, or ZERO_RANGE anywhere: the
+ * range reads as zeros after; ZERO_RANGE may grow the file. */
+static void op_punch(int fi, int zero)
+{
+	struct tfile *f = &files[fi];
+	int op = zero ? OP_ZERO : OP_PUNCH;
+	int mode = zero ? FALLOC_FL_ZERO_RANGE :
+			  FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+	uint64_t off, len, end;
+	struct logent *e;
+
+	if (zero)
+		gen_range(f, &off, &len);
+	else
+		gen_range_inside(f, &off, &len);
+	e = log_op(op, fi, off, len);
+	if (fallocate(f->fd, mode, (off_t)off, (off_t)len) < 0)
+		fail("%s f%d: offset %" PRIu64 " len %" PRIu64 ": %s",
+		     op_names[op], fi, off, len, strerror(errno));
+	end = off + len;
+	if (zero && end > f->size) {
+		e->note = "(past EOF)";
+		model_set_size(f, end);
+	}
+	if (off < f->size)
+		memset(f->model + off, 0,
+		       (end < f->size ? end : f->size) - off);
+	e->size_after = f->size;
+}
+
 static void op_append(int fi)
 {
 	struct tfile *f = &files[fi];
@@ -848,7 +888,8 @@ static int pick_op(const struct tfile *f)
 			continue;
 		if (op == OP_FALLOC_KEEP && falloc_disabled[1])
 			continue;
-		if ((op == OP_MAPREAD || op == OP_MAPWRITE) && f->size == 0)
+		if ((op == OP_MAPREAD || op == OP_MAPWRITE || op == OP_PUNCH) &&
+		    f->size == 0)
 			continue;
 		if (op == OP_APPEND && f->size >= maxlen)
 			continue;
@@ -877,6 +918,10 @@ static void run_op(int fi)
 			run_op(fi);
 			return;
 		}
+		break;
+	case OP_PUNCH:
+	case OP_ZERO:
+		op_punch(fi, op == OP_ZERO);
 		break;
 	case OP_APPEND:
 		op_append(fi);
@@ -951,7 +996,8 @@ static void usage(void)
 		"  -N NFILES  number of files, 1..%d (default 3)\n"
 		"  -m MAXLEN  maximum file length, K/M/G suffix (default 8M)\n"
 		"  -f STOPFILE run until STOPFILE exists, then 1000 more ops\n"
-		"  -k MODELDIR keep the files, write each model to MODELDIR/fN\n",
+		"  -k MODELDIR keep the files, write each model to MODELDIR/fN\n"
+		"  -H         also punch holes and zero ranges\n",
 		MAX_FILES);
 	exit(99);
 }
@@ -1012,8 +1058,12 @@ int main(int argc, char **argv)
 	unsigned int i;
 	int c, n;
 
-	while ((c = getopt(argc, argv, "n:s:N:m:f:k:")) != -1) {
+	while ((c = getopt(argc, argv, "n:s:N:m:f:k:H")) != -1) {
 		switch (c) {
+		case 'H':
+			op_weights[OP_PUNCH] = 6;
+			op_weights[OP_ZERO] = 4;
+			break;
 		case 'n':
 			if (parse_u64(optarg, &nops, 0) < 0)
 				usage();

@@ -652,6 +652,359 @@ static void far_growth(struct keyring *kr, uint32_t bs)
 	close(fd);
 }
 
+/* ---- holes (format 3) -------------------------------------------------- */
+
+static int put(int fd, const void *p, size_t n, uint64_t off);
+
+static uint64_t allocated(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) < 0 ? UINT64_MAX : (uint64_t)st.st_blocks * 512;
+}
+
+static uint64_t slot_at(uint32_t bs, uint64_t b)
+{
+	return HEADER_LEN + b * ((uint64_t)bs + BLOCK_OVERHEAD);
+}
+
+/* Slot b's shape: 0 all zero, 1 a hole record (64 bytes, then zeros),
+ * 2 anything else. */
+static int shape(int fd, uint32_t bs, uint64_t b)
+{
+	size_t cb = bs + BLOCK_OVERHEAD;
+	uint8_t *p = calloc(1, cb);
+	int k = 2;
+
+	if (p != NULL && pread(fd, p, cb, (off_t)slot_at(bs, b)) == (ssize_t)cb) {
+		bool lo = true, hi = true;
+
+		for (size_t i = 0; i < cb; i++) {
+			if (p[i] != 0 && i < BLOCK_HOLE_LEN)
+				lo = false;
+			else if (p[i] != 0)
+				hi = false;
+		}
+		k = !hi ? 2 : lo ? 0 : 1;
+	}
+	free(p);
+	return k;
+}
+
+struct findings {
+	unsigned n;
+	char last[200];
+};
+
+static void finding(void *arg, uint64_t b, const char *what)
+{
+	struct findings *f = arg;
+
+	f->n++;
+	snprintf(f->last, sizeof(f->last), "block %" PRIu64 ": %s", b, what);
+}
+
+static unsigned q_findings(struct cfile *cf, int fd, struct findings *f)
+{
+	uint64_t nb = 0;
+	int rc;
+
+	memset(f, 0, sizeof(*f));
+	quiet(true);
+	rc = cfile_check_blocks(cf, fd, finding, f, &nb);
+	quiet(false);
+	return rc < 0 ? 1000 : f->n;
+}
+
+/* Plain bytes [off, off + len) read back equal to model (NULL: zeros). */
+static bool reads_as(struct cfile *cf, int fd, uint64_t off, size_t len,
+		     const uint8_t *model)
+{
+	uint8_t *p = malloc(len + 1);
+	size_t got = 0;
+	bool ok = p != NULL && q_read(cf, fd, off, len, p, &got) == 0 &&
+		  got == len;
+
+	for (size_t i = 0; ok && i < len; i++)
+		ok = p[i] == (model ? model[i] : 0);
+	free(p);
+	return ok;
+}
+
+/* A hole costs no disk and no time: growth by truncate and by writes far
+ * past the end allocates almost nothing and reads back as zeros. */
+static void holes_sparse(struct keyring *kr, uint32_t bs)
+{
+	uint8_t head[10], blk[4096];
+	uint64_t size = 0, gib = 1ull << 30;
+	struct cfile cf;
+	int fd = tmpfd();
+
+	CHECK(fd >= 0, "mkstemp");
+	if (fd < 0)
+		return;
+	t_fill(head, sizeof(head), 71);
+	t_fill(blk, sizeof(blk), 72);
+	cfile_init(&cf, kr, bs, fd);
+	CHECK_RC(cfile_create(&cf, fd), 0);
+	CHECK_RC(cfile_write(&cf, fd, 0, head, sizeof(head), false, NULL), 0);
+	CHECK_RC(cfile_truncate(&cf, fd, 2 * gib), 0);
+	CHECK(allocated(fd) < (64u << 10),
+	      "truncate to 2 GiB allocated %" PRIu64 " bytes", allocated(fd));
+	CHECK_RC(cfile_size(&cf, fd, &size), 0);
+	CHECK(size == 2 * gib, "size %" PRIu64, size);
+	CHECK(reads_as(&cf, fd, 0, sizeof(head), head), "head after truncate");
+	CHECK(reads_as(&cf, fd, sizeof(head), 3 * bs, NULL), "zeros after head");
+	CHECK(reads_as(&cf, fd, gib - 1000, 1 << 20, NULL), "zeros mid hole");
+	CHECK(reads_as(&cf, fd, 2 * gib - 5000, 5000, NULL), "zeros at the end");
+	CHECK_RC(cfile_write(&cf, fd, 4 * gib, blk, sizeof(blk), false, NULL),
+		 0);
+	CHECK_RC(cfile_write(&cf, fd, 1ull << 40, blk, sizeof(blk), false,
+			     NULL),
+		 0);
+	CHECK(allocated(fd) < (256u << 10),
+	      "writes at 4 GiB and 1 TiB allocated %" PRIu64 " bytes",
+	      allocated(fd));
+	CHECK(reads_as(&cf, fd, 4 * gib, sizeof(blk), blk), "data at 4 GiB");
+	CHECK(reads_as(&cf, fd, (1ull << 40), sizeof(blk), blk),
+	      "data at 1 TiB");
+	CHECK(reads_as(&cf, fd, 3 * gib, 1 << 20, NULL), "zeros at 3 GiB");
+	CHECK(reads_as(&cf, fd, 4 * gib - 7, 7, NULL), "zeros before 4 GiB");
+	CHECK(reads_as(&cf, fd, 512 * gib, 1 << 20, NULL), "zeros at 512 GiB");
+	/* fallocate mode 0 still means real bytes: refused up front */
+	CHECK_RC(cfile_fallocate(&cf, fd, 0, 1ull << 60, 4096), -ENOSPC);
+	cfile_destroy(&cf);
+	close(fd);
+}
+
+/* The file of holes_tamper(): data blocks 0..3, a hole, data block 50,
+ * a hole, data block 100 (the last, 10 bytes). */
+static void holes_make(struct cfile *cf, int fd, uint32_t bs, uint8_t *model)
+{
+	size_t len = 100 * (size_t)bs + 10;
+
+	memset(model, 0, len);
+	t_fill(model, 4 * (size_t)bs, 81);
+	t_fill(model + 50 * (size_t)bs, bs, 82);
+	t_fill(model + 100 * (size_t)bs, 10, 83);
+	CHECK_RC(cfile_create(cf, fd), 0);
+	CHECK_RC(cfile_write(cf, fd, 0, model, 4 * (size_t)bs, false, NULL), 0);
+	CHECK_RC(cfile_truncate(cf, fd, len), 0);
+	CHECK_RC(cfile_write(cf, fd, 100 * (uint64_t)bs, model + 100 * bs, 10,
+			     false, NULL),
+		 0);
+	CHECK_RC(cfile_write(cf, fd, 50 * (uint64_t)bs, model + 50 * bs, bs,
+			     false, NULL),
+		 0);
+}
+
+/* From the adversary's seat, on the backing file: a zeroed or punched
+ * data block, a zeroed or punched record, a record moved to another slot
+ * or taken from another file: every one reads EIO and is a finding. */
+static void holes_tamper(struct keyring *kr, uint32_t bs)
+{
+	size_t cb = bs + BLOCK_OVERHEAD, len = 100 * (size_t)bs + 10;
+	uint8_t *model = malloc(len), *save = malloc(cb), *zero = calloc(1, cb);
+	struct cfile cf, cf2;
+	struct findings fi;
+	int fd = tmpfd(), fd2 = tmpfd();
+	uint64_t free0;
+	struct {
+		const char *what;
+		uint64_t slot;		/* changed */
+		int how;		/* 0 zero, 1 punch, 2 from slot src,
+					 * 3 from the other file's slot */
+		uint64_t src;
+		uint64_t bad;		/* a block that must read EIO */
+	} cases[] = {
+		{ "zeroed data block in the middle of two holes", 50, 0, 0, 50 },
+		{ "punched data block", 2, 1, 0, 2 },
+		{ "zeroed data block before a hole", 3, 0, 0, 3 },
+		{ "zeroed record", 99, 0, 0, 60 },
+		{ "punched record", 49, 1, 0, 10 },
+		{ "record moved to a zero slot", 70, 2, 99, 60 },
+		{ "record moved onto another record", 49, 2, 99, 20 },
+		{ "record from another file", 99, 3, 99, 98 },
+	};
+
+	CHECK(fd >= 0 && fd2 >= 0 && model && save && zero, "setup");
+	if (fd < 0 || fd2 < 0 || !model || !save || !zero)
+		return;
+	cfile_init(&cf, kr, bs, fd);
+	cfile_init(&cf2, kr, bs, fd2);
+	holes_make(&cf, fd, bs, model);
+	holes_make(&cf2, fd2, bs, model);
+	CHECK(reads_as(&cf, fd, 0, len, model), "contents");
+	/* the hole [4..99] split by block 50: records in 49 (start 4) and
+	 * 99 (start 51) */
+	CHECK(shape(fd, bs, 49) == 1 && shape(fd, bs, 99) == 1 &&
+		      shape(fd, bs, 4) == 0 && shape(fd, bs, 98) == 0 &&
+		      shape(fd, bs, 50) == 2,
+	      "slots: 49 %d, 99 %d, 4 %d, 98 %d, 50 %d", shape(fd, bs, 49),
+	      shape(fd, bs, 99), shape(fd, bs, 4), shape(fd, bs, 98),
+	      shape(fd, bs, 50));
+	CHECK(q_findings(&cf, fd, &fi) == 0, "clean file: %u findings (%s)",
+	      fi.n, fi.last);
+	free0 = allocated(fd);
+	for (size_t i = 0; i < CMK_ARRAY_LEN(cases); i++) {
+		uint64_t off = slot_at(bs, cases[i].slot);
+		struct cfile fresh;
+		int rc = 0;
+
+		CHECK(pread(fd, save, cb, (off_t)off) == (ssize_t)cb, "save");
+		if (cases[i].how == 0) {
+			rc = put(fd, zero, cb, off);
+		} else if (cases[i].how == 1) {
+			rc = fallocate(fd, FALLOC_FL_PUNCH_HOLE |
+						   FALLOC_FL_KEEP_SIZE,
+				       (off_t)off, (off_t)cb);
+		} else {
+			int src = cases[i].how == 2 ? fd : fd2;
+			uint8_t *p = malloc(cb);
+
+			rc = p && pread(src, p, cb,
+					(off_t)slot_at(bs, cases[i].src)) ==
+					  (ssize_t)cb ?
+				     put(fd, p, cb, off) :
+				     -1;
+			free(p);
+		}
+		CHECK_RC(rc, 0);
+		/* a fresh cfile: nothing verified before the change */
+		cfile_init(&fresh, kr, bs, fd);
+		CHECK(q_fresh_load(kr, bs, fd) == 0 &&
+			      cfile_load(&fresh, fd) == 0,
+		      "load");
+		CHECK(!reads_as(&fresh, fd, cases[i].bad * bs, bs,
+				model + cases[i].bad * bs),
+		      "%s: block %" PRIu64 " read back", cases[i].what,
+		      cases[i].bad);
+		CHECK(q_findings(&fresh, fd, &fi) > 0, "%s: no finding",
+		      cases[i].what);
+		if (getenv("TEST_VERBOSE") != NULL)
+			printf("# %s: %u findings, last %s\n", cases[i].what,
+			       fi.n, fi.last);
+		cfile_destroy(&fresh);
+		CHECK_RC(put(fd, save, cb, off), 0);
+	}
+	CHECK(reads_as(&cf, fd, 0, len, model), "contents restored");
+	CHECK(q_findings(&cf, fd, &fi) == 0, "restored: %u findings (%s)",
+	      fi.n, fi.last);
+	(void)free0;
+	cfile_destroy(&cf);
+	cfile_destroy(&cf2);
+	close(fd);
+	close(fd2);
+	free(model);
+	free(save);
+	free(zero);
+}
+
+/* Holes split, merged, shrunk into, punched and zeroed, against a model:
+ * contents, no finding after any step, and the space punched freed. */
+static void holes_ops(struct keyring *kr, uint32_t bs)
+{
+	size_t len = 100 * (size_t)bs + 10;
+	uint8_t *model = malloc(len), *data = malloc(len);
+	uint64_t a0, size = 0, res = 0;
+	struct cfile cf;
+	struct findings fi;
+	int fd = tmpfd();
+
+	CHECK(fd >= 0 && model && data, "setup");
+	if (fd < 0 || !model || !data)
+		return;
+	cfile_init(&cf, kr, bs, fd);
+	CHECK_RC(cfile_create(&cf, fd), 0);
+	t_fill(model, len, 91);
+	CHECK_RC(cfile_write(&cf, fd, 0, model, len, false, NULL), 0);
+	a0 = allocated(fd);
+	/* punch 10.5 .. 40.5 blocks: 11..39 become a hole, edges zeros */
+	CHECK_RC(cfile_fallocate(&cf, fd,
+				 FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				 10 * (uint64_t)bs + bs / 2, 30 * (uint64_t)bs),
+		 0);
+	memset(model + 10 * bs + bs / 2, 0, 30 * (size_t)bs);
+	CHECK(reads_as(&cf, fd, 0, len, model), "after punch");
+	CHECK(shape(fd, bs, 39) == 1 && shape(fd, bs, 11) == 0 &&
+		      shape(fd, bs, 10) == 2 && shape(fd, bs, 40) == 2,
+	      "punch: slots 10 %d 11 %d 39 %d 40 %d", shape(fd, bs, 10),
+	      shape(fd, bs, 11), shape(fd, bs, 39), shape(fd, bs, 40));
+	CHECK(allocated(fd) + 20 * (uint64_t)bs < a0,
+	      "punch freed %" PRIu64 " of %" PRIu64 " bytes", a0 - allocated(fd),
+	      a0);
+	CHECK(q_findings(&cf, fd, &fi) == 0, "punch: %s", fi.last);
+	/* merge on both sides: 5..60, then 60..70 zero range */
+	CHECK_RC(cfile_fallocate(&cf, fd,
+				 FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				 5 * (uint64_t)bs, 55 * (uint64_t)bs),
+		 0);
+	CHECK_RC(cfile_fallocate(&cf, fd, FALLOC_FL_ZERO_RANGE,
+				 60 * (uint64_t)bs, 10 * (uint64_t)bs),
+		 0);
+	memset(model + 5 * bs, 0, 65 * (size_t)bs);
+	CHECK(reads_as(&cf, fd, 0, len, model), "after merges");
+	CHECK(shape(fd, bs, 69) == 1 && shape(fd, bs, 59) == 0 &&
+		      shape(fd, bs, 39) == 0 && shape(fd, bs, 5) == 0,
+	      "merged: slots 69 %d 59 %d 39 %d", shape(fd, bs, 69),
+	      shape(fd, bs, 59), shape(fd, bs, 39));
+	CHECK(q_findings(&cf, fd, &fi) == 0, "merge: %s", fi.last);
+	/* split: a write inside the hole, then one over its record */
+	t_fill(data, 3 * (size_t)bs, 92);
+	CHECK_RC(cfile_write(&cf, fd, 30 * (uint64_t)bs + 7, data,
+			     2 * (size_t)bs, false, NULL),
+		 0);
+	memcpy(model + 30 * bs + 7, data, 2 * (size_t)bs);
+	CHECK_RC(cfile_write(&cf, fd, 69 * (uint64_t)bs, data, bs, false,
+			     NULL),
+		 0);
+	memcpy(model + 69 * bs, data, bs);
+	CHECK(reads_as(&cf, fd, 0, len, model), "after splits");
+	CHECK(q_findings(&cf, fd, &fi) == 0, "split: %s", fi.last);
+	/* SEEK_DATA / SEEK_HOLE: holes [5..29], [33..68] */
+	CHECK(cfile_seek(&cf, fd, 0, SEEK_HOLE, &res) == 0 && res == 5 * bs,
+	      "SEEK_HOLE 0: %" PRIu64, res);
+	CHECK(cfile_seek(&cf, fd, 5 * bs + 3, SEEK_HOLE, &res) == 0 &&
+		      res == 5 * bs + 3,
+	      "SEEK_HOLE in a hole: %" PRIu64, res);
+	CHECK(cfile_seek(&cf, fd, 5 * bs, SEEK_DATA, &res) == 0 &&
+		      res == 30 * bs,
+	      "SEEK_DATA 5 blocks: %" PRIu64, res);
+	CHECK(cfile_seek(&cf, fd, 34 * bs, SEEK_DATA, &res) == 0 &&
+		      res == 69 * bs,
+	      "SEEK_DATA 34 blocks: %" PRIu64, res);
+	CHECK(cfile_seek(&cf, fd, 70 * bs, SEEK_HOLE, &res) == 0 && res == len,
+	      "SEEK_HOLE at the end: %" PRIu64, res);
+	CHECK(cfile_seek(&cf, fd, len, SEEK_DATA, &res) == -ENXIO &&
+		      cfile_seek(&cf, fd, len, SEEK_HOLE, &res) == -ENXIO,
+	      "seek at EOF: ENXIO");
+	/* shrink into the hole, then grow again */
+	CHECK_RC(cfile_truncate(&cf, fd, 50 * (uint64_t)bs + 5), 0);
+	CHECK_RC(cfile_size(&cf, fd, &size), 0);
+	CHECK(size == 50 * (uint64_t)bs + 5, "size after shrink");
+	CHECK(reads_as(&cf, fd, 0, size, model), "after shrink into hole");
+	CHECK(q_findings(&cf, fd, &fi) == 0, "shrink: %s", fi.last);
+	CHECK_RC(cfile_truncate(&cf, fd, len), 0);
+	memset(model + size, 0, len - size);
+	CHECK(reads_as(&cf, fd, 0, len, model), "grown again");
+	CHECK(q_findings(&cf, fd, &fi) == 0, "grown: %s", fi.last);
+	/* a zeroed data block next to a hole is still EIO */
+	{
+		size_t cb = bs + BLOCK_OVERHEAD;
+		uint8_t *z = calloc(1, cb);
+
+		CHECK_RC(put(fd, z, cb, slot_at(bs, 30)), 0);
+		CHECK(!reads_as(&cf, fd, 30 * bs, bs, model + 30 * bs),
+		      "zeroed data block 30 read back");
+		CHECK(q_findings(&cf, fd, &fi) > 0, "zeroed block 30: none");
+		free(z);
+	}
+	cfile_destroy(&cf);
+	close(fd);
+	free(model);
+	free(data);
+}
+
 /* ---- tampering -------------------------------------------------------- */
 
 /* A file of `len` plain bytes, and a copy of its backing bytes. */
@@ -1451,7 +1804,14 @@ int main(void)
 		CHECK_RC(tvol_mem_make(&other, bs, 200 + (uint32_t)i), 0);
 		if (vo.kr != NULL && other.kr != NULL) {
 			errors(vo.kr, bs);
+			holes_sparse(vo.kr, bs);
+			holes_tamper(vo.kr, bs);
+			holes_ops(vo.kr, bs);
+			/* the growth guard of real bytes, as formats 1 and
+			 * 2 grow (sealed zeros): the volume read as one */
+			((struct volume *)keyring_volume(vo.kr))->version = 2;
 			far_growth(vo.kr, bs);
+			((struct volume *)keyring_volume(vo.kr))->version = 3;
 			write0(vo.kr, bs);
 			model_run(vo.kr, bs, 0x9e3779b97f4a7c15ull + bs,
 				  (bs == 4096 ? 20000 : 10000) /
