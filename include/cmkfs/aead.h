@@ -71,4 +71,25 @@ CMK_MUST_CHECK int aead_siv_open(const uint8_t key[static SIV_KEY_LEN],
 				 const uint8_t *ct, size_t len, uint8_t *pt,
 				 const uint8_t tag[static SIV_TAG_LEN]);
 
+/* SIV with a vector of associated-data components (RFC 5297 §2.4: S2V
+ * over each one; a random nonce as the last component gives §3's
+ * nonce-based, randomized use). aead_siv_seal() is the one-component
+ * case. At most AEAD_SIV_PARTS_MAX components. Errors: as above,
+ * -EINVAL (too many). */
+#define AEAD_SIV_PARTS_MAX 8
+struct aead_part {
+	const uint8_t *p;
+	size_t len;
+};
+CMK_MUST_CHECK int aead_siv_seal_parts(const uint8_t key[static SIV_KEY_LEN],
+				       const struct aead_part *aad,
+				       size_t naad, const uint8_t *pt,
+				       size_t len, uint8_t *ct,
+				       uint8_t tag[static SIV_TAG_LEN]);
+CMK_MUST_CHECK int aead_siv_open_parts(const uint8_t key[static SIV_KEY_LEN],
+				       const struct aead_part *aad,
+				       size_t naad, const uint8_t *ct,
+				       size_t len, uint8_t *pt,
+				       const uint8_t tag[static SIV_TAG_LEN]);
+
 #endif

@@ -24,10 +24,19 @@ CMK_MUST_CHECK int dir_bname_prev(struct fsctx *fs, struct inode *parent,
  * a namespace operation sees each name under one key (migrate.h). */
 CMK_MUST_CHECK int dir_ready(struct fsctx *fs, struct inode *dir);
 /* A symlink's encrypted target, under the current name key or, mid full
- * rekey, the previous one. Errors: -EBADMSG, -EKEYREVOKED. */
-CMK_MUST_CHECK int dir_target_decrypt(struct fsctx *fs, const char *enc,
-				      size_t n, char *plain, size_t cap,
-				      size_t *len);
+ * rekey, the previous one; loc: where it lives in a format-3 volume
+ * (bound into the target), NULL in format 1/2.
+ * Errors: -EBADMSG, -EKEYREVOKED. */
+CMK_MUST_CHECK int dir_target_decrypt(struct fsctx *fs,
+				      const struct names_loc *loc,
+				      const char *enc, size_t n, char *plain,
+				      size_t cap, size_t *len);
+/* Whether the volume is format 3 (targets and xattr values bound). */
+bool dir_fmt3(struct fsctx *fs);
+/* The location of backing entry bname in parent (names_loc_set()).
+ * Errors: as inode_dirid(), -ENAMETOOLONG. */
+CMK_MUST_CHECK int dir_loc(struct fsctx *fs, struct inode *parent,
+			   const char *bname, struct names_loc *loc);
 /* dirtree_longname_add() / _del() in the parent's backing directory. */
 CMK_MUST_CHECK int dir_longname_add(struct inode *parent,
 				    const struct bname *bn);

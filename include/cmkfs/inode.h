@@ -31,6 +31,11 @@ struct inode {
 				 * protected by fsctx.ns */
 	uint8_t dirid[DIRID_LEN];
 	struct cfile cf;	/* regular files */
+	/* Format-3 symlinks: where the last lookup found it (its target is
+	 * bound to that), for readlink and getattr, which name no parent;
+	 * protected by fsctx.mtx */
+	bool have_loc;
+	struct names_loc loc;
 };
 
 /* An open file or directory (the FUSE fh), on its fsctx's list so that the
@@ -99,6 +104,18 @@ void inode_forget(struct fsctx *fs, struct inode *in, uint64_t n);
 struct reseal_batch;
 CMK_MUST_CHECK int inode_reseal(struct fsctx *fs, int dfd, const char *name,
 				struct reseal_batch *b);
+/* Record where symlink inode `in` was found (inode_loc_get() reads it). */
+void inode_loc_set(struct fsctx *fs, struct inode *in,
+		   const struct names_loc *loc);
+/* Errors: -ENOENT (never recorded). */
+CMK_MUST_CHECK int inode_loc_get(struct fsctx *fs, struct inode *in,
+				 struct names_loc *loc);
+/* A format-3 rename of a symlink re-made it as backing symlink newfd
+ * (O_PATH, taken over; st its attributes) at `loc`: the kernel's inode of
+ * the old backing symlink (dev, ino), if it has one, follows it (its fd
+ * is replaced by dup3(), atomically for users of it). */
+void inode_rebind(struct fsctx *fs, dev_t dev, ino_t ino, int newfd,
+		  const struct stat *st, const struct names_loc *loc);
 /* A directory's id, read from its DIRID_FILE once. Errors: -EBADMSG. */
 CMK_MUST_CHECK int inode_dirid(struct fsctx *fs, struct inode *in,
 			       uint8_t dirid[static DIRID_LEN]);

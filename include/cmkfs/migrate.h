@@ -46,6 +46,10 @@ struct migrate_keys {
 	/* format 3: a renamed regular file's header is re-bound to its new
 	 * name (doc/FORMAT.md §2), with this keyring */
 	struct keyring *kr;
+	/* Format 3: targets bound to (directory id, backing name), so a
+	 * symlink whose name changes is re-made (doc/FORMAT.md §4.5), and
+	 * xattr values bound to their owner's id. */
+	bool v3;
 };
 CMK_MUST_CHECK int migrate_keys_get(struct keyring *kr, struct migrate_keys *k);
 void migrate_keys_wipe(struct migrate_keys *k);
@@ -61,7 +65,9 @@ CMK_MUST_CHECK int migrate_dir(const struct migrate_keys *k, int rootfd,
 			       int dfd, const uint8_t dirid[static DIRID_LEN],
 			       const struct migrate_cb *cb,
 			       struct migrate_stats *st);
-/* The user.* xattrs of one object (any fd, O_PATH too). */
+/* The user.* xattrs of one object (any fd, O_PATH too). In format 3
+ * their owner id is read from the object: a regular file's header, a
+ * directory's DIRID_FILE. */
 CMK_MUST_CHECK int migrate_xattrs(const struct migrate_keys *k, int fd,
 				  struct migrate_stats *st);
 /* How many entries of dfd, xattrs and targets are still under the

@@ -18,7 +18,8 @@
 #define ENCNAME_MAX 400				/* b64(16 + 256) = 363 + slack */
 #define NAME_LONG_THRESHOLD 255			/* longer encodings go long */
 #define SYMLINK_TARGET_MAX 4095			/* PATH_MAX - 1, as Linux */
-#define ENCLINK_MAX 5504			/* b64(16 + 4096) = 5483 + NUL */
+#define ENCLINK_MAX 5536			/* format 3: b64(32 + 4096) =
+					 * 5504 + NUL, rounded up */
 #define XATTR_PREFIX "user."
 #define XATTR_NAME_PLAIN_MAX 160		/* after "user." */
 
@@ -99,5 +100,89 @@ CMK_MUST_CHECK int names_xattr_value_seal(const uint8_t key[static NAME_KEY_LEN]
 CMK_MUST_CHECK int names_xattr_value_open(const uint8_t key[static NAME_KEY_LEN],
 					  const char *name, const uint8_t *in,
 					  size_t in_len, uint8_t *out);
+
+/* Format 3 (doc/FORMAT.md §4.3, §4.4): symlink targets and xattr values
+ * are randomized (a fresh 16-byte nonce as the last AAD component of SIV,
+ * RFC 5297 §3) and bound to their owner, so that equal values do not show
+ * and none can be copied or moved to another owner. The format-1/2
+ * encodings above never open here. */
+#define NAMES_NONCE_LEN 16
+
+/* Where a symlink lives: the id of its directory and the location token
+ * of its own backing name. */
+struct names_loc {
+	uint8_t dirid[DIRID_LEN];
+	uint8_t tok[NAMES_TOKEN_LEN];
+};
+/* loc for backing entry `bname` in the directory of id `dirid`.
+ * Errors: as names_link_token(). */
+CMK_MUST_CHECK int names_loc_set(struct names_loc *loc,
+				 const uint8_t dirid[static DIRID_LEN],
+				 const char *bname);
+
+/* E3 = base64url(nonce ‖ tag ‖ SIV(key, AAD ["L3", dirid, tok, nonce],
+ * pad16(target))) into out (NUL-terminated; cap >= ENCLINK_MAX for any
+ * target). _nonce takes the nonce (known-answer tests); the other draws
+ * it at random. Errors: -ENOENT (empty), -ENAMETOOLONG, -ENOSPC, -EIO. */
+CMK_MUST_CHECK int names_target_seal3(const uint8_t key[static NAME_KEY_LEN],
+				      const struct names_loc *loc,
+				      const char *target, size_t len,
+				      char *out, size_t cap);
+CMK_MUST_CHECK int names_target_seal3_nonce(
+	const uint8_t key[static NAME_KEY_LEN], const struct names_loc *loc,
+	const uint8_t nonce[static NAMES_NONCE_LEN], const char *target,
+	size_t len, char *out, size_t cap);
+/* Open E3 (enc_len characters) into out, NUL-terminated, its length in
+ * *out_len. Errors: -EBADMSG (not E3, another location or key, tampered,
+ * an empty target or one with a NUL), -ENOSPC. */
+CMK_MUST_CHECK int names_target_open3(const uint8_t key[static NAME_KEY_LEN],
+				      const struct names_loc *loc,
+				      const char *enc, size_t enc_len,
+				      char *out, size_t cap, size_t *out_len);
+/* Either format: loc NULL is format 1/2 (names_symlink_*), else format 3. */
+CMK_MUST_CHECK int names_target_seal(const uint8_t key[static NAME_KEY_LEN],
+				     const struct names_loc *loc,
+				     const char *target, size_t len, char *out,
+				     size_t cap);
+CMK_MUST_CHECK int names_target_open(const uint8_t key[static NAME_KEY_LEN],
+				     const struct names_loc *loc,
+				     const char *enc, size_t enc_len, char *out,
+				     size_t cap, size_t *out_len);
+
+/* An xattr value in format 3: nonce ‖ tag ‖ SIV(key, AAD ["V3", owner,
+ * name, nonce], 0x02 ‖ value), value_len + XATTR_VALUE3_OVERHEAD bytes.
+ * owner: the regular file's file id (header bytes 12..27) or the
+ * directory's id; name: the plaintext "user.X". */
+#define NAMES_OWNER_LEN 16
+#define XATTR_VALUE3_VERSION 2
+#define XATTR_VALUE3_OVERHEAD (NAMES_NONCE_LEN + SIV_TAG_LEN + 1)
+CMK_MUST_CHECK int names_xattr_value_seal3(
+	const uint8_t key[static NAME_KEY_LEN],
+	const uint8_t owner[static NAMES_OWNER_LEN], const char *name,
+	const uint8_t *val, size_t len, uint8_t *out);
+CMK_MUST_CHECK int names_xattr_value_seal3_nonce(
+	const uint8_t key[static NAME_KEY_LEN],
+	const uint8_t owner[static NAMES_OWNER_LEN], const char *name,
+	const uint8_t nonce[static NAMES_NONCE_LEN], const uint8_t *val,
+	size_t len, uint8_t *out);
+/* Open in_len bytes into out (room for in_len bytes); the value is
+ * in_len - XATTR_VALUE3_OVERHEAD bytes. Errors: -EBADMSG, -ENOMEM. */
+CMK_MUST_CHECK int names_xattr_value_open3(
+	const uint8_t key[static NAME_KEY_LEN],
+	const uint8_t owner[static NAMES_OWNER_LEN], const char *name,
+	const uint8_t *in, size_t in_len, uint8_t *out);
+/* Either format: owner NULL is format 1/2. The overhead of each. */
+static inline size_t names_xattr_overhead(const uint8_t *owner)
+{
+	return owner != NULL ? XATTR_VALUE3_OVERHEAD : XATTR_VALUE_OVERHEAD;
+}
+CMK_MUST_CHECK int names_xattr_seal(const uint8_t key[static NAME_KEY_LEN],
+				    const uint8_t *owner, const char *name,
+				    const uint8_t *val, size_t len,
+				    uint8_t *out);
+CMK_MUST_CHECK int names_xattr_open(const uint8_t key[static NAME_KEY_LEN],
+				    const uint8_t *owner, const char *name,
+				    const uint8_t *in, size_t in_len,
+				    uint8_t *out);
 
 #endif

@@ -32,6 +32,7 @@ int migrate_keys_get(struct keyring *kr, struct migrate_keys *k)
 
 	if (rc == 0)
 		rc = keyring_name_key(kr, k->cur);
+	k->v3 = keyring_volume(kr)->version >= 3;
 	if (rc < 0)
 		migrate_keys_wipe(k);
 	else
@@ -105,10 +106,11 @@ static int decode(const uint8_t *key, int dfd, const uint8_t *dirid,
 /* One xattr under the previous key: the value re-sealed under the new
  * name first (XATTR_CREATE: one set meanwhile through the mount is newer
  * and wins), then the old one removed. */
-static int move_xattr(const struct migrate_keys *k, const char *path,
-		      const char *bname, const char *plain, uint8_t *raw,
-		      uint8_t *val, struct migrate_stats *st)
+static int move_xattr(const struct migrate_keys *k, const uint8_t *owner,
+		      const char *path, const char *bname, const char *plain,
+		      uint8_t *raw, uint8_t *val, struct migrate_stats *st)
 {
+	size_t over = names_xattr_overhead(owner);
 	char nname[XATTR_NAME_MAX + 1];
 	ssize_t n;
 	int rc;
@@ -116,16 +118,15 @@ static int move_xattr(const struct migrate_keys *k, const char *path,
 	n = getxattr(path, bname, raw, XVAL_MAX);
 	if (n < 0)
 		return errno == ENODATA ? 0 : -errno;
-	if (names_xattr_value_open(k->prev, plain, raw, (size_t)n, val) < 0) {
+	if (names_xattr_open(k->prev, owner, plain, raw, (size_t)n, val) < 0) {
 		st->bad++;
 		return 0;
 	}
-	n -= XATTR_VALUE_OVERHEAD;
+	n -= (ssize_t)over;
 	rc = names_xattr_name_encrypt(k->cur, plain, nname, sizeof(nname));
 	if (rc == 0)
-		rc = names_xattr_value_seal(k->cur, plain, val, (size_t)n, raw);
-	if (rc == 0 && setxattr(path, nname, raw,
-				(size_t)n + XATTR_VALUE_OVERHEAD,
+		rc = names_xattr_seal(k->cur, owner, plain, val, (size_t)n, raw);
+	if (rc == 0 && setxattr(path, nname, raw, (size_t)n + over,
 				XATTR_CREATE) < 0 && errno != EEXIST)
 		rc = -errno;
 	if (rc == 0 && removexattr(path, bname) < 0 && errno != ENODATA)
@@ -136,12 +137,36 @@ static int move_xattr(const struct migrate_keys *k, const char *path,
 	return rc;
 }
 
+/* Format 3: the id fd's xattr values are bound to (migrate.h). */
+static int owner_of(int fd, const char *path, uint8_t id[static NAMES_OWNER_LEN])
+{
+	struct header h;
+	struct stat st;
+	int rfd, rc;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (S_ISDIR(st.st_mode))
+		return dirtree_read_dirid(fd, id);
+	if (!S_ISREG(st.st_mode))
+		return -EPERM;
+	rfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (rfd < 0)
+		return -errno;
+	rc = cfile_read_header(rfd, &h);
+	close(rfd);
+	if (rc == 0)
+		memcpy(id, h.file_id, NAMES_OWNER_LEN);
+	return rc;
+}
+
 /* Walk fd's user.* xattrs; with `count` only count those still old. */
 static int xattrs(const struct migrate_keys *k, int fd, bool count,
 		  struct migrate_stats *st, uint64_t *old)
 {
 	char path[32], plain[XATTR_NAME_MAX + 1], *list = NULL;
-	uint8_t *raw = NULL, *val = NULL;
+	uint8_t *raw = NULL, *val = NULL, id[NAMES_OWNER_LEN];
+	const uint8_t *owner = NULL;
 	ssize_t n;
 	int rc = 0;
 
@@ -169,10 +194,20 @@ static int xattrs(const struct migrate_keys *k, int fd, bool count,
 		if (names_xattr_name_decrypt(k->prev, p, plain,
 					     sizeof(plain)) < 0)
 			continue;	/* not ours */
-		if (count)
+		if (count) {
 			(*old)++;
-		else
-			rc = move_xattr(k, path, p, plain, raw, val, st);
+			continue;
+		}
+		if (k->v3 && owner == NULL) {
+			rc = owner_of(fd, path, id);
+			if (rc < 0) {	/* values left: fsck names them */
+				st->bad++;
+				rc = 0;
+				break;
+			}
+			owner = id;
+		}
+		rc = move_xattr(k, owner, path, p, plain, raw, val, st);
 	}
 out:
 	free(list);
@@ -190,9 +225,11 @@ int migrate_xattrs(const struct migrate_keys *k, int fd,
 /* A symlink's target: 1 if it is under the previous key (and, unless
  * count, re-encrypted now), 0 if current or not ours. */
 static int retarget(const struct migrate_keys *k, int rootfd, int dfd,
-		    const char *bname, const char *plain_name, bool count,
+		    const uint8_t *dirid, const char *bname,
+		    const char *plain_name, bool count,
 		    const struct migrate_cb *cb, struct migrate_stats *st)
 {
+	struct names_loc loc, *lp = NULL;
 	char *enc = NULL, *plain = NULL, tmp[64], marker[LINKTGT_MARKER_LEN + 1];
 	size_t len = 0, plen = 0;
 	bool is_marker = false;
@@ -205,17 +242,23 @@ static int retarget(const struct migrate_keys *k, int rootfd, int dfd,
 		rc = -ENOMEM;
 		goto out;
 	}
+	if (k->v3) {
+		rc = names_loc_set(&loc, dirid, bname);
+		if (rc < 0)
+			goto out;
+		lp = &loc;
+	}
 	rc = linktgt_read(rootfd, dfd, bname, enc, ENCLINK_MAX, &len,
 			  &is_marker);
 	if (rc < 0)
 		goto out;
-	if (names_symlink_decrypt(k->cur, enc, len, plain,
-				  SYMLINK_TARGET_MAX + 1, &plen) == 0) {
+	if (names_target_open(k->cur, lp, enc, len, plain,
+			      SYMLINK_TARGET_MAX + 1, &plen) == 0) {
 		rc = 0;
 		goto out;
 	}
-	if (names_symlink_decrypt(k->prev, enc, len, plain,
-				  SYMLINK_TARGET_MAX + 1, &plen) < 0) {
+	if (names_target_open(k->prev, lp, enc, len, plain,
+			      SYMLINK_TARGET_MAX + 1, &plen) < 0) {
 		st->bad += !count;
 		rc = 0;
 		goto out;
@@ -228,7 +271,7 @@ static int retarget(const struct migrate_keys *k, int rootfd, int dfd,
 
 		marker[m < 0 ? 0 : m] = '\0';
 	}
-	rc = names_symlink_encrypt(k->cur, plain, plen, enc, ENCLINK_MAX);
+	rc = names_target_seal(k->cur, lp, plain, plen, enc, ENCLINK_MAX);
 	if (rc < 0)
 		goto out;
 	/* Same plaintext length, same encrypted length: a long target stays
@@ -309,6 +352,102 @@ static int rebind_file(struct keyring *kr, int dfd, const char *from,
 				      step == REBIND_AFTER ? from : to, false);
 	cfile_destroy(&cf);
 	close(fd);
+	return rc;
+}
+
+/* Format 3: symlink e, whose name is still under the previous key, made
+ * anew under its new name: its target is bound to its backing name
+ * (doc/FORMAT.md §4.3), so renaming it would break it. The new symlink
+ * (target under the current key, bound to the new name) is made at a
+ * temporary name and renamed over the new name (one a crash left there is
+ * this one's), then the old entry goes. A crash leaves the old name, the
+ * new one, or both, each readable; the rerun finishes. */
+static int remake_link(const struct migrate_keys *k, int rootfd, int dfd,
+		       const uint8_t *dirid, const struct ent *e,
+		       const char *plain_name, const struct migrate_cb *cb,
+		       struct migrate_stats *st)
+{
+	char *enc = NULL, *plain = NULL, tmp[64];
+	struct linktgt_pin pin;
+	struct names_loc ol, nl;
+	struct bname nb, ob;
+	size_t len = 0, plen = 0;
+	struct stat sb;
+	int rc;
+
+	enc = malloc(ENCLINK_MAX);
+	plain = malloc(SYMLINK_TARGET_MAX + 1);
+	if (enc == NULL || plain == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = names_encrypt(k->cur, dirid, plain_name, strlen(plain_name),
+			   nb.enc, sizeof(nb.enc));
+	if (rc == 0)
+		rc = names_backing(nb.enc, nb.name, sizeof(nb.name));
+	if (rc < 0)
+		goto out;
+	nb.is_long = rc == 1;
+	rc = names_loc_set(&ol, dirid, e->bname);
+	if (rc == 0)
+		rc = names_loc_set(&nl, dirid, nb.name);
+	if (rc == 0)
+		rc = linktgt_read(rootfd, dfd, e->bname, enc, ENCLINK_MAX,
+				  &len, NULL);
+	if (rc == 0 && fstatat(dfd, e->bname, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+		rc = -errno;
+	if (rc < 0)
+		goto out;
+	if (names_target_open(k->prev, &ol, enc, len, plain,
+			      SYMLINK_TARGET_MAX + 1, &plen) < 0) {
+		st->bad++;	/* left for fsck */
+		goto out;
+	}
+	rc = names_target_seal(k->cur, &nl, plain, plen, enc, ENCLINK_MAX);
+	if (rc == 0)
+		rc = backing_tmpname(tmp, sizeof(tmp));
+	if (rc == 0)
+		rc = linktgt_make(rootfd, dfd, tmp, enc, strlen(enc));
+	if (rc < 0)
+		goto out;
+	{
+		struct timespec ts[2] = { sb.st_atim, sb.st_mtim };
+
+		if (fchownat(dfd, tmp, sb.st_uid, sb.st_gid,
+			     AT_SYMLINK_NOFOLLOW) < 0) {
+			/* not root: the owner is ours */
+		}
+		(void)utimensat(dfd, tmp, ts, AT_SYMLINK_NOFOLLOW);
+	}
+	linktgt_pin(dfd, nb.name, &pin);
+	rc = dirtree_longname_add(dfd, &nb);
+	if (rc == 0 && renameat(dfd, tmp, dfd, nb.name) < 0)
+		rc = -errno;
+	linktgt_unpin(rootfd, &pin);
+	if (rc < 0) {
+		linktgt_pin(dfd, tmp, &pin);
+		(void)unlinkat(dfd, tmp, 0);
+		linktgt_unpin(rootfd, &pin);
+		goto out;
+	}
+	linktgt_pin(dfd, e->bname, &pin);
+	if (unlinkat(dfd, e->bname, 0) < 0 && errno != ENOENT)
+		rc = -errno;
+	linktgt_unpin(rootfd, &pin);
+	if (rc == 0) {
+		snprintf(ob.name, sizeof(ob.name), "%s", e->bname);
+		ob.is_long = e->cls == WALK_LONGNAME;
+		dirtree_longname_del(dfd, &ob);
+		st->names++;
+		st->links++;
+		if (cb != NULL && cb->replaced != NULL)
+			cb->replaced(dfd, plain_name, cb->arg);
+	}
+out:
+	if (plain != NULL)
+		secmem_wipe(plain, SYMLINK_TARGET_MAX + 1);
+	free(plain);
+	free(enc);
 	return rc;
 }
 
@@ -454,6 +593,13 @@ int migrate_dir(const struct migrate_keys *k, int rootfd, int dfd,
 			st->bad++;
 			continue;
 		}
+		/* Format 3: a symlink's new name means a new symlink, names
+		 * only or not. */
+		if (k->v3 && !cur && e->type == DT_LNK) {
+			rc = remake_link(k, rootfd, dfd, dirid, e, plain, cb,
+					 st);
+			continue;
+		}
 		if (!names_only && e->type != DT_LNK) {
 			int fd = openat(dfd, e->bname,
 					O_PATH | O_NOFOLLOW | O_CLOEXEC);
@@ -463,8 +609,8 @@ int migrate_dir(const struct migrate_keys *k, int rootfd, int dfd,
 			rc = migrate_xattrs(k, fd, st);
 			close(fd);
 		} else if (!names_only) {
-			rc = retarget(k, rootfd, dfd, e->bname, plain, false,
-				      cb, st);
+			rc = retarget(k, rootfd, dfd, dirid, e->bname, plain,
+				      false, cb, st);
 			rc = rc < 0 ? rc : 0;
 		}
 		if (rc < 0 || cur)
@@ -508,8 +654,8 @@ int migrate_count_old(const struct migrate_keys *k, int rootfd, int dfd,
 		const struct ent *e = &l.v[i];
 
 		if (e->type == DT_LNK) {
-			rc = retarget(k, rootfd, dfd, e->bname, NULL, true,
-				      NULL, &st);
+			rc = retarget(k, rootfd, dfd, dirid, e->bname, NULL,
+				      true, NULL, &st);
 			if (rc > 0)
 				(*old)++;
 			rc = rc < 0 && rc != -ENOENT ? rc : 0;

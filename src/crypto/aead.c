@@ -185,16 +185,19 @@ int aead_unwrap_key(const uint8_t kek[static AEAD_KEY_LEN], const uint8_t *aad,
 }
 
 static int siv_run(int enc, const uint8_t key[static SIV_KEY_LEN],
-		   const uint8_t *aad, size_t aad_len, const uint8_t *in,
+		   const struct aead_part *aad, size_t naad, const uint8_t *in,
 		   size_t len, uint8_t *out, uint8_t tag[static SIV_TAG_LEN])
 {
 	EVP_CIPHER_CTX *c = NULL;
-	int n, ilen, alen, rc = -EIO;
+	int n, ilen, alen[AEAD_SIV_PARTS_MAX], rc = -EIO;
 
 	if (aead_global_init() < 0)
 		return -ENOSYS;
-	if (int_len(len, &ilen) < 0 || int_len(aad_len, &alen) < 0)
+	if (naad > AEAD_SIV_PARTS_MAX || int_len(len, &ilen) < 0)
 		return -EINVAL;
+	for (size_t i = 0; i < naad; i++)
+		if (int_len(aad[i].len, &alen[i]) < 0)
+			return -EINVAL;
 	/* The whole call: SIV's update duplicates its keyed CMAC context. */
 	secmem_ossl_enter();
 	c = EVP_CIPHER_CTX_new();
@@ -207,9 +210,11 @@ static int siv_run(int enc, const uint8_t key[static SIV_KEY_LEN],
 	if (!enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, SIV_TAG_LEN,
 					tag) != 1)
 		goto out;
-	/* SIV takes the AAD as one header block, then the data in one call. */
-	if (EVP_CipherUpdate(c, NULL, &n, aad, alen) != 1)
-		goto out;
+	/* SIV takes each update without output as one AAD component (S2V
+	 * input), then the data in one call. */
+	for (size_t i = 0; i < naad; i++)
+		if (EVP_CipherUpdate(c, NULL, &n, aad[i].p, alen[i]) != 1)
+			goto out;
 	if (EVP_CipherUpdate(c, out, &n, in, ilen) != 1) {
 		rc = enc ? -EIO : -EBADMSG;
 		goto out;
@@ -234,12 +239,32 @@ int aead_siv_seal(const uint8_t key[static SIV_KEY_LEN], const uint8_t *aad,
 		  size_t aad_len, const uint8_t *pt, size_t len, uint8_t *ct,
 		  uint8_t tag[static SIV_TAG_LEN])
 {
-	return siv_run(1, key, aad, aad_len, pt, len, ct, tag);
+	const struct aead_part a = { aad, aad_len };
+
+	return siv_run(1, key, &a, 1, pt, len, ct, tag);
 }
 
 int aead_siv_open(const uint8_t key[static SIV_KEY_LEN], const uint8_t *aad,
 		  size_t aad_len, const uint8_t *ct, size_t len, uint8_t *pt,
 		  const uint8_t tag[static SIV_TAG_LEN])
 {
-	return siv_run(0, key, aad, aad_len, ct, len, pt, (uint8_t *)tag);
+	const struct aead_part a = { aad, aad_len };
+
+	return siv_run(0, key, &a, 1, ct, len, pt, (uint8_t *)tag);
+}
+
+int aead_siv_seal_parts(const uint8_t key[static SIV_KEY_LEN],
+			const struct aead_part *aad, size_t naad,
+			const uint8_t *pt, size_t len, uint8_t *ct,
+			uint8_t tag[static SIV_TAG_LEN])
+{
+	return siv_run(1, key, aad, naad, pt, len, ct, tag);
+}
+
+int aead_siv_open_parts(const uint8_t key[static SIV_KEY_LEN],
+			const struct aead_part *aad, size_t naad,
+			const uint8_t *ct, size_t len, uint8_t *pt,
+			const uint8_t tag[static SIV_TAG_LEN])
+{
+	return siv_run(0, key, aad, naad, ct, len, pt, (uint8_t *)tag);
 }

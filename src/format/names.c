@@ -11,6 +11,7 @@
 #include "cmkfs/b64.h"
 #include "cmkfs/kdf.h"
 #include "cmkfs/names.h"
+#include "cmkfs/rand.h"
 #include "cmkfs/secmem.h"
 
 #define PAD 16
@@ -352,4 +353,241 @@ int names_link_token(const char *bname, uint8_t out[static NAMES_TOKEN_LEN])
 	if (rc == 0)
 		memcpy(out, md, NAMES_TOKEN_LEN);
 	return rc;
+}
+
+int names_loc_set(struct names_loc *loc, const uint8_t dirid[static DIRID_LEN],
+		  const char *bname)
+{
+	memcpy(loc->dirid, dirid, DIRID_LEN);
+	return names_link_token(bname, loc->tok);
+}
+
+/* The AAD components of a format-3 target: the nonce last (RFC 5297 §3). */
+static void link_parts(const struct names_loc *loc, const uint8_t *nonce,
+		       struct aead_part p[static 4])
+{
+	static const uint8_t dom[2] = { 'L', '3' };
+
+	p[0] = (struct aead_part){ dom, sizeof(dom) };
+	p[1] = (struct aead_part){ loc->dirid, DIRID_LEN };
+	p[2] = (struct aead_part){ loc->tok, NAMES_TOKEN_LEN };
+	p[3] = (struct aead_part){ nonce, NAMES_NONCE_LEN };
+}
+
+int names_target_seal3_nonce(const uint8_t key[static NAME_KEY_LEN],
+			     const struct names_loc *loc,
+			     const uint8_t nonce[static NAMES_NONCE_LEN],
+			     const char *target, size_t len, char *out,
+			     size_t cap)
+{
+	const size_t hl = NAMES_NONCE_LEN + SIV_TAG_LEN;
+	struct aead_part parts[4];
+	size_t plen = (len / PAD + 1) * PAD;
+	uint8_t *buf;
+	int rc;
+
+	if (len == 0)
+		return -ENOENT;
+	if (len > SYMLINK_TARGET_MAX)
+		return -ENAMETOOLONG;
+	buf = malloc(hl + 2 * plen);
+	if (buf == NULL)
+		return -ENOMEM;
+	uint8_t *pt = buf + hl + plen;
+
+	memcpy(pt, target, len);
+	memset(pt + len, (int)(plen - len), plen - len);
+	memcpy(buf, nonce, NAMES_NONCE_LEN);
+	link_parts(loc, buf, parts);
+	rc = aead_siv_seal_parts(key, parts, 4, pt, plen, buf + hl,
+				 buf + NAMES_NONCE_LEN);
+	if (rc == 0)
+		rc = b64_encode(buf, hl + plen, out, cap);
+	secmem_wipe(buf, hl + 2 * plen);
+	free(buf);
+	return rc;
+}
+
+int names_target_seal3(const uint8_t key[static NAME_KEY_LEN],
+		       const struct names_loc *loc, const char *target,
+		       size_t len, char *out, size_t cap)
+{
+	uint8_t nonce[NAMES_NONCE_LEN];
+	int rc = rand_bytes(nonce, sizeof(nonce));
+
+	return rc < 0 ? rc : names_target_seal3_nonce(key, loc, nonce, target,
+						       len, out, cap);
+}
+
+int names_target_open3(const uint8_t key[static NAME_KEY_LEN],
+		       const struct names_loc *loc, const char *enc,
+		       size_t enc_len, char *out, size_t cap, size_t *out_len)
+{
+	const size_t hl = NAMES_NONCE_LEN + SIV_TAG_LEN;
+	struct aead_part parts[4];
+	size_t raw_len, plen, pad, n;
+	uint8_t *raw;
+	int rc = -EBADMSG;
+
+	if (cap < 1)
+		return -ENOSPC;
+	if (enc_len < 4 || enc_len > ENCLINK_MAX)
+		return -EBADMSG;
+	raw = malloc(enc_len);
+	if (raw == NULL)
+		return -ENOMEM;
+	if (b64_decode(enc, enc_len, raw, enc_len, &raw_len) < 0 ||
+	    raw_len < hl + PAD || (raw_len - hl) % PAD != 0)
+		goto out;
+	plen = raw_len - hl;
+	link_parts(loc, raw, parts);
+	if (aead_siv_open_parts(key, parts, 4, raw + hl, plen, raw + hl,
+				raw + NAMES_NONCE_LEN) < 0)
+		goto out;
+	pad = raw[raw_len - 1];
+	if (pad == 0 || pad > PAD)
+		goto out;
+	for (size_t i = 0; i < pad; i++)
+		if (raw[raw_len - 1 - i] != pad)
+			goto out;
+	n = plen - pad;
+	/* hostile: a target the kernel could never have handed us */
+	if (n == 0 || n > SYMLINK_TARGET_MAX || memchr(raw + hl, 0, n) != NULL)
+		goto out;
+	if (n > cap - 1) {
+		rc = -ENOSPC;
+		goto out;
+	}
+	memcpy(out, raw + hl, n);
+	out[n] = '\0';
+	*out_len = n;
+	rc = 0;
+out:
+	secmem_wipe(raw, enc_len);
+	free(raw);
+	return rc;
+}
+
+int names_target_seal(const uint8_t key[static NAME_KEY_LEN],
+		      const struct names_loc *loc, const char *target,
+		      size_t len, char *out, size_t cap)
+{
+	if (loc == NULL)
+		return names_symlink_encrypt(key, target, len, out, cap);
+	return names_target_seal3(key, loc, target, len, out, cap);
+}
+
+int names_target_open(const uint8_t key[static NAME_KEY_LEN],
+		      const struct names_loc *loc, const char *enc,
+		      size_t enc_len, char *out, size_t cap, size_t *out_len)
+{
+	if (loc == NULL)
+		return names_symlink_decrypt(key, enc, enc_len, out, cap,
+					     out_len);
+	return names_target_open3(key, loc, enc, enc_len, out, cap, out_len);
+}
+
+static int xval_parts(const uint8_t *owner, const char *name,
+		      const uint8_t *nonce, struct aead_part p[static 4])
+{
+	static const uint8_t dom[2] = { 'V', '3' };
+	size_t nl = strnlen(name, AAD_MAX);
+
+	if (nl >= AAD_MAX)
+		return -EINVAL;
+	p[0] = (struct aead_part){ dom, sizeof(dom) };
+	p[1] = (struct aead_part){ owner, NAMES_OWNER_LEN };
+	p[2] = (struct aead_part){ (const uint8_t *)name, nl };
+	p[3] = (struct aead_part){ nonce, NAMES_NONCE_LEN };
+	return 0;
+}
+
+int names_xattr_value_seal3_nonce(const uint8_t key[static NAME_KEY_LEN],
+				  const uint8_t owner[static NAMES_OWNER_LEN],
+				  const char *name,
+				  const uint8_t nonce[static NAMES_NONCE_LEN],
+				  const uint8_t *val, size_t len, uint8_t *out)
+{
+	const size_t hl = NAMES_NONCE_LEN + SIV_TAG_LEN;
+	struct aead_part parts[4];
+	uint8_t *pt;
+	int rc;
+
+	pt = malloc(len + 1);
+	if (pt == NULL)
+		return -ENOMEM;
+	pt[0] = XATTR_VALUE3_VERSION;
+	if (len > 0)
+		memcpy(pt + 1, val, len);
+	memcpy(out, nonce, NAMES_NONCE_LEN);
+	rc = xval_parts(owner, name, out, parts);
+	if (rc == 0)
+		rc = aead_siv_seal_parts(key, parts, 4, pt, len + 1, out + hl,
+					 out + NAMES_NONCE_LEN);
+	secmem_wipe(pt, len + 1);
+	free(pt);
+	return rc;
+}
+
+int names_xattr_value_seal3(const uint8_t key[static NAME_KEY_LEN],
+			    const uint8_t owner[static NAMES_OWNER_LEN],
+			    const char *name, const uint8_t *val, size_t len,
+			    uint8_t *out)
+{
+	uint8_t nonce[NAMES_NONCE_LEN];
+	int rc = rand_bytes(nonce, sizeof(nonce));
+
+	return rc < 0 ? rc : names_xattr_value_seal3_nonce(key, owner, name,
+							   nonce, val, len,
+							   out);
+}
+
+int names_xattr_value_open3(const uint8_t key[static NAME_KEY_LEN],
+			    const uint8_t owner[static NAMES_OWNER_LEN],
+			    const char *name, const uint8_t *in, size_t in_len,
+			    uint8_t *out)
+{
+	const size_t hl = NAMES_NONCE_LEN + SIV_TAG_LEN;
+	struct aead_part parts[4];
+	uint8_t *pt;
+	size_t len;
+	int rc;
+
+	if (in_len < XATTR_VALUE3_OVERHEAD)
+		return -EBADMSG;
+	len = in_len - hl;
+	if (xval_parts(owner, name, in, parts) < 0)
+		return -EBADMSG;
+	pt = malloc(len);
+	if (pt == NULL)
+		return -ENOMEM;
+	rc = aead_siv_open_parts(key, parts, 4, in + hl, len, pt,
+				 in + NAMES_NONCE_LEN);
+	if (rc == 0 && pt[0] != XATTR_VALUE3_VERSION)
+		rc = -EBADMSG;
+	if (rc < 0)
+		rc = -EBADMSG;
+	else if (len > 1)
+		memcpy(out, pt + 1, len - 1);
+	secmem_wipe(pt, len);
+	free(pt);
+	return rc;
+}
+
+int names_xattr_seal(const uint8_t key[static NAME_KEY_LEN],
+		     const uint8_t *owner, const char *name,
+		     const uint8_t *val, size_t len, uint8_t *out)
+{
+	if (owner == NULL)
+		return names_xattr_value_seal(key, name, val, len, out);
+	return names_xattr_value_seal3(key, owner, name, val, len, out);
+}
+
+int names_xattr_open(const uint8_t key[static NAME_KEY_LEN],
+		     const uint8_t *owner, const char *name, const uint8_t *in,
+		     size_t in_len, uint8_t *out)
+{
+	if (owner == NULL)
+		return names_xattr_value_open(key, name, in, in_len, out);
+	return names_xattr_value_open3(key, owner, name, in, in_len, out);
 }

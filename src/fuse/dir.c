@@ -82,18 +82,34 @@ int dir_ready(struct fsctx *fs, struct inode *dir)
 	return rc;
 }
 
-int dir_target_decrypt(struct fsctx *fs, const char *enc, size_t n,
-		       char *plain, size_t cap, size_t *len)
+bool dir_fmt3(struct fsctx *fs)
+{
+	return keyring_volume(fs->kr)->version >= 3;
+}
+
+int dir_loc(struct fsctx *fs, struct inode *parent, const char *bname,
+	    struct names_loc *loc)
+{
+	uint8_t dirid[DIRID_LEN];
+	int rc;
+
+	rc = inode_dirid(fs, parent, dirid);
+	return rc < 0 ? rc : names_loc_set(loc, dirid, bname);
+}
+
+int dir_target_decrypt(struct fsctx *fs, const struct names_loc *loc,
+		       const char *enc, size_t n, char *plain, size_t cap,
+		       size_t *len)
 {
 	uint8_t key[NAME_KEY_LEN];
 	int rc;
 
 	rc = keyring_name_key(fs->kr, key);
 	if (rc == 0)
-		rc = names_symlink_decrypt(key, enc, n, plain, cap, len);
+		rc = names_target_open(key, loc, enc, n, plain, cap, len);
 	/* mid full rekey: a target not re-encrypted yet */
 	if (rc == -EBADMSG && keyring_prev_name_key(fs->kr, key) == 0)
-		rc = names_symlink_decrypt(key, enc, n, plain, cap, len);
+		rc = names_target_open(key, loc, enc, n, plain, cap, len);
 	secmem_wipe(key, sizeof(key));
 	return rc;
 }

@@ -232,6 +232,61 @@ int inode_get(struct fsctx *fs, int fd, const struct stat *st, uint64_t n,
 	return 0;
 }
 
+void inode_loc_set(struct fsctx *fs, struct inode *in,
+		   const struct names_loc *loc)
+{
+	pthread_mutex_lock(&fs->mtx);
+	in->loc = *loc;
+	in->have_loc = true;
+	pthread_mutex_unlock(&fs->mtx);
+}
+
+int inode_loc_get(struct fsctx *fs, struct inode *in, struct names_loc *loc)
+{
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&fs->mtx);
+	if (in->have_loc) {
+		*loc = in->loc;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&fs->mtx);
+	return rc;
+}
+
+void inode_rebind(struct fsctx *fs, dev_t dev, ino_t ino, int newfd,
+		  const struct stat *st, const struct names_loc *loc)
+{
+	struct inode **pp, *in = NULL, *o;
+	size_t s;
+
+	pthread_mutex_lock(&fs->mtx);
+	s = slot(fs, st->st_dev, st->st_ino);
+	for (o = fs->hash[s]; o != NULL; o = o->hnext)
+		if (o->dev == st->st_dev && o->ino == st->st_ino)
+			goto out;	/* known already: leave both alone */
+	for (pp = &fs->hash[slot(fs, dev, ino)]; *pp != NULL;
+	     pp = &(*pp)->hnext) {
+		if ((*pp)->dev == dev && (*pp)->ino == ino) {
+			in = *pp;
+			break;
+		}
+	}
+	if (in == NULL || !S_ISLNK(in->type) ||
+	    dup3(newfd, in->fd, O_CLOEXEC) < 0)
+		goto out;
+	*pp = in->hnext;
+	in->dev = st->st_dev;
+	in->ino = st->st_ino;
+	in->loc = *loc;
+	in->have_loc = true;
+	in->hnext = fs->hash[s];
+	fs->hash[s] = in;
+out:
+	pthread_mutex_unlock(&fs->mtx);
+	close(newfd);
+}
+
 void inode_forget(struct fsctx *fs, struct inode *in, uint64_t n)
 {
 	struct inode **pp;

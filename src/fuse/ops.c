@@ -151,8 +151,74 @@ static bool refuse_locked(fuse_req_t req)
 			return;              \
 	} while (0)
 
-/* Backing attributes -> plaintext attributes (sizes of files and links). */
-static void translate_attr(struct fsctx *fs, int fd, struct stat *st)
+/* The backing path of O_PATH fd `fd`, for log lines. */
+static const char *where(int fd, char *buf, size_t cap)
+{
+	char proc[32];
+	ssize_t n;
+
+	backing_procpath(fd, proc);
+	n = readlink(proc, buf, cap - 1);
+	if (n < 0)
+		snprintf(buf, cap, "(backing fd %d)", fd);
+	else
+		buf[n] = '\0';
+	return buf;
+}
+
+/* The plaintext target of symlink inode `in`; *what says why it failed.
+ * In a format-3 volume the target is bound to where the inode was found
+ * (its last lookup, doc/FORMAT.md §4.3), and a backing symlink with
+ * several links is refused: cmkfs makes none there (a link re-makes the
+ * symlink), so one is a copy made behind the mount's back. */
+static int read_target(struct fsctx *fs, struct inode *in, char *plain,
+		       size_t cap, size_t *len, const char **what)
+{
+	char enc[ENCLINK_MAX];
+	struct names_loc loc, *lp = NULL;
+	struct stat st;
+	bool side = false;
+	size_t n = 0;
+	int rc;
+
+	*what = "target fails authentication";
+	if (dir_fmt3(fs)) {
+		if (inode_loc_get(fs, in, &loc) < 0)
+			return -EBADMSG;
+		if (fstatat(in->fd, "", &st,
+			    AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
+		if (st.st_nlink > 1) {
+			*what = "backing symlink has several links "
+				"(copied behind the mount's back)";
+			return -EBADMSG;
+		}
+		lp = &loc;
+	}
+	rc = linktgt_read(fs->root.fd, in->fd, "", enc, sizeof(enc), &n, &side);
+	if (rc < 0 && side) {
+		/* The link exists; its side file gone or bad is damage. */
+		*what = rc == -ENOENT ? "target side file (" LINKS_DIR
+					") is missing" :
+					"target side file (" LINKS_DIR
+					") fails authentication";
+		return -EBADMSG;
+	}
+	if (rc < 0) {
+		*what = strerror(-rc);
+		return rc;
+	}
+	rc = dir_target_decrypt(fs, lp, enc, n, plain, cap, len);
+	if (rc == -EBADMSG && lp != NULL)
+		*what = "target fails authentication (tampered, or copied or "
+			"moved from another symlink)";
+	return rc;
+}
+
+/* Backing attributes -> plaintext attributes (sizes of files and links);
+ * in: the object's inode (symlinks), or NULL. */
+static void translate_attr(struct fsctx *fs, struct inode *in,
+			   struct stat *st)
 {
 	if (S_ISREG(st->st_mode)) {
 		uint64_t plain = 0;
@@ -161,17 +227,15 @@ static void translate_attr(struct fsctx *fs, int fd, struct stat *st)
 			plain = 0;
 		st->st_size = (off_t)plain;
 	} else if (S_ISLNK(st->st_mode)) {
-		char enc[ENCLINK_MAX], plain[ENCLINK_MAX];
-		size_t len = 0, n = 0;
+		char plain[ENCLINK_MAX];
+		const char *what;
+		size_t len = 0;
 
 		st->st_size = 0;
-		if (linktgt_read(fs->root.fd, fd, "", enc, sizeof(enc), &n,
-				 NULL) == 0) {
-			if (dir_target_decrypt(fs, enc, n, plain, sizeof(plain),
-					       &len) == 0)
-				st->st_size = (off_t)len;
-			secmem_wipe(plain, sizeof(plain));
-		}
+		if (in != NULL &&
+		    read_target(fs, in, plain, sizeof(plain), &len, &what) == 0)
+			st->st_size = (off_t)len;
+		secmem_wipe(plain, sizeof(plain));
 	}
 }
 
@@ -179,7 +243,7 @@ static int stat_inode(struct fsctx *fs, struct inode *in, struct stat *st)
 {
 	if (fstatat(in->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
-	translate_attr(fs, in->fd, st);
+	translate_attr(fs, in, st);
 	return 0;
 }
 
@@ -205,7 +269,14 @@ static int lookup_backing(struct fsctx *fs, struct inode *parent,
 	rc = inode_get(fs, fd, &e->attr, 1, &in);
 	if (rc < 0)
 		return rc;
-	translate_attr(fs, in->fd, &e->attr);
+	if (S_ISLNK(e->attr.st_mode) && dir_fmt3(fs)) {
+		struct names_loc loc;
+
+		/* Not found where it is bound: readlink answers EIO. */
+		if (dir_loc(fs, parent, bname, &loc) == 0)
+			inode_loc_set(fs, in, &loc);
+	}
+	translate_attr(fs, in, &e->attr);
 	e->ino = ino_of(fs, in);
 	return 0;
 }
@@ -489,35 +560,21 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct inode *in = INODE(req, ino);
-	char enc[ENCLINK_MAX], plain[ENCLINK_MAX];
-	size_t len, n;
-	bool side = false;
+	char plain[ENCLINK_MAX], wbuf[PATH_MAX];
+	const char *what;
+	size_t len;
 	int rc;
 
 	GUARD(req);
 
-	rc = linktgt_read(FS(req)->root.fd, in->fd, "", enc, sizeof(enc), &n,
-			  &side);
-	if (rc < 0 && side) {
-		/* The link exists; its side file gone or bad is damage. */
-		log_err("symlink (backing inode %llu): target side file: %s",
-			(unsigned long long)in->ino, strerror(-rc));
-		reply_err(req, -EIO);
-		return;
-	}
-	if (rc < 0) {
+	rc = read_target(FS(req), in, plain, sizeof(plain), &len, &what);
+	if (rc == -EBADMSG)
+		log_err("symlink %s: %s", where(in->fd, wbuf, sizeof(wbuf)),
+			what);
+	if (rc < 0)
 		reply_err(req, rc);
-		return;
-	}
-	rc = dir_target_decrypt(FS(req), enc, n, plain, sizeof(plain), &len);
-	if (rc < 0) {
-		log_err("symlink (backing inode %llu): target failed "
-			"authentication",
-			(unsigned long long)in->ino);
-		reply_err(req, rc);
-	} else {
+	else
 		fuse_reply_readlink(req, plain);
-	}
 	secmem_wipe(plain, sizeof(plain));
 }
 
@@ -605,7 +662,6 @@ static int make_file(struct fsctx *fs, fuse_req_t req, struct inode *parent,
 	}
 	memset(e, 0, sizeof(*e));
 	e->attr = st;
-	translate_attr(fs, fd, &e->attr);
 	e->attr.st_size = 0;
 	e->ino = ino_of(fs, in);
 	e->attr_timeout = TIMEOUT_SEC;
@@ -797,17 +853,22 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	struct fuse_entry_param e;
 	char enc[ENCLINK_MAX];
 	uint8_t key[NAME_KEY_LEN];
+	bool fmt3 = dir_fmt3(fs);
+	struct names_loc loc;
 	struct bname bn;
 	int rc;
 
 	GUARD(req);
 
 	rc = dir_bname(fs, p, name, &bn);
+	if (rc == 0 && fmt3)
+		rc = dir_loc(fs, p, bn.name, &loc);
 	if (rc == 0)
 		rc = keyring_name_key(fs->kr, key);
 	if (rc < 0)
 		goto reply;
-	rc = names_symlink_encrypt(key, link, strlen(link), enc, sizeof(enc));
+	rc = names_target_seal(key, fmt3 ? &loc : NULL, link, strlen(link),
+			       enc, sizeof(enc));
 	secmem_wipe(key, sizeof(key));
 	if (rc < 0)
 		goto reply;
@@ -889,6 +950,99 @@ static int bind_get(struct fsctx *fs, int dirfd, const char *bname,
 	return inode_get(fs, opath, &st, 1, out);
 }
 
+/* Format 3: symlink (target `plain`, plen bytes, attributes of sattr) made
+ * anew as `bname` in p, its target bound there (doc/FORMAT.md §4.3), for
+ * a rename or link: binding to the place means a new backing symlink. */
+static int remake_symlink(struct fsctx *fs, struct inode *p,
+			  const char *bname, const struct names_loc *loc,
+			  const char *plain, size_t plen,
+			  const struct stat *sattr)
+{
+	uint8_t key[NAME_KEY_LEN];
+	char *enc;
+	int rc;
+
+	enc = malloc(ENCLINK_MAX);
+	if (enc == NULL)
+		return -ENOMEM;
+	rc = keyring_name_key(fs->kr, key);
+	if (rc == 0)
+		rc = names_target_seal3(key, loc, plain, plen, enc,
+					ENCLINK_MAX);
+	secmem_wipe(key, sizeof(key));
+	if (rc == 0)
+		rc = linktgt_make(fs->root.fd, p->fd, bname, enc, strlen(enc));
+	if (rc == 0) {
+		struct timespec ts[2] = { sattr->st_atim, sattr->st_mtim };
+
+		if (fs->is_root &&
+		    fchownat(p->fd, bname, sattr->st_uid, sattr->st_gid,
+			     AT_SYMLINK_NOFOLLOW) < 0)
+			log_warn("a re-made symlink keeps uid %u: %s",
+				 (unsigned)geteuid(), strerror(errno));
+		(void)utimensat(p->fd, bname, ts, AT_SYMLINK_NOFOLLOW);
+	}
+	free(enc);
+	return rc;
+}
+
+/* The plaintext target of format-3 symlink bname in p (any length). */
+static int target_at(struct fsctx *fs, struct inode *p, const char *bname,
+		     char *plain, size_t cap, size_t *plen)
+{
+	char *enc, wbuf[PATH_MAX];
+	struct names_loc loc;
+	size_t n = 0;
+	int rc;
+
+	enc = malloc(ENCLINK_MAX);
+	if (enc == NULL)
+		return -ENOMEM;
+	rc = dir_loc(fs, p, bname, &loc);
+	if (rc == 0)
+		rc = linktgt_read(fs->root.fd, p->fd, bname, enc, ENCLINK_MAX,
+				  &n, NULL);
+	if (rc == -ENOENT)
+		rc = -EBADMSG;	/* the entry is there: its side file is not */
+	if (rc == 0)
+		rc = dir_target_decrypt(fs, &loc, enc, n, plain, cap, plen);
+	if (rc == -EBADMSG)
+		log_err("symlink %s/%s: target fails authentication: not "
+			"moved", where(p->fd, wbuf, sizeof(wbuf)), bname);
+	free(enc);
+	return rc;
+}
+
+/* Format 3: link(2) of a symlink makes another symlink with the same
+ * target, bound to the new place (a hard link would carry a target
+ * bound to the old one). The new entry is its own inode. */
+static int link_symlink(struct fsctx *fs, struct inode *in, struct inode *p,
+			const struct bname *bn)
+{
+	char plain[ENCLINK_MAX];
+	struct names_loc loc;
+	const char *what;
+	struct stat st;
+	size_t len = 0;
+	int rc;
+
+	rc = read_target(fs, in, plain, sizeof(plain), &len, &what);
+	if (rc == 0 && fstatat(in->fd, "", &st,
+			       AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = dir_loc(fs, p, bn->name, &loc);
+	if (rc == 0)
+		rc = dir_longname_add(p, bn);
+	if (rc == 0) {
+		rc = remake_symlink(fs, p, bn->name, &loc, plain, len, &st);
+		if (rc < 0)
+			dir_longname_del(p, bn);
+	}
+	secmem_wipe(plain, sizeof(plain));
+	return rc;
+}
+
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		    const char *newname)
 {
@@ -904,6 +1058,14 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	rc = dir_bname(fs, p, newname, &bn);
 	if (rc < 0)
 		goto reply;
+	if (S_ISLNK(in->type) && dir_fmt3(fs)) {
+		ns_lock(fs, p, NULL);
+		rc = link_symlink(fs, in, p, &bn);
+		pthread_mutex_unlock(&fs->ns);
+		if (rc == 0)
+			rc = finish_entry(fs, p, &bn, &e);
+		goto reply;
+	}
 	backing_procpath(in->fd, path);
 	ns_lock(fs, p, NULL);
 	/* the new name is in the header, durably, before it exists */
@@ -1049,6 +1211,85 @@ static int bind_move(struct fsctx *fs, struct inode *in, nlink_t nlink,
 	}
 }
 
+/* Format 3: rename of symlink b1 in p1 (attributes s1): its target is
+ * bound to where it lives (doc/FORMAT.md §4.3), so it is made anew for
+ * the destination, at a temporary name there, renamed over the
+ * destination, and then the source is unlinked. A crash in between
+ * leaves both names, each readable. RENAME_EXCHANGE of a symlink is not
+ * supported (EINVAL). With fs->ns held. */
+static int rename_symlink(struct fsctx *fs, struct inode *p1,
+			  const struct bname *b1, const struct stat *s1,
+			  struct inode *p2, const struct bname *b2,
+			  unsigned int flags)
+{
+	struct linktgt_pin pin = { .fd = -1 };
+	char *plain = NULL, tmp[40], wbuf[PATH_MAX];
+	struct names_loc loc;
+	struct stat s2;
+	size_t plen = 0;
+	int nfd, rc;
+
+	if (flags & RENAME_EXCHANGE)
+		return -EINVAL;
+	if (fstatat(p2->fd, b2->name, &s2, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (s1->st_dev == s2.st_dev && s1->st_ino == s2.st_ino)
+			return 0;	/* same object: POSIX says no-op */
+		if (flags & RENAME_NOREPLACE)
+			return -EEXIST;
+		if (S_ISDIR(s2.st_mode))
+			return -EISDIR;
+	} else if (errno != ENOENT) {
+		return -errno;
+	}
+	plain = malloc(ENCLINK_MAX);
+	rc = plain == NULL ? -ENOMEM :
+			     target_at(fs, p1, b1->name, plain, ENCLINK_MAX,
+				       &plen);
+	if (rc == 0)
+		rc = dir_loc(fs, p2, b2->name, &loc);
+	if (rc == 0)
+		rc = backing_tmpname(tmp, sizeof(tmp));
+	if (rc == 0)
+		rc = remake_symlink(fs, p2, tmp, &loc, plain, plen, s1);
+	if (rc < 0)
+		goto out;
+	/* A symlink replaced here may take its side file with it. */
+	linktgt_pin(p2->fd, b2->name, &pin);
+	rc = dir_longname_add(p2, b2);
+	if (rc == 0 && renameat2(p2->fd, tmp, p2->fd, b2->name,
+				 flags & RENAME_NOREPLACE) < 0) {
+		rc = -errno;
+		dir_longname_del(p2, b2);	/* kept if an entry is there */
+	}
+	linktgt_unpin(fs->root.fd, &pin);
+	if (rc < 0) {
+		linktgt_pin(p2->fd, tmp, &pin);
+		(void)unlinkat(p2->fd, tmp, 0);
+		linktgt_unpin(fs->root.fd, &pin);
+		goto out;
+	}
+	/* The kernel keeps its inode for the moved symlink: it follows. */
+	nfd = openat(p2->fd, b2->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (nfd >= 0 && fstatat(nfd, "", &s2, AT_EMPTY_PATH |
+						     AT_SYMLINK_NOFOLLOW) == 0)
+		inode_rebind(fs, s1->st_dev, s1->st_ino, nfd, &s2, &loc);
+	else if (nfd >= 0)
+		close(nfd);
+	linktgt_pin(p1->fd, b1->name, &pin);
+	if (unlinkat(p1->fd, b1->name, 0) < 0)
+		log_err("rename of symlink %s/%s: the source stays (%s)",
+			where(p1->fd, wbuf, sizeof(wbuf)), b1->name,
+			strerror(errno));
+	else
+		dir_longname_del(p1, b1);
+	linktgt_unpin(fs->root.fd, &pin);
+out:
+	if (plain != NULL)
+		secmem_wipe(plain, ENCLINK_MAX);
+	free(plain);
+	return rc;
+}
+
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname,
 		      unsigned int flags)
@@ -1075,6 +1316,15 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	ns_lock(fs, p1, p2);
 	if (fstatat(p1->fd, b1.name, &s1, AT_SYMLINK_NOFOLLOW) < 0) {
 		rc = -errno;
+		goto unlock;
+	}
+	/* Format-3 symlinks are re-made at the destination. */
+	if (dir_fmt3(fs) &&
+	    (S_ISLNK(s1.st_mode) ||
+	     ((flags & RENAME_EXCHANGE) &&
+	      fstatat(p2->fd, b2.name, &s2, AT_SYMLINK_NOFOLLOW) == 0 &&
+	      S_ISLNK(s2.st_mode)))) {
+		rc = rename_symlink(fs, p1, &b1, &s1, p2, &b2, flags);
 		goto unlock;
 	}
 	if (p1 != p2 || strcmp(b1.name, b2.name) != 0)
@@ -1459,31 +1709,63 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
+/* Format 3: the id the xattr values of `in` are bound to (doc/FORMAT.md
+ * §4.4): a regular file's file id, from its header as cfile_load()
+ * authenticates it, or a directory's id. Linux keeps user.* xattrs off
+ * other objects (EPERM). */
+static int xattr_owner(struct fsctx *fs, struct inode *in,
+		       uint8_t owner[static NAMES_OWNER_LEN])
+{
+	char path[32];
+	int fd, rc;
+
+	if (S_ISDIR(in->type))
+		return inode_dirid(fs, in, owner);
+	if (!S_ISREG(in->type))
+		return -EPERM;
+	backing_procpath(in->fd, path);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	rc = cfile_load(&in->cf, fd);
+	close(fd);
+	if (rc == 0) {
+		pthread_mutex_lock(&in->cf.mtx);
+		memcpy(owner, in->cf.hdr.file_id, NAMES_OWNER_LEN);
+		pthread_mutex_unlock(&in->cf.mtx);
+	}
+	return rc;
+}
+
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			const char *value, size_t size, int flags)
 {
 	struct fsctx *fs = FS(req);
 	struct inode *in = INODE(req, ino);
 	char bname[XATTR_NAME_MAX + 1], path[32];
-	uint8_t key[NAME_KEY_LEN], *sealed = NULL;
+	uint8_t key[NAME_KEY_LEN], *sealed = NULL, owner[NAMES_OWNER_LEN];
+	const uint8_t *ow = dir_fmt3(fs) ? owner : NULL;
+	size_t over = names_xattr_overhead(ow);
 	int rc;
 
 	GUARD(req);
 	if (refuse_xattr(req))
 		return;
 
-	if (size > XATTR_VAL_MAX - XATTR_VALUE_OVERHEAD) {
+	if (size > XATTR_VAL_MAX - over) {
 		fuse_reply_err(req, E2BIG);
 		return;
 	}
 	rc = keyring_name_key(fs->kr, key);
 	if (rc == 0)
 		rc = names_xattr_name_encrypt(key, name, bname, sizeof(bname));
+	if (rc == 0 && ow != NULL)
+		rc = xattr_owner(fs, in, owner);
 	if (rc == 0) {
-		sealed = malloc(size + XATTR_VALUE_OVERHEAD);
-		rc = sealed ? names_xattr_value_seal(key, name,
-						     (const uint8_t *)value,
-						     size, sealed) :
+		sealed = malloc(size + over);
+		rc = sealed ? names_xattr_seal(key, ow, name,
+					       (const uint8_t *)value, size,
+					       sealed) :
 			      -ENOMEM;
 	}
 	secmem_wipe(key, sizeof(key));
@@ -1491,8 +1773,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		backing_procpath(in->fd, path);
 		pthread_mutex_lock(&fs->ns);
 		xattrs_ready(fs, in);
-		if (setxattr(path, bname, sealed, size + XATTR_VALUE_OVERHEAD,
-			     flags) < 0)
+		if (setxattr(path, bname, sealed, size + over, flags) < 0)
 			rc = -errno;
 		pthread_mutex_unlock(&fs->ns);
 	}
@@ -1505,8 +1786,10 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 {
 	struct fsctx *fs = FS(req);
 	struct inode *in = INODE(req, ino);
-	char bname[XATTR_NAME_MAX + 1], path[32];
-	uint8_t key[NAME_KEY_LEN], *raw = NULL, *val = NULL;
+	char bname[XATTR_NAME_MAX + 1], path[32], wbuf[PATH_MAX];
+	uint8_t key[NAME_KEY_LEN], *raw = NULL, *val = NULL,
+					       owner[NAMES_OWNER_LEN];
+	const uint8_t *ow = dir_fmt3(fs) ? owner : NULL;
 	ssize_t n = 0;
 	int rc;
 
@@ -1544,13 +1827,22 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		rc = -errno;
 		goto out;
 	}
-	rc = names_xattr_value_open(key, name, raw, (size_t)n, val);
+	if (ow != NULL) {
+		rc = xattr_owner(fs, in, owner);
+		if (rc < 0)
+			goto out;
+	}
+	rc = names_xattr_open(key, ow, name, raw, (size_t)n, val);
 	if (rc < 0) {
-		log_err("backing inode %llu: xattr value failed authentication",
-			(unsigned long long)in->ino);
+		log_err("%s: xattr value fails authentication%s",
+			where(in->fd, wbuf, sizeof(wbuf)),
+			ow != NULL ? " (tampered, or copied from another file "
+				     "or directory)" :
+				     "");
+		rc = -EBADMSG;
 		goto out;
 	}
-	n -= XATTR_VALUE_OVERHEAD;
+	n -= (ssize_t)names_xattr_overhead(ow);
 out:
 	secmem_wipe(key, sizeof(key));
 	if (rc < 0)

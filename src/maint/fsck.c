@@ -57,6 +57,9 @@ struct fsck {
 	 * key must not make a finished volume look whole. */
 	bool full;
 	uint8_t prev[NAME_KEY_LEN];
+	/* Format 3: targets and xattr values bound to their owner; the
+	 * format-1/2 encodings are damage (doc/FORMAT.md §4.3, §4.4). */
+	bool v3;
 	struct rrec *rr;
 	size_t nrr;
 	uint32_t bs;
@@ -353,10 +356,12 @@ out:
 }
 
 /* Returns the number of user xattrs that fail. Values run to 64 KiB: off
- * the recursive walk's frames. */
+ * the recursive walk's frames. owner: what the values are bound to in a
+ * format-3 volume (the file id or directory id), NULL in format 1/2 or
+ * when it cannot be read (then every value is reported). */
 static __attribute__((noinline)) unsigned
 check_xattrs(struct fsck *f, int dfd, const char *bn, const char *bpath,
-	     const char *ppath)
+	     const char *ppath, const uint8_t *owner)
 {
 	char path[PATH_MAX], list[8192], name[XATTR_NAME_MAX + 1];
 	uint8_t val[65536], out[65536];
@@ -379,8 +384,25 @@ check_xattrs(struct fsck *f, int dfd, const char *bn, const char *bpath,
 			continue;
 		}
 		vl = lgetxattr(path, p, val, sizeof(val));
-		if (vl < 0 || names_xattr_value_open(key, name, val, (size_t)vl,
-						     out) < 0) {
+		if (vl >= 0 && f->v3 && owner != NULL &&
+		    names_xattr_value_open3(key, owner, name, val, (size_t)vl,
+					    out) == 0) {
+			if (key == f->prev)
+				f->r->xattrs_pending++;
+		} else if (vl >= 0 && f->v3 &&
+			   names_xattr_value_open(key, name, val, (size_t)vl,
+						  out) == 0) {
+			report(f, bpath, ppath, -1, "xattr value in the format-1/2 "
+			       "encoding (unbound) in a format-3 volume");
+			bad++;
+		} else if (f->v3) {
+			report(f, bpath, ppath, -1, "xattr value fails "
+			       "authentication (tampered, or copied from "
+			       "another file or directory)");
+			bad++;
+		} else if (vl < 0 || names_xattr_value_open(key, name, val,
+							    (size_t)vl,
+							    out) < 0) {
 			report(f, bpath, ppath, -1, "xattr value fails authentication");
 			bad++;
 		} else if (key == f->prev) {
@@ -389,6 +411,24 @@ check_xattrs(struct fsck *f, int dfd, const char *bn, const char *bpath,
 	}
 	secmem_wipe(out, sizeof(out));
 	return bad;
+}
+
+/* The file id of regular file dfd/bn, the owner of its xattr values. Not
+ * authenticated here: check_file() reports a header that does not open,
+ * and a value bound to a forged id fails with the rest of the file. */
+static int file_owner(int dfd, const char *bn, uint8_t id[static FILE_ID_LEN])
+{
+	struct header h;
+	int fd, rc;
+
+	fd = openat(dfd, bn, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	rc = cfile_read_header(fd, &h);
+	close(fd);
+	if (rc == 0)
+		memcpy(id, h.file_id, FILE_ID_LEN);
+	return rc;
 }
 
 static void not_repaired(struct fsck *f, const char *bpath,
@@ -552,28 +592,49 @@ static int dirid_suspect(struct fsck *f, int dfd,
 
 /* What is wrong with a symlink's target, or NULL if it decrypts. Targets
  * run to ENCLINK_MAX, far longer than a name: buffers of their own, off
- * the recursive frames. */
-static __attribute__((noinline)) const char *symlink_bad(struct fsck *f,
-							 int dfd,
-							 const char *b)
+ * the recursive frames. In a format-3 volume the target is bound to the
+ * directory id and the symlink's own backing name (doc/FORMAT.md §4.3). */
+static __attribute__((noinline)) const char *
+symlink_bad(struct fsck *f, int dfd, const uint8_t dirid[static DIRID_LEN],
+	    const char *b, const struct stat *st)
 {
 	char enc[ENCLINK_MAX], tgt[ENCLINK_MAX];
+	struct names_loc loc, *lp = NULL;
 	size_t n = 0, len = 0;
 	bool side = false;
 	const char *bad = NULL;
 	int rc;
 
 	f->r->symlinks++;
+	if (f->v3) {
+		if (names_loc_set(&loc, dirid, b) < 0)
+			return "symlink name too long for a location token";
+		if (st->st_nlink > 1)
+			return "symlink with several backing links (format 3 "
+			       "makes none: copied behind the mount's back)";
+		lp = &loc;
+	}
 	rc = linktgt_read(f->rootfd, dfd, b, enc, sizeof(enc), &n, &side);
 	if (rc == -ENOENT && side)
 		bad = "symlink target side file (" LINKS_DIR ") is missing";
-	else if (rc == 0 && names_symlink_decrypt(f->key, enc, n, tgt,
-						  sizeof(tgt), &len) == 0)
+	else if (rc == 0 && names_target_open(f->key, lp, enc, n, tgt,
+					      sizeof(tgt), &len) == 0)
 		bad = NULL;
 	else if (rc == 0 && f->full &&
-		 names_symlink_decrypt(f->prev, enc, n, tgt, sizeof(tgt),
-				       &len) == 0)
+		 names_target_open(f->prev, lp, enc, n, tgt, sizeof(tgt),
+				   &len) == 0)
 		f->r->targets_pending++;
+	else if (rc == 0 && lp != NULL &&
+		 names_symlink_decrypt(f->key, enc, n, tgt, sizeof(tgt),
+				       &len) == 0)
+		bad = "symlink target in the format-1/2 encoding (unbound) in "
+		      "a format-3 volume";
+	else if (lp != NULL)
+		bad = side ? "symlink target side file (" LINKS_DIR
+			     ") fails authentication (tampered, or copied or "
+			     "moved from another symlink)" :
+			     "symlink target fails authentication (tampered, "
+			     "or copied or moved from another symlink)";
 	else
 		bad = side ? "symlink target side file (" LINKS_DIR
 			     ") fails authentication" :
@@ -844,7 +905,11 @@ static void check_regular(struct dir *d, const char *b, const char *bpath,
 {
 	struct fsck *f = d->f;
 	int dmg = check_file(f, d->dfd, b, bpath, named ? ppath : NULL);
-	unsigned xbad = check_xattrs(f, d->dfd, b, bpath, named ? ppath : NULL);
+	uint8_t id[FILE_ID_LEN];
+	const uint8_t *owner = f->v3 && file_owner(d->dfd, b, id) == 0 ? id :
+									 NULL;
+	unsigned xbad = check_xattrs(f, d->dfd, b, bpath, named ? ppath : NULL,
+				     owner);
 
 	if (f->rp == NULL)
 		return;
@@ -923,7 +988,7 @@ static int check_entry(const struct walk_entry *e, void *arg)
 	} else if (S_ISREG(st.st_mode)) {
 		check_regular(d, b, bpath, ppath, named);
 	} else if (S_ISLNK(st.st_mode) &&
-		   (bad = symlink_bad(f, d->dfd, b)) != NULL) {
+		   (bad = symlink_bad(f, d->dfd, d->dirid, b, &st)) != NULL) {
 		report(f, bpath, named ? ppath : NULL, -1, bad);
 		if (repair)
 			(void)set_aside(f, d->pl, d->dfd, d->bdir, b, bpath,
@@ -959,6 +1024,10 @@ static int check_dir(struct fsck *f, int dfd, const char *bdir,
 					  "(cmkfs.dirid) damaged");
 		return -EBADMSG;	/* the caller sets it aside whole */
 	}
+	/* Format 3: a directory's own values are bound to its id (reported
+	 * only: a directory is not set aside for an xattr). */
+	if (f->v3)
+		(void)check_xattrs(f, dfd, ".", bdir, pdir, d.dirid);
 	/* A stream that fails midway was checked up to there, as before. */
 	rc = walk_entries(dfd, WALK_ALL, WALK_F_SKIP_ERRORS, check_entry,
 			  &d);
@@ -1062,6 +1131,7 @@ int fsck_run(int rootfd, struct keyring *kr, const struct fsck_opts *o,
 	memset(r, 0, sizeof(*r));
 	r->repair = o->repair;
 	f.bs = keyring_volume(kr)->block_size;
+	f.v3 = keyring_volume(kr)->version >= 3;
 	rc = keyring_name_key(kr, f.key);
 	if (rc < 0)
 		return rc;

@@ -286,16 +286,45 @@ int repair_quarantine(struct repair *r, int dirfd, const char *rel_dir,
 }
 
 /* Calls fn for every user.* xattr of fd with its raw name and value and
- * whether it authenticates (doc/FORMAT.md §4.4). Decrypted values are
- * wiped. Stops at the first error of fn. */
-typedef int (*xattr_fn)(const char *raw, const uint8_t *val, size_t vl,
-			bool ok, void *ud);
+ * whether it authenticates (doc/FORMAT.md §4.4); when it does, with its
+ * plaintext name and value too. Decrypted values are wiped. Stops at the
+ * first error of fn. */
+struct xattr_item {
+	const char *raw;
+	const uint8_t *val;
+	size_t vl;
+	bool ok;
+	const char *name;	/* ok only */
+	const uint8_t *plain;
+	size_t pl;
+};
+typedef int (*xattr_fn)(const struct xattr_item *x, void *ud);
+
+/* Format 3: the id the values of fd (a regular file or a directory) are
+ * bound to. */
+static int owner_of(int fd, uint8_t id[static NAMES_OWNER_LEN])
+{
+	struct header h;
+	struct stat st;
+	int rc;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (S_ISDIR(st.st_mode))
+		return dirtree_read_dirid(fd, id);
+	rc = cfile_read_header(fd, &h);
+	if (rc == 0)
+		memcpy(id, h.file_id, NAMES_OWNER_LEN);
+	return rc;
+}
 
 static int xattrs_each(struct repair *r, int fd, xattr_fn fn, void *ud)
 {
 	uint8_t key[NAME_KEY_LEN], prev[NAME_KEY_LEN], *val = NULL,
 					       *plain = NULL;
 	char *list = NULL, name[XATTR_NAME_MAX + 1];
+	uint8_t id[NAMES_OWNER_LEN];
+	const uint8_t *owner = NULL;
 	bool full = false;
 	ssize_t ln, vl;
 	int rc;
@@ -303,6 +332,12 @@ static int xattrs_each(struct repair *r, int fd, xattr_fn fn, void *ud)
 	rc = keyring_name_key(r->kr, key);
 	if (rc < 0)
 		return rc;
+	/* An owner that cannot be read: every value fails (owner all 0). */
+	if (keyring_volume(r->kr)->version >= 3) {
+		if (owner_of(fd, id) < 0)
+			memset(id, 0, sizeof(id));
+		owner = id;
+	}
 	/* Mid full rekey an xattr not yet migrated opens under the previous
 	 * name key: it is whole, not damaged (fsck.h). */
 	if (keyring_volume(r->kr)->flags & VOLUME_FLAG_FULL)
@@ -327,14 +362,19 @@ static int xattrs_each(struct repair *r, int fd, xattr_fn fn, void *ud)
 		vl = fgetxattr(fd, p, val, XVAL_MAX);
 		ok = vl >= 0 &&
 		     names_xattr_name_decrypt(key, p, name, sizeof(name)) == 0 &&
-		     names_xattr_value_open(key, name, val, (size_t)vl,
-					    plain) == 0;
+		     names_xattr_open(key, owner, name, val, (size_t)vl,
+				      plain) == 0;
 		ok = ok || (vl >= 0 && full &&
 			    names_xattr_name_decrypt(prev, p, name,
 						     sizeof(name)) == 0 &&
-			    names_xattr_value_open(prev, name, val, (size_t)vl,
-						   plain) == 0);
-		rc = fn(p, val, vl < 0 ? 0 : (size_t)vl, ok, ud);
+			    names_xattr_open(prev, owner, name, val, (size_t)vl,
+					     plain) == 0);
+		struct xattr_item x = {
+			p, val, vl < 0 ? 0 : (size_t)vl, ok, ok ? name : NULL,
+			plain,
+			ok ? (size_t)vl - names_xattr_overhead(owner) : 0
+		};
+		rc = fn(&x, ud);
 	}
 out:
 	secmem_wipe(key, sizeof(key));
@@ -347,14 +387,45 @@ out:
 	return rc;
 }
 
-static int copy_good(const char *raw, const uint8_t *val, size_t vl, bool ok,
-		     void *ud)
-{
-	int dst = *(int *)ud;
+/* A salvaged copy is a new file (new file id): in format 3 its values
+ * are sealed again for it (and under the current name key). */
+struct copy {
+	struct repair *r;
+	int dst;
+	const uint8_t *owner;	/* format 3: the copy's file id */
+};
 
-	if (ok && fsetxattr(dst, raw, val, vl, XATTR_CREATE) < 0)
-		return -errno;
-	return 0;
+static int copy_good(const struct xattr_item *x, void *ud)
+{
+	struct copy *c = ud;
+	uint8_t key[NAME_KEY_LEN], *sealed;
+	char bname[XATTR_NAME_MAX + 1];
+	int rc;
+
+	if (!x->ok)
+		return 0;
+	if (c->owner == NULL)
+		return fsetxattr(c->dst, x->raw, x->val, x->vl, XATTR_CREATE) <
+				       0 ?
+			       -errno :
+			       0;
+	sealed = malloc(x->pl + XATTR_VALUE3_OVERHEAD);
+	if (sealed == NULL)
+		return -ENOMEM;
+	rc = keyring_name_key(c->r->kr, key);
+	if (rc == 0)
+		rc = names_xattr_name_encrypt(key, x->name, bname,
+					      sizeof(bname));
+	if (rc == 0)
+		rc = names_xattr_value_seal3(key, c->owner, x->name, x->plain,
+					     x->pl, sealed);
+	secmem_wipe(key, sizeof(key));
+	if (rc == 0 && fsetxattr(c->dst, bname, sealed,
+				 x->pl + XATTR_VALUE3_OVERHEAD,
+				 XATTR_CREATE) < 0)
+		rc = -errno;
+	free(sealed);
+	return rc;
 }
 
 struct drop {
@@ -398,13 +469,15 @@ static int drop_target(struct drop *d)
 	return rc;
 }
 
-static int drop_bad(const char *raw, const uint8_t *val, size_t vl, bool ok,
-		    void *ud)
+static int drop_bad(const struct xattr_item *x, void *ud)
 {
 	struct drop *d = ud;
+	const char *raw = x->raw;
+	const uint8_t *val = x->val;
+	size_t vl = x->vl;
 	int rc;
 
-	if (ok)
+	if (x->ok)
 		return 0;
 	if (d->keep && d->keepfd < 0) {
 		rc = drop_target(d);
@@ -728,8 +801,13 @@ int repair_salvage(struct repair *r, int topfd, int dirfd, const char *bname,
 	if (rc == 0)
 		rc = copy_blocks(r, &fk->bc, src, (uint64_t)st.st_size, &cf, dst,
 				 s);
-	if (rc == 0)
-		rc = xattrs_each(r, src, copy_good, &dst);
+	if (rc == 0) {
+		struct copy c = { r, dst, NULL };
+
+		if (keyring_volume(r->kr)->version >= 3)
+			c.owner = cf.hdr.file_id;
+		rc = xattrs_each(r, src, copy_good, &c);
+	}
 	if (rc == 0)
 		rc = copy_attrs(dst, &st);
 	if (rc == 0)

@@ -2,7 +2,7 @@
 # tests/mount/t_symlink.sh — symlink targets of every length Linux allows
 # (1 … 4,095 bytes; every length near the edges, sparser between): made,
 # read back (readlink and lstat size), renamed within and across
-# directories, hard-linked, replaced and unlinked; then fsck, an offline
+# directories, linked (format 3: a second symlink), replaced and unlinked; then fsck, an offline
 # and a live rekey, and fsck finding a long target's side file removed or
 # altered; fsck --repair setting those links aside with their side files,
 # and fsck reporting (and --repair setting aside) side files no symlink
@@ -58,8 +58,11 @@ nside=$(side)
 [ "$nside" -gt 0 ] || t_fail "no long target was stored in a side file"
 t1=$(python3 -c 'print("t" * 3500)'); t2=$(python3 -c 'print("u" * 4095)')
 ln -s "$t1" "$MNT/h1"
-ln "$MNT/h1" "$MNT/b/h1link"		# a hard link to the symlink itself
-[ "$(side)" = $((nside + 1)) ] || t_fail "hard link: $(side) side files, want $((nside + 1))"
+# link(2) of a symlink: format 3 binds a target to where it lives, so the
+# link is made as a second symlink with the same target (and side file).
+ln "$MNT/h1" "$MNT/b/h1link"
+[ "$(side)" = $((nside + 2)) ] || t_fail "link: $(side) side files, want $((nside + 2))"
+[ "$(readlink "$MNT/b/h1link")" = "$t1" ] || t_fail "the link's target"
 rm "$MNT/h1"
 [ "$(readlink "$MNT/b/h1link")" = "$t1" ] || t_fail "the other hard link lost its target"
 [ "$(side)" = $((nside + 1)) ] || t_fail "side file removed while a link was left"
@@ -71,7 +74,7 @@ mv "$MNT/o1" "$MNT/o2"			# replaces a long symlink
 [ "$(side)" = $((nside + 1)) ] || t_fail "rename over: $(side) side files, want $((nside + 1))"
 rm "$MNT/o2"
 [ "$(side)" = "$nside" ] || t_fail "unlink: $(side) side files, want $nside"
-t_ok "side files: one per long symlink, kept across hard links, removed with the last link and when replaced by rename"
+t_ok "side files: one per long symlink (a link of one makes another), removed with the last link and when replaced by rename"
 
 t_umount
 "$CMKFS" fsck --json --service-key "$KEY" "$CIPHER" >"$T/fsck.json" 2>&1 ||

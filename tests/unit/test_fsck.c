@@ -331,8 +331,21 @@ static void mklink(int rootfd, int dfd, const char *name, size_t len,
 	for (size_t i = 0; i < len; i++)
 		tgt[i] = (char)('a' + (i * 7 + len) % 26);
 	CHECK_RC(keyring_name_key(kr, key), 0);
-	CHECK_RC(names_symlink_encrypt(key, tgt, len, enc, sizeof(enc)), 0);
 	CHECK_RC(tvol_bname(kr, dfd, name, &bn), 0);
+	if (keyring_volume(kr)->version >= 3) {
+		/* format 3: bound to the directory and its own name */
+		uint8_t dirid[DIRID_LEN];
+		struct names_loc loc;
+
+		CHECK_RC(dirtree_read_dirid(dfd, dirid), 0);
+		CHECK_RC(names_loc_set(&loc, dirid, bn.name), 0);
+		CHECK_RC(names_target_seal3(key, &loc, tgt, len, enc,
+					    sizeof(enc)),
+			 0);
+	} else {
+		CHECK_RC(names_symlink_encrypt(key, tgt, len, enc, sizeof(enc)),
+			 0);
+	}
 	strcpy(bname, bn.name);
 	CHECK_RC(linktgt_make(rootfd, dfd, bn.name, enc, strlen(enc)), 0);
 	id[0] = '\0';
@@ -403,8 +416,9 @@ static void long_links(void)
 	if (kr3 == NULL)
 		return;
 	kr = kr3;
-	/* /keep, /gone, /bad, /short, /d/ok, /d/hl (+ hard link /d/hl2),
-	 * /dq/inner: all long but /short */
+	/* /keep, /gone, /bad, /short, /d/ok, /d/hl, /d/hl2, /dq/inner: all
+	 * long but /short (format 3 makes no hard links of symlinks: /d/hl2
+	 * is a symlink of its own) */
 	mklink(rootfd3, rootfd3, "keep", 4095, keep, idk);
 	mklink(rootfd3, rootfd3, "gone", 3500, gone, idg);
 	mklink(rootfd3, rootfd3, "bad", 4000, bad, idb);
@@ -413,17 +427,16 @@ static void long_links(void)
 	mklink(rootfd3, dfd, "ok", 3100, okb, ido);
 	mklink(rootfd3, dfd, "hl", 3900, hl, idh);
 	{
-		struct bname bn;
+		char hl2[ENCNAME_MAX], idh2[64];
 
-		CHECK_RC(tvol_bname(kr, dfd, "hl2", &bn), 0);
-		CHECK(linkat(dfd, hl, dfd, bn.name, 0) == 0, "hard link");
+		mklink(rootfd3, dfd, "hl2", 3900, hl2, idh2);
 	}
 	dqfd = mkdir_in(rootfd3, "dq", dqn);
 	mklink(rootfd3, dqfd, "inner", 4095, inner, idi);
 	CHECK(idk[0] && idg[0] && idb[0] && ido[0] && idh[0] && idi[0] &&
 		      !ids[0],
 	      "long targets in side files, the short one inline");
-	CHECK(count_links(rootfd3) == 6, "six side files: %zu",
+	CHECK(count_links(rootfd3) == 7, "seven side files: %zu",
 	      count_links(rootfd3));
 	o.root = vol3;
 	o.keep_list = true;
@@ -458,7 +471,7 @@ static void long_links(void)
 	      "orphans set aside: %lu quarantined", r.quarantined);
 	fsck_result_free(&r);
 	CHECK(!tvol_exists(lfd, stray) && !tvol_exists(lfd, idg) &&
-		      count_links(rootfd3) == 5,
+		      count_links(rootfd3) == 6,
 	      "orphans gone from " LINKS_DIR ": %zu left",
 	      count_links(rootfd3));
 	o.repair = false;
@@ -467,7 +480,7 @@ static void long_links(void)
 	      r.problems);
 	fsck_result_free(&r);
 
-	/* /bad's name damaged, /d/hl's too (its hard link /d/hl2 stays),
+	/* /bad's name damaged, /d/hl's too (/d/hl2 stays),
 	 * /dq's directory id lost: each set aside with its side files. */
 	strcpy(bad2, bad);
 	bad2[3] = bad2[3] == 'A' ? 'B' : 'A';
@@ -486,8 +499,10 @@ static void long_links(void)
 	CHECK(find(&r, idi, "orphaned") == NULL && cap.warnings == 1,
 	      "unwalked subtree: no orphan claimed, one warning (%lu)",
 	      cap.warnings);
-	CHECK(r.problems == 3, "three problems: %lu", r.problems);
-	if (r.problems != 3)
+	/* format 3: a renamed backing symlink's target fails too (bound to
+	 * its own name): two problems each for /bad and /d/hl */
+	CHECK(r.problems == 5, "five problems: %lu", r.problems);
+	if (r.problems != 5)
 		dump(&r);
 	fsck_result_free(&r);
 
@@ -500,8 +515,8 @@ static void long_links(void)
 	if (r.quarantined != 3)
 		dump(&r);
 	fsck_result_free(&r);
-	/* /d/hl2 still needs the shared side file; /keep and /d/ok theirs */
-	CHECK(count_links(rootfd3) == 3 && tvol_exists(lfd, idh) &&
+	/* /d/hl2, /keep and /d/ok keep theirs */
+	CHECK(count_links(rootfd3) == 3 && !tvol_exists(lfd, idh) &&
 		      !tvol_exists(lfd, idb) && !tvol_exists(lfd, idi),
 	      "side files of what was set aside left " LINKS_DIR ": %zu left",
 	      count_links(rootfd3));
@@ -609,7 +624,7 @@ static void full_rekey(void)
 	char dir[PATH_MAX], big[ENCNAME_MAX], sm[ENCNAME_MAX], d[ENCNAME_MAX],
 		b[ENCNAME_MAX], ln[ENCNAME_MAX], enc[ENCLINK_MAX],
 		xn[XATTR_NAME_MAX + 1];
-	uint8_t nk[NAME_KEY_LEN], xv[64 + XATTR_VALUE_OVERHEAD];
+	uint8_t nk[NAME_KEY_LEN], xv[64 + XATTR_VALUE3_OVERHEAD];
 	struct keyprov *prov[2] = { NULL, NULL };
 	struct keyring *saved = kr;
 	struct fsck_opts o = { 0 };
@@ -640,15 +655,37 @@ static void full_rekey(void)
 	CHECK_RC(keyring_name_key(kr, nk), 0);
 	CHECK_RC(tvol_bname(kr, rootfd, "ln", &bn), 0);
 	snprintf(ln, sizeof(ln), "%s", bn.name);
-	CHECK_RC(names_symlink_encrypt(nk, "d/b", 3, enc, sizeof(enc)), 0);
+	{
+		/* format 3: bound to the root and the link's own name; the
+		 * value to the file's id */
+		uint8_t rid[DIRID_LEN];
+		struct names_loc loc;
+
+		CHECK_RC(dirtree_read_dirid(rootfd, rid), 0);
+		CHECK_RC(names_loc_set(&loc, rid, ln), 0);
+		CHECK_RC(names_target_seal(nk, keyring_volume(kr)->version >= 3 ?
+							&loc :
+							NULL,
+					   "d/b", 3, enc, sizeof(enc)),
+			 0);
+	}
 	CHECK(symlinkat(enc, rootfd, ln) == 0, "symlink");
 	CHECK_RC(names_xattr_name_encrypt(nk, "user.note", xn, sizeof(xn)), 0);
-	CHECK_RC(names_xattr_value_seal(nk, "user.note",
-					(const uint8_t *)"hello", 5, xv),
-		 0);
 	fd = openat(rootfd, sm, O_RDONLY | O_CLOEXEC);
-	xattrs = fd >= 0 && fsetxattr(fd, xn, xv, 5 + XATTR_VALUE_OVERHEAD,
-				      0) == 0;
+	{
+		struct header h;
+		const uint8_t *ow = NULL;
+
+		if (keyring_volume(kr)->version >= 3 && fd >= 0 &&
+		    cfile_read_header(fd, &h) == 0)
+			ow = h.file_id;
+		CHECK_RC(names_xattr_seal(nk, ow, "user.note",
+					  (const uint8_t *)"hello", 5, xv),
+			 0);
+		xattrs = fd >= 0 &&
+			 fsetxattr(fd, xn, xv, 5 + names_xattr_overhead(ow),
+				   0) == 0;
+	}
 	if (fd >= 0)
 		close(fd);
 	if (!xattrs)
