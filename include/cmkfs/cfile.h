@@ -42,6 +42,8 @@ struct cfile {
 	uint32_t bs;
 	int path_fd;			/* O_PATH fd naming the backing file in
 					 * log lines; owned by the caller */
+	int rootfd;			/* the cipher directory's root, for link
+					 * sets (linkset.h), or -1; not owned */
 	int jfd;			/* the volume's JOURNAL_DIR for truncate
 					 * records, or -1 (none kept); not owned */
 	/* Sealing budget (doc/FORMAT.md §3.3): blocks sealed under the

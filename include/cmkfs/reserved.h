@@ -21,6 +21,7 @@
 #define TRANSIENT_FILE "cmkfs.transient"	/* sealed zone list */
 #define QUARANTINE_DIR "cmkfs.quarantine"	/* set aside by repair */
 #define LINKS_DIR "cmkfs.links"			/* long symlink targets */
+#define LINKSET_DIR "cmkfs.hl"			/* link sets of files (format 3) */
 
 /* The target of a backing symlink whose encrypted target is in
  * LINKS_DIR/<id>: LINKTGT_PREFIX + id (43 base64url characters). */

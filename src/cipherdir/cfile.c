@@ -18,6 +18,7 @@
 
 #include "cmkfs/backing.h"
 #include "cmkfs/cfile.h"
+#include "cmkfs/linkset.h"
 #include "cmkfs/log.h"
 #include "cmkfs/names.h"
 #include "cmkfs/par.h"
@@ -105,6 +106,7 @@ void cfile_init(struct cfile *cf, struct keyring *kr, uint32_t bs,
 	memset(cf, 0, sizeof(*cf));
 	cf->path_fd = path_fd;
 	cf->jfd = -1;
+	cf->rootfd = -1;
 	pthread_rwlock_init(&cf->rwlock, NULL);
 	rangelock_init(&cf->ranges);
 	pthread_mutex_init(&cf->mtx, NULL);
@@ -485,8 +487,12 @@ void cfile_drop_keys(struct cfile *cf)
 static int cfile_linkset_has(const struct cfile *cf, const struct header *h,
 			     const char *bname)
 {
-	(void)cf, (void)h, (void)bname;
-	return CFILE_LOC_NOSET;
+	int rc;
+
+	if (cf->rootfd < 0)
+		return CFILE_LOC_NOSET;
+	rc = linkset_has(cf->kr, cf->rootfd, h, bname);
+	return rc == 0 ? 0 : rc == 1 ? CFILE_LOC_ELSEWHERE : CFILE_LOC_NOSET;
 }
 
 static bool vol_v3(struct cfile *cf)
@@ -588,12 +594,89 @@ static int slots_edit(const struct header *h, const char *add,
 	return -EMLINK;
 }
 
+static bool has_tok(const struct linkset *s, const uint8_t *t)
+{
+	for (uint32_t i = 0; i < s->n; i++)
+		if (memcmp(s->tok[i], t, HEADER_SLOT_LEN) == 0)
+			return true;
+	return false;
+}
+
+/* The slots of h once `drop` is out and `add` in, through a link set
+ * (linkset.h): h's set (or its slots) edited; back to plain slots if two
+ * tokens or fewer are left (*unset: the set file goes once the header is
+ * written), else stored durably as the next version, which slot b then
+ * names. */
+static int to_set(struct cfile *cf, const struct header *h, const char *add,
+		  const char *drop, uint8_t slot[2][HEADER_SLOT_LEN],
+		  bool *unset)
+{
+	static const uint8_t zero[HEADER_SLOT_LEN];
+	struct linkset cur = { 0 }, next = { 0 };
+	uint8_t ta[HEADER_SLOT_LEN], td[HEADER_SLOT_LEN];
+	bool set = header_is_set(h);
+	int rc = 0;
+
+	if (cf->rootfd < 0)
+		return -EMLINK;
+	memset(ta, 0, sizeof(ta));
+	memset(td, 0, sizeof(td));
+	if (add != NULL)
+		rc = names_link_token(add, ta);
+	if (rc == 0 && drop != NULL)
+		rc = names_link_token(drop, td);
+	if (rc == 0 && set)
+		rc = linkset_load(cf->kr, cf->rootfd, h, &cur);
+	if (rc < 0)
+		return rc;
+	if (!set) {
+		cur.tok = calloc(2, HEADER_SLOT_LEN);
+		if (cur.tok == NULL)
+			return -ENOMEM;
+		for (int i = 0; i < 2; i++)
+			if (memcmp(h->slot[i], zero, HEADER_SLOT_LEN) != 0)
+				memcpy(cur.tok[cur.n++], h->slot[i],
+				       HEADER_SLOT_LEN);
+	}
+	next.tok = calloc(cur.n + 1, HEADER_SLOT_LEN);
+	if (next.tok == NULL) {
+		free(cur.tok);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < cur.n; i++)
+		if (drop == NULL ||
+		    memcmp(cur.tok[i], td, HEADER_SLOT_LEN) != 0)
+			memcpy(next.tok[next.n++], cur.tok[i], HEADER_SLOT_LEN);
+	if (add != NULL && !has_tok(&next, ta))
+		memcpy(next.tok[next.n++], ta, HEADER_SLOT_LEN);
+	memset(slot, 0, 2 * HEADER_SLOT_LEN);
+	if (next.n <= 2) {
+		for (uint32_t i = 0; i < next.n; i++)
+			memcpy(slot[i], next.tok[i], HEADER_SLOT_LEN);
+		*unset = set;
+	} else if (next.n > LINKSET_MAX) {
+		rc = -EMLINK;
+	} else {
+		next.version = set ? cur.version + 1 : 1;
+		rc = linkset_store(cf->kr, cf->rootfd, h->file_id, &next,
+				   set ? &cur : NULL);
+		memset(slot[0], HEADER_SLOT_SET, HEADER_SLOT_LEN);
+		for (int i = 0; i < HEADER_SLOT_LEN; i++)
+			slot[1][i] = (uint8_t)(next.version >>
+					       (8 * (HEADER_SLOT_LEN - 1 - i)));
+	}
+	free(cur.tok);
+	free(next.tok);
+	return rc;
+}
+
 static int slots_write(struct cfile *cf, int fd, const char *add,
 		       const char *drop, bool exact, bool durable)
 {
 	uint8_t buf[HEADER_LEN], slot[2][HEADER_SLOT_LEN];
 	struct header h, nh;
 	struct stat st;
+	bool unset = false;
 	int rc;
 
 	if (!vol_v3(cf))
@@ -607,10 +690,12 @@ static int slots_write(struct cfile *cf, int fd, const char *add,
 	rc = cfile_read_header(fd, &h);
 	if (rc == 0 && h.version != HEADER_VERSION_3)
 		rc = -EBADMSG;
-	if (rc == 0 && header_is_set(&h))
-		rc = -EMLINK;	/* a link set: cfile_linkset_*() */
-	if (rc == 0)
+	if (rc == 0 && (exact || !header_is_set(&h)))
 		rc = slots_edit(&h, add, drop, exact, slot);
+	if ((rc == 0 && !exact && header_is_set(&h)) || rc == -EMLINK)
+		rc = to_set(cf, &h, add, drop, slot, &unset);
+	else if (rc == 0 && header_is_set(&h))
+		unset = true;	/* exact slots: back from a link set */
 	if (rc == 0 && memcmp(h.slot, slot, sizeof(slot)) == 0)
 		goto unlock;
 	if (rc == 0)
@@ -621,6 +706,8 @@ static int slots_write(struct cfile *cf, int fd, const char *add,
 	}
 	if (rc == 0 && durable)
 		rc = backing_order_data(fd);
+	if (rc == 0 && unset)	/* the header no longer names it */
+		linkset_remove(cf->rootfd, nh.file_id);
 	if (rc == 0) {
 		/* the contents did not change: a rename keeps the times */
 		struct timespec t[2] = { st.st_atim, st.st_mtim };

@@ -23,6 +23,7 @@
 
 struct jwalk {
 	int jfd;
+	int rootfd;
 	struct keyring *kr;
 	uint32_t bs;
 	struct jrec {
@@ -83,6 +84,7 @@ static void visit_file(struct jwalk *w, int dfd, const char *name)
 			w->left--;
 			why = NULL;
 			cfile_init(&cf, w->kr, w->bs, fd);
+			cf.rootfd = w->rootfd;
 			if (j->rec[0] != '\0') {
 				rc = reseal_recover(&cf, fd, w->jfd, j->rec,
 						    false);
@@ -209,7 +211,7 @@ static int list_record(const struct walk_entry *e, void *arg)
 int journal_recover(int rootfd, int jfd, struct keyring *kr, uint32_t bs,
 		    unsigned *completed)
 {
-	struct jwalk w = { .jfd = jfd, .kr = kr, .bs = bs };
+	struct jwalk w = { .jfd = jfd, .rootfd = rootfd, .kr = kr, .bs = bs };
 	int rc;
 
 	*completed = 0;

@@ -322,8 +322,9 @@ out:
  * still of it (keyring_header_slots). */
 enum rebind_step { REBIND_BEFORE, REBIND_AFTER, REBIND_UNDO };
 
-static int rebind_file(struct keyring *kr, int dfd, const char *from,
-		       const char *to, enum rebind_step step)
+static int rebind_file(struct keyring *kr, int rootfd, int dfd,
+		       const char *from, const char *to,
+		       enum rebind_step step)
 {
 	const char *at = step == REBIND_AFTER ? to : from;
 	struct cfile cf;
@@ -341,6 +342,7 @@ static int rebind_file(struct keyring *kr, int dfd, const char *from,
 		return rc;
 	}
 	cfile_init(&cf, kr, keyring_volume(kr)->block_size, fd);
+	cf.rootfd = rootfd;
 	if (st.st_nlink < 2)
 		rc = cfile_set_slots(&cf, fd, at,
 				     step == REBIND_BEFORE ? to : NULL,
@@ -452,7 +454,7 @@ out:
 }
 
 /* The entry's name: renamed to its encryption under the current key. */
-static int rename_entry(const struct migrate_keys *k, int dfd,
+static int rename_entry(const struct migrate_keys *k, int rootfd, int dfd,
 			const uint8_t *dirid, const struct ent *e,
 			const char *plain, const struct migrate_cb *cb,
 			struct migrate_stats *st)
@@ -470,12 +472,12 @@ static int rename_entry(const struct migrate_keys *k, int dfd,
 	nb.is_long = rc == 1;
 	rc = dirtree_longname_add(dfd, &nb);
 	if (rc == 0 && e->type == DT_REG)
-		rc = rebind_file(k->kr, dfd, e->bname, nb.name, REBIND_BEFORE);
+		rc = rebind_file(k->kr, rootfd, dfd, e->bname, nb.name, REBIND_BEFORE);
 	if (rc == 0 && renameat2(dfd, e->bname, dfd, nb.name,
 				 RENAME_NOREPLACE) < 0) {
 		rc = -errno;
 		if (e->type == DT_REG)
-			(void)rebind_file(k->kr, dfd, e->bname, nb.name,
+			(void)rebind_file(k->kr, rootfd, dfd, e->bname, nb.name,
 					  REBIND_UNDO);
 	}
 	if (rc < 0) {
@@ -483,7 +485,7 @@ static int rename_entry(const struct migrate_keys *k, int dfd,
 		return rc;
 	}
 	if (e->type == DT_REG)
-		(void)rebind_file(k->kr, dfd, e->bname, nb.name, REBIND_AFTER);
+		(void)rebind_file(k->kr, rootfd, dfd, e->bname, nb.name, REBIND_AFTER);
 	snprintf(ob.name, sizeof(ob.name), "%s", e->bname);
 	ob.is_long = e->cls == WALK_LONGNAME;
 	dirtree_longname_del(dfd, &ob);
@@ -615,7 +617,7 @@ int migrate_dir(const struct migrate_keys *k, int rootfd, int dfd,
 		}
 		if (rc < 0 || cur)
 			continue;
-		rc = rename_entry(k, dfd, dirid, e, plain, cb, st);
+		rc = rename_entry(k, rootfd, dfd, dirid, e, plain, cb, st);
 		if (rc == -EEXIST) {	/* both names: left for fsck */
 			log_err("an entry exists under both name keys (%s)",
 				e->bname);

@@ -216,6 +216,7 @@ int inode_get(struct fsctx *fs, int fd, const struct stat *st, uint64_t n,
 		if (S_ISREG(fresh->type)) {
 			cfile_init(&fresh->cf, fs->kr, fs->bs, fd);
 			fresh->cf.jfd = fs->jfd;
+			fresh->cf.rootfd = fs->root.fd;
 			fresh->cf.rekey = reseal_budget_rekey;
 			fresh->cf.rekey_arg = &fs->budget;
 		}

@@ -291,6 +291,7 @@ static int check_file(struct fsck *f, int dfd, const char *bn,
 		return DMG_IO;
 	}
 	cfile_init(&cf, f->kr, f->bs, fd);
+	cf.rootfd = f->rootfd;
 	rc = cfile_load(&cf, fd);
 	if (rc == -EBADMSG || rc == -EKEYREJECTED) {
 		report(f, bpath, ppath, -1,
@@ -818,7 +819,7 @@ static bool root_name(const char *b)
 {
 	return strcmp(b, VOLUME_FILE) == 0 || strcmp(b, TRANSIENT_FILE) == 0 ||
 	       strcmp(b, QUARANTINE_DIR) == 0 || strcmp(b, JOURNAL_DIR) == 0 ||
-	       strcmp(b, LINKS_DIR) == 0;
+	       strcmp(b, LINKS_DIR) == 0 || strcmp(b, LINKSET_DIR) == 0;
 }
 
 /* A reserved name that is not a long-name entry. */

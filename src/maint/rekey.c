@@ -22,6 +22,7 @@
 #include "cmkfs/journal.h"
 #include "cmkfs/json.h"
 #include "cmkfs/kv.h"
+#include "cmkfs/linkset.h"
 #include "cmkfs/log.h"
 #include "cmkfs/migrate.h"
 #include "cmkfs/names.h"
@@ -257,6 +258,7 @@ static int reseal(struct walk *w, int dfd, const char *name, uint64_t size)
 		}
 		o->fd = fd;
 		cfile_init(&o->cf, w->kr, w->bs, fd);
+		o->cf.rootfd = w->rootfd;
 		rc = reseal_batch_add(&w->batch, &o->cf, fd, false,
 				      off_release, o);
 	}
@@ -377,6 +379,12 @@ static int pass(struct walk *w, const char *phase, bool counting)
 			rc = transient_reseal(w->rootfd, w->kr);
 			w->pass_old += rc == 1;
 			rc = rc < 0 ? rc : 0;
+		}
+		if (rc == 0) {	/* link sets: MACed under the secret */
+			size_t n = 0;
+
+			rc = linkset_remac_all(w->kr, w->rootfd, &n);
+			w->pass_old += n;
 		}
 	}
 	if (rc == 0)

@@ -793,6 +793,7 @@ int repair_salvage(struct repair *r, int topfd, int dirfd, const char *bname,
 	}
 	/* A new file through the file layer: new file id, new DEKs. */
 	cfile_init(&cf, r->kr, r->bs, dst);
+	cf.rootfd = r->rootfd;
 	have_cf = true;
 	/* Bound to its final name once it has one (put_in_place): until
 	 * then it opens nowhere, which a crash may leave — the source is

@@ -83,12 +83,12 @@ t_ok "a symlink copied from another directory, two swapped in one, a value copie
 rc=0; "$CMKFS" fsck --service-key "$KEY" "$CIPHER" >"$T/out" 2>&1 || rc=$?
 [ $rc = 1 ] || t_fail "fsck exit $rc after the splices: $(cat "$T/out")"
 for b in "$B_a_l1" "$B_a_s1" "$B_a_long1"; do
-	grep -F "${b#"$CIPHER"/}" "$T/out" | grep -q "copied or moved from another symlink" ||
+	grep -F -e "${b#"$CIPHER"/}" "$T/out" | grep -q "copied or moved from another symlink" ||
 		t_fail "fsck does not name $b: $(cat "$T/out")"
 done
-grep -F "${B_b_f3#"$CIPHER"/}" "$T/out" | grep -q "copied from another file or directory" ||
+grep -F -e "${B_b_f3#"$CIPHER"/}" "$T/out" | grep -q "copied from another file or directory" ||
 	t_fail "fsck does not name the copied file value: $(cat "$T/out")"
-grep -F "${B_b#"$CIPHER"/}" "$T/out" | grep -q "copied from another file or directory" ||
+grep -F -e "${B_b#"$CIPHER"/}" "$T/out" | grep -q "copied from another file or directory" ||
 	t_fail "fsck does not name the copied directory value: $(cat "$T/out")"
 "$CMKFS" fsck --json --service-key "$KEY" "$CIPHER" >"$T/out.json" 2>/dev/null || true
 python3 - "$T/out.json" <<'PY' || t_fail "fsck --json: $(tail -1 "$T/out.json")"

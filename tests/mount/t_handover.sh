@@ -448,8 +448,8 @@ row_f() {
 	# a later enable hands over again: new names, every block re-sealed
 	"$CMKFS" cmk enable --service-key "$KEY" --key "$k2" "$CIPHER" >/dev/null || die "enable again"
 	backing "$D/b5"
-	names() { awk '$1 == "name" && $2 !~ /^cmkfs\.links\// { n = split($2, a, "/"); print a[n] }' "$1" |
-		grep -v -E '^cmkfs\.(conf|dirid|transient|links|journal|quarantine)$' | sort -u; }
+	names() { awk '$1 == "name" && $2 !~ /^cmkfs\.(links|hl)\// { n = split($2, a, "/"); print a[n] }' "$1" |
+		grep -v -E '^cmkfs\.(conf|dirid|transient|links|hl|journal|quarantine)$' | sort -u; }
 	local same ntails nsame nb
 	same=$(comm -12 <(names "$D/b4") <(names "$D/b5") | wc -l)
 	[ "$same" = 0 ] || bad "a second cmk enable kept $same of $(names "$D/b4" | wc -l) backing names"

@@ -242,9 +242,9 @@ zsums=$(cd "$b_zbadid" && find . -type f | sort | xargs sha256sum)
 rc=0; "$CMKFS" fsck --repair --service-key "$KEY" "$CIPHER" >"$T/rep3" 2>/dev/null || rc=$?
 [ $rc = 1 ] || t_fail "repair of damaged directory ids: exit $rc: $(cat "$T/rep3")"
 grep -qF "QUARANTINED $b_badid (/badid) -> $q/" "$T/rep3" || t_fail "directory with a damaged id not quarantined whole: $(cat "$T/rep3")"
-grep -F "$b_badid/" "$T/rep3" | grep -q "QUARANTINED\|DESTROYED" && t_fail "entries of /badid set aside one by one: $(cat "$T/rep3")"
+grep -F -e "$b_badid/" "$T/rep3" | grep -q "QUARANTINED\|DESTROYED" && t_fail "entries of /badid set aside one by one: $(cat "$T/rep3")"
 [ "$(find "$q" -path "*/$(basename "$b_badid")/*" -type f ! -name cmkfs.dirid | wc -l)" = 3 ] || t_fail "quarantined /badid lost entries"
-grep -F "$b_zbadid" "$T/rep3" | grep -q "DESTROYED\|QUARANTINED" && t_fail "zone directory with a damaged id was destroyed or quarantined: $(cat "$T/rep3")"
+grep -F -e "$b_zbadid" "$T/rep3" | grep -q "DESTROYED\|QUARANTINED" && t_fail "zone directory with a damaged id was destroyed or quarantined: $(cat "$T/rep3")"
 grep -F "NOT-REPAIRED $b_zbadid" "$T/rep3" | grep -q "directory id lost in a transient zone" || t_fail "zone directory with a damaged id not reported: $(cat "$T/rep3")"
 [ "$(cd "$b_zbadid" && find . -type f | sort | xargs sha256sum)" = "$zsums" ] || t_fail "zone directory with a damaged id was changed"
 t_ok "damaged directory id: quarantined whole (not entry by entry); inside a transient zone left untouched and reported not repaired"

@@ -746,7 +746,7 @@ static void holes_sparse(struct keyring *kr, uint32_t bs)
 	t_fill(head, sizeof(head), 71);
 	t_fill(blk, sizeof(blk), 72);
 	cfile_init(&cf, kr, bs, fd);
-	CHECK_RC(cfile_create(&cf, fd), 0);
+	CHECK_RC(cfile_create(&cf, fd, t_bname(fd)), 0);
 	CHECK_RC(cfile_write(&cf, fd, 0, head, sizeof(head), false, NULL), 0);
 	CHECK_RC(cfile_truncate(&cf, fd, 2 * gib), 0);
 	CHECK(allocated(fd) < (64u << 10),
@@ -787,7 +787,7 @@ static void holes_make(struct cfile *cf, int fd, uint32_t bs, uint8_t *model)
 	t_fill(model, 4 * (size_t)bs, 81);
 	t_fill(model + 50 * (size_t)bs, bs, 82);
 	t_fill(model + 100 * (size_t)bs, 10, 83);
-	CHECK_RC(cfile_create(cf, fd), 0);
+	CHECK_RC(cfile_create(cf, fd, t_bname(fd)), 0);
 	CHECK_RC(cfile_write(cf, fd, 0, model, 4 * (size_t)bs, false, NULL), 0);
 	CHECK_RC(cfile_truncate(cf, fd, len), 0);
 	CHECK_RC(cfile_write(cf, fd, 100 * (uint64_t)bs, model + 100 * bs, 10,
@@ -915,7 +915,7 @@ static void holes_ops(struct keyring *kr, uint32_t bs)
 	if (fd < 0 || !model || !data)
 		return;
 	cfile_init(&cf, kr, bs, fd);
-	CHECK_RC(cfile_create(&cf, fd), 0);
+	CHECK_RC(cfile_create(&cf, fd, t_bname(fd)), 0);
 	t_fill(model, len, 91);
 	CHECK_RC(cfile_write(&cf, fd, 0, model, len, false, NULL), 0);
 	a0 = allocated(fd);

@@ -31,6 +31,7 @@ and python3-cryptography only (no cmkfs code), for tests/mount/t_handover.sh.
 """
 import base64
 import binascii
+import hashlib
 import os
 import struct
 import sys
@@ -77,9 +78,39 @@ def siv_open(key, blob, aad):
     if blob is None or len(blob) < 16:
         return None
     try:
-        return AESSIV(key).decrypt(blob, [aad])
+        return AESSIV(key).decrypt(blob, aad if isinstance(aad, list) else [aad])
     except (InvalidTag, ValueError):
         return None
+
+
+def token(bname):
+    """Format 3 location token of a backing name (doc/FORMAT.md §2)."""
+    return hashlib.sha256(b"cmkfs v3 link" + os.fsencode(bname)).digest()[:8]
+
+
+def target3_open(key, blob, ids, bname):
+    """Format 3 symlink target: nonce(16) ‖ tag ‖ SIV, AAD ["L3", directory
+    id, token of the symlink's own name, nonce] (doc/FORMAT.md §4.3)."""
+    if blob is None or len(blob) < 32:
+        return None
+    for d in ids:
+        x = siv_open(key, blob[16:], [b"L3", d, token(bname), blob[:16]])
+        if x is not None:
+            return x
+    return None
+
+
+def value3_open(key, val, owners, names):
+    """Format 3 xattr value: nonce(16) ‖ tag ‖ SIV, AAD ["V3", owner id,
+    "user.X", nonce] (doc/FORMAT.md §4.4)."""
+    if len(val) < 32:
+        return None
+    for o in owners:
+        for c in names:
+            x = siv_open(key, val[16:], [b"V3", o, b"user." + c, val[:16]])
+            if x is not None:
+                return x
+    return None
 
 
 def gcm_open(key, blob, aad):
@@ -149,11 +180,17 @@ def read(p, n=None):
         return f.read() if n is None else f.read(n)
 
 
+def dirid_of(b):
+    """The id in a cmkfs.dirid file: 16 bytes, or in format 3 a record
+    "CMKD" ‖ version ‖ id ‖ ... (doc/FORMAT.md §4.1)."""
+    return b[5:21] if len(b) > 16 and b[:4] == b"CMKD" else b
+
+
 def dirids(root):
     ids = set()
     for dp, n, p in walk(root):
         if n == "cmkfs.dirid" and os.path.isfile(p):
-            ids.add(read(p))
+            ids.add(dirid_of(read(p)))
     return ids
 
 
@@ -219,7 +256,8 @@ def scan(root, k, ids, old_hdrs, t, xnames):
             if tgt.startswith("cmkfs.lt."):
                 sp = os.path.join(root_links, tgt[len("cmkfs.lt."):])
                 tgt = read(sp).decode("ascii", "replace") if os.path.isfile(sp) else ""
-            t.add("symlink target", siv_open(k.name_key, b64d(tgt), b"L") is not None, p)
+            t.add("symlink target", siv_open(k.name_key, b64d(tgt), b"L") is not None or
+                  target3_open(k.name_key, b64d(tgt), ids, n) is not None, p)
             continue
         try:
             attrs = [a for a in os.listxattr(p, follow_symlinks=False) if a.startswith("user.")]
@@ -232,8 +270,14 @@ def scan(root, k, ids, old_hdrs, t, xnames):
             if x is not None:
                 xnames.add(x)
             val = os.getxattr(p, a, follow_symlinks=False)
+            owners = list(ids)
+            if os.path.isfile(p):
+                h = read(p, HDR)
+                if len(h) == HDR and h[:4] == b"CMKH":
+                    owners.insert(0, h[12:28])
             ok = any(siv_open(k.name_key, val, b"V" + b"user." + c) is not None
-                     for c in xnames)
+                     for c in xnames) or \
+                value3_open(k.name_key, val, owners, xnames) is not None
             t.add("xattr value", ok, p + " " + a)
         if not os.path.isfile(p):
             continue
@@ -333,7 +377,7 @@ def plain_path(root, p, k):
     rel = os.path.relpath(p, root).split(os.sep)
     d, out = root, []
     for comp in rel:
-        did = read(os.path.join(d, "cmkfs.dirid"))
+        did = dirid_of(read(os.path.join(d, "cmkfs.dirid")))
         enc = comp
         if comp.startswith("cmkfs.ln."):
             enc = read(os.path.join(d, comp + ".name")).decode().strip()
@@ -363,7 +407,7 @@ def cmd_replay(conf, skey, dest, current):
                 f.write(tail)
                 f.truncate(HDR + len(tail))
         print("%s\t%s" % (plain_path(dest, p, k), c[0]))
-    rootid = read(os.path.join(dest, "cmkfs.dirid"))
+    rootid = dirid_of(read(os.path.join(dest, "cmkfs.dirid")))
     n = 0
     for fid, (cp, _) in sorted(cur.items()):
         if fid in used:
