@@ -282,7 +282,7 @@ static int check_file(struct fsck *f, int dfd, const char *bn,
 	struct cfile cf;
 	uint64_t size, nb;
 	bool tail_ok;
-	int fd, rc, dmg = 0;
+	int fd, rc, loc, dmg = 0;
 
 	r->files++;
 	fd = openat(dfd, bn, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -293,6 +293,13 @@ static int check_file(struct fsck *f, int dfd, const char *bn,
 	cfile_init(&cf, f->kr, f->bs, fd);
 	cf.rootfd = f->rootfd;
 	rc = cfile_load(&cf, fd);
+	if (rc == -EBADMSG && cfile_read_header(fd, &cf.hdr) == 0 &&
+	    (loc = cfile_location(&cf, &cf.hdr, bn)) > 0) {
+		/* format 3: the header opens, but not at this name */
+		report(f, bpath, ppath, -1, cfile_location_msg(loc));
+		dmg = DMG_ENTRY;
+		goto out;
+	}
 	if (rc == -EBADMSG || rc == -EKEYREJECTED) {
 		report(f, bpath, ppath, -1,
 		       rc == -EKEYREJECTED ? "header: wrong key or tampered" :
