@@ -84,6 +84,11 @@ CMK_MUST_CHECK int keyring_rewrap(struct keyring *kr, int layer,
 CMK_MUST_CHECK int keyring_set_volume(struct keyring *kr,
 				      const struct volume *v);
 struct volume *keyring_volume_copy(struct keyring *kr, struct volume *out);
+/* Format 3: a copy of the config naming transient-zone list version zv,
+ * MACed; written by the caller, then adopted (keyring_set_volume).
+ * Errors: -EINVAL (older format), -EKEYREVOKED. */
+CMK_MUST_CHECK int keyring_commit_zones(struct keyring *kr, uint64_t zv,
+					struct volume *out);
 /* A purpose key from both KEKs: HKDF(KEK_S ‖ KEK_C, volume id, label).
  * Errors: -EKEYREVOKED (locked). */
 CMK_MUST_CHECK int keyring_derive(struct keyring *kr, const char *label,

@@ -8,6 +8,7 @@
 #ifndef CMKFS_TRANSIENT_H
 #define CMKFS_TRANSIENT_H
 
+#include <errno.h>
 #include <limits.h>
 #include <sys/types.h>
 #include <time.h>
@@ -30,10 +31,20 @@ CMK_MUST_CHECK int transient_parse_ttl(const char *s, long *sec);
  * Errors: -EINVAL ("..", ".", empty, too long). Pure. */
 CMK_MUST_CHECK int transient_norm_path(const char *in, char *out, size_t cap);
 
-/* Load / store the zone list of the volume at dirfd. A missing file is an
- * empty list. Errors: -EBADMSG (tampered), -EKEYREVOKED. */
+/* Load / store the zone list of the volume at dirfd (its root). A missing
+ * file is an empty list — in format 3 only if the config names no list
+ * (volume.zones_version 0). Format 3: the config on disk is adopted first
+ * if it verifies under kr's keys and names another version; the list's
+ * sealed version must be the config's (or one ahead: a store cut short
+ * before its config write); a store writes the next version, then the
+ * config naming it. Errors: -EBADMSG (tampered), TRANSIENT_EMISSING,
+ * TRANSIENT_EROLLBACK, -EKEYREVOKED, -errno. */
+#define TRANSIENT_EMISSING (-ENODATA)
+#define TRANSIENT_EROLLBACK (-ESTALE)
 CMK_MUST_CHECK int transient_load(int dirfd, struct keyring *kr,
 				  struct tzone *z, size_t *n);
+/* One sentence for a transient_load() error. */
+const char *transient_strerror(int rc);
 /* A full rekey's step for the zone list: re-sealed under the current
  * secret if it is still under the previous one. Returns 1 if re-sealed,
  * 0 if already current or absent. Errors: as transient_load/_store. */

@@ -34,6 +34,7 @@
 #include "cmkfs/sdnotify.h"
 #include "cmkfs/secmem.h"
 #include "cmkfs/sweeper.h"
+#include "cmkfs/transient.h"
 #include "cmkfs/volio.h"
 #include "cmkfs/wire.h"
 
@@ -169,6 +170,23 @@ static int open_volume(struct session *s)
 		return CMK_EXIT_RUNTIME;
 	}
 	recover_journal(s);
+	/* Format 3: the config names the zone list's version; a list
+	 * deleted or rolled back alone would silently change what expires. */
+	if (s->rootfd >= 0 && keyring_volume(s->kr)->version >= 3) {
+		struct tzone *z = calloc(TRANSIENT_MAX_ZONES, sizeof(*z));
+		size_t n = 0;
+
+		rc = z == NULL ? -ENOMEM : transient_load(s->rootfd, s->kr, z, &n);
+		free(z);
+		if (rc < 0) {
+			log_err("%s/%s: %s; not mounted (cmkfs fsck explains; "
+				"restore the list with the volume's cmkfs.conf "
+				"from one backup)",
+				o->cipherdir, TRANSIENT_FILE,
+				transient_strerror(rc));
+			return CMK_EXIT_RUNTIME;
+		}
+	}
 	/* A host that was down past a TTL must not serve expired data. */
 	if (s->rootfd >= 0 && sweeper_new(s->rootfd, s->kr, &s->sw) == 0)
 		sweeper_sweep(s->sw, true);

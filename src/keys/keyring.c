@@ -448,6 +448,24 @@ int keyring_set_volume(struct keyring *kr, const struct volume *v)
 	return rc;
 }
 
+int keyring_commit_zones(struct keyring *kr, uint64_t zv, struct volume *out)
+{
+	int rc;
+
+	pthread_rwlock_rdlock(&kr->lock);
+	if (kr->k == NULL) {
+		rc = -EKEYREVOKED;
+	} else if (kr->vol.version < 3) {
+		rc = -EINVAL;
+	} else {
+		*out = kr->vol;
+		out->zones_version = zv;
+		rc = volume_seal_mac(out, kr->k->mac_key);
+	}
+	pthread_rwlock_unlock(&kr->lock);
+	return rc;
+}
+
 int keyring_derive(struct keyring *kr, const char *label, uint8_t *out,
 		   size_t len)
 {

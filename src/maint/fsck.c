@@ -1059,7 +1059,7 @@ static void zones(struct fsck *f, int fd, bool may_write)
 {
 	struct fsck_result *r = f->r;
 	time_t now = time(NULL);
-	char msg[128];
+	char msg[512];
 	unsigned long c;
 	int rc;
 
@@ -1070,14 +1070,12 @@ static void zones(struct fsck *f, int fd, bool may_write)
 		snprintf(bpath, sizeof(bpath), "%s/%s", f->o->root,
 			 TRANSIENT_FILE);
 		f->nz = 0;
-		report(f, bpath, NULL, -1,
-		       rc == -EBADMSG ? "transient zone list tampered or "
-					"malformed: nothing expires" :
-					strerror(-rc));
+		snprintf(msg, sizeof(msg), "%s: nothing expires",
+			 transient_strerror(rc));
+		report(f, bpath, NULL, -1, msg);
 		if (f->rp != NULL)
-			not_repaired(f, bpath, NULL, "restore it from a backup, "
-					"or remove it and add the zones again "
-					"with cmkfs transient add");
+			not_repaired(f, bpath, NULL, "restore it from the "
+					"backup its cmkfs.conf came from");
 		return;
 	}
 	for (size_t i = 0; i < f->nz; i++) {

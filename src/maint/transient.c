@@ -13,6 +13,7 @@
 
 #include "cmkfs/aead.h"
 #include "cmkfs/backing.h"
+#include "cmkfs/cfile.h"
 #include "cmkfs/dirtree.h"
 #include "cmkfs/engine.h"
 #include "cmkfs/linktgt.h"
@@ -97,10 +98,20 @@ static int zone_aead(struct keyring *kr, bool prev, struct aead **a)
 }
 
 /* File: nonce(12) ‖ GCM(K, body, AAD = label) ‖ tag(16); body: lines
- * "TTL\tPATH\n". */
-/* Under the current secret, or (prev) the previous one of a full rekey. */
+ * "TTL\tPATH\n". Format 3: AAD LABEL3, and the body starts with the
+ * list's version (8 bytes, big-endian), which the config names
+ * (volume.zones_version). */
+#define LABEL3 "cmkfs v3 transient zones"
+
+static bool zones_v3(struct keyring *kr)
+{
+	return keyring_volume(kr)->version >= 3;
+}
+
+/* Under the current secret, or (prev) the previous one of a full rekey.
+ * *lver gets a format-3 list's version (0: none, or no file). */
 static int load_as(int dirfd, struct keyring *kr, bool prev, struct tzone *z,
-		   size_t *n)
+		   size_t *n, uint64_t *lver)
 {
 	uint8_t *buf = NULL;
 	struct aead *a = NULL;
@@ -108,6 +119,7 @@ static int load_as(int dirfd, struct keyring *kr, bool prev, struct tzone *z,
 	int rc;
 
 	*n = 0;
+	*lver = 0;
 	buf = malloc(BODY_MAX + 64);
 	if (buf == NULL)
 		return -ENOMEM;
@@ -123,10 +135,23 @@ static int load_as(int dirfd, struct keyring *kr, bool prev, struct tzone *z,
 	if (rc == 0) {
 		size_t bl = len - AEAD_NONCE_LEN - AEAD_TAG_LEN;
 		char *body = (char *)buf + AEAD_NONCE_LEN, *save = NULL;
+		const char *label = zones_v3(kr) ? LABEL3 : LABEL;
 
-		rc = aead_open(a, buf, (const uint8_t *)LABEL, strlen(LABEL),
+		rc = aead_open(a, buf, (const uint8_t *)label, strlen(label),
 			       buf + AEAD_NONCE_LEN, bl, buf + AEAD_NONCE_LEN,
 			       buf + len - AEAD_TAG_LEN);
+		if (rc == 0 && zones_v3(kr)) {
+			if (bl < 8) {
+				rc = -EBADMSG;
+			} else {
+				for (int i = 0; i < 8; i++)
+					*lver = *lver << 8 | (uint8_t)body[i];
+				body += 8;
+				bl -= 8;
+				if (*lver == 0)
+					rc = -EBADMSG;
+			}
+		}
 		if (rc == 0) {
 			body[bl] = '\0';
 			for (char *l = strtok_r(body, "\n", &save); l != NULL;
@@ -154,16 +179,73 @@ out:
 	return rc;
 }
 
-int transient_load(int dirfd, struct keyring *kr, struct tzone *z, size_t *n)
+/* Format 3: the config on disk, if newer than ours and MACed under our
+ * keys (another process edited the list meanwhile), becomes ours. */
+static void adopt_config(int dirfd, struct keyring *kr)
 {
-	int rc = load_as(dirfd, kr, false, z, n);
+	struct volume v;
 
+	if (volio_read(dirfd, &v) == 0 &&
+	    v.zones_version != keyring_volume(kr)->zones_version &&
+	    keyring_set_volume(kr, &v) < 0)
+		log_warn("%s: not adopted (its MAC or generation is not ours)",
+			 VOLUME_FILE);
+}
+
+static int load_checked(int dirfd, struct keyring *kr, struct tzone *z,
+			size_t *n, uint64_t *lver)
+{
+	uint64_t cfg;
+	int rc;
+
+	if (zones_v3(kr))
+		adopt_config(dirfd, kr);
+	rc = load_as(dirfd, kr, false, z, n, lver);
 	/* A full rekey re-seals the list under the new secret
 	 * (transient_reseal); until then it opens under the previous one. */
 	if (rc == -EBADMSG && keyring_full_rekey(kr))
-		rc = load_as(dirfd, kr, true, z, n);
-	return rc;
+		rc = load_as(dirfd, kr, true, z, n, lver);
+	if (rc < 0 || !zones_v3(kr))
+		return rc;
+	/* The config (MACed) names the list's version: a list deleted or
+	 * put back from an older copy is refused; one version ahead is a
+	 * store cut short before its config write, and stands. */
+	cfg = keyring_volume(kr)->zones_version;
+	if (*lver == 0 && cfg != 0)
+		return TRANSIENT_EMISSING;
+	if (*lver != 0 && *lver != cfg && *lver != cfg + 1)
+		return TRANSIENT_EROLLBACK;
+	return 0;
 }
+
+int transient_load(int dirfd, struct keyring *kr, struct tzone *z, size_t *n)
+{
+	uint64_t lver;
+
+	return load_checked(dirfd, kr, z, n, &lver);
+}
+
+const char *transient_strerror(int rc)
+{
+	switch (rc) {
+	case TRANSIENT_EMISSING:
+		return "the transient-zone list is missing, but the volume's "
+		       "configuration says it has one (deleted from the "
+		       "cipher directory?)";
+	case TRANSIENT_EROLLBACK:
+		return "the transient-zone list is not the version the "
+		       "volume's configuration names (an older copy put "
+		       "back?)";
+	case -EBADMSG:
+		return "the transient-zone list was tampered with or is "
+		       "damaged";
+	default:
+		return strerror(-rc);
+	}
+}
+
+static int store_as(int dirfd, struct keyring *kr, const struct tzone *z,
+		    size_t n, uint64_t lver);
 
 int transient_reseal(int rootfd, struct keyring *kr)
 {
@@ -174,11 +256,14 @@ int transient_reseal(int rootfd, struct keyring *kr)
 	z = calloc(TRANSIENT_MAX_ZONES, sizeof(*z));
 	if (z == NULL)
 		return -ENOMEM;
-	rc = load_as(rootfd, kr, false, z, &n);
+	uint64_t lver = 0;
+
+	rc = load_as(rootfd, kr, false, z, &n, &lver);
 	if (rc == -EBADMSG && keyring_full_rekey(kr)) {
-		rc = load_as(rootfd, kr, true, z, &n);
+		rc = load_as(rootfd, kr, true, z, &n, &lver);
+		/* the same version under the new key: no config change */
 		if (rc == 0)
-			rc = transient_store(rootfd, kr, z, n);
+			rc = store_as(rootfd, kr, z, n, lver);
 		if (rc == 0)
 			rc = 1;
 	}
@@ -186,9 +271,10 @@ int transient_reseal(int rootfd, struct keyring *kr)
 	return rc;
 }
 
-int transient_store(int dirfd, struct keyring *kr, const struct tzone *z,
-		    size_t n)
+static int store_as(int dirfd, struct keyring *kr, const struct tzone *z,
+		    size_t n, uint64_t lver)
 {
+	const char *label = zones_v3(kr) ? LABEL3 : LABEL;
 	uint8_t *buf;
 	struct aead *a = NULL;
 	size_t bl = 0;
@@ -197,6 +283,11 @@ int transient_store(int dirfd, struct keyring *kr, const struct tzone *z,
 	buf = malloc(BODY_MAX + 64);
 	if (buf == NULL)
 		return -ENOMEM;
+	if (zones_v3(kr)) {
+		for (int i = 0; i < 8; i++)
+			buf[AEAD_NONCE_LEN + i] = (uint8_t)(lver >> (56 - 8 * i));
+		bl = 8;
+	}
 	for (size_t i = 0; i < n && bl < BODY_MAX; i++)
 		bl += (size_t)snprintf((char *)buf + AEAD_NONCE_LEN + bl,
 				       BODY_MAX - bl, "%ld\t%s\n", z[i].ttl_sec,
@@ -205,7 +296,7 @@ int transient_store(int dirfd, struct keyring *kr, const struct tzone *z,
 	if (rc == 0)
 		rc = zone_aead(kr, false, &a);
 	if (rc == 0)
-		rc = aead_seal(a, buf, (const uint8_t *)LABEL, strlen(LABEL),
+		rc = aead_seal(a, buf, (const uint8_t *)label, strlen(label),
 			       buf + AEAD_NONCE_LEN, bl, buf + AEAD_NONCE_LEN,
 			       buf + AEAD_NONCE_LEN + bl);
 	if (rc == 0)
@@ -213,6 +304,29 @@ int transient_store(int dirfd, struct keyring *kr, const struct tzone *z,
 				     AEAD_NONCE_LEN + bl + AEAD_TAG_LEN, 0600);
 	aead_free(a);
 	free(buf);
+	return rc;
+}
+
+int transient_store(int dirfd, struct keyring *kr, const struct tzone *z,
+		    size_t n)
+{
+	struct volume nv;
+	uint64_t lver;
+	int rc;
+
+	if (!zones_v3(kr))
+		return store_as(dirfd, kr, z, n, 0);
+	/* The list first, then the config that names it: a crash between
+	 * leaves the list one version ahead, which loads (load_checked). */
+	adopt_config(dirfd, kr);
+	lver = keyring_volume(kr)->zones_version + 1;
+	rc = store_as(dirfd, kr, z, n, lver);
+	if (rc == 0)
+		rc = keyring_commit_zones(kr, lver, &nv);
+	if (rc == 0)
+		rc = volio_write(dirfd, &nv);
+	if (rc == 0)
+		rc = keyring_set_volume(kr, &nv);
 	return rc;
 }
 
@@ -248,7 +362,7 @@ int transient_edit(const char *cipherdir, const char *service_key,
 		   struct transient_result *r)
 {
 	struct keyring *kr = NULL;
-	int fd, rc;
+	int fd, rc, lk = -1;
 
 	memset(r, 0, sizeof(*r));
 	fd = open(cipherdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -258,13 +372,20 @@ int transient_edit(const char *cipherdir, const char *service_key,
 			  volio_strerror(rc));
 		goto out;
 	}
+	if (op != TRANSIENT_LIST) {
+		lk = volio_lock_config(fd);
+		if (lk < 0) {
+			rc = lk;
+			ENGINE_FAIL(r, TRANSIENT_STAGE_LOAD, rc,
+				  "%s: locking the configuration: %s",
+				  cipherdir, strerror(-rc));
+			goto out;
+		}
+	}
 	rc = transient_load(fd, kr, r->z, &r->n);
 	if (rc < 0) {
 		ENGINE_FAIL(r, TRANSIENT_STAGE_LOAD, rc, "%s/%s: %s", cipherdir,
-			  TRANSIENT_FILE,
-			  rc == -EBADMSG ? "zone list was tampered with or is "
-					   "damaged" :
-					   strerror(-rc));
+			  TRANSIENT_FILE, transient_strerror(rc));
 		goto out;
 	}
 	if (op != TRANSIENT_LIST) {
@@ -281,6 +402,8 @@ int transient_edit(const char *cipherdir, const char *service_key,
 	}
 	r->stage = TRANSIENT_STAGE_DONE;
 out:
+	if (lk >= 0)
+		volio_unlock_config(lk);
 	if (fd >= 0)
 		close(fd);
 	keyring_free(kr);
@@ -331,7 +454,29 @@ struct walk {
 	void *ud;
 	unsigned long count;
 	bool dry;		/* count what is due, destroy nothing */
+	struct keyring *kr;
 };
+
+/* Format 3: is regular file dfd/b due, by the creation time its header
+ * authenticates (doc/FORMAT.md §2)? Backing times are nobody's word. A
+ * header that does not open is not ours to judge: left for fsck. */
+static bool born_before(struct walk *w, int dfd, const char *b)
+{
+	struct filekeys *fk = NULL;
+	struct header h;
+	bool due = false;
+	int fd;
+
+	fd = openat(dfd, b, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	if (cfile_read_header(fd, &h) == 0 && h.version == HEADER_VERSION_3 &&
+	    keyring_open_file(w->kr, &h, &fk) == 0)
+		due = (time_t)(h.birth_ns / 1000000000u) <= w->cutoff;
+	keyring_filekeys_free(fk);
+	close(fd);
+	return due;
+}
 
 /* One directory of a sweep. */
 struct sweep_dir {
@@ -367,8 +512,12 @@ static int sweep_entry(const struct walk_entry *de, void *arg)
 		}
 		return 0;
 	}
-	if (st.st_mtime > w->cutoff)
-		return 0;
+	if (S_ISREG(st.st_mode) && keyring_volume(w->kr)->version >= 3) {
+		if (!born_before(w, dfd, b))
+			return 0;
+	} else if (st.st_mtime > w->cutoff) {
+		return 0;	/* no header: its own time (DESIGN.md) */
+	}
 	if (w->dry) {
 		w->count++;
 		return 0;
@@ -416,7 +565,7 @@ static int expire(int rootfd, struct keyring *kr, const struct tzone *z,
 {
 	uint8_t key[NAME_KEY_LEN], dirid[DIRID_LEN];
 	char comp[NAME_MAX + 1], enc[ENCNAME_MAX], bname[ENCNAME_MAX];
-	struct walk w = { rootfd, key, now - z->ttl_sec, cb, ud, 0, dry };
+	struct walk w = { rootfd, key, now - z->ttl_sec, cb, ud, 0, dry, kr };
 	const char *p = z->path;
 	int dfd, rc;
 
