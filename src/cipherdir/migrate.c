@@ -585,6 +585,25 @@ int migrate_dir(const struct migrate_keys *k, int rootfd, int dfd,
 				 &min_age) < 0)
 			log_warn("could not remove a temporary left by a "
 				 "crash");
+		/* The root's side directories: their temporaries are made
+		 * under the namespace lock too (a symlink's long target, a
+		 * file's link set), so any one there is a crash's. */
+		for (int i = 0; min_age != 0 && i < 2; i++) {
+			static const char *const sub[] = { LINKS_DIR,
+							   LINKSET_DIR };
+			const time_t none = 0;
+			int sfd = openat(rootfd, sub[i], O_RDONLY |
+					 O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			if (sfd < 0)
+				continue;
+			if (walk_entries(sfd, WALK_TMP,
+					 WALK_F_TYPE | WALK_F_SKIP_ERRORS,
+					 drop_tmp, (void *)&none) < 0)
+				log_warn("could not remove a temporary left "
+					 "by a crash in %s", sub[i]);
+			close(sfd);
+		}
 	}
 	rc = list(dfd, &l);
 	for (size_t i = 0; rc == 0 && i < l.n; i++) {

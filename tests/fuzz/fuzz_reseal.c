@@ -48,9 +48,11 @@ static void setup(void)
 		abort();
 	jfd = openat(dfd, "j", O_RDONLY | O_DIRECTORY);
 	fuzz_key(plain, sizeof(plain), 3);
-	if (jfd < 0 || tvol_write(vol.kr, dfd, "orig", plain, sizeof(plain)) < 0)
+	/* made as "f", the name each round rewrites: format 3 binds a
+	 * header to its name */
+	if (jfd < 0 || tvol_write(vol.kr, dfd, "f", plain, sizeof(plain)) < 0)
 		abort();
-	fd = openat(dfd, "orig", O_RDONLY);
+	fd = openat(dfd, "f", O_RDONLY);
 	orig_len = (size_t)read(fd, orig, sizeof(orig));
 	if (fd < 0 || cfile_read_header(fd, &oh) < 0 ||
 	    keyring_refresh_file(vol.kr, &oh, &nh, &ofk, &nfk) < 0)

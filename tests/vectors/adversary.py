@@ -282,8 +282,10 @@ def scan(root, k, ids, old_hdrs, t, xnames):
         if not os.path.isfile(p):
             continue
         if n == "cmkfs.transient" and dp == root:
-            t.add("transient list", gcm_open(k.tkey, read(p), b"cmkfs v1 transient zones")
-                  is not None, p)
+            # format 3 seals it under another AAD (doc/FORMAT.md, zone list)
+            t.add("transient list", any(gcm_open(k.tkey, read(p), aad) is not None
+                                        for aad in (b"cmkfs v1 transient zones",
+                                                    b"cmkfs v3 transient zones")), p)
             continue
         h = read(p, HDR)
         if len(h) < HDR or h[:4] != b"CMKH":
