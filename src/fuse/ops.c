@@ -1337,7 +1337,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 			rc = -errno;
 			goto unlock;
 		}
-		if (f1 != NULL)
+		if (p1 != p2 || strcmp(b1.name, b2.name) != 0)
 			rc = bind_get(fs, p2->fd, b2.name, &f2);
 		if (rc == 0)
 			rc = bind_move(fs, f1, s1.st_nlink, b1.name, b2.name,

@@ -35,19 +35,24 @@ for i in 2 3 4 5; do ln "$MNT/h/one" "$MNT/h/l$i"; done
 mv "$MNT/h/l3" "$MNT/public/l3moved"
 rm "$MNT/h/l4"
 ln "$MNT/h/big" "$MNT/h/big2"; mv "$MNT/h/big2" "$MNT/secret/big3"
-python3 - "$MNT/public/a" "$MNT/public/b" <<'PY' || t_fail "RENAME_EXCHANGE"
+xchg() { python3 - "$1" "$2" <<'PY'
 import ctypes, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
 AT_FDCWD, RENAME_EXCHANGE = -100, 2
 if libc.renameat2(AT_FDCWD, sys.argv[1].encode(), AT_FDCWD, sys.argv[2].encode(), RENAME_EXCHANGE) != 0:
     sys.exit(os.strerror(ctypes.get_errno()))
 PY
+}
+xchg "$MNT/public/a" "$MNT/public/b" || t_fail "RENAME_EXCHANGE of two files"
+mkdir "$MNT/public/xd"; printf 'in x\n' >"$MNT/secret/xf"
+xchg "$MNT/public/xd" "$MNT/secret/xf" || t_fail "RENAME_EXCHANGE of a directory and a file"
 printf 'replaced\n' >"$T/rep"; cp "$T/rep" "$MNT/public/new"; mv "$MNT/public/new" "$MNT/public/victim"
 t_remount
 check() {
 	[ "$(cat "$MNT/secret/c2")" = "file C" ] &&
 	[ "$(cat "$MNT/public/a")" = "file B" ] && [ "$(cat "$MNT/public/b")" = "file A" ] &&
 	[ "$(cat "$MNT/public/victim")" = replaced ] &&
+	[ "$(cat "$MNT/public/xd")" = "in x" ] && [ -d "$MNT/secret/xf" ] &&
 	for n in h/one h/l2 h/l5 public/l3moved; do [ "$(cat "$MNT/$n")" = linked ] || exit 1; done &&
 	[ "$(stat -c %h "$MNT/h/one")" = 4 ] && [ ! -e "$MNT/h/l4" ] &&
 	cmp -s "$MNT/h/big" "$T/big" && cmp -s "$MNT/secret/big3" "$T/big"
