@@ -13,6 +13,7 @@
 #include "cmkfs/inval.h"
 #include "cmkfs/log.h"
 #include "cmkfs/sweeper.h"
+#include "cmkfs/tclock.h"
 #include "cmkfs/transient.h"
 #include "cmkfs/volio.h"
 
@@ -127,7 +128,7 @@ void sweeper_sweep(struct sweeper *sw, bool at_mount)
 		pthread_mutex_lock(&fs->ns);
 	sw->ngone = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (transient_expire(sw->rootfd, sw->kr, &z[i], time(NULL),
+		if (transient_expire(sw->rootfd, sw->kr, &z[i], tclock_now(),
 				     fs ? collect : NULL, sw, &c) == 0)
 			total += c;
 	}
