@@ -43,6 +43,12 @@ CMK_MUST_CHECK int transient_norm_path(const char *in, char *out, size_t cap);
 #define TRANSIENT_EROLLBACK (-ESTALE)
 CMK_MUST_CHECK int transient_load(int dirfd, struct keyring *kr,
 				  struct tzone *z, size_t *n);
+/* transient_load() for a mount: a format-3 list one version ahead of the
+ * config (an edit cut short before its config write) is committed, the
+ * config rewritten to name it (a failure to write is only logged).
+ * Returns 1 if committed, 0 if nothing to do. Errors: transient_load's,
+ * -errno of the config lock. */
+CMK_MUST_CHECK int transient_settle(int rootfd, struct keyring *kr);
 /* One sentence for a transient_load() error. */
 const char *transient_strerror(int rc);
 /* A full rekey's step for the zone list: re-sealed under the current

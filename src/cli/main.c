@@ -9,6 +9,7 @@
 #include "cmkfs/cfile.h"
 #include "cmkfs/log.h"
 #include "cmkfs/secmem.h"
+#include "cmkfs/tclock.h"
 
 static const struct subcmd subcmds[] = {
 	{ "init", "create a volume in an empty cipher directory", cmd_init },
@@ -63,6 +64,18 @@ int main(int argc, char **argv)
 		log_warn("test hook %s: data keys are re-keyed after %llu "
 			 "seals", CFILE_TEST_BUDGET_ENV,
 			 (unsigned long long)cfile_budget());
+	/* Read once, before any thread (include/cmkfs/tclock.h). */
+	if (tclock_from_env() < 0) {
+		fprintf(stderr, "cmkfs: %s must be a number of seconds from 0 "
+				"to %ld (a test hook: it can only move the "
+				"clock ahead)\n",
+			TCLOCK_SKEW_ENV, TCLOCK_SKEW_MAX);
+		return CMK_EXIT_USAGE;
+	}
+	if (tclock_skew() != 0)
+		log_warn("test hook %s: creation times and transient expiry "
+			 "run %ld s ahead of the clock", TCLOCK_SKEW_ENV,
+			 tclock_skew());
 	base = base ? base + 1 : argv[0];
 	/* mount -t fuse.cmkfs / fstab run us as mount.cmkfs (or
 	 * mount.fuse.cmkfs): installed as links to this binary. */

@@ -173,11 +173,7 @@ static int open_volume(struct session *s)
 	/* Format 3: the config names the zone list's version; a list
 	 * deleted or rolled back alone would silently change what expires. */
 	if (s->rootfd >= 0 && keyring_volume(s->kr)->version >= 3) {
-		struct tzone *z = calloc(TRANSIENT_MAX_ZONES, sizeof(*z));
-		size_t n = 0;
-
-		rc = z == NULL ? -ENOMEM : transient_load(s->rootfd, s->kr, z, &n);
-		free(z);
+		rc = transient_settle(s->rootfd, s->kr);
 		if (rc < 0) {
 			log_err("%s/%s: %s; not mounted (cmkfs fsck explains; "
 				"restore the list with the volume's cmkfs.conf "

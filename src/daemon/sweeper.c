@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "cmkfs/audit.h"
@@ -13,6 +14,7 @@
 #include "cmkfs/inval.h"
 #include "cmkfs/log.h"
 #include "cmkfs/sweeper.h"
+#include "cmkfs/tclock.h"
 #include "cmkfs/transient.h"
 #include "cmkfs/volio.h"
 
@@ -37,6 +39,11 @@ struct sweeper {
 	bool stop;			/* protected by mtx */
 	pthread_mutex_t sweep_mtx;	/* one sweep at a time */
 	struct gone *gone;		/* protected by sweep_mtx */
+	/* The last zone list that loaded: a list deleted or rolled back
+	 * under a live mount changes nothing it expires. */
+	struct tzone *last;		/* protected by sweep_mtx */
+	size_t nlast;			/* protected by sweep_mtx */
+	bool have_last;			/* protected by sweep_mtx */
 	size_t ngone, capgone;		/* protected by sweep_mtx */
 };
 
@@ -46,6 +53,11 @@ int sweeper_new(int rootfd, struct keyring *kr, struct sweeper **out)
 
 	if (sw == NULL)
 		return -ENOMEM;
+	sw->last = calloc(TRANSIENT_MAX_ZONES, sizeof(*sw->last));
+	if (sw->last == NULL) {
+		free(sw);
+		return -ENOMEM;
+	}
 	sw->rootfd = rootfd;
 	sw->kr = kr;
 	pthread_mutex_init(&sw->mtx, NULL);
@@ -117,17 +129,26 @@ void sweeper_sweep(struct sweeper *sw, bool at_mount)
 		return;
 	pthread_mutex_lock(&sw->sweep_mtx);
 	rc = transient_load(sw->rootfd, sw->kr, z, &n);
-	if (rc < 0) {
+	if (rc == 0) {
+		memcpy(sw->last, z, n * sizeof(*z));
+		sw->nlast = n;
+		sw->have_last = true;
+	} else if (sw->have_last) {
+		log_err("%s: %s; expiring by the list loaded before",
+			TRANSIENT_FILE, transient_strerror(rc));
+		memcpy(z, sw->last, sw->nlast * sizeof(*z));
+		n = sw->nlast;
+	} else {
 		pthread_mutex_unlock(&sw->sweep_mtx);
-		log_err("transient zone list unreadable: %s",
-			volio_strerror(rc));
+		log_err("%s: %s; nothing expires", TRANSIENT_FILE,
+			transient_strerror(rc));
 		return;
 	}
 	if (fs != NULL)
 		pthread_mutex_lock(&fs->ns);
 	sw->ngone = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (transient_expire(sw->rootfd, sw->kr, &z[i], time(NULL),
+		if (transient_expire(sw->rootfd, sw->kr, &z[i], tclock_now(),
 				     fs ? collect : NULL, sw, &c) == 0)
 			total += c;
 	}
@@ -196,5 +217,6 @@ void sweeper_free(struct sweeper *sw)
 	pthread_cond_destroy(&sw->cond);
 	pthread_mutex_destroy(&sw->sweep_mtx);
 	free(sw->gone);
+	free(sw->last);
 	free(sw);
 }

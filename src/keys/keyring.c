@@ -15,6 +15,7 @@
 #include "cmkfs/rand.h"
 #include "cmkfs/rdwr.h"
 #include "cmkfs/secmem.h"
+#include "cmkfs/tclock.h"
 
 struct keys {			/* lives in one secmem allocation */
 	uint8_t kek[2][AEAD_KEY_LEN];	/* KEK_S, KEK_C (contiguous) */
@@ -639,13 +640,9 @@ int keyring_new_file(struct keyring *kr, struct header *h,
 		memset(h, 0, sizeof(*h));
 		h->version = HEADER_VERSION;
 		if (keyring_volume(kr)->version >= 3) {
-			struct timespec ts;
-
 			h->version = HEADER_VERSION_3;
 			memcpy(h->slot, slot, sizeof(slot));
-			clock_gettime(CLOCK_REALTIME, &ts);
-			h->birth_ns = (uint64_t)ts.tv_sec * 1000000000u +
-				      (uint64_t)ts.tv_nsec;
+			h->birth_ns = tclock_now_ns();
 		}
 	}
 	rc = rand_bytes(h->file_id, FILE_ID_LEN);

@@ -27,6 +27,7 @@
 #include "cmkfs/repair.h"
 #include "cmkfs/reseal.h"
 #include "cmkfs/secmem.h"
+#include "cmkfs/tclock.h"
 #include "cmkfs/transient.h"
 #include "cmkfs/volio.h"
 #include "cmkfs/walk.h"
@@ -1058,7 +1059,7 @@ static int check_dir(struct fsck *f, int dfd, const char *bdir,
 static void zones(struct fsck *f, int fd, bool may_write)
 {
 	struct fsck_result *r = f->r;
-	time_t now = time(NULL);
+	time_t now = tclock_now();
 	char msg[512];
 	unsigned long c;
 	int rc;

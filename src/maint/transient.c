@@ -180,13 +180,15 @@ out:
 }
 
 /* Format 3: the config on disk, if newer than ours and MACed under our
- * keys (another process edited the list meanwhile), becomes ours. */
+ * keys (another process edited the list meanwhile), becomes ours. Never
+ * an older one: a live mount knows the version it saw, and a config put
+ * back with its old list would otherwise bring the old zones back. */
 static void adopt_config(int dirfd, struct keyring *kr)
 {
 	struct volume v;
 
 	if (volio_read(dirfd, &v) == 0 &&
-	    v.zones_version != keyring_volume(kr)->zones_version &&
+	    v.zones_version > keyring_volume(kr)->zones_version &&
 	    keyring_set_volume(kr, &v) < 0)
 		log_warn("%s: not adopted (its MAC or generation is not ours)",
 			 VOLUME_FILE);
@@ -223,6 +225,43 @@ int transient_load(int dirfd, struct keyring *kr, struct tzone *z, size_t *n)
 	uint64_t lver;
 
 	return load_checked(dirfd, kr, z, n, &lver);
+}
+
+int transient_settle(int rootfd, struct keyring *kr)
+{
+	struct tzone *z = NULL;
+	struct volume nv;
+	uint64_t lver = 0;
+	size_t n = 0;
+	int rc, lk;
+
+	if (!zones_v3(kr))
+		return 0;
+	lk = volio_lock_config(rootfd);
+	if (lk < 0)
+		return lk;
+	z = calloc(TRANSIENT_MAX_ZONES, sizeof(*z));
+	rc = z == NULL ? -ENOMEM : load_checked(rootfd, kr, z, &n, &lver);
+	if (rc == 0 && lver == keyring_volume(kr)->zones_version + 1) {
+		/* Until the config names it, the older list would load
+		 * too: commit the edit that was cut short. */
+		rc = keyring_commit_zones(kr, lver, &nv);
+		if (rc == 0)
+			rc = volio_write(rootfd, &nv);
+		if (rc == 0)
+			rc = keyring_set_volume(kr, &nv);
+		if (rc < 0) {
+			log_warn("%s: cannot name the zone list's version %llu "
+				 "in the configuration: %s", VOLUME_FILE,
+				 (unsigned long long)lver, strerror(-rc));
+			rc = 0;
+		} else {
+			rc = 1;
+		}
+	}
+	free(z);
+	volio_unlock_config(lk);
+	return rc;
 }
 
 const char *transient_strerror(int rc)
