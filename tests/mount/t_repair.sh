@@ -140,15 +140,20 @@ grep -q "is mounted on $MNT" "$T/live.err" || t_fail "refusal message: $(cat "$T
 t_ok "--repair refuses a mounted volume: exit 2 ($(head -c 80 "$T/live.err")...)"
 
 # --- transient expiry in fsck
+# Age goes by the creation time in each header (format 3), not by backing
+# times: old1..3 are made now, fresh and damaged by a daemon whose clock
+# runs 3 h ahead (CMKFS_TEST_CLOCK_SKEW), and fsck looks 3 h ahead.
 mkdir -p "$MNT/relay/sub"
-"$CMKFS" transient add --service-key "$KEY" --ttl 2h /relay "$CIPHER" >/dev/null || t_fail "transient add"
-for f in old1 old2 sub/old3 fresh damaged; do echo "$f" >"$MNT/relay/$f"; done
+for f in old1 old2 sub/old3; do echo "$f" >"$MNT/relay/$f"; done
+t_umount
+CMKFS_TEST_CLOCK_SKEW=10800 t_mount
+for f in fresh damaged; do echo "$f" >"$MNT/relay/$f"; done
 head -c $((2 * BS + 7)) /dev/urandom >"$MNT/relay/damaged"
 cp "$MNT/relay/damaged" "$T/orig/zdamaged"
-touch -d '-3 hours' "$MNT/relay/old1" "$MNT/relay/old2" "$MNT/relay/sub/old3"
-touch -d '-1 hour' "$MNT/relay/damaged"
+t_remount
+"$CMKFS" transient add --service-key "$KEY" --ttl 2h /relay "$CIPHER" >/dev/null || t_fail "transient add"
 b_zd=$(bk relay/damaged)
-rc=0; "$CMKFS" fsck --json --service-key "$KEY" "$CIPHER" >"$T/zlive" 2>"$T/zlive.err" || rc=$?
+rc=0; CMKFS_TEST_CLOCK_SKEW=10800 "$CMKFS" fsck --json --service-key "$KEY" "$CIPHER" >"$T/zlive" 2>"$T/zlive.err" || rc=$?
 [ $rc = 0 ] || t_fail "fsck beside the mount: exit $rc: $(cat "$T/zlive")"
 python3 -c 'import json,sys; s=json.loads(open(sys.argv[1]).read().splitlines()[-1])["summary"]; assert s["expiry_due"]==3 and s["expired"]==0, s' "$T/zlive" ||
 	t_fail "fsck beside a live mount did not count 3 due: $(cat "$T/zlive")"
@@ -159,7 +164,7 @@ t_umount
 objects() { find "$CIPHER" -path "$q" -prune -o -type f ! -name 'cmkfs.*' -print | wc -l; }
 nb=$(objects)
 audit_before=$(grep -c transient_expire "$CMKFS_AUDIT_LOG" || true)
-rc=0; "$CMKFS" fsck --service-key "$KEY" "$CIPHER" >"$T/zoff" 2>&1 || rc=$?
+rc=0; CMKFS_TEST_CLOCK_SKEW=10800 "$CMKFS" fsck --service-key "$KEY" "$CIPHER" >"$T/zoff" 2>&1 || rc=$?
 [ $rc = 0 ] || t_fail "fsck of the unmounted volume: exit $rc: $(cat "$T/zoff")"
 grep -q "transient zones: 3 expired entries destroyed" "$T/zoff" || t_fail "expiry not reported: $(cat "$T/zoff")"
 na=$(objects)
