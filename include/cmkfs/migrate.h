@@ -43,6 +43,9 @@ struct migrate_cb {
 struct migrate_keys {
 	uint8_t cur[NAME_KEY_LEN];
 	uint8_t prev[NAME_KEY_LEN];
+	/* Format 3: a directory renamed gets its id rebound to the new name
+	 * (dirtree_move_begin/end), sealed under the current secret. */
+	struct keyring *kr;
 };
 CMK_MUST_CHECK int migrate_keys_get(struct keyring *kr, struct migrate_keys *k);
 void migrate_keys_wipe(struct migrate_keys *k);

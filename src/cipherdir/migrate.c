@@ -33,6 +33,8 @@ int migrate_keys_get(struct keyring *kr, struct migrate_keys *k)
 		rc = keyring_name_key(kr, k->cur);
 	if (rc < 0)
 		migrate_keys_wipe(k);
+	else
+		k->kr = kr;
 	return rc;
 }
 
@@ -275,6 +277,7 @@ static int rename_entry(const struct migrate_keys *k, int dfd,
 			const char *plain, const struct migrate_cb *cb,
 			struct migrate_stats *st)
 {
+	struct dirtree_move mv = { .dfd = -1 };
 	struct bname nb, ob;
 	int rc;
 
@@ -286,10 +289,19 @@ static int rename_entry(const struct migrate_keys *k, int dfd,
 	if (rc < 0)
 		return rc;
 	nb.is_long = rc == 1;
-	rc = dirtree_longname_add(dfd, &nb);
+	/* A directory's id is bound to its backing name: rebound around the
+	 * rename (the new record under the current secret). */
+	rc = k->kr != NULL && (e->type == DT_DIR || e->type == DT_UNKNOWN) ?
+		     dirtree_move_begin(k->kr, dfd, e->bname, nb.name, &mv) :
+		     0;
+	if (rc == 0)
+		rc = dirtree_longname_add(dfd, &nb);
 	if (rc == 0 && renameat2(dfd, e->bname, dfd, nb.name,
 				 RENAME_NOREPLACE) < 0)
 		rc = -errno;
+	if (mv.dfd >= 0 && dirtree_move_end(k->kr, &mv, rc == 0) < 0)
+		log_warn("a renamed directory's id keeps a second place "
+			 "(fsck --repair drops it)");
 	if (rc < 0) {
 		dirtree_longname_del(dfd, &nb);
 		return rc;
