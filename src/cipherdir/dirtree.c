@@ -327,8 +327,8 @@ const char *dirtree_dirid_why(int rc)
 /* Replace dirfd's DIRID_FILE by rec: durably (fsync, the directory too)
  * when a later step relies on it, else only ordered (its data before the
  * rename: never an empty id after a crash). */
-static int record_put(int dirfd, const uint8_t rec[static DIRID_V3_LEN],
-		      bool durable)
+static int record_write(int dirfd, const uint8_t rec[static DIRID_V3_LEN],
+			bool durable)
 {
 	char tmp[40];
 	int fd, rc;
@@ -350,6 +350,28 @@ static int record_put(int dirfd, const uint8_t rec[static DIRID_V3_LEN],
 		rc = -errno;
 	if (rc < 0)
 		(void)unlinkat(dirfd, tmp, 0);
+	return rc;
+}
+
+/* record_write(), the directory's atime and mtime kept: they are the
+ * plaintext directory's, and a rename or a rekey changes no entry of it. */
+static int record_put(int dirfd, const uint8_t rec[static DIRID_V3_LEN],
+		      bool durable)
+{
+	struct stat st;
+	char proc[32];
+	int rc;
+
+	if (fstat(dirfd, &st) < 0)
+		return -errno;
+	rc = record_write(dirfd, rec, durable);
+	if (rc == 0) {
+		const struct timespec ts[2] = { st.st_atim, st.st_mtim };
+
+		/* dirfd may be O_PATH: through its /proc link. */
+		backing_procpath(dirfd, proc);
+		(void)utimensat(AT_FDCWD, proc, ts, 0);
+	}
 	return rc;
 }
 

@@ -349,6 +349,12 @@ static void test_move(struct keyring *kr, struct keyring *v1, int top)
 	CHECK(root >= 0 && d >= 0, "mv/D");
 	CHECK_RC(dirtree_read_dirid(kr, d, "D", id0), 0);
 
+	{
+		/* An old mtime, which the rewrites of the id keep. */
+		struct timespec ts[2] = { { 1000, 0 }, { 2000, 0 } };
+
+		CHECK_RC(utimensat(root, "D", ts, 0), 0);
+	}
 	CHECK_RC(dirtree_move_begin(kr, root, "D", "E", &mv), 0);
 	CHECK(mv.dfd >= 0, "a directory: something to do");
 	CHECK_RC(dirtree_check_dirid(kr, d, "D", id, &fl), 0);
@@ -361,6 +367,13 @@ static void test_move(struct keyring *kr, struct keyring *v1, int top)
 	CHECK(mv.dfd == -1, "end closes");
 	CHECK_RC(dirtree_check_dirid(kr, d, "E", id, &fl), 0);
 	CHECK(fl == 0 && memcmp(id, id0, DIRID_LEN) == 0, "after: E alone");
+	{
+		struct stat st;
+
+		CHECK(fstatat(root, "E", &st, 0) == 0 &&
+			      st.st_mtim.tv_sec == 2000 && st.st_atim.tv_sec == 1000,
+		      "the directory's atime and mtime kept");
+	}
 	CHECK_RC(dirtree_read_dirid(kr, d, "D", id), -EXDEV);
 
 	/* A rename that failed: back to the old name alone. */
