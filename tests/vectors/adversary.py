@@ -141,11 +141,18 @@ def read(p, n=None):
         return f.read() if n is None else f.read(n)
 
 
+def dirid_of(p):
+    """The directory id in cmkfs.dirid p: the file itself (formats 1, 2),
+    bytes 5..20 of a format-3 record (doc/FORMAT.md 4.1)."""
+    b = read(p)
+    return b[5:21] if len(b) == 53 and b[:4] == b"CMKD" else b
+
+
 def dirids(root):
     ids = set()
     for dp, n, p in walk(root):
         if n == "cmkfs.dirid" and os.path.isfile(p):
-            ids.add(read(p))
+            ids.add(dirid_of(p))
     return ids
 
 
@@ -325,7 +332,7 @@ def plain_path(root, p, k):
     rel = os.path.relpath(p, root).split(os.sep)
     d, out = root, []
     for comp in rel:
-        did = read(os.path.join(d, "cmkfs.dirid"))
+        did = dirid_of(os.path.join(d, "cmkfs.dirid"))
         enc = comp
         if comp.startswith("cmkfs.ln."):
             enc = read(os.path.join(d, comp + ".name")).decode().strip()
@@ -355,7 +362,7 @@ def cmd_replay(conf, skey, dest, current):
                 f.write(tail)
                 f.truncate(HDR + len(tail))
         print("%s\t%s" % (plain_path(dest, p, k), c[0]))
-    rootid = read(os.path.join(dest, "cmkfs.dirid"))
+    rootid = dirid_of(os.path.join(dest, "cmkfs.dirid"))
     n = 0
     for fid, (cp, _) in sorted(cur.items()):
         if fid in used:
