@@ -91,7 +91,9 @@ CMK_MUST_CHECK int dirtree_dirid_raw(int dirfd, uint8_t buf[static DIRID_RAW_MAX
  * `from`) bound to `bname` alone (NULL: the root), under the current
  * volume secret. Used by the last step of a move, by a full rekey (every
  * record ends under the new secret) and by repair (a stale second slot).
- * Skipped when the record is that already. No-op for format 1/2.
+ * Skipped when the record is that already. The root's is overwritten in
+ * place (its inode holds volio_lock_config()'s flock), others replaced
+ * by rename. No-op for format 1/2.
  * Errors: as dirtree_read_dirid(), the write's. */
 CMK_MUST_CHECK int dirtree_bind_dirid(struct keyring *kr, int dirfd,
 				      const char *from, const char *bname);

@@ -13,6 +13,7 @@
 #include "cmkfs/backing.h"
 #include "cmkfs/dirtree.h"
 #include "cmkfs/kdf.h"
+#include "cmkfs/log.h"
 #include "cmkfs/rand.h"
 #include "cmkfs/secmem.h"
 #include "cmkfs/walk.h"
@@ -353,15 +354,47 @@ static int record_write(int dirfd, const uint8_t rec[static DIRID_V3_LEN],
 	return rc;
 }
 
+/* The root's record is rewritten in place (only a full rekey does, under
+ * the new secret): its inode holds the config writers' flock
+ * (volio_lock_config), which a replaced file would split in two. 53 bytes
+ * at offset 0 lie in the first sector, written whole or not at all, and
+ * either MAC is accepted until the rekey ends. */
+static int record_overwrite(int dirfd, const uint8_t rec[static DIRID_V3_LEN])
+{
+	int fd, rc;
+
+	fd = openat(dirfd, DIRID_FILE, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		/* 0400: the owner (root, or the volume's user) may still
+		 * write it after a chmod, which it puts back. */
+		if (errno != EACCES || fchmodat(dirfd, DIRID_FILE, 0600, 0) < 0)
+			return -errno;
+		fd = openat(dirfd, DIRID_FILE, O_WRONLY | O_NOFOLLOW |
+						       O_CLOEXEC);
+		rc = fd < 0 ? -errno : 0;
+		if (fchmodat(dirfd, DIRID_FILE, 0400, 0) < 0)
+			log_warn("%s left writable by its owner", DIRID_FILE);
+		if (fd < 0)
+			return rc;
+	}
+	rc = backing_pwrite_full(fd, rec, DIRID_V3_LEN, 0);
+	if (rc == 0 && fdatasync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
 /* record_write(), the directory's atime and mtime kept: they are the
  * plaintext directory's, and a rename or a rekey changes no entry of it. */
 static int record_put(int dirfd, const uint8_t rec[static DIRID_V3_LEN],
-		      bool durable)
+		      bool durable, bool root)
 {
 	struct stat st;
 	char proc[32];
 	int rc;
 
+	if (root)
+		return record_overwrite(dirfd, rec);
 	if (fstat(dirfd, &st) < 0)
 		return -errno;
 	rc = record_write(dirfd, rec, durable);
@@ -396,7 +429,7 @@ int dirtree_bind_dirid(struct keyring *kr, int dirfd, const char *from,
 	record_build(id, tok, bname == NULL ? tok : NULL, rec);
 	rc = record_seal(kr, rec);
 	if (rc == 0)
-		rc = record_put(dirfd, rec, from != NULL);
+		rc = record_put(dirfd, rec, from != NULL, bname == NULL);
 	return rc;
 }
 
@@ -433,7 +466,7 @@ int dirtree_move_begin(struct keyring *kr, int pfd, const char *from,
 	/* Durable before the rename: a crash after it must not find the
 	 * directory at `to` with only `from` in its id. */
 	if (rc == 0)
-		rc = record_put(mv->dfd, rec, true);
+		rc = record_put(mv->dfd, rec, true, false);
 	if (rc < 0) {
 		close(mv->dfd);
 		mv->dfd = -1;

@@ -1013,6 +1013,11 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 			rc = -errno;
 		goto unlock;
 	}
+	/* Before an empty target directory is removed: a directory whose id
+	 * is refused stops the rename with nothing changed. */
+	rc = move_dirs_begin(fs, p1, &b1, p2, &b2, false, dm);
+	if (rc < 0)
+		goto unlock;
 	if (fstatat(p2->fd, b2.name, &s2, AT_SYMLINK_NOFOLLOW) == 0) {
 		if (s1.st_dev == s2.st_dev && s1.st_ino == s2.st_ino)
 			goto unlock;	/* same object: POSIX says no-op */
@@ -1036,9 +1041,6 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 				goto unlock;
 		}
 	}
-	rc = move_dirs_begin(fs, p1, &b1, p2, &b2, false, dm);
-	if (rc < 0)
-		goto unlock;
 	/* A symlink replaced here may take its side file with it. */
 	linktgt_pin(p2->fd, b2.name, &pin);
 	rc = dir_longname_add(p2, &b2);

@@ -138,6 +138,10 @@ mount_fg
 expect_eio "secret copied to inbox" ls "$MNT/public/inbox"
 expect_eio "secret copied to inbox" cat "$MNT/public/inbox/payroll.txt"
 grep -q salary "$MNT/secret/payroll.txt" || t_fail "the original /secret no longer reads"
+# Nor can it be renamed (over an empty directory, which stays).
+mkdir "$MNT/public/empty"
+expect_eio "secret copied to inbox: rename" mv -T "$MNT/public/inbox" "$MNT/public/empty"
+[ -d "$MNT/public/empty" ] || t_fail "a refused rename removed its target"
 umount_fg
 expect_fsck "secret copied to inbox" "$INBOX" "$FOREIGN"
 n=$((n + 1))
