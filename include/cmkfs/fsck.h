@@ -62,6 +62,7 @@ enum fsck_action_kind {
 	FSCK_QUARANTINED,	/* moved into the quarantine; `to` */
 	FSCK_DESTROYED,		/* destroyed in a transient zone */
 	FSCK_NOT_REPAIRED,	/* left as it is; `why` */
+	FSCK_REWRITTEN,		/* rewritten in place, nothing lost; `why` */
 };
 
 /* One repair action. Strings are valid during the callback only. */

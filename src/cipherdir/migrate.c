@@ -459,6 +459,7 @@ static int rename_entry(const struct migrate_keys *k, int rootfd, int dfd,
 			const char *plain, const struct migrate_cb *cb,
 			struct migrate_stats *st)
 {
+	struct dirtree_move mv = { .dfd = -1 };
 	struct bname nb, ob;
 	int rc;
 
@@ -470,9 +471,16 @@ static int rename_entry(const struct migrate_keys *k, int rootfd, int dfd,
 	if (rc < 0)
 		return rc;
 	nb.is_long = rc == 1;
-	rc = dirtree_longname_add(dfd, &nb);
+	/* A directory's id is bound to its backing name: rebound around the
+	 * rename (the new record under the current secret). */
+	rc = k->kr != NULL && (e->type == DT_DIR || e->type == DT_UNKNOWN) ?
+		     dirtree_move_begin(k->kr, dfd, e->bname, nb.name, &mv) :
+		     0;
+	if (rc == 0)
+		rc = dirtree_longname_add(dfd, &nb);
 	if (rc == 0 && e->type == DT_REG)
-		rc = rebind_file(k->kr, rootfd, dfd, e->bname, nb.name, REBIND_BEFORE);
+		rc = rebind_file(k->kr, rootfd, dfd, e->bname, nb.name,
+				 REBIND_BEFORE);
 	if (rc == 0 && renameat2(dfd, e->bname, dfd, nb.name,
 				 RENAME_NOREPLACE) < 0) {
 		rc = -errno;
@@ -480,6 +488,9 @@ static int rename_entry(const struct migrate_keys *k, int rootfd, int dfd,
 			(void)rebind_file(k->kr, rootfd, dfd, e->bname, nb.name,
 					  REBIND_UNDO);
 	}
+	if (mv.dfd >= 0 && dirtree_move_end(k->kr, &mv, rc == 0) < 0)
+		log_warn("a renamed directory's id keeps a second place "
+			 "(fsck --repair drops it)");
 	if (rc < 0) {
 		dirtree_longname_del(dfd, &nb);
 		return rc;

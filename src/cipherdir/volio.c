@@ -44,7 +44,8 @@ int volio_lock_config(int dirfd)
 	int fd;
 
 	/* The root's cmkfs.dirid is written once and never replaced, unlike
-	 * cmkfs.conf: a stable object to hold the writers' lock on. */
+	 * cmkfs.conf (a format-3 full rekey rewrites its record in place):
+	 * a stable object to hold the writers' lock on. */
 	fd = openat(dirfd, DIRID_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -errno;

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,10 +320,67 @@ size_t inode_count(struct fsctx *fs)
 	return count_of(&fs->mtx, &fs->ninodes);
 }
 
+/* The backing path of directory fd (what its /proc/self/fd link says) and
+ * its base name in *base. Errors: -errno of readlink, -ENOENT (removed). */
+static int dir_where(int fd, char path[static PATH_MAX], const char **base)
+{
+	char proc[32];
+	ssize_t n;
+
+	backing_procpath(fd, proc);
+	n = readlink(proc, path, PATH_MAX - 1);
+	if (n < 0)
+		return -errno;
+	path[n] = '\0';
+	if (n > 10 && strcmp(path + n - 10, " (deleted)") == 0)
+		return -ENOENT;
+	*base = strrchr(path, '/');
+	*base = *base != NULL ? *base + 1 : path;
+	return 0;
+}
+
+/* A directory's id, checked (format 3) against the backing name it has
+ * now: only its O_PATH descriptor is at hand, and a rename by this mount
+ * may move it meanwhile (its id then names both places for a while, and
+ * a second try sees the new name). */
+static int load_dirid(struct fsctx *fs, struct inode *in,
+		      uint8_t buf[static DIRID_LEN])
+{
+	char path[PATH_MAX] = "?", again[PATH_MAX];
+	const char *base = NULL, *b2;
+	bool gone = false;
+	int rc = 0;
+
+	if (in == &fs->root || keyring_volume(fs->kr)->version < 3) {
+		rc = dirtree_read_dirid(fs->kr, in->fd, NULL, buf);
+		snprintf(path, sizeof(path), "%s", fs->cipherdir);
+	} else {
+		for (int tries = 0; tries < 3; tries++) {
+			rc = dir_where(in->fd, path, &base);
+			gone = rc == -ENOENT;
+			if (rc < 0)
+				break;
+			rc = dirtree_read_dirid(fs->kr, in->fd, base, buf);
+			if (rc == 0 || dir_where(in->fd, again, &b2) < 0 ||
+			    strcmp(again, path) == 0)
+				break;
+		}
+	}
+	if (gone || rc == -EKEYREVOKED)
+		return rc;	/* the directory itself is gone; locked */
+	if (rc < 0) {
+		log_err("directory %s (backing inode %llu): %s", path,
+			(unsigned long long)in->ino, dirtree_dirid_why(rc));
+		return -EBADMSG;
+	}
+	return 0;
+}
+
 int inode_dirid(struct fsctx *fs, struct inode *in,
 		uint8_t dirid[static DIRID_LEN])
 {
 	uint8_t buf[DIRID_LEN];
+	int rc;
 
 	pthread_mutex_lock(&fs->mtx);
 	if (in->have_dirid) {
@@ -331,11 +389,9 @@ int inode_dirid(struct fsctx *fs, struct inode *in,
 		return 0;
 	}
 	pthread_mutex_unlock(&fs->mtx);
-	if (dirtree_read_dirid(in->fd, buf) < 0) {
-		log_err("directory (backing inode %llu): %s missing or damaged",
-			(unsigned long long)in->ino, DIRID_FILE);
-		return -EBADMSG;
-	}
+	rc = load_dirid(fs, in, buf);
+	if (rc < 0)
+		return rc;
 	pthread_mutex_lock(&fs->mtx);
 	memcpy(in->dirid, buf, DIRID_LEN);
 	in->have_dirid = true;

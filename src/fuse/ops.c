@@ -817,7 +817,8 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (rc < 0)
 		goto reply;
 	ns_lock(fs, p, NULL);
-	rc = dirtree_make(p->fd, tmp, mode, ctx->uid, ctx->gid, fs->is_root);
+	rc = dirtree_make(fs->kr, p->fd, tmp, bn.name, mode, ctx->uid, ctx->gid,
+			  fs->is_root);
 	if (rc == 0) {
 		rc = dir_longname_add(p, &bn);
 		if (rc == 0 && renameat2(p->fd, tmp, p->fd, bn.name,
@@ -1091,7 +1092,8 @@ reply:
 /* Remove an empty backing directory: its dirid first, restored on failure. */
 static int remove_dir(int parentfd, const char *bname)
 {
-	uint8_t dirid[DIRID_LEN];
+	uint8_t dirid[DIRID_RAW_MAX];
+	size_t len = 0;
 	int dfd, rc;
 
 	dfd = openat(parentfd, bname, O_PATH | O_DIRECTORY | O_NOFOLLOW |
@@ -1103,7 +1105,7 @@ static int remove_dir(int parentfd, const char *bname)
 		rc = -ENOTEMPTY;
 	if (rc < 0)
 		goto out;
-	rc = dirtree_read_dirid(dfd, dirid);
+	rc = dirtree_dirid_raw(dfd, dirid, &len);
 	if (rc < 0)
 		goto out;
 	if (unlinkat(dfd, DIRID_FILE, 0) < 0) {
@@ -1112,8 +1114,7 @@ static int remove_dir(int parentfd, const char *bname)
 	}
 	if (unlinkat(parentfd, bname, AT_REMOVEDIR) < 0) {
 		rc = -errno;
-		if (backing_replace(dfd, DIRID_FILE, dirid, sizeof(dirid),
-				    0400) < 0)
+		if (backing_replace(dfd, DIRID_FILE, dirid, len, 0400) < 0)
 			log_err("rmdir failed and the directory id could not "
 				"be restored (backing inode of '%s')",
 				bname);
@@ -1290,6 +1291,35 @@ out:
 	return rc;
 }
 
+/* Directories moved by a rename: the id of each is bound to its backing
+ * name (doc/FORMAT.md §4.1), so it names the old and the new place
+ * (durably) before the backing rename, and the new alone after. On an
+ * exchange both entries move. No-ops for other entries and format 1/2. */
+static int move_dirs_begin(struct fsctx *fs, struct inode *p1,
+			   const struct bname *b1, struct inode *p2,
+			   const struct bname *b2, bool exchange,
+			   struct dirtree_move dm[2])
+{
+	int rc = dirtree_move_begin(fs->kr, p1->fd, b1->name, b2->name, &dm[0]);
+
+	if (rc == 0 && exchange)
+		rc = dirtree_move_begin(fs->kr, p2->fd, b2->name, b1->name,
+					&dm[1]);
+	if (rc == -EBADMSG)
+		log_err("rename of %s or %s refused: %s", b1->name, b2->name,
+			dirtree_dirid_why(rc));
+	return rc;
+}
+
+static void move_dirs_end(struct fsctx *fs, struct dirtree_move dm[2],
+			  bool moved)
+{
+	for (int i = 0; i < 2; i++)
+		if (dirtree_move_end(fs->kr, &dm[i], moved) < 0)
+			log_warn("directory %s: its id keeps a second place "
+				 "(fsck --repair drops it)", dm[i].to);
+}
+
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname,
 		      unsigned int flags)
@@ -1298,6 +1328,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct inode *p1 = INODE(req, parent), *p2 = INODE(req, newparent);
 	struct linktgt_pin pin = { .fd = -1 };
 	struct inode *f1 = NULL, *f2 = NULL;	/* regular files to rebind */
+	struct dirtree_move dm[2] = { { .dfd = -1 }, { .dfd = -1 } };
 	struct bname b1, b2;
 	struct stat s1, s2;
 	int rc;
@@ -1340,6 +1371,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		if (p1 != p2 || strcmp(b1.name, b2.name) != 0)
 			rc = bind_get(fs, p2->fd, b2.name, &f2);
 		if (rc == 0)
+			rc = move_dirs_begin(fs, p1, &b1, p2, &b2, true, dm);
+		if (rc == 0)
 			rc = bind_move(fs, f1, s1.st_nlink, b1.name, b2.name,
 				       BIND_BEFORE);
 		if (rc == 0)
@@ -1354,6 +1387,11 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 				rc == 0 ? BIND_AFTER : BIND_UNDO);
 		goto unlock;
 	}
+	/* Before an empty target directory is removed: a directory whose id
+	 * is refused stops the rename with nothing changed. */
+	rc = move_dirs_begin(fs, p1, &b1, p2, &b2, false, dm);
+	if (rc < 0)
+		goto unlock;
 	if (fstatat(p2->fd, b2.name, &s2, AT_SYMLINK_NOFOLLOW) == 0) {
 		if (s1.st_dev == s2.st_dev && s1.st_ino == s2.st_ino)
 			goto unlock;	/* same object: POSIX says no-op */
@@ -1394,6 +1432,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (rc == 0 && (p1 != p2 || strcmp(b1.name, b2.name) != 0))
 		dir_longname_del(p1, &b1);
 unlock:
+	move_dirs_end(fs, dm, rc == 0);
 	linktgt_unpin(fs->root.fd, &pin);
 	pthread_mutex_unlock(&fs->ns);
 	if (f1 != NULL)

@@ -96,10 +96,11 @@ static int open_providers(const struct create_opts *o, const uint8_t *skey,
 
 /* Root directory id first, config last: a volume exists once its config
  * does. */
-static int write_volume(const char *dir, const struct volume *v,
-			struct create_result *r)
+static int write_volume(const char *dir, struct keyring *kr,
+			const struct volume *v, struct create_result *r)
 {
-	uint8_t dirid[DIRID_LEN];
+	uint8_t dirid[DIRID_LEN], rec[DIRID_RAW_MAX];
+	size_t len = 0;
 	int fd, rc;
 
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -110,7 +111,10 @@ static int write_volume(const char *dir, const struct volume *v,
 			  strerror(e));
 		goto out;
 	}
-	rc = backing_replace(fd, DIRID_FILE, dirid, sizeof(dirid), 0400);
+	/* Format 3: bound to the root's place (no name: the 0xFF pair). */
+	rc = dirtree_dirid_encode(kr, dirid, NULL, rec, &len);
+	if (rc == 0)
+		rc = backing_replace(fd, DIRID_FILE, rec, len, 0400);
 	if (rc == 0)
 		rc = volio_write(fd, v);
 	if (rc < 0)
@@ -164,7 +168,7 @@ int create_volume(const char *dir, const struct create_opts *o,
 		     strerror(-rc));
 		goto out;
 	}
-	rc = write_volume(dir, &v, r);
+	rc = write_volume(dir, kr, &v, r);
 	if (rc < 0)
 		goto out;
 	volume_id_hex(&v, r->volume_id);

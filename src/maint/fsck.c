@@ -1008,6 +1008,42 @@ static int check_entry(const struct walk_entry *e, void *arg)
 	return 0;
 }
 
+/* The id of directory dfd, checked (format 3) against its own backing name
+ * (the last component of bdir; the root has none). A second place left in
+ * it by an interrupted rename is named, and dropped by a repair. */
+static int dir_id(struct fsck *f, int dfd, const char *bdir, const char *pdir,
+		  int depth, uint8_t id[static DIRID_LEN])
+{
+	const char *b = depth == 0 ? NULL : strrchr(bdir, '/');
+	char what[256];
+	unsigned fl = 0;
+	int rc;
+
+	if (b != NULL)
+		b++;
+	rc = dirtree_check_dirid(f->kr, dfd, b, id, &fl);
+	if (rc < 0) {
+		snprintf(what, sizeof(what), "%s: no name in it can be read",
+			 dirtree_dirid_why(rc));
+		report(f, bdir, pdir, -1, what);
+		return -EBADMSG;
+	}
+	if (fl & DIRID_F_STALE) {
+		report(f, bdir, pdir, -1, "directory id (" DIRID_FILE ") still "
+		       "names a second place (an interrupted rename)");
+		if (f->rp != NULL) {
+			rc = dirtree_bind_dirid(f->kr, dfd, NULL, b);
+			if (rc < 0)
+				not_repaired(f, bdir, pdir, strerror(-rc));
+			else
+				action(f, FSCK_REWRITTEN, bdir, pdir, NULL,
+				       NULL, "second place dropped from the "
+				       "directory id");
+		}
+	}
+	return 0;
+}
+
 /* Returns -EBADMSG when the directory's own id is unreadable (nothing in
  * it can be named; with repair the caller sets the directory aside). */
 static int check_dir(struct fsck *f, int dfd, const char *bdir,
@@ -1023,11 +1059,9 @@ static int check_dir(struct fsck *f, int dfd, const char *bdir,
 		report(f, bdir, pdir, -1, "directories nested too deep");
 		return 0;
 	}
-	if (dirtree_read_dirid(dfd, d.dirid) < 0) {
-		report(f, bdir, pdir, -1, "directory id (cmkfs.dirid) missing or "
-					  "damaged: no name in it can be read");
-		return -EBADMSG;
-	}
+	rc = dir_id(f, dfd, bdir, pdir, depth, d.dirid);
+	if (rc < 0)
+		return rc;
 	if (f->rp != NULL && dirid_suspect(f, dfd, d.dirid)) {
 		report(f, bdir, pdir, -1, "no name decrypts: directory id "
 					  "(cmkfs.dirid) damaged");
@@ -1330,6 +1364,8 @@ const char *fsck_action_name(enum fsck_action_kind kind)
 		return "QUARANTINED";
 	case FSCK_DESTROYED:
 		return "DESTROYED";
+	case FSCK_REWRITTEN:
+		return "REWRITTEN";
 	case FSCK_NOT_REPAIRED:
 	default:
 		return "NOT-REPAIRED";

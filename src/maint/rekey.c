@@ -194,7 +194,7 @@ static void ns_lock(struct walk *w, bool lock)
 
 /* A directory's names, symlink targets and its entries' xattrs under the
  * new name key, before the walk reads it. */
-static int migrate(struct walk *w, int dfd)
+static int migrate(struct walk *w, int dfd, const char *bname)
 {
 	const struct migrate_cb mcb = { .replaced = live_replaced, .arg = w };
 	struct migrate_stats st = { 0 };
@@ -206,13 +206,18 @@ static int migrate(struct walk *w, int dfd)
 	rc = reseal_batch_flush(&w->batch);
 	if (rc < 0)
 		return rc;
-	rc = dirtree_read_dirid(dfd, dirid);
+	rc = dirtree_read_dirid(w->kr, dfd, bname, dirid);
 	if (rc < 0) {
 		problem(w, "directory id unreadable: names left as they are");
 		return 0;
 	}
 	ns_lock(w, true);
 	rc = migrate_dir(&w->mk, w->rootfd, dfd, dirid, &mcb, &st);
+	/* Format 3: the id's record under the new secret (its entries were
+	 * rebound as they were renamed; this one is its own). */
+	if (rc == 0 && dirtree_bind_dirid(w->kr, dfd, NULL, bname) < 0)
+		problem(w, "directory id could not be resealed under the new "
+			   "key");
 	ns_lock(w, false);
 	w->p.names += st.names + st.links + st.xattrs;
 	w->pass_old += st.names + st.links + st.xattrs;
@@ -298,7 +303,7 @@ static int pass_enter(const struct walk_entry *e, void *arg)
 		if (fd < 0)
 			return 0;	/* gone meanwhile: the walk passes it */
 		snprintf(w->path, sizeof(w->path), "%s", e->path);
-		rc = migrate(w, fd);
+		rc = migrate(w, fd, e->name);
 		close(fd);
 	}
 	return rc;
@@ -371,7 +376,7 @@ static int pass(struct walk *w, const char *phase, bool counting)
 	if (rc == 0 && w->full && !counting) {
 		struct migrate_stats st = { 0 };
 
-		rc = migrate(w, w->rootfd);
+		rc = migrate(w, w->rootfd, NULL);
 		if (rc == 0)
 			rc = migrate_xattrs(&w->mk, w->rootfd, &st);
 		w->pass_old += st.xattrs;

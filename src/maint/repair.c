@@ -110,7 +110,8 @@ static int run_dir(struct repair *r)
 static int mirror(struct repair *r, int srcfd, const char *rel_dir, int *out)
 {
 	char comp[ENCNAME_MAX];
-	uint8_t id[DIRID_LEN];
+	uint8_t id[DIRID_RAW_MAX];
+	size_t len = 0;
 	const char *p = rel_dir;
 	int fd, rc;
 
@@ -152,8 +153,8 @@ static int mirror(struct repair *r, int srcfd, const char *rel_dir, int *out)
 		fd = next;
 	}
 	if (faccessat(fd, DIRID_FILE, F_OK, AT_SYMLINK_NOFOLLOW) < 0 &&
-	    dirtree_read_dirid(srcfd, id) == 0 &&
-	    backing_replace(fd, DIRID_FILE, id, sizeof(id), 0400) < 0)
+	    dirtree_dirid_raw(srcfd, id, &len) == 0 &&
+	    backing_replace(fd, DIRID_FILE, id, len, 0400) < 0)
 		log_warn("quarantine: cannot copy a directory id (names set "
 			 "aside there cannot be decrypted by hand)");
 	*out = fd;
@@ -541,7 +542,7 @@ static int name_in(struct repair *r, int dirfd, const char *name,
 	uint8_t dirid[DIRID_LEN];
 	int rc;
 
-	rc = dirtree_read_dirid(dirfd, dirid);
+	rc = dirtree_read_dirid_fd(r->kr, r->rootfd, dirfd, dirid);
 	return rc < 0 ? rc : dirtree_bname(r->kr, dirid, name, bn);
 }
 
@@ -563,7 +564,8 @@ static int lostfound(struct repair *r, int topfd, int *out)
 	if (fd < 0) {
 		rc = backing_tmpname(tmp, sizeof(tmp));
 		if (rc == 0)
-			rc = dirtree_make(topfd, tmp, 0700, 0, 0, false);
+			rc = dirtree_make(r->kr, topfd, tmp, bn.name, 0700, 0,
+					  0, false);
 		if (rc < 0)
 			return rc;
 		/* The salvaged copies' names hang on this id (and in a zone

@@ -526,7 +526,7 @@ struct sweep_dir {
 	struct stat dst;
 };
 
-static int sweep(struct walk *w, int dfd, int depth);
+static int sweep(struct walk *w, int dfd, int depth, const char *bname);
 
 /* walk_entries() callback: reserved names hold no files, but long names
  * are entries. */
@@ -546,7 +546,7 @@ static int sweep_entry(const struct walk_entry *de, void *arg)
 						 O_NOFOLLOW | O_CLOEXEC);
 
 		if (sub >= 0) {
-			(void)sweep(w, sub, sd->depth + 1);
+			(void)sweep(w, sub, sd->depth + 1, b);
 			close(sub);
 		}
 		return 0;
@@ -585,12 +585,13 @@ static int sweep_entry(const struct walk_entry *de, void *arg)
 	return 0;
 }
 
-static int sweep(struct walk *w, int dfd, int depth)
+/* bname: the directory's own backing name (its id is bound to it). */
+static int sweep(struct walk *w, int dfd, int depth, const char *bname)
 {
 	struct sweep_dir sd = { .w = w, .dfd = dfd, .depth = depth };
 	int rc;
 
-	if (depth > DEPTH_MAX || dirtree_read_dirid(dfd, sd.dirid) < 0 ||
+	if (depth > DEPTH_MAX || dirtree_read_dirid(w->kr, dfd, bname, sd.dirid) < 0 ||
 	    fstat(dfd, &sd.dst) < 0)
 		return -EBADMSG;
 	rc = walk_entries(dfd, WALK_ENTRIES, WALK_F_SKIP_ERRORS, sweep_entry,
@@ -603,7 +604,9 @@ static int expire(int rootfd, struct keyring *kr, const struct tzone *z,
 		  unsigned long *count)
 {
 	uint8_t key[NAME_KEY_LEN], dirid[DIRID_LEN];
-	char comp[NAME_MAX + 1], enc[ENCNAME_MAX], bname[ENCNAME_MAX];
+	char comp[NAME_MAX + 1], enc[ENCNAME_MAX], bname[ENCNAME_MAX],
+		hbuf[ENCNAME_MAX];
+	const char *here = NULL;	/* the root has no name */
 	struct walk w = { rootfd, key, now - z->ttl_sec, cb, ud, 0, dry, kr };
 	const char *p = z->path;
 	int dfd, rc;
@@ -626,7 +629,7 @@ static int expire(int rootfd, struct keyring *kr, const struct tzone *z,
 		memcpy(comp, p + 1, n);
 		comp[n] = '\0';
 		p += n + 1;
-		rc = dirtree_read_dirid(dfd, dirid);
+		rc = dirtree_read_dirid(kr, dfd, here, dirid);
 		if (rc == 0)
 			rc = names_encrypt(key, dirid, comp, n, enc, sizeof(enc));
 		if (rc == 0)
@@ -638,12 +641,14 @@ static int expire(int rootfd, struct keyring *kr, const struct tzone *z,
 						  O_CLOEXEC);
 		close(dfd);
 		dfd = next;
+		memcpy(hbuf, bname, sizeof(hbuf));
+		here = hbuf;
 		if (dfd < 0) {
 			rc = errno == ENOENT ? 0 : -errno;	/* no zone dir yet */
 			goto out;
 		}
 	}
-	rc = sweep(&w, dfd, 0);
+	rc = sweep(&w, dfd, 0, here);
 	*count = w.count;
 close:
 	close(dfd);

@@ -139,7 +139,10 @@ int tvol_bname(struct keyring *kr, int dfd, const char *name,
 	uint8_t dirid[DIRID_LEN];
 	int rc;
 
-	rc = dirtree_read_dirid(dfd, dirid);
+	/* The root, or a directory whose id is bound to its name. */
+	rc = dirtree_read_dirid(kr, dfd, NULL, dirid);
+	if (rc == -EXDEV)
+		rc = dirtree_read_dirid_fd(kr, -1, dfd, dirid);
 	if (rc == 0)
 		rc = dirtree_bname(kr, dirid, name, bn);
 	if (rc == 0)

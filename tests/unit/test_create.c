@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cmkfs/create.h"
+#include "cmkfs/dirtree.h"
 #include "cmkfs/names.h"
 #include "cmkfs/reserved.h"
 #include "cmkfs/secmem.h"
@@ -76,11 +77,18 @@ static void new_volume(void)
 	volume_id_hex(&v, hex);
 	CHECK(strcmp(hex, r.volume_id) == 0, "volume id %s, reported %s", hex,
 	      r.volume_id);
+	/* Format 3: the root's id is a record bound to the root's place. */
 	CHECK(fstatat(fd, DIRID_FILE, &st, 0) == 0 &&
-		      st.st_size == DIRID_LEN && (st.st_mode & 0777) == 0400,
+		      st.st_size == DIRID_V3_LEN && (st.st_mode & 0777) == 0400,
 	      "root directory id: size %lld mode %o", (long long)st.st_size,
 	      st.st_mode & 0777);
 	CHECK_RC(volio_unlock(fd, keypath, &kr), 0);
+	{
+		uint8_t id[DIRID_LEN];
+
+		CHECK_RC(dirtree_read_dirid(kr, fd, NULL, id), 0);
+		CHECK_RC(dirtree_read_dirid(kr, fd, "x", id), -EXDEV);
+	}
 	keyring_free(kr);
 	close(fd);
 }

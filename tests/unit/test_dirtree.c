@@ -37,12 +37,38 @@ static int touch(int dfd, const char *name)
 	return 0;
 }
 
+/* The id in dfd's DIRID_FILE, whatever its form: the 16 bytes of format
+ * 1/2, or bytes 5..20 of a format-3 record. */
 static int read_id(int dfd, uint8_t id[static DIRID_LEN])
 {
+	uint8_t buf[DIRID_RAW_MAX];
 	size_t len = 0;
-	int rc = backing_read_small(dfd, DIRID_FILE, id, DIRID_LEN, &len);
+	int rc = backing_read_small(dfd, DIRID_FILE, buf, sizeof(buf), &len);
 
-	return rc < 0 ? rc : len == DIRID_LEN ? 0 : -EBADMSG;
+	if (rc < 0)
+		return rc;
+	if (len == DIRID_LEN)
+		memcpy(id, buf, DIRID_LEN);
+	else if (len == DIRID_V3_LEN)
+		memcpy(id, buf + 5, DIRID_LEN);
+	else
+		return -EBADMSG;
+	return 0;
+}
+
+/* tvol_rmtree() of top/name. */
+static int tvol_rmtree_at(int top, const char *name)
+{
+	char proc[32], path[PATH_MAX], full[PATH_MAX + 256];
+	ssize_t n;
+
+	backing_procpath(top, proc);
+	n = readlink(proc, path, sizeof(path) - 1);
+	if (n < 0)
+		return -errno;
+	path[n] = '\0';
+	snprintf(full, sizeof(full), "%s/%s", path, name);
+	return tvol_rmtree(full);
 }
 
 /* Remove the test tree: two levels are all this test makes. */
@@ -59,29 +85,30 @@ static void rm_tree(int pfd, const char *name)
 	(void)unlinkat(pfd, name, AT_REMOVEDIR);
 }
 
-/* dirtree_make: a fresh 16-byte id, read-only, the mode asked for; a
+/* dirtree_make: a fresh id (a 53-byte record in format 3), read-only, the mode asked for; a
  * second directory gets another id; a taken name is refused untouched. */
-static void test_make(int top, uint8_t ida[static DIRID_LEN],
+static void test_make(struct keyring *kr, int top, uint8_t ida[static DIRID_LEN],
 		      uint8_t idb[static DIRID_LEN])
 {
 	struct stat st;
 	int a, b;
 
-	CHECK_RC(dirtree_make(top, "a", 0750, 0, 0, false), 0);
-	CHECK_RC(dirtree_make(top, "b", 0700, 0, 0, false), 0);
+	CHECK_RC(dirtree_make(kr, top, "a", "a", 0750, 0, 0, false), 0);
+	CHECK_RC(dirtree_make(kr, top, "b", "b", 0700, 0, 0, false), 0);
 	a = openat(top, "a", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	b = openat(top, "b", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	CHECK(a >= 0 && b >= 0, "made directories open");
 	CHECK(fstat(a, &st) == 0 && (st.st_mode & 07777) == 0750,
 	      "mode %o", (unsigned)(st.st_mode & 07777));
 	CHECK(fstatat(a, DIRID_FILE, &st, 0) == 0 &&
-		      (st.st_mode & 07777) == 0400 && st.st_size == DIRID_LEN,
-	      "dirid file 0400, %d bytes", DIRID_LEN);
+		      (st.st_mode & 07777) == 0400 &&
+		      st.st_size == DIRID_V3_LEN,
+	      "dirid file 0400, %d bytes (format 3)", DIRID_V3_LEN);
 	CHECK_RC(read_id(a, ida), 0);
 	CHECK_RC(read_id(b, idb), 0);
 	CHECK(memcmp(ida, idb, DIRID_LEN) != 0, "ids differ");
 
-	CHECK_RC(dirtree_make(top, "a", 0700, 0, 0, false), -EEXIST);
+	CHECK_RC(dirtree_make(kr, top, "a", "a", 0700, 0, 0, false), -EEXIST);
 	CHECK(tvol_exists(a, DIRID_FILE), "a taken name keeps its id");
 	close(a);
 	close(b);
@@ -123,9 +150,10 @@ static void test_bname(struct keyring *kr, const uint8_t ida[DIRID_LEN],
 	CHECK(dirtree_bname(kr, ida, "", &s1) < 0, "empty name refused");
 }
 
-/* dirtree_read_dirid: exactly DIRID_LEN bytes or a distinct error, and
- * the caller's buffer untouched on every error. */
-static void test_read_dirid(int top)
+/* Format 1/2 (the golden v1 volume's keyring): exactly DIRID_LEN bytes or
+ * a distinct error, the caller's buffer untouched on every error, and the
+ * id is not bound to a place (the name passed is ignored). */
+static void test_read_dirid(struct keyring *kr, int top)
 {
 	uint8_t want[DIRID_LEN + 1], got[DIRID_LEN], keep[DIRID_LEN];
 	int dfd, pfd;
@@ -138,16 +166,18 @@ static void test_read_dirid(int top)
 	if (dfd < 0)
 		return;
 	memcpy(got, keep, sizeof(got));
-	CHECK_RC(dirtree_read_dirid(dfd, got), -ENOENT);
+	CHECK_RC(dirtree_read_dirid(kr, dfd, "r", got), -ENOENT);
 	CHECK(memcmp(got, keep, sizeof(got)) == 0, "missing: out untouched");
 
 	CHECK_RC(backing_replace(dfd, DIRID_FILE, want, DIRID_LEN, 0600), 0);
-	CHECK_RC(dirtree_read_dirid(dfd, got), 0);
+	CHECK_RC(dirtree_read_dirid(kr, dfd, "r", got), 0);
 	CHECK(memcmp(got, want, DIRID_LEN) == 0, "good: the id read");
+	CHECK_RC(dirtree_read_dirid(kr, dfd, "elsewhere", got), 0);
+	CHECK_RC(dirtree_read_dirid(kr, dfd, NULL, got), 0);
 	/* The mount holds O_PATH descriptors of its directories. */
 	pfd = openat(top, "r", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	memset(got, 0, sizeof(got));
-	CHECK_RC(dirtree_read_dirid(pfd, got), 0);
+	CHECK_RC(dirtree_read_dirid(kr, pfd, "r", got), 0);
 	CHECK(memcmp(got, want, DIRID_LEN) == 0, "good through O_PATH");
 	if (pfd >= 0)
 		close(pfd);
@@ -155,24 +185,239 @@ static void test_read_dirid(int top)
 	CHECK_RC(backing_replace(dfd, DIRID_FILE, want, DIRID_LEN - 1, 0600),
 		 0);
 	memcpy(got, keep, sizeof(got));
-	CHECK_RC(dirtree_read_dirid(dfd, got), -EBADMSG);
+	CHECK_RC(dirtree_read_dirid(kr, dfd, "r", got), -EBADMSG);
 	CHECK(memcmp(got, keep, sizeof(got)) == 0, "short: out untouched");
 
 	CHECK_RC(backing_replace(dfd, DIRID_FILE, want, 0, 0600), 0);
-	CHECK_RC(dirtree_read_dirid(dfd, got), -EBADMSG);
+	CHECK_RC(dirtree_read_dirid(kr, dfd, "r", got), -EBADMSG);
 
 	CHECK_RC(backing_replace(dfd, DIRID_FILE, want, DIRID_LEN + 1, 0600),
 		 0);
-	CHECK_RC(dirtree_read_dirid(dfd, got), -EFBIG);
+	CHECK_RC(dirtree_read_dirid(kr, dfd, "r", got), -EFBIG);
 	CHECK(memcmp(got, keep, sizeof(got)) == 0, "long: out untouched");
 
 	CHECK_RC(unlinkat(dfd, DIRID_FILE, 0), 0);
 	CHECK_RC(symlinkat("x", dfd, DIRID_FILE), 0);
 	CHECK_RC(backing_replace(dfd, "x", want, DIRID_LEN, 0600), 0);
-	CHECK_RC(dirtree_read_dirid(dfd, got), -ELOOP);
+	CHECK_RC(dirtree_read_dirid(kr, dfd, "r", got), -ELOOP);
 	close(dfd);
 	rm_tree(top, "r");
 	CHECK(!tvol_exists(top, "r"), "r removed");
+
+	/* dirtree_make in format 1/2: the bare 16 bytes, as before. */
+	CHECK_RC(dirtree_make(kr, top, "r", "r", 0700, 0, 0, false), 0);
+	dfd = openat(top, "r", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	{
+		struct stat st;
+
+		CHECK(dfd >= 0 && fstatat(dfd, DIRID_FILE, &st, 0) == 0 &&
+			      st.st_size == DIRID_LEN,
+		      "format 1: a %d-byte id", DIRID_LEN);
+	}
+	if (dfd >= 0)
+		close(dfd);
+	rm_tree(top, "r");
+}
+
+/* Copy file `name` of directory sfd over the one of dfd (an adversary's
+ * cp). */
+static void copy_file(int sfd, int dfd, const char *name)
+{
+	uint8_t buf[256];
+	size_t len = 0;
+
+	CHECK_RC(backing_read_small(sfd, name, buf, sizeof(buf), &len), 0);
+	CHECK_RC(backing_replace(dfd, name, buf, len, 0400), 0);
+}
+
+/* Format 3: the record binds the id to the directory's backing name.
+ * Read back where it was made; refused (-EXDEV) under another name, in
+ * another directory, swapped with another's, the root's copied into a
+ * subdirectory or a subdirectory's into the root; a flipped byte or a
+ * bare 16-byte id (the old form) is -EBADMSG; a record of another volume
+ * (another secret) too. */
+static void test_bound(struct keyring *kr, struct keyring *other, int top)
+{
+	uint8_t id[DIRID_LEN], ida[DIRID_LEN], idb[DIRID_LEN],
+		rec[DIRID_RAW_MAX + 1], root_id[DIRID_LEN];
+	size_t len = 0;
+	int root, p, q, a, b;
+
+	CHECK_RC(mkdirat(top, "v3", 0700), 0);
+	root = openat(top, "v3", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHECK(root >= 0, "open v3");
+	t_fill(root_id, sizeof(root_id), 9);
+	CHECK_RC(dirtree_dirid_encode(kr, root_id, NULL, rec, &len), 0);
+	CHECK(len == DIRID_V3_LEN && memcmp(rec, "CMKD\3", 5) == 0,
+	      "root record: CMKD, version 3, %zu bytes", len);
+	CHECK(memcmp(rec + 5 + DIRID_LEN,
+		     "\377\377\377\377\377\377\377\377\377\377\377\377\377\377\377\377",
+		     16) == 0, "root slots: the 0xFF pair");
+	CHECK_RC(backing_replace(root, DIRID_FILE, rec, len, 0400), 0);
+	CHECK_RC(dirtree_read_dirid(kr, root, NULL, id), 0);
+	CHECK(memcmp(id, root_id, DIRID_LEN) == 0, "root id read");
+
+	CHECK_RC(dirtree_make(kr, root, "P", "P", 0700, 0, 0, false), 0);
+	CHECK_RC(dirtree_make(kr, root, "Q", "Q", 0700, 0, 0, false), 0);
+	p = openat(root, "P", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	q = openat(root, "Q", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHECK_RC(dirtree_make(kr, p, "A", "A", 0700, 0, 0, false), 0);
+	CHECK_RC(dirtree_make(kr, q, "B", "B", 0700, 0, 0, false), 0);
+	a = openat(p, "A", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	b = openat(q, "B", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHECK(p >= 0 && q >= 0 && a >= 0 && b >= 0, "tree made");
+	CHECK_RC(dirtree_read_dirid(kr, a, "A", ida), 0);
+	CHECK_RC(dirtree_read_dirid(kr, b, "B", idb), 0);
+	CHECK_RC(read_id(a, id), 0);
+	CHECK(memcmp(id, ida, DIRID_LEN) == 0, "the id is bytes 5..20");
+
+	/* Moved under another name (its parent the same or another). */
+	CHECK_RC(dirtree_read_dirid(kr, a, "B", id), -EXDEV);
+	CHECK_RC(dirtree_read_dirid(kr, a, "AA", id), -EXDEV);
+	CHECK_RC(dirtree_read_dirid(kr, a, NULL, id), -EXDEV);
+	CHECK(strstr(dirtree_dirid_why(-EXDEV), "another directory") != NULL,
+	      "why: %s", dirtree_dirid_why(-EXDEV));
+
+	/* A whole directory moved, its record with it. */
+	CHECK_RC(renameat(p, "A", q, "A2"), 0);
+	CHECK_RC(dirtree_read_dirid(kr, a, "A2", id), -EXDEV);
+	CHECK_RC(renameat(q, "A2", p, "A"), 0);
+
+	/* Two directories' records swapped. */
+	CHECK_RC(renameat2(p, "A/" DIRID_FILE, q, "B/" DIRID_FILE,
+			   RENAME_EXCHANGE), 0);
+	CHECK_RC(dirtree_read_dirid(kr, a, "A", id), -EXDEV);
+	CHECK_RC(dirtree_read_dirid(kr, b, "B", id), -EXDEV);
+	CHECK_RC(renameat2(p, "A/" DIRID_FILE, q, "B/" DIRID_FILE,
+			   RENAME_EXCHANGE), 0);
+	CHECK_RC(dirtree_read_dirid(kr, a, "A", id), 0);
+
+	/* The root's record in a subdirectory, and the other way round. */
+	copy_file(root, b, DIRID_FILE);
+	CHECK_RC(dirtree_read_dirid(kr, b, "B", id), -EXDEV);
+	copy_file(a, root, DIRID_FILE);
+	CHECK_RC(dirtree_read_dirid(kr, root, NULL, id), -EXDEV);
+
+	/* A flipped byte anywhere, a bare id, one byte more. */
+	CHECK_RC(backing_read_small(a, DIRID_FILE, rec, sizeof(rec), &len), 0);
+	for (size_t i = 0; i < DIRID_V3_LEN; i++) {
+		rec[i] ^= 0x01;
+		CHECK_RC(backing_replace(b, DIRID_FILE, rec, len, 0400), 0);
+		rec[i] ^= 0x01;
+		if (dirtree_read_dirid(kr, b, "A", id) != -EBADMSG)
+			CHECK(false, "flipped byte %zu accepted", i);
+	}
+	CHECK_RC(backing_replace(b, DIRID_FILE, ida, DIRID_LEN, 0400), 0);
+	CHECK_RC(dirtree_read_dirid(kr, b, "B", id), -EBADMSG);
+	CHECK_RC(backing_replace(b, DIRID_FILE, rec, DIRID_V3_LEN - 1, 0400), 0);
+	CHECK_RC(dirtree_read_dirid(kr, b, "B", id), -EBADMSG);
+	rec[DIRID_V3_LEN] = 'x';
+	CHECK_RC(backing_replace(b, DIRID_FILE, rec, DIRID_V3_LEN + 1, 0400), 0);
+	CHECK_RC(dirtree_read_dirid(kr, b, "B", id), -EFBIG);
+	/* Another volume's record (another secret) for the same name. */
+	CHECK_RC(dirtree_dirid_encode(other, idb, "B", rec, &len), 0);
+	CHECK_RC(backing_replace(b, DIRID_FILE, rec, len, 0400), 0);
+	CHECK_RC(dirtree_read_dirid(kr, b, "B", id), -EBADMSG);
+	CHECK_RC(dirtree_dirid_encode(kr, idb, "B", rec, &len), 0);
+	CHECK_RC(backing_replace(b, DIRID_FILE, rec, len, 0400), 0);
+	CHECK_RC(dirtree_read_dirid(kr, b, "B", id), 0);
+	CHECK(memcmp(id, idb, DIRID_LEN) == 0, "B's own record back");
+
+	close(a);
+	close(b);
+	close(p);
+	close(q);
+	close(root);
+	(void)tvol_rmtree_at(top, "v3");
+}
+
+/* A move keeps the id readable at every step: {from, to} durably before
+ * the rename (both names accepted, a stale slot flagged), {to} after; a
+ * failed rename ends on {from}. Non-directories and format 1/2: no-ops.
+ * dirtree_bind_dirid drops a stale slot and rebinds a copy. */
+static void test_move(struct keyring *kr, struct keyring *v1, int top)
+{
+	struct dirtree_move mv;
+	uint8_t id0[DIRID_LEN], id[DIRID_LEN];
+	unsigned fl = 0;
+	int root, d, f;
+
+	CHECK_RC(mkdirat(top, "mv", 0700), 0);
+	root = openat(top, "mv", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHECK_RC(dirtree_make(kr, root, "D", "D", 0700, 0, 0, false), 0);
+	d = openat(root, "D", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	CHECK(root >= 0 && d >= 0, "mv/D");
+	CHECK_RC(dirtree_read_dirid(kr, d, "D", id0), 0);
+
+	{
+		/* An old mtime, which the rewrites of the id keep. */
+		struct timespec ts[2] = { { 1000, 0 }, { 2000, 0 } };
+
+		CHECK_RC(utimensat(root, "D", ts, 0), 0);
+	}
+	CHECK_RC(dirtree_move_begin(kr, root, "D", "E", &mv), 0);
+	CHECK(mv.dfd >= 0, "a directory: something to do");
+	CHECK_RC(dirtree_check_dirid(kr, d, "D", id, &fl), 0);
+	CHECK(fl == DIRID_F_STALE, "before the rename: D, flagged (%u)", fl);
+	CHECK_RC(dirtree_check_dirid(kr, d, "E", id, &fl), 0);
+	CHECK(memcmp(id, id0, DIRID_LEN) == 0, "same id");
+	CHECK_RC(dirtree_read_dirid(kr, d, "F", id), -EXDEV);
+	CHECK_RC(renameat(root, "D", root, "E"), 0);
+	CHECK_RC(dirtree_move_end(kr, &mv, true), 0);
+	CHECK(mv.dfd == -1, "end closes");
+	CHECK_RC(dirtree_check_dirid(kr, d, "E", id, &fl), 0);
+	CHECK(fl == 0 && memcmp(id, id0, DIRID_LEN) == 0, "after: E alone");
+	{
+		struct stat st;
+
+		CHECK(fstatat(root, "E", &st, 0) == 0 &&
+			      st.st_mtim.tv_sec == 2000 && st.st_atim.tv_sec == 1000,
+		      "the directory's atime and mtime kept");
+	}
+	CHECK_RC(dirtree_read_dirid(kr, d, "D", id), -EXDEV);
+
+	/* A rename that failed: back to the old name alone. */
+	CHECK_RC(dirtree_move_begin(kr, root, "E", "G", &mv), 0);
+	CHECK_RC(dirtree_move_end(kr, &mv, false), 0);
+	CHECK_RC(dirtree_check_dirid(kr, d, "E", id, &fl), 0);
+	CHECK(fl == 0, "failed move: E alone");
+	CHECK_RC(dirtree_read_dirid(kr, d, "G", id), -EXDEV);
+
+	/* A crash between: repair's bind drops the stale slot. */
+	CHECK_RC(dirtree_move_begin(kr, root, "E", "H", &mv), 0);
+	close(mv.dfd);
+	CHECK_RC(dirtree_bind_dirid(kr, d, NULL, "E"), 0);
+	CHECK_RC(dirtree_check_dirid(kr, d, "E", id, &fl), 0);
+	CHECK(fl == 0, "stale slot dropped");
+	CHECK_RC(dirtree_read_dirid(kr, d, "H", id), -EXDEV);
+	/* A copy rebound on purpose (repair's quarantine): from -> to. */
+	CHECK_RC(dirtree_bind_dirid(kr, d, "E", "K"), 0);
+	CHECK_RC(dirtree_read_dirid(kr, d, "K", id), 0);
+	CHECK_RC(dirtree_read_dirid(kr, d, "E", id), -EXDEV);
+	CHECK_RC(dirtree_bind_dirid(kr, d, "K", "E"), 0);
+
+	/* Foreign: the move is refused, nothing written. */
+	CHECK_RC(dirtree_move_begin(kr, root, "E", "Z", &mv), 0);
+	CHECK_RC(dirtree_move_end(kr, &mv, false), 0);
+	CHECK_RC(renameat(root, "E", root, "Y"), 0);
+	CHECK_RC(dirtree_move_begin(kr, root, "Y", "Z", &mv), -EBADMSG);
+	CHECK(mv.dfd == -1, "refused: nothing to end");
+	CHECK_RC(dirtree_move_end(kr, &mv, false), 0);
+
+	/* Not a directory; format 1/2. */
+	f = openat(root, "file", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	CHECK(f >= 0, "file");
+	if (f >= 0)
+		close(f);
+	CHECK_RC(dirtree_move_begin(kr, root, "file", "x", &mv), 0);
+	CHECK(mv.dfd == -1, "a file: nothing to do");
+	CHECK_RC(dirtree_move_begin(v1, root, "Y", "x", &mv), 0);
+	CHECK(mv.dfd == -1, "format 1: nothing to do");
+	CHECK_RC(dirtree_bind_dirid(v1, d, NULL, "x"), 0);
+
+	close(d);
+	close(root);
+	(void)tvol_rmtree_at(top, "mv");
 }
 
 static void test_side_name(void)
@@ -428,27 +673,59 @@ int main(void)
 {
 	char top_path[PATH_MAX];
 	uint8_t ida[DIRID_LEN], idb[DIRID_LEN];
-	struct tvol_mem vo;
-	int top, a;
+	struct tvol_mem vo, other;
+	struct keyring *v1kr = NULL;
+	char gdir[PATH_MAX], gkey[PATH_MAX + 16];
+	const char *src = getenv("TOP_SRCDIR");
+	int top, a, grootfd = -1;
 
-	if (aead_global_init() < 0 || tvol_mem_make(&vo, 4096, 7) < 0) {
-		fprintf(stderr, "setup failed\n");
-		return 1;
-	}
+	snprintf(gdir, sizeof(gdir), "%s/tests/golden/v1/cipher",
+		 src != NULL ? src : "..");
+	snprintf(gkey, sizeof(gkey), "%s/tests/golden/v1/service.key",
+		 src != NULL ? src : "..");
 	if (tvol_tmpdir("test_dirtree", top_path, sizeof(top_path)) < 0) {
 		perror("mkdtemp");
 		return 1;
 	}
+	/* A format-1 keyring: the golden volume's (its key file copied, as
+	 * a key file must be 0600). */
+	{
+		char buf[64], copy[PATH_MAX + 16];
+		FILE *in = fopen(gkey, "rb"), *out;
+		size_t n = in != NULL ? fread(buf, 1, sizeof(buf), in) : 0;
+
+		snprintf(copy, sizeof(copy), "%s/v1.key", top_path);
+		out = fopen(copy, "wb");
+		if (in == NULL || out == NULL || chmod(copy, 0600) < 0 ||
+		    fwrite(buf, 1, n, out) != n) {
+			perror(gkey);
+			return 1;
+		}
+		fclose(in);
+		fclose(out);
+		snprintf(gkey, sizeof(gkey), "%s", copy);
+	}
+	if (aead_global_init() < 0 || tvol_mem_make(&vo, 4096, 7) < 0 ||
+	    tvol_mem_make(&other, 4096, 17) < 0 ||
+	    tvol_unlock(gdir, gkey, &grootfd, &v1kr) < 0 ||
+	    keyring_volume(vo.kr)->version < 3 ||
+	    keyring_volume(v1kr)->version != 1) {
+		fprintf(stderr, "setup failed\n");
+		return 1;
+	}
+	close(grootfd);
 	top = open(top_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (top < 0) {
 		perror(top_path);
 		return 1;
 	}
 
-	test_make(top, ida, idb);
+	test_make(vo.kr, top, ida, idb);
 	test_bname(vo.kr, ida, idb);
 	test_side_name();
-	test_read_dirid(top);
+	test_read_dirid(v1kr, top);
+	test_bound(vo.kr, other.kr, top);
+	test_move(vo.kr, v1kr, top);
 	{
 		int la, lb;
 
@@ -475,8 +752,11 @@ int main(void)
 
 	rm_tree(top, "a");
 	rm_tree(top, "b");
+	(void)unlinkat(top, "v1.key", 0);
 	close(top);
 	CHECK(rmdir(top_path) == 0, "test tree cleaned up");
 	tvol_mem_free(&vo);
+	tvol_mem_free(&other);
+	keyring_free(v1kr);
 	return t_done("test_dirtree");
 }

@@ -79,8 +79,8 @@ static int mkdir_in(int dfd, const char *name, char *bname)
 
 	CHECK_RC(tvol_bname(kr, dfd, name, &bn), 0);
 	strcpy(bname, bn.name);
-	CHECK_RC(dirtree_make(dfd, "cmkfs.tmp.00000000000000aa", 0700, 0, 0,
-			      false),
+	CHECK_RC(dirtree_make(kr, dfd, "cmkfs.tmp.00000000000000aa", bn.name,
+			      0700, 0, 0, false),
 		 0);
 	CHECK(renameat(dfd, "cmkfs.tmp.00000000000000aa", dfd, bn.name) == 0,
 	      "rename");
@@ -817,6 +817,9 @@ static void full_rekey(void)
 
 	/* Without the flag the previous key is never tried: finished (here
 	 * without migrating), the old names are damage again. */
+	/* The root's id resealed under the new secret, as the engine's walk
+	 * does for every directory id before it finishes. */
+	CHECK_RC(dirtree_bind_dirid(kr, rootfd, NULL, NULL), 0);
 	CHECK_RC(keyring_rekey_finish(kr, persist_fd, &rootfd), 0);
 	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
 	CHECK(!r.full && r.names_pending == 0 &&

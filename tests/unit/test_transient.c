@@ -49,7 +49,8 @@ static int put(struct keyring *kr, int dfd, const char *name, time_t mtime,
 	if (dir) {
 		rc = backing_tmpname(tmp, sizeof(tmp));
 		if (rc == 0)
-			rc = dirtree_make(dfd, tmp, 0700, 0, 0, false);
+			rc = dirtree_make(kr, dfd, tmp, bn->name, 0700, 0, 0,
+					  false);
 		if (rc == 0 && renameat(dfd, tmp, dfd, bn->name) < 0)
 			rc = -errno;
 		return rc;
@@ -394,7 +395,7 @@ int main(void)
 		return 1;
 	}
 	top = open(top_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (top < 0 || dirtree_make(top, "root", 0700, 0, 0, false) < 0 ||
+	if (top < 0 || dirtree_make(vo.kr, top, "root", NULL, 0700, 0, 0, false) < 0 ||
 	    (root = openat(top, "root", O_RDONLY | O_DIRECTORY)) < 0) {
 		perror(top_path);
 		return 1;
