@@ -81,6 +81,11 @@ CMK_MUST_CHECK int dirtree_read_dirid_fd(struct keyring *kr, int rootfd,
 					 uint8_t out[static DIRID_LEN]);
 /* What a dirtree_read_dirid() error means, for logs and fsck findings. */
 const char *dirtree_dirid_why(int rc);
+/* The id in dirfd's DIRID_FILE, of either format, NOT checked against its
+ * place or MAC: for what only names the directory (an xattr value's
+ * owner, which authenticates on its own). Errors: -EBADMSG, -errno. */
+CMK_MUST_CHECK int dirtree_dirid_unverified(int dirfd,
+					    uint8_t out[static DIRID_LEN]);
 /* The DIRID_FILE bytes as they are (len <= DIRID_RAW_MAX), to put back
  * with backing_replace() when an rmdir fails. Errors: as reading it. */
 CMK_MUST_CHECK int dirtree_dirid_raw(int dirfd, uint8_t buf[static DIRID_RAW_MAX],

@@ -175,6 +175,23 @@ int dirtree_dirid_raw(int dirfd, uint8_t buf[static DIRID_RAW_MAX],
 	return backing_read_small(dirfd, DIRID_FILE, buf, DIRID_RAW_MAX, len);
 }
 
+int dirtree_dirid_unverified(int dirfd, uint8_t out[static DIRID_LEN])
+{
+	uint8_t buf[DIRID_RAW_MAX];
+	size_t len = 0;
+	int rc = dirtree_dirid_raw(dirfd, buf, &len);
+
+	if (rc < 0)
+		return rc;
+	if (len == DIRID_LEN)
+		memcpy(out, buf, DIRID_LEN);
+	else if (len == DIRID_V3_LEN && memcmp(buf, DIRID_V3_MAGIC, 4) == 0)
+		memcpy(out, buf + 5, DIRID_LEN);
+	else
+		return -EBADMSG;
+	return 0;
+}
+
 /* Where token `tok` is among rec's slots: 0 or 1, -1 if in neither. The
  * 0xFF pair is the root's alone: both slots must hold it, and only the
  * root (tok 0xFF) matches it. A zero slot is empty. */

@@ -312,7 +312,7 @@ static int owner_of(int fd, uint8_t id[static NAMES_OWNER_LEN])
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	if (S_ISDIR(st.st_mode))
-		return dirtree_read_dirid(fd, id);
+		return dirtree_dirid_unverified(fd, id);
 	rc = cfile_read_header(fd, &h);
 	if (rc == 0)
 		memcpy(id, h.file_id, NAMES_OWNER_LEN);

@@ -337,7 +337,7 @@ static void mklink(int rootfd, int dfd, const char *name, size_t len,
 		uint8_t dirid[DIRID_LEN];
 		struct names_loc loc;
 
-		CHECK_RC(dirtree_read_dirid(dfd, dirid), 0);
+		CHECK_RC(dirtree_dirid_unverified(dfd, dirid), 0);
 		CHECK_RC(names_loc_set(&loc, dirid, bn.name), 0);
 		CHECK_RC(names_target_seal3(key, &loc, tgt, len, enc,
 					    sizeof(enc)),
@@ -661,7 +661,7 @@ static void full_rekey(void)
 		uint8_t rid[DIRID_LEN];
 		struct names_loc loc;
 
-		CHECK_RC(dirtree_read_dirid(rootfd, rid), 0);
+		CHECK_RC(dirtree_dirid_unverified(rootfd, rid), 0);
 		CHECK_RC(names_loc_set(&loc, rid, ln), 0);
 		CHECK_RC(names_target_seal(nk, keyring_volume(kr)->version >= 3 ?
 							&loc :

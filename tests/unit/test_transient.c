@@ -24,11 +24,13 @@
 #include "cmkfs/keyprov.h"
 #include "cmkfs/keyring.h"
 #include "cmkfs/linktgt.h"
+#include "cmkfs/tclock.h"
 #include "cmkfs/transient.h"
 #include "../lib/tap.h"
 #include "../lib/tvol.h"
 
-#define LABEL "cmkfs v1 transient zones"	/* transient.c's */
+#define LABEL "cmkfs v1 transient zones"	/* transient.c's key label */
+#define LABEL3 "cmkfs v3 transient zones"	/* format 3's AAD */
 #define TTL 3600
 #define NOW 1700000000
 
@@ -56,7 +58,8 @@ static int put(struct keyring *kr, int dfd, const char *name, time_t mtime,
 		return rc;
 	}
 	t_fill(junk, sizeof(junk), 5);
-	rc = backing_replace(dfd, bn->name, junk, sizeof(junk), 0600);
+	/* a real file: format 3 goes by the birth time in its header */
+	rc = tvol_write(kr, dfd, bn->name, junk, sizeof(junk));
 	if (rc == 0 && utimensat(dfd, bn->name, ts, AT_SYMLINK_NOFOLLOW) < 0)
 		rc = -errno;
 	return rc;
@@ -90,20 +93,24 @@ static bool seen_has(const struct seen *s, const char *name)
 static int seal_list(struct keyring *kr, int rootfd, const char *body)
 {
 	uint8_t buf[512], key[32];
-	size_t bl = strlen(body);
+	size_t bl = strlen(body) + 8;
+	uint64_t v = keyring_volume(kr)->zones_version;
 	struct aead *a = NULL;
 	int rc;
 
 	if (AEAD_NONCE_LEN + bl + AEAD_TAG_LEN > sizeof(buf))
 		return -ENOSPC;
 	memset(buf, 0, AEAD_NONCE_LEN);
-	memcpy(buf + AEAD_NONCE_LEN, body, bl);
+	/* format 3: the version the config names, then the lines */
+	for (int i = 0; i < 8; i++)
+		buf[AEAD_NONCE_LEN + i] = (uint8_t)(v >> (56 - 8 * i));
+	memcpy(buf + AEAD_NONCE_LEN + 8, body, bl - 8);
 	rc = keyring_derive(kr, LABEL, key, sizeof(key));
 	if (rc == 0)
 		rc = aead_new(key, &a);
 	memset(key, 0, sizeof(key));
 	if (rc == 0)
-		rc = aead_seal(a, buf, (const uint8_t *)LABEL, strlen(LABEL),
+		rc = aead_seal(a, buf, (const uint8_t *)LABEL3, strlen(LABEL3),
 			       buf + AEAD_NONCE_LEN, bl, buf + AEAD_NONCE_LEN,
 			       buf + AEAD_NONCE_LEN + bl);
 	aead_free(a);
@@ -196,7 +203,12 @@ static void test_expire(struct keyring *kr, int rootfd)
 	struct seen seen = { .n = 0 };
 	unsigned long count = 99;
 	int zfd = -1, sfd = -1;
-	const time_t old = NOW - TTL - 10, young = NOW - TTL + 10;
+	/* Format 3 ages files by the birth time in their headers: the old
+	 * ones are made now, the young one under a clock 2 TTLs ahead, and
+	 * the sweep looks 2 TTLs ahead. Backing mtimes say the opposite
+	 * (old files young, the young one ancient) and count for nothing. */
+	const time_t t0 = time(NULL), NOW3 = t0 + 2 * TTL + 5;
+	const time_t old = NOW3, young = NOW3 - 100 * TTL;
 
 	memset(longname, 'q', 240);
 	longname[240] = '\0';
@@ -207,21 +219,25 @@ static void test_expire(struct keyring *kr, int rootfd)
 	if (zfd < 0)
 		return;
 	CHECK_RC(put(kr, zfd, "old", old, false, &bold), 0);
-	CHECK_RC(put(kr, zfd, "young", young, false, &byoung), 0);
 	CHECK_RC(put(kr, zfd, longname, old, false, &blong), 0);
 	CHECK_RC(put(kr, zfd, "sub", 0, true, &bsub), 0);
 	sfd = openat(zfd, bsub.name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	CHECK(sfd >= 0, "sub directory");
 	if (sfd >= 0)
 		CHECK_RC(put(kr, sfd, "deep", old, false, &bsubold), 0);
+	CHECK(setenv(TCLOCK_SKEW_ENV, "7200", 1) == 0, "setenv");
+	CHECK_RC(tclock_from_env(), 0);
+	CHECK_RC(put(kr, zfd, "young", young, false, &byoung), 0);
+	CHECK(unsetenv(TCLOCK_SKEW_ENV) == 0, "unsetenv");
+	CHECK_RC(tclock_from_env(), 0);
 	CHECK(blong.is_long, "a long name in the zone");
 	CHECK_RC(names_side_name(blong.name, side, sizeof(side)), 0);
 
-	CHECK_RC(transient_count_due(rootfd, kr, &zone, NOW, &count), 0);
+	CHECK_RC(transient_count_due(rootfd, kr, &zone, NOW3, &count), 0);
 	CHECK(count == 3, "due: %lu", count);
 	CHECK(tvol_exists(zfd, bold.name), "counting destroys nothing");
 
-	CHECK_RC(transient_expire(rootfd, kr, &zone, NOW, on_removed, &seen,
+	CHECK_RC(transient_expire(rootfd, kr, &zone, NOW3, on_removed, &seen,
 				  &count),
 		 0);
 	CHECK(count == 3, "expired: %lu", count);
@@ -372,7 +388,8 @@ static void test_edit(const char *top_path)
 	CHECK_RC(transient_edit(vol, key, TRANSIENT_REMOVE, "/z1", 0, &r),
 		 -EBADMSG);
 	snprintf(want, sizeof(want),
-		 "%s/%s: zone list was tampered with or is damaged", vol,
+		 "%s/%s: the transient-zone list was tampered with or is "
+		 "damaged", vol,
 		 TRANSIENT_FILE);
 	CHECK(r.stage == TRANSIENT_STAGE_LOAD && strcmp(r.msg, want) == 0,
 	      "damaged list: %d %s", r.stage, r.msg);
@@ -407,6 +424,8 @@ int main(void)
 	test_edit(top_path);
 
 	CHECK_RC(unlinkat(root, DIRID_FILE, 0), 0);
+	/* format 3: a zone-list store writes the config naming it */
+	(void)unlinkat(root, VOLUME_FILE, 0);
 	close(root);
 	CHECK_RC(unlinkat(top, "root", AT_REMOVEDIR), 0);
 	close(top);
