@@ -26,7 +26,22 @@ struct keys {			/* lives in one secmem allocation */
 	/* while VOLUME_FLAG_FULL: the previous generation's M, name key */
 	uint8_t prev_secret[VOLUME_SECRET_LEN];
 	uint8_t prev_name_key[NAME_KEY_LEN];
+	/* format 3: the AES-SIV keys that wrap DEKs, derived from each KEK
+	 * once (doc/FORMAT.md §2, W_l) */
+	uint8_t wrap3[2][SIV_KEY_LEN];
+	uint8_t prev_wrap3[2][SIV_KEY_LEN];	/* while VOLUME_FLAG_REKEY */
 };
+
+static int derive_wrap3(const uint8_t (*kek)[AEAD_KEY_LEN],
+			uint8_t (*out)[SIV_KEY_LEN])
+{
+	int rc = 0;
+
+	for (int i = 0; i < 2 && rc == 0; i++)
+		rc = kdf_hkdf(kek[i], AEAD_KEY_LEN, NULL, 0,
+			      "cmkfs v3 dek wrap", out[i], SIV_KEY_LEN);
+	return rc;
+}
 
 struct keyring {
 	pthread_rwlock_t lock;
@@ -183,6 +198,12 @@ static int derive(struct keys *k, const struct volume *v)
 			      v->version == 1 ? "cmkfs v1 config mac" :
 						"cmkfs v2 config mac",
 			      k->mac_key, sizeof(k->mac_key));
+	if (rc == 0)
+		rc = derive_wrap3((const uint8_t(*)[AEAD_KEY_LEN])k->kek,
+				  k->wrap3);
+	if (rc == 0 && (v->flags & VOLUME_FLAG_REKEY))
+		rc = derive_wrap3((const uint8_t(*)[AEAD_KEY_LEN])k->prev_kek,
+				  k->prev_wrap3);
 	return rc;
 }
 
@@ -545,31 +566,26 @@ static uint8_t (*keks_for(struct keyring *kr, uint32_t gen))[AEAD_KEY_LEN]
 /* Format 3 wraps a DEK with AES-SIV under a key derived from the KEK:
  * deterministic, so the wrap needs no nonce and the header keeps its 148
  * bytes (doc/FORMAT.md §2). */
-static int siv_wrap_key(const uint8_t kek[static AEAD_KEY_LEN], bool seal,
+static int siv_wrap_key(const uint8_t wk[static SIV_KEY_LEN], bool seal,
 			const uint8_t *aad, size_t aad_len, uint8_t *key,
 			uint8_t wrap[static HEADER_WRAP3_LEN])
 {
-	uint8_t *k = NULL;
-	int rc;
+	if (seal)
+		return aead_siv_seal(wk, aad, aad_len, key, AEAD_KEY_LEN,
+				     wrap + SIV_TAG_LEN, wrap);
+	return aead_siv_open(wk, aad, aad_len, wrap + SIV_TAG_LEN,
+			     AEAD_KEY_LEN, key, wrap) < 0 ? -EKEYREJECTED : 0;
+}
 
-	rc = secmem_zalloc(SIV_KEY_LEN, (void **)&k);
-	if (rc < 0)
-		return rc;
-	rc = kdf_hkdf(kek, AEAD_KEY_LEN, NULL, 0, "cmkfs v3 dek wrap", k,
-		      SIV_KEY_LEN);
-	if (rc == 0 && seal)
-		rc = aead_siv_seal(k, aad, aad_len, key, AEAD_KEY_LEN,
-				   wrap + SIV_TAG_LEN, wrap);
-	else if (rc == 0)
-		rc = aead_siv_open(k, aad, aad_len, wrap + SIV_TAG_LEN,
-				   AEAD_KEY_LEN, key, wrap) < 0 ?
-			     -EKEYREJECTED : 0;
-	secmem_free(k, SIV_KEY_LEN);
-	return rc;
+/* The format-3 wrap keys that go with KEK pair kek of k. */
+static uint8_t (*wrap3_of(struct keys *k, uint8_t (*kek)[AEAD_KEY_LEN]))[SIV_KEY_LEN]
+{
+	return kek == k->prev_kek ? k->prev_wrap3 : k->wrap3;
 }
 
 static int unwrap_deks(const struct header *h,
-		       uint8_t (*kek)[AEAD_KEY_LEN], uint8_t *dek)
+		       uint8_t (*kek)[AEAD_KEY_LEN],
+		       uint8_t (*w3)[SIV_KEY_LEN], uint8_t *dek)
 {
 	uint8_t aad[HEADER_AAD_LEN], wrap[HEADER_WRAP3_LEN];
 	size_t n;
@@ -578,11 +594,11 @@ static int unwrap_deks(const struct header *h,
 	if (h->version == HEADER_VERSION_3) {
 		n = header_aad(h, LAYER_INNER, aad);
 		memcpy(wrap, h->wrap_inner, sizeof(wrap));
-		rc = siv_wrap_key(kek[0], false, aad, n, dek, wrap);
+		rc = siv_wrap_key(w3[0], false, aad, n, dek, wrap);
 		n = header_aad(h, LAYER_OUTER, aad);
 		memcpy(wrap, h->wrap_outer, sizeof(wrap));
 		if (rc == 0)
-			rc = siv_wrap_key(kek[1], false, aad, n,
+			rc = siv_wrap_key(w3[1], false, aad, n,
 					  dek + AEAD_KEY_LEN, wrap);
 		return rc;
 	}
@@ -596,7 +612,7 @@ static int unwrap_deks(const struct header *h,
 }
 
 static int wrap_deks(struct header *h, uint8_t (*kek)[AEAD_KEY_LEN],
-		     const uint8_t *dek)
+		     uint8_t (*w3)[SIV_KEY_LEN], const uint8_t *dek)
 {
 	uint8_t aad[HEADER_AAD_LEN];
 	size_t n;
@@ -606,11 +622,11 @@ static int wrap_deks(struct header *h, uint8_t (*kek)[AEAD_KEY_LEN],
 		memset(h->wrap_inner, 0, sizeof(h->wrap_inner));
 		memset(h->wrap_outer, 0, sizeof(h->wrap_outer));
 		n = header_aad(h, LAYER_INNER, aad);
-		rc = siv_wrap_key(kek[0], true, aad, n, (uint8_t *)dek,
+		rc = siv_wrap_key(w3[0], true, aad, n, (uint8_t *)dek,
 				  h->wrap_inner);
 		n = header_aad(h, LAYER_OUTER, aad);
 		if (rc == 0)
-			rc = siv_wrap_key(kek[1], true, aad, n,
+			rc = siv_wrap_key(w3[1], true, aad, n,
 					  (uint8_t *)dek + AEAD_KEY_LEN,
 					  h->wrap_outer);
 		return rc;
@@ -655,7 +671,7 @@ int keyring_new_file(struct keyring *kr, struct header *h,
 		rc = -EKEYREVOKED;
 	} else {
 		h->kek_gen = kr->vol.kek_gen;
-		rc = wrap_deks(h, kr->k->kek, dek);
+		rc = wrap_deks(h, kr->k->kek, kr->k->wrap3, dek);
 	}
 	uint64_t gen = kr->generation;
 	pthread_rwlock_unlock(&kr->lock);
@@ -683,7 +699,7 @@ int keyring_open_file(struct keyring *kr, const struct header *h,
 	else if ((kek = keks_for(kr, h->kek_gen)) == NULL)
 		rc = -EKEYREJECTED;
 	else
-		rc = unwrap_deks(h, kek, dek);
+		rc = unwrap_deks(h, kek, wrap3_of(kr->k, kek), dek);
 	gen = kr->generation;
 	pthread_rwlock_unlock(&kr->lock);
 	if (rc == 0)
@@ -721,11 +737,11 @@ int keyring_rewrap_header(struct keyring *kr, const struct header *in,
 	} else if ((kek = keks_for(kr, in->kek_gen)) == NULL) {
 		rc = -EKEYREJECTED;
 	} else {
-		rc = unwrap_deks(in, kek, dek);
+		rc = unwrap_deks(in, kek, wrap3_of(kr->k, kek), dek);
 		if (rc == 0) {
 			*out = *in;
 			out->kek_gen = kr->vol.kek_gen;
-			rc = wrap_deks(out, kr->k->kek, dek);
+			rc = wrap_deks(out, kr->k->kek, kr->k->wrap3, dek);
 		}
 		if (rc == 0)
 			rc = 1;
@@ -754,7 +770,7 @@ static int rewrap_as(struct keyring *kr, const struct header *in,
 	} else if ((kek = keks_for(kr, in->kek_gen)) == NULL) {
 		rc = -EKEYREJECTED;
 	} else {
-		rc = unwrap_deks(in, kek, dek);
+		rc = unwrap_deks(in, kek, wrap3_of(kr->k, kek), dek);
 		h = *edit;
 		h.kek_gen = in->kek_gen;
 		if (!(kr->vol.flags & VOLUME_FLAG_FULL)) {
@@ -762,7 +778,7 @@ static int rewrap_as(struct keyring *kr, const struct header *in,
 			kek = kr->k->kek;
 		}
 		if (rc == 0)
-			rc = wrap_deks(&h, kek, dek);
+			rc = wrap_deks(&h, kek, wrap3_of(kr->k, kek), dek);
 	}
 	pthread_rwlock_unlock(&kr->lock);
 	if (rc == 0)
@@ -903,6 +919,7 @@ int keyring_rekey_begin(struct keyring *kr, struct keyprov *prov[2],
 		rc = persist(&nv, arg);
 	if (rc == 0) {
 		memcpy(nk->prev_kek, kr->k->kek, sizeof(nk->prev_kek));
+		memcpy(nk->prev_wrap3, kr->k->wrap3, sizeof(nk->prev_wrap3));
 		if (full) {
 			memcpy(nk->prev_secret, kr->k->secret,
 			       sizeof(nk->prev_secret));
@@ -946,6 +963,7 @@ int keyring_rekey_finish(struct keyring *kr, keyring_persist_fn persist,
 		rc = persist(&nv, arg);
 	if (rc == 0) {
 		OPENSSL_cleanse(kr->k->prev_kek, sizeof(kr->k->prev_kek));
+		OPENSSL_cleanse(kr->k->prev_wrap3, sizeof(kr->k->prev_wrap3));
 		OPENSSL_cleanse(kr->k->prev_secret, sizeof(kr->k->prev_secret));
 		OPENSSL_cleanse(kr->k->prev_name_key,
 				sizeof(kr->k->prev_name_key));
@@ -1065,11 +1083,11 @@ int keyring_refresh_file(struct keyring *kr, const struct header *in,
 	else if ((kek = keks_for(kr, in->kek_gen)) == NULL)
 		rc = -EKEYREJECTED;
 	else
-		rc = unwrap_deks(in, kek, dek);
+		rc = unwrap_deks(in, kek, wrap3_of(kr->k, kek), dek);
 	if (rc == 0) {
 		*out = *in;
 		out->kek_gen = kr->vol.kek_gen;
-		rc = wrap_deks(out, kr->k->kek, dek + 2 * AEAD_KEY_LEN);
+		rc = wrap_deks(out, kr->k->kek, kr->k->wrap3, dek + 2 * AEAD_KEY_LEN);
 	}
 	gen = kr->generation;
 	pthread_rwlock_unlock(&kr->lock);
