@@ -80,6 +80,15 @@ struct cfile {
 #define CFILE_TEST_BUDGET_ENV "CMKFS_TEST_SEAL_BUDGET"
 #define CFILE_TEST_BUDGET_MIN 16
 
+/* Test hook: a kill -9 simulated at the entry of the n-th backing change
+ * (pwrite, ftruncate or punch of a file's blocks, journal record writes
+ * included) from now: it and every later one fail with -ECANCELED, and no
+ * undo runs, so the backing file stays as a killed daemon leaves it.
+ * 0 turns it off. cfile_test_changes() counts the changes since the last
+ * call of cfile_test_crash_at(). Single-threaded tests only. */
+void cfile_test_crash_at(long n);
+long cfile_test_changes(void);
+
 /* Read CFILE_TEST_BUDGET_ENV once, at the start of the process before any
  * thread: unset or empty keeps CFILE_SEAL_BUDGET. Errors: -EINVAL (not a
  * decimal number in range: the budget stays as it was). */

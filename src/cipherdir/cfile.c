@@ -43,6 +43,50 @@ static uint64_t seal_unit = HEADER_SEAL_UNIT;
 
 /* The backing path for log lines (gocryptfs doRead logs ino + block; we
  * name the ciphertext file so fsck and operators can find it). */
+/* cfile_test_crash_at(): changes seen, and the one a simulated kill stops
+ * at (0: none). Only tests arm it. */
+static long crash_at, crash_seen;
+
+void cfile_test_crash_at(long n)
+{
+	crash_at = n;
+	crash_seen = 0;
+}
+
+long cfile_test_changes(void)
+{
+	return crash_seen;
+}
+
+/* Called at the entry of each backing change: whether the simulated kill
+ * has happened (then the change must not be made). */
+static bool killed(void)
+{
+	long n = __atomic_add_fetch(&crash_seen, 1, __ATOMIC_RELAXED);
+
+	return crash_at > 0 && n >= crash_at;
+}
+
+static bool was_killed(void)
+{
+	return crash_at > 0 && crash_seen >= crash_at;
+}
+
+/* backing_pwrite_full() of a file's blocks, counted for the test hook. */
+static int blk_pwrite(int fd, const void *p, size_t n, off_t off)
+{
+	if (killed())
+		return -ECANCELED;
+	return backing_pwrite_full(fd, p, n, off);
+}
+
+static int blk_truncate(int fd, off_t len)
+{
+	if (killed())
+		return -ECANCELED;
+	return ftruncate(fd, len) < 0 ? -errno : 0;
+}
+
 const char *cfile_where(const struct cfile *cf, char *buf, size_t cap)
 {
 	char proc[32];
@@ -405,7 +449,13 @@ struct crypt_job {
 	uint64_t bad[PAR_MAX];		/* open: a block that failed, by part */
 	const uint8_t *kinds;		/* open: enum slot_kind of block i, or
 					 * NULL (all data) */
+	struct cfile *grown;		/* open, format 3: where to look for
+					 * a growth cut short (open_grown) */
+	int fd;
 };
+
+static int open_grown(struct cfile *cf, struct filekeys *fk, int fd,
+		      uint64_t nb, uint64_t b, uint8_t *out);
 
 static size_t job_len(const struct crypt_job *j, uint64_t b)
 {
@@ -427,7 +477,10 @@ static int open_part(size_t lo, size_t hi, unsigned part, void *arg)
 		}
 		if (block_open(&j->fk[part]->bc, b, b == j->nb - 1,
 			       j->ct + i * cb, job_len(j, b) + BLOCK_OVERHEAD,
-			       j->out + i * j->bs) < 0) {
+			       j->out + i * j->bs) < 0 &&
+		    (j->grown == NULL || b >= j->nb - 1 ||
+		     open_grown(j->grown, j->fk[part], j->fd, j->nb, b,
+				j->out + i * j->bs) < 0)) {
 			j->bad[part] = b;
 			return -EBADMSG;
 		}
@@ -1070,7 +1123,7 @@ static int write_record(struct cfile *cf, struct filekeys *fk, int fd,
 	if (rc == 0)
 		rc = cipher_off(b, cf->bs, &off);
 	if (rc == 0)
-		rc = backing_pwrite_full(fd, p, len, (off_t)off);
+		rc = blk_pwrite(fd, p, len, (off_t)off);
 	free(p);
 	hv_clear(cf);
 	return rc;
@@ -1083,6 +1136,89 @@ static int put_record(struct cfile *cf, struct filekeys *fk, int fd,
 	int rc = budget_take(cf, fd, 1);
 
 	return rc != 0 ? rc : write_record(cf, fk, fd, b, start, whole);
+}
+
+/* Trailing zero bytes a sealed block may end with before open_grown()
+ * stops trying: a real one ends with more in 2^-128 of cases. */
+#define GROWN_SLACK 16
+
+/* Slot b (b + 1 < nb - 1) as a growth killed between its two writes
+ * leaves it (doc/FORMAT.md §3.4, "Growth"): the old last block, sealed
+ * with last = 1 at its old length and zeros after it in the slot, right
+ * before a hole that starts at b + 1. It then reads as its bytes and
+ * zeros after them (bs bytes into out). -EBADMSG otherwise. */
+static int open_grown(struct cfile *cf, struct filekeys *fk, int fd,
+		      uint64_t nb, uint64_t b, uint8_t *out)
+{
+	size_t cb = cf->bs + BLOCK_OVERHEAD, m = cb;
+	enum slot_kind k = SLOT_DATA;
+	uint64_t s = 0, e, off;
+	uint8_t *p = NULL;
+	int rc;
+
+	if (b + 1 >= nb - 1)
+		return -EBADMSG;
+	rc = probe(cf, fd, b + 1, &k);
+	if (rc == 0 && k == SLOT_DATA)
+		return -EBADMSG;
+	if (rc == 0)
+		rc = hole_cover(cf, fk, fd, nb, b + 1, &s, &e);
+	if (rc == 0 && s != b + 1)
+		rc = -EBADMSG;
+	if (rc == 0)
+		rc = cipher_off(b, cf->bs, &off);
+	p = rc == 0 ? malloc(2 * cb) : NULL;
+	if (rc == 0 && p == NULL)
+		rc = -ENOMEM;
+	if (rc == 0)
+		rc = backing_pread_full(fd, p, cb, (off_t)off);
+	if (rc < 0)
+		goto out;
+	while (m > BLOCK_OVERHEAD && p[m - 1] == 0)
+		m--;
+	rc = -EBADMSG;
+	for (size_t len = m; len <= cb && len <= m + GROWN_SLACK; len++) {
+		memcpy(p + cb, p, len);	/* block_open clobbers its input */
+		if (block_open(&fk->bc, b, true, p + cb, len, out) == 0) {
+			memset(out + (len - BLOCK_OVERHEAD), 0,
+			       cb - len);
+			rc = 0;
+			break;
+		}
+	}
+out:
+	if (p != NULL)
+		secmem_wipe(p, 2 * cb);
+	free(p);
+	return rc;
+}
+
+/* The kind of slot b (< nb - 1) for a change to make: as probe(), but a
+ * slot shaped like a record that does not open as one and is the old last
+ * block of a growth cut short (open_grown) is data. */
+static int slot_probe(struct cfile *cf, struct filekeys *fk, int fd,
+		      uint64_t nb, uint64_t b, enum slot_kind *k)
+{
+	uint8_t p[PROBE_LEN], *out;
+	uint64_t off, s;
+	int rc;
+
+	rc = cipher_off(b, cf->bs, &off);
+	if (rc == 0)
+		rc = backing_pread_full(fd, p, sizeof(p), (off_t)off);
+	if (rc < 0)
+		return rc;
+	*k = slot_kind(p, sizeof(p));
+	if (*k != SLOT_REC || block_open_hole(&fk->bc, b, p, &s) == 0)
+		return 0;
+	out = malloc(cf->bs);
+	if (out == NULL)
+		return -ENOMEM;
+	if (open_grown(cf, fk, fd, nb, b, out) == 0)
+		*k = SLOT_DATA;
+	secmem_wipe(out, cf->bs);
+	free(out);
+	return 0;
 }
 
 /* Slots [a, b] become zero: punched (the space is freed), or written
@@ -1099,6 +1235,8 @@ static int zero_slots(struct cfile *cf, int fd, uint64_t a, uint64_t b)
 		return rc;
 	if (__builtin_mul_overflow(b - a + 1, cb, &len))
 		return -EFBIG;
+	if (killed())
+		return -ECANCELED;
 	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		      (off_t)off, (off_t)len) == 0)
 		return 0;
@@ -1186,7 +1324,7 @@ static int read_blocks(struct cfile *cf, struct filekeys *fk, int fd,
 	{
 		struct crypt_job j = { .fk = { fk }, .bs = cf->bs, .b0 = b0,
 				       .nb = nb, .size = size, .ct = ct,
-				       .out = out };
+				       .out = out, .fd = fd };
 		size_t cb = cf->bs + BLOCK_OVERHEAD;
 		uint8_t *kinds = NULL;
 
@@ -1194,6 +1332,7 @@ static int read_blocks(struct cfile *cf, struct filekeys *fk, int fd,
 		if (rc < 0)
 			return rc;
 		j.kinds = kinds;
+		j.grown = holes_on(cf) ? cf : NULL;
 		for (unsigned i = 0; i < PAR_MAX; i++)
 			j.bad[i] = UINT64_MAX;
 		rc = crypt_blocks(cf, fd, &j, n, open_part);
@@ -1207,6 +1346,12 @@ static int read_blocks(struct cfile *cf, struct filekeys *fk, int fd,
 			if (kinds[i] == SLOT_DATA || i < upto)
 				continue;
 			hrc = hole_cover(cf, fk, fd, nb, b0 + i, &hs, &he);
+			/* an old last block of at most 8 bytes has a record's
+			 * shape: a growth cut short (open_grown) */
+			if (hrc == -EBADMSG && kinds[i] == SLOT_REC &&
+			    open_grown(cf, fk, fd, nb, b0 + i,
+				       out + i * cf->bs) == 0)
+				continue;
 			if (hrc < 0) {
 				free(kinds);
 				return hrc;
@@ -1341,6 +1486,8 @@ static void undo_growth(struct cfile *cf, int fd, const uint8_t *tail,
 	char wbuf[4096];
 	int rc = 0;
 
+	if (was_killed())
+		return;		/* a simulated kill: nothing runs after it */
 	if (ftruncate(fd, (off_t)(tail_off + tail_len)) < 0)
 		rc = -errno;
 	if (rc == 0)
@@ -1453,7 +1600,19 @@ static int rewrite(struct cfile *cf, struct filekeys *fk, int fd,
 		return rc;
 	if (last - first + 1 < cn)
 		cn = last - first + 1;
-	ct = malloc(cn * cb);
+	if (new_nb > old_nb) {
+		/* A growth's blocks from the first past the hole (or the
+		 * old last block) to the new last go out in one pwrite when
+		 * they are at most two chunks (a FUSE write is at most one,
+		 * unaligned): a kill cannot leave the file ending in a block
+		 * sealed as not last. */
+		uint64_t span = last - (hole_n > 0 ? hole_hi + 1 : first) + 1;
+
+		if (span <= 2 * cn + 1)
+			cn = span;
+	}
+	/* one slot more: the hole's record goes out with the first chunk */
+	ct = malloc((cn + 1) * cb);
 	pt = malloc(cn * bs);
 	old = malloc(cb + bs);
 	src = malloc(cn * sizeof(*src));
@@ -1472,70 +1631,99 @@ static int rewrite(struct cfile *cf, struct filekeys *fk, int fd,
 		if (rc < 0)
 			goto out;
 	}
-	for (c0 = first; c0 <= last; c0 += n) {
-		uint64_t coff;
-		size_t pos = 0;
+	/*
+	 * Growth over a hole, in two steps (doc/FORMAT.md §3.4): first the
+	 * hole's record with the blocks after it up to the new last block,
+	 * in one pwrite past the old end; then the old last block re-sealed
+	 * as not last. Between them the old last block, still sealed last
+	 * at its old length, is followed by a hole that starts right after
+	 * it, which reads as the grown file (open_grown). Otherwise one
+	 * pass over [first, last].
+	 */
+	for (int pass = 0; pass < 2 && rc == 0; pass++) {
+		uint64_t plo = first, phi = last;
 
-		if (c0 >= hole_lo && c0 <= hole_hi)
-			c0 = hole_hi + 1;
-		n = last - c0 + 1 < cn ? last - c0 + 1 : cn;
-		if (c0 < hole_lo && c0 + n > hole_lo)
-			n = hole_lo - c0;	/* chunks stop at the hole */
-		struct crypt_job j = { .fk = { fk }, .bs = bs, .b0 = c0,
-				       .nb = new_nb, .size = new_size,
-				       .ct = ct, .src = src };
-
-		for (uint64_t b = c0; b < c0 + n; b++) {
-			uint64_t lo = b * bs;
-			size_t blen = b == new_nb - 1 ? new_size - lo : bs;
-			uint8_t *p = pt + (b - c0) * bs;
-			bool covered = len > 0 && off <= lo && wend >= lo + blen;
-
-			pos += blen + BLOCK_OVERHEAD;
-			src[b - c0] = p;
-			if (covered && buf != NULL) {
-				/* Sealed straight from the caller's buffer. */
-				src[b - c0] = buf + (lo - off);
-				continue;
-			}
-			memset(p, 0, blen);
-			if (!covered && b < old_nb) {
-				size_t olen = b == old_nb - 1 ? size - lo : bs;
-
-				rc = read_blocks(cf, fk, fd, size, b, 1, old,
-						 old + cb);
-				if (rc < 0)
-					goto out;
-				memcpy(p, old + cb, olen < blen ? olen : blen);
-			}
-			if (len > 0 && off < lo + blen && wend > lo) {
-				uint64_t from = off > lo ? off : lo;
-				uint64_t to = wend < lo + blen ? wend :
-								 lo + blen;
-
-				if (buf != NULL)
-					memcpy(p + (from - lo),
-					       buf + (from - off), to - from);
-				else
-					memset(p + (from - lo), 0, to - from);
-			}
+		if (hole_n > 0) {
+			plo = pass == 0 ? hole_hi + 1 : first;
+			phi = pass == 0 ? last : hole_lo - 1;
+		} else if (pass == 1) {
+			break;
 		}
-		rc = crypt_blocks(cf, fd, &j, n, seal_part);
-		if (rc == 0)
-			rc = cipher_off(c0, bs, &coff);
-		if (rc == 0) {
-			wrote = true;
-			rc = backing_pwrite_full(fd, ct, pos, (off_t)coff);
+		for (c0 = plo; c0 <= phi; c0 += n) {
+			bool rec = hole_n > 0 && pass == 0 && c0 == plo;
+			uint64_t coff;
+			size_t pos = rec ? cb : 0;
+
+			n = phi - c0 + 1 < cn ? phi - c0 + 1 : cn;
+			struct crypt_job j = {.fk = {fk},
+					      .bs = bs,
+					      .b0 = c0,
+					      .nb = new_nb,
+					      .size = new_size,
+					      .ct = rec ? ct + cb : ct,
+					      .src = src};
+
+			for (uint64_t b = c0; b < c0 + n; b++) {
+				uint64_t lo = b * bs;
+				size_t blen =
+				    b == new_nb - 1 ? new_size - lo : bs;
+				uint8_t *p = pt + (b - c0) * bs;
+				bool covered =
+				    len > 0 && off <= lo && wend >= lo + blen;
+
+				pos += blen + BLOCK_OVERHEAD;
+				src[b - c0] = p;
+				if (covered && buf != NULL) {
+					/* Sealed straight from the caller's
+					 * buffer. */
+					src[b - c0] = buf + (lo - off);
+					continue;
+				}
+				memset(p, 0, blen);
+				if (!covered && b < old_nb) {
+					size_t olen =
+					    b == old_nb - 1 ? size - lo : bs;
+
+					rc = read_blocks(cf, fk, fd, size, b, 1,
+							 old, old + cb);
+					if (rc < 0)
+						goto out;
+					memcpy(p, old + cb,
+					       olen < blen ? olen : blen);
+				}
+				if (len > 0 && off < lo + blen && wend > lo) {
+					uint64_t from = off > lo ? off : lo;
+					uint64_t to =
+					    wend < lo + blen ? wend : lo + blen;
+
+					if (buf != NULL)
+						memcpy(p + (from - lo),
+						       buf + (from - off),
+						       to - from);
+					else
+						memset(p + (from - lo), 0,
+						       to - from);
+				}
+			}
+			rc = crypt_blocks(cf, fd, &j, n, seal_part);
+			if (rc == 0 && rec) {
+				memset(ct, 0, cb);
+				rc = block_seal_hole(&fk->bc, hole_hi, hole_lo,
+						     ct);
+			}
+			if (rc == 0)
+				rc = cipher_off(rec ? hole_hi : c0, bs, &coff);
+			if (rc == 0) {
+				wrote = true;
+				rc = blk_pwrite(fd, ct, pos, (off_t)coff);
+			}
+			if (rc < 0)
+				goto out;
 		}
-		if (rc < 0)
-			goto out;
-	}
-	/* After the blocks: until it is written, a crash leaves the grown
-	 * file failing authentication, as any torn growth does. */
-	if (hole_n > 0) {
-		rc = write_record(cf, fk, fd, hole_hi, hole_lo, false);
 	}
 out:
+	if (hole_n > 0)
+		hv_clear(cf);
 	if (rc < 0 && wrote && tail != NULL)
 		undo_growth(cf, fd, tail, tail_len, tail_off);
 	free(tail);
@@ -1569,7 +1757,7 @@ static int split_hole(struct cfile *cf, struct filekeys *fk, int fd,
 	if (first >= nb - 1)
 		return 0;	/* the last block and past it: no hole */
 	if (last < nb - 1) {
-		rc = probe(cf, fd, last, &k);
+		rc = slot_probe(cf, fk, fd, nb, last, &k);
 		if (rc == 0 && k != SLOT_DATA)
 			rc = hole_cover(cf, fk, fd, nb, last, &s, &e);
 		if (rc < 0)
@@ -1577,7 +1765,7 @@ static int split_hole(struct cfile *cf, struct filekeys *fk, int fd,
 		if (k != SLOT_DATA && e > last)
 			*post_e = e;
 	}
-	rc = probe(cf, fd, first, &k);
+	rc = slot_probe(cf, fk, fd, nb, first, &k);
 	if (rc == 0 && k != SLOT_DATA)
 		rc = hole_cover(cf, fk, fd, nb, first, &s, &e);
 	if (rc == 0 && k != SLOT_DATA && s < first)
@@ -1762,11 +1950,10 @@ static int shrink(struct cfile *cf, struct filekeys *fk, int fd, uint64_t size,
 				 blen + BLOCK_OVERHEAD);
 		rec = rc == 0;
 	}
-	if (rc == 0 && ftruncate(fd, (off_t)boff) < 0)
-		rc = -errno;
 	if (rc == 0)
-		rc = backing_pwrite_full(fd, buf, blen + BLOCK_OVERHEAD,
-					 (off_t)boff);
+		rc = blk_truncate(fd, (off_t)boff);
+	if (rc == 0)
+		rc = blk_pwrite(fd, buf, blen + BLOCK_OVERHEAD, (off_t)boff);
 	/* Kept if the cut or the write failed: the next mount completes it. */
 	if (rc == 0 && rec)
 		(void)unlinkat(cf->jfd, jname, 0);
@@ -1913,7 +2100,7 @@ static int shrink_into_hole(struct cfile *cf, struct filekeys *fk, int fd,
 
 	if (b >= nb - 1)
 		return 0;
-	rc = probe(cf, fd, b, &k);
+	rc = slot_probe(cf, fk, fd, nb, b, &k);
 	if (rc < 0 || k == SLOT_DATA)
 		return rc;
 	rc = hole_cover(cf, fk, fd, nb, b, &s, &e);
@@ -1977,7 +2164,7 @@ static int punch_blocks(struct cfile *cf, struct filekeys *fk, int fd,
 	int rc = 0;
 
 	while (rc == 0 && S > 0) {
-		rc = probe(cf, fd, S - 1, &k);
+		rc = slot_probe(cf, fk, fd, nb, S - 1, &k);
 		if (rc < 0 || k == SLOT_DATA)
 			break;
 		rc = hole_cover(cf, fk, fd, nb, S - 1, &s, &e);
@@ -1986,12 +2173,12 @@ static int punch_blocks(struct cfile *cf, struct filekeys *fk, int fd,
 		S = s;
 	}
 	if (rc == 0)
-		rc = probe(cf, fd, p1, &k);
+		rc = slot_probe(cf, fk, fd, nb, p1, &k);
 	whole = k == SLOT_DATA;
 	if (rc == 0 && k != SLOT_DATA)
 		rc = hole_cover(cf, fk, fd, nb, p1, &s, &E);
 	while (rc == 0 && E + 1 < nb - 1) {
-		rc = probe(cf, fd, E + 1, &k);
+		rc = slot_probe(cf, fk, fd, nb, E + 1, &k);
 		if (rc < 0 || k == SLOT_DATA)
 			break;
 		zhi = E;		/* a record inside the merged hole */
@@ -2039,7 +2226,7 @@ static int punch(struct cfile *cf, struct filekeys *fk, int fd, uint64_t size,
 		enum slot_kind k = SLOT_DATA;
 
 		if (b < nb - 1)
-			rc = probe(cf, fd, b, &k);
+			rc = slot_probe(cf, fk, fd, nb, b, &k);
 		if (rc < 0 || k != SLOT_DATA)
 			continue;	/* already zeros (verified on read) */
 		lo = lo > off ? lo : off;
@@ -2152,7 +2339,7 @@ static int seek_locked(struct cfile *cf, struct filekeys *fk, int fd,
 			*res = whence == SEEK_DATA ? at : size;
 			break;
 		}
-		rc = probe(cf, fd, b, &k);
+		rc = slot_probe(cf, fk, fd, nb, b, &k);
 		if (rc == 0 && k != SLOT_DATA)
 			rc = hole_cover(cf, fk, fd, nb, b, &s, &e);
 		if (rc < 0)
@@ -2197,8 +2384,9 @@ out:
 
 /* One slot of cfile_check_blocks(): *run is the first slot of the zero
  * run before b (UINT64_MAX: none). Returns the number of findings. */
-static int check_slot(struct cfile *cf, struct filekeys *fk, uint64_t b,
-		      uint64_t nb, uint8_t *p, size_t len, uint8_t *pt,
+static int check_slot(struct cfile *cf, struct filekeys *fk, int fd,
+		      uint64_t b, uint64_t nb, uint8_t *p, size_t len,
+		      uint8_t *pt,
 		      uint64_t *run,
 		      void (*bad)(void *arg, uint64_t b, const char *what),
 		      void *arg)
@@ -2219,11 +2407,17 @@ static int check_slot(struct cfile *cf, struct filekeys *fk, uint64_t b,
 		want = *run == UINT64_MAX ? b : *run;
 		*run = UINT64_MAX;
 		if (block_open_hole(&fk->bc, b, p, &s) < 0) {
+			if (want == b && open_grown(cf, fk, fd, nb, b, pt) == 0)
+				return 0;	/* data: a growth cut short */
 			bad(arg, b, "hole record does not open (tampered, "
 				    "moved or from another file)");
 			return 1;
 		}
-		if (s != want) {
+		/* A start before the zero run claims slots that are not its
+		 * zeros: reads the same (a zero slot needs start <= it),
+		 * and a write into a hole or a punch killed part way leaves
+		 * it (doc/FORMAT.md §3.4). After it: zeros uncovered. */
+		if (s > want) {
 			snprintf(what, sizeof(what),
 				 "hole record's start is wrong: says block "
 				 "%llu, the zero blocks start at %llu",
@@ -2244,7 +2438,9 @@ static int check_slot(struct cfile *cf, struct filekeys *fk, uint64_t b,
 			n++;
 			*run = UINT64_MAX;
 		}
-		if (block_open(&fk->bc, b, b == nb - 1, p, len, pt) < 0) {
+		if (block_open(&fk->bc, b, b == nb - 1, p, len, pt) < 0 &&
+		    (!holes_on(cf) || b == nb - 1 ||
+		     open_grown(cf, fk, fd, nb, b, pt) < 0)) {
 			bad(arg, b, "block fails authentication");
 			n++;
 		}
@@ -2292,8 +2488,8 @@ int cfile_check_blocks(struct cfile *cf, int fd,
 					     size - b * cf->bs + BLOCK_OVERHEAD :
 					     cb;
 
-			found += check_slot(cf, fk, b, nb, ct + i * cb, len, pt,
-					    &run, bad, arg);
+			found += check_slot(cf, fk, fd, b, nb, ct + i * cb, len,
+					    pt, &run, bad, arg);
 		}
 		b0 += n;
 	}

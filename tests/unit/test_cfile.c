@@ -6,7 +6,10 @@
  * budget under a lowered test budget (its variable refused when nonsense
  * or higher): the count in the header always covers every seal made (a
  * crash at any point, a failed write, a reopen), and the file re-keyed
- * exactly when its DEKs reach the budget, file id kept, every byte intact.
+ * exactly when its DEKs reach the budget, file id kept, every byte intact;
+ * sparse files (format 3) killed at every backing change of a growth over a
+ * hole, a write into a hole, a punch or a shrink into a hole read back old
+ * or new, with no EIO and no fsck finding (holes_crash).
  */
 #include "config.h"
 
@@ -1005,6 +1008,190 @@ static void holes_ops(struct keyring *kr, uint32_t bs)
 	free(data);
 }
 
+/* ---- crash windows of the sparse paths (format 3) ---------------------- */
+
+/* One change of the file of holes_make(): a write (data from seed), a
+ * truncate, or an fallocate mode with KEEP_SIZE. */
+enum cw_kind { CW_WRITE, CW_TRUNC, CW_FALLOC };
+
+struct cw_op {
+	const char *what;
+	enum cw_kind kind;
+	uint64_t off, len; /* blocks ×bs + bytes, see cw_bytes */
+	int mode;	   /* CW_FALLOC */
+};
+
+/* The file, then `op` applied to model (cap bytes, *size in use). */
+static int cw_apply(struct cfile *cf, int fd, const struct cw_op *op,
+		    uint8_t *model, uint64_t *size)
+{
+	uint8_t *buf = NULL;
+	int rc;
+
+	switch (op->kind) {
+	case CW_WRITE:
+		buf = malloc(op->len);
+		if (buf == NULL)
+			return -ENOMEM;
+		t_fill(buf, op->len, 91);
+		rc = cfile_write(cf, fd, op->off, buf, op->len, false, NULL);
+		memcpy(model + op->off, buf, op->len);
+		if (op->off + op->len > *size)
+			*size = op->off + op->len;
+		free(buf);
+		return rc;
+	case CW_TRUNC:
+		rc = cfile_truncate(cf, fd, op->off);
+		if (op->off > *size)
+			memset(model + *size, 0, op->off - *size);
+		*size = op->off;
+		return rc;
+	default:
+		rc = cfile_fallocate(cf, fd, op->mode, op->off, op->len);
+		memset(model + op->off, 0, op->len);
+		return rc;
+	}
+}
+
+/*
+ * kill -9 at the entry of every backing change of each operation on a
+ * sparse file (cfile_test_crash_at): after the "mount" (a fresh load, the
+ * file's truncate record resolved), the size is the old or the new one,
+ * every block reads as its old or its new bytes (nothing reads EIO), and
+ * the block check (fsck) finds nothing. Growth past the end with a hole,
+ * truncate up, writes into a hole (splitting it), punches, zero ranges
+ * and shrinks into a hole each take several changes.
+ */
+static void holes_crash(struct keyring *kr, uint32_t bs)
+{
+	const uint64_t B = bs;
+	const struct cw_op ops[] = {
+	    {"write past the end over a hole", CW_WRITE, 120 * B + 5, 10, 0},
+	    {"write past the end, hole, two chunks", CW_WRITE, 200 * B + 3,
+	     (1u << 20) + 2 * B, 0},
+	    {"write just past the end (no hole)", CW_WRITE, 100 * B + 20, B, 0},
+	    {"truncate up over a hole", CW_TRUNC, 130 * B + 7, 0, 0},
+	    {"truncate up, block aligned", CW_TRUNC, 140 * B, 0, 0},
+	    {"write inside a hole", CW_WRITE, 20 * B + 100, 2 * B, 0},
+	    {"write at a hole's start", CW_WRITE, 4 * B, B, 0},
+	    {"write over a hole's record", CW_WRITE, 49 * B, B, 0},
+	    {"write over hole, data, hole", CW_WRITE, 45 * B + 7, 10 * B, 0},
+	    {"punch next to a hole", CW_FALLOC, 2 * B, 2 * B,
+	     FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE},
+	    {"punch a block between holes", CW_FALLOC, 50 * B, B,
+	     FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE},
+	    {"zero range over data and hole", CW_FALLOC, B + 9, 8 * B,
+	     FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE},
+	    {"shrink into a hole", CW_TRUNC, 30 * B + 100, 0, 0},
+	    {"shrink into a hole, block aligned", CW_TRUNC, 70 * B, 0, 0},
+	};
+	size_t cap = 520 * (size_t)bs + (2u << 20);
+	uint8_t *m0 = calloc(1, cap), *m1 = calloc(1, cap), *got = malloc(cap);
+	char jdir[] = "/tmp/cmkfs-test_cfile.j.XXXXXX";
+	int jfd = -1;
+
+	CHECK(m0 != NULL && m1 != NULL && got != NULL, "alloc");
+	CHECK(mkdtemp(jdir) != NULL, "mkdtemp");
+	jfd = open(jdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHECK(jfd >= 0, "journal dir");
+	for (size_t i = 0;
+	     m0 && m1 && got && jfd >= 0 && i < CMK_ARRAY_LEN(ops); i++) {
+		const struct cw_op *op = &ops[i];
+		uint64_t size0 = 100 * B + 10, size1 = size0;
+		long n = 0;
+
+		/* the whole operation: its changes counted, its result */
+		for (long k = 0; k <= n; k++) {
+			struct cfile cf, cf2;
+			struct findings f;
+			uint64_t size = 0, sz1 = size0;
+			const char *why = NULL;
+			size_t rd = 0;
+			int fd = tmpfd(), rc;
+
+			if (fd < 0)
+				break;
+			cfile_init(&cf, kr, bs, fd);
+			cf.jfd = jfd;
+			holes_make(&cf, fd, bs, m0);
+			memcpy(m1, m0, size0);
+			memset(m1 + size0, 0, cap - size0);
+			cfile_test_crash_at(k);
+			quiet(true);
+			rc = cw_apply(&cf, fd, op, m1, &sz1);
+			quiet(false);
+			if (k == 0) {
+				n = cfile_test_changes();
+				size1 = sz1;
+				CHECK_RC(rc, 0);
+			} else {
+				CHECK(rc < 0,
+				      "%s: killed at change %ld of %ld "
+				      "but it succeeded",
+				      op->what, k, n);
+			}
+			cfile_test_crash_at(0);
+			cfile_destroy(&cf);
+			/* the next mount */
+			cfile_init(&cf2, kr, bs, fd);
+			cf2.jfd = jfd;
+			quiet(true);
+			rc = cfile_load(&cf2, fd);
+			if (rc == 0)
+				rc = cfile_resolve_truncate(&cf2, fd, jfd,
+							    false, &why);
+			quiet(false);
+			CHECK(rc >= 0, "%s, killed at change %ld: load %d",
+			      op->what, k, rc);
+			if (rc >= 0)
+				rc = q_size(&cf2, fd, &size);
+			if (rc == 0 && size != size0 && size != size1) {
+				CHECK(false,
+				      "%s, killed at change %ld of %ld: "
+				      "size %" PRIu64 ", not %" PRIu64
+				      " or %" PRIu64,
+				      op->what, k, n, size, size0, size1);
+			}
+			if (rc == 0)
+				rc = q_read(&cf2, fd, 0, size, got, &rd);
+			CHECK(rc == 0 && rd == size,
+			      "%s, killed at change %ld "
+			      "of %ld: read %d (fsynced data lost)",
+			      op->what, k, n, rc);
+			for (uint64_t b = 0; rc == 0 && b * B < size; b++) {
+				size_t bl = size - b * B < B ? size - b * B : B;
+				uint8_t *p = got + b * B;
+
+				/* old bytes (zeros past the old end), or new */
+				if (memcmp(p, m0 + b * B, bl) != 0 &&
+				    memcmp(p, m1 + b * B, bl) != 0) {
+					CHECK(false,
+					      "%s, killed at change %ld: "
+					      "block %" PRIu64 " neither old "
+					      "nor new",
+					      op->what, k, b);
+					break;
+				}
+			}
+			if (rc == 0)
+				CHECK(q_findings(&cf2, fd, &f) == 0,
+				      "%s, killed at change %ld of %ld: fsck: "
+				      "%u findings, %s",
+				      op->what, k, n, f.n, f.last);
+			cfile_destroy(&cf2);
+			close(fd);
+			if (k == 0)
+				CHECK(n >= 1, "%s: %ld changes", op->what, n);
+		}
+	}
+	if (jfd >= 0)
+		close(jfd);
+	rmdir(jdir);
+	free(m0);
+	free(m1);
+	free(got);
+}
+
 /* ---- tampering -------------------------------------------------------- */
 
 /* A file of `len` plain bytes, and a copy of its backing bytes. */
@@ -1807,6 +1994,7 @@ int main(void)
 			holes_sparse(vo.kr, bs);
 			holes_tamper(vo.kr, bs);
 			holes_ops(vo.kr, bs);
+			holes_crash(vo.kr, bs);
 			/* the growth guard of real bytes, as formats 1 and
 			 * 2 grow (sealed zeros): the volume read as one */
 			((struct volume *)keyring_volume(vo.kr))->version = 2;
