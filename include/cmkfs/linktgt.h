@@ -45,6 +45,38 @@ static inline const char *linktgt_marker_id(const char *marker)
 CMK_MUST_CHECK int linktgt_make(int rootfd, int dfd, const char *bname,
 				const char *enc, size_t enc_len);
 
+/* linktgt_make() for a temporary name `tmp` that is renamed into place
+ * afterwards: the symlink is made first, then the side file (atomically,
+ * durably), so that a kill at any point leaves nothing that the
+ * temporary does not reach: removing the temporary with linktgt_unlink()
+ * (as a full rekey does with the temporaries it finds, doc/FORMAT.md
+ * §4.3) or quarantining it (fsck --repair) removes all of it. Errors as
+ * linktgt_make(). */
+CMK_MUST_CHECK int linktgt_make_tmp(int rootfd, int dfd, const char *tmp,
+				    const char *enc, size_t enc_len);
+
+/* Unlink dfd/name; when it is a long symlink's last link, its side file
+ * goes first (while the entry still names it). For temporaries: a kill in
+ * between leaves a dangling temporary, never an orphaned side file.
+ * Errors: -errno of unlinkat (the entry stays), or of the side file's
+ * removal (the entry stays too). */
+CMK_MUST_CHECK int linktgt_unlink(int rootfd, int dfd, const char *name);
+
+/* Remove the entry dfd/name (a symlink in use): a long one is renamed to
+ * a temporary first and then removed with linktgt_unlink(), so that a
+ * kill leaves a temporary and not a side file with no entry; anything
+ * else is just unlinked. Errors: -errno of the rename or unlinkat
+ * (-ENOENT: gone already). */
+CMK_MUST_CHECK int linktgt_retire(int rootfd, int dfd, const char *name);
+
+/* renameat2(dfd, from, ddfd, to, flags) where `to` may be a long symlink
+ * that the rename replaces: its side file stays reachable from a
+ * temporary hard link of it across the rename, and goes (side file first)
+ * after it. Errors: -errno of renameat2. */
+CMK_MUST_CHECK int linktgt_rename_over(int rootfd, int dfd, const char *from,
+				       int ddfd, const char *to,
+				       unsigned int flags);
+
 /* The encrypted target of symlink dfd/name (name "" : dfd is an O_PATH fd
  * on the symlink) into out (NUL-terminated), its length in *len. With
  * `marker` non-NULL, *marker tells whether it came from a side file.

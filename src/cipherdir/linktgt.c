@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -55,23 +56,32 @@ static int links_dir(int rootfd, bool create)
 	return fd < 0 ? -errno : fd;
 }
 
-int linktgt_make(int rootfd, int dfd, const char *bname, const char *enc,
-		 size_t enc_len)
+/* A fresh marker: LINKTGT_PREFIX and a random id. */
+static int new_marker(char marker[static LINKTGT_MARKER_LEN + 1])
 {
-	char marker[LINKTGT_MARKER_LEN + 1];
 	uint8_t id[32];
-	int ld = -1, rc;
+	int rc;
 
-	if (enc_len >= ENCLINK_MAX)
-		return -ENAMETOOLONG;
-	if (enc_len <= LINKTGT_INLINE_MAX)
-		return symlinkat(enc, dfd, bname) < 0 ? -errno : 0;
 	memcpy(marker, LINKTGT_PREFIX, sizeof(LINKTGT_PREFIX) - 1);
 	rc = rand_bytes(id, sizeof(id));
 	if (rc == 0)
 		rc = b64_encode(id, sizeof(id),
 				marker + sizeof(LINKTGT_PREFIX) - 1,
 				LINKTGT_ID_B64 + 1);
+	return rc < 0 ? rc : 0;
+}
+
+int linktgt_make(int rootfd, int dfd, const char *bname, const char *enc,
+		 size_t enc_len)
+{
+	char marker[LINKTGT_MARKER_LEN + 1];
+	int ld = -1, rc;
+
+	if (enc_len >= ENCLINK_MAX)
+		return -ENAMETOOLONG;
+	if (enc_len <= LINKTGT_INLINE_MAX)
+		return symlinkat(enc, dfd, bname) < 0 ? -errno : 0;
+	rc = new_marker(marker);
 	if (rc < 0)
 		return rc;
 	ld = links_dir(rootfd, true);
@@ -84,6 +94,113 @@ int linktgt_make(int rootfd, int dfd, const char *bname, const char *enc,
 		(void)unlinkat(ld, linktgt_marker_id(marker), 0);
 	}
 	close(ld);
+	return rc;
+}
+
+int linktgt_make_tmp(int rootfd, int dfd, const char *tmp, const char *enc,
+		     size_t enc_len)
+{
+	char marker[LINKTGT_MARKER_LEN + 1];
+	int ld = -1, rc;
+
+	if (enc_len >= ENCLINK_MAX)
+		return -ENAMETOOLONG;
+	if (enc_len <= LINKTGT_INLINE_MAX)
+		return symlinkat(enc, dfd, tmp) < 0 ? -errno : 0;
+	rc = new_marker(marker);
+	if (rc < 0)
+		return rc;
+	ld = links_dir(rootfd, true);
+	if (ld < 0)
+		return ld;
+	/* The temporary first: a kill after it leaves the side file (or
+	 * none yet) reachable from a name that the rerun, or fsck --repair,
+	 * removes together with it. A dangling temporary is no damage. */
+	if (symlinkat(marker, dfd, tmp) < 0)
+		rc = -errno;
+	if (rc == 0) {
+		rc = backing_replace(ld, linktgt_marker_id(marker), enc,
+				     enc_len, 0400);
+		if (rc < 0)
+			(void)unlinkat(dfd, tmp, 0);
+	}
+	close(ld);
+	return rc;
+}
+
+int linktgt_unlink(int rootfd, int dfd, const char *name)
+{
+	struct linktgt_pin p;
+	struct stat st;
+	int rc;
+
+	linktgt_pin(dfd, name, &p);
+	/* The last link: its side file goes first, while the entry still
+	 * names it, so that a kill in between leaves the entry (dangling,
+	 * still to be removed) and never a side file nothing points at. */
+	if (p.fd >= 0 && fstatat(p.fd, "", &st, AT_EMPTY_PATH) == 0 &&
+	    st.st_nlink == 1) {
+		rc = linktgt_drop(rootfd, p.marker);
+		close(p.fd);
+		p.fd = -1;
+		if (rc < 0 && rc != -ENOENT)
+			return rc;
+	}
+	rc = unlinkat(dfd, name, 0) < 0 ? -errno : 0;
+	linktgt_unpin(rootfd, &p);
+	return rc;
+}
+
+int linktgt_retire(int rootfd, int dfd, const char *name)
+{
+	struct linktgt_pin p;
+	char tmp[40];
+	int rc;
+
+	linktgt_pin(dfd, name, &p);
+	if (p.fd < 0)	/* no side file of its own */
+		return unlinkat(dfd, name, 0) < 0 ? -errno : 0;
+	close(p.fd);
+	/* Out of the way to a temporary first: from there on a kill leaves
+	 * only a temporary (with or without its side file), never the
+	 * name's side file with no entry. */
+	rc = backing_tmpname(tmp, sizeof(tmp));
+	if (rc == 0 && renameat2(dfd, name, dfd, tmp, RENAME_NOREPLACE) < 0)
+		rc = -errno;
+	if (rc == 0 && linktgt_unlink(rootfd, dfd, tmp) < 0) {
+		/* the name is gone; the temporary left is removed, with its
+		 * side file, by a full rekey or fsck --repair */
+	}
+	return rc;
+}
+
+int linktgt_rename_over(int rootfd, int dfd, const char *from, int ddfd,
+			const char *to, unsigned int flags)
+{
+	struct linktgt_pin p;
+	char keep[40];
+	bool kept = false;
+	int rc;
+
+	linktgt_pin(ddfd, to, &p);
+	/* A long symlink replaced here keeps a second link at a temporary
+	 * across the rename: its side file is reachable from there until
+	 * linktgt_unlink() removes it, side file first. Without a hard link
+	 * (refused by the file system) the side file goes after the rename,
+	 * as linktgt_unpin() does. */
+	if (p.fd >= 0 && !(flags & RENAME_NOREPLACE) &&
+	    backing_tmpname(keep, sizeof(keep)) == 0 &&
+	    linkat(ddfd, to, ddfd, keep, 0) == 0) {
+		kept = true;
+		close(p.fd);
+		p.fd = -1;
+	}
+	rc = renameat2(dfd, from, ddfd, to, flags) < 0 ? -errno : 0;
+	if (kept && linktgt_unlink(rootfd, ddfd, keep) < 0) {
+		/* a temporary left: removed with its side file by a full
+		 * rekey or fsck --repair */
+	}
+	linktgt_unpin(rootfd, &p);
 	return rc;
 }
 

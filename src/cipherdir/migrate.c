@@ -363,14 +363,18 @@ static int rebind_file(struct keyring *kr, int rootfd, int dfd,
  * (target under the current key, bound to the new name) is made at a
  * temporary name and renamed over the new name (one a crash left there is
  * this one's), then the old entry goes. A crash leaves the old name, the
- * new one, or both, each readable; the rerun finishes. */
+ * new one, or both, each readable; the rerun finishes. A long target's
+ * side files are always reachable from an entry or a temporary: the new
+ * one is written after its temporary symlink, the one of an entry
+ * replaced or removed goes while a temporary still names it
+ * (linktgt_make_tmp, linktgt_rename_over, linktgt_retire), and drop_tmp
+ * removes a temporary with its side file. */
 static int remake_link(const struct migrate_keys *k, int rootfd, int dfd,
 		       const uint8_t *dirid, const struct ent *e,
 		       const char *plain_name, const struct migrate_cb *cb,
 		       struct migrate_stats *st)
 {
 	char *enc = NULL, *plain = NULL, tmp[64];
-	struct linktgt_pin pin;
 	struct names_loc ol, nl;
 	struct bname nb, ob;
 	size_t len = 0, plen = 0;
@@ -409,7 +413,7 @@ static int remake_link(const struct migrate_keys *k, int rootfd, int dfd,
 	if (rc == 0)
 		rc = backing_tmpname(tmp, sizeof(tmp));
 	if (rc == 0)
-		rc = linktgt_make(rootfd, dfd, tmp, enc, strlen(enc));
+		rc = linktgt_make_tmp(rootfd, dfd, tmp, enc, strlen(enc));
 	if (rc < 0)
 		goto out;
 	{
@@ -421,21 +425,18 @@ static int remake_link(const struct migrate_keys *k, int rootfd, int dfd,
 		}
 		(void)utimensat(dfd, tmp, ts, AT_SYMLINK_NOFOLLOW);
 	}
-	linktgt_pin(dfd, nb.name, &pin);
 	rc = dirtree_longname_add(dfd, &nb);
-	if (rc == 0 && renameat(dfd, tmp, dfd, nb.name) < 0)
-		rc = -errno;
-	linktgt_unpin(rootfd, &pin);
+	if (rc == 0)
+		rc = linktgt_rename_over(rootfd, dfd, tmp, dfd, nb.name, 0);
 	if (rc < 0) {
-		linktgt_pin(dfd, tmp, &pin);
-		(void)unlinkat(dfd, tmp, 0);
-		linktgt_unpin(rootfd, &pin);
+		if (linktgt_unlink(rootfd, dfd, tmp) < 0) {
+			/* a temporary left: the rerun removes it */
+		}
 		goto out;
 	}
-	linktgt_pin(dfd, e->bname, &pin);
-	if (unlinkat(dfd, e->bname, 0) < 0 && errno != ENOENT)
-		rc = -errno;
-	linktgt_unpin(rootfd, &pin);
+	rc = linktgt_retire(rootfd, dfd, e->bname);
+	if (rc == -ENOENT)
+		rc = 0;
 	if (rc == 0) {
 		snprintf(ob.name, sizeof(ob.name), "%s", e->bname);
 		ob.is_long = e->cls == WALK_LONGNAME;
@@ -510,19 +511,28 @@ static int rename_entry(const struct migrate_keys *k, int rootfd, int dfd,
  * namespace lock, under which the mount makes and names its temporaries,
  * so none is in flight — except in the root, where the config and the
  * zone list are written without it, each in well under a minute: there
- * one older than that is a crash's (arg: the root's minimum age). A
- * directory of a cut mkdir holds only its id. */
+ * one older than that is a crash's (arg: struct tmps, with the root's
+ * minimum age). A directory of a cut mkdir holds only its id. */
+struct tmps {
+	int rootfd;
+	time_t min_age;
+};
+
 static int drop_tmp(const struct walk_entry *e, void *arg)
 {
-	const time_t *min_age = arg;
+	const struct tmps *t = arg;
 	struct stat st;
 	int fd;
 
 	if (fstatat(e->dfd, e->name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    st.st_mtime > time(NULL) - *min_age)
+	    st.st_mtime > time(NULL) - t->min_age)
 		return 0;
+	/* A long symlink's temporary takes its side file along (the side
+	 * file first): nothing else points at it. */
 	if (e->type != DT_DIR) {
-		(void)unlinkat(e->dfd, e->name, 0);
+		if (linktgt_unlink(t->rootfd, e->dfd, e->name) < 0) {
+			/* still there: fsck names it */
+		}
 		return 0;
 	}
 	fd = openat(e->dfd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
@@ -585,24 +595,24 @@ int migrate_dir(const struct migrate_keys *k, int rootfd, int dfd,
 		return -errno;
 	if (!names_only) {
 		struct stat rst;
-		time_t min_age = fstat(rootfd, &rst) == 0 &&
-						 rst.st_dev == dst.st_dev &&
-						 rst.st_ino == dst.st_ino ?
-					 60 :
-					 0;
+		struct tmps t = { rootfd, fstat(rootfd, &rst) == 0 &&
+						  rst.st_dev == dst.st_dev &&
+						  rst.st_ino == dst.st_ino ?
+					  60 :
+					  0 };
 
 		if (walk_entries(dfd, WALK_TMP,
 				 WALK_F_TYPE | WALK_F_SKIP_ERRORS, drop_tmp,
-				 &min_age) < 0)
+				 &t) < 0)
 			log_warn("could not remove a temporary left by a "
 				 "crash");
 		/* The root's side directories: their temporaries are made
 		 * under the namespace lock too (a symlink's long target, a
 		 * file's link set), so any one there is a crash's. */
-		for (int i = 0; min_age != 0 && i < 2; i++) {
+		for (int i = 0; t.min_age != 0 && i < 2; i++) {
 			static const char *const sub[] = { LINKS_DIR,
 							   LINKSET_DIR };
-			const time_t none = 0;
+			const struct tmps none = { rootfd, 0 };
 			int sfd = openat(rootfd, sub[i], O_RDONLY |
 					 O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 

@@ -953,11 +953,13 @@ static int bind_get(struct fsctx *fs, int dirfd, const char *bname,
 
 /* Format 3: symlink (target `plain`, plen bytes, attributes of sattr) made
  * anew as `bname` in p, its target bound there (doc/FORMAT.md §4.3), for
- * a rename or link: binding to the place means a new backing symlink. */
+ * a rename or link: binding to the place means a new backing symlink.
+ * `tmp`: bname is a temporary renamed into place later, made before its
+ * side file (linktgt_make_tmp). */
 static int remake_symlink(struct fsctx *fs, struct inode *p,
-			  const char *bname, const struct names_loc *loc,
-			  const char *plain, size_t plen,
-			  const struct stat *sattr)
+			  const char *bname, bool tmp,
+			  const struct names_loc *loc, const char *plain,
+			  size_t plen, const struct stat *sattr)
 {
 	uint8_t key[NAME_KEY_LEN];
 	char *enc;
@@ -972,7 +974,10 @@ static int remake_symlink(struct fsctx *fs, struct inode *p,
 					ENCLINK_MAX);
 	secmem_wipe(key, sizeof(key));
 	if (rc == 0)
-		rc = linktgt_make(fs->root.fd, p->fd, bname, enc, strlen(enc));
+		rc = tmp ? linktgt_make_tmp(fs->root.fd, p->fd, bname, enc,
+					    strlen(enc)) :
+			   linktgt_make(fs->root.fd, p->fd, bname, enc,
+					strlen(enc));
 	if (rc == 0) {
 		struct timespec ts[2] = { sattr->st_atim, sattr->st_mtim };
 
@@ -1036,7 +1041,8 @@ static int link_symlink(struct fsctx *fs, struct inode *in, struct inode *p,
 	if (rc == 0)
 		rc = dir_longname_add(p, bn);
 	if (rc == 0) {
-		rc = remake_symlink(fs, p, bn->name, &loc, plain, len, &st);
+		rc = remake_symlink(fs, p, bn->name, false, &loc, plain, len,
+				    &st);
 		if (rc < 0)
 			dir_longname_del(p, bn);
 	}
@@ -1223,12 +1229,11 @@ static int rename_symlink(struct fsctx *fs, struct inode *p1,
 			  struct inode *p2, const struct bname *b2,
 			  unsigned int flags)
 {
-	struct linktgt_pin pin = { .fd = -1 };
 	char *plain = NULL, tmp[40], wbuf[PATH_MAX];
 	struct names_loc loc;
 	struct stat s2;
 	size_t plen = 0;
-	int nfd, rc;
+	int nfd, rc, src;
 
 	if (flags & RENAME_EXCHANGE)
 		return -EINVAL;
@@ -1251,22 +1256,19 @@ static int rename_symlink(struct fsctx *fs, struct inode *p1,
 	if (rc == 0)
 		rc = backing_tmpname(tmp, sizeof(tmp));
 	if (rc == 0)
-		rc = remake_symlink(fs, p2, tmp, &loc, plain, plen, s1);
+		rc = remake_symlink(fs, p2, tmp, true, &loc, plain, plen, s1);
 	if (rc < 0)
 		goto out;
 	/* A symlink replaced here may take its side file with it. */
-	linktgt_pin(p2->fd, b2->name, &pin);
 	rc = dir_longname_add(p2, b2);
-	if (rc == 0 && renameat2(p2->fd, tmp, p2->fd, b2->name,
-				 flags & RENAME_NOREPLACE) < 0) {
-		rc = -errno;
-		dir_longname_del(p2, b2);	/* kept if an entry is there */
-	}
-	linktgt_unpin(fs->root.fd, &pin);
+	if (rc == 0)
+		rc = linktgt_rename_over(fs->root.fd, p2->fd, tmp, p2->fd,
+					 b2->name, flags & RENAME_NOREPLACE);
 	if (rc < 0) {
-		linktgt_pin(p2->fd, tmp, &pin);
-		(void)unlinkat(p2->fd, tmp, 0);
-		linktgt_unpin(fs->root.fd, &pin);
+		dir_longname_del(p2, b2);	/* kept if an entry is there */
+		if (linktgt_unlink(fs->root.fd, p2->fd, tmp) < 0)
+			log_warn("a temporary symlink stays behind (fsck "
+				 "--repair removes it)");
 		goto out;
 	}
 	/* The kernel keeps its inode for the moved symlink: it follows. */
@@ -1276,14 +1278,14 @@ static int rename_symlink(struct fsctx *fs, struct inode *p1,
 		inode_rebind(fs, s1->st_dev, s1->st_ino, nfd, &s2, &loc);
 	else if (nfd >= 0)
 		close(nfd);
-	linktgt_pin(p1->fd, b1->name, &pin);
-	if (unlinkat(p1->fd, b1->name, 0) < 0)
+	/* the source's side file stays reachable until it goes */
+	src = linktgt_retire(fs->root.fd, p1->fd, b1->name);
+	if (src < 0)
 		log_err("rename of symlink %s/%s: the source stays (%s)",
 			where(p1->fd, wbuf, sizeof(wbuf)), b1->name,
-			strerror(errno));
+			strerror(-src));
 	else
 		dir_longname_del(p1, b1);
-	linktgt_unpin(fs->root.fd, &pin);
 out:
 	if (plain != NULL)
 		secmem_wipe(plain, ENCLINK_MAX);

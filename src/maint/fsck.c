@@ -853,11 +853,21 @@ static void check_reserved(struct dir *d, const struct walk_entry *e,
 		}
 		return;
 	}
-	if (e->cls == WALK_TMP)
+	if (e->cls == WALK_TMP) {
+		struct stat st;
+
+		/* A long symlink's temporary (a re-made symlink, or one on
+		 * its way out: doc/FORMAT.md §4.3) may hold the only link to
+		 * its side file: that side file is part of this leftover and
+		 * goes with it (repair_quarantine carries it), no orphan. */
+		if (fstatat(d->dfd, b, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISLNK(st.st_mode))
+			side_claim(f, d->dfd, b, &st);
 		report(f, bpath, NULL, -1, "leftover temporary file "
 					   "of an interrupted operation");
-	else
+	} else {
 		report(f, bpath, NULL, -1, "unknown reserved name");
+	}
 	if (repair)
 		(void)set_aside(f, d->pl, d->dfd, d->bdir, b, bpath, NULL);
 }
