@@ -265,6 +265,8 @@ static void setup(void)
 	CHECK(count_links(rootfd) == 1, "one side file");
 	CHECK_RC(volio_providers(keyring_volume(kr), keypath, prov), 0);
 	CHECK_RC(keyring_rekey_begin(kr, prov, true, persist_fd, &rootfd), 0);
+	keyprov_close(prov[0]);
+	keyprov_close(prov[1]);
 	close(dfd);
 	close(rootfd);
 	keyring_free(kr);
