@@ -209,9 +209,9 @@ step() { # label command...: one counted check
 	took "$label" "$t0"
 }
 
-valgrind_one() { # unit test name
-	valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
-		"build/release/tests/unit/$1"
+valgrind_one() { # unit test name (run from the top: tests find their data there)
+	TOP_SRCDIR=$PWD valgrind -q --error-exitcode=1 --leak-check=full \
+		--errors-for-leak-kinds=definite "build/release/tests/unit/$1"
 }
 fuzz_one() { # target name
 	local c rc

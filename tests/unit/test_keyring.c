@@ -280,6 +280,9 @@ static void files(void)
 	if (kr == NULL || kr2 == NULL)
 		goto out;
 
+	/* the caller sets the location slots: none here */
+	memset(&h, 0, sizeof(h));
+	memset(&h2, 0, sizeof(h2));
 	CHECK_RC(keyring_new_file(kr, &h, &fk), 0);
 	CHECK_RC(keyring_new_file(kr, &h2, &fk2), 0);
 	if (fk == NULL || fk2 == NULL)
@@ -466,6 +469,7 @@ static void rekey(void)
 	if (kr == NULL)
 		goto out;
 	CHECK(v.version == 3 && v.flags == 0, "new volumes are format 3");
+	memset(&h1, 0, sizeof(h1));
 	CHECK_RC(keyring_new_file(kr, &h1, &f1), 0);
 	CHECK_RC(keyring_name_key(kr, nk0), 0);
 	keyring_volume_copy(kr, &before);
@@ -478,6 +482,7 @@ static void rekey(void)
 	CHECK(vol_eq(keyring_volume(kr), &before) &&
 		      keyring_volume(kr)->flags == 0,
 	      "config changed by a failed begin");
+	memset(&hx, 0, sizeof(hx));
 	CHECK_RC(keyring_new_file(kr, &hx, &fx), 0);
 	CHECK(hx.kek_gen == 1, "generation moved by a failed begin");
 	keyring_filekeys_free(fx);
@@ -499,6 +504,7 @@ static void rekey(void)
 	      "KEK_C not new");
 	CHECK_RC(keyring_rekey_begin(kr, prov, false, persist, NULL), -EALREADY);
 	CHECK_RC(keyring_rewrap(kr, 1, prov[1], &out), -EBUSY);
+	memset(&h2, 0, sizeof(h2));
 	CHECK_RC(keyring_new_file(kr, &h2, &f2), 0);
 	CHECK(h2.kek_gen == 2, "new file generation %u", h2.kek_gen);
 	CHECK_RC(keyring_open_file(kr, &h1, &fx), 0);
