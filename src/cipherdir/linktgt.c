@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -71,11 +72,17 @@ static int new_marker(char marker[static LINKTGT_MARKER_LEN + 1])
 	return rc < 0 ? rc : 0;
 }
 
-int linktgt_make(int rootfd, int dfd, const char *bname, const char *enc,
-		 size_t enc_len)
+/* A symlink at dfd/bname for encrypted target enc: inline, or a side file
+ * and a marker. tmp_first: the symlink (a temporary) before its side
+ * file, so that a kill after it leaves the side file (or none yet)
+ * reachable from a name the rerun, or fsck --repair, removes together with
+ * it; else the side file first, durably, so that a symlink at a final
+ * name never points at nothing. */
+static int make(int rootfd, int dfd, const char *bname, const char *enc,
+		size_t enc_len, bool tmp_first)
 {
 	char marker[LINKTGT_MARKER_LEN + 1];
-	int ld = -1, rc;
+	int ld, rc;
 
 	if (enc_len >= ENCLINK_MAX)
 		return -ENAMETOOLONG;
@@ -87,45 +94,36 @@ int linktgt_make(int rootfd, int dfd, const char *bname, const char *enc,
 	ld = links_dir(rootfd, true);
 	if (ld < 0)
 		return ld;
-	/* The side file first, durably: a symlink never points at nothing. */
-	rc = backing_replace(ld, linktgt_marker_id(marker), enc, enc_len, 0400);
-	if (rc == 0 && symlinkat(marker, dfd, bname) < 0) {
-		rc = -errno;
-		(void)unlinkat(ld, linktgt_marker_id(marker), 0);
+	if (tmp_first) {
+		if (symlinkat(marker, dfd, bname) < 0)
+			rc = -errno;
+		if (rc == 0)
+			rc = backing_replace(ld, linktgt_marker_id(marker), enc,
+					     enc_len, 0400);
+		if (rc < 0)
+			(void)unlinkat(dfd, bname, 0);
+	} else {
+		rc = backing_replace(ld, linktgt_marker_id(marker), enc,
+				     enc_len, 0400);
+		if (rc == 0 && symlinkat(marker, dfd, bname) < 0) {
+			rc = -errno;
+			(void)unlinkat(ld, linktgt_marker_id(marker), 0);
+		}
 	}
 	close(ld);
 	return rc;
 }
 
+int linktgt_make(int rootfd, int dfd, const char *bname, const char *enc,
+		 size_t enc_len)
+{
+	return make(rootfd, dfd, bname, enc, enc_len, false);
+}
+
 int linktgt_make_tmp(int rootfd, int dfd, const char *tmp, const char *enc,
 		     size_t enc_len)
 {
-	char marker[LINKTGT_MARKER_LEN + 1];
-	int ld = -1, rc;
-
-	if (enc_len >= ENCLINK_MAX)
-		return -ENAMETOOLONG;
-	if (enc_len <= LINKTGT_INLINE_MAX)
-		return symlinkat(enc, dfd, tmp) < 0 ? -errno : 0;
-	rc = new_marker(marker);
-	if (rc < 0)
-		return rc;
-	ld = links_dir(rootfd, true);
-	if (ld < 0)
-		return ld;
-	/* The temporary first: a kill after it leaves the side file (or
-	 * none yet) reachable from a name that the rerun, or fsck --repair,
-	 * removes together with it. A dangling temporary is no damage. */
-	if (symlinkat(marker, dfd, tmp) < 0)
-		rc = -errno;
-	if (rc == 0) {
-		rc = backing_replace(ld, linktgt_marker_id(marker), enc,
-				     enc_len, 0400);
-		if (rc < 0)
-			(void)unlinkat(dfd, tmp, 0);
-	}
-	close(ld);
-	return rc;
+	return make(rootfd, dfd, tmp, enc, enc_len, true);
 }
 
 int linktgt_unlink(int rootfd, int dfd, const char *name)
