@@ -93,7 +93,14 @@ CMK_MUST_CHECK int keyring_commit_zones(struct keyring *kr, uint64_t zv,
  * Errors: -EKEYREVOKED (locked). */
 CMK_MUST_CHECK int keyring_derive(struct keyring *kr, const char *label,
 				  uint8_t *out, size_t len);
+/* The config itself: only where no rekey can run at the same time (an
+ * offline tool, or before the control socket opens); a live daemon reads
+ * keyring_volume_copy() or the accessors below. */
 const struct volume *keyring_volume(struct keyring *kr);
+/* Lock-free: the config's format version (1, 2, 3), the block size. */
+unsigned keyring_version(struct keyring *kr);
+uint32_t keyring_block_size(struct keyring *kr);
+uint64_t keyring_zones_version(struct keyring *kr);
 
 /* Rekey (doc/KEYS.md "Rekey"). persist() writes a config durably (it is
  * called with the keyring write-locked: keep it to a file write). */

@@ -550,7 +550,7 @@ static int cfile_linkset_has(const struct cfile *cf, const struct header *h,
 
 static bool vol_v3(struct cfile *cf)
 {
-	return keyring_volume(cf->kr)->version >= 3;
+	return keyring_version(cf->kr) >= 3;
 }
 
 int cfile_location(const struct cfile *cf, const struct header *h,
@@ -559,7 +559,7 @@ int cfile_location(const struct cfile *cf, const struct header *h,
 	uint8_t tok[NAMES_TOKEN_LEN];
 	int rc;
 
-	if (keyring_volume(cf->kr)->version < 3)
+	if (keyring_version(cf->kr) < 3)
 		return 0;
 	if (h->version != HEADER_VERSION_3)
 		return CFILE_LOC_OLD;
@@ -966,7 +966,7 @@ enum slot_kind { SLOT_DATA, SLOT_ZERO, SLOT_REC };
 
 static bool holes_on(struct cfile *cf)
 {
-	return keyring_volume(cf->kr)->version >= 3;
+	return keyring_version(cf->kr) >= 3;
 }
 
 static bool all_zero(const uint8_t *p, size_t n)
@@ -1888,7 +1888,7 @@ void cfile_journal_name(const uint8_t id[FILE_ID_LEN],
  * 2 in format 3, 1 in formats 1 and 2 (whose older binaries read only 1). */
 static unsigned trec_version(struct keyring *kr)
 {
-	return keyring_volume(kr)->version >= 3 ? 2 : 1;
+	return keyring_version(kr) >= 3 ? 2 : 1;
 }
 
 static int journal_put(struct cfile *cf, const char *name,

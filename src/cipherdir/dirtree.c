@@ -84,7 +84,7 @@ int dirtree_longname_read(int dirfd, const char *bname, char *enc, size_t cap)
 
 static bool v3(struct keyring *kr)
 {
-	return keyring_volume(kr)->version >= 3;
+	return keyring_version(kr) >= 3;
 }
 
 /* Constant time: the MAC is a secret-keyed value. */

@@ -32,7 +32,7 @@ int migrate_keys_get(struct keyring *kr, struct migrate_keys *k)
 
 	if (rc == 0)
 		rc = keyring_name_key(kr, k->cur);
-	k->v3 = keyring_volume(kr)->version >= 3;
+	k->v3 = keyring_version(kr) >= 3;
 	if (rc < 0)
 		migrate_keys_wipe(k);
 	else
@@ -331,7 +331,7 @@ static int rebind_file(struct keyring *kr, int rootfd, int dfd,
 	struct stat st;
 	int fd, rc;
 
-	if (kr == NULL || keyring_volume(kr)->version < 3)
+	if (kr == NULL || keyring_version(kr) < 3)
 		return 0;
 	fd = openat(dfd, at, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
@@ -341,7 +341,7 @@ static int rebind_file(struct keyring *kr, int rootfd, int dfd,
 		close(fd);
 		return rc;
 	}
-	cfile_init(&cf, kr, keyring_volume(kr)->block_size, fd);
+	cfile_init(&cf, kr, keyring_block_size(kr), fd);
 	cf.rootfd = rootfd;
 	if (st.st_nlink < 2)
 		rc = cfile_set_slots(&cf, fd, at,

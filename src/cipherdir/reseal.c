@@ -336,7 +336,7 @@ static int run_blocks(struct run *r, bool dry, bool *any)
 	r->size = plain;
 	r->nb = plain == 0 ? 1 : (plain - 1) / r->cf->bs + 1;
 	r->cb = r->cf->bs + BLOCK_OVERHEAD;
-	r->holes = keyring_volume(r->cf->kr)->version >= 3;
+	r->holes = keyring_version(r->cf->kr) >= 3;
 	if (per > r->nb)
 		per = r->nb;
 	r->ct = malloc(per * r->cb);
@@ -869,7 +869,7 @@ static int prepare(struct reseal_item *it, struct filekeys *ofk,
 	r.size = plain;
 	r.nb = plain == 0 ? 1 : (plain - 1) / cf->bs + 1;
 	r.cb = cf->bs + BLOCK_OVERHEAD;
-	r.holes = keyring_volume(cf->kr)->version >= 3;
+	r.holes = keyring_version(cf->kr) >= 3;
 	it->nb = r.nb;
 	it->clen = (size_t)(it->st0.st_size - HEADER_LEN);
 	r.ct = malloc(it->clen);

@@ -172,7 +172,7 @@ static int open_volume(struct session *s)
 	recover_journal(s);
 	/* Format 3: the config names the zone list's version; a list
 	 * deleted or rolled back alone would silently change what expires. */
-	if (s->rootfd >= 0 && keyring_volume(s->kr)->version >= 3) {
+	if (s->rootfd >= 0 && keyring_version(s->kr) >= 3) {
 		rc = transient_settle(s->rootfd, s->kr);
 		if (rc < 0) {
 			log_err("%s/%s: %s; not mounted (cmkfs fsck explains; "
@@ -296,11 +296,12 @@ static void detach(int ready_fd)
 static void announce(struct session *s, int ready_fd)
 {
 	const struct mount_opts *o = s->o;
+	struct volume v;
 	char msg[4400];
 
 	(void)runtime_state_write(o->mountpoint, o->cipherdir);
-	audit_event("mount", keyring_volume(s->kr)->layer[1].key_id, "ok",
-		    o->mountpoint);
+	audit_event("mount", keyring_volume_copy(s->kr, &v)->layer[1].key_id,
+		    "ok", o->mountpoint);
 	log_info("%s mounted on %s", o->cipherdir, o->mountpoint);
 	snprintf(msg, sizeof(msg),
 		 "READY=1\nMAINPID=%ld\nSTATUS=serving %s on %s",

@@ -84,7 +84,7 @@ int dir_ready(struct fsctx *fs, struct inode *dir)
 
 bool dir_fmt3(struct fsctx *fs)
 {
-	return keyring_volume(fs->kr)->version >= 3;
+	return keyring_version(fs->kr) >= 3;
 }
 
 int dir_loc(struct fsctx *fs, struct inode *parent, const char *bname,

@@ -27,7 +27,7 @@ int inode_table_init(struct fsctx *fs, const char *cipherdir,
 	memset(fs, 0, sizeof(*fs));
 	fs->jfd = -1;
 	fs->kr = kr;
-	fs->bs = keyring_volume(kr)->block_size;
+	fs->bs = keyring_block_size(kr);
 	snprintf(fs->cipherdir, sizeof(fs->cipherdir), "%s", cipherdir);
 	pthread_mutex_init(&fs->mtx, NULL);
 	pthread_mutex_init(&fs->ns, NULL);
@@ -351,7 +351,7 @@ static int load_dirid(struct fsctx *fs, struct inode *in,
 	bool gone = false;
 	int rc = 0;
 
-	if (in == &fs->root || keyring_volume(fs->kr)->version < 3) {
+	if (in == &fs->root || keyring_version(fs->kr) < 3) {
 		rc = dirtree_read_dirid(fs->kr, in->fd, NULL, buf);
 		snprintf(path, sizeof(path), "%s", fs->cipherdir);
 	} else {

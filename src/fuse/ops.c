@@ -937,7 +937,7 @@ static int bind_get(struct fsctx *fs, int dirfd, const char *bname,
 	int opath;
 
 	*out = NULL;
-	if (keyring_volume(fs->kr)->version < 3)
+	if (keyring_version(fs->kr) < 3)
 		return 0;
 	opath = openat(dirfd, bname, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (opath < 0)
@@ -1076,7 +1076,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	backing_procpath(in->fd, path);
 	ns_lock(fs, p, NULL);
 	/* the new name is in the header, durably, before it exists */
-	if (S_ISREG(in->type) && keyring_volume(fs->kr)->version >= 3)
+	if (S_ISREG(in->type) && keyring_version(fs->kr) >= 3)
 		rc = bind_inode(fs, in, bn.name, NULL, true, true);
 	if (rc == 0)
 		rc = dir_longname_add(p, &bn);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -47,8 +48,20 @@ struct keyring {
 	pthread_rwlock_t lock;
 	struct keys *k;		/* protected by lock; NULL when locked */
 	uint64_t generation;	/* protected by lock */
-	struct volume vol;
+	struct volume vol;	/* written under lock (adopt); see keyring_volume */
+	/* Read without the lock by every I/O path, so kept apart from vol
+	 * (whose whole-struct writes at rekey would race with them). */
+	atomic_uint format;	/* vol.version */
+	uint32_t block_size;	/* fixed for the volume's life */
 };
+
+/* Make v the keyring's config (caller holds lock for writing, or kr is
+ * not shared yet). */
+static void adopt(struct keyring *kr, const struct volume *v)
+{
+	kr->vol = *v;
+	atomic_store_explicit(&kr->format, v->version, memory_order_release);
+}
 
 #define KEK_AAD_LEN (12 + VOLUME_ID_LEN + 1 + 4)
 #define SECRET_AAD_LEN (15 + VOLUME_ID_LEN + 4 + 1)
@@ -220,7 +233,8 @@ static int kr_alloc(const struct volume *v, struct keyring **out)
 		return rc;
 	}
 	pthread_rwlock_init(&kr->lock, NULL);
-	kr->vol = *v;
+	adopt(kr, v);
+	kr->block_size = v->block_size;
 	kr->generation = 1;
 	*out = kr;
 	return 0;
@@ -281,7 +295,7 @@ int keyring_create(struct keyprov *prov[2], uint32_t block_size,
 		keyring_free(kr);
 		return rc;
 	}
-	kr->vol = *v;
+	adopt(kr, v);
 	*out = kr;
 	return 0;
 }
@@ -465,7 +479,7 @@ int keyring_set_volume(struct keyring *kr, const struct volume *v)
 	else if (kr->k != NULL && volume_check_mac(v, kr->k->mac_key) < 0)
 		rc = -EBADMSG;
 	else
-		kr->vol = *v;
+		adopt(kr, v);
 	pthread_rwlock_unlock(&kr->lock);
 	return rc;
 }
@@ -655,7 +669,7 @@ int keyring_new_file(struct keyring *kr, struct header *h,
 		memcpy(slot, h->slot, sizeof(slot));
 		memset(h, 0, sizeof(*h));
 		h->version = HEADER_VERSION;
-		if (keyring_volume(kr)->version >= 3) {
+		if (keyring_version(kr) >= 3) {
 			h->version = HEADER_VERSION_3;
 			memcpy(h->slot, slot, sizeof(slot));
 			h->birth_ns = tclock_now_ns();
@@ -929,7 +943,7 @@ int keyring_rekey_begin(struct keyring *kr, struct keyprov *prov[2],
 		secmem_free(kr->k, sizeof(*kr->k));
 		kr->k = nk;
 		nk = NULL;
-		kr->vol = nv;
+		adopt(kr, &nv);
 	}
 	pthread_rwlock_unlock(&kr->lock);
 out:
@@ -967,7 +981,7 @@ int keyring_rekey_finish(struct keyring *kr, keyring_persist_fn persist,
 		OPENSSL_cleanse(kr->k->prev_secret, sizeof(kr->k->prev_secret));
 		OPENSSL_cleanse(kr->k->prev_name_key,
 				sizeof(kr->k->prev_name_key));
-		kr->vol = nv;
+		adopt(kr, &nv);
 	}
 out:
 	pthread_rwlock_unlock(&kr->lock);
@@ -1006,6 +1020,26 @@ uint64_t keyring_generation(struct keyring *kr)
 const struct volume *keyring_volume(struct keyring *kr)
 {
 	return &kr->vol;
+}
+
+unsigned keyring_version(struct keyring *kr)
+{
+	return atomic_load_explicit(&kr->format, memory_order_acquire);
+}
+
+uint32_t keyring_block_size(struct keyring *kr)
+{
+	return kr->block_size;
+}
+
+uint64_t keyring_zones_version(struct keyring *kr)
+{
+	uint64_t zv;
+
+	pthread_rwlock_rdlock(&kr->lock);
+	zv = kr->vol.zones_version;
+	pthread_rwlock_unlock(&kr->lock);
+	return zv;
 }
 
 int keyring_prev_name_key(struct keyring *kr, uint8_t key[static NAME_KEY_LEN])

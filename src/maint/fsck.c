@@ -1181,8 +1181,8 @@ int fsck_run(int rootfd, struct keyring *kr, const struct fsck_opts *o,
 
 	memset(r, 0, sizeof(*r));
 	r->repair = o->repair;
-	f.bs = keyring_volume(kr)->block_size;
-	f.v3 = keyring_volume(kr)->version >= 3;
+	f.bs = keyring_block_size(kr);
+	f.v3 = keyring_version(kr) >= 3;
 	rc = keyring_name_key(kr, f.key);
 	if (rc < 0)
 		return rc;

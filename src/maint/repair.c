@@ -48,7 +48,7 @@ int repair_open(int rootfd, struct keyring *kr, struct repair **out)
 	r->rootfd = rootfd;
 	r->qfd = -1;
 	r->kr = kr;
-	r->bs = keyring_volume(kr)->block_size;
+	r->bs = keyring_block_size(kr);
 	*out = r;
 	return 0;
 }
@@ -334,7 +334,7 @@ static int xattrs_each(struct repair *r, int fd, xattr_fn fn, void *ud)
 	if (rc < 0)
 		return rc;
 	/* An owner that cannot be read: every value fails (owner all 0). */
-	if (keyring_volume(r->kr)->version >= 3) {
+	if (keyring_version(r->kr) >= 3) {
 		if (owner_of(fd, id) < 0)
 			memset(id, 0, sizeof(id));
 		owner = id;
@@ -807,7 +807,7 @@ int repair_salvage(struct repair *r, int topfd, int dirfd, const char *bname,
 	if (rc == 0) {
 		struct copy c = { r, dst, NULL };
 
-		if (keyring_volume(r->kr)->version >= 3)
+		if (keyring_version(r->kr) >= 3)
 			c.owner = cf.hdr.file_id;
 		rc = xattrs_each(r, src, copy_good, &c);
 	}

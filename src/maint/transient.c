@@ -105,7 +105,7 @@ static int zone_aead(struct keyring *kr, bool prev, struct aead **a)
 
 static bool zones_v3(struct keyring *kr)
 {
-	return keyring_volume(kr)->version >= 3;
+	return keyring_version(kr) >= 3;
 }
 
 /* Under the current secret, or (prev) the previous one of a full rekey.
@@ -188,7 +188,7 @@ static void adopt_config(int dirfd, struct keyring *kr)
 	struct volume v;
 
 	if (volio_read(dirfd, &v) == 0 &&
-	    v.zones_version > keyring_volume(kr)->zones_version &&
+	    v.zones_version > keyring_zones_version(kr) &&
 	    keyring_set_volume(kr, &v) < 0)
 		log_warn("%s: not adopted (its MAC or generation is not ours)",
 			 VOLUME_FILE);
@@ -212,7 +212,7 @@ static int load_checked(int dirfd, struct keyring *kr, struct tzone *z,
 	/* The config (MACed) names the list's version: a list deleted or
 	 * put back from an older copy is refused; one version ahead is a
 	 * store cut short before its config write, and stands. */
-	cfg = keyring_volume(kr)->zones_version;
+	cfg = keyring_zones_version(kr);
 	if (*lver == 0 && cfg != 0)
 		return TRANSIENT_EMISSING;
 	if (*lver != 0 && *lver != cfg && *lver != cfg + 1)
@@ -242,7 +242,7 @@ int transient_settle(int rootfd, struct keyring *kr)
 		return lk;
 	z = calloc(TRANSIENT_MAX_ZONES, sizeof(*z));
 	rc = z == NULL ? -ENOMEM : load_checked(rootfd, kr, z, &n, &lver);
-	if (rc == 0 && lver == keyring_volume(kr)->zones_version + 1) {
+	if (rc == 0 && lver == keyring_zones_version(kr) + 1) {
 		/* Until the config names it, the older list would load
 		 * too: commit the edit that was cut short. */
 		rc = keyring_commit_zones(kr, lver, &nv);
@@ -358,7 +358,7 @@ int transient_store(int dirfd, struct keyring *kr, const struct tzone *z,
 	/* The list first, then the config that names it: a crash between
 	 * leaves the list one version ahead, which loads (load_checked). */
 	adopt_config(dirfd, kr);
-	lver = keyring_volume(kr)->zones_version + 1;
+	lver = keyring_zones_version(kr) + 1;
 	rc = store_as(dirfd, kr, z, n, lver);
 	if (rc == 0)
 		rc = keyring_commit_zones(kr, lver, &nv);
@@ -551,7 +551,7 @@ static int sweep_entry(const struct walk_entry *de, void *arg)
 		}
 		return 0;
 	}
-	if (S_ISREG(st.st_mode) && keyring_volume(w->kr)->version >= 3) {
+	if (S_ISREG(st.st_mode) && keyring_version(w->kr) >= 3) {
 		if (!born_before(w, dfd, b))
 			return 0;
 	} else if (st.st_mtime > w->cutoff) {
