@@ -53,6 +53,7 @@ CMK_MUST_CHECK int dirtree_longname_read(int dirfd, const char *bname,
 /* dirtree_check_dirid() flags: the record is good, but... */
 #define DIRID_F_STALE 1u	/* a second location (an interrupted rename) */
 #define DIRID_F_PREV 2u		/* MACed under the previous volume secret */
+#define DIRID_F_OLD 4u		/* the bare format-1/2 id (an upgrade runs) */
 /* The id of backing directory dirfd (any descriptor, O_PATH too) from its
  * DIRID_FILE; out is untouched on error. `bname` is the directory's own
  * backing base name, NULL for the volume's root. Format 1/2: the 16 bytes

@@ -33,9 +33,14 @@ CMK_MUST_CHECK int keyring_create(struct keyprov *prov[2], uint32_t block_size,
 				  const uint8_t volume_id[static VOLUME_ID_LEN],
 				  struct volume *v, struct keyring **out);
 /* Unwrap both KEKs of `v` and verify the config MAC.
- * Errors: -EKEYREJECTED (wrong key), -EBADMSG (config tampered), ... */
+ * Errors: -EKEYREJECTED (wrong key), -EBADMSG (config tampered),
+ * -EUCLEAN (an upgrade is in progress, VOLUME_FLAG_UPGRADE: only
+ * keyring_open_upgrade() opens it), ... */
 CMK_MUST_CHECK int keyring_open(const struct volume *v, struct keyprov *prov[2],
 				struct keyring **out);
+CMK_MUST_CHECK int keyring_open_upgrade(const struct volume *v,
+					struct keyprov *prov[2],
+					struct keyring **out);
 void keyring_free(struct keyring *kr);	/* NULL-safe, wipes */
 
 /* Fill a new header (random file id and DEKs) and its keyed contexts. In a
@@ -155,6 +160,26 @@ CMK_MUST_CHECK int keyring_rekey_finish(struct keyring *kr,
  * never merely re-wrapped (keyring_rewrap_header returns 0). Step 3 drops
  * the previous KEKs and M. */
 bool keyring_full_rekey(struct keyring *kr);
+/* Upgrade of a format-2 volume to format 3 (doc/FORMAT.md "Upgrade",
+ * VOLUME_FLAG_UPGRADE). begin: the config becomes version 3 with the flag
+ * (zone list version 0), keys unchanged; a no-op if the flag is set
+ * already (a rerun). finish: the flag cleared (a no-op without it).
+ * Errors: -EINVAL (format 1: rekey it first), -EALREADY (a rekey is in
+ * progress), -EEXIST (format 3 already), -EKEYREVOKED, persist()'s. */
+CMK_MUST_CHECK int keyring_upgrade_begin(struct keyring *kr,
+					 keyring_persist_fn persist, void *arg);
+CMK_MUST_CHECK int keyring_upgrade_finish(struct keyring *kr,
+					  keyring_persist_fn persist,
+					  void *arg);
+bool keyring_upgrading(struct keyring *kr);
+/* *out = the format-1/2 header `in` as version 3: the same file id, seal
+ * count and DEKs, location slots `slot`, birth time birth_ns, the DEKs
+ * wrapped the format-3 way. Only while upgrading. Errors: -EINVAL (in is
+ * version 3, or no upgrade runs), as keyring_header_units(). */
+CMK_MUST_CHECK int keyring_header_upgrade(struct keyring *kr,
+					  const struct header *in,
+					  const uint8_t slot[2][HEADER_SLOT_LEN],
+					  uint64_t birth_ns, struct header *out);
 /* The previous generation's name key / a purpose key from its M, while a
  * full rekey runs. Errors: -ENOENT (none), -EKEYREVOKED. */
 CMK_MUST_CHECK int keyring_prev_name_key(struct keyring *kr,

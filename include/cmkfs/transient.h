@@ -55,6 +55,11 @@ const char *transient_strerror(int rc);
  * secret if it is still under the previous one. Returns 1 if re-sealed,
  * 0 if already current or absent. Errors: as transient_load/_store. */
 CMK_MUST_CHECK int transient_reseal(int rootfd, struct keyring *kr);
+/* `cmkfs upgrade`'s step for the zone list (keyring_upgrading()): a
+ * format-2 list is stored again as a format-3 one of version 1 and the
+ * config names it. Returns 1 if converted, 0 if already format 3 or
+ * absent. Errors: -EINVAL (no upgrade runs), as transient_load/_store. */
+CMK_MUST_CHECK int transient_upgrade(int rootfd, struct keyring *kr);
 CMK_MUST_CHECK int transient_store(int dirfd, struct keyring *kr,
 				   const struct tzone *z, size_t n);
 

@@ -18,6 +18,11 @@
  * generation's volume secret is kept too (prev_secret_wrapped), since
  * names and files still under it are being re-encrypted. */
 #define VOLUME_FLAG_FULL 0x0002
+/* v3, never with REKEY: `cmkfs upgrade` of a format-1/2 volume is in
+ * progress — objects in the old encodings may remain, so nothing but the
+ * upgrade opens the volume until it clears the flag (doc/FORMAT.md
+ * "Upgrade"). */
+#define VOLUME_FLAG_UPGRADE 0x0004
 #define VOLUME_SECRET_LEN 64		/* v2: the volume secret M */
 /* nonce_o ‖ GCM(KEK_C, nonce_i ‖ GCM(KEK_S, M) ‖ tag_i) ‖ tag_o */
 #define VOLUME_SECRET_WRAPPED_LEN (VOLUME_SECRET_LEN + 2 * (12 + 16))

@@ -274,13 +274,17 @@ int dirtree_check_dirid(struct keyring *kr, int dirfd, const char *bname,
 	rc = dirtree_dirid_raw(dirfd, buf, &len);
 	if (rc < 0)
 		return rc;
-	if (!v3(kr)) {
+	/* A bare 16-byte id is the unbound old form: in format 3 refused,
+	 * or anyone could bring one in — but for the upgrade that is making
+	 * records of them (keyring_upgrading: nothing else opens the
+	 * volume meanwhile). */
+	if (!v3(kr) || (len == DIRID_LEN && keyring_upgrading(kr))) {
 		if (len != DIRID_LEN)
 			return len > DIRID_LEN ? -EFBIG : -EBADMSG;
 		memcpy(out, buf, DIRID_LEN);
+		if (v3(kr))
+			fl |= DIRID_F_OLD;
 	} else {
-		/* A bare 16-byte id is the unbound old form: refused here,
-		 * or anyone could bring one in. */
 		if (len != DIRID_V3_LEN)
 			return -EBADMSG;
 		rc = record_check(kr, buf, bname, &fl);

@@ -155,6 +155,9 @@ const char *volio_strerror(int rc)
 		       "repair is running";
 	case -EALREADY:
 		return "a rekey is in progress: run 'cmkfs rekey' to finish it";
+	case -EUCLEAN:
+		return "an upgrade to format 3 is in progress: run 'cmkfs "
+		       "upgrade' to finish it";
 	case -ESTALE:
 		return "the volume config changed meanwhile (another cmkfs "
 		       "command?); try again";

@@ -95,10 +95,11 @@ int cmd_status(int argc, char **argv)
 		printf(",\"volume_id\":\"%s\",\"format_version\":%d,"
 		       "\"block_size\":%u,\"kek_generation\":%u,"
 		       "\"rekey_in_progress\":%s,\"full_rekey_in_progress\":%s,"
-		       "\"created\":%llu,",
+		       "\"upgrade_in_progress\":%s,\"created\":%llu,",
 		       id, v.version, v.block_size, v.kek_gen,
 		       (v.flags & VOLUME_FLAG_REKEY) ? "true" : "false",
 		       (v.flags & VOLUME_FLAG_FULL) ? "true" : "false",
+		       (v.flags & VOLUME_FLAG_UPGRADE) ? "true" : "false",
 		       (unsigned long long)v.created_sec);
 		printf("\"ciphers\":{\"inner\":\"AES-256-GCM\",\"outer\":"
 		       "\"AES-256-GCM\",\"names\":\"AES-256-SIV\","
@@ -139,7 +140,11 @@ int cmd_status(int argc, char **argv)
 	}
 	printf("cipherdir:       %s\n", cdir);
 	printf("volume id:       %s\n", id);
-	printf("format version:  %d\n", v.version);
+	printf("format version:  %d%s\n", v.version,
+	       (v.flags & VOLUME_FLAG_UPGRADE) ?
+		       " (upgrade in progress: run 'cmkfs upgrade' to finish)" :
+		       v.version < 3 ? " (run 'cmkfs upgrade' for format 3)" :
+				       "");
 	printf("KEK generation:  %u%s\n", v.kek_gen,
 	       (v.flags & VOLUME_FLAG_FULL) ?
 		       " (full rekey in progress: run 'cmkfs rekey' or "

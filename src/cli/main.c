@@ -24,6 +24,8 @@ static const struct subcmd subcmds[] = {
 	{ "fsck", "check every name, header and block of a volume", cmd_fsck },
 	{ "rekey", "new key-encryption keys, every file header re-wrapped",
 	  cmd_rekey },
+	{ "upgrade", "rewrite a format-1/2 volume in format 3, in place",
+	  cmd_upgrade },
 };
 
 static void help(FILE *f)

@@ -92,7 +92,11 @@ static bool flags_ok(uint16_t version, uint16_t flags)
 {
 	if (version < 2)
 		return flags == 0;
-	if (flags & ~(VOLUME_FLAG_REKEY | VOLUME_FLAG_FULL))
+	if (flags & ~(VOLUME_FLAG_REKEY | VOLUME_FLAG_FULL |
+		      VOLUME_FLAG_UPGRADE))
+		return false;
+	if ((flags & VOLUME_FLAG_UPGRADE) &&
+	    (version < 3 || (flags & VOLUME_FLAG_REKEY)))
 		return false;
 	return !(flags & VOLUME_FLAG_FULL) || (flags & VOLUME_FLAG_REKEY);
 }

@@ -333,12 +333,14 @@ static int unwrap_all(struct keys *k, const struct volume *v,
 	return rc;
 }
 
-int keyring_open(const struct volume *v, struct keyprov *prov[2],
-		 struct keyring **out)
+static int open_as(const struct volume *v, struct keyprov *prov[2],
+		   struct keyring **out, bool upgrade)
 {
 	struct keyring *kr = NULL;
 	int rc;
 
+	if (!upgrade && (v->flags & VOLUME_FLAG_UPGRADE))
+		return -EUCLEAN;
 	rc = kr_alloc(v, &kr);
 	if (rc == 0)
 		rc = unwrap_all(kr->k, v, prov);
@@ -348,6 +350,18 @@ int keyring_open(const struct volume *v, struct keyprov *prov[2],
 	}
 	*out = kr;
 	return 0;
+}
+
+int keyring_open(const struct volume *v, struct keyprov *prov[2],
+		 struct keyring **out)
+{
+	return open_as(v, prov, out, false);
+}
+
+int keyring_open_upgrade(const struct volume *v, struct keyprov *prov[2],
+			 struct keyring **out)
+{
+	return open_as(v, prov, out, true);
 }
 
 void keyring_lock(struct keyring *kr)
@@ -1072,6 +1086,77 @@ int keyring_derive_prev(struct keyring *kr, const char *label, uint8_t *out,
 			      kr->vol.volume_id, VOLUME_ID_LEN, label, out, len);
 	pthread_rwlock_unlock(&kr->lock);
 	return rc;
+}
+
+static int set_upgrade(struct keyring *kr, bool on,
+		       keyring_persist_fn persist, void *arg)
+{
+	struct volume nv;
+	int rc = 0;
+
+	pthread_rwlock_wrlock(&kr->lock);
+	nv = kr->vol;
+	if (kr->k == NULL)
+		rc = -EKEYREVOKED;
+	else if (on && (nv.version < 2 || (nv.flags & VOLUME_FLAG_REKEY)))
+		rc = nv.version < 2 ? -EINVAL : -EALREADY;
+	else if (on && nv.version >= 3 && !(nv.flags & VOLUME_FLAG_UPGRADE))
+		rc = -EEXIST;
+	else if (!on && !(nv.flags & VOLUME_FLAG_UPGRADE))
+		goto out;
+	if (rc < 0 || (on && (nv.flags & VOLUME_FLAG_UPGRADE)))
+		goto out;
+	if (on) {
+		nv.version = 3;
+		nv.zones_version = 0;
+		nv.flags |= VOLUME_FLAG_UPGRADE;
+	} else {
+		nv.flags &= (uint16_t)~VOLUME_FLAG_UPGRADE;
+	}
+	rc = volume_seal_mac(&nv, kr->k->mac_key);
+	if (rc == 0)
+		rc = persist(&nv, arg);
+	if (rc == 0)
+		adopt(kr, &nv);
+out:
+	pthread_rwlock_unlock(&kr->lock);
+	return rc;
+}
+
+int keyring_upgrade_begin(struct keyring *kr, keyring_persist_fn persist,
+			  void *arg)
+{
+	return set_upgrade(kr, true, persist, arg);
+}
+
+int keyring_upgrade_finish(struct keyring *kr, keyring_persist_fn persist,
+			   void *arg)
+{
+	return set_upgrade(kr, false, persist, arg);
+}
+
+bool keyring_upgrading(struct keyring *kr)
+{
+	bool up;
+
+	pthread_rwlock_rdlock(&kr->lock);
+	up = (kr->vol.flags & VOLUME_FLAG_UPGRADE) != 0;
+	pthread_rwlock_unlock(&kr->lock);
+	return up;
+}
+
+int keyring_header_upgrade(struct keyring *kr, const struct header *in,
+			   const uint8_t slot[2][HEADER_SLOT_LEN],
+			   uint64_t birth_ns, struct header *out)
+{
+	struct header h = *in;
+
+	if (in->version == HEADER_VERSION_3 || !keyring_upgrading(kr))
+		return -EINVAL;
+	h.version = HEADER_VERSION_3;
+	memcpy(h.slot, slot, sizeof(h.slot));
+	h.birth_ns = birth_ns;
+	return rewrap_as(kr, in, &h, out);
 }
 
 bool keyring_full_rekey(struct keyring *kr)

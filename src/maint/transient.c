@@ -110,8 +110,8 @@ static bool zones_v3(struct keyring *kr)
 
 /* Under the current secret, or (prev) the previous one of a full rekey.
  * *lver gets a format-3 list's version (0: none, or no file). */
-static int load_as(int dirfd, struct keyring *kr, bool prev, struct tzone *z,
-		   size_t *n, uint64_t *lver)
+static int load_fmt(int dirfd, struct keyring *kr, bool prev, bool v3,
+		    struct tzone *z, size_t *n, uint64_t *lver)
 {
 	uint8_t *buf = NULL;
 	struct aead *a = NULL;
@@ -135,12 +135,12 @@ static int load_as(int dirfd, struct keyring *kr, bool prev, struct tzone *z,
 	if (rc == 0) {
 		size_t bl = len - AEAD_NONCE_LEN - AEAD_TAG_LEN;
 		char *body = (char *)buf + AEAD_NONCE_LEN, *save = NULL;
-		const char *label = zones_v3(kr) ? LABEL3 : LABEL;
+		const char *label = v3 ? LABEL3 : LABEL;
 
 		rc = aead_open(a, buf, (const uint8_t *)label, strlen(label),
 			       buf + AEAD_NONCE_LEN, bl, buf + AEAD_NONCE_LEN,
 			       buf + len - AEAD_TAG_LEN);
-		if (rc == 0 && zones_v3(kr)) {
+		if (rc == 0 && v3) {
 			if (bl < 8) {
 				rc = -EBADMSG;
 			} else {
@@ -177,6 +177,12 @@ out:
 	aead_free(a);
 	free(buf);
 	return rc;
+}
+
+static int load_as(int dirfd, struct keyring *kr, bool prev, struct tzone *z,
+		   size_t *n, uint64_t *lver)
+{
+	return load_fmt(dirfd, kr, prev, zones_v3(kr), z, n, lver);
 }
 
 /* Format 3: the config on disk, if newer than ours and MACed under our
@@ -367,6 +373,35 @@ int transient_store(int dirfd, struct keyring *kr, const struct tzone *z,
 	if (rc == 0)
 		rc = keyring_set_volume(kr, &nv);
 	return rc;
+}
+
+int transient_upgrade(int rootfd, struct keyring *kr)
+{
+	struct tzone *z = NULL;
+	uint64_t lver = 0;
+	size_t n = 0;
+	int rc;
+
+	if (!keyring_upgrading(kr))
+		return -EINVAL;
+	z = calloc(TRANSIENT_MAX_ZONES, sizeof(*z));
+	if (z == NULL)
+		return -ENOMEM;
+	rc = load_checked(rootfd, kr, z, &n, &lver);
+	/* Not yet a format-3 list (none is named yet): the format-2 one,
+	 * stored again as version 1, then the config naming it. */
+	if (rc == -EBADMSG && keyring_zones_version(kr) == 0) {
+		rc = load_fmt(rootfd, kr, false, false, z, &n, &lver);
+		if (rc == 0)
+			rc = transient_store(rootfd, kr, z, n);
+		if (rc == 0)
+			rc = 1;
+	}
+	free(z);
+	if (rc < 0)
+		return rc;
+	/* A store cut short before its config write: committed now. */
+	return transient_settle(rootfd, kr) < 0 ? -EIO : rc;
 }
 
 /* Header first: random bytes over it, synced, then the name goes. */
