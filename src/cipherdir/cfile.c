@@ -1390,13 +1390,17 @@ static int read_blocks(struct cfile *cf, struct filekeys *fk, int fd,
 
 			if (kinds[i] == SLOT_DATA || i < upto)
 				continue;
-			hrc = hole_cover(cf, fk, fd, nb, b0 + i, &hs, &he);
 			/* an old last block of at most 8 bytes has a record's
-			 * shape: a growth cut short (open_grown) */
-			if (hrc == -EBADMSG && kinds[i] == SLOT_REC &&
+			 * shape: a growth cut short (open_grown), tried before
+			 * hole_cover() logs the record as damage (ct still
+			 * holds the slot: open_part skips hole slots) */
+			if (kinds[i] == SLOT_REC &&
+			    block_open_hole(&fk->bc, b0 + i, ct + i * cb,
+					    &hs) < 0 &&
 			    open_grown(cf, fk, fd, nb, b0 + i,
 				       out + i * cf->bs) == 0)
 				continue;
+			hrc = hole_cover(cf, fk, fd, nb, b0 + i, &hs, &he);
 			if (hrc < 0) {
 				free(kinds);
 				return hrc;
