@@ -227,8 +227,8 @@ CMK_MUST_CHECK int cfile_check_blocks(struct cfile *cf, int fd,
  * The caller holds cf->rwlock, or has the file to itself. Returns
  * CFILE_SLOT_* with cf->bs bytes in out, or -EBADMSG (damage, logged when
  * a hole does not verify), -EINVAL (the last block), -errno. */
-#define CFILE_SLOT_DATA 0
-#define CFILE_SLOT_HOLE 1
+#define CFILE_SLOT_DATA	 0
+#define CFILE_SLOT_HOLE	 1
 #define CFILE_SLOT_GROWN 2
 CMK_MUST_CHECK int cfile_open_slot(struct cfile *cf, struct filekeys *fk,
 				   int fd, uint64_t nb, uint64_t b,

@@ -1221,8 +1221,8 @@ static int slot_probe(struct cfile *cf, struct filekeys *fk, int fd,
 	return 0;
 }
 
-int cfile_open_slot(struct cfile *cf, struct filekeys *fk, int fd,
-		    uint64_t nb, uint64_t b, uint8_t *out)
+int cfile_open_slot(struct cfile *cf, struct filekeys *fk, int fd, uint64_t nb,
+		    uint64_t b, uint8_t *out)
 {
 	size_t cb = cf->bs + BLOCK_OVERHEAD;
 	enum slot_kind k;
@@ -1386,6 +1386,7 @@ static int read_blocks(struct cfile *cf, struct filekeys *fk, int fd,
 		for (uint64_t i = 0, upto = 0; kinds != NULL && rc == 0 && i < n;
 		     i++) {
 			uint64_t hs, he;
+			bool rec;
 			int hrc;
 
 			if (kinds[i] == SLOT_DATA || i < upto)
@@ -1394,9 +1395,10 @@ static int read_blocks(struct cfile *cf, struct filekeys *fk, int fd,
 			 * shape: a growth cut short (open_grown), tried before
 			 * hole_cover() logs the record as damage (ct still
 			 * holds the slot: open_part skips hole slots) */
-			if (kinds[i] == SLOT_REC &&
-			    block_open_hole(&fk->bc, b0 + i, ct + i * cb,
-					    &hs) < 0 &&
+			rec = kinds[i] == SLOT_REC &&
+			      block_open_hole(&fk->bc, b0 + i, ct + i * cb,
+					      &hs) == 0;
+			if (kinds[i] == SLOT_REC && !rec &&
 			    open_grown(cf, fk, fd, nb, b0 + i,
 				       out + i * cf->bs) == 0)
 				continue;

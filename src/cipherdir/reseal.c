@@ -138,7 +138,7 @@ static bool zeros(const uint8_t *p, size_t n)
 static bool grown(struct run *r, struct filekeys *fk, uint64_t b, uint8_t *pt)
 {
 	return fk != NULL && cfile_open_slot(r->cf, fk, r->fd, r->nb, b, pt) ==
-				     CFILE_SLOT_GROWN;
+				 CFILE_SLOT_GROWN;
 }
 
 /* A hole record (format 3, doc/FORMAT.md §3.4) re-sealed like a block:

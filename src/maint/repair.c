@@ -679,9 +679,9 @@ static int lost_add(struct salvage *s, uint64_t b)
  * Any other slot reads as the mount reads it (cfile_open_slot through
  * scf, the source): in format 3 a verified hole stays a hole of the copy
  * (not lost), and the old last block of a growth cut short is data. */
-static int copy_blocks(struct repair *r, struct filekeys *fk,
-		       struct cfile *scf, int src, uint64_t csize,
-		       struct cfile *cf, int dst, struct salvage *s)
+static int copy_blocks(struct repair *r, struct filekeys *fk, struct cfile *scf,
+		       int src, uint64_t csize, struct cfile *cf, int dst,
+		       struct salvage *s)
 {
 	const struct block_ctx *bc = &fk->bc;
 	uint32_t bs = r->bs;
@@ -724,8 +724,8 @@ static int copy_blocks(struct repair *r, struct filekeys *fk,
 			   block_open(bc, b, false, ct2, len, p) == 0) {
 			s->cut = true;
 		} else if (rc == 0 && !last &&
-			   (k = cfile_open_slot(scf, fk, src, nslots, b, p)) >=
-				   0) {
+			   (k = cfile_open_slot(scf, fk, src, nslots, b,
+						p)) >= 0) {
 			if (k == CFILE_SLOT_HOLE) {
 				/* the copy's hole: what came before it
 				 * written, nothing for it */
