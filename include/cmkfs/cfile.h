@@ -216,6 +216,23 @@ CMK_MUST_CHECK int cfile_check_blocks(struct cfile *cf, int fd,
 				      void (*bad)(void *arg, uint64_t b,
 						  const char *what),
 				      void *arg, uint64_t *blocks);
+/* Slot b (b < nb - 1: the last block is data, opened with its length) of
+ * the file open as fd, with nb blocks, opened as the mount reads it: a
+ * data block; in format 3 a slot inside a verified hole (zeros), or the
+ * old last block of a growth cut short (doc/FORMAT.md §3.4, "Growth": its
+ * bytes, zeros after them). The one place the readers that do not go
+ * through cfile_read (reseal, fsck --repair's salvage) learn that rule;
+ * a zeroed or altered block stays -EBADMSG. fk: the DEKs the file's
+ * blocks and records are under (a reseal passes the old or the new ones).
+ * The caller holds cf->rwlock, or has the file to itself. Returns
+ * CFILE_SLOT_* with cf->bs bytes in out, or -EBADMSG (damage, logged when
+ * a hole does not verify), -EINVAL (the last block), -errno. */
+#define CFILE_SLOT_DATA	 0
+#define CFILE_SLOT_HOLE	 1
+#define CFILE_SLOT_GROWN 2
+CMK_MUST_CHECK int cfile_open_slot(struct cfile *cf, struct filekeys *fk,
+				   int fd, uint64_t nb, uint64_t b,
+				   uint8_t *out);
 /* Authenticate the last block, so that a file cut at a block boundary or
  * down to its header is refused at open, not only when its end is read.
  * Errors: -EBADMSG. */

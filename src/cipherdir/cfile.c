@@ -1221,6 +1221,51 @@ static int slot_probe(struct cfile *cf, struct filekeys *fk, int fd,
 	return 0;
 }
 
+int cfile_open_slot(struct cfile *cf, struct filekeys *fk, int fd, uint64_t nb,
+		    uint64_t b, uint8_t *out)
+{
+	size_t cb = cf->bs + BLOCK_OVERHEAD;
+	enum slot_kind k;
+	uint64_t off, s, e;
+	uint8_t *p;
+	int rc;
+
+	if (b + 1 >= nb)
+		return -EINVAL;
+	rc = cipher_off(b, cf->bs, &off);
+	if (rc < 0)
+		return rc;
+	p = malloc(cb);
+	if (p == NULL)
+		return -ENOMEM;
+	rc = backing_pread_full(fd, p, cb, (off_t)off);
+	if (rc < 0)
+		goto out;
+	k = holes_on(cf) ? slot_kind(p, cb) : SLOT_DATA;
+	/* a record's shape that does not open as one may be an old last
+	 * block of at most 8 bytes: tried below, with the data */
+	if (k == SLOT_REC && block_open_hole(&fk->bc, b, p, &s) < 0)
+		k = SLOT_DATA;
+	if (k != SLOT_DATA) {
+		rc = hole_cover(cf, fk, fd, nb, b, &s, &e);
+		if (rc == 0) {
+			memset(out, 0, cf->bs);
+			rc = CFILE_SLOT_HOLE;
+		}
+		goto out;
+	}
+	if (block_open(&fk->bc, b, false, p, cb, out) == 0)
+		rc = CFILE_SLOT_DATA;
+	else if (holes_on(cf) && open_grown(cf, fk, fd, nb, b, out) == 0)
+		rc = CFILE_SLOT_GROWN;
+	else
+		rc = -EBADMSG;
+out:
+	secmem_wipe(p, cb);
+	free(p);
+	return rc;
+}
+
 /* Slots [a, b] become zero: punched (the space is freed), or written
  * with zeros where the backing file system cannot punch. */
 static int zero_slots(struct cfile *cf, int fd, uint64_t a, uint64_t b)
@@ -1341,17 +1386,23 @@ static int read_blocks(struct cfile *cf, struct filekeys *fk, int fd,
 		for (uint64_t i = 0, upto = 0; kinds != NULL && rc == 0 && i < n;
 		     i++) {
 			uint64_t hs, he;
+			bool rec;
 			int hrc;
 
 			if (kinds[i] == SLOT_DATA || i < upto)
 				continue;
-			hrc = hole_cover(cf, fk, fd, nb, b0 + i, &hs, &he);
 			/* an old last block of at most 8 bytes has a record's
-			 * shape: a growth cut short (open_grown) */
-			if (hrc == -EBADMSG && kinds[i] == SLOT_REC &&
+			 * shape: a growth cut short (open_grown), tried before
+			 * hole_cover() logs the record as damage (ct still
+			 * holds the slot: open_part skips hole slots) */
+			rec = kinds[i] == SLOT_REC &&
+			      block_open_hole(&fk->bc, b0 + i, ct + i * cb,
+					      &hs) == 0;
+			if (kinds[i] == SLOT_REC && !rec &&
 			    open_grown(cf, fk, fd, nb, b0 + i,
 				       out + i * cf->bs) == 0)
 				continue;
+			hrc = hole_cover(cf, fk, fd, nb, b0 + i, &hs, &he);
 			if (hrc < 0) {
 				free(kinds);
 				return hrc;

@@ -133,6 +133,14 @@ static bool zeros(const uint8_t *p, size_t n)
 	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
 }
 
+/* Slot b of the file as a growth cut short leaves it, under fk
+ * (cfile_open_slot): its plaintext into pt. */
+static bool grown(struct run *r, struct filekeys *fk, uint64_t b, uint8_t *pt)
+{
+	return fk != NULL && cfile_open_slot(r->cf, fk, r->fd, r->nb, b, pt) ==
+				 CFILE_SLOT_GROWN;
+}
+
 /* A hole record (format 3, doc/FORMAT.md §3.4) re-sealed like a block:
  * kept (opens under the new DEKs), re-sealed (old), or restored from the
  * record; the rest of the slot is zero in all three. 1 if handled, 0 if
@@ -221,6 +229,22 @@ static int chunk_part(size_t lo, size_t hi, unsigned k, void *arg)
 			  pp)) {
 			memcpy(o, r->rct + (b - r->rb0) * r->cb, len);
 			pp->restored++;
+			continue;
+		}
+		/* The old last block of a growth cut short reads as its
+		 * bytes and zeros (doc/FORMAT.md §3.4, "Growth"): sealed
+		 * again as the full block it reads as, which heals the
+		 * shape. The rest of its file is still under the old DEKs
+		 * (chunks are written in order, and its hole comes after
+		 * it), or all under the new ones past the commit. */
+		if (r->holes && !last &&
+		    (grown(r, pp->ofk, b, pp->pt) ||
+		     grown(r, pp->nfk, b, pp->pt))) {
+			pp->err = block_seal(&pp->nfk->bc, b, false, pp->pt,
+					     r->cf->bs, o);
+			if (pp->err < 0)
+				return pp->err;
+			pp->resealed++;
 			continue;
 		}
 		log_err("%s: block %llu opens under neither the old nor the "

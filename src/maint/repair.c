@@ -675,14 +675,18 @@ static int lost_add(struct salvage *s, uint64_t b)
  * HEADER_LEN + b * cb, the last one short) and append its plaintext, or
  * zeros, to the new file. A full last slot that fails as "last" but opens
  * as "not last" is intact: the file was cut after it. A tail shorter than
- * the block overhead has no recoverable length: lost, and the file cut. */
-static int copy_blocks(struct repair *r, const struct block_ctx *bc, int src,
-		       uint64_t csize, struct cfile *cf, int dst,
+ * the block overhead has no recoverable length: lost, and the file cut.
+ * Any other slot reads as the mount reads it (cfile_open_slot through
+ * scf, the source): in format 3 a verified hole stays a hole of the copy
+ * (not lost), and the old last block of a growth cut short is data. */
+static int copy_blocks(struct repair *r, struct filekeys *fk, struct cfile *scf,
+		       int src, uint64_t csize, struct cfile *cf, int dst,
 		       struct salvage *s)
 {
+	const struct block_ctx *bc = &fk->bc;
 	uint32_t bs = r->bs;
 	size_t cb = bs + BLOCK_OVERHEAD, cn = CHUNK_BYTES / bs, have = 0;
-	uint64_t data = csize - HEADER_LEN, nslots, woff = 0;
+	uint64_t data = csize - HEADER_LEN, nslots, woff = 0, wend = 0;
 	uint8_t *ct = NULL, *ct2 = NULL, *pt = NULL;
 	int rc = 0;
 
@@ -702,6 +706,7 @@ static int copy_blocks(struct repair *r, const struct block_ctx *bc, int src,
 		size_t len = data - b * cb < cb ? (size_t)(data - b * cb) : cb;
 		bool last = b == nslots - 1;
 		uint8_t *p = pt + have;
+		int k = 0;
 
 		if (len < BLOCK_OVERHEAD) {
 			s->cut = true;
@@ -718,6 +723,26 @@ static int copy_blocks(struct repair *r, const struct block_ctx *bc, int src,
 		} else if (rc == 0 && last && len == cb &&
 			   block_open(bc, b, false, ct2, len, p) == 0) {
 			s->cut = true;
+		} else if (rc == 0 && !last &&
+			   (k = cfile_open_slot(scf, fk, src, nslots, b,
+						p)) >= 0) {
+			if (k == CFILE_SLOT_HOLE) {
+				/* the copy's hole: what came before it
+				 * written, nothing for it */
+				if (have > 0)
+					rc = cfile_write(cf, dst, woff, pt,
+							 have, false, NULL);
+				if (rc < 0)
+					goto out;
+				if (have > 0)
+					wend = woff + have;
+				woff += have + bs;
+				have = 0;
+				continue;
+			}
+		} else if (rc == 0 && k == -ENOMEM) {
+			rc = k;
+			goto out;
 		} else {
 			memset(p, 0, len - BLOCK_OVERHEAD);
 			rc = lost_add(s, b);
@@ -730,13 +755,18 @@ static int copy_blocks(struct repair *r, const struct block_ctx *bc, int src,
 			if (rc < 0)
 				goto out;
 			woff += have;
+			wend = woff;
 			have = 0;
 		}
 	}
 	if (rc == 0 && have > 0) {
 		rc = cfile_write(cf, dst, woff, pt, have, false, NULL);
 		woff += have;
+		wend = woff;
 	}
+	/* a source that ends in a hole (cut after it) */
+	if (rc == 0 && wend < woff)
+		rc = cfile_truncate(cf, dst, woff);
 	s->size = woff;
 out:
 	if (pt != NULL)
@@ -767,7 +797,7 @@ int repair_salvage(struct repair *r, int topfd, int dirfd, const char *bname,
 	struct filekeys *fk = NULL;
 	struct header h;
 	struct bname bn;
-	struct cfile cf;
+	struct cfile cf, scf;
 	struct stat st;
 	char tmp[40];
 	bool have_cf = false;
@@ -801,9 +831,14 @@ int repair_salvage(struct repair *r, int topfd, int dirfd, const char *bname,
 	 * then it opens nowhere, which a crash may leave — the source is
 	 * still in the quarantine. */
 	rc = cfile_create(&cf, dst, NULL);
-	if (rc == 0)
-		rc = copy_blocks(r, &fk->bc, src, (uint64_t)st.st_size, &cf, dst,
-				 s);
+	if (rc == 0) {
+		/* the source, for its slots only (never loaded) */
+		cfile_init(&scf, r->kr, r->bs, src);
+		scf.rootfd = r->rootfd;
+		rc = copy_blocks(r, fk, &scf, src, (uint64_t)st.st_size, &cf,
+				 dst, s);
+		cfile_destroy(&scf);
+	}
 	if (rc == 0) {
 		struct copy c = { r, dst, NULL };
 

@@ -9,7 +9,9 @@
  * exactly when its DEKs reach the budget, file id kept, every byte intact;
  * sparse files (format 3) killed at every backing change of a growth over a
  * hole, a write into a hole, a punch or a shrink into a hole read back old
- * or new, with no EIO and no fsck finding (holes_crash).
+ * or new, with no EIO and no fsck finding, and still so after a full
+ * rekey re-seals them (alone or in a batch), which leaves no old last
+ * block of a growth cut short (holes_crash).
  */
 #include "config.h"
 
@@ -17,6 +19,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -658,6 +661,8 @@ static void far_growth(struct keyring *kr, uint32_t bs)
 /* ---- holes (format 3) -------------------------------------------------- */
 
 static int put(int fd, const void *p, size_t n, uint64_t off);
+static bool opens_under(struct filekeys *fk, int fd, uint32_t bs, uint64_t b,
+			bool last);
 
 static uint64_t allocated(int fd)
 {
@@ -1053,6 +1058,55 @@ static int cw_apply(struct cfile *cf, int fd, const struct cw_op *op,
 	}
 }
 
+/* Slots before the last that look like data but do not open as full
+ * blocks under the file's keys: the old last block a growth cut short
+ * leaves (doc/FORMAT.md §3.4, "Growth"). UINT_MAX if it cannot tell. */
+static unsigned cut_short_slots(struct keyring *kr, int fd, uint32_t bs)
+{
+	struct filekeys *fk = NULL;
+	struct header h;
+	uint64_t plain = 0, nb;
+	unsigned n = 0;
+
+	if (cfile_plain_size(backing_size(fd), bs, &plain) < 0 ||
+	    cfile_read_header(fd, &h) < 0 || keyring_open_file(kr, &h, &fk) < 0)
+		return UINT_MAX;
+	nb = plain == 0 ? 1 : (plain - 1) / bs + 1;
+	for (uint64_t b = 0; b + 1 < nb; b++)
+		n += shape(fd, bs, b) == 2 && !opens_under(fk, fd, bs, b, false);
+	keyring_filekeys_free(fk);
+	return n;
+}
+
+static void release_none(void *ctx)
+{
+	(void)ctx;
+}
+
+/* A re-key of the file as a full rekey makes it: alone (reseal_file,
+ * big files) or in a batch (small ones). 1 if re-sealed, -errno. */
+static int q_reseal(struct cfile *cf, int fd, struct reseal_slot *s,
+		    bool batch)
+{
+	struct reseal_batch rb;
+	int rc;
+
+	quiet(true);
+	if (!batch) {
+		rc = reseal_file(cf, fd, s, true);
+	} else {
+		rc = reseal_batch_init(&rb, s);
+		if (rc == 0)
+			rc = reseal_batch_add(&rb, cf, fd, true, release_none,
+					      NULL);
+		if (rc >= 0 && reseal_batch_flush(&rb) < 0)
+			rc = -EIO;
+		reseal_batch_destroy(&rb);
+	}
+	quiet(false);
+	return rc;
+}
+
 /*
  * kill -9 at the entry of every backing change of each operation on a
  * sparse file (cfile_test_crash_at): after the "mount" (a fresh load, the
@@ -1086,14 +1140,20 @@ static void holes_crash(struct keyring *kr, uint32_t bs)
 	    {"shrink into a hole, block aligned", CW_TRUNC, 70 * B, 0, 0},
 	};
 	size_t cap = 520 * (size_t)bs + (2u << 20);
-	uint8_t *m0 = calloc(1, cap), *m1 = calloc(1, cap), *got = malloc(cap);
+	uint8_t *m0 = calloc(1, cap), *m1 = calloc(1, cap), *got = malloc(cap),
+		*got2 = malloc(cap);
 	char jdir[] = "/tmp/cmkfs-test_cfile.j.XXXXXX";
+	struct reseal_slot slot = { .fd = -1 };
+	unsigned grown = 0;
 	int jfd = -1;
 
-	CHECK(m0 != NULL && m1 != NULL && got != NULL, "alloc");
+	CHECK(m0 != NULL && m1 != NULL && got != NULL && got2 != NULL,
+	      "alloc");
 	CHECK(mkdtemp(jdir) != NULL, "mkdtemp");
 	jfd = open(jdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	CHECK(jfd >= 0, "journal dir");
+	if (jfd >= 0)
+		CHECK_RC(reseal_slot_open(&slot, jfd, "t"), 0);
 	for (size_t i = 0;
 	     m0 && m1 && got && jfd >= 0 && i < CMK_ARRAY_LEN(ops); i++) {
 		const struct cw_op *op = &ops[i];
@@ -1178,18 +1238,58 @@ static void holes_crash(struct keyring *kr, uint32_t bs)
 				      "%s, killed at change %ld of %ld: fsck: "
 				      "%u findings, %s",
 				      op->what, k, n, f.n, f.last);
+			/* Then a full rekey re-seals every block (alone or in
+			 * a batch): the file reads back the same, fsck finds
+			 * nothing, and no cut-short slot is left. */
+			if (rc == 0) {
+				unsigned cut = cut_short_slots(kr, fd, bs);
+
+				grown += cut != UINT_MAX ? cut : 0;
+				rc = q_reseal(&cf2, fd, &slot, k % 2 == 1);
+				CHECK(rc == 1,
+				      "%s, killed at change %ld of %ld: "
+				      "reseal %d (%u cut-short slots)",
+				      op->what, k, n, rc, cut);
+				cfile_destroy(&cf2);
+				cfile_init(&cf2, kr, bs, fd);
+				cf2.jfd = jfd;
+				rd = 0;
+				quiet(true);
+				rc = cfile_load(&cf2, fd);
+				quiet(false);
+				if (rc == 0)
+					rc = q_read(&cf2, fd, 0, size, got2,
+						    &rd);
+				CHECK(rc == 0 && rd == size &&
+					      memcmp(got, got2, size) == 0,
+				      "%s, killed at change %ld: after the "
+				      "reseal: read %d, not as before",
+				      op->what, k, rc);
+				CHECK(q_findings(&cf2, fd, &f) == 0,
+				      "%s, killed at change %ld: after the "
+				      "reseal: fsck: %u findings, %s",
+				      op->what, k, f.n, f.last);
+				CHECK(cut_short_slots(kr, fd, bs) == 0,
+				      "%s, killed at change %ld: the reseal "
+				      "left a cut-short slot",
+				      op->what, k);
+			}
 			cfile_destroy(&cf2);
 			close(fd);
 			if (k == 0)
 				CHECK(n >= 1, "%s: %ld changes", op->what, n);
 		}
 	}
+	/* the window between a growth's two writes was hit */
+	CHECK(grown > 0, "no kill left a growth cut short");
+	reseal_slot_close(&slot, true);
 	if (jfd >= 0)
 		close(jfd);
 	rmdir(jdir);
 	free(m0);
 	free(m1);
 	free(got);
+	free(got2);
 }
 
 /* ---- tampering -------------------------------------------------------- */

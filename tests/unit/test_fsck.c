@@ -23,7 +23,12 @@
  * and the file reads back whole. In a format-3 volume, a truncate record
  * from before the file grew, put back with a byte of the file's tail
  * flipped, is a named finding (not a pending truncate) and repair
- * quarantines it without cutting the file. */
+ * quarantines it without cutting the file. A growth killed between its
+ * two writes (the old last block sealed as last, zeros after it, before
+ * the hole) is no damage: fsck and repair leave it, `rekey --full`
+ * re-seals it and it reads the same; salvage of such a file damaged
+ * elsewhere keeps that block and its holes (no loss); the block zeroed or
+ * flipped is damage. */
 #include "config.h"
 
 #include <dirent.h>
@@ -47,6 +52,8 @@
 #include "cmkfs/journal.h"
 #include "cmkfs/linktgt.h"
 #include "cmkfs/names.h"
+#include "cmkfs/rekey.h"
+#include "cmkfs/repair.h"
 #include "cmkfs/reseal.h"
 #include "cmkfs/secmem.h"
 #include "cmkfs/volio.h"
@@ -977,6 +984,246 @@ out:
 	bs = keyring_volume(kr)->block_size;
 }
 
+/* ---- a growth cut short (format 3, doc/FORMAT.md §3.4 "Growth") ---- */
+
+#define G_FAR 20	/* the growth writes at block G_FAR, past a hole */
+#define G_FILES 3
+
+/* File dfd/bname, cut back to its first len bytes, grown by a write at
+ * block G_FAR, killed
+ * between the growth's two writes (cfile_test_crash_at): the old last
+ * block is left sealed as last at its old length, zeros after it, before
+ * the hole. want gets what the mount reads (len bytes, zeros, 10 new
+ * bytes); returns that size, 0 if the shape was not made. */
+static size_t cut_growth(int dfd, const char *bname, size_t len,
+			 uint8_t *want)
+{
+	static const uint8_t more[10] = "0123456789";
+	size_t cb = bs + BLOCK_OVERHEAD, size = (size_t)G_FAR * bs + 10;
+	uint64_t b = (len - 1) / bs;
+	uint8_t *slot = calloc(1, cb);
+	struct cfile cf;
+	bool shape = false;
+	int fd = openat(dfd, bname, O_RDWR | O_CLOEXEC), rc = -1;
+
+	CHECK(fd >= 0 && slot != NULL, "open %s", bname);
+	if (fd >= 0) {
+		cfile_init(&cf, kr, bs, fd);
+		rc = cfile_load(&cf, fd);
+		if (rc == 0)	/* back to len bytes: a no-op the first time */
+			rc = cfile_truncate(&cf, fd, len);
+		cfile_test_crash_at(2);
+		if (rc == 0)
+			rc = cfile_write(&cf, fd, (uint64_t)G_FAR * bs, more,
+					 sizeof(more), false, NULL);
+		cfile_test_crash_at(0);
+		cfile_destroy(&cf);
+		/* the slot: the old block's seal, then zeros to its end */
+		shape = rc < 0 && slot != NULL &&
+			pread(fd, slot, cb, (off_t)(HEADER_LEN + b * cb)) ==
+				(ssize_t)cb &&
+			slot[0] != 0 && slot[cb - 1] == 0 &&
+			memcmp(slot + cb - 32, slot + cb - 33, 32) == 0;
+		close(fd);
+	}
+	free(slot);
+	CHECK(shape, "%s: not a growth cut short (write %d)", bname, rc);
+	for (size_t i = 0; i < len; i++)
+		want[i] = (uint8_t)(i * 131 + 7);
+	memset(want + len, 0, size - len);
+	memcpy(want + size - 10, more, 10);
+	return shape ? size : 0;
+}
+
+static bool reads_back(int dfd, const char *bname, const uint8_t *want,
+		       size_t len)
+{
+	uint8_t *got = malloc(len + 1);
+	size_t n = 0;
+	bool ok = got != NULL &&
+		  tvol_read(kr, dfd, bname, got, len + 1, &n) == 0 &&
+		  n == len && memcmp(got, want, len) == 0;
+
+	free(got);
+	return ok;
+}
+
+/* The plaintext name of /g1's salvaged copy in lost+found. */
+static void g_action(const struct fsck_action *a, void *arg)
+{
+	if (a->kind == FSCK_SALVAGED && a->salvage != NULL &&
+	    a->ppath != NULL && strcmp(a->ppath, "/g1") == 0)
+		snprintf(arg, 256, "%s", a->salvage->name);
+}
+
+/*
+ * The old last block of a growth cut short reads as its bytes and zeros
+ * on the mount; every other reader agrees: fsck finds nothing (data block
+ * or, for an old block of at most 8 bytes, one shaped like a hole record),
+ * repair leaves the file alone, a full rekey re-seals it (reads the same,
+ * no damage), and repair's salvage of a file damaged elsewhere keeps that
+ * block's bytes and its holes. The same slot zeroed, or one byte of it
+ * flipped, is still damage.
+ */
+static void grown_cut(void)
+{
+	static const size_t lens[G_FILES] = { 3 * 4096 + 100, 2 * 4096 + 5,
+					      2 * 4096 + 5 };
+	char dir[PATH_MAX], g[G_FILES][ENCNAME_MAX], name[8], copy[256] = "";
+	uint8_t *want[G_FILES] = { NULL };
+	size_t size[G_FILES] = { 0 }, cb;
+	struct keyring *saved = kr;
+	struct fsck_opts o = { 0 };
+	struct rekey_cb rcb = { .full = true };
+	const struct fsck_cb cb_copy = { NULL, g_action, NULL, NULL, copy };
+	struct rekey_result rr;
+	struct fsck_result r;
+	struct bname bn;
+	int rootfd, fd, lf;
+
+	snprintf(dir, sizeof(dir), "%s/grown", top);
+	CHECK_RC(tvol_create(dir, keypath, 4096), 0);
+	CHECK_RC(tvol_unlock(dir, keypath, &rootfd, &kr), 0);
+	if (kr == NULL) {
+		kr = saved;
+		return;
+	}
+	bs = keyring_volume(kr)->block_size;
+	cb = bs + BLOCK_OVERHEAD;
+	CHECK(keyring_version(kr) >= 3 && bs == 4096, "format 3, 4 KiB");
+	o.root = dir;
+	o.keep_list = true;
+	for (int i = 0; i < G_FILES; i++) {
+		want[i] = malloc((size_t)G_FAR * bs + 10);
+		snprintf(name, sizeof(name), "g%d", i);
+		mkfile(rootfd, name, lens[i], g[i]);
+		size[i] = cut_growth(rootfd, g[i], lens[i], want[i]);
+		CHECK(reads_back(rootfd, g[i], want[i], size[i]),
+		      "g%d: the mount reads it", i);
+	}
+
+	/* fsck: no damage; repair: nothing to do */
+	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
+	CHECK(r.problems == 0 && r.files == G_FILES,
+	      "cut short: %lu problems, %lu files", r.problems, r.files);
+	if (r.problems != 0)
+		dump(&r);
+	fsck_result_free(&r);
+	CHECK_RC(volio_lock_offline(rootfd), 0);
+	o.repair = true;
+	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
+	CHECK(r.problems == 0 && r.salvaged == 0 && r.quarantined == 0,
+	      "repair: %lu problems, %lu salvaged, %lu quarantined",
+	      r.problems, r.salvaged, r.quarantined);
+	fsck_result_free(&r);
+	o.repair = false;
+	for (int i = 0; i < G_FILES; i++)
+		CHECK(reads_back(rootfd, g[i], want[i], size[i]),
+		      "g%d after repair", i);
+
+	/* a full rekey (cmkfs rekey --full) re-seals every block */
+	close(rootfd);		/* the offline lock with it */
+	keyring_free(kr);
+	kr = NULL;
+	CHECK_RC(rekey_volume(dir, keypath, &rcb, &rr), 0);
+	CHECK(rr.p.full && rr.p.damaged == 0 && rr.p.rewrapped >= G_FILES,
+	      "rekey --full: %s; %llu damaged, %llu re-sealed", rr.msg,
+	      (unsigned long long)rr.p.damaged,
+	      (unsigned long long)rr.p.rewrapped);
+	CHECK_RC(tvol_unlock(dir, keypath, &rootfd, &kr), 0);
+	if (kr == NULL) {
+		kr = saved;
+		goto out;
+	}
+	for (int i = 0; i < G_FILES; i++) {
+		/* under the new name key, each has a new backing name */
+		snprintf(name, sizeof(name), "g%d", i);
+		CHECK_RC(tvol_bname(kr, rootfd, name, &bn), 0);
+		snprintf(g[i], sizeof(g[i]), "%s", bn.name);
+		CHECK(reads_back(rootfd, g[i], want[i], size[i]),
+		      "g%d after the full rekey", i);
+	}
+	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
+	CHECK(r.problems == 0, "after the full rekey: %lu problems",
+	      r.problems);
+	if (r.problems != 0)
+		dump(&r);
+	fsck_result_free(&r);
+
+	/* Cut short again, then: g0's old last block zeroed, g2's flipped
+	 * (damage, at that block); g1's block 0 flipped (damage there, its
+	 * cut-short block is not). */
+	for (int i = 0; i < G_FILES; i++) {
+		uint64_t b = (lens[i] - 1) / bs;
+		uint8_t *z = calloc(1, cb);
+
+		size[i] = cut_growth(rootfd, g[i], lens[i], want[i]);
+		fd = openat(rootfd, g[i], O_RDWR | O_CLOEXEC);
+		if (i == 0)
+			CHECK(fd >= 0 && z != NULL &&
+				      pwrite(fd, z, cb,
+					     (off_t)(HEADER_LEN + b * cb)) ==
+					      (ssize_t)cb,
+			      "zero g0's old last block");
+		if (fd >= 0)
+			close(fd);
+		free(z);
+	}
+	flip(rootfd, g[1], HEADER_LEN + 20);
+	flip(rootfd, g[2], (off_t)(HEADER_LEN + 2 * cb + 20));
+	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
+	{
+		const struct fsck_item *i0 = find(&r, g[0], "");
+		const struct fsck_item *i1 = find(&r, g[1], "");
+		const struct fsck_item *i2 = find(&r, g[2], "");
+
+		/* g0: its zeros before a record that starts after them */
+		CHECK(r.problems == 3 && i0 != NULL && i1 != NULL &&
+			      i1->block == 0 && i2 != NULL && i2->block == 2,
+		      "zeroed, flipped: %lu problems (want g0, g1 block 0, "
+		      "g2 block 2)",
+		      r.problems);
+		if (r.problems != 3)
+			dump(&r);
+	}
+	fsck_result_free(&r);
+
+	/* Salvage: one block lost each; the holes are no loss, and g1's
+	 * copy keeps its cut-short block's bytes. */
+	CHECK_RC(volio_lock_offline(rootfd), 0);
+	o.repair = true;
+	CHECK_RC(fsck_run(rootfd, kr, &o, &cb_copy, &r), 0);
+	CHECK(r.salvaged == 3 && r.lost_blocks == 3,
+	      "salvaged %lu, lost %lu blocks (want 3, 3)", r.salvaged,
+	      r.lost_blocks);
+	fsck_result_free(&r);
+	o.repair = false;
+	CHECK(copy[0] != '\0', "g1's copy named");
+	CHECK_RC(tvol_bname(kr, rootfd, LOSTFOUND_NAME, &bn), 0);
+	lf = openat(rootfd, bn.name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHECK(lf >= 0, "lost+found");
+	if (lf >= 0 && copy[0] != '\0') {
+		CHECK_RC(tvol_bname(kr, lf, copy, &bn), 0);
+		memset(want[1], 0, bs);		/* block 0: lost */
+		CHECK(reads_back(lf, bn.name, want[1], size[1]),
+		      "g1's copy: its cut-short block kept, holes zeros");
+	}
+	if (lf >= 0)
+		close(lf);
+	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
+	CHECK(r.problems == 0, "after salvage: %lu problems", r.problems);
+	if (r.problems != 0)
+		dump(&r);
+	fsck_result_free(&r);
+	close(rootfd);
+	keyring_free(kr);
+	kr = saved;
+out:
+	for (int i = 0; i < G_FILES; i++)
+		free(want[i]);
+	bs = keyring_volume(kr)->block_size;
+}
+
 int main(void)
 {
 	char a[ENCNAME_MAX], d[ENCNAME_MAX], b[ENCNAME_MAX], sub[ENCNAME_MAX],
@@ -1123,6 +1370,7 @@ int main(void)
 	long_links();
 	full_rekey();
 	trunc_records();
+	grown_cut();
 	keyring_free(kr);
 	CHECK(tvol_rmtree(top) == 0, "cleanup");
 	return t_done("test_fsck");
