@@ -229,6 +229,14 @@ static void found(linkfsck_fn fn, void *arg, enum linkfsck_kind kind,
 	fn(&f, arg);
 }
 
+/* Is r[k] the first name of a backing file located at some name (the
+ * located ones sort first), in the run of one file id from r[i]? */
+static bool file_start(const struct linkfsck *lf, size_t i, size_t k)
+{
+	return lf->r[k].located &&
+	       (k == i || !same_file(&lf->r[k], &lf->r[k - 1]));
+}
+
 /* The files of one file id, r[i..j): a copy, or a binding left wider
  * than the names. */
 static void judge_id(struct linkfsck *lf, size_t i, size_t j, bool partial,
@@ -239,15 +247,13 @@ static void judge_id(struct linkfsck *lf, size_t i, size_t j, bool partial,
 	long stale;
 
 	for (size_t k = i; k < j; k++)
-		if (lf->r[k].located && (k == i || !same_file(&lf->r[k],
-							       &lf->r[k - 1]))) {
+		if (file_start(lf, i, k)) {
 			files++;
 			first = k;
 		}
 	if (files > 1) {
 		for (size_t k = i; k < j; k++)
-			if (lf->r[k].located &&
-			    (k == i || !same_file(&lf->r[k], &lf->r[k - 1])))
+			if (file_start(lf, i, k))
 				found(fn, arg, LINKFSCK_SHARED,
 				      "file id also held by another backing "
 				      "file (a copy put at a place its header "
