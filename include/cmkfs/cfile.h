@@ -179,6 +179,16 @@ CMK_MUST_CHECK int cfile_set_slots(struct cfile *cf, int fd, const char *a,
  * (no free slot, or a link set), as cfile_set_slots. */
 CMK_MUST_CHECK int cfile_edit_slots(struct cfile *cf, int fd, const char *add,
 				    const char *drop, bool durable);
+/* fsck's repair of a binding a crash left wider than the file's names
+ * (a slot or link-set token naming no name of it): the header names
+ * exactly the n base names `names` (every name the file has): plain slots
+ * for two or fewer (a link set is removed once the header is durable),
+ * else its link set rewritten with their tokens alone. Times kept, as
+ * cfile_set_slots. Errors: -EINVAL (n = 0), -EMLINK, as
+ * cfile_set_slots. */
+CMK_MUST_CHECK int cfile_keep_names(struct cfile *cf, int fd,
+				    const char *const *names, size_t n,
+				    bool durable);
 /* One phrase for a cfile_location() result, for logs and fsck. */
 const char *cfile_location_msg(int rc);
 /* Read and unwrap the header through fd, once. In a format-3 volume the

@@ -2,7 +2,9 @@
  * (doc/OPERATIONS.md "fsck"): every directory id, encrypted name and
  * long-name side file, every file header and block in both layers, every
  * symlink target and user xattr, and the reserved names (side files in
- * LINKS_DIR that no symlink points to among them). Each problem is
+ * LINKS_DIR that no symlink points to among them). In a format-3 volume
+ * also LINKSET_DIR's entries and bindings wider than a file's names
+ * (linkfsck.h). Each problem is
  * reported with its backing path, the plaintext path where it can still be
  * derived, and the block number. Transient zones expire first (only
  * counted while the volume is mounted or cannot be written).

@@ -34,6 +34,17 @@ CMK_MUST_CHECK int linkset_parse(struct keyring *kr, const uint8_t *buf,
 				 const uint8_t id[static FILE_ID_LEN],
 				 struct linkset s[2], bool *prev);
 void linkset_free(struct linkset s[2]);
+/* Both entries of file id's set file in rootfd's LINKSET_DIR, as
+ * linkset_parse gives them (free with linkset_free). Errors: -ENOENT,
+ * -EBADMSG (malformed, too long, fails its MAC, another file id's),
+ * -errno of reading it. */
+CMK_MUST_CHECK int linkset_read(struct keyring *kr, int rootfd,
+				const uint8_t id[static FILE_ID_LEN],
+				struct linkset s[2], bool *prev);
+/* Is `name` a set file's name, a file id in lowercase hex? 0 (id gets it)
+ * or -EINVAL. Pure. */
+CMK_MUST_CHECK int linkset_name_id(const char *name,
+				   uint8_t id[static FILE_ID_LEN]);
 /* The set that header h (set mode) names, read from rootfd's LINKSET_DIR.
  * Errors: -ENOENT (no file), -EBADMSG (bad, or no entry of h's version). */
 CMK_MUST_CHECK int linkset_load(struct keyring *kr, int rootfd,

@@ -661,8 +661,8 @@ static bool has_tok(const struct linkset *s, const uint8_t *t)
  * written), else stored durably as the next version, which slot b then
  * names. */
 static int to_set(struct cfile *cf, const struct header *h, const char *add,
-		  const char *drop, uint8_t slot[2][HEADER_SLOT_LEN],
-		  bool *unset)
+		  const char *drop, const struct linkset *keep,
+		  uint8_t slot[2][HEADER_SLOT_LEN], bool *unset)
 {
 	static const uint8_t zero[HEADER_SLOT_LEN];
 	struct linkset cur = { 0 }, next = { 0 };
@@ -697,8 +697,9 @@ static int to_set(struct cfile *cf, const struct header *h, const char *add,
 		return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < cur.n; i++)
-		if (drop == NULL ||
-		    memcmp(cur.tok[i], td, HEADER_SLOT_LEN) != 0)
+		if ((drop == NULL ||
+		     memcmp(cur.tok[i], td, HEADER_SLOT_LEN) != 0) &&
+		    (keep == NULL || has_tok(keep, cur.tok[i])))
 			memcpy(next.tok[next.n++], cur.tok[i], HEADER_SLOT_LEN);
 	if (add != NULL && !has_tok(&next, ta))
 		memcpy(next.tok[next.n++], ta, HEADER_SLOT_LEN);
@@ -724,7 +725,8 @@ static int to_set(struct cfile *cf, const struct header *h, const char *add,
 }
 
 static int slots_write(struct cfile *cf, int fd, const char *add,
-		       const char *drop, bool exact, bool durable)
+		       const char *drop, bool exact, const struct linkset *keep,
+		       bool durable)
 {
 	uint8_t buf[HEADER_LEN], slot[2][HEADER_SLOT_LEN];
 	struct header h, nh;
@@ -746,7 +748,7 @@ static int slots_write(struct cfile *cf, int fd, const char *add,
 	if (rc == 0 && (exact || !header_is_set(&h)))
 		rc = slots_edit(&h, add, drop, exact, slot);
 	if ((rc == 0 && !exact && header_is_set(&h)) || rc == -EMLINK)
-		rc = to_set(cf, &h, add, drop, slot, &unset);
+		rc = to_set(cf, &h, add, drop, keep, slot, &unset);
 	else if (rc == 0 && header_is_set(&h))
 		unset = true;	/* exact slots: back from a link set */
 	if (rc == 0 && memcmp(h.slot, slot, sizeof(slot)) == 0)
@@ -784,13 +786,40 @@ unlock:
 int cfile_set_slots(struct cfile *cf, int fd, const char *a, const char *b,
 		    bool durable)
 {
-	return slots_write(cf, fd, a, b, true, durable);
+	return slots_write(cf, fd, a, b, true, NULL, durable);
 }
 
 int cfile_edit_slots(struct cfile *cf, int fd, const char *add,
 		     const char *drop, bool durable)
 {
-	return slots_write(cf, fd, add, drop, false, durable);
+	return slots_write(cf, fd, add, drop, false, NULL, durable);
+}
+
+int cfile_keep_names(struct cfile *cf, int fd, const char *const *names,
+		     size_t n, bool durable)
+{
+	struct linkset keep = { 0 };
+	int rc = 0;
+
+	if (n == 0)
+		return -EINVAL;
+	if (n <= 2)
+		return slots_write(cf, fd, names[0], n == 2 ? names[1] : NULL,
+				   true, NULL, durable);
+	if (n > LINKSET_MAX)
+		return -EMLINK;
+	keep.tok = calloc(n, HEADER_SLOT_LEN);
+	if (keep.tok == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = names_link_token(names[i], keep.tok[keep.n++]);
+	/* Only a link set holds more than two names: its set is rewritten
+	 * with the tokens of `names` alone (plain slots hold two at most,
+	 * which then stay as they are). */
+	if (rc == 0)
+		rc = slots_write(cf, fd, NULL, NULL, false, &keep, durable);
+	free(keep.tok);
+	return rc;
 }
 
 int cfile_create(struct cfile *cf, int fd, const char *bname)

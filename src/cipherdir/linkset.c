@@ -113,9 +113,9 @@ int linkset_parse(struct keyring *kr, const uint8_t *buf, size_t len,
 	return 0;
 }
 
-static int load_raw(struct keyring *kr, int rootfd,
-		    const uint8_t id[static FILE_ID_LEN], struct linkset s[2],
-		    bool *prev)
+int linkset_read(struct keyring *kr, int rootfd,
+		 const uint8_t id[static FILE_ID_LEN], struct linkset s[2],
+		 bool *prev)
 {
 	char name[64], hex[33];
 	uint8_t *buf;
@@ -147,7 +147,7 @@ int linkset_load(struct keyring *kr, int rootfd, const struct header *h,
 
 	if (!header_is_set(h))
 		return -EINVAL;
-	rc = load_raw(kr, rootfd, h->file_id, s, &prev);
+	rc = linkset_read(kr, rootfd, h->file_id, s, &prev);
 	if (rc < 0)
 		return rc;
 	for (int i = 0; i < 2; i++) {
@@ -237,6 +237,25 @@ int linkset_store(struct keyring *kr, int rootfd,
 	return rc;
 }
 
+int linkset_name_id(const char *name, uint8_t id[static FILE_ID_LEN])
+{
+	static const char hex[] = "0123456789abcdef";
+
+	if (strlen(name) != 2 * FILE_ID_LEN)
+		return -EINVAL;
+	for (int i = 0; i < FILE_ID_LEN; i++) {
+		const char *hi = strchr(hex, name[2 * i]),
+			   *lo = strchr(hex, name[2 * i + 1]);
+
+		/* lowercase only: the one spelling id_hex writes */
+		if (name[2 * i] == '\0' || name[2 * i + 1] == '\0' ||
+		    hi == NULL || lo == NULL)
+			return -EINVAL;
+		id[i] = (uint8_t)((hi - hex) << 4 | (lo - hex));
+	}
+	return 0;
+}
+
 void linkset_remove(int rootfd, const uint8_t id[static FILE_ID_LEN])
 {
 	char name[64], hex[33];
@@ -265,20 +284,10 @@ int linkset_remac_all(struct keyring *kr, int rootfd, size_t *n)
 		uint8_t id[FILE_ID_LEN];
 		struct linkset s[2];
 		bool prev = false;
-		size_t i;
 
-		if (strlen(de->d_name) != 2 * FILE_ID_LEN)
+		if (linkset_name_id(de->d_name, id) < 0)
 			continue;	/* temporaries, dots: not sets */
-		for (i = 0; i < FILE_ID_LEN; i++) {
-			unsigned x;
-
-			if (sscanf(de->d_name + 2 * i, "%2x", &x) != 1)
-				break;
-			id[i] = (uint8_t)x;
-		}
-		if (i < FILE_ID_LEN)
-			continue;
-		if (load_raw(kr, rootfd, id, s, &prev) < 0)
+		if (linkset_read(kr, rootfd, id, s, &prev) < 0)
 			continue;	/* damaged: fsck names it */
 		if (prev) {
 			rc = linkset_store(kr, rootfd, id, &s[0],

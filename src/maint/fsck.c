@@ -22,6 +22,7 @@
 #include "cmkfs/engine.h"
 #include "cmkfs/fsck.h"
 #include "cmkfs/journal.h"
+#include "cmkfs/linkfsck.h"
 #include "cmkfs/linktgt.h"
 #include "cmkfs/names.h"
 #include "cmkfs/repair.h"
@@ -78,6 +79,8 @@ struct fsck {
 	struct side *sides;
 	size_t nsides, capsides;
 	bool partial;
+	/* Format 3: link sets and files bound to more than one place. */
+	struct linkfsck *lk;
 };
 
 /* Where a damaged file below a directory is salvaged to: lost+found at the
@@ -422,21 +425,22 @@ check_xattrs(struct fsck *f, int dfd, const char *bn, const char *bpath,
 	return bad;
 }
 
-/* The file id of regular file dfd/bn, the owner of its xattr values. Not
- * authenticated here: check_file() reports a header that does not open,
- * and a value bound to a forged id fails with the rest of the file. */
-static int file_owner(int dfd, const char *bn, uint8_t id[static FILE_ID_LEN])
+/* The header of regular file dfd/bn (its file id is the owner of its
+ * xattr values) and its stat. Not authenticated here: check_file()
+ * reports a header that does not open, and a value bound to a forged id
+ * fails with the rest of the file. */
+static int file_head(int dfd, const char *bn, struct header *h,
+		     struct stat *st)
 {
-	struct header h;
 	int fd, rc;
 
 	fd = openat(dfd, bn, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	rc = cfile_read_header(fd, &h);
-	close(fd);
+	rc = fstat(fd, st) < 0 ? -errno : 0;
 	if (rc == 0)
-		memcpy(id, h.file_id, FILE_ID_LEN);
+		rc = cfile_read_header(fd, h);
+	close(fd);
 	return rc;
 }
 
@@ -491,8 +495,9 @@ static bool set_aside(struct fsck *f, const struct place *pl, int dfd,
 }
 
 /* A file whose header opens: copy what authenticates into lost+found,
- * then set the original aside (the copy is durable first). */
-static void salvage(struct fsck *f, const struct place *pl, int dfd,
+ * then set the original aside (the copy is durable first). True if the
+ * original is gone from where it was. */
+static bool salvage(struct fsck *f, const struct place *pl, int dfd,
 		    const char *bdir, const char *b, const char *bpath,
 		    const char *ppath)
 {
@@ -505,14 +510,14 @@ static void salvage(struct fsck *f, const struct place *pl, int dfd,
 		not_repaired(f, bpath, ppath,
 			     rc == -ENOTDIR ? "lost+found is not a directory" :
 					      strerror(-rc));
-		return;
+		return false;
 	}
 	f->r->salvaged++;
 	f->r->lost_blocks += s.nlost;
 	snprintf(to, sizeof(to), "%s/" LOSTFOUND_NAME "/%s", pl->ppath, s.name);
 	action(f, FSCK_SALVAGED, bpath, ppath, to, &s, NULL);
 	repair_salvage_free(&s);
-	(void)set_aside(f, pl, dfd, bdir, b, bpath, ppath);
+	return set_aside(f, pl, dfd, bdir, b, bpath, ppath);
 }
 
 static void fix_xattrs(struct fsck *f, const struct place *pl, int dfd,
@@ -808,6 +813,64 @@ static void check_links(struct fsck *f, const struct place *root)
 	}
 }
 
+static void lk_found(const struct linkfsck_finding *lk, void *arg)
+{
+	struct fsck *f = arg;
+	char bdir[PATH_MAX];
+	struct place root = { f->rootfd, "", false };
+	int rc;
+
+	report(f, lk->bpath, lk->ppath, -1, lk->what);
+	if (f->rp == NULL)
+		return;
+	switch (lk->kind) {
+	case LINKFSCK_STALE:
+		rc = linkfsck_rebind(f->lk, lk->file, f->bs);
+		if (rc < 0)
+			not_repaired(f, lk->bpath, lk->ppath, strerror(-rc));
+		else
+			action(f, FSCK_REWRITTEN, lk->bpath, lk->ppath, NULL,
+			       NULL, "bound to the file's names alone");
+		break;
+	case LINKFSCK_SHARED:
+		not_repaired(f, lk->bpath, lk->ppath, "which backing file is "
+			     "the copy cannot be told: remove it from the "
+			     "cipher directory, then run fsck --repair again");
+		break;
+	default:	/* in LINKSET_DIR: set aside like a stray temporary */
+		snprintf(bdir, sizeof(bdir), "%s/%s", f->o->root, LINKSET_DIR);
+		(void)set_aside(f, &root, lk->dfd, bdir, lk->name, lk->bpath,
+				NULL);
+		break;
+	}
+}
+
+/* After the walk (format 3): LINKSET_DIR holds only authentic sets that a
+ * file names, and no file's binding names a place none of its names
+ * holds (linkfsck.h). */
+static void check_linksets(struct fsck *f)
+{
+	unsigned long unjudged = 0;
+	char msg[200];
+	int rc;
+
+	if (f->lk == NULL)
+		return;
+	rc = linkfsck_judge(f->lk, f->partial, lk_found, f, &unjudged);
+	if (rc < 0) {
+		snprintf(msg, sizeof(msg), "%s/%s", f->o->root, LINKSET_DIR);
+		report(f, msg, NULL, -1, strerror(-rc));
+	}
+	if (unjudged > 0 && f->cb->warning != NULL) {
+		snprintf(msg, sizeof(msg),
+			 "%lu link set%s or binding%s of several names not "
+			 "checked: part of the volume was not walked",
+			 unjudged, unjudged == 1 ? "" : "s",
+			 unjudged == 1 ? "" : "s");
+		f->cb->warning(msg, f->cb->arg);
+	}
+}
+
 /* One directory being checked. */
 struct dir {
 	struct fsck *f;
@@ -924,23 +987,32 @@ static void check_regular(struct dir *d, const char *b, const char *bpath,
 {
 	struct fsck *f = d->f;
 	int dmg = check_file(f, d->dfd, b, bpath, named ? ppath : NULL);
-	uint8_t id[FILE_ID_LEN];
-	const uint8_t *owner = f->v3 && file_owner(d->dfd, b, id) == 0 ? id :
-									 NULL;
+	struct header h;
+	struct stat st;
+	bool head = f->v3 && file_head(d->dfd, b, &h, &st) == 0, gone = false;
 	unsigned xbad = check_xattrs(f, d->dfd, b, bpath, named ? ppath : NULL,
-				     owner);
+				     head ? h.file_id : NULL);
 
-	if (f->rp == NULL)
-		return;
-	if (dmg == DMG_ENTRY)
-		(void)set_aside(f, d->pl, d->dfd, d->bdir, b, bpath, ppath);
-	else if (dmg == DMG_CONTENT)
-		salvage(f, d->pl, d->dfd, d->bdir, b, bpath, ppath);
-	else if (dmg == DMG_IO)
+	if (f->rp != NULL && dmg == DMG_ENTRY)
+		gone = set_aside(f, d->pl, d->dfd, d->bdir, b, bpath, ppath);
+	else if (f->rp != NULL && dmg == DMG_CONTENT)
+		gone = salvage(f, d->pl, d->dfd, d->bdir, b, bpath, ppath);
+	else if (f->rp != NULL && dmg == DMG_IO)
 		not_repaired(f, bpath, ppath, "cannot be read: check the disk, "
 					      "then run fsck again");
-	else if (xbad > 0)
+	else if (f->rp != NULL && xbad > 0)
 		fix_xattrs(f, d->pl, d->dfd, d->bdir, b, bpath, ppath);
+	/* What stays in the tree is what binds names and link sets. */
+	if (head && !gone && f->lk != NULL &&
+	    linkfsck_add(f->lk, &h, dmg == 0 || dmg == DMG_CONTENT, &st, bpath,
+			 named ? ppath : NULL) < 0) {
+		linkfsck_free(f->lk);
+		f->lk = NULL;
+		if (f->cb->warning != NULL)
+			f->cb->warning(LINKSET_DIR " and files of several "
+				       "names not checked: out of memory",
+				       f->cb->arg);
+	}
 }
 
 static int check_entry(const struct walk_entry *e, void *arg)
@@ -1216,6 +1288,11 @@ int fsck_run(int rootfd, struct keyring *kr, const struct fsck_opts *o,
 	expire_zones(&f, rootfd);
 	progress(&f, FSCK_PHASE_EXPIRED);
 	sides_load(&f);
+	if (f.v3 && (linkfsck_new(rootfd, kr, o->root, &f.lk) < 0 ||
+		     linkfsck_sets_load(f.lk) < 0) &&
+	    f.cb->warning != NULL)
+		f.cb->warning(LINKSET_DIR ": not checked for orphaned link "
+			      "sets: out of memory or unreadable", f.cb->arg);
 	if (check_dir(&f, rootfd, o->root, "", &root, 0) < 0) {
 		f.partial = true;
 		if (f.rp != NULL)
@@ -1224,10 +1301,12 @@ int fsck_run(int rootfd, struct keyring *kr, const struct fsck_opts *o,
 				     "backup");
 	}
 	check_links(&f, &root);
+	check_linksets(&f);
 out:
 	if (f.jfd >= 0)
 		close(f.jfd);
 	repair_close(f.rp);
+	linkfsck_free(f.lk);
 	free(f.sides);
 	free(f.z);
 	free(f.rr);

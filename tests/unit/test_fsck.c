@@ -28,7 +28,11 @@
  * the hole) is no damage: fsck and repair leave it, `rekey --full`
  * re-seals it and it reads the same; salvage of such a file damaged
  * elsewhere keeps that block and its holes (no loss); the block zeroed or
- * flipped is damage. */
+ * flipped is damage. Format 3 beyond one name:
+ * link sets orphaned, forged or copied under another file id, bindings a
+ * killed rename or unlink left wider than the file's names, and a copy
+ * put at such a stale place, are named; repair sets the set files aside
+ * and narrows each binding (link_bindings). */
 #include "config.h"
 
 #include <dirent.h>
@@ -1224,6 +1228,298 @@ out:
 	bs = keyring_volume(kr)->block_size;
 }
 
+/* Format 3, names beyond one: dfd/from (a backing name) gets the hard link
+ * `to`, as the mount makes one (the header names it, durably, first). */
+static void ln_bound(int rootfd, int dfd, const char *from, const char *to)
+{
+	struct cfile cf;
+	int fd = openat(dfd, from, O_RDWR | O_CLOEXEC);
+
+	CHECK(fd >= 0, "open %s", from);
+	if (fd < 0)
+		return;
+	cfile_init(&cf, kr, bs, fd);
+	cf.rootfd = rootfd;
+	CHECK_RC(cfile_edit_slots(&cf, fd, to, NULL, true), 0);
+	cfile_destroy(&cf);
+	close(fd);
+	CHECK(linkat(dfd, from, dfd, to, 0) == 0, "link %s", to);
+}
+
+/* A rename cut short by a kill after the backing rename: the header still
+ * names {from, to}. */
+static void mv_crashed(int dfd, const char *from, const char *to)
+{
+	struct cfile cf;
+	int fd = openat(dfd, from, O_RDWR | O_CLOEXEC);
+
+	CHECK(fd >= 0, "open %s", from);
+	if (fd < 0)
+		return;
+	cfile_init(&cf, kr, bs, fd);
+	CHECK_RC(cfile_set_slots(&cf, fd, from, to, true), 0);
+	cfile_destroy(&cf);
+	close(fd);
+	CHECK(renameat(dfd, from, dfd, to) == 0, "rename %s", from);
+}
+
+/* dfd/bname opens where it is (a link set read from rootfd) and holds
+ * mkfile's `len` bytes. */
+static bool reads(int rootfd, int dfd, const char *bname, size_t len)
+{
+	uint8_t *buf = malloc(len + 1);
+	struct cfile cf;
+	size_t got = 0;
+	bool ok;
+	int fd = openat(dfd, bname, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || buf == NULL) {
+		free(buf);
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	cfile_init(&cf, kr, bs, fd);
+	cf.rootfd = rootfd;
+	ok = cfile_load(&cf, fd) == 0 &&
+	     cfile_read(&cf, fd, 0, len + 1, buf, &got) == 0 && got == len;
+	cfile_destroy(&cf);
+	close(fd);
+	for (size_t i = 0; ok && i < len; i++)
+		ok = buf[i] == (uint8_t)(i * 131 + 7);
+	free(buf);
+	return ok;
+}
+
+static void id_hex(const uint8_t *id, char *out)
+{
+	for (int i = 0; i < FILE_ID_LEN; i++)
+		snprintf(out + 2 * i, 3, "%02x", id[i]);
+}
+
+static bool head_of(int dfd, const char *bname, struct header *h)
+{
+	int fd = openat(dfd, bname, O_RDONLY | O_CLOEXEC);
+	bool ok = fd >= 0 && cfile_read_header(fd, h) == 0;
+
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+static size_t count_problem(const struct fsck_result *r, const char *what)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < r->nlist; i++)
+		n += strstr(r->list[i].what, what) != NULL;
+	return n;
+}
+
+/* Format 3 beyond one name (linkfsck.h): LINKSET_DIR's entries (a valid
+ * set copied under another file id, a set whose file's names are all gone,
+ * a temporary, an unknown name) and bindings a crash left wider than the
+ * file's names (a rename killed after the backing rename, an unlink of
+ * one of two names and of one of four killed before the header forgot
+ * it) are named; two names in two slots and three in a set are not; a
+ * repair sets aside the set files, binds each file to its names alone
+ * (times kept) and leaves the volume clean. A copy of a file put at the
+ * place its stale binding still names opens there: both backing files
+ * are named, neither is rewritten, and once the copy is removed a repair
+ * narrows the binding. */
+static void link_bindings(void)
+{
+	enum { LEN = 5000 };
+	char dir[PATH_MAX], s0[ENCNAME_MAX], s1[ENCNAME_MAX], u1[ENCNAME_MAX],
+		u2[ENCNAME_MAX], m[5][ENCNAME_MAX], g[3][ENCNAME_MAX],
+		c0[ENCNAME_MAX], c1[ENCNAME_MAX], hex[33], fake[33],
+		mhex[33], cmd[4 * PATH_MAX];
+	struct keyring *saved = kr;
+	struct fsck_opts o = { 0 };
+	struct fsck_result r;
+	struct header h;
+	struct bname bn;
+	struct stat st0, st1;
+	int rootfd, hfd, fd;
+
+	snprintf(dir, sizeof(dir), "%s/links", top);
+	CHECK_RC(tvol_create(dir, keypath, 4096), 0);
+	CHECK_RC(tvol_unlock(dir, keypath, &rootfd, &kr), 0);
+	if (kr == NULL) {
+		kr = saved;
+		return;
+	}
+	bs = keyring_volume(kr)->block_size;
+	o.root = dir;
+	o.keep_list = true;
+	/* /s0, /u1 = /u2 (two slots), /m1 = /m2 = /m3 (a link set),
+	 * /g1 = /g2 = /g3 */
+	mkfile(rootfd, "s0", LEN, s0);
+	CHECK_RC(tvol_bname(kr, rootfd, "s1", &bn), 0);
+	strcpy(s1, bn.name);
+	mkfile(rootfd, "u1", LEN, u1);
+	CHECK_RC(tvol_bname(kr, rootfd, "u2", &bn), 0);
+	strcpy(u2, bn.name);
+	ln_bound(rootfd, rootfd, u1, u2);
+	for (int i = 0; i < 5; i++) {
+		char n[8];
+
+		snprintf(n, sizeof(n), "m%d", i + 1);
+		if (i == 0) {
+			mkfile(rootfd, n, LEN, m[0]);
+			continue;
+		}
+		CHECK_RC(tvol_bname(kr, rootfd, n, &bn), 0);
+		strcpy(m[i], bn.name);
+		if (i < 3)
+			ln_bound(rootfd, rootfd, m[0], m[i]);
+	}
+	mkfile(rootfd, "g1", LEN, g[0]);
+	for (int i = 1; i < 3; i++) {
+		char n[8];
+
+		snprintf(n, sizeof(n), "g%d", i + 1);
+		CHECK_RC(tvol_bname(kr, rootfd, n, &bn), 0);
+		strcpy(g[i], bn.name);
+		ln_bound(rootfd, rootfd, g[0], g[i]);
+	}
+	CHECK(head_of(rootfd, m[0], &h) && header_is_set(&h),
+	      "three names: a link set");
+	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
+	CHECK(r.problems == 0, "two slots and a link set: clean (%lu)",
+	      r.problems);
+	if (r.problems != 0)
+		dump(&r);
+	fsck_result_free(&r);
+
+	/* The crashes and the adversary. */
+	mv_crashed(rootfd, s0, s1);
+	CHECK(unlinkat(rootfd, u2, 0) == 0, "unlink /u2, header not told");
+	ln_bound(rootfd, rootfd, m[0], m[3]);	/* a fourth name ... */
+	CHECK(unlinkat(rootfd, m[3], 0) == 0, "... unlinked, set not told");
+	CHECK(head_of(rootfd, g[0], &h), "g's header");
+	for (int i = 0; i < 3; i++)
+		CHECK(unlinkat(rootfd, g[i], 0) == 0, "unlink g%d", i + 1);
+	id_hex(h.file_id, hex);
+	CHECK(head_of(rootfd, m[0], &h), "m's header");
+	id_hex(h.file_id, fake);
+	fake[0] = fake[0] == 'a' ? 'b' : 'a';
+	hfd = openat(rootfd, LINKSET_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHECK(hfd >= 0 && tvol_exists(hfd, hex), "g's set left behind");
+	id_hex(h.file_id, mhex);
+	snprintf(cmd, sizeof(cmd), "cp %s/%s/%s %s/%s/%s", dir, LINKSET_DIR,
+		 mhex, dir, LINKSET_DIR, fake);
+	CHECK(system(cmd) == 0, "copy m's set under another id");
+	CHECK_RC(backing_replace(hfd, "zz", "x", 1, 0600), 0);
+	fd = openat(hfd, "cmkfs.tmp.00000000000000ab",
+		    O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	CHECK(fd >= 0, "stray temporary in " LINKSET_DIR);
+	if (fd >= 0)
+		close(fd);
+	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
+	CHECK(find(&r, s1, "header still names a place") != NULL,
+	      "rename cut short: stale slot named");
+	CHECK(find(&r, u1, "header still names a place") != NULL,
+	      "unlink of one of two names cut short: stale slot named");
+	CHECK((find(&r, m[0], "link set still names 1 place") != NULL) +
+			      (find(&r, m[1], "link set still names 1 place") !=
+			       NULL) +
+			      (find(&r, m[2], "link set still names 1 place") !=
+			       NULL) ==
+		      1,
+	      "unlink of one of four names cut short: stale set token");
+	CHECK(find(&r, hex, "orphaned link set") != NULL,
+	      "a set whose file is gone");
+	CHECK(find(&r, fake, "link set fails authentication") != NULL,
+	      "a valid set copied under another file id");
+	CHECK(find(&r, "zz", "unknown name in " LINKSET_DIR) != NULL,
+	      "unknown name");
+	CHECK(find(&r, "cmkfs.tmp.00000000000000ab", "leftover temporary") !=
+		      NULL,
+	      "temporary");
+	CHECK(r.problems == 7, "exactly those: %lu problems", r.problems);
+	if (r.problems != 7)
+		dump(&r);
+	fsck_result_free(&r);
+
+	CHECK(fstatat(rootfd, s1, &st0, 0) == 0, "stat /s1");
+	CHECK_RC(volio_lock_offline(rootfd), 0);
+	o.repair = true;
+	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
+	CHECK(r.quarantined == 4 && r.unrepaired == 0 && r.salvaged == 0,
+	      "set files set aside: %lu quarantined, %lu not repaired",
+	      r.quarantined, r.unrepaired);
+	fsck_result_free(&r);
+	o.repair = false;
+	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
+	CHECK(r.problems == 0, "clean after the repair: %lu", r.problems);
+	if (r.problems != 0)
+		dump(&r);
+	fsck_result_free(&r);
+	CHECK(fstatat(rootfd, s1, &st1, 0) == 0 &&
+		      st1.st_mtim.tv_sec == st0.st_mtim.tv_sec &&
+		      st1.st_mtim.tv_nsec == st0.st_mtim.tv_nsec,
+	      "mtime kept by the rewrite");
+	CHECK(head_of(rootfd, s1, &h) && !header_is_set(&h) &&
+		      !memcmp(h.slot[1], "\0\0\0\0\0\0\0\0", 8),
+	      "/s1 bound to its name alone");
+	CHECK(head_of(rootfd, u1, &h) &&
+		      !memcmp(h.slot[1], "\0\0\0\0\0\0\0\0", 8),
+	      "/u1 bound to its name alone");
+	CHECK(head_of(rootfd, m[0], &h) && header_is_set(&h),
+	      "/m1's three names still in a set");
+	CHECK(reads(rootfd, rootfd, s1, LEN) && reads(rootfd, rootfd, u1, LEN) &&
+		      reads(rootfd, rootfd, m[0], LEN) && reads(rootfd, rootfd, m[1], LEN) &&
+		      reads(rootfd, rootfd, m[2], LEN),
+	      "every name reads after the repair");
+	CHECK(!tvol_exists(hfd, hex) && !tvol_exists(hfd, fake) &&
+		      !tvol_exists(hfd, "zz"),
+	      "set files gone from " LINKSET_DIR);
+
+	/* The stale slot's risk: a copy at the old place opens there. */
+	mkfile(rootfd, "c0", LEN, c0);
+	CHECK_RC(tvol_bname(kr, rootfd, "c1", &bn), 0);
+	strcpy(c1, bn.name);
+	mv_crashed(rootfd, c0, c1);
+	snprintf(cmd, sizeof(cmd), "cp -p %s/%s %s/%s", dir, c1, dir, c0);
+	CHECK(system(cmd) == 0, "copy the file back to its old place");
+	CHECK(reads(rootfd, rootfd, c0, LEN), "the copy opens at the old place");
+	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
+	CHECK(find(&r, c0, "file id also held by another backing file") !=
+			      NULL &&
+		      find(&r, c1, "file id also held by another backing "
+				   "file") != NULL &&
+		      r.problems == 2,
+	      "both copies named: %lu problems", r.problems);
+	if (r.problems != 2)
+		dump(&r);
+	fsck_result_free(&r);
+	o.repair = true;
+	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
+	CHECK(r.unrepaired == 2 && count_problem(&r, "also held") == 2,
+	      "neither copy rewritten: %lu not repaired", r.unrepaired);
+	fsck_result_free(&r);
+	CHECK(unlinkat(rootfd, c0, 0) == 0, "the copy removed by hand");
+	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
+	CHECK(find(&r, c1, "header still names a place") != NULL &&
+		      r.unrepaired == 0,
+	      "then the stale slot is named and dropped");
+	fsck_result_free(&r);
+	o.repair = false;
+	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
+	CHECK(r.problems == 0 && reads(rootfd, rootfd, c1, LEN),
+	      "clean, /c1 reads: %lu", r.problems);
+	fsck_result_free(&r);
+
+	if (hfd >= 0)
+		close(hfd);
+	keyring_free(kr);
+	kr = saved;
+	bs = keyring_volume(kr)->block_size;
+	close(rootfd);
+}
+
+
 int main(void)
 {
 	char a[ENCNAME_MAX], d[ENCNAME_MAX], b[ENCNAME_MAX], sub[ENCNAME_MAX],
@@ -1371,6 +1667,7 @@ int main(void)
 	full_rekey();
 	trunc_records();
 	grown_cut();
+	link_bindings();
 	keyring_free(kr);
 	CHECK(tvol_rmtree(top) == 0, "cleanup");
 	return t_done("test_fsck");
