@@ -149,6 +149,11 @@ int cmk_run(const char *cdir, const struct cmk_opts *o, struct cmk_result *r)
 	}
 	if (rc == 0)
 		rc = keyring_open(&v, cur, &kr);
+	if (rc == -EUCLEAN) {
+		ENGINE_FAIL(r, CMK_STAGE_STATE, rc, "%s: %s", cdir,
+			    volio_strerror(rc));
+		goto out;
+	}
 	if (rc < 0) {
 		ENGINE_FAIL(r, CMK_STAGE_UNLOCK, rc,
 		     "%s: cannot unlock with the current keys: %s%s%s", cdir,

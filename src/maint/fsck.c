@@ -1408,6 +1408,11 @@ int fsck_volume(const char *cipherdir, const char *service_key,
 		close(fd);
 		return ENGINE_FAIL(vr, FSCK_STAGE_CONFIG, rc, "%s", "");
 	}
+	if (rc == -EUCLEAN) {	/* mid upgrade: old encodings may remain */
+		close(fd);
+		return ENGINE_FAIL(vr, FSCK_STAGE_OPEN, rc, "%s: %s", cipherdir,
+				   volio_strerror(rc));
+	}
 	if (rc < 0) {
 		close(fd);
 		return ENGINE_FAIL(vr, FSCK_STAGE_UNLOCK, rc,

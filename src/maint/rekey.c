@@ -690,6 +690,11 @@ int rekey_volume(const char *cipherdir, const char *service_key,
 	rc = volio_providers(&v, service_key, prov);
 	if (rc == 0)
 		rc = keyring_open(&v, prov, &kr);
+	if (rc == -EUCLEAN) {
+		ENGINE_FAIL(r, REKEY_STAGE_OPEN, rc, "%s: %s", cipherdir,
+			    volio_strerror(rc));
+		goto out;
+	}
 	if (rc < 0) {
 		ENGINE_FAIL(r, REKEY_STAGE_UNLOCK, rc, "%s: cannot unlock: %s%s%s",
 		     cipherdir, volio_strerror(rc), kv_sep(&v), kv_why(&v));

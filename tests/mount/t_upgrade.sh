@@ -190,6 +190,13 @@ for k in $(points "$T/up.log" "$NOFF"); do
 		rc=0; "$CMKFS" mount --service-key "$KEY" "$CIPHER" "$MNT" >"$T/m.out" 2>&1 || rc=$?
 		[ "$rc" != 0 ] && ! t_is_mounted "$MNT" || t_fail "$what: a volume mid upgrade mounted"
 		grep -q "cmkfs upgrade" "$T/m.out" || t_fail "$what: the refusal does not say what to run: $(cat "$T/m.out")"
+		if [ "$refused" = 0 ]; then	# and the other commands, once
+			for c in fsck rekey; do
+				rc=0; "$CMKFS" "$c" --service-key "$KEY" "$CIPHER" >"$T/c.out" 2>&1 || rc=$?
+				[ "$rc" = 1 ] && grep -q "run 'cmkfs upgrade'" "$T/c.out" ||
+					t_fail "$what: cmkfs $c on a volume mid upgrade: exit $rc: $(cat "$T/c.out")"
+			done
+		fi
 		refused=$((refused + 1)) ;;
 	"2 False") mounted_v2=$((mounted_v2 + 1)) ;;
 	"3 False") finished=$((finished + 1)) ;;	# killed in the last config write's sync
