@@ -25,6 +25,9 @@
 # /sbin/mount.fuse.cmkfs it did not write exists (an installed cmkfs: use
 # that, or remove it first). At the end, also on failure or interrupt, it
 # unmounts both volumes, removes the helper and its temporary directory.
+# Do not run it while the suite's tests/mount/t_ops.sh runs: that test
+# uses the same /sbin path (it would refuse or, worse, mount through this
+# script's helper).
 #
 # Environment: CMKFS (the cmkfs binary; default build/release/src/cmkfs,
 # else build/dev/src/cmkfs of this checkout), FSTESTS_KEEP=1 (keep the
@@ -44,8 +47,9 @@ die() {
 [ $# -ge 1 ] || die "usage: scripts/fstests.sh /path/to/xfstests [TEST...]"
 xfs=$(cd "$1" 2>/dev/null && pwd) || die "no directory $1"
 shift
-[ -x "$xfs/check" ] && [ -d "$xfs/common" ] ||
+if [ ! -x "$xfs/check" ] || [ ! -d "$xfs/common" ]; then
 	die "$xfs is not an xfstests tree (no ./check)"
+fi
 [ -x "$xfs/ltp/fsx" ] || die "$xfs is not built: run make there first"
 [ "$(id -u)" = 0 ] || die "needs root (mount(8), /dev/fuse)"
 [ -c /dev/fuse ] || die "no /dev/fuse"
@@ -58,8 +62,9 @@ if [ -z "${CMKFS:-}" ]; then
 		fi
 	done
 fi
-[ -n "${CMKFS:-}" ] && [ -x "$CMKFS" ] ||
+if [ -z "${CMKFS:-}" ] || [ ! -x "$CMKFS" ]; then
 	die "no cmkfs binary: build one or set CMKFS"
+fi
 CMKFS=$(cd "$(dirname "$CMKFS")" && pwd)/$(basename "$CMKFS")
 
 if [ -e "$helper" ] && ! grep -qs "$marker" "$helper"; then
@@ -70,6 +75,7 @@ fi
 W=$(mktemp -d "${FSTESTS_TMP:-/tmp}/cmkfs-fstests.XXXXXX") ||
 	die "mktemp failed"
 
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
 	local m
 
@@ -94,9 +100,10 @@ trap 'exit 130' INT TERM HUP
 mkdir -p "$W/cipher" "$W/mnt/test" "$W/mnt/scratch" "$W/bin" "$W/run"
 chmod 700 "$W/run"
 key=$W/service.key
-"$CMKFS" init --service-key "$key" "$W/cipher/test" >/dev/null &&
-	"$CMKFS" init --service-key "$key" "$W/cipher/scratch" >/dev/null ||
-	die "cmkfs init failed"
+for v in test scratch; do
+	"$CMKFS" init --service-key "$key" "$W/cipher/$v" >/dev/null ||
+		die "cmkfs init failed"
+done
 
 # argv[0] mount.fuse.cmkfs makes the cmkfs binary the mount(8) helper
 # (src/cli/mount_helper.c); the environment keeps the daemons' state
@@ -157,7 +164,7 @@ export MOUNT_OPTIONS="$opts"
 EOF
 
 [ $# -gt 0 ] || set -- generic/014 generic/129 generic/130 generic/285
-echo "fstests.sh: cmkfs $("$CMKFS" --version 2>/dev/null | head -n 1)" \
+echo "fstests.sh: $("$CMKFS" --version 2>/dev/null | head -n 1)" \
      "($CMKFS), xfstests" \
      "$(git -C "$xfs" rev-parse --short HEAD 2>/dev/null || echo "(not a git tree)")," \
      "volumes in $W"
