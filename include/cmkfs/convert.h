@@ -21,15 +21,17 @@
  * link, gathered by a walk before the headers are rewritten. */
 struct convert_links {
 	struct convert_link {
+		dev_t dev;
 		ino_t ino;
 		uint8_t tok[HEADER_SLOT_LEN];
 	} *v;
 	size_t n, cap;
 	int sorted;
 };
-/* Note backing name bname of inode ino. Errors: -ENOMEM, the token's. */
-CMK_MUST_CHECK int convert_links_add(struct convert_links *l, ino_t ino,
-				     const char *bname);
+/* Note backing name bname of inode ino on dev. Errors: -ENOMEM, the
+ * token's. */
+CMK_MUST_CHECK int convert_links_add(struct convert_links *l, dev_t dev,
+				     ino_t ino, const char *bname);
 void convert_links_free(struct convert_links *l);
 
 /* Regular file dfd/bname: its header as version 3 (same file id and data
@@ -40,6 +42,10 @@ void convert_links_free(struct convert_links *l);
 CMK_MUST_CHECK int convert_file(struct keyring *kr, int rootfd, int dfd,
 				const char *bname,
 				struct convert_links *links);
+/* Before anything is rewritten: would fd's user.* xattr values still fit
+ * once format 3's 16 more bytes each are added? Errors: -E2BIG (one would
+ * not), -errno of listing them. */
+CMK_MUST_CHECK int convert_check_xattrs(int fd);
 /* Directory dirfd, whose backing name is bname (NULL: the root): its id
  * as a record bound to that name, then its xattrs. */
 CMK_MUST_CHECK int convert_dir(struct keyring *kr, int dirfd,

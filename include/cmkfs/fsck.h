@@ -45,6 +45,8 @@ struct fsck_opts {
 	bool mounted;
 	/* Keep the problems in fsck_result.list as well. */
 	bool keep_list;
+	/* Expire nothing (an upgrade's check before it starts). */
+	bool keep_zones;
 	/* fsck_volume() only: the audit log opened at the first event (NULL:
 	 * audit_default_path()). A run that stops before the check opens
 	 * none. */

@@ -106,6 +106,8 @@ const struct volume *keyring_volume(struct keyring *kr);
 unsigned keyring_version(struct keyring *kr);
 uint32_t keyring_block_size(struct keyring *kr);
 uint64_t keyring_zones_version(struct keyring *kr);
+/* Unit tests only: run the same volume under another format's rules. */
+void keyring_test_set_version(struct keyring *kr, unsigned version);
 
 /* Rekey (doc/KEYS.md "Rekey"). persist() writes a config durably (it is
  * called with the keyring write-locked: keep it to a file write). */

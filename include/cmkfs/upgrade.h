@@ -16,7 +16,7 @@
 #include "cmkfs/common.h"
 
 struct upgrade_progress {
-	const char *phase;	/* "rekey", "begin", "links", "convert",
+	const char *phase;	/* "rekey", "check", "links", "begin", "convert",
 				 * "sync", "finish" */
 	unsigned from_version;	/* the format found (3: resumed) */
 	bool resumed;		/* an upgrade was in progress already */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmkfs/backing.h"
@@ -24,7 +25,8 @@
 
 #define XVAL_MAX 65536
 
-int convert_links_add(struct convert_links *l, ino_t ino, const char *bname)
+int convert_links_add(struct convert_links *l, dev_t dev, ino_t ino,
+		      const char *bname)
 {
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? 2 * l->cap : 64;
@@ -35,6 +37,7 @@ int convert_links_add(struct convert_links *l, ino_t ino, const char *bname)
 		l->v = v;
 		l->cap = cap;
 	}
+	l->v[l->n].dev = dev;
 	l->v[l->n].ino = ino;
 	l->sorted = 0;
 	return names_link_token(bname, l->v[l->n++].tok);
@@ -50,13 +53,17 @@ static int by_ino(const void *a, const void *b)
 {
 	const struct convert_link *x = a, *y = b;
 
+	if (x->dev != y->dev)
+		return x->dev < y->dev ? -1 : 1;
 	return x->ino < y->ino ? -1 : x->ino > y->ino;
 }
 
-/* The tokens of inode ino into set (own token included), each once. */
-static int tokens_of(struct convert_links *l, ino_t ino, const char *own,
-		     struct linkset *set)
+/* The tokens of inode (dev, ino) into set (own token included), each
+ * once. */
+static int tokens_of(struct convert_links *l, dev_t dev, ino_t ino,
+		     const char *own, struct linkset *set)
 {
+	const struct convert_link key = { .dev = dev, .ino = ino };
 	size_t lo = 0, hi = l != NULL ? l->n : 0;
 	uint8_t tok[HEADER_SLOT_LEN];
 	int rc;
@@ -65,16 +72,16 @@ static int tokens_of(struct convert_links *l, ino_t ino, const char *own,
 		qsort(l->v, l->n, sizeof(*l->v), by_ino);
 		l->sorted = 1;
 	}
-	while (lo < hi) {	/* first entry of ino */
+	while (lo < hi) {	/* first entry of (dev, ino) */
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (l->v[mid].ino < ino)
+		if (by_ino(&l->v[mid], &key) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	hi = lo;
-	while (l != NULL && hi < l->n && l->v[hi].ino == ino)
+	while (l != NULL && hi < l->n && by_ino(&l->v[hi], &key) == 0)
 		hi++;
 	set->n = 0;
 	set->tok = calloc(hi - lo + 1, HEADER_SLOT_LEN);
@@ -162,6 +169,34 @@ out:
 	return rc < 0 ? rc : done > 0;
 }
 
+int convert_check_xattrs(int fd)
+{
+	char path[32], *list = NULL;
+	ssize_t n, m;
+	int rc = 0;
+
+	backing_procpath(fd, path);
+	n = listxattr(path, NULL, 0);
+	if (n <= 0)
+		return n < 0 && errno != ENOTSUP && errno != EPERM ? -errno : 0;
+	list = malloc((size_t)n + 1);
+	if (list == NULL)
+		return -ENOMEM;
+	n = listxattr(path, list, (size_t)n);
+	if (n < 0)
+		rc = -errno;
+	for (char *p = list; rc == 0 && p < list + n; p += strlen(p) + 1) {
+		if (strncmp(p, XATTR_USER_PREFIX, XATTR_USER_PREFIX_LEN) != 0)
+			continue;
+		m = getxattr(path, p, NULL, 0);
+		if (m > (ssize_t)(XVAL_MAX - (XATTR_VALUE3_OVERHEAD -
+					       XATTR_VALUE_OVERHEAD)))
+			rc = -E2BIG;
+	}
+	free(list);
+	return rc;
+}
+
 static int with_name_key(struct keyring *kr, int fd,
 			 const uint8_t owner[static NAMES_OWNER_LEN])
 {
@@ -206,10 +241,26 @@ int convert_file(struct keyring *kr, int rootfd, int dfd, const char *bname,
 	if (fd < 0)
 		return -errno;
 	rc = fstat(fd, &st) < 0 ? -errno : cfile_read_header(fd, &h);
+	if (rc == 0 && h.version == HEADER_VERSION_3) {
+		/* Converted by a run killed before it put the times back:
+		 * nothing else writes while the upgrade runs, so the birth
+		 * time it wrote is the mtime the file had. */
+		uint64_t m = (uint64_t)st.st_mtim.tv_sec * 1000000000u +
+			     (uint64_t)st.st_mtim.tv_nsec;
+
+		if (st.st_mtim.tv_sec >= 0 && h.birth_ns != m) {
+			struct timespec t[2] = {
+				st.st_atim,
+				{ (time_t)(h.birth_ns / 1000000000u),
+				  (long)(h.birth_ns % 1000000000u) } };
+
+			rc = futimens(fd, t) < 0 ? -errno : 0;
+		}
+	}
 	if (rc < 0 || h.version == HEADER_VERSION_3)
 		goto xattrs;
-	rc = tokens_of(st.st_nlink > 1 ? links : NULL, st.st_ino, bname,
-		       &set);
+	rc = tokens_of(st.st_nlink > 1 ? links : NULL, st.st_dev, st.st_ino,
+		       bname, &set);
 	if (rc == 0)
 		rc = slots_for(kr, rootfd, h.file_id, &set, slot);
 	/* The authenticated creation time format 3 keeps is unknown here:
@@ -218,8 +269,10 @@ int convert_file(struct keyring *kr, int rootfd, int dfd, const char *bname,
 	if (rc == 0)
 		rc = keyring_header_upgrade(
 			kr, &h, (const uint8_t(*)[HEADER_SLOT_LEN])slot,
-			(uint64_t)st.st_mtim.tv_sec * 1000000000u +
-				(uint64_t)st.st_mtim.tv_nsec,
+			st.st_mtim.tv_sec < 0 ?
+				0 :
+				(uint64_t)st.st_mtim.tv_sec * 1000000000u +
+					(uint64_t)st.st_mtim.tv_nsec,
 			&nh);
 	if (rc == -EKEYREJECTED)
 		rc = -EBADMSG;

@@ -488,7 +488,8 @@ int keyring_set_volume(struct keyring *kr, const struct volume *v)
 
 	pthread_rwlock_wrlock(&kr->lock);
 	if (memcmp(v->volume_id, kr->vol.volume_id, VOLUME_ID_LEN) != 0 ||
-	    v->kek_gen != kr->vol.kek_gen)
+	    v->kek_gen != kr->vol.kek_gen || v->version != kr->vol.version ||
+	    ((v->flags ^ kr->vol.flags) & VOLUME_FLAG_UPGRADE))
 		rc = -EKEYREJECTED;
 	else if (kr->k != NULL && volume_check_mac(v, kr->k->mac_key) < 0)
 		rc = -EBADMSG;
@@ -611,7 +612,11 @@ static uint8_t (*wrap3_of(struct keys *k, uint8_t (*kek)[AEAD_KEY_LEN]))[SIV_KEY
 	return kek == k->prev_kek ? k->prev_wrap3 : k->wrap3;
 }
 
-static int unwrap_deks(const struct header *h,
+/* vver: the volume's format. A version-3 header in a volume of format
+ * 1/2 is refused: none is ever written there, and one would mean the
+ * format-2 config of an upgraded volume put back (its keys are the
+ * same) to open its files without the format-3 bindings. */
+static int unwrap_deks(unsigned vver, const struct header *h,
 		       uint8_t (*kek)[AEAD_KEY_LEN],
 		       uint8_t (*w3)[SIV_KEY_LEN], uint8_t *dek)
 {
@@ -619,6 +624,8 @@ static int unwrap_deks(const struct header *h,
 	size_t n;
 	int rc;
 
+	if (h->version == HEADER_VERSION_3 && vver < 3)
+		return -EKEYREJECTED;
 	if (h->version == HEADER_VERSION_3) {
 		n = header_aad(h, LAYER_INNER, aad);
 		memcpy(wrap, h->wrap_inner, sizeof(wrap));
@@ -727,7 +734,8 @@ int keyring_open_file(struct keyring *kr, const struct header *h,
 	else if ((kek = keks_for(kr, h->kek_gen)) == NULL)
 		rc = -EKEYREJECTED;
 	else
-		rc = unwrap_deks(h, kek, wrap3_of(kr->k, kek), dek);
+		rc = unwrap_deks(kr->vol.version, h, kek,
+				 wrap3_of(kr->k, kek), dek);
 	gen = kr->generation;
 	pthread_rwlock_unlock(&kr->lock);
 	if (rc == 0)
@@ -765,7 +773,8 @@ int keyring_rewrap_header(struct keyring *kr, const struct header *in,
 	} else if ((kek = keks_for(kr, in->kek_gen)) == NULL) {
 		rc = -EKEYREJECTED;
 	} else {
-		rc = unwrap_deks(in, kek, wrap3_of(kr->k, kek), dek);
+		rc = unwrap_deks(kr->vol.version, in, kek,
+				 wrap3_of(kr->k, kek), dek);
 		if (rc == 0) {
 			*out = *in;
 			out->kek_gen = kr->vol.kek_gen;
@@ -798,7 +807,8 @@ static int rewrap_as(struct keyring *kr, const struct header *in,
 	} else if ((kek = keks_for(kr, in->kek_gen)) == NULL) {
 		rc = -EKEYREJECTED;
 	} else {
-		rc = unwrap_deks(in, kek, wrap3_of(kr->k, kek), dek);
+		rc = unwrap_deks(kr->vol.version, in, kek,
+				 wrap3_of(kr->k, kek), dek);
 		h = *edit;
 		h.kek_gen = in->kek_gen;
 		if (!(kr->vol.flags & VOLUME_FLAG_FULL)) {
@@ -1036,6 +1046,14 @@ const struct volume *keyring_volume(struct keyring *kr)
 	return &kr->vol;
 }
 
+void keyring_test_set_version(struct keyring *kr, unsigned version)
+{
+	pthread_rwlock_wrlock(&kr->lock);
+	kr->vol.version = (uint16_t)version;
+	atomic_store_explicit(&kr->format, version, memory_order_release);
+	pthread_rwlock_unlock(&kr->lock);
+}
+
 unsigned keyring_version(struct keyring *kr)
 {
 	return atomic_load_explicit(&kr->format, memory_order_acquire);
@@ -1202,7 +1220,8 @@ int keyring_refresh_file(struct keyring *kr, const struct header *in,
 	else if ((kek = keks_for(kr, in->kek_gen)) == NULL)
 		rc = -EKEYREJECTED;
 	else
-		rc = unwrap_deks(in, kek, wrap3_of(kr->k, kek), dek);
+		rc = unwrap_deks(kr->vol.version, in, kek,
+				 wrap3_of(kr->k, kek), dek);
 	if (rc == 0) {
 		*out = *in;
 		out->kek_gen = kr->vol.kek_gen;

@@ -1221,7 +1221,7 @@ static void zones(struct fsck *f, int fd, bool may_write)
 static void expire_zones(struct fsck *f, int rootfd)
 {
 	struct statvfs sv;
-	bool may_write = !f->o->mounted;
+	bool may_write = !f->o->mounted && !f->o->keep_zones;
 	int lockfd = -1;
 
 	f->r->due_owner = "the mount's sweeper";

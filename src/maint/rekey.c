@@ -626,6 +626,13 @@ int rekey_run(int rootfd, struct keyring *kr, struct keyprov *prov[2],
 			cb->problem("", "files shorter than a header (see "
 				    "'cmkfs fsck')", cb->arg);
 	}
+	/* Offline nothing is in flight: a link set a killed rename left
+	 * behind (no file names it) goes with the old keys. */
+	if (rc == 0 && w.full && w.offline) {
+		size_t pruned = 0;
+
+		rc = linkset_prune(rootfd, &pruned);
+	}
 	if (rc == 0) {
 		w.p.phase = "sync";
 		rc = report(&w, true);

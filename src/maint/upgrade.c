@@ -16,8 +16,10 @@
 #include "cmkfs/convert.h"
 #include "cmkfs/dirtree.h"
 #include "cmkfs/engine.h"
+#include "cmkfs/fsck.h"
 #include "cmkfs/journal.h"
 #include "cmkfs/keyprov.h"
+#include "cmkfs/linkset.h"
 #include "cmkfs/linktgt.h"
 #include "cmkfs/names.h"
 #include "cmkfs/rekey.h"
@@ -27,7 +29,11 @@
 #include "cmkfs/volio.h"
 #include "cmkfs/walk.h"
 
+/* The volume has damage: fsck --repair first. */
+#define UPGRADE_EDAMAGED (-EILSEQ)
+
 struct up {
+	char bad[256];		/* the entry a limit refused */
 	int rootfd;
 	struct keyring *kr;
 	const struct upgrade_cb *cb;
@@ -89,16 +95,73 @@ static int flag_step(struct up *u, bool begin)
 	return rc;
 }
 
-static int links_file(const struct walk_entry *e, void *arg)
+/* The walk before anything is rewritten: the names of files with more
+ * than one, and what format 3 could not hold (more names than a link set
+ * takes, an xattr value that would outgrow its limit), refused here and
+ * not halfway through. */
+static int links_check(const struct walk_entry *e, bool dir, void *arg)
 {
 	struct up *u = arg;
 	struct stat st;
+	int fd, rc = 0;
 
-	if (e->type != DT_REG ||
-	    fstatat(e->dfd, e->name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    st.st_nlink < 2)
+	if (e->type != DT_REG && !dir)
 		return 0;
-	return convert_links_add(&u->links, st.st_ino, e->name);
+	fd = openat(e->dfd, e->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		rc = -errno;
+	if (rc == 0 && !dir && st.st_nlink > LINKSET_MAX)
+		rc = -EMLINK;
+	if (rc == 0 && !dir && st.st_nlink > 1)
+		rc = convert_links_add(&u->links, st.st_dev, st.st_ino,
+				       e->name);
+	if (rc == 0 && !u->p.resumed)
+		rc = convert_check_xattrs(fd);
+	close(fd);
+	if (rc == -EMLINK || rc == -E2BIG)
+		snprintf(u->bad, sizeof(u->bad), "%s", e->name);
+	return rc;
+}
+
+static int links_file(const struct walk_entry *e, void *arg)
+{
+	return links_check(e, false, arg);
+}
+
+static int links_dir(const struct walk_entry *e, void *arg)
+{
+	return e->cls == WALK_TMP ? WALK_SKIP : links_check(e, true, arg);
+}
+
+/* An fsck of the format-2 volume first: the upgrade starts only from a
+ * volume with nothing to repair (a missing directory id or side file, a
+ * damaged zone list would stop it halfway, with a volume nothing else
+ * opens). Expires nothing. */
+static void pre_problem(const struct fsck_problem *p, void *arg)
+{
+	struct up *u = arg;
+
+	if (u->cb != NULL && u->cb->problem != NULL)
+		u->cb->problem(p->bpath, p->what, u->cb->arg);
+}
+
+static int pre_fsck(struct up *u, const char *cipherdir)
+{
+	const struct fsck_opts o = { .root = cipherdir, .keep_zones = true };
+	const struct fsck_cb cb = { .problem = pre_problem, .arg = u };
+	struct fsck_result r;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	rc = fsck_run(u->rootfd, u->kr, &o, &cb, &r);
+	if (rc == 0 && r.problems > 0) {
+		u->p.damaged = r.problems;
+		rc = UPGRADE_EDAMAGED;
+	}
+	fsck_result_free(&r);
+	return rc;
 }
 
 /* Offline nothing is in flight: a temporary is a crash's (a killed
@@ -141,7 +204,7 @@ static int conv_enter(const struct walk_entry *e, void *arg)
 	close(fd);
 	u->p.entries++;
 	u->p.dirs += rc > 0;
-	rc = damaged(u, e->path, "directory id does not open", rc);
+	rc = damaged(u, e->name, "directory id does not open", rc);
 	return rc < 0 ? rc : report(u, NULL, false);
 }
 
@@ -156,11 +219,11 @@ static int conv_file(const struct walk_entry *e, void *arg)
 	if (e->type == DT_REG) {
 		rc = convert_file(u->kr, u->rootfd, e->dfd, e->name, &u->links);
 		u->p.files += rc > 0;
-		rc = damaged(u, e->path, "file header does not open", rc);
+		rc = damaged(u, e->name, "file header does not open", rc);
 	} else if (e->type == DT_LNK) {
 		rc = convert_symlink(u->kr, u->rootfd, e->dfd, e->name);
 		u->p.links += rc > 0;
-		rc = damaged(u, e->path, "symlink target does not open", rc);
+		rc = damaged(u, e->name, "symlink target does not open", rc);
 	}
 	return rc < 0 ? rc : report(u, NULL, false);
 }
@@ -183,6 +246,32 @@ static void drop_side_tmps(struct up *u)
 		}
 		close(sfd);
 	}
+}
+
+static int tmp_file(const struct walk_entry *e, void *arg)
+{
+	return e->cls == WALK_TMP ? drop_tmp(e, arg) : 0;
+}
+
+static int tmp_dir(const struct walk_entry *e, void *arg)
+{
+	if (e->cls != WALK_TMP)
+		return 0;
+	(void)drop_tmp(e, arg);
+	return WALK_SKIP;
+}
+
+/* Before the check: the leftovers of killed operations (this command's
+ * own included) are no damage, and offline they are nobody's. */
+static int drop_all_tmps(struct up *u)
+{
+	const struct walk_tree_cb cb = {
+		.want = WALK_ENTRIES | WALK_TMP, .file = tmp_file,
+		.enter = tmp_dir, .arg = u,
+	};
+
+	drop_side_tmps(u);
+	return walk_tree(u->rootfd, &cb);
 }
 
 static int quarantine_empty(int rootfd)
@@ -230,14 +319,14 @@ static int prepare(struct up *u, struct keyprov *prov[2])
 	return rc;
 }
 
-static int run(struct up *u, struct keyprov *prov[2])
+static int run(struct up *u, struct keyprov *prov[2], const char *cipherdir)
 {
 	const struct walk_tree_cb links = {
-		.want = WALK_ENTRIES, .file = links_file, .arg = u,
+		.want = WALK_ENTRIES, .file = links_file, .enter = links_dir,
+		.arg = u,
 	};
 	const struct walk_tree_cb conv = {
 		.want = WALK_ENTRIES | WALK_TMP,
-		.flags = WALK_F_PATH,
 		.file = conv_file,
 		.enter = conv_enter,
 		.arg = u,
@@ -249,7 +338,22 @@ static int run(struct up *u, struct keyprov *prov[2])
 		if (rc == 0)
 			rc = prepare(u, prov);
 		if (rc == 0)
-			rc = report(u, "begin", true);
+			rc = report(u, "check", true);
+		if (rc == 0)
+			rc = drop_all_tmps(u);
+		if (rc == 0)
+			rc = pre_fsck(u, cipherdir);
+	}
+	if (rc == 0)
+		rc = report(u, "links", true);
+	if (rc == 0) {
+		drop_side_tmps(u);
+		rc = walk_tree(u->rootfd, &links);
+	}
+	if (rc == 0 && !u->p.resumed)
+		rc = convert_check_xattrs(u->rootfd);
+	if (rc == 0 && !u->p.resumed) {
+		rc = report(u, "begin", true);
 		if (rc == 0)
 			rc = flag_step(u, true);
 	}
@@ -258,12 +362,6 @@ static int run(struct up *u, struct keyprov *prov[2])
 		u->p.zone_lists += rc > 0;
 	}
 	if (rc >= 0)
-		rc = report(u, "links", true);
-	if (rc == 0) {
-		drop_side_tmps(u);
-		rc = walk_tree(u->rootfd, &links);
-	}
-	if (rc == 0)
 		rc = report(u, "convert", true);
 	if (rc == 0) {
 		rc = convert_dir(u->kr, u->rootfd, NULL);
@@ -299,6 +397,15 @@ static const char *why(int rc)
 	case -EBADMSG:
 		return "objects that do not open under the volume's keys were "
 		       "found while finishing a rekey first (see 'cmkfs fsck')";
+	case UPGRADE_EDAMAGED:
+		return "'cmkfs fsck' finds problems in the volume (above): "
+		       "repair them first ('cmkfs fsck --repair'); the upgrade "
+		       "starts only from a clean volume";
+	case -EMLINK:
+		return "a file has more names than format 3 keeps (4096)";
+	case -E2BIG:
+		return "an xattr value is too big for format 3 (16 bytes more "
+		       "per value)";
 	default:
 		return volio_strerror(rc);
 	}
@@ -345,7 +452,7 @@ int upgrade_volume(const char *cipherdir, const char *service_key,
 			    volio_strerror(rc));
 		goto out;
 	}
-	rc = run(&u, prov);
+	rc = run(&u, prov, cipherdir);
 	snprintf(detail, sizeof(detail),
 		 "format %u to 3%s: %llu files, %llu directories, %llu "
 		 "symlinks, %llu damaged", u.p.from_version,
@@ -357,8 +464,16 @@ int upgrade_volume(const char *cipherdir, const char *service_key,
 		    rc == 0 ? detail : why(rc));
 	r->p = u.p;
 	if (rc < 0) {
-		ENGINE_FAIL(r, UPGRADE_STAGE_RUN, rc, "%s: %s (run 'cmkfs "
-			    "upgrade' again to finish)", cipherdir, why(rc));
+		struct volume now;
+
+		keyring_volume_copy(u.kr, &now);
+		ENGINE_FAIL(r, UPGRADE_STAGE_RUN, rc, "%s: %s%s%s%s", cipherdir,
+			    why(rc), u.bad[0] ? " (backing entry " : "", u.bad,
+			    u.bad[0] ? ")" :
+			    (now.flags & VOLUME_FLAG_UPGRADE) ?
+				    "; fix the cause and run 'cmkfs upgrade' "
+				    "again to finish" :
+				    "; nothing was changed");
 		goto out;
 	}
 	r->stage = UPGRADE_STAGE_DONE;

@@ -85,6 +85,17 @@ t_umount
 cp -a "$CIPHER" "$T/pristine"
 restore() { rm -rf --one-file-system "$CIPHER"; cp -a "$T/pristine" "$CIPHER"; }
 
+# a0. Refused before anything changes: a volume fsck finds damage in (a
+# subdirectory's id gone) is left as it was.
+sub=$(find "$CIPHER" -mindepth 2 -maxdepth 2 -name cmkfs.dirid | head -1)
+rm "$sub"
+rc=0; upgrade >"$T/out" 2>&1 || rc=$?
+[ "$rc" = 1 ] && grep -q "fsck --repair" "$T/out" && grep -q "nothing was changed" "$T/out" ||
+	t_fail "upgrade of a damaged volume: exit $rc: $(cat "$T/out")"
+[ "$(fmt)" = "2 False" ] || t_fail "a refused upgrade changed the config: $(fmt)"
+restore
+t_ok "a volume with damage is refused before anything changes (fsck first)"
+
 # a.
 upgrade >"$T/out" 2>&1 || t_fail "upgrade: $(cat "$T/out")"
 grep -q "upgraded from format 2 to 3" "$T/out" || t_fail "upgrade said: $(cat "$T/out")"
@@ -94,11 +105,6 @@ upgrade >"$T/out" 2>&1 || t_fail "second upgrade: $(cat "$T/out")"
 grep -q "already format 3" "$T/out" || t_fail "second upgrade said: $(cat "$T/out")"
 # The bindings hold: /sub/big.bin's backing bytes over a.txt's.
 cp -a "$CIPHER" "$T/up3"
-bpath() { # plaintext name in the root -> backing path (by inode through the mount is not possible: by size)
-	find "$CIPHER" -maxdepth 1 -type f -size "$1"c | head -1; }
-t_mount
-ino_a=$(stat -c %s "$MNT/a.txt")
-t_umount
 python3 - "$CIPHER" >"$T/pair" <<'PY'
 import os, sys
 root = sys.argv[1]
@@ -122,6 +128,26 @@ t_mount
 if cat "$MNT/a.txt" >/dev/null 2>&1; then t_fail "a file's bytes copied over another's read back after the upgrade"; fi
 t_umount
 rm -rf --one-file-system "$CIPHER" && cp -a "$T/up3" "$CIPHER"
+# No way back to format 2: the pre-upgrade config (same keys, valid MAC)
+# put back, every directory id cut back to its bare 16 bytes, two files'
+# backing entries swapped: nothing reads (format-3 headers are refused in
+# a format-2 volume), where format 2's rules alone would serve the swap.
+cp "$T/pristine/cmkfs.conf" "$CIPHER/cmkfs.conf"
+python3 - "$CIPHER" <<'PY'
+import os, sys
+for dp, dn, fn in os.walk(sys.argv[1]):
+    dn[:] = [d for d in dn if not d.startswith("cmkfs.")]
+    if "cmkfs.dirid" in fn:
+        p = os.path.join(dp, "cmkfs.dirid")
+        b = open(p, "rb").read()
+        open(p, "wb").write(b[5:21])
+PY
+t_mount
+if cat "$MNT/a.txt" >/dev/null 2>&1 || cat "$MNT/sub/big.bin" >/dev/null 2>&1; then
+	t_fail "an upgraded volume's files read under its old format-2 config"
+fi
+t_umount
+rm -rf --one-file-system "$CIPHER" && cp -a "$T/up3" "$CIPHER"
 # Equal targets, different ciphertext (randomized).
 n=$(python3 - "$CIPHER" <<'PY'
 import os, sys
@@ -131,7 +157,7 @@ print(len(t) - len(set(t)))
 PY
 )
 [ "$n" = 0 ] || t_fail "$n symlinks share their encrypted target after the upgrade"
-t_ok "format 2 -> 3: contents, hard links, symlinks, xattrs, the zone list kept; fsck clean; a second run does nothing; a spliced file is EIO; equal targets differ"
+t_ok "format 2 -> 3: contents, hard links, symlinks, xattrs, the zone list kept; fsck clean; a second run does nothing; a spliced file is EIO; the old config put back opens nothing; equal targets differ"
 
 # b. the golden format-1 volume in one command
 rm -rf --one-file-system "$CIPHER"

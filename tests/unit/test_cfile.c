@@ -2104,9 +2104,9 @@ int main(void)
 			holes_crash(vo.kr, bs);
 			/* the growth guard of real bytes, as formats 1 and
 			 * 2 grow (sealed zeros): the volume read as one */
-			((struct volume *)keyring_volume(vo.kr))->version = 2;
+			keyring_test_set_version(vo.kr, 2);
 			far_growth(vo.kr, bs);
-			((struct volume *)keyring_volume(vo.kr))->version = 3;
+			keyring_test_set_version(vo.kr, 3);
 			write0(vo.kr, bs);
 			model_run(vo.kr, bs, 0x9e3779b97f4a7c15ull + bs,
 				  (bs == 4096 ? 20000 : 10000) /

@@ -223,7 +223,7 @@ static void pass(struct tvol_mem *vo, unsigned fmt, int top, int root,
 
 	/* tests/lib/tvol.c makes format-3 keyrings; a format-2 volume is
 	 * the same keyring under an older config version */
-	((struct volume *)keyring_volume(vo->kr))->version = (uint16_t)fmt;
+	keyring_test_set_version(vo->kr, fmt);
 	memset(other, 'a', JOURNAL_NAME_LEN);
 	other[JOURNAL_NAME_LEN] = '\0';
 	(void)unlinkat(top, "keep", 0);
