@@ -13,7 +13,10 @@
 # - hard links: git checks out each name as a file of its own. Each copy's
 #   header still names its location: both tokens (2 names) or the link set
 #   in cmkfs.hl/ holding all three (3 names), so every copy opens at its
-#   own name and reads the same bytes; the link count reads 1.
+#   own name and reads the same bytes; the link count reads 1. fsck
+#   reports such copies (two backing files with one file id: a copy put
+#   at a name its header lists), so t_golden.sh links the backing files
+#   of one file id back together in its copy before it checks anything.
 # - holes: git stores the zero slots as bytes, not as backing holes; holes
 #   are judged by slot contents and hole records (§3.4), so they still read
 #   as holes (H lines of the MANIFEST: SEEK_HOLE/SEEK_DATA).
