@@ -989,7 +989,8 @@ static void check_regular(struct dir *d, const char *b, const char *bpath,
 	int dmg = check_file(f, d->dfd, b, bpath, named ? ppath : NULL);
 	struct header h;
 	struct stat st;
-	bool head = f->v3 && file_head(d->dfd, b, &h, &st) == 0, gone = false;
+	int hrc = f->v3 ? file_head(d->dfd, b, &h, &st) : -EBADMSG;
+	bool head = hrc == 0, gone = false;
 	unsigned xbad = check_xattrs(f, d->dfd, b, bpath, named ? ppath : NULL,
 				     head ? h.file_id : NULL);
 
@@ -1002,6 +1003,13 @@ static void check_regular(struct dir *d, const char *b, const char *bpath,
 					      "then run fsck again");
 	else if (f->rp != NULL && xbad > 0)
 		fix_xattrs(f, d->pl, d->dfd, d->bdir, b, bpath, ppath);
+	/* A header that could not be read (not one that is malformed: that
+	 * is no name of any file), or whose file could not be opened at this
+	 * name: whether this name is one of its file's is unknown, so no
+	 * binding is judged. */
+	if (f->lk != NULL &&
+	    (dmg == DMG_IO || (hrc != 0 && hrc != -EBADMSG)))
+		f->partial = true;
 	/* What stays in the tree is what binds names and link sets. */
 	if (head && !gone && f->lk != NULL &&
 	    linkfsck_add(f->lk, &h, dmg == 0 || dmg == DMG_CONTENT, &st, bpath,
@@ -1058,8 +1066,16 @@ static int check_entry(const struct walk_entry *e, void *arg)
 		d->nbad++;
 		report(f, bpath, NULL, -1, "name fails authentication");
 	}
-	if (fstatat(d->dfd, b, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	if (fstatat(d->dfd, b, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		/* Not checked: a name unseen, whatever the cause (gone
+		 * meanwhile is a change under the walk). */
+		f->partial = true;
+		if (errno != ENOENT)
+			report(f, bpath, named ? ppath : NULL, -1,
+			       strerror(errno));
+		secmem_wipe(plain, sizeof(plain));
 		return 0;
+	}
 	if (S_ISLNK(st.st_mode))
 		side_claim(f, d->dfd, b, &st);
 	/* Nameless: quarantined whole, a directory with its subtree (outside
@@ -1153,9 +1169,10 @@ static int check_dir(struct fsck *f, int dfd, const char *bdir,
 	 * only: a directory is not set aside for an xattr). */
 	if (f->v3)
 		(void)check_xattrs(f, dfd, ".", bdir, pdir, d.dirid);
-	/* A stream that fails midway was checked up to there, as before. */
-	rc = walk_entries(dfd, WALK_ALL, WALK_F_SKIP_ERRORS, check_entry,
-			  &d);
+	/* A stream that fails midway was checked up to there; the names
+	 * after it are unseen, so the walk is partial: a binding or set is
+	 * never narrowed or set aside for want of a name it did not list. */
+	rc = walk_entries(dfd, WALK_ALL, 0, check_entry, &d);
 	if (rc < 0) {
 		f->partial = true;
 		report(f, bdir, pdir, -1, strerror(-rc));

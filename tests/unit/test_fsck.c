@@ -32,7 +32,9 @@
  * link sets orphaned, forged or copied under another file id, bindings a
  * killed rename or unlink left wider than the file's names, and a copy
  * put at such a stale place, are named; repair sets the set files aside
- * and narrows each binding (link_bindings). */
+ * and narrows each binding (link_bindings), but not after a walk that
+ * missed a name: a listing, stat or open failing (EIO, injected through
+ * --wrap) leaves every binding as it is (partial_walk). */
 #include "config.h"
 
 #include <dirent.h>
@@ -41,6 +43,7 @@
 #include <ftw.h>
 #include <grp.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1519,6 +1522,174 @@ static void link_bindings(void)
 	close(rootfd);
 }
 
+/* Faults under the walk (Makefile.am links this test with --wrap of
+ * readdir64, fstatat64 and openat64; with _FILE_OFFSET_BITS=64 those are
+ * what libcmkfs.a calls): while `fault` is set, the listing that reaches
+ * backing name `fault_name` fails there (EIO), or stat or open of that
+ * name fails (EIO). `fault_hits` counts the failures made. */
+enum fault { F_NONE, F_READDIR, F_FSTATAT, F_OPENAT };
+static enum fault fault;
+static const char *fault_name;
+static unsigned fault_hits;
+
+struct dirent64 *__real_readdir64(DIR *dir);
+struct dirent64 *__wrap_readdir64(DIR *dir);
+int __real_fstatat64(int dfd, const char *path, struct stat64 *st, int fl);
+int __wrap_fstatat64(int dfd, const char *path, struct stat64 *st, int fl);
+int __real_openat64(int dfd, const char *path, int fl, ...);
+int __wrap_openat64(int dfd, const char *path, int fl, ...);
+
+static bool faulted(enum fault k, const char *name)
+{
+	if (fault != k || strcmp(name, fault_name) != 0)
+		return false;
+	fault_hits++;
+	errno = EIO;
+	return true;
+}
+
+struct dirent64 *__wrap_readdir64(DIR *dir)
+{
+	struct dirent64 *de = __real_readdir64(dir);
+
+	return de != NULL && faulted(F_READDIR, de->d_name) ? NULL : de;
+}
+
+int __wrap_fstatat64(int dfd, const char *path, struct stat64 *st, int fl)
+{
+	return faulted(F_FSTATAT, path) ? -1 :
+					  __real_fstatat64(dfd, path, st, fl);
+}
+
+int __wrap_openat64(int dfd, const char *path, int fl, ...)
+{
+	unsigned mode = 0;
+	va_list ap;
+
+	if (fl & (O_CREAT | O_TMPFILE)) {
+		va_start(ap, fl);
+		mode = va_arg(ap, unsigned);
+		va_end(ap);
+	}
+	return faulted(F_OPENAT, path) ? -1 :
+					 __real_openat64(dfd, path, fl, mode);
+}
+
+struct pw {
+	unsigned warnings, rewritten, moved;
+};
+
+static void p_warning(const char *what, void *arg)
+{
+	(void)what;
+	((struct pw *)arg)->warnings++;
+}
+
+static void p_action(const struct fsck_action *a, void *arg)
+{
+	struct pw *c = arg;
+
+	c->rewritten += a->kind == FSCK_REWRITTEN;
+	c->moved += a->kind == FSCK_QUARANTINED || a->kind == FSCK_SALVAGED ||
+		    a->kind == FSCK_DESTROYED;
+}
+
+/* A walk that misses a name (its directory's listing fails midway, its
+ * stat fails, or its file cannot be opened: EIO from the wraps above) is
+ * partial: a repair must not narrow a binding, nor set aside a link set,
+ * for want of a name it never saw. /a and /d/x are one file (two slots);
+ * with /d/x unseen, the binding still names it: that is no stale slot
+ * (the walk says so in a warning, and names what it could not read), and
+ * after the repair both names still read and a check is clean. One fresh
+ * volume per fault. */
+static void partial_walk(enum fault k, const char *what)
+{
+	enum { LEN = 3000 };
+	char dir[PATH_MAX], a[ENCNAME_MAX], dn[ENCNAME_MAX], x[ENCNAME_MAX];
+	struct keyring *saved = kr;
+	struct fsck_opts o = { 0 };
+	struct pw c = { 0 };
+	const struct fsck_cb cb = { NULL, p_action, NULL, p_warning, &c };
+	struct fsck_result r;
+	struct header h;
+	struct bname bn;
+	struct cfile cf;
+	int rootfd, dfd, fd;
+
+	snprintf(dir, sizeof(dir), "%s/partial%d", top, (int)k);
+	CHECK_RC(tvol_create(dir, keypath, 4096), 0);
+	CHECK_RC(tvol_unlock(dir, keypath, &rootfd, &kr), 0);
+	if (kr == NULL) {
+		kr = saved;
+		return;
+	}
+	bs = keyring_volume(kr)->block_size;
+	o.root = dir;
+	o.keep_list = true;
+	mkfile(rootfd, "a", LEN, a);
+	dfd = mkdir_in(rootfd, "d", dn);
+	CHECK_RC(tvol_bname(kr, dfd, "x", &bn), 0);
+	strcpy(x, bn.name);
+	/* the hard link /d/x, bound first as the mount does */
+	fd = openat(rootfd, a, O_RDWR | O_CLOEXEC);
+	CHECK(fd >= 0, "open /a");
+	if (fd >= 0) {
+		cfile_init(&cf, kr, bs, fd);
+		cf.rootfd = rootfd;
+		CHECK_RC(cfile_edit_slots(&cf, fd, x, NULL, true), 0);
+		cfile_destroy(&cf);
+		close(fd);
+	}
+	CHECK(linkat(rootfd, a, dfd, x, 0) == 0, "link /d/x");
+	CHECK(reads(rootfd, rootfd, a, LEN) && reads(rootfd, dfd, x, LEN),
+	      "/a and /d/x read");
+	CHECK_RC(fsck_run(rootfd, kr, &o, &cb, &r), 0);
+	CHECK(r.problems == 0 && c.warnings == 0,
+	      "two names in two directories: clean (%lu problems)",
+	      r.problems);
+	if (r.problems != 0)
+		dump(&r);
+	fsck_result_free(&r);
+
+	CHECK_RC(volio_lock_offline(rootfd), 0);
+	memset(&c, 0, sizeof(c));
+	fault_hits = 0;
+	fault_name = x;
+	fault = k;
+	o.repair = true;
+	CHECK_RC(fsck_run(rootfd, kr, &o, &cb, &r), 0);
+	fault = F_NONE;
+	o.repair = false;
+	CHECK(fault_hits > 0, "%s: fault made (%u)", what, fault_hits);
+	CHECK(count_problem(&r, "still names") == 0 && c.rewritten == 0 &&
+		      c.moved == 0,
+	      "%s: no stale binding judged, nothing rewritten or moved "
+	      "(%u, %u)",
+	      what, c.rewritten, c.moved);
+	CHECK(r.problems > 0 && c.warnings > 0,
+	      "%s: the unseen part named (%lu problems), bindings not "
+	      "checked (%u warnings)",
+	      what, r.problems, c.warnings);
+	if (count_problem(&r, "still names") != 0 || r.problems == 0)
+		dump(&r);
+	fsck_result_free(&r);
+	CHECK(head_of(rootfd, a, &h) &&
+		      memcmp(h.slot[1], "\0\0\0\0\0\0\0\0", 8) != 0,
+	      "%s: /a still bound to both names", what);
+	CHECK(reads(rootfd, rootfd, a, LEN) && reads(rootfd, dfd, x, LEN),
+	      "%s: /a and /d/x still read", what);
+	CHECK_RC(fsck_run(rootfd, kr, &o, NULL, &r), 0);
+	CHECK(r.problems == 0, "%s: then clean (%lu problems)", what,
+	      r.problems);
+	if (r.problems != 0)
+		dump(&r);
+	fsck_result_free(&r);
+	close(dfd);
+	keyring_free(kr);
+	kr = saved;
+	bs = keyring_volume(kr)->block_size;
+	close(rootfd);
+}
 
 int main(void)
 {
@@ -1668,6 +1839,9 @@ int main(void)
 	trunc_records();
 	grown_cut();
 	link_bindings();
+	partial_walk(F_READDIR, "listing cut short");
+	partial_walk(F_FSTATAT, "stat fails");
+	partial_walk(F_OPENAT, "open fails");
 	keyring_free(kr);
 	CHECK(tvol_rmtree(top) == 0, "cleanup");
 	return t_done("test_fsck");
