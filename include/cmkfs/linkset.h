@@ -65,11 +65,4 @@ void linkset_remove(int rootfd, const uint8_t id[static FILE_ID_LEN]);
  * secret is stored again under the current one. *n counts them. */
 CMK_MUST_CHECK int linkset_remac_all(struct keyring *kr, int rootfd,
 				     size_t *n);
-/* Offline, with nothing in flight (a full rekey's last step): every set
- * that no regular file of the tree names in set mode is removed — the
- * leftover of a change of names killed between the header going back to
- * its slots and the set's removal. *n counts them. Errors: -errno of the
- * walk, -ENOMEM. */
-CMK_MUST_CHECK int linkset_prune(int rootfd, size_t *n);
-
 #endif

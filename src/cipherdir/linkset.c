@@ -18,7 +18,6 @@
 #include "cmkfs/linkset.h"
 #include "cmkfs/names.h"
 #include "cmkfs/rdwr.h"
-#include "cmkfs/walk.h"
 #include "cmkfs/secmem.h"
 
 #define HDR_LEN (8 + FILE_ID_LEN + 1)
@@ -300,77 +299,3 @@ int linkset_remac_all(struct keyring *kr, int rootfd, size_t *n)
 	closedir(d);
 	return rc;
 }
-
-struct ids {
-	uint8_t (*v)[FILE_ID_LEN];
-	size_t n, cap;
-};
-
-static int set_mode_id(const struct walk_entry *e, void *arg)
-{
-	struct ids *ids = arg;
-	uint8_t buf[HEADER_LEN];
-	struct header h;
-	size_t got = 0;
-	int fd, rc;
-
-	if (e->type != DT_REG)
-		return 0;
-	fd = openat(e->dfd, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return 0;	/* gone: it names nothing */
-	rc = backing_pread_full(fd, buf, sizeof(buf), 0) == 0 ? 0 : -1;
-	got = sizeof(buf);
-	close(fd);
-	if (rc < 0 || header_parse(buf, got, &h) < 0 || !header_is_set(&h))
-		return 0;
-	if (ids->n == ids->cap) {
-		size_t cap = ids->cap ? 2 * ids->cap : 16;
-		void *v = realloc(ids->v, cap * FILE_ID_LEN);
-
-		if (v == NULL)
-			return -ENOMEM;
-		ids->v = v;
-		ids->cap = cap;
-	}
-	memcpy(ids->v[ids->n++], h.file_id, FILE_ID_LEN);
-	return 0;
-}
-
-int linkset_prune(int rootfd, size_t *n)
-{
-	const struct walk_tree_cb cb = { .want = WALK_ENTRIES,
-					 .file = set_mode_id };
-	struct ids ids = { 0 };
-	struct walk_tree_cb c = cb;
-	struct dirent *de;
-	DIR *d = NULL;
-	int fd, rc;
-
-	*n = 0;
-	fd = openat(rootfd, LINKSET_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	c.arg = &ids;
-	rc = walk_tree(rootfd, &c);
-	if (rc == 0 && (d = fdopendir(fd)) == NULL)
-		rc = -errno;
-	if (d == NULL)
-		close(fd);
-	while (rc == 0 && (de = readdir(d)) != NULL) {
-		uint8_t id[FILE_ID_LEN];
-		bool named = false;
-
-		if (linkset_name_id(de->d_name, id) < 0)
-			continue;
-		for (size_t i = 0; i < ids.n && !named; i++)
-			named = memcmp(ids.v[i], id, FILE_ID_LEN) == 0;
-		if (!named && unlinkat(dirfd(d), de->d_name, 0) == 0)
-			(*n)++;
-	}
-	if (d != NULL)
-		closedir(d);
-	free(ids.v);
-	return rc;
-}
-

@@ -22,6 +22,7 @@
 #include "cmkfs/journal.h"
 #include "cmkfs/json.h"
 #include "cmkfs/kv.h"
+#include "cmkfs/linkfsck.h"
 #include "cmkfs/linkset.h"
 #include "cmkfs/log.h"
 #include "cmkfs/migrate.h"
@@ -568,6 +569,79 @@ static int full_setup(struct walk *w)
 	return rc;
 }
 
+/* The name migration binds a renamed file to both names before the
+ * rename and to the new one after it (migrate.c rebind_file); a run
+ * killed between leaves the header naming the old place too, and the
+ * rerun, which finds the name current, never narrows it; a file of two
+ * names passes through a link set of three on the way, which a kill can
+ * leave with no file naming it. Offline, after the passes, what fsck
+ * would name there (linkfsck.h) is repaired the way fsck --repair does. */
+struct tidy {
+	struct linkfsck *lf;
+	struct walk *w;
+	int rc;
+};
+
+static int tidy_file(const struct walk_entry *e, void *arg)
+{
+	struct tidy *t = arg;
+	char bpath[PATH_MAX];
+	struct header h;
+	struct stat st;
+	int fd, rc;
+
+	if (e->type != DT_REG)
+		return 0;
+	fd = openat(e->dfd, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	rc = fstat(fd, &st) < 0 ? -errno : cfile_read_header(fd, &h);
+	close(fd);
+	if (rc < 0 || h.version != HEADER_VERSION_3)
+		return 0;	/* damaged: fsck names it */
+	if (snprintf(bpath, sizeof(bpath), "./%s", e->path) >=
+	    (int)sizeof(bpath))
+		return -ENAMETOOLONG;
+	return linkfsck_add(t->lf, &h, true, &st, bpath, NULL);
+}
+
+static void tidy_found(const struct linkfsck_finding *f, void *arg)
+{
+	struct tidy *t = arg;
+	int rc = 0;
+
+	if (f->kind == LINKFSCK_STALE)
+		rc = linkfsck_rebind(t->lf, f->file, t->w->bs);
+	else if (f->kind == LINKFSCK_ORPHAN && unlinkat(f->dfd, f->name, 0) < 0)
+		rc = -errno;
+	if (rc < 0 && rc != -ENOENT && rc != -ESTALE && t->rc == 0)
+		t->rc = rc;
+}
+
+static int tidy_bindings(struct walk *w)
+{
+	const struct walk_tree_cb cb = { .want = WALK_ENTRIES,
+					 .flags = WALK_F_PATH,
+					 .file = tidy_file };
+	struct walk_tree_cb c = cb;
+	struct tidy t = { .w = w };
+	unsigned long unjudged = 0;
+	int rc;
+
+	if (keyring_version(w->kr) < 3)
+		return 0;
+	rc = linkfsck_new(w->rootfd, w->kr, ".", &t.lf);
+	if (rc == 0)
+		rc = linkfsck_sets_load(t.lf);
+	c.arg = &t;
+	if (rc == 0)
+		rc = walk_tree(w->rootfd, &c);
+	if (rc == 0)
+		rc = linkfsck_judge(t.lf, false, tidy_found, &t, &unjudged);
+	linkfsck_free(t.lf);
+	return rc < 0 ? rc : t.rc;
+}
+
 int rekey_run(int rootfd, struct keyring *kr, struct keyprov *prov[2],
 	      const struct rekey_cb *cb, struct rekey_progress *out)
 {
@@ -626,13 +700,10 @@ int rekey_run(int rootfd, struct keyring *kr, struct keyprov *prov[2],
 			cb->problem("", "files shorter than a header (see "
 				    "'cmkfs fsck')", cb->arg);
 	}
-	/* Offline nothing is in flight: a link set a killed rename left
-	 * behind (no file names it) goes with the old keys. */
-	if (rc == 0 && w.full && w.offline) {
-		size_t pruned = 0;
-
-		rc = linkset_prune(rootfd, &pruned);
-	}
+	/* Offline nothing is in flight: what a killed run's renames left
+	 * (bindings wider than the names, link sets no file names) goes. */
+	if (rc == 0 && w.full && w.offline)
+		rc = tidy_bindings(&w);
 	if (rc == 0) {
 		w.p.phase = "sync";
 		rc = report(&w, true);

@@ -138,12 +138,21 @@ complete() { # label gen0
 		# config write's in the root, a symlink re-made in a
 		# directory): on a mount a create may be in flight, so it
 		# removes none. Named by fsck, cleared (quarantined) by a
-		# repair, as in t_crash part 3.
+		# repair, as in t_crash part 3. Likewise a binding the killed
+		# daemon's rename left wider than the file's names, or a link
+		# set it left that no file names (format 3): a live rerun
+		# cannot tell them from a rename in flight; repair narrows.
 		python3 -c '
-import json, sys
+import json, re, sys
 for o in map(json.loads, open(sys.argv[1])):
-    if "problem" in o and not (o.get("path") is None and "temporary" in o["problem"]):
-        sys.exit(1)' "$T/fsck.json" || t_fail "$1: fsck after the rerun: $(cat "$T/fsck.json")"
+    if "problem" not in o:
+        continue
+    p, w = o.get("path"), o["problem"]
+    if p is None and ("temporary" in w or "orphaned link set" in w):
+        continue
+    if p is not None and re.search("still names (a place|[0-9]+ place)", w):
+        continue
+    sys.exit(1)' "$T/fsck.json" || t_fail "$1: fsck after the rerun: $(cat "$T/fsck.json")"
 		root_tmp=$((root_tmp + 1))
 		"$CMKFS" fsck --repair --service-key "$KEY" "$CIPHER" >/dev/null 2>&1 || true
 		frc=0
