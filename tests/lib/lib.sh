@@ -67,12 +67,18 @@ t_pids_with_arg() {
 	done
 }
 
-# Fstype of the mount at $1 (last one if stacked).
+# Fstype of the mount at $1 (last one if stacked). A read of the mount
+# table races with mounts and unmounts of tests running beside this one
+# (the kernel may skip an entry then): an empty answer is read again.
 t_fstype() {
-	local mp type rest out=
-	while read -r _ mp type rest; do
-		[ "$(printf '%b' "$mp")" = "$1" ] && out=$type
-	done </proc/self/mounts
+	local mp type rest out= i
+	for i in 1 2 3 4 5; do
+		while read -r _ mp type rest; do
+			[ "$(printf '%b' "$mp")" = "$1" ] && out=$type
+		done </proc/self/mounts
+		[ -z "$out" ] || break
+		sleep 0.2
+	done
 	printf '%s\n' "$out"
 }
 
