@@ -54,6 +54,12 @@ CMK_MUST_CHECK int linktgt_make(int rootfd, int dfd, const char *bname,
  * linktgt_make(). */
 CMK_MUST_CHECK int linktgt_make_tmp(int rootfd, int dfd, const char *tmp,
 				    const char *enc, size_t enc_len);
+/* linktgt_make_tmp(), then the temporary given the owner and times of
+ * `like` (the symlink it is to replace; the owner only as root). */
+struct stat;
+CMK_MUST_CHECK int linktgt_make_tmp_like(int rootfd, int dfd, const char *tmp,
+					 const char *enc, size_t enc_len,
+					 const struct stat *like);
 
 /* Unlink dfd/name; when it is a long symlink's last link, its side file
  * goes first (while the entry still names it). For temporaries: a kill in

@@ -77,4 +77,9 @@ CMK_MUST_CHECK int migrate_count_old(const struct migrate_keys *k, int rootfd,
 				     const uint8_t dirid[static DIRID_LEN],
 				     uint64_t *old);
 
+/* Remove temporary dfd/name that a crash left (dir: a directory of a cut
+ * mkdir, holding only its id), a long symlink's with its side file.
+ * Best effort: what stays, fsck names. Only where nothing is in flight. */
+void migrate_drop_tmp(int rootfd, int dfd, const char *name, bool dir);
+
 #endif

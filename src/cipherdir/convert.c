@@ -353,18 +353,10 @@ int convert_symlink(struct keyring *kr, int rootfd, int dfd,
 	 * its last link: a kill leaves the old symlink or the new one, and
 	 * at most a temporary that the next run removes. */
 	if (rc == 0)
-		rc = linktgt_make_tmp(rootfd, dfd, tmp, enc, strlen(enc));
+		rc = linktgt_make_tmp_like(rootfd, dfd, tmp, enc, strlen(enc),
+					   &sb);
 	if (rc < 0)
 		goto out;
-	{
-		struct timespec ts[2] = { sb.st_atim, sb.st_mtim };
-
-		if (fchownat(dfd, tmp, sb.st_uid, sb.st_gid,
-			     AT_SYMLINK_NOFOLLOW) < 0) {
-			/* not root: the owner is ours */
-		}
-		(void)utimensat(dfd, tmp, ts, AT_SYMLINK_NOFOLLOW);
-	}
 	rc = linktgt_rename_over(rootfd, dfd, tmp, dfd, bname, 0);
 	if (rc < 0 && linktgt_unlink(rootfd, dfd, tmp) < 0) {
 		/* a temporary left: the next run removes it */

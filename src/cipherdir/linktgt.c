@@ -126,6 +126,24 @@ int linktgt_make_tmp(int rootfd, int dfd, const char *tmp, const char *enc,
 	return make(rootfd, dfd, tmp, enc, enc_len, true);
 }
 
+int linktgt_make_tmp_like(int rootfd, int dfd, const char *tmp,
+			  const char *enc, size_t enc_len,
+			  const struct stat *like)
+{
+	struct timespec ts[2] = { like->st_atim, like->st_mtim };
+	int rc = linktgt_make_tmp(rootfd, dfd, tmp, enc, enc_len);
+
+	if (rc < 0)
+		return rc;
+	if (fchownat(dfd, tmp, like->st_uid, like->st_gid,
+		     AT_SYMLINK_NOFOLLOW) < 0) {
+		/* not root: the owner is ours, as for any symlink made
+		 * through the mount */
+	}
+	(void)utimensat(dfd, tmp, ts, AT_SYMLINK_NOFOLLOW);
+	return 0;
+}
+
 int linktgt_unlink(int rootfd, int dfd, const char *name)
 {
 	struct linktgt_pin p;

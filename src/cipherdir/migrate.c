@@ -413,18 +413,10 @@ static int remake_link(const struct migrate_keys *k, int rootfd, int dfd,
 	if (rc == 0)
 		rc = backing_tmpname(tmp, sizeof(tmp));
 	if (rc == 0)
-		rc = linktgt_make_tmp(rootfd, dfd, tmp, enc, strlen(enc));
+		rc = linktgt_make_tmp_like(rootfd, dfd, tmp, enc, strlen(enc),
+					   &sb);
 	if (rc < 0)
 		goto out;
-	{
-		struct timespec ts[2] = { sb.st_atim, sb.st_mtim };
-
-		if (fchownat(dfd, tmp, sb.st_uid, sb.st_gid,
-			     AT_SYMLINK_NOFOLLOW) < 0) {
-			/* not root: the owner is ours */
-		}
-		(void)utimensat(dfd, tmp, ts, AT_SYMLINK_NOFOLLOW);
-	}
 	rc = dirtree_longname_add(dfd, &nb);
 	if (rc == 0)
 		rc = linktgt_rename_over(rootfd, dfd, tmp, dfd, nb.name, 0);
@@ -518,30 +510,35 @@ struct tmps {
 	time_t min_age;
 };
 
-static int drop_tmp(const struct walk_entry *e, void *arg)
+void migrate_drop_tmp(int rootfd, int dfd, const char *name, bool dir)
 {
-	const struct tmps *t = arg;
-	struct stat st;
 	int fd;
 
-	if (fstatat(e->dfd, e->name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    st.st_mtime > time(NULL) - t->min_age)
-		return 0;
 	/* A long symlink's temporary takes its side file along (the side
 	 * file first): nothing else points at it. */
-	if (e->type != DT_DIR) {
-		if (linktgt_unlink(t->rootfd, e->dfd, e->name) < 0) {
+	if (!dir) {
+		if (linktgt_unlink(rootfd, dfd, name) < 0) {
 			/* still there: fsck names it */
 		}
-		return 0;
+		return;
 	}
-	fd = openat(e->dfd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-					     O_CLOEXEC);
+	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd >= 0) {
 		(void)unlinkat(fd, DIRID_FILE, 0);
 		close(fd);
 	}
-	(void)unlinkat(e->dfd, e->name, AT_REMOVEDIR);
+	(void)unlinkat(dfd, name, AT_REMOVEDIR);
+}
+
+static int drop_tmp(const struct walk_entry *e, void *arg)
+{
+	const struct tmps *t = arg;
+	struct stat st;
+
+	if (fstatat(e->dfd, e->name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    st.st_mtime > time(NULL) - t->min_age)
+		return 0;
+	migrate_drop_tmp(t->rootfd, e->dfd, e->name, e->type == DT_DIR);
 	return 0;
 }
 

@@ -21,6 +21,7 @@
 #include "cmkfs/keyprov.h"
 #include "cmkfs/linkset.h"
 #include "cmkfs/linktgt.h"
+#include "cmkfs/migrate.h"
 #include "cmkfs/names.h"
 #include "cmkfs/rekey.h"
 #include "cmkfs/reserved.h"
@@ -168,22 +169,9 @@ static int pre_fsck(struct up *u, const char *cipherdir)
  * create, or this command's own symlink or id record), gone with it. */
 static int drop_tmp(const struct walk_entry *e, void *arg)
 {
-	struct up *u = arg;
-	int fd;
+	const struct up *u = arg;
 
-	if (e->type != DT_DIR) {
-		if (linktgt_unlink(u->rootfd, e->dfd, e->name) < 0) {
-			/* still there: fsck names it */
-		}
-		return 0;
-	}
-	fd = openat(e->dfd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-					     O_CLOEXEC);
-	if (fd >= 0) {
-		(void)unlinkat(fd, DIRID_FILE, 0);
-		close(fd);
-	}
-	(void)unlinkat(e->dfd, e->name, AT_REMOVEDIR);
+	migrate_drop_tmp(u->rootfd, e->dfd, e->name, e->type == DT_DIR);
 	return 0;
 }
 
