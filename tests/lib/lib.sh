@@ -53,6 +53,18 @@ t_mounts_under() {
 
 t_is_mounted() { [ -n "$(t_mounts_under "$1" | grep -Fx -- "$1" || true)" ]; }
 
+# t_is_mounted, for asserting a mount is there: /proc/self/mounts is read in
+# pieces, and a mount or unmount by a concurrent test between two pieces can
+# make a read skip entries (a CI run failed on it), so a miss is read again.
+t_is_mounted_sure() {
+	local i
+	for i in 1 2 3 4 5; do
+		t_is_mounted "$1" && return 0
+		sleep 0.02
+	done
+	return 1
+}
+
 # PIDs of other processes that have $1 as one exact argv entry; used to check
 # that the daemon is gone once "cmkfs umount" has returned.
 t_pids_with_arg() {
@@ -179,7 +191,7 @@ t_mount() {
 	# shellcheck disable=SC2086 # CMKFS_WRAPPER is deliberately word-split
 	$CMKFS_WRAPPER "$CMKFS" mount --service-key "$KEY" "$CIPHER" "$MNT" ||
 		t_fail "cmkfs mount failed"
-	t_is_mounted "$MNT" || t_fail "cmkfs mount returned 0 but $MNT is not mounted"
+	t_is_mounted_sure "$MNT" || t_fail "cmkfs mount returned 0 but $MNT is not mounted"
 	if [ -n "$CMKFS_FSTYPE" ]; then
 		local ty
 		ty=$(t_fstype "$MNT")

@@ -14,7 +14,7 @@ ln -s "$CMKFS" "$T/mount.fuse.cmkfs"
 "$T/mount.fuse.cmkfs" "$CIPHER" "$MNT" -o \
 	"service_key=$KEY,key_check_interval=7,grace=99,defaults,noauto,nofail,x-systemd.automount,ro,noxattr" ||
 	t_fail "mount.fuse.cmkfs"
-t_is_mounted "$MNT" || t_fail "helper did not mount"
+t_is_mounted_sure "$MNT" || t_fail "helper did not mount"
 "$CMKFS" status --json "$MNT" | grep -q '"key_check_interval":7,"grace":99' || t_fail "cmkfs options not passed"
 grep " $MNT fuse.cmkfs " /proc/self/mounts | grep -q " ro," || t_fail "FUSE option ro not passed"
 err=$(getfattr -n user.x "$MNT" 2>&1) && t_fail "getfattr worked under noxattr"
@@ -57,7 +57,7 @@ fg=$!
 wait $lpid || t_fail "no sd_notify message: $(cat "$T/fg.err")"
 grep -q '^READY=1' "$T/notify.out" || t_fail "notify: $(cat "$T/notify.out")"
 grep -q "^MAINPID=$fg" "$T/notify.out" || t_fail "MAINPID: $(cat "$T/notify.out")"
-t_is_mounted "$MNT" || t_fail "READY before the mount was up"
+t_is_mounted_sure "$MNT" || t_fail "READY before the mount was up"
 "$CMKFS" umount "$MNT"
 wait $fg || true
 t_ok "sd_notify: $(tr '\n' ' ' <"$T/notify.out")"

@@ -52,7 +52,7 @@ t_mkvol
 # shellcheck disable=SC2086 # CMKFS_WRAPPER is deliberately word-split
 $CMKFS_WRAPPER "$CMKFS" mount --service-key "$KEY" --key-check-interval 2 \
 	"$CIPHER" "$MNT" || t_fail "cmkfs mount"
-t_is_mounted "$MNT" || t_fail "not mounted"
+t_is_mounted_sure "$MNT" || t_fail "not mounted"
 
 t_log "stress: $SECS s$([ $TSAN = 0 ] || echo ', ThreadSanitizer daemon')"
 "$STRESS" -t "$SECS" -s 1 -T 8 -P 2 -l 3 -L "$CMKFS" -e "$T/expect" "$MNT" ||
