@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -184,6 +185,120 @@ int aead_unwrap_key(const uint8_t kek[static AEAD_KEY_LEN], const uint8_t *aad,
 	return rc == -EBADMSG ? -EKEYREJECTED : rc;
 }
 
+/* aead.h: pinned SIV keys. The table is read under pin_lock by every SIV
+ * call (a copy of a template only reads it) and written only by pin and
+ * unpin; key copies and templates live in the secure heap. */
+struct siv_pin {
+	const void *owner;
+	uint8_t *key;			/* secmem, SIV_KEY_LEN */
+	EVP_CIPHER_CTX *tmpl[2];	/* [0] opens, [1] seals; never used */
+};
+static struct siv_pin pins[AEAD_SIV_PINS];
+static unsigned npins;
+static pthread_rwlock_t pin_lock = PTHREAD_RWLOCK_INITIALIZER;
+
+static void pin_clear(struct siv_pin *p)
+{
+	EVP_CIPHER_CTX_free(p->tmpl[0]);	/* cleanses the schedules */
+	EVP_CIPHER_CTX_free(p->tmpl[1]);
+	secmem_free(p->key, SIV_KEY_LEN);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Index of a pin of key (of owner, unless NULL), or -1 (caller holds
+ * pin_lock). */
+static int pin_find(const void *owner, const uint8_t key[static SIV_KEY_LEN])
+{
+	for (unsigned i = 0; i < npins; i++)
+		if ((owner == NULL || pins[i].owner == owner) &&
+		    CRYPTO_memcmp(pins[i].key, key, SIV_KEY_LEN) == 0)
+			return (int)i;
+	return -1;
+}
+
+int aead_siv_pin(const void *owner, const uint8_t key[static SIV_KEY_LEN])
+{
+	struct siv_pin p = { .owner = owner };
+	int rc;
+
+	if (aead_global_init() < 0)
+		return -ENOSYS;
+	pthread_rwlock_rdlock(&pin_lock);
+	rc = pin_find(owner, key) >= 0 || npins == AEAD_SIV_PINS;
+	pthread_rwlock_unlock(&pin_lock);
+	if (rc)
+		return 0;
+	rc = secmem_zalloc(SIV_KEY_LEN, (void **)&p.key);
+	if (rc < 0)
+		return rc;
+	memcpy(p.key, key, SIV_KEY_LEN);
+	rc = -EIO;
+	secmem_ossl_enter();
+	for (int enc = 0; enc < 2; enc++) {
+		p.tmpl[enc] = EVP_CIPHER_CTX_new();
+		if (p.tmpl[enc] == NULL ||
+		    EVP_CipherInit_ex2(p.tmpl[enc], siv, key, NULL, enc,
+				       NULL) != 1)
+			goto out;
+	}
+	rc = 0;
+	pthread_rwlock_wrlock(&pin_lock);
+	if (pin_find(owner, key) < 0 && npins < AEAD_SIV_PINS) {
+		pins[npins++] = p;
+		memset(&p, 0, sizeof(p));	/* transferred */
+	}
+	pthread_rwlock_unlock(&pin_lock);
+out:
+	if (p.key != NULL)
+		pin_clear(&p);
+	secmem_ossl_leave();
+	return rc;
+}
+
+void aead_siv_unpin(const void *owner)
+{
+	unsigned i = 0;
+
+	pthread_rwlock_wrlock(&pin_lock);
+	while (i < npins) {
+		if (pins[i].owner != owner) {
+			i++;
+			continue;
+		}
+		pin_clear(&pins[i]);
+		pins[i] = pins[--npins];
+		memset(&pins[npins], 0, sizeof(pins[npins]));
+	}
+	pthread_rwlock_unlock(&pin_lock);
+}
+
+unsigned aead_siv_pinned(void)
+{
+	unsigned n;
+
+	pthread_rwlock_rdlock(&pin_lock);
+	n = npins;
+	pthread_rwlock_unlock(&pin_lock);
+	return n;
+}
+
+/* A context for one SIV call under key, in c: copied from its pin, or
+ * keyed here. Caller is inside secmem_ossl_enter(). */
+static int siv_ctx(EVP_CIPHER_CTX *c, int enc,
+		   const uint8_t key[static SIV_KEY_LEN])
+{
+	int i, ok = 0;
+
+	pthread_rwlock_rdlock(&pin_lock);
+	i = pin_find(NULL, key);
+	if (i >= 0)
+		ok = EVP_CIPHER_CTX_copy(c, pins[i].tmpl[enc]) == 1;
+	pthread_rwlock_unlock(&pin_lock);
+	if (i >= 0)
+		return ok ? 0 : -EIO;
+	return EVP_CipherInit_ex2(c, siv, key, NULL, enc, NULL) == 1 ? 0 : -EIO;
+}
+
 static int siv_run(int enc, const uint8_t key[static SIV_KEY_LEN],
 		   const struct aead_part *aad, size_t naad, const uint8_t *in,
 		   size_t len, uint8_t *out, uint8_t tag[static SIV_TAG_LEN])
@@ -205,7 +320,7 @@ static int siv_run(int enc, const uint8_t key[static SIV_KEY_LEN],
 		rc = -ENOMEM;
 		goto out;
 	}
-	if (EVP_CipherInit_ex2(c, siv, key, NULL, enc, NULL) != 1)
+	if (siv_ctx(c, enc ? 1 : 0, key) < 0)
 		goto out;
 	if (!enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, SIV_TAG_LEN,
 					tag) != 1)

@@ -220,6 +220,32 @@ static int derive(struct keys *k, const struct volume *v)
 	return rc;
 }
 
+/* Pin the SIV keys every file operation uses (aead.h), dropping kr's
+ * earlier pins: call whenever kr->k is set, changed or wiped (with the
+ * lock held for writing, or kr not shared yet). A failed pin only costs
+ * speed. */
+static void kr_repin(struct keyring *kr)
+{
+	const struct keys *k = kr->k;
+	uint16_t fl = kr->vol.flags;
+	int rc = 0;
+
+	aead_siv_unpin(kr);
+	if (k == NULL)
+		return;
+	if (kr->vol.version >= 3)
+		for (int i = 0; i < 2 && rc == 0; i++)
+			rc = aead_siv_pin(kr, k->wrap3[i]);
+	if (rc == 0)
+		rc = aead_siv_pin(kr, k->name_key);
+	if (rc == 0 && kr->vol.version >= 3 && (fl & VOLUME_FLAG_REKEY))
+		for (int i = 0; i < 2 && rc == 0; i++)
+			rc = aead_siv_pin(kr, k->prev_wrap3[i]);
+	if (rc == 0 && (fl & VOLUME_FLAG_FULL))
+		rc = aead_siv_pin(kr, k->prev_name_key);
+	(void)rc;
+}
+
 static int kr_alloc(const struct volume *v, struct keyring **out)
 {
 	struct keyring *kr = calloc(1, sizeof(*kr));
@@ -348,6 +374,7 @@ static int open_as(const struct volume *v, struct keyprov *prov[2],
 		keyring_free(kr);
 		return rc;
 	}
+	kr_repin(kr);
 	*out = kr;
 	return 0;
 }
@@ -367,6 +394,7 @@ int keyring_open_upgrade(const struct volume *v, struct keyprov *prov[2],
 void keyring_lock(struct keyring *kr)
 {
 	pthread_rwlock_wrlock(&kr->lock);
+	aead_siv_unpin(kr);
 	secmem_free(kr->k, sizeof(*kr->k));	/* wipes KEKs and derived keys */
 	kr->k = NULL;
 	kr->generation++;
@@ -407,6 +435,7 @@ int keyring_unlock(struct keyring *kr, struct keyprov *prov[2],
 		kr->k = k;
 		k = NULL;
 		kr->generation++;
+		kr_repin(kr);
 	}
 	pthread_rwlock_unlock(&kr->lock);
 	secmem_free(k, sizeof(*k));
@@ -543,6 +572,7 @@ void keyring_free(struct keyring *kr)
 {
 	if (kr == NULL)
 		return;
+	aead_siv_unpin(kr);
 	secmem_free(kr->k, sizeof(*kr->k));
 	pthread_rwlock_destroy(&kr->lock);
 	free(kr);
@@ -964,10 +994,12 @@ int keyring_rekey_begin(struct keyring *kr, struct keyprov *prov[2],
 			memcpy(nk->prev_name_key, kr->k->name_key,
 			       sizeof(nk->prev_name_key));
 		}
+		aead_siv_unpin(kr);
 		secmem_free(kr->k, sizeof(*kr->k));
 		kr->k = nk;
 		nk = NULL;
 		adopt(kr, &nv);
+		kr_repin(kr);
 	}
 	pthread_rwlock_unlock(&kr->lock);
 out:
@@ -1006,6 +1038,7 @@ int keyring_rekey_finish(struct keyring *kr, keyring_persist_fn persist,
 		OPENSSL_cleanse(kr->k->prev_name_key,
 				sizeof(kr->k->prev_name_key));
 		adopt(kr, &nv);
+		kr_repin(kr);
 	}
 out:
 	pthread_rwlock_unlock(&kr->lock);
@@ -1134,8 +1167,10 @@ static int set_upgrade(struct keyring *kr, bool on,
 	rc = volume_seal_mac(&nv, kr->k->mac_key);
 	if (rc == 0)
 		rc = persist(&nv, arg);
-	if (rc == 0)
+	if (rc == 0) {
 		adopt(kr, &nv);
+		kr_repin(kr);	/* version 3: the DEK-wrap keys */
+	}
 out:
 	pthread_rwlock_unlock(&kr->lock);
 	return rc;

@@ -127,11 +127,73 @@ static void siv(void)
 		 -EBADMSG);
 }
 
+/* A pinned key gives the frozen vector too, for sealing, opening and
+ * refusing; pins are per owner, bounded, and gone after unpin. */
+static void siv_pins(void)
+{
+	uint8_t key[64], other[64], ct[32], tag[16], back[32];
+	const char *msg = "hello, names";
+	size_t n = strlen(msg);
+	int o1, o2;
+
+	t_fill(key, 64, 5);
+	t_fill(other, 64, 6);
+	CHECK(aead_siv_pinned() == 0, "pins before any");
+	CHECK_RC(aead_siv_pin(&o1, key), 0);
+	CHECK_RC(aead_siv_pin(&o1, key), 0);
+	CHECK(aead_siv_pinned() == 1, "a key pinned twice by one owner: %u",
+	      aead_siv_pinned());
+	for (int round = 0; round < 3; round++) {
+		CHECK_RC(aead_siv_seal(key, (const uint8_t *)"ad", 2,
+				       (const uint8_t *)msg, n, ct, tag),
+			 0);
+		CHECK(t_eq_hex(tag, 16, "63ed57a2d53f2c17a3436fde67c56bdf"),
+		      "pinned: frozen siv tag (round %d)", round);
+		CHECK(t_eq_hex(ct, n, "a0e9d6768db3876631feb172"),
+		      "pinned: frozen siv ct");
+		memset(back, 0, sizeof(back));
+		CHECK_RC(aead_siv_open(key, (const uint8_t *)"ad", 2, ct, n,
+				       back, tag),
+			 0);
+		CHECK(memcmp(back, msg, n) == 0, "pinned: siv open");
+		CHECK_RC(aead_siv_open(key, (const uint8_t *)"ae", 2, ct, n,
+				       back, tag),
+			 -EBADMSG);
+		/* another key, unpinned, still keys its own context */
+		CHECK_RC(aead_siv_open(other, (const uint8_t *)"ad", 2, ct,
+				       n, back, tag),
+			 -EBADMSG);
+	}
+	CHECK_RC(aead_siv_pin(&o2, key), 0);
+	CHECK(aead_siv_pinned() == 2, "one pin per owner");
+	aead_siv_unpin(&o1);
+	CHECK(aead_siv_pinned() == 1, "unpin took another owner's pin");
+	CHECK_RC(aead_siv_open(key, (const uint8_t *)"ad", 2, ct, n, back,
+			       tag),
+		 0);
+	aead_siv_unpin(&o2);
+	CHECK(aead_siv_pinned() == 0, "pins left after unpin");
+	for (int i = 0; i < AEAD_SIV_PINS + 2; i++) {
+		other[0] = (uint8_t)i;
+		CHECK_RC(aead_siv_pin(&o1, other), 0);
+	}
+	CHECK(aead_siv_pinned() == AEAD_SIV_PINS, "pins beyond the bound: %u",
+	      aead_siv_pinned());
+	CHECK_RC(aead_siv_seal(key, (const uint8_t *)"ad", 2,
+			       (const uint8_t *)msg, n, ct, tag),
+		 0);
+	CHECK(t_eq_hex(tag, 16, "63ed57a2d53f2c17a3436fde67c56bdf"),
+	      "full table: frozen siv tag");
+	aead_siv_unpin(&o1);
+	CHECK(aead_siv_pinned() == 0, "pins left after unpin");
+}
+
 int main(void)
 {
 	CHECK_RC(aead_global_init(), 0);
 	gcm_kat();
 	wrap();
 	siv();
+	siv_pins();
 	return t_done("test_aead");
 }

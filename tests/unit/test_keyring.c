@@ -522,7 +522,13 @@ static void rekey(void)
 		CHECK_RC(keyring_name_key(kr2, nk1), 0);
 		CHECK(memcmp(nk0, nk1, NAME_KEY_LEN) == 0, "name key changed");
 	}
+	CHECK(aead_siv_pinned() > 0, "an open keyring pins its SIV keys");
+	keyring_free(kr2);
+	kr2 = NULL;
 	keyring_lock(kr);
+	/* A lock wipes the keys' schedules with them (aead.h pins). */
+	CHECK(aead_siv_pinned() == 0, "%u SIV keys pinned after the lock",
+	      aead_siv_pinned());
 	CHECK_RC(keyring_rewrap_header(kr, &h1, &h1n), -EKEYREVOKED);
 	{
 		/* A lock after the unlocker took the generation stands. */
