@@ -2,12 +2,14 @@
  * CIPHERDIR MOUNTPOINT`. */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "keyopts.h"
@@ -45,9 +47,115 @@ static void usage(FILE *f)
 		"                       (fstab: noxattr)\n"
 		"  -h, --help           this text\n"
 		"\n"
+		"MOUNTPOINT must be an empty directory outside CIPHERDIR (-o nonempty\n"
+		"allows a non-empty one: its files are hidden while mounted), and\n"
+		"must not contain CIPHERDIR. One mount per volume: a second mount of\n"
+		"the same CIPHERDIR is refused.\n"
+		"\n"
 		"A locked mount answers everything with EKEYREVOKED ('Key has been\n"
 		"revoked') and resumes by itself once the keys can be unwrapped again.\n"
 		"Unmount with 'cmkfs umount MOUNTPOINT'.\n");
+}
+
+/* Remove option `name` from the comma-separated list opts (in place);
+ * true if it was there. */
+static bool take_opt(char *opts, const char *name)
+{
+	size_t nl = strlen(name);
+	bool found = false;
+	char *p = opts;
+
+	while (opts != NULL && *p != '\0') {
+		char *end = strchr(p, ',');
+		size_t l = end != NULL ? (size_t)(end - p) : strlen(p);
+
+		if (l == nl && strncmp(p, name, nl) == 0) {
+			found = true;
+			memmove(p, end != NULL ? end + 1 : p + l,
+				strlen(end != NULL ? end + 1 : p + l) + 1);
+			continue;
+		}
+		p += l;
+		if (*p == ',')
+			p++;
+	}
+	if (opts != NULL) {
+		size_t n = strlen(opts);
+
+		if (n > 0 && opts[n - 1] == ',')
+			opts[n - 1] = '\0';
+	}
+	return found;
+}
+
+/* a == b or a below b (both absolute, resolved) */
+static bool path_within(const char *a, const char *b)
+{
+	size_t n = strlen(b);
+
+	if (strcmp(b, "/") == 0)
+		return true;
+	return strncmp(a, b, n) == 0 && (a[n] == '\0' || a[n] == '/');
+}
+
+/* 1: dir has an entry besides . and ..; 0: empty; -errno. */
+static int dir_nonempty(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int rc = 0;
+
+	if (d == NULL)
+		return -errno;
+	while ((e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+			rc = 1;
+			break;
+		}
+	closedir(d);
+	return rc;
+}
+
+/* Refuse a mount point whose use would hide or leak data: plaintext
+ * written into a bare mount point after a failed mount, a volume or key
+ * file hidden under the mount. Returns an exit code. */
+static int check_mountpoint(const char *cdir, const char *mnt, bool nonempty)
+{
+	struct stat st;
+	int rc;
+
+	if (stat(mnt, &st) < 0)
+		return cli_fail("mount", "%s: %s", mnt, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return cli_usage_error("mount",
+				       "%s: not a directory (a mount point is an "
+				       "empty directory)",
+				       mnt);
+	if (path_within(mnt, cdir))
+		return cli_usage_error("mount",
+				       "%s: inside the cipher directory %s (the "
+				       "mount would hide part of its own "
+				       "volume): choose a directory outside it",
+				       mnt, cdir);
+	if (path_within(cdir, mnt))
+		return cli_usage_error("mount",
+				       "%s: contains the cipher directory %s (the "
+				       "mount would hide it, and backups of that "
+				       "path would read plaintext): choose a "
+				       "directory outside it",
+				       mnt, cdir);
+	rc = dir_nonempty(mnt);
+	if (rc < 0)
+		return cli_fail("mount", "%s: %s", mnt, strerror(-rc));
+	if (rc > 0 && !nonempty)
+		return cli_usage_error("mount",
+				       "%s: not empty (its files would be hidden "
+				       "under the mount, and whatever is written "
+				       "there if the mount fails stays "
+				       "plaintext): use an empty directory, or "
+				       "-o nonempty",
+				       mnt);
+	return CMK_EXIT_OK;
 }
 
 int cmd_mount(int argc, char **argv)
@@ -156,6 +264,23 @@ int cmd_mount(int argc, char **argv)
 						 "%s)",
 					mnt, c2);
 		}
+		if (runtime_find(cdir, c2, sizeof(c2), m2, sizeof(m2)) &&
+		    strcmp(c2, cdir) == 0) {
+			free(opts);
+			return cli_fail("mount", "%s: already mounted on %s (one "
+						 "mount per volume; 'cmkfs umount "
+						 "%s' first)",
+					cdir, m2, m2);
+		}
+	}
+	rc = check_mountpoint(cdir, mnt, take_opt(opts, "nonempty"));
+	if (rc != CMK_EXIT_OK) {
+		free(opts);
+		return rc;
+	}
+	if (opts != NULL && opts[0] == '\0') {
+		free(opts);
+		opts = NULL;
 	}
 	o.service_key = ko.service_key;
 	o.ca_file = ko.ca_file;

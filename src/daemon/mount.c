@@ -162,11 +162,15 @@ static int open_volume(struct session *s)
 	}
 	s->fs->no_xattr = o->no_xattr;
 	s->rootfd = open(o->cipherdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	/* Shared against an offline `cmkfs rekey` or `fsck --repair`, which
-	 * take it exclusively (volio_lock_exclusive). */
-	if (s->rootfd >= 0 && flock(s->rootfd, LOCK_SH | LOCK_NB) < 0) {
-		log_err("%s: an offline 'cmkfs rekey' or 'cmkfs fsck --repair' "
-			"is running on this volume", o->cipherdir);
+	/* Exclusive, held while the daemon lives: one mount per volume (two
+	 * daemons' caches of the same files would disagree), and none while
+	 * an offline `cmkfs rekey`, `fsck --repair` or `upgrade` holds it
+	 * (volio_lock_offline). */
+	if (s->rootfd >= 0 && flock(s->rootfd, LOCK_EX | LOCK_NB) < 0) {
+		log_err("%s: in use: mounted by another cmkfs daemon, or an "
+			"offline 'cmkfs rekey', 'fsck --repair' or 'upgrade' is "
+			"running on it ('cmkfs status %s' says which mount)",
+			o->cipherdir, o->cipherdir);
 		return CMK_EXIT_RUNTIME;
 	}
 	recover_journal(s);
