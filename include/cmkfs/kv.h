@@ -90,7 +90,8 @@ CMK_MUST_CHECK int kv_parse_op_reply(const char *body, size_t len,
 				     uint8_t *out, size_t cap,
 				     size_t *out_len);
 
-/* Map a Key Vault error reply to an errno (exposed for fuzzing). Pure. */
+/* Map a Key Vault reply to an errno and a sentence naming its cause
+ * (azerr_classify(); 0 for a 200; exposed for fuzzing). Pure. */
 int kv_map_error(long status, const char *body, size_t len, char *msg,
 		 size_t cap);
 
