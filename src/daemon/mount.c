@@ -25,7 +25,6 @@
 #include "cmkfs/inode.h"
 #include "cmkfs/journal.h"
 #include "cmkfs/keyprov.h"
-#include "cmkfs/kv.h"
 #include "cmkfs/log.h"
 #include "cmkfs/monitor.h"
 #include "cmkfs/mount.h"
