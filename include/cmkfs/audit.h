@@ -27,6 +27,18 @@ void audit_set_volume(const char *volume_id_hex);
  * detail: a short reason (may be NULL). */
 void audit_event(const char *event, const char *key, const char *result,
 		 const char *detail);
+/* The same with the cause of a result and the request ids that join it to
+ * the service's own logs (Key Vault's AuditEvent): each of cause, code,
+ * request_id, client_request_id (any may be NULL or "") becomes a field of
+ * the line when not empty. */
+struct audit_why {
+	const char *cause;		/* "disabled", "firewall", ... */
+	const char *code;		/* "Forbidden/KeyDisabled", "AADSTS7000222" */
+	const char *request_id;		/* the service's x-ms-request-id */
+	const char *client_request_id;	/* our x-ms-client-request-id */
+};
+void audit_event_why(const char *event, const char *key, const char *result,
+		     const char *detail, const struct audit_why *why);
 
 /* One event of the log as audit_reader_next() hands it over; the strings
  * live until the next call or audit_reader_close(). */

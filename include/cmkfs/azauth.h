@@ -17,6 +17,7 @@
 
 #include <time.h>
 
+#include "cmkfs/azerr.h"
 #include "cmkfs/common.h"
 #include "cmkfs/http.h"
 
@@ -42,8 +43,10 @@ const char *azauth_kind_name(enum auth_kind k);
 
 /* A bearer token for `scope` ("https://vault.azure.net/.default"); tenant
  * from the challenge or NULL for the configured one. Copies the token into
- * out (caller wipes). Errors: -EACCES (credential refused), -EAGAIN,
- * -ETIMEDOUT (transient), -EPROTO (hostile reply). */
+ * out (caller wipes). Every request sends a fresh x-ms-client-request-id;
+ * a failure is recorded as the thread's azerr_last() with both ids.
+ * Errors: -EACCES (credential refused), -EAGAIN, -ETIMEDOUT (transient),
+ * -EPROTO (hostile reply). */
 CMK_MUST_CHECK int azauth_token(struct azauth *a, const char *tenant,
 				const char *scope, char *out, size_t cap);
 /* Forget the cached token (after a 401 with it). */
@@ -65,15 +68,18 @@ CMK_MUST_CHECK int azauth_parse_challenge(const char *hdr, char *tenant,
 					  size_t rcap);
 
 /* A token endpoint's reply (Entra ID v2.0, IMDS or App Service: expires_on
- * as a number or a string of digits, else expires_in): HTTP status first,
- * then access_token (non-empty, under cap and AUTH_TOKEN_MAX, no
- * whitespace or quote: it goes into a header) into tok (caller wipes) and
- * its expiry, `now` based, into *exp. tok is untouched on error.
- * Errors: -EACCES (400/401/403/404: the credential was refused), -EAGAIN
- * (transient status), -EPROTO (other status, hostile or malformed body). */
-CMK_MUST_CHECK int azauth_parse_token_reply(long status, const char *body,
-					    size_t len, time_t now, char *tok,
-					    size_t cap, time_t *exp);
+ * as a number or a string of digits, else expires_in) from `src`: the
+ * status and error body first (azerr_classify(); err, if not NULL, gets
+ * cause, status and code, AADSTS number included), then access_token
+ * (non-empty, under cap and AUTH_TOKEN_MAX, no whitespace or quote: it
+ * goes into a header) into tok (caller wipes) and its expiry, `now` based,
+ * into *exp. tok is untouched on error.
+ * Errors: -EACCES (the credential was refused), -EAGAIN (transient: 429,
+ * 5xx, IMDS 404/410), -EPROTO (other status, hostile or malformed body). */
+CMK_MUST_CHECK int azauth_parse_token_reply(enum azerr_src src, long status,
+					    const char *body, size_t len,
+					    time_t now, char *tok, size_t cap,
+					    time_t *exp, struct azerr *err);
 /* The client assertion of a workload identity from the federated token
  * file's len bytes (trailing CR/LF dropped, at most cap - 1 bytes kept) into
  * NUL-terminated out; raw and out may be the same buffer.

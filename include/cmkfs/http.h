@@ -38,6 +38,7 @@ struct http_resp {
 	size_t body_len;
 	char www_authenticate[2048];	/* first WWW-Authenticate header or "" */
 	long retry_after_sec;		/* Retry-After in seconds, or -1 */
+	char request_id[72];		/* x-ms-request-id (cut to fit) or "" */
 	int attempts;			/* how many requests were sent */
 };
 
@@ -55,8 +56,9 @@ CMK_MUST_CHECK int http_once(const struct http_opts *o,
 CMK_MUST_CHECK int http_do(const struct http_opts *o, const struct http_req *rq,
 			   struct http_resp *rs);
 /* One raw response header line (len bytes, not NUL-terminated, CRLF
- * included or not) into rs: the first WWW-Authenticate value (cut to fit)
- * and Retry-After in seconds (HTTP-dates ignored). Pure; for libcurl's
+ * included or not) into rs: the first WWW-Authenticate value (cut to fit),
+ * Retry-After in seconds (HTTP-dates ignored) and x-ms-request-id (only
+ * characters that may stand in a log line, cut to fit). Pure; for libcurl's
  * header callback and fuzzing. */
 void http_parse_header(const char *line, size_t len, struct http_resp *rs);
 /* 1 for statuses and errors worth retrying. */

@@ -38,6 +38,9 @@ int json_has(const struct json *j, const char *key);
 CMK_MUST_CHECK int json_array(const struct json *j, const char *key,
 			      const struct json **arr, size_t *n);
 const char *json_array_str(const struct json *arr, size_t i);	/* or NULL */
+/* An integral number element in [0, INT64_MAX]. Errors: -EPROTO. */
+CMK_MUST_CHECK int json_array_int(const struct json *arr, size_t i,
+				  int64_t *out);
 
 /* Write s as the inside of a JSON string (RFC 8259 §7; no quotes around
  * it): '"' and '\\' get a backslash, bytes below 0x20 become \u00XX, every

@@ -14,6 +14,15 @@
 
 struct keyprov;
 
+/* The calling thread's last provider result in parts, for audit lines
+ * (doc/KEYS.md "Audit log"): empty strings when unknown. */
+struct keyprov_why {
+	char cause[16];			/* "disabled", "firewall", ... */
+	char code[72];			/* "Forbidden/KeyDisabled", "AADSTS7000222" */
+	char request_id[72];		/* the service's id of the request */
+	char client_request_id[40];	/* the id we sent */
+};
+
 /* One provider kind: the registry hooks (open, forget, last_error) and the
  * instance ops (wrap, unwrap, check, close). The table of kinds is in
  * keyprov.c. */
@@ -33,6 +42,11 @@ struct keyprov_ops {
 	/* A sentence for the calling thread's last failure of this kind, or
 	 * NULL if the kind keeps none. */
 	const char *(*last_error)(void);
+	/* The same result in parts into *w (zeroed by the caller). NULL:
+	 * the kind keeps none. */
+	void (*last_why)(struct keyprov_why *w);
+	/* Forget the calling thread's last result (a check starts). */
+	void (*clear_error)(void);
 	CMK_MUST_CHECK int (*wrap)(struct keyprov *kp, const uint8_t *aad,
 				   size_t aad_len,
 				   const uint8_t key[static AEAD_KEY_LEN],
@@ -68,6 +82,11 @@ void keyprov_forget(void);
 /* The calling thread's last provider failure in words (Key Vault's error
  * code and message), or "no error". */
 const char *keyprov_last_error(void);
+/* The same, in parts (all empty if no kind has one). */
+void keyprov_last_why(struct keyprov_why *w);
+/* Forget the calling thread's last failure of every kind: what a check
+ * then reports is its own. */
+void keyprov_clear_error(void);
 
 /* The provider kinds (entries of the registry). */
 extern const struct keyprov_ops kp_local_ops;

@@ -9,6 +9,7 @@
 #define CMKFS_KV_H
 
 #include <stdbool.h>
+#include <time.h>
 
 #include "cmkfs/azauth.h"
 #include "cmkfs/common.h"
@@ -45,15 +46,19 @@ CMK_MUST_CHECK int kv_new(const struct http_opts *o, struct azauth *auth,
 			  struct kv **out);
 void kv_free(struct kv *kv);	/* NULL-safe */
 
-/* Errors of all calls:
+/* Errors of all calls (azerr_classify() decides; azerr.h):
  *   -EKEYREVOKED  access denied: 401 after a fresh token, 403 (permission
  *                 removed: ForbiddenByPolicy/ForbiddenByRbac, KeyDisabled),
  *                 404 (KeyNotFound: deleted)
  *   -EKEYEXPIRED  the key is expired or not yet valid
- *   -EAGAIN, -ETIMEDOUT, -ECONNREFUSED  transient (after retries)
+ *   -EAGAIN, -ETIMEDOUT, -ECONNREFUSED  transient (after retries), 403
+ *                 ForbiddenByFirewall included
  *   -EPROTO       hostile or malformed reply
- *   -EACCES       Entra ID refused our credential
- * kv_last_error() then describes the last failure of this thread. */
+ *   -EACCES       the token endpoint refused our credential
+ * Every call starts afresh: kv_last_error() then describes this call's
+ * failure on this thread ("no error" after a success), and azerr_last() its
+ * cause and the request ids of its last request (x-ms-client-request-id,
+ * sent fresh with every request, and the reply's x-ms-request-id). */
 CMK_MUST_CHECK int kv_get_key(struct kv *kv, const struct kv_uri *u,
 			      struct kv_key *k);
 /* alg "RSA-OAEP-256" or "A256KW". */
@@ -64,6 +69,12 @@ CMK_MUST_CHECK int kv_unwrap(struct kv *kv, const struct kv_uri *u,
 			     const char *alg, const uint8_t *in, size_t len,
 			     uint8_t *out, size_t cap, size_t *out_len);
 const char *kv_last_error(void);
+/* Forget this thread's last result (every call starts with it). */
+void kv_clear_error(void);
+/* Is the key k, read by this thread's last kv_get_key(), usable at `now`?
+ * 0, or -EKEYREVOKED (disabled) / -EKEYEXPIRED (expired, not yet valid),
+ * recorded as the last result (cause, request ids of that GET). */
+CMK_MUST_CHECK int kv_judge_key(const struct kv_key *k, time_t now);
 /* The wrap algorithm for a key type: RSA-OAEP-256 or A256KW; NULL if none. */
 const char *kv_alg_for(const char *kty);
 
@@ -79,7 +90,8 @@ CMK_MUST_CHECK int kv_parse_op_reply(const char *body, size_t len,
 				     uint8_t *out, size_t cap,
 				     size_t *out_len);
 
-/* Map a Key Vault error reply to an errno (exposed for fuzzing). Pure. */
+/* Map a Key Vault reply to an errno and a sentence naming its cause
+ * (azerr_classify(); 0 for a 200; exposed for fuzzing). Pure. */
 int kv_map_error(long status, const char *body, size_t len, char *msg,
 		 size_t cap);
 

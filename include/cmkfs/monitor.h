@@ -2,10 +2,12 @@
  * Every interval it proves access to both layers' keys (Key Vault: key
  * attributes, then an unwrap of the stored wrapped KEK_C, which must match
  * the KEK in memory). A denial (permission removed, key disabled, deleted,
- * expired or not yet valid, credential refused) locks the keyring at once;
- * a transient fault (network, timeout, 5xx, 429) locks only when the last
- * success is older than the grace period. A success while locked unlocks.
- * Every result is audited. Key traffic: two Key Vault requests per
+ * expired or not yet valid, credential refused) is confirmed by a second
+ * check confirm_sec later and locks the keyring if that one is a denial
+ * too; a transient fault (network, timeout, 5xx, 429, IMDS 404/410,
+ * ForbiddenByFirewall) locks only when the last success is older than the
+ * grace period. A success while locked unlocks. Every result is audited
+ * with its cause and request ids (audit_event_why). Key traffic: two Key Vault requests per
  * interval, whatever the number of files. The monitor opens providers only
  * through the callback its creator gives it and reaches provider kinds only
  * through the registry (keyprov.h): it knows no provider by name and no
@@ -18,9 +20,12 @@
 
 #include "cmkfs/keyring.h"
 
+#define MONITOR_CONFIRM_DEFAULT 5
+
 struct monitor_cfg {
 	int interval_sec;		/* default 60 */
 	int grace_sec;			/* default 3600 */
+	int confirm_sec;		/* <= 0: MONITOR_CONFIRM_DEFAULT */
 	const char *service_key;	/* path, handed to open_providers */
 	/* Providers for both layers of v, opened afresh at every check so
 	 * the service key file and the Key Vault key are read again (the
@@ -47,6 +52,7 @@ struct monitor_status {
 	time_t last_check, last_ok;
 	char last_result[256];		/* "ok" or the reason */
 	char key_id[VOLUME_KEYID_MAX + 1];	/* what protects layer C */
+	char lock_cause[16];		/* why it locked ("disabled", ...) or "" */
 	unsigned long checks;		/* completed checks */
 	bool last_check_ok;
 };

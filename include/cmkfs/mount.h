@@ -20,6 +20,7 @@ struct mount_opts {
 	const char *audit_log;		/* may be NULL: $CMKFS_AUDIT_LOG or default */
 	int key_check_interval_sec;	/* default 60 */
 	int grace_sec;			/* default 3600 */
+	int confirm_sec;		/* 0: MONITOR_CONFIRM_DEFAULT */
 	bool foreground;
 	bool debug;
 	bool no_xattr;			/* --no-xattr: extended attributes off */

@@ -81,27 +81,46 @@ void audit_set_volume(const char *volume_id_hex)
 	pthread_mutex_unlock(&mtx);
 }
 
-void audit_event(const char *event, const char *key, const char *result,
-		 const char *detail)
+/* `"name":"value",` for a non-empty value, else nothing. */
+static void field(char *out, size_t cap, const char *name, const char *v)
 {
-	char line[4096], k[1200], d[600], ts[32];
+	char e[200];
+
+	out[0] = '\0';
+	if (v == NULL || *v == '\0')
+		return;
+	json_escape(e, sizeof(e), v, NULL);
+	snprintf(out, cap, "\"%s\":\"%s\",", name, e);
+}
+
+void audit_event_why(const char *event, const char *key, const char *result,
+		     const char *detail, const struct audit_why *why)
+{
+	char line[4096], k[1200], d[600], ts[32], f[4][256];
+	static const struct audit_why none;
 	struct timespec now;
 	struct tm tm;
 	int n;
 
+	if (why == NULL)
+		why = &none;
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
 	json_escape(k, sizeof(k), key, NULL);
 	json_escape(d, sizeof(d), detail, NULL);
+	field(f[0], sizeof(f[0]), "cause", why->cause);
+	field(f[1], sizeof(f[1]), "code", why->code);
+	field(f[2], sizeof(f[2]), "request_id", why->request_id);
+	field(f[3], sizeof(f[3]), "client_request_id", why->client_request_id);
 	pthread_mutex_lock(&mtx);
 	n = snprintf(line, sizeof(line),
 		     "{\"time\":\"%s.%03ldZ\",\"event\":\"%s\",\"volume\":\"%s\","
 		     "\"key\":%s%s%s,\"result\":\"%s\",\"detail\":\"%s\","
-		     "\"pid\":%ld}\n",
+		     "%s%s%s%s\"pid\":%ld}\n",
 		     ts, now.tv_nsec / 1000000, event, volume, key ? "\"" : "",
-		     key ? k : "null", key ? "\"" : "", result, d,
-		     (long)getpid());
+		     key ? k : "null", key ? "\"" : "", result, d, f[0], f[1],
+		     f[2], f[3], (long)getpid());
 	if (n > 0 && (size_t)n < sizeof(line) && fd >= 0) {
 		if (write(fd, line, (size_t)n) != n)
 			log_warn("audit log write failed: %s", strerror(errno));
@@ -110,6 +129,12 @@ void audit_event(const char *event, const char *key, const char *result,
 	pthread_mutex_unlock(&mtx);
 	syslog(LOG_AUTHPRIV | LOG_NOTICE, "cmkfs-audit: %.*s", n > 0 ? n - 1 : 0,
 	       line);
+}
+
+void audit_event(const char *event, const char *key, const char *result,
+		 const char *detail)
+{
+	audit_event_why(event, key, result, detail, NULL);
 }
 
 struct audit_reader {

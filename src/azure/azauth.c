@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cmkfs/azauth.h"
+#include "cmkfs/azerr.h"
 #include "cmkfs/b64.h"
 #include "cmkfs/json.h"
 #include "cmkfs/log.h"
@@ -292,25 +293,23 @@ static int read_token_file(const char *path, char *out, size_t cap)
 	return azauth_parse_assertion(out, (size_t)n, out, cap);
 }
 
-/* Map a token endpoint's refusal: 400/401 are the credential's fault. */
-static int token_status(long status)
-{
-	if (status == 200)
-		return 0;
-	if (status == 400 || status == 401 || status == 403 || status == 404)
-		return -EACCES;
-	return http_transient(0, status) ? -EAGAIN : -EPROTO;
-}
-
-int azauth_parse_token_reply(long status, const char *body, size_t len,
-			     time_t now, char *tok, size_t cap, time_t *exp)
+int azauth_parse_token_reply(enum azerr_src src, long status,
+			     const char *body, size_t len, time_t now, char *tok,
+			     size_t cap, time_t *exp, struct azerr *err)
 {
 	struct json *j = NULL;
 	const char *t, *type;
 	int64_t exp_in = 0, exp_on = 0;
+	struct azerr e;
 	int rc;
 
-	rc = token_status(status);
+	rc = azerr_classify(src, status, body, len, &e);
+	if (err != NULL) {
+		err->cause = e.cause;
+		err->src = e.src;
+		err->status = e.status;
+		memcpy(err->code, e.code, sizeof(err->code));
+	}
 	if (rc < 0)
 		return rc;
 	rc = json_parse(body, len, &j);
@@ -335,20 +334,29 @@ int azauth_parse_token_reply(long status, const char *body, size_t len,
 	}
 	if (rc == 0)
 		memcpy(tok, t, strlen(t) + 1);
+	else if (err != NULL)
+		err->cause = AZERR_PROTOCOL;
 	json_free(j);
 	return rc;
 }
 
+static enum azerr_src src_of(enum auth_kind k)
+{
+	return k == AUTH_MANAGED_IDENTITY_IMDS	     ? AZERR_SRC_IMDS :
+	       k == AUTH_MANAGED_IDENTITY_APPSERVICE ? AZERR_SRC_APPSERVICE :
+						       AZERR_SRC_ENTRA;
+}
+
 /* Copy a token reply's access_token and lifetime into the cache. */
 static int take_token(struct azauth *a, const struct http_resp *rs,
-		      const char *tenant, const char *scope)
+		      const char *tenant, const char *scope, struct azerr *e)
 {
 	time_t exp = 0;
 	int rc;
 
-	rc = azauth_parse_token_reply(rs->status, rs->body, rs->body_len,
-				      time(NULL), a->token, AUTH_TOKEN_MAX,
-				      &exp);
+	rc = azauth_parse_token_reply(src_of(a->kind), rs->status, rs->body,
+				      rs->body_len, time(NULL), a->token,
+				      AUTH_TOKEN_MAX, &exp, e);
 	if (rc == 0) {
 		a->token_exp = exp;
 		snprintf(a->token_scope, sizeof(a->token_scope), "%s", scope);
@@ -361,8 +369,9 @@ static int take_token(struct azauth *a, const struct http_resp *rs,
 static int fetch(struct azauth *a, const char *tenant, const char *scope)
 {
 	char url[2048], resource[512], *form = NULL, *assertion = NULL;
-	const char *hdrs[3] = { NULL, NULL, NULL };
-	char hbuf[4200];
+	const char *hdrs[4] = { NULL, NULL, NULL, NULL };
+	char hbuf[4200], hreq[64], hreq2[64];
+	struct azerr e = { .src = src_of(a->kind) };
 	struct http_req rq = { 0 };
 	struct http_resp rs;
 	size_t pos = 0;
@@ -432,18 +441,38 @@ static int fetch(struct azauth *a, const char *tenant, const char *scope)
 		rq.body_len = pos;
 		break;
 	}
+	/* A fresh id per request, as Key Vault gets: Entra ID logs
+	 * client-request-id as the sign-in's correlation id. */
+	rc = azerr_new_request_id(e.client_request_id);
+	if (rc < 0)
+		goto out;
+	snprintf(hreq, sizeof(hreq), "x-ms-client-request-id: %s",
+		 e.client_request_id);
+	hdrs[1] = hreq;
+	if (e.src == AZERR_SRC_ENTRA) {
+		snprintf(hreq2, sizeof(hreq2), "client-request-id: %s",
+			 e.client_request_id);
+		hdrs[2] = hreq2;
+	}
 	rq.url = url;
 	rq.headers = hdrs;
 	rc = http_do(&a->http, &rq, &rs);
 	secmem_wipe(hbuf, sizeof(hbuf));
 	if (rc < 0) {
 		rc = http_transient(rc, 0) ? -EAGAIN : rc;
+		e.cause = AZERR_OUTAGE;
+		azerr_set(&e);
 		goto out;
 	}
-	rc = take_token(a, &rs, tenant, scope);
+	rc = take_token(a, &rs, tenant, scope, &e);
+	snprintf(e.request_id, sizeof(e.request_id), "%s", rs.request_id);
+	if (rc < 0)
+		azerr_set(&e);
 	if (rc == -EACCES)
-		log_warn("Entra ID refused the %s credential (HTTP %ld)",
-			 azauth_kind_name(a->kind), rs.status);
+		log_warn("the token endpoint refused the %s credential (HTTP "
+			 "%ld%s%s, client request id %s)",
+			 azauth_kind_name(a->kind), rs.status,
+			 *e.code ? ", " : "", e.code, e.client_request_id);
 	http_resp_free(&rs);
 out:
 	secmem_free(form, FORM_MAX);

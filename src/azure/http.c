@@ -136,6 +136,18 @@ void http_parse_header(const char *p, size_t len, struct http_resp *rs)
 		/* Seconds only; an HTTP-date falls back to our backoff. */
 		if (errno == 0 && end != buf && *end == '\0' && sec >= 0)
 			rs->retry_after_sec = sec;
+	} else if (len > 16 && strncasecmp(p, "x-ms-request-id:", 16) == 0) {
+		size_t n = 0;
+
+		/* Key Vault's id of this request (its AuditEvent log has it):
+		 * printable ASCII only, so the audit line stays one line. */
+		for (size_t i = 16; i < len && n + 1 < sizeof(rs->request_id);
+		     i++) {
+			if (p[i] > 0x20 && p[i] < 0x7f && p[i] != '"' &&
+			    p[i] != '\\')
+				rs->request_id[n++] = p[i];
+		}
+		rs->request_id[n] = '\0';
 	}
 }
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cmkfs/azerr.h"
 #include "cmkfs/b64.h"
 #include "cmkfs/json.h"
 #include "cmkfs/kv.h"
@@ -33,13 +34,40 @@ const char *kv_last_error(void)
 	return last_err[0] ? last_err : "no error";
 }
 
-static int seterr(int rc, const char *fmt, ...) CMK_PRINTF(2, 3);
-static int seterr(int rc, const char *fmt, ...)
+/* A call starts: nothing from an earlier one may describe its result. */
+void kv_clear_error(void)
 {
+	last_err[0] = '\0';
+	azerr_reset();
+}
+
+/* Record a result that is not a reply (network error, no token, a reply
+ * refused before its status was judged) and say it in last_err. */
+static int fail(int rc, enum azerr_cause cause, const char *creq,
+		const char *fmt, ...) CMK_PRINTF(4, 5);
+static int fail(int rc, enum azerr_cause cause, const char *creq,
+		const char *fmt, ...)
+{
+	struct azerr e = *azerr_last();
+	const char *name = azerr_cause_name(cause);
+	size_t n;
 	va_list ap;
 
+	if (strcmp(e.client_request_id, creq) != 0) {
+		/* not about the reply recorded last */
+		memset(&e, 0, sizeof(e));
+		e.src = AZERR_SRC_KV;
+		snprintf(e.client_request_id, sizeof(e.client_request_id),
+			 "%s", creq);
+	}
+	e.cause = cause;
+	azerr_set(&e);
+	n = (size_t)snprintf(last_err, sizeof(last_err), "%s%s", name,
+			     *name ? ": " : "");
+	if (n >= sizeof(last_err))
+		return rc;
 	va_start(ap, fmt);
-	vsnprintf(last_err, sizeof(last_err), fmt, ap);
+	vsnprintf(last_err + n, sizeof(last_err) - n, fmt, ap);
 	va_end(ap);
 	return rc;
 }
@@ -174,36 +202,10 @@ void kv_free(struct kv *kv)
 int kv_map_error(long status, const char *body, size_t len, char *msg,
 		 size_t cap)
 {
-	const struct json *err = NULL, *inner = NULL;
-	const char *code = "", *icode = "";
-	struct json *j = NULL;
-	int rc;
+	struct azerr e;
+	int rc = azerr_classify(AZERR_SRC_KV, status, body, len, &e);
 
-	if (len > 0 && json_parse(body, len, &j) == 0 &&
-	    json_obj(j, "error", &err) == 0) {
-		if (json_str(err, "code", &code) < 0)
-			code = "";
-		if (json_obj(err, "innererror", &inner) < 0 ||
-		    json_str(inner, "code", &icode) < 0)
-			icode = "";
-	}
-	snprintf(msg, cap, "HTTP %ld%s%.64s%s%.64s%s", status,
-		 *code ? " (" : "", code, *icode ? "/" : "", icode,
-		 *code ? ")" : "");
-	for (char *p = msg; *p; p++) {
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';	/* hostile codes must not forge log lines */
-	}
-	if (status == 403 && (strcmp(icode, "KeyExpired") == 0 ||
-			      strcmp(icode, "KeyNotYetValid") == 0))
-		rc = -EKEYEXPIRED;
-	else if (status == 401 || status == 403 || status == 404)
-		rc = -EKEYREVOKED;
-	else if (http_transient(0, status))
-		rc = -EAGAIN;
-	else
-		rc = -EPROTO;	/* 400, 3xx and anything unexpected */
-	json_free(j);
+	azerr_format(&e, msg, cap);
 	return rc;
 }
 
@@ -232,15 +234,35 @@ static int resource_ok(const struct kv_uri *u, const char *resource)
 	       u->host[ul - hl - 1] == '.';
 }
 
+/* The token endpoint refused or failed: its reply (recorded by azauth,
+ * ids included) says why. */
+static int token_failed(int rc)
+{
+	const struct azerr *e = azerr_last();
+	char what[160];
+
+	if (e->src == AZERR_SRC_KV || e->cause == AZERR_NONE) {
+		struct azerr t = { .cause = rc == -EACCES ? AZERR_TOKEN :
+							    AZERR_OUTAGE,
+				   .src = AZERR_SRC_ENTRA };
+
+		azerr_set(&t);	/* no reply: a network error or our own */
+	}
+	azerr_format(azerr_last(), what, sizeof(what));
+	snprintf(last_err, sizeof(last_err), "%s (token endpoint%s)", what,
+		 rc == -EACCES ? " refused the credential" : " unavailable");
+	return rc;
+}
+
 /* One authenticated call: challenge when needed, token, and one retry
  * with a fresh token after a 401. *rs is owned by the caller on 0. */
 static int call(struct kv *kv, const struct kv_uri *u, const char *method,
 		const char *url, const char *body, size_t body_len,
-		struct http_resp *rs)
+		struct http_resp *rs, char creq[static 37])
 {
 	char *token = NULL, *hauth = NULL, tenant[128], scope[512],
-	     resource[512];
-	const char *hdrs[3];
+	     resource[512], hreq[64];
+	const char *hdrs[4];
 	struct http_req rq = { .method = method, .url = url, .body = body,
 			       .body_len = body_len, .headers = hdrs };
 	bool fresh = false;
@@ -259,14 +281,13 @@ static int call(struct kv *kv, const struct kv_uri *u, const char *method,
 		snprintf(tenant, sizeof(tenant), "%s", kv->tenant);
 		snprintf(scope, sizeof(scope), "%s", kv->scope);
 		pthread_mutex_unlock(&kv->mtx);
+		creq[0] = '\0';
 		if (have) {
 			rc = azauth_token(kv->auth, tenant, scope, token,
 					  AUTH_TOKEN_MAX);
 			if (rc < 0) {
-				rc = seterr(rc, "token: %s",
-					    rc == -EACCES ?
-						    "credential refused by Entra ID" :
-						    "token service unavailable");
+				/* azauth recorded the token endpoint's reply */
+				rc = token_failed(rc);
 				goto out;
 			}
 			snprintf(hauth, AUTH_TOKEN_MAX + 64,
@@ -275,12 +296,20 @@ static int call(struct kv *kv, const struct kv_uri *u, const char *method,
 		}
 		if (body != NULL)
 			hdrs[n++] = "Content-Type: application/json";
+		/* A fresh id per request: Key Vault logs it as the
+		 * AuditEvent's correlationId, the audit line carries it. */
+		rc = azerr_new_request_id(creq);
+		if (rc < 0)
+			goto out;
+		snprintf(hreq, sizeof(hreq), "x-ms-client-request-id: %s", creq);
+		hdrs[n++] = hreq;
 		hdrs[n] = NULL;
 		rc = http_do(&kv->http, &rq, rs);
 		secmem_wipe(hauth, AUTH_TOKEN_MAX + 64);
 		if (rc < 0) {
-			rc = seterr(http_transient(rc, 0) ? -EAGAIN : rc,
-				    "%s: %s", u->vault, strerror(-rc));
+			rc = fail(http_transient(rc, 0) ? -EAGAIN : rc,
+				  AZERR_OUTAGE, creq, "%s: %s", u->vault,
+				  strerror(-rc));
 			goto out;
 		}
 		if (rs->status != 401 || ++tries > 2)
@@ -290,17 +319,18 @@ static int call(struct kv *kv, const struct kv_uri *u, const char *method,
 					   sizeof(tenant), scope, sizeof(scope),
 					   resource, sizeof(resource)) < 0) {
 			http_resp_free(rs);
-			rc = seterr(-EPROTO, "%s: 401 without a usable challenge",
-				    u->vault);
+			rc = fail(-EPROTO, AZERR_PROTOCOL, creq,
+				  "%s: 401 without a usable challenge",
+				  u->vault);
 			goto out;
 		}
 		if (!resource_ok(u, resource)) {
 			http_resp_free(rs);
-			rc = seterr(-EPROTO,
-				    "challenge resource %s does not match the "
-				    "vault host (CMKFS_DISABLE_CHALLENGE_"
-				    "RESOURCE_VERIFICATION=1 for test servers)",
-				    resource);
+			rc = fail(-EPROTO, AZERR_PROTOCOL, creq,
+				  "challenge resource %s does not match the "
+				  "vault host (CMKFS_DISABLE_CHALLENGE_"
+				  "RESOURCE_VERIFICATION=1 for test servers)",
+				  resource);
 			goto out;
 		}
 		http_resp_free(rs);
@@ -323,14 +353,48 @@ out:
 	return rc;
 }
 
-static int check_status(struct http_resp *rs)
+/* Judge a reply and record it, with both request ids, for the audit. */
+static int check_status(struct http_resp *rs, const char *creq)
 {
+	struct azerr e;
 	int rc;
 
-	if (rs->status == 200)
-		return 0;
-	rc = kv_map_error(rs->status, rs->body, rs->body_len, last_err,
-			  sizeof(last_err));
+	rc = azerr_classify(AZERR_SRC_KV, rs->status, rs->body, rs->body_len,
+			    &e);
+	snprintf(e.request_id, sizeof(e.request_id), "%s", rs->request_id);
+	snprintf(e.client_request_id, sizeof(e.client_request_id), "%s",
+		 creq);
+	azerr_set(&e);
+	if (rc < 0)
+		azerr_format(&e, last_err, sizeof(last_err));
+	return rc;
+}
+
+int kv_judge_key(const struct kv_key *k, time_t now)
+{
+	struct azerr e = *azerr_last();	/* the GET that read k, ids and all */
+	int rc = 0;
+
+	if (!k->enabled) {
+		e.cause = AZERR_DISABLED;
+		snprintf(e.code, sizeof(e.code), "enabled=false");
+		rc = -EKEYREVOKED;
+	} else if (k->exp != 0 && k->exp <= now) {
+		e.cause = AZERR_EXPIRED;
+		snprintf(e.code, sizeof(e.code), "exp=%lld",
+			 (long long)k->exp);
+		rc = -EKEYEXPIRED;
+	} else if (k->nbf != 0 && k->nbf > now) {
+		e.cause = AZERR_EXPIRED;	/* not yet valid */
+		snprintf(e.code, sizeof(e.code), "nbf=%lld",
+			 (long long)k->nbf);
+		rc = -EKEYEXPIRED;
+	}
+	if (rc < 0) {
+		azerr_set(&e);
+		snprintf(last_err, sizeof(last_err), "%s: key attributes %s",
+			 azerr_cause_name(e.cause), e.code);
+	}
 	return rc;
 }
 
@@ -387,24 +451,26 @@ out:
 int kv_get_key(struct kv *kv, const struct kv_uri *u, struct kv_key *k)
 {
 	struct http_resp rs;
-	char url[KV_URI_MAX + 64];
+	char url[KV_URI_MAX + 64], creq[37];
 	int rc;
 
+	kv_clear_error();
 	memset(k, 0, sizeof(*k));
 	snprintf(url, sizeof(url), "%s/keys/%s/%s?api-version=" KV_API_VERSION,
 		 u->vault, u->name, u->version);
-	rc = call(kv, u, "GET", url, NULL, 0, &rs);
+	rc = call(kv, u, "GET", url, NULL, 0, &rs, creq);
 	if (rc < 0)
 		return rc;
-	rc = check_status(&rs);
+	rc = check_status(&rs, creq);
 	if (rc == 0) {
 		rc = kv_parse_key_reply(rs.body, rs.body_len, k);
 		if (rc == -EOPNOTSUPP)
-			rc = seterr(-EPROTO, "%s: unsupported key type %s",
-				    u->vault, k->kty);
+			rc = fail(-EPROTO, AZERR_PROTOCOL, creq,
+				  "%s: unsupported key type %s", u->vault,
+				  k->kty);
 		else if (rc < 0)
-			rc = seterr(-EPROTO, "%s: malformed key bundle",
-				    u->vault);
+			rc = fail(-EPROTO, AZERR_PROTOCOL, creq,
+				  "%s: malformed key bundle", u->vault);
 	}
 	http_resp_free(&rs);
 	return rc;
@@ -428,11 +494,12 @@ static int keyop(struct kv *kv, const struct kv_uri *u, const char *op,
 		 const char *alg, const uint8_t *in, size_t len, uint8_t *out,
 		 size_t cap, size_t *out_len)
 {
-	char url[KV_URI_MAX + 64], *body = NULL;
+	char url[KV_URI_MAX + 64], *body = NULL, creq[37];
 	struct http_resp rs;
 	size_t blen = b64_enc_len(len) + 64, pos;
 	int rc;
 
+	kv_clear_error();
 	if (len > 1024 || strlen(alg) > 16)
 		return -EINVAL;
 	rc = secmem_zalloc(blen + 64, (void **)&body);
@@ -446,13 +513,14 @@ static int keyop(struct kv *kv, const struct kv_uri *u, const char *op,
 	memcpy(body + pos, "\"}", 3);	/* room reserved above */
 	snprintf(url, sizeof(url), "%s/keys/%s/%s/%s?api-version=" KV_API_VERSION,
 		 u->vault, u->name, u->version, op);
-	rc = call(kv, u, "POST", url, body, strlen(body), &rs);
+	rc = call(kv, u, "POST", url, body, strlen(body), &rs, creq);
 	if (rc < 0)
 		goto free_body;
-	rc = check_status(&rs);
+	rc = check_status(&rs, creq);
 	if (rc == 0 && kv_parse_op_reply(rs.body, rs.body_len, out, cap,
 					 out_len) < 0)
-		rc = seterr(-EPROTO, "%s: malformed %s reply", u->vault, op);
+		rc = fail(-EPROTO, AZERR_PROTOCOL, creq, "%s: malformed %s reply",
+			  u->vault, op);
 	http_resp_free(&rs);
 free_body:
 	secmem_free(body, blen + 64);

@@ -35,7 +35,11 @@ static void usage(FILE *f)
 		"  --key-check-interval SECONDS\n"
 		"                       prove access to the keys this often (default\n"
 		"                       60); a denial (access revoked, key disabled,\n"
-		"                       deleted or expired) wipes the keys at once\n"
+		"                       deleted or expired) that a second check\n"
+		"                       confirms wipes the keys\n"
+		"  --confirm-delay SECONDS\n"
+		"                       wait before that second check (1..60,\n"
+		"                       default 5)\n"
 		"  --grace SECONDS      how long to serve on through transient Key\n"
 		"                       Vault faults before locking (default 3600)\n"
 		KEYOPTS_HELP_CA_FILE
@@ -166,6 +170,7 @@ int cmd_mount(int argc, char **argv)
 		KEYOPTS_OPT_SERVICE_KEY,
 		{ "key-check-interval", required_argument, NULL, 'i' },
 		{ "grace", required_argument, NULL, 'g' },
+		{ "confirm-delay", required_argument, NULL, 'C' },
 		KEYOPTS_OPT_CA_FILE,
 		KEYOPTS_OPT_AUDIT_LOG,
 		{ "no-xattr", no_argument, NULL, 'x' },
@@ -204,6 +209,21 @@ int cmd_mount(int argc, char **argv)
 			if (opts == NULL)
 				return cli_fail("mount", "out of memory");
 			break;
+		case 'C': {
+			char *end;
+			long v;
+
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || v < 1 || v > 60) {
+				free(opts);
+				return cli_usage_error(
+					"mount",
+					"--confirm-delay takes seconds (1..60)");
+			}
+			o.confirm_sec = (int)v;
+			break;
+		}
 		case 'i':
 		case 'g': {
 			char *end;

@@ -25,7 +25,6 @@
 #include "cmkfs/inode.h"
 #include "cmkfs/journal.h"
 #include "cmkfs/keyprov.h"
-#include "cmkfs/kv.h"
 #include "cmkfs/log.h"
 #include "cmkfs/monitor.h"
 #include "cmkfs/mount.h"
@@ -108,17 +107,37 @@ static int unlock_volume(const struct mount_opts *o, struct keyring **kr)
 		return -1;
 	}
 	backing_probe_order(dirfd);
+	keyprov_clear_error();
 	rc = volio_unlock(dirfd, o->service_key, kr);
-	close(dirfd);
 	if (rc < 0) {
-		log_err("%s: cannot unlock: %s%s%s", o->cipherdir,
-			volio_strerror(rc),
-			rc == -EKEYREVOKED || rc == -EKEYEXPIRED ? ": " : "",
-			rc == -EKEYREVOKED || rc == -EKEYEXPIRED ?
-				kv_last_error() : "");
-		audit_event("mount", NULL, "denied", volio_strerror(rc));
+		struct keyprov_why w;
+		struct audit_why aw;
+		struct volume fv;
+		const char *key = NULL, *kerr = keyprov_last_error();
+		bool named = strcmp(kerr, "no error") != 0;
+		char detail[400];
+
+		/* The failed mount is the volume's event too: its id and
+		 * key, and the cause in Azure's terms when Azure said no. */
+		if (volio_read(dirfd, &fv) == 0) {
+			volume_id_hex(&fv, id);
+			audit_set_volume(id);
+			key = fv.layer[1].key_id;
+		}
+		keyprov_last_why(&w);
+		aw = (struct audit_why){ .cause = w.cause, .code = w.code,
+					 .request_id = w.request_id,
+					 .client_request_id = w.client_request_id };
+		snprintf(detail, sizeof(detail), "%s%s%s", volio_strerror(rc),
+			 named ? ": " : "", named ? kerr : "");
+		log_err("%s: cannot unlock: %s", o->cipherdir, detail);
+		audit_event_why("mount", key,
+				monitor_is_denial(rc) ? "denied" : "error",
+				detail, &aw);
+		close(dirfd);
 		return rc;
 	}
+	close(dirfd);
 	v = keyring_volume(*kr);
 	volume_id_hex(v, id);
 	audit_set_volume(id);
@@ -244,6 +263,7 @@ static int start_services(struct session *s)
 	struct monitor_cfg mcfg = {
 		.interval_sec = o->key_check_interval_sec,
 		.grace_sec = o->grace_sec,
+		.confirm_sec = o->confirm_sec,
 		.service_key = o->service_key,
 		.open_providers = volio_providers,
 		.strerror = volio_strerror,

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <string.h>
 
 #include "cmkfs/keyprov.h"
 
@@ -44,4 +45,23 @@ const char *keyprov_last_error(void)
 			return kinds[i]->last_error();
 	}
 	return "no error";
+}
+
+void keyprov_last_why(struct keyprov_why *w)
+{
+	memset(w, 0, sizeof(*w));
+	for (size_t i = 0; i < CMK_ARRAY_LEN(kinds); i++) {
+		if (kinds[i]->last_why != NULL) {
+			kinds[i]->last_why(w);
+			return;
+		}
+	}
+}
+
+void keyprov_clear_error(void)
+{
+	for (size_t i = 0; i < CMK_ARRAY_LEN(kinds); i++) {
+		if (kinds[i]->clear_error != NULL)
+			kinds[i]->clear_error();
+	}
 }

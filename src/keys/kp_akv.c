@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "cmkfs/azauth.h"
+#include "cmkfs/azerr.h"
 #include "cmkfs/http.h"
 #include "cmkfs/keyprov.h"
 #include "cmkfs/kv.h"
@@ -83,16 +84,22 @@ const struct kv_key *kp_akv_key(const struct keyprov *kp)
 	return &((const struct kp_akv *)kp->priv)->key;
 }
 
-/* Expiry is a revocation: Key Vault still unwraps with an expired key. */
+/* Expiry is a revocation: Key Vault still unwraps with an expired key.
+ * kv_judge_key() records the cause (disabled, expired) for the audit. */
 static int usable(const struct kv_key *k)
 {
-	time_t now = time(NULL);
+	return kv_judge_key(k, time(NULL));
+}
 
-	if (!k->enabled)
-		return -EKEYREVOKED;
-	if ((k->exp != 0 && k->exp <= now) || (k->nbf != 0 && k->nbf > now))
-		return -EKEYEXPIRED;
-	return 0;
+static void akv_last_why(struct keyprov_why *w)
+{
+	const struct azerr *e = azerr_last();
+
+	snprintf(w->cause, sizeof(w->cause), "%s", azerr_cause_name(e->cause));
+	snprintf(w->code, sizeof(w->code), "%s", e->code);
+	snprintf(w->request_id, sizeof(w->request_id), "%s", e->request_id);
+	snprintf(w->client_request_id, sizeof(w->client_request_id), "%s",
+		 e->client_request_id);
 }
 
 /* The attributes were read when this provider was opened (the monitor
@@ -167,6 +174,8 @@ const struct keyprov_ops kp_akv_ops = {
 	.open = akv_open_layer,
 	.forget = akv_forget,
 	.last_error = kv_last_error,
+	.last_why = akv_last_why,
+	.clear_error = kv_clear_error,
 	.wrap = akv_wrap,
 	.unwrap = akv_unwrap,
 	.check = akv_check,

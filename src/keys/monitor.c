@@ -42,18 +42,21 @@ int monitor_is_denial(int rc)
  * failure (Key Vault's code and message); the rest by the creator's words. */
 static const char *why(const struct monitor *m, int rc)
 {
-	if (rc == -EKEYREVOKED || rc == -EKEYEXPIRED || rc == -EACCES ||
-	    rc == -EAGAIN || rc == -EPROTO)
+	if ((rc == -EKEYREVOKED || rc == -EKEYEXPIRED || rc == -EACCES ||
+	     rc == -EAGAIN || rc == -EPROTO) &&
+	    strcmp(keyprov_last_error(), "no error") != 0)
 		return keyprov_last_error();
 	return m->cfg.strerror != NULL ? m->cfg.strerror(rc) : strerror(-rc);
 }
 
-/* One check: providers for the current config, attributes, unwrap proof. */
+/* One check: providers for the current config, attributes, unwrap proof.
+ * It starts with no provider result, so what it reports is its own. */
 static int check_once(struct monitor *m, struct keyprov *prov[2])
 {
 	struct volume v;
 	int rc;
 
+	keyprov_clear_error();
 	keyring_volume_copy(m->kr, &v);
 	rc = m->cfg.open_providers(&v, m->service_key, prov);
 	for (int i = 0; i < 2 && rc == 0; i++) {
@@ -65,8 +68,17 @@ static int check_once(struct monitor *m, struct keyprov *prov[2])
 	return rc;
 }
 
+static void set_lock_cause(struct monitor *m, const char *cause)
+{
+	pthread_mutex_lock(&m->mtx);
+	if (!m->st.locked)
+		snprintf(m->st.lock_cause, sizeof(m->st.lock_cause), "%s",
+			 cause);
+	pthread_mutex_unlock(&m->mtx);
+}
+
 static void do_lock(struct monitor *m, const char *reason, bool manual,
-		    struct monitor_status *st)
+		    struct monitor_status *st, const struct audit_why *aw)
 {
 	char key_id[sizeof(m->st.key_id)];
 
@@ -84,17 +96,58 @@ static void do_lock(struct monitor *m, const char *reason, bool manual,
 	pthread_mutex_unlock(&m->mtx);
 	if (!was) {
 		log_err("keys wiped, mount locked: %s", reason);
-		audit_event("lock", key_id, manual ? "manual" : "denied",
-			    reason);
+		audit_event_why("lock", key_id, manual ? "manual" : "denied",
+				reason, aw);
 	}
 }
 
-static void run_check(struct monitor *m)
+/* Sleep up to sec seconds unless the monitor is stopped; true if stopped. */
+static bool pause_unless_stopped(struct monitor *m, int sec)
+{
+	struct timespec ts;
+	bool stop;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += sec;
+	pthread_mutex_lock(&m->mtx);
+	while (!m->stop &&
+	       pthread_cond_timedwait(&m->cond, &m->mtx, &ts) == 0)
+		;
+	stop = m->stop;
+	pthread_mutex_unlock(&m->mtx);
+	return stop;
+}
+
+/* The audit fields of this thread's last provider result. */
+static void why_parts(struct keyprov_why *w, struct audit_why *aw, int rc,
+		      const char *resumed_from)
+{
+	keyprov_last_why(w);
+	if (rc < 0 && w->cause[0] == '\0')
+		snprintf(w->cause, sizeof(w->cause), "%s",
+			 monitor_is_denial(rc) ? "denied" : "unavailable");
+	if (rc == 0)
+		snprintf(w->cause, sizeof(w->cause), "%s",
+			 resumed_from != NULL ? resumed_from : "");
+	aw->cause = w->cause;
+	aw->code = w->code;
+	aw->request_id = w->request_id;
+	aw->client_request_id = w->client_request_id;
+}
+
+/* One check. A denial is not acted on at once: unless `confirming`, the
+ * check is made again confirm_sec later, and only a denial then locks (a
+ * 403 while a role assignment propagates, or one spurious reply, must not
+ * take a mount down). A transient result of that second check is judged
+ * by the grace period like any other. */
+static void run_check_pass(struct monitor *m, bool confirming)
 {
 	struct keyprov *prov[2] = { NULL, NULL };
 	time_t now = time(NULL);
 	char key_id[sizeof(m->st.key_id)];
-	char reason[256];
+	char reason[256], cause[16];
+	struct keyprov_why w;
+	struct audit_why aw;
 	bool locked;
 	int rc;
 
@@ -108,6 +161,7 @@ static void run_check(struct monitor *m)
 
 	rc = check_once(m, prov);
 	snprintf(reason, sizeof(reason), "%s", rc == 0 ? "ok" : why(m, rc));
+	why_parts(&w, &aw, rc, NULL);
 	pthread_mutex_lock(&m->mtx);
 	m->st.last_check = now;
 	m->st.checks++;
@@ -120,12 +174,21 @@ static void run_check(struct monitor *m)
 	time_t last_ok = m->st.last_ok;
 	/* monitor_reload() may change it meanwhile */
 	memcpy(key_id, m->st.key_id, sizeof(key_id));
+	snprintf(cause, sizeof(cause), "%s", m->st.lock_cause);
 	pthread_mutex_unlock(&m->mtx);
-	audit_event("check", key_id,
-		    rc == 0		    ? "ok" :
-		    monitor_is_denial(rc) ? "denied" :
-					    "transient",
-		    rc == 0 ? NULL : reason);
+	bool confirm = rc < 0 && !locked && monitor_is_denial(rc) &&
+		       !confirming;
+	char detail[300];
+
+	snprintf(detail, sizeof(detail), "%s%s", rc == 0 ? "" : reason,
+		 confirm	     ? " (to be confirmed by a second check)" :
+		 confirming && rc == 0 ? "denial not confirmed by a second check" :
+					 "");
+	audit_event_why("check", key_id,
+			rc == 0		      ? "ok" :
+			monitor_is_denial(rc) ? "denied" :
+						"transient",
+			detail[0] ? detail : NULL, &aw);
 	if (rc == 0 && locked && !lock_since) {
 		bool resumed = false;
 
@@ -136,34 +199,61 @@ static void run_check(struct monitor *m)
 		if (rc == 0) {
 			pthread_mutex_lock(&m->mtx);
 			resumed = keyring_generation(m->kr) == gen0 + 1;
-			if (resumed)
+			if (resumed) {
 				m->st.locked = m->st.manual = false;
+				m->st.lock_cause[0] = '\0';
+			}
 			pthread_mutex_unlock(&m->mtx);
 		}
 		if (resumed) {
-			log_warn("key access restored, mount resumed");
-			audit_event("resume", key_id, "ok", NULL);
+			char r[64];
+
+			/* the resume names what it recovered from */
+			snprintf(r, sizeof(r), "access restored after: %s",
+				 cause[0] ? cause : "lock");
+			why_parts(&w, &aw, 0, cause);
+			log_warn("key access restored, mount resumed (locked "
+				 "for: %s)", cause[0] ? cause : "lock");
+			audit_event_why("resume", key_id, "ok", r, &aw);
 			audit_event("unwrap", key_id, "ok", "resume");
 		}
+	} else if (confirm) {
+		log_warn("key check denied (%s): checking again in %d s before "
+			 "locking", reason, m->cfg.confirm_sec);
+		keyprov_close(prov[0]);
+		keyprov_close(prov[1]);
+		if (!pause_unless_stopped(m, m->cfg.confirm_sec))
+			run_check_pass(m, true);
+		return;
 	} else if (rc < 0 && !locked) {
 		if (monitor_is_denial(rc)) {
-			do_lock(m, reason, false, NULL);
+			set_lock_cause(m, w.cause);
+			do_lock(m, reason, false, NULL, &aw);
 		} else if (now - last_ok >= m->cfg.grace_sec) {
 			char r2[300];
 
 			snprintf(r2, sizeof(r2),
 				 "grace period of %d s over: %s",
 				 m->cfg.grace_sec, reason);
-			do_lock(m, r2, false, NULL);
+			/* the cause stays the transient one: "firewall",
+			 * "outage"; the detail says the grace ran out */
+			set_lock_cause(m, w.cause);
+			do_lock(m, r2, false, NULL, &aw);
 		} else {
-			log_warn("key check failed (transient, locking in %ld s "
-				 "if it persists): %s",
+			log_warn("key check failed (transient: %s, locking in "
+				 "%ld s if it persists): %s",
+				 w.cause,
 				 (long)(m->cfg.grace_sec - (now - last_ok)),
 				 reason);
 		}
 	}
 	keyprov_close(prov[0]);
 	keyprov_close(prov[1]);
+}
+
+static void run_check(struct monitor *m)
+{
+	run_check_pass(m, false);
 }
 
 static void *loop(void *arg)
@@ -219,6 +309,8 @@ int monitor_start(struct keyring *kr, const struct monitor_cfg *cfg,
 		m->cfg.interval_sec = 60;
 	if (m->cfg.grace_sec < 0)
 		m->cfg.grace_sec = 3600;
+	if (m->cfg.confirm_sec <= 0)
+		m->cfg.confirm_sec = MONITOR_CONFIRM_DEFAULT;
 	pthread_mutex_init(&m->mtx, NULL);
 	pthread_cond_init(&m->cond, NULL);
 	m->st.last_check = m->st.last_ok = time(NULL);
@@ -252,7 +344,10 @@ void monitor_stop(struct monitor *m)
 void monitor_lock_now(struct monitor *m, const char *reason,
 		      struct monitor_status *st)
 {
-	do_lock(m, reason, true, st);
+	static const struct audit_why manual = { .cause = "manual" };
+
+	set_lock_cause(m, "manual");
+	do_lock(m, reason, true, st, &manual);
 }
 
 void monitor_kick(struct monitor *m)

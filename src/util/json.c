@@ -177,6 +177,22 @@ const char *json_array_str(const struct json *arr, size_t i)
 	return cJSON_IsString(e) ? e->valuestring : NULL;
 }
 
+int json_array_int(const struct json *arr, size_t i, int64_t *out)
+{
+	const cJSON *e;
+
+	if (i > INT_MAX)
+		return -EPROTO;
+	e = cJSON_GetArrayItem(C(arr), (int)i);
+	/* 2^63 as a double is the first value out of range */
+	if (!cJSON_IsNumber(e) || !(e->valuedouble >= 0) ||
+	    e->valuedouble >= 9223372036854775808.0 ||
+	    e->valuedouble != (double)(int64_t)e->valuedouble)
+		return -EPROTO;
+	*out = (int64_t)e->valuedouble;
+	return 0;
+}
+
 /* Bytes of the character that starts at s: an escape's source byte, or a
  * UTF-8 lead byte with the continuation bytes that follow it (at most the
  * lead promises). Anything else, malformed UTF-8 included, is one byte. */

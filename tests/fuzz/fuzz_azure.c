@@ -1,5 +1,6 @@
 /* tests/fuzz/fuzz_azure.c — Key Vault error replies (status from the first
- * two bytes), response header lines (WWW-Authenticate, Retry-After) and
+ * two bytes), response header lines (WWW-Authenticate, Retry-After,
+ * x-ms-request-id) and
  * the challenges they carry, and key URIs. */
 #include <string.h>
 
@@ -28,9 +29,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 2)
 		return 0;
-	rc = kv_map_error(100 + (data[0] << 8 | data[1]) % 500,
-			  (const char *)data + 2, size - 2, msg, sizeof(msg));
-	FUZZ_ASSERT(rc < 0 && strchr(msg, '\n') == NULL);
+	long status = 100 + (data[0] << 8 | data[1]) % 500;
+
+	rc = kv_map_error(status, (const char *)data + 2, size - 2, msg,
+			  sizeof(msg));
+	FUZZ_ASSERT((rc < 0) == (status != 200) && strchr(msg, '\n') == NULL);
 	n = size - 2 < sizeof(text) - 1 ? size - 2 : sizeof(text) - 1;
 	memcpy(text, data + 2, n);
 	text[n] = '\0';
@@ -43,7 +46,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rs.retry_after_sec = -1;
 	http_parse_header((const char *)data + 2, size - 2, &rs);
 	FUZZ_ASSERT(strlen(rs.www_authenticate) < sizeof(rs.www_authenticate) &&
-		    rs.retry_after_sec >= -1);
+		    rs.retry_after_sec >= -1 &&
+		    strlen(rs.request_id) < sizeof(rs.request_id));
+	/* the request id goes into audit lines as it is */
+	for (const char *p = rs.request_id; *p; p++)
+		FUZZ_ASSERT(*p > 0x20 && *p < 0x7f && *p != '"' && *p != '\\');
 	if (rs.retry_after_sec >= 0)
 		FUZZ_ASSERT(http_backoff_ms(1, rs.retry_after_sec) <= 60000);
 	if (rs.www_authenticate[0] != '\0')

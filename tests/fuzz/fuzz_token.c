@@ -20,8 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int rc;
 
 	memset(tok, '#', 8);
-	rc = azauth_parse_token_reply(200, body, size, now, tok, sizeof(tok),
-				      &exp);
+	rc = azauth_parse_token_reply(AZERR_SRC_ENTRA, 200, body, size, now,
+				      tok, sizeof(tok), &exp, NULL);
 	if (rc == 0) {
 		n = strlen(tok);
 		/* The token goes into an Authorization header. */
@@ -29,17 +29,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    strpbrk(tok, "\r\n \t\"") == NULL && exp > 0);
 		/* Too long for the caller's buffer: refused, not cut. */
 		memset(buf, '#', 8);
-		FUZZ_ASSERT(azauth_parse_token_reply(200, body, size, now, buf,
-						     n, &exp) == -EPROTO &&
+		FUZZ_ASSERT(azauth_parse_token_reply(AZERR_SRC_IMDS, 200, body,
+						     size, now, buf, n, &exp,
+						     NULL) == -EPROTO &&
 			    memcmp(buf, "########", 8) == 0);
 	} else {
 		FUZZ_ASSERT(rc == -EPROTO && memcmp(tok, "########", 8) == 0);
 	}
-	/* Any other status is decided on the status alone. */
+	/* Any other status is an error of a known class with a code safe to
+	 * log, whatever the body says. */
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-		rc = azauth_parse_token_reply(refused[i], body, size, now, tok,
-					      sizeof(tok), &exp);
-		FUZZ_ASSERT(rc == -EACCES || rc == -EAGAIN || rc == -EPROTO);
+		for (int src = AZERR_SRC_ENTRA; src <= AZERR_SRC_APPSERVICE;
+		     src++) {
+			struct azerr e;
+
+			rc = azauth_parse_token_reply((enum azerr_src)src,
+						      refused[i], body, size,
+						      now, tok, sizeof(tok),
+						      &exp, &e);
+			FUZZ_ASSERT(rc == -EACCES || rc == -EAGAIN ||
+				    rc == -EPROTO);
+			FUZZ_ASSERT((rc == -EACCES) ==
+				    azerr_is_denial(e.cause));
+			FUZZ_ASSERT(strlen(e.code) < sizeof(e.code));
+			for (const char *p = e.code; *p; p++)
+				FUZZ_ASSERT((unsigned char)*p >= 0x20 &&
+					    *p != 0x7f && *p != '"');
+		}
 	}
 	/* The same bytes as a federated token file, copied and in place. */
 	rc = azauth_parse_assertion(body, size, buf, sizeof(buf));

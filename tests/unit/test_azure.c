@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cmkfs/azauth.h"
+#include "cmkfs/azerr.h"
 #include "cmkfs/http.h"
 #include "cmkfs/kv.h"
 #include "../lib/tap.h"
@@ -135,10 +136,198 @@ static void errors(void)
 	CHECK(http_backoff_ms(1, 100000) == 60000, "Retry-After capped");
 }
 
+/* Real error bodies (shortened only where marked), as Azure sends them:
+ * the firewall 403 from hashicorp/terraform-provider-azurerm#20742, the
+ * expired secret from Azure-Samples/ms-identity-python-webapp#67 and
+ * vcheckzen/FODI#23, the invalid secret from MicrosoftDocs/azure-docs
+ * #33356, IMDS's from "How to use managed identities on a VM to acquire
+ * an access token". The classifier must name each cause and sort it into
+ * denial or transient as doc/KEYS.md "Azure events" says. */
+static void classify(void)
+{
+	static const char fw[] =
+		"{\"error\":{\"code\":\"Forbidden\",\"message\":\"Client address "
+		"is not authorized and caller is not a trusted service.\\r\\n"
+		"Client address: 203.0.113.7\\r\\nCaller: appid=...;oid=...;"
+		"iss=https://sts.windows.net/.../\\r\\nVault: v;location=x\","
+		"\"innererror\":{\"code\":\"ForbiddenByFirewall\"}}}";
+	static const char pol[] =
+		"{\"error\":{\"code\":\"Forbidden\",\"message\":\"The user, "
+		"group or application 'appid=...;oid=...;iss=https://sts.windows."
+		"net/.../' does not have keys get permission on key vault 'v;"
+		"location=x'. For help resolving this issue, please see https://"
+		"go.microsoft.com/fwlink/?linkid=2125287\",\"innererror\":"
+		"{\"code\":\"ForbiddenByPolicy\"}}}";
+	static const char rbac[] =
+		"{\"error\":{\"code\":\"Forbidden\",\"message\":\"Caller is not "
+		"authorized to perform action on resource.\",\"innererror\":"
+		"{\"code\":\"ForbiddenByRbac\"}}}";
+	static const char dis[] =
+		"{\"error\":{\"code\":\"Forbidden\",\"message\":\"Operation "
+		"unwrapKey is not allowed on a disabled key.\",\"innererror\":"
+		"{\"code\":\"KeyDisabled\"}}}";
+	static const char nf[] =
+		"{\"error\":{\"code\":\"KeyNotFound\",\"message\":\"A key with "
+		"(name/id) cmk was not found in this key vault. If you recently "
+		"deleted this key you may be able to recover it using the correct "
+		"recovery command. For help resolving this issue, please see "
+		"https://go.microsoft.com/fwlink/?linkid=2125182\"}}";
+	static const char thr[] =
+		"{\"error\":{\"code\":\"Throttled\",\"message\":\"Request was "
+		"not processed because too many requests were received.\"}}";
+	static const char expired_secret[] =
+		"{\"error\":\"invalid_client\",\"error_description\":"
+		"\"AADSTS7000222: The provided client secret keys for app '...' "
+		"are expired. Visit the Azure portal to create new keys for your "
+		"app: https://aka.ms/NewClientSecret, or consider using "
+		"certificate credentials for added security: https://aka.ms/"
+		"certCreds.\\r\\nTrace ID: 8c95acf1-cc04-40a1-ad14-481862cf1801"
+		"\\r\\nCorrelation ID: d65574ea-000b-4526-8595-ddaae8b4250d\\r\\n"
+		"Timestamp: 2023-01-09 14:06:14Z\",\"error_codes\":[7000222],"
+		"\"timestamp\":\"2023-01-09 14:06:14Z\",\"trace_id\":"
+		"\"8c95acf1-cc04-40a1-ad14-481862cf1801\",\"correlation_id\":"
+		"\"d65574ea-000b-4526-8595-ddaae8b4250d\",\"error_uri\":"
+		"\"https://login.microsoftonline.com/error?code=7000222\"}";
+	static const char bad_secret[] =
+		"{\"error\":\"invalid_client\",\"error_description\":"
+		"\"AADSTS7000215: Invalid client secret provided. Ensure the "
+		"secret being sent in the request is the client secret value, not "
+		"the client secret ID.\",\"error_codes\":[7000215]}";
+	static const char no_app[] =
+		"{\"error\":\"unauthorized_client\",\"error_description\":"
+		"\"AADSTS700016: Application with identifier '...' was not found "
+		"in the directory '...'.\",\"error_codes\":[700016]}";
+	static const char busy[] =
+		"{\"error\":\"temporarily_unavailable\",\"error_description\":"
+		"\"AADSTS50196: ...\",\"error_codes\":[50196]}";
+	static const char imds_id[] =
+		"{\"error\":\"invalid_request\",\"error_description\":"
+		"\"Identity not found\"}";
+	static const struct {
+		enum azerr_src src;
+		long status;
+		const char *body;
+		int rc;
+		enum azerr_cause cause;
+		const char *code;
+	} rows[] = {
+		{ AZERR_SRC_KV, 200, "{}", 0, AZERR_NONE, "" },
+		{ AZERR_SRC_KV, 403, fw, -EAGAIN, AZERR_FIREWALL,
+		  "Forbidden/ForbiddenByFirewall" },
+		{ AZERR_SRC_KV, 403, pol, -EKEYREVOKED, AZERR_PERMISSION,
+		  "Forbidden/ForbiddenByPolicy" },
+		{ AZERR_SRC_KV, 403, rbac, -EKEYREVOKED, AZERR_PERMISSION,
+		  "Forbidden/ForbiddenByRbac" },
+		{ AZERR_SRC_KV, 403, dis, -EKEYREVOKED, AZERR_DISABLED,
+		  "Forbidden/KeyDisabled" },
+		{ AZERR_SRC_KV, 404, nf, -EKEYREVOKED, AZERR_DELETED,
+		  "KeyNotFound" },
+		{ AZERR_SRC_KV, 429, thr, -EAGAIN, AZERR_THROTTLED, "Throttled" },
+		{ AZERR_SRC_KV, 503, "<html>", -EAGAIN, AZERR_OUTAGE, "" },
+		{ AZERR_SRC_KV, 401, "", -EKEYREVOKED, AZERR_PERMISSION, "" },
+		{ AZERR_SRC_KV, 400, nf, -EPROTO, AZERR_PROTOCOL, "KeyNotFound" },
+		{ AZERR_SRC_ENTRA, 401, expired_secret, -EACCES, AZERR_TOKEN,
+		  "AADSTS7000222" },
+		{ AZERR_SRC_ENTRA, 401, bad_secret, -EACCES, AZERR_TOKEN,
+		  "AADSTS7000215" },
+		{ AZERR_SRC_ENTRA, 400, no_app, -EACCES, AZERR_TOKEN,
+		  "AADSTS700016" },
+		{ AZERR_SRC_ENTRA, 503, busy, -EAGAIN, AZERR_OUTAGE,
+		  "AADSTS50196" },
+		{ AZERR_SRC_ENTRA, 400, busy, -EAGAIN, AZERR_OUTAGE,
+		  "AADSTS50196" },
+		{ AZERR_SRC_ENTRA, 429, "", -EAGAIN, AZERR_THROTTLED, "" },
+		{ AZERR_SRC_ENTRA, 404, "", -EACCES, AZERR_TOKEN, "" },
+		{ AZERR_SRC_IMDS, 404, "", -EAGAIN, AZERR_OUTAGE, "" },
+		{ AZERR_SRC_IMDS, 410, "", -EAGAIN, AZERR_OUTAGE, "" },
+		{ AZERR_SRC_IMDS, 429, "", -EAGAIN, AZERR_THROTTLED, "" },
+		{ AZERR_SRC_IMDS, 500, "", -EAGAIN, AZERR_OUTAGE, "" },
+		{ AZERR_SRC_IMDS, 400, imds_id, -EACCES, AZERR_TOKEN,
+		  "invalid_request" },
+		{ AZERR_SRC_APPSERVICE, 404, "", -EACCES, AZERR_TOKEN, "" },
+	};
+	struct azerr e;
+	char tok[64], m[256], id[37], id2[37];
+	time_t exp;
+
+	for (size_t i = 0; i < CMK_ARRAY_LEN(rows); i++) {
+		int rc = azerr_classify(rows[i].src, rows[i].status,
+					rows[i].body, strlen(rows[i].body), &e);
+
+		CHECK(rc == rows[i].rc && e.cause == rows[i].cause &&
+			      e.status == rows[i].status &&
+			      strcmp(e.code, rows[i].code) == 0 &&
+			      azerr_is_denial(e.cause) ==
+				      (rc == -EKEYREVOKED || rc == -EACCES ||
+				       rc == -EKEYEXPIRED),
+		      "row %zu (src %d, HTTP %ld): rc %d cause %s code '%s'", i,
+		      rows[i].src, rows[i].status, rc,
+		      azerr_cause_name(e.cause), e.code);
+	}
+	/* Key Vault's own mapping agrees and names the cause. */
+	CHECK_RC(kv_map_error(403, fw, strlen(fw), m, sizeof(m)), -EAGAIN);
+	CHECK(strcmp(m, "firewall: HTTP 403 (Forbidden/ForbiddenByFirewall)") ==
+		      0,
+	      "firewall message '%s'", m);
+	/* The token reply parser classifies by endpoint: one IMDS 404 is
+	 * an update in progress, not a refused identity. */
+	CHECK_RC(azauth_parse_token_reply(AZERR_SRC_IMDS, 404, "", 0, 0, tok,
+					  sizeof(tok), &exp, &e),
+		 -EAGAIN);
+	CHECK(e.cause == AZERR_OUTAGE, "IMDS 404 cause %s",
+	      azerr_cause_name(e.cause));
+	CHECK_RC(azauth_parse_token_reply(AZERR_SRC_ENTRA, 401, expired_secret,
+					  strlen(expired_secret), 0, tok,
+					  sizeof(tok), &exp, &e),
+		 -EACCES);
+	CHECK(e.cause == AZERR_TOKEN && strcmp(e.code, "AADSTS7000222") == 0,
+	      "expired secret: %s %s", azerr_cause_name(e.cause), e.code);
+	/* A code from a hostile body cannot forge an audit or log line. */
+	static const char evil[] =
+		"{\"error\":{\"code\":\"a\\n{\\\"event\\\":1}\"}}";
+
+	CHECK_RC(azerr_classify(AZERR_SRC_KV, 500, evil, strlen(evil), &e),
+		 -EAGAIN);
+	CHECK(strpbrk(e.code, "\n\"\\") == NULL, "code '%s'", e.code);
+	/* Request ids: UUID v4, fresh each time. */
+	CHECK_RC(azerr_new_request_id(id), 0);
+	CHECK_RC(azerr_new_request_id(id2), 0);
+	CHECK(strlen(id) == 36 && id[8] == '-' && id[13] == '-' &&
+		      id[14] == '4' && strchr("89ab", id[19]) != NULL &&
+		      id[23] == '-' && strcmp(id, id2) != 0,
+	      "request ids %s %s", id, id2);
+	/* The thread's last result starts empty after a reset. */
+	e.cause = AZERR_DISABLED;
+	azerr_set(&e);
+	azerr_reset();
+	CHECK(azerr_last()->cause == AZERR_NONE &&
+		      strcmp(kv_last_error(), "no error") == 0,
+	      "reset");
+}
+
+/* x-ms-request-id is read from the reply's headers, safely. */
+static void headers(void)
+{
+	struct http_resp rs;
+	static const char h[] = "x-ms-request-id: 5f1c2b3a-0000-4000-8000-"
+				"00000000abcd\r\n";
+	static const char evil[] = "X-MS-Request-Id: a\"b\\c d\r\n";
+
+	memset(&rs, 0, sizeof(rs));
+	http_parse_header(h, strlen(h), &rs);
+	CHECK(strcmp(rs.request_id, "5f1c2b3a-0000-4000-8000-00000000abcd") == 0,
+	      "request id '%s'", rs.request_id);
+	http_parse_header(evil, strlen(evil), &rs);
+	CHECK(strcmp(rs.request_id, "abcd") == 0, "hostile id '%s'",
+	      rs.request_id);
+}
+
 int main(void)
 {
 	uris();
 	challenges();
 	errors();
+	classify();
+	headers();
 	return t_done("test_azure");
 }

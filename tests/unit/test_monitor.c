@@ -1,10 +1,11 @@
 /* tests/unit/test_monitor.c — the key-check loop over a keyring, without a
  * mount or root. Fake providers wrap the local ones and fail on demand, so
- * a test can revoke and restore access: a denial locks (and wipes) at
- * once, a transient failure within the grace period does not, one past it
- * does, a good check after a lock resumes, a manual lock is undone by the
- * next good check, a reload adopts the config it is given. States are
- * polled with generous deadlines; nothing asserts on timing. */
+ * a test can revoke and restore access: a denial that a second check
+ * confirms locks (and wipes), a single one the second check does not see
+ * again does not, a transient failure within the grace period does not,
+ * one past it does, a good check after a lock resumes, a manual lock is
+ * undone by the next good check, a reload adopts the config it is given.
+ * States are polled with generous deadlines; nothing asserts on timing. */
 #include "config.h"
 
 #include <errno.h>
@@ -30,6 +31,7 @@ static uint8_t skey[SERVICE_KEY_LEN];
 /* Set by the test, read by the check thread. */
 static int check_rc;	/* what the fake providers' check and unwrap say */
 static int open_rc;	/* what opening the providers says */
+static int deny_left;	/* checks still to deny (then check_rc again) */
 static int locks;	/* on_lock calls */
 
 static int get(int *p)
@@ -75,6 +77,9 @@ static int fake_unwrap(struct keyprov *kp, const uint8_t *aad, size_t aad_len,
 static int fake_check(struct keyprov *kp)
 {
 	(void)kp;
+	if (__atomic_load_n(&deny_left, __ATOMIC_SEQ_CST) > 0 &&
+	    __atomic_sub_fetch(&deny_left, 1, __ATOMIC_SEQ_CST) >= 0)
+		return -EKEYREVOKED;
 	return get(&check_rc);
 }
 
@@ -322,6 +327,57 @@ static void grace_over(struct keyring *kr)
 	monitor_stop(m);
 }
 
+/* A denial is confirmed by a second check before it locks: one spurious
+ * 403 (a role assignment propagating, a replica behind) that the second
+ * check does not see again leaves the mount up; a denial that stays locks. */
+static void confirmed(struct keyring *kr, const char *audit_log)
+{
+	struct monitor_cfg cfg = {
+		.interval_sec = 1,
+		.grace_sec = 3600,
+		.confirm_sec = 1,
+		.service_key = "test-key",
+		.open_providers = open_providers,
+		.on_lock = on_lock,
+		.ud = &locks,
+	};
+	struct monitor *m = NULL;
+	struct monitor_status st;
+	int locks0 = get(&locks);
+
+	set(&check_rc, 0);
+	CHECK_RC(monitor_start(kr, &cfg, &m), 0);
+	if (m == NULL)
+		return;
+	CHECK(wait_for(m, false, 0, &st), "no good check");
+	set(&deny_left, 1);
+	/* the denied check, its confirming check, and one more */
+	CHECK(wait_for(m, false, st.checks + 2, &st),
+	      "a single denial locked the mount");
+	CHECK(get(&deny_left) <= 0, "the denial was never seen");
+	CHECK(!keyring_is_locked(kr) && get(&locks) == locks0,
+	      "locked on an unconfirmed denial (%d locks)",
+	      get(&locks) - locks0);
+	CHECK(tvol_file_has(audit_log, "to be confirmed by a second check") &&
+		      tvol_file_has(audit_log,
+				    "denial not confirmed by a second check"),
+	      "unconfirmed denial not audited");
+	/* a denial the second check sees too locks */
+	set(&check_rc, -EKEYREVOKED);
+	CHECK(wait_for(m, true, st.checks, &st), "confirmed denial not locked");
+	CHECK(keyring_is_locked(kr) && get(&locks) == locks0 + 1,
+	      "confirmed denial: %d locks", get(&locks) - locks0);
+	monitor_get_status(m, &st);
+	CHECK(strcmp(st.lock_cause, "denied") == 0, "lock cause '%s'",
+	      st.lock_cause);
+	set(&check_rc, 0);
+	CHECK(wait_for(m, false, st.checks, &st), "not resumed");
+	CHECK(st.lock_cause[0] == '\0', "lock cause kept after resume");
+	CHECK(tvol_file_has(audit_log, "access restored after: denied"),
+	      "resume does not name the cause");
+	monitor_stop(m);
+}
+
 int main(void)
 {
 	struct monitor_cfg none = { .service_key = "test-key" };
@@ -345,6 +401,7 @@ int main(void)
 	if (kr != NULL) {
 		lock_and_resume(kr, &v, log);
 		grace_over(kr);
+		confirmed(kr, log);
 	}
 	keyring_free(kr);
 	CHECK(secmem_in_use() == base, "secmem in use %zu, was %zu",
