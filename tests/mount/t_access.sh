@@ -371,14 +371,17 @@ fails() { # NAME CMD...: must fail; output kept in $E/NAME
 	if "$@" >"$E/$n" 2>&1; then t_fail "$n: succeeded: $(cat "$E/$n")"; fi
 	[ -s "$E/$n" ] || t_fail "$n: failed without a message"
 }
-fails wrongkey "$CMKFS" mount --service-key "$T/wrong.key" "$C2" "$T/m3"
-fails wrongsecret env AZURE_CLIENT_SECRET="$WRONG_SECRET" "$CMKFS" mount --service-key "$KEY" "$C2" "$T/m3"
+# A copy of the mounted volume: C2 itself is refused as already mounted
+# (one mount per volume) before any key is tried.
+cp -a "$C2" "$T/c2b"
+fails wrongkey "$CMKFS" mount --service-key "$T/wrong.key" "$T/c2b" "$T/m3"
+fails wrongsecret env AZURE_CLIENT_SECRET="$WRONG_SECRET" "$CMKFS" mount --service-key "$KEY" "$T/c2b" "$T/m3"
 fails baduri "$CMKFS" init --service-key "$KEY" --cmk "https://x/keys/noversion" "$T/c4"
 fails unknownkey "$CMKFS" init --service-key "$KEY" --cmk "${KID%/*/*}/nosuchkey/${KID##*/}" "$T/c5"
 fails rotate "$CMKFS" cmk rotate --service-key "$KEY" --key "${KID%/*}/00000000000000000000000000000000" "$C2"
 kv revoke app cmk >/dev/null
 wait_for 30 revoked "$M2/f3" || t_fail "revocation did not lock"
-fails revoked "$CMKFS" mount --service-key "$KEY" "$C2" "$T/m3"
+fails revoked "$CMKFS" mount --service-key "$KEY" "$T/c2b" "$T/m3"
 grep -qi "revoked\|denied\|forbidden" "$E/revoked" || t_fail "revoked mount: $(cat "$E/revoked")"
 fails readrevoked cat "$M2/f3"
 "$CMKFS" umount "$M2"
