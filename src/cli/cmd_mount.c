@@ -32,8 +32,9 @@ static void usage(FILE *f)
 		KEYOPTS_HELP_SERVICE_KEY
 		"  --key-check-interval SECONDS\n"
 		"                       prove access to the keys this often (default\n"
-		"                       60); a denial (access revoked, key disabled,\n"
-		"                       deleted or expired) wipes the keys at once\n"
+		"                       60, each wait +-10 %% at random); a denial\n"
+		"                       (access revoked, key disabled, deleted or\n"
+		"                       expired) wipes the keys at once\n"
 		"  --grace SECONDS      how long to serve on through transient Key\n"
 		"                       Vault faults before locking (default 3600)\n"
 		KEYOPTS_HELP_CA_FILE

@@ -10,6 +10,7 @@
 #include "cmkfs/audit.h"
 #include "cmkfs/log.h"
 #include "cmkfs/monitor.h"
+#include "cmkfs/rand.h"
 
 struct monitor {
 	struct keyring *kr;
@@ -166,16 +167,35 @@ static void run_check(struct monitor *m)
 	keyprov_close(prov[1]);
 }
 
+long monitor_next_wait_ms(int interval_sec)
+{
+	long base = (interval_sec > 0 ? interval_sec : 1) * 1000L;
+	long span = base / 5;	/* 0.9 to 1.1: a width of 0.2 x base */
+	uint32_t r = 0;
+
+	/* Without randomness the checks stay regular, never stop. */
+	if (rand_bytes(&r, sizeof(r)) < 0)
+		r = UINT32_MAX / 2;
+	return base - span / 2 + (long)((uint64_t)r * (uint64_t)(span + 1) >>
+					32);
+}
+
 static void *loop(void *arg)
 {
 	struct monitor *m = arg;
 
 	pthread_mutex_lock(&m->mtx);
 	while (!m->stop) {
+		long wait = monitor_next_wait_ms(m->cfg.interval_sec);
 		struct timespec ts;
 
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += m->cfg.interval_sec;
+		ts.tv_sec += wait / 1000;
+		ts.tv_nsec += (wait % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
 		while (!m->stop && !m->kick &&
 		       pthread_cond_timedwait(&m->cond, &m->mtx, &ts) == 0)
 			;
