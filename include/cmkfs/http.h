@@ -30,6 +30,8 @@ struct http_req {
 	const char *body;		/* may hold secrets; never logged */
 	size_t body_len;
 	bool allow_http;		/* plain http: IMDS on loopback/link-local only */
+	bool no_proxy;			/* never through a proxy (host-local identity
+					 * endpoints: IMDS, App Service, Arc) */
 };
 
 struct http_resp {
@@ -40,6 +42,13 @@ struct http_resp {
 	long retry_after_sec;		/* Retry-After in seconds, or -1 */
 	int attempts;			/* how many requests were sent */
 };
+
+/* Requests to one origin (scheme, host, port) reuse one kept connection
+ * and its TLS session while it stays open (libcurl closes connections
+ * idle for more than 118 s). http_flush() closes every kept connection
+ * and wipes what libcurl buffered for it (the last reply, e.g. an
+ * unwrapped key): call it when the keys are wiped. Thread-safe. */
+void http_flush(void);
 
 /* Once, before threads start. Errors: -EIO. */
 CMK_MUST_CHECK int http_global_init(void);

@@ -386,6 +386,8 @@ static int fetch(struct azauth *a, const char *tenant, const char *scope)
 		hdrs[0] = "Metadata: true";
 		rq.method = "GET";
 		rq.allow_http = true;
+		/* IMDS: "the request must not go through a proxy" */
+		rq.no_proxy = true;
 		break;
 	case AUTH_MANAGED_IDENTITY_APPSERVICE:
 		snprintf(url, sizeof(url),
@@ -396,6 +398,7 @@ static int fetch(struct azauth *a, const char *tenant, const char *scope)
 		hdrs[0] = hbuf;
 		rq.method = "GET";
 		rq.allow_http = true;
+		rq.no_proxy = true;	/* a host-local endpoint, as IMDS */
 		break;
 	default:
 		snprintf(url, sizeof(url), "%s/%s/oauth2/v2.0/token",

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -156,6 +157,119 @@ static CURLcode on_ssl_ctx(CURL *c, void *ctx, void *ud)
 	return CURLE_OK;
 }
 
+/* One kept handle per origin (scheme, host, port): libcurl keeps the
+ * handle's connection open and its TLS session cached between requests,
+ * so a key check costs no TCP or TLS handshake once the first one is
+ * made. A handle serves one request at a time; a thread that finds the
+ * origin's handle busy (the monitor and a control command at once) gets
+ * a handle of its own for that request. */
+#define POOL_MAX 8
+#define ORIGIN_MAX 256
+
+struct pooled {
+	CURL *c;
+	char origin[ORIGIN_MAX];
+	bool busy, drop;
+};
+
+static pthread_mutex_t pool_mtx = PTHREAD_MUTEX_INITIALIZER;
+static struct pooled pool[POOL_MAX];	/* protected by pool_mtx */
+
+/* "https://host:port" of a URL, or "" when it does not fit. */
+static void origin_of(const char *url, char out[static ORIGIN_MAX])
+{
+	const char *p = strstr(url, "://"), *e;
+	size_t n;
+
+	out[0] = '\0';
+	if (p == NULL)
+		return;
+	e = strpbrk(p + 3, "/?#");
+	n = e != NULL ? (size_t)(e - url) : strlen(url);
+	if (n < ORIGIN_MAX) {
+		memcpy(out, url, n);
+		out[n] = '\0';
+	}
+}
+
+/* A handle for url's origin: the idle pooled one, else a new one put in a
+ * free or idle slot, else a new unpooled one (*slot = -1). */
+static CURL *pool_take(const char *url, int *slot)
+{
+	char origin[ORIGIN_MAX];
+	int i, free_slot = -1, idle_slot = -1;
+	CURL *c = NULL;
+
+	origin_of(url, origin);
+	*slot = -1;
+	pthread_mutex_lock(&pool_mtx);
+	for (i = 0; origin[0] != '\0' && i < POOL_MAX; i++) {
+		if (pool[i].c == NULL) {
+			free_slot = free_slot < 0 ? i : free_slot;
+		} else if (!pool[i].busy &&
+			   strcmp(pool[i].origin, origin) == 0) {
+			break;
+		} else if (!pool[i].busy) {
+			idle_slot = idle_slot < 0 ? i : idle_slot;
+		}
+	}
+	if (origin[0] != '\0' && i < POOL_MAX) {
+		c = pool[i].c;
+		pool[i].busy = true;
+		*slot = i;
+	} else if (origin[0] != '\0' && (free_slot >= 0 || idle_slot >= 0)) {
+		i = free_slot >= 0 ? free_slot : idle_slot;
+		if (pool[i].c != NULL)
+			curl_easy_cleanup(pool[i].c);	/* least needed */
+		pool[i].c = c = curl_easy_init();
+		if (c != NULL) {
+			snprintf(pool[i].origin, sizeof(pool[i].origin), "%s",
+				 origin);
+			pool[i].busy = true;
+			pool[i].drop = false;
+			*slot = i;
+		}
+	}
+	pthread_mutex_unlock(&pool_mtx);
+	if (c != NULL) {
+		curl_easy_reset(c);	/* keeps connections and TLS sessions */
+		return c;
+	}
+	return curl_easy_init();
+}
+
+static void pool_give(CURL *c, int slot)
+{
+	if (slot < 0) {
+		curl_easy_cleanup(c);
+		return;
+	}
+	pthread_mutex_lock(&pool_mtx);
+	pool[slot].busy = false;
+	if (pool[slot].drop) {
+		curl_easy_cleanup(c);
+		pool[slot].c = NULL;
+		pool[slot].drop = false;
+	}
+	pthread_mutex_unlock(&pool_mtx);
+}
+
+void http_flush(void)
+{
+	pthread_mutex_lock(&pool_mtx);
+	for (int i = 0; i < POOL_MAX; i++) {
+		if (pool[i].c == NULL)
+			continue;
+		if (pool[i].busy) {
+			pool[i].drop = true;	/* its user closes it */
+		} else {
+			curl_easy_cleanup(pool[i].c);
+			pool[i].c = NULL;
+		}
+	}
+	pthread_mutex_unlock(&pool_mtx);
+}
+
 static int curl_err(CURLcode c)
 {
 	switch (c) {
@@ -190,14 +304,14 @@ int http_once(const struct http_opts *o, const struct http_req *rq,
 	struct sink sink = { rs, false };
 	CURL *c;
 	CURLcode cc;
-	int rc;
+	int rc, slot;
 
 	memset(rs, 0, sizeof(*rs));
 	rs->retry_after_sec = -1;
 	rc = secmem_zalloc(HTTP_BODY_MAX + 1, (void **)&rs->body);
 	if (rc < 0)
 		return rc;
-	c = curl_easy_init();
+	c = pool_take(rq->url, &slot);
 	if (c == NULL) {
 		http_resp_free(rs);
 		return -ENOMEM;
@@ -227,6 +341,9 @@ int http_once(const struct http_opts *o, const struct http_req *rq,
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, rs);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "cmkfs/" PACKAGE_VERSION);
 	curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+	/* Otherwise libcurl reads http_proxy/https_proxy/no_proxy as usual. */
+	if (rq->no_proxy)
+		curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
 	if (o->ca_file != NULL && *o->ca_file != '\0') {
 		curl_easy_setopt(c, CURLOPT_CAINFO, o->ca_file);
 		curl_easy_setopt(c, CURLOPT_CAPATH, SYSTEM_CA_DIR);
@@ -252,8 +369,10 @@ int http_once(const struct http_opts *o, const struct http_req *rq,
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &rs->status);
 	rc = 0;
 out:
+	/* A kept handle must not point at the freed list */
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(c);
+	pool_give(c, slot);
 	if (rc < 0)
 		http_resp_free(rs);
 	return rc;

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# tests/mount/t_fleet.sh — a cmkfs host behaves well among many (doc/KEYS.md
+# "Fleet behaviour"), against the bundled Key Vault test server:
+#   - key checks reuse one TLS connection: N requests, not N handshakes
+#     (kvserver counts the connections that carried requests);
+#   - the managed-identity endpoints are reached without a proxy, the
+#     vault through the proxy the environment names;
+# Counted, never timed.
+. "$(dirname "$0")/../lib/lib.sh"
+. "$(dirname "$0")/../lib/kv.sh"
+t_init
+kv_start
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY no_proxy NO_PROXY all_proxy ALL_PROXY
+stat_of() { kv stats | kv_json "$1"; }
+
+# --- one connection for every check of a mount ---
+KID=$(kv_key cmk)
+"$CMKFS" init --service-key "$KEY" --cmk "$KID" "$CIPHER" >/dev/null || t_fail "init --cmk"
+counts() { stat_of 'str(d["total"]) + " " + str(d.get("connections", {}).get("https", 0))'; }
+read -r r0 c0 <<<"$(counts)"
+"$CMKFS" mount --service-key "$KEY" --key-check-interval 1 "$CIPHER" "$MNT" || t_fail "mount"
+more_requests() { [ "$(stat_of 'd["total"]')" -ge $((r0 + $1)) ]; }
+wait_for 60 more_requests 16 || t_fail "fewer than 16 Key Vault requests in 60 s of 1 s checks"
+read -r r1 c1 <<<"$(counts)"
+t_umount
+req=$((r1 - r0)) conn=$((c1 - c0))
+t_log "mount and checks: $req requests over $conn TLS connections"
+# the mount command's own requests and the daemon's: at most 2 connections
+[ "$conn" -ge 1 ] && [ "$conn" -le 2 ] || t_fail "$req requests took $conn TLS connections (want 1 or 2: one kept per process)"
+t_ok "$req Key Vault and token requests of a mount over $conn TLS connection(s)"
+
+# --- no proxy for IMDS and App Service; the vault keeps the proxy ---
+kv client add mi --managed-identity >/dev/null
+kv grant mi cmk get,wrapKey,unwrapKey >/dev/null
+dead=127.0.0.1:9	# discard port: nothing listens, a connection is refused
+for cred in imds appservice; do
+	(
+		unset AZURE_CLIENT_SECRET AZURE_CLIENT_ID AZURE_TENANT_ID
+		eval "$(kv env | grep -E 'POD_IDENTITY|IDENTITY_(ENDPOINT|HEADER)')"
+		if [ $cred = imds ]; then unset IDENTITY_ENDPOINT IDENTITY_HEADER; fi
+		export AZURE_CLIENT_ID=mi
+		export http_proxy=http://$dead HTTP_PROXY=http://$dead
+		"$CMKFS" init --service-key "$T/$cred.key" --cmk "$KID" "$T/$cred.vol" >/dev/null 2>"$T/$cred.err" ||
+			t_fail "$cred token with http_proxy=$dead set: $(cat "$T/$cred.err")"
+		# control: https_proxy is still used for the vault itself
+		rc=0
+		https_proxy=http://$dead "$CMKFS" init --service-key "$T/$cred.key2" --cmk "$KID" "$T/$cred.vol2" \
+			>/dev/null 2>"$T/$cred.err2" || rc=$?
+		[ $rc != 0 ] || t_fail "$cred: init reached the vault past a dead https_proxy (proxy not used)"
+	) || exit 1
+done
+t_ok "IMDS and App Service tokens bypass a dead http_proxy; the vault request goes through https_proxy"
