@@ -2,7 +2,10 @@
  * (REST api-version 7.4): get key, wrapkey, unwrapkey. Challenge-based
  * authentication (first request without a token; tenant and scope from the
  * 401's WWW-Authenticate; the vault host must end in the challenge
- * resource's host unless CMKFS_DISABLE_CHALLENGE_RESOURCE_VERIFICATION=1).
+ * resource's host unless CMKFS_DISABLE_CHALLENGE_RESOURCE_VERIFICATION=1;
+ * the challenge's tenant must be allowed by azauth_tenant_allowed()).
+ * Challenges are remembered per vault origin (https://host[:port]), so a
+ * token goes only to the host whose challenge asked for its audience.
  * Decisions are made on HTTP status + error.code + error.innererror.code,
  * never on message text. Thread-safe. */
 #ifndef CMKFS_KV_H
@@ -52,7 +55,8 @@ void kv_free(struct kv *kv);	/* NULL-safe */
  *   -EKEYEXPIRED  the key is expired or not yet valid
  *   -EAGAIN, -ETIMEDOUT, -ECONNREFUSED  transient (after retries)
  *   -EPROTO       hostile or malformed reply
- *   -EACCES       Entra ID refused our credential
+ *   -EACCES       Entra ID refused our credential, or the challenge names
+ *                 a tenant the credential is not allowed
  * kv_last_error() then describes the last failure of this thread. */
 CMK_MUST_CHECK int kv_get_key(struct kv *kv, const struct kv_uri *u,
 			      struct kv_key *k);

@@ -29,6 +29,18 @@
 #define REFRESH_MARGIN_SEC 300
 #define FORM_MAX 16384
 
+/* Tokens per (tenant, scope): a vault and a Managed HSM (or vaults of two
+ * tenants) used by one process each keep theirs instead of evicting each
+ * other's at every request. */
+#define AUTH_TOKENS 4
+
+struct cached {
+	char *token;			/* secmem, AUTH_TOKEN_MAX; "" = none */
+	char scope[512], tenant[128];
+	time_t exp;
+	unsigned long used;		/* for replacing the least recently used */
+};
+
 struct azauth {
 	pthread_mutex_t mtx;
 	enum auth_kind kind;
@@ -38,9 +50,9 @@ struct azauth {
 	char mi_endpoint[1024];
 	char *secret;			/* secmem: client secret or App Service header */
 	struct signer *signer;
-	char *token;			/* secmem, AUTH_TOKEN_MAX; protected by mtx */
-	char token_scope[512], token_tenant[128];
-	time_t token_exp;
+	char allowed[1024];		/* AZURE_ADDITIONALLY_ALLOWED_TENANTS */
+	struct cached tok[AUTH_TOKENS];	/* protected by mtx */
+	unsigned long tick;		/* protected by mtx */
 };
 
 const char *azauth_kind_name(enum auth_kind k)
@@ -120,8 +132,12 @@ int azauth_new(const struct http_opts *o, struct azauth **out)
 			 "%s/metadata/identity/oauth2/token",
 			 v ? v : IMDS_DEFAULT);
 	}
-	if (rc == 0)
-		rc = secmem_zalloc(AUTH_TOKEN_MAX, (void **)&a->token);
+	snprintf(a->allowed, sizeof(a->allowed), "%s",
+		 env("AZURE_ADDITIONALLY_ALLOWED_TENANTS") ?
+			 env("AZURE_ADDITIONALLY_ALLOWED_TENANTS") :
+			 "");
+	for (int i = 0; rc == 0 && i < AUTH_TOKENS; i++)
+		rc = secmem_zalloc(AUTH_TOKEN_MAX, (void **)&a->tok[i].token);
 	if (rc < 0) {
 		azauth_free(a);
 		return rc;
@@ -135,19 +151,67 @@ void azauth_free(struct azauth *a)
 	if (a == NULL)
 		return;
 	secmem_free(a->secret, 4096);
-	secmem_free(a->token, AUTH_TOKEN_MAX);
+	for (int i = 0; i < AUTH_TOKENS; i++)
+		secmem_free(a->tok[i].token, AUTH_TOKEN_MAX);
 	sign_free(a->signer);
 	pthread_mutex_destroy(&a->mtx);
 	free(a);
 }
 
+static void forget(struct cached *c)
+{
+	if (c->token != NULL)
+		secmem_wipe(c->token, AUTH_TOKEN_MAX);
+	c->exp = 0;
+	c->scope[0] = c->tenant[0] = '\0';
+}
+
 void azauth_drop(struct azauth *a)
 {
 	pthread_mutex_lock(&a->mtx);
-	if (a->token != NULL)
-		secmem_wipe(a->token, AUTH_TOKEN_MAX);
-	a->token_exp = 0;
+	for (int i = 0; i < AUTH_TOKENS; i++)
+		forget(&a->tok[i]);
 	pthread_mutex_unlock(&a->mtx);
+}
+
+void azauth_drop_scope(struct azauth *a, const char *tenant,
+		       const char *scope)
+{
+	pthread_mutex_lock(&a->mtx);
+	for (int i = 0; i < AUTH_TOKENS; i++) {
+		if (strcmp(a->tok[i].scope, scope) == 0 &&
+		    strcmp(a->tok[i].tenant, tenant) == 0)
+			forget(&a->tok[i]);
+	}
+	pthread_mutex_unlock(&a->mtx);
+}
+
+/* As azure-identity's processMultiTenantRequest: a credential configured
+ * for a tenant gets tokens of another tenant only when that one is in
+ * AZURE_ADDITIONALLY_ALLOWED_TENANTS (";"-separated) or the list holds
+ * "*"; one configured for no tenant, and a managed identity (which has no
+ * tenant to choose), take the tenant they are asked for. Tenant ids and
+ * domain names compare without case. */
+bool azauth_tenant_allowed(const struct azauth *a, const char *tenant)
+{
+	const char *p = a->allowed;
+
+	if (a->kind == AUTH_MANAGED_IDENTITY_APPSERVICE ||
+	    a->kind == AUTH_MANAGED_IDENTITY_IMDS || a->tenant[0] == '\0' ||
+	    strcasecmp(a->tenant, tenant) == 0)
+		return true;
+	while (*p != '\0') {
+		size_t n;
+
+		p += strspn(p, "; \t");
+		n = strcspn(p, "; \t");
+		if (n == 1 && *p == '*')
+			return true;
+		if (n > 0 && n == strlen(tenant) && strncasecmp(p, tenant, n) == 0)
+			return true;
+		p += n;
+	}
+	return false;
 }
 
 static const char *const secret_vars[] = { "AZURE_CLIENT_SECRET",
@@ -340,25 +404,26 @@ int azauth_parse_token_reply(long status, const char *body, size_t len,
 }
 
 /* Copy a token reply's access_token and lifetime into the cache. */
-static int take_token(struct azauth *a, const struct http_resp *rs,
+static int take_token(struct cached *c, const struct http_resp *rs,
 		      const char *tenant, const char *scope)
 {
 	time_t exp = 0;
 	int rc;
 
+	forget(c);
 	rc = azauth_parse_token_reply(rs->status, rs->body, rs->body_len,
-				      time(NULL), a->token, AUTH_TOKEN_MAX,
+				      time(NULL), c->token, AUTH_TOKEN_MAX,
 				      &exp);
 	if (rc == 0) {
-		a->token_exp = exp;
-		snprintf(a->token_scope, sizeof(a->token_scope), "%s", scope);
-		snprintf(a->token_tenant, sizeof(a->token_tenant), "%s",
-			 tenant);
+		c->exp = exp;
+		snprintf(c->scope, sizeof(c->scope), "%s", scope);
+		snprintf(c->tenant, sizeof(c->tenant), "%s", tenant);
 	}
 	return rc;
 }
 
-static int fetch(struct azauth *a, const char *tenant, const char *scope)
+static int fetch(struct azauth *a, struct cached *c, const char *tenant,
+		 const char *scope)
 {
 	char url[2048], resource[512], *form = NULL, *assertion = NULL;
 	const char *hdrs[3] = { NULL, NULL, NULL };
@@ -443,7 +508,7 @@ static int fetch(struct azauth *a, const char *tenant, const char *scope)
 		rc = http_transient(rc, 0) ? -EAGAIN : rc;
 		goto out;
 	}
-	rc = take_token(a, &rs, tenant, scope);
+	rc = take_token(c, &rs, tenant, scope);
 	if (rc == -EACCES)
 		log_warn("Entra ID refused the %s credential (HTTP %ld)",
 			 azauth_kind_name(a->kind), rs.status);
@@ -458,20 +523,37 @@ int azauth_token(struct azauth *a, const char *tenant, const char *scope,
 		 char *out, size_t cap)
 {
 	time_t now = time(NULL);
+	struct cached *c = NULL;
 	int rc = 0;
 
 	if (tenant == NULL || *tenant == '\0')
 		tenant = a->tenant[0] ? a->tenant : "organizations";
 	pthread_mutex_lock(&a->mtx);
-	if (a->token_exp - REFRESH_MARGIN_SEC <= now ||
-	    strcmp(a->token_scope, scope) != 0 ||
-	    strcmp(a->token_tenant, tenant) != 0)
-		rc = fetch(a, tenant, scope);
+	for (int i = 0; i < AUTH_TOKENS && c == NULL; i++) {
+		if (strcmp(a->tok[i].scope, scope) == 0 &&
+		    strcmp(a->tok[i].tenant, tenant) == 0)
+			c = &a->tok[i];
+	}
+	for (int i = 0; i < AUTH_TOKENS && c == NULL; i++) {
+		if (a->tok[i].scope[0] == '\0')
+			c = &a->tok[i];
+	}
+	if (c == NULL) {	/* the least recently used one goes */
+		c = &a->tok[0];
+		for (int i = 1; i < AUTH_TOKENS; i++) {
+			if (a->tok[i].used < c->used)
+				c = &a->tok[i];
+		}
+	}
+	c->used = ++a->tick;
+	if (c->exp - REFRESH_MARGIN_SEC <= now ||
+	    strcmp(c->scope, scope) != 0 || strcmp(c->tenant, tenant) != 0)
+		rc = fetch(a, c, tenant, scope);
 	if (rc == 0) {
-		if (strlen(a->token) + 1 > cap)
+		if (strlen(c->token) + 1 > cap)
 			rc = -ENOSPC;
 		else
-			memcpy(out, a->token, strlen(a->token) + 1);
+			memcpy(out, c->token, strlen(c->token) + 1);
 	}
 	pthread_mutex_unlock(&a->mtx);
 	return rc;

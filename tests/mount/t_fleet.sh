@@ -5,6 +5,10 @@
 #     (kvserver counts the connections that carried requests);
 #   - the managed-identity endpoints are reached without a proxy, the
 #     vault through the proxy the environment names;
+#   - challenges and tokens are kept per vault host and audience: a vault's
+#     token is never sent to another host (a Managed HSM), each gets its own;
+#   - a challenge naming a tenant other than AZURE_TENANT_ID is refused
+#     unless AZURE_ADDITIONALLY_ALLOWED_TENANTS allows it (a list or "*").
 # Counted, never timed.
 . "$(dirname "$0")/../lib/lib.sh"
 . "$(dirname "$0")/../lib/kv.sh"
@@ -50,3 +54,35 @@ for cred in imds appservice; do
 	) || exit 1
 done
 t_ok "IMDS and App Service tokens bypass a dead http_proxy; the vault request goes through https_proxy"
+
+# --- a vault and a Managed HSM (another host) in one process ---
+HKID=$(kv_key hsm --kty oct-HSM --size 256)
+HKID=${HKID/127.0.0.1/localhost}	# the server's certificate names both
+n=$(wc -l <"$KVDIR/requests.log")
+"$CMKFS" cmk rotate --service-key "$KEY" --key "$HKID" "$CIPHER" >/dev/null || t_fail "rotate from the vault key to the HSM key"
+tail -n +$((n + 1)) "$KVDIR/requests.log" >"$T/rotate.log"
+first=$(grep -m1 " /keys/hsm/" "$T/rotate.log") || t_fail "no request for the HSM key"
+case $first in
+*" 401 "*"client=-"*) ;;
+*) t_fail "the first request to the HSM host was not an anonymous challenge request: $first" ;;
+esac
+grep -q "client=app" <<<"$(grep " /keys/hsm/" "$T/rotate.log" | grep " 401 ")" &&
+	t_fail "a token was sent to the HSM host and refused: $(grep ' 401 ' "$T/rotate.log")"
+tokens=$(grep -c "op=token" "$T/rotate.log" || true)
+[ "$tokens" = 2 ] || t_fail "$tokens token requests for one vault and one HSM (want 2)"
+t_ok "vault and Managed HSM in one process: each host's challenge, one token per audience, no token sent to the wrong host"
+
+# --- the challenge's tenant is checked against AZURE_TENANT_ID ---
+kvtenant=$AZURE_TENANT_ID
+other=00000000-0000-0000-0000-00000000abcd
+rc=0
+AZURE_TENANT_ID=$other "$CMKFS" init --service-key "$T/tn.key" --cmk "$KID" "$T/tn.vol" >/dev/null 2>"$T/tn.err" || rc=$?
+[ $rc != 0 ] || t_fail "a challenge from tenant $kvtenant was followed with AZURE_TENANT_ID=$other"
+grep -q "tenant $kvtenant.*AZURE_ADDITIONALLY_ALLOWED_TENANTS" "$T/tn.err" || t_fail "unclear refusal: $(cat "$T/tn.err")"
+for allow in "11111111-1111-1111-1111-111111111111;$kvtenant" "*"; do
+	rm -rf "$T/tn.vol" "$T/tn.key"
+	AZURE_TENANT_ID=$other AZURE_ADDITIONALLY_ALLOWED_TENANTS=$allow \
+		"$CMKFS" init --service-key "$T/tn.key" --cmk "$KID" "$T/tn.vol" >/dev/null 2>"$T/tn.err" ||
+		t_fail "tenant $kvtenant refused though AZURE_ADDITIONALLY_ALLOWED_TENANTS=$allow: $(cat "$T/tn.err")"
+done
+t_ok "a challenge for another tenant is refused unless AZURE_ADDITIONALLY_ALLOWED_TENANTS lists it or is *"

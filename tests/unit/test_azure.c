@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmkfs/azauth.h"
@@ -135,9 +136,65 @@ static void errors(void)
 	CHECK(http_backoff_ms(1, 100000) == 60000, "Retry-After capped");
 }
 
+/* azure-identity's rule for a challenge's tenant: the configured one,
+ * one listed in AZURE_ADDITIONALLY_ALLOWED_TENANTS, any with "*", any when
+ * none is configured or the credential is a managed identity. */
+static void tenants(void)
+{
+	static const struct {
+		const char *tenant, *allowed, *asked;
+		bool ok;
+	} rows[] = {
+		{ "t-home", NULL, "t-home", true },
+		{ "t-home", NULL, "T-HOME", true },
+		{ "t-home", NULL, "t-other", false },
+		{ "t-home", "", "t-other", false },
+		{ "t-home", "t-a;t-other", "t-other", true },
+		{ "t-home", " t-a ; t-other ", "t-other", true },
+		{ "t-home", "t-a;t-othe", "t-other", false },
+		{ "t-home", "t-a;t-other-x", "t-other", false },
+		{ "t-home", "*", "t-other", true },
+		{ "t-home", "t-a;*", "anything", true },
+		{ NULL, NULL, "t-other", true },	/* no tenant configured */
+	};
+	struct http_opts o;
+	struct azauth *a;
+
+	http_opts_default(&o);
+	unsetenv("AZURE_CLIENT_CERTIFICATE_PATH");
+	unsetenv("AZURE_FEDERATED_TOKEN_FILE");
+	unsetenv("IDENTITY_ENDPOINT");
+	for (size_t i = 0; i < CMK_ARRAY_LEN(rows); i++) {
+		if (rows[i].tenant != NULL) {
+			setenv("AZURE_TENANT_ID", rows[i].tenant, 1);
+			setenv("AZURE_CLIENT_SECRET", "test-secret", 1);
+		} else {	/* a managed identity has no tenant */
+			unsetenv("AZURE_TENANT_ID");
+			unsetenv("AZURE_CLIENT_SECRET");
+		}
+		setenv("AZURE_CLIENT_ID", "app", 1);
+		if (rows[i].allowed != NULL)
+			setenv("AZURE_ADDITIONALLY_ALLOWED_TENANTS",
+			       rows[i].allowed, 1);
+		else
+			unsetenv("AZURE_ADDITIONALLY_ALLOWED_TENANTS");
+		if (azauth_new(&o, &a) != 0) {
+			CHECK(0, "azauth_new row %zu", i);
+			continue;
+		}
+		CHECK(azauth_tenant_allowed(a, rows[i].asked) == rows[i].ok,
+		      "tenant %s, allowed '%s', asked %s: want %s",
+		      rows[i].tenant ? rows[i].tenant : "(none)",
+		      rows[i].allowed ? rows[i].allowed : "(unset)",
+		      rows[i].asked, rows[i].ok ? "allowed" : "refused");
+		azauth_free(a);
+	}
+}
+
 int main(void)
 {
 	uris();
+	tenants();
 	challenges();
 	errors();
 	return t_done("test_azure");
