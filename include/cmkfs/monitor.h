@@ -4,7 +4,8 @@
  * the KEK in memory). A denial (permission removed, key disabled, deleted,
  * expired or not yet valid, credential refused) locks the keyring at once;
  * a transient fault (network, timeout, 5xx, 429) locks only when the last
- * success is older than the grace period. A success while locked unlocks.
+ * success is older than the grace period; a check's requests may wait out
+ * a Retry-After for as long as the grace period has left. A success while locked unlocks.
  * Every result is audited. Key traffic: two Key Vault requests per
  * interval (the interval jittered by +-10 %), whatever the number of files. The monitor opens providers only
  * through the callback its creator gives it and reaches provider kinds only

@@ -123,21 +123,50 @@ void http_parse_header(const char *p, size_t len, struct http_resp *rs)
 		memcpy(rs->www_authenticate, v, vlen);
 		rs->www_authenticate[vlen] = '\0';
 	} else if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
-		char buf[32];
-		char *end;
+		char buf[64];
 		long sec;
 
 		vlen = len - 12 < sizeof(buf) - 1 ? len - 12 : sizeof(buf) - 1;
 		memcpy(buf, p + 12, vlen);
 		buf[vlen] = '\0';
-		errno = 0;
-		sec = strtol(buf, &end, 10);
-		while (*end == ' ' || *end == '\r' || *end == '\n')
-			end++;
-		/* Seconds only; an HTTP-date falls back to our backoff. */
-		if (errno == 0 && end != buf && *end == '\0' && sec >= 0)
+		if (http_retry_after_parse(buf, time(NULL), &sec) == 0)
 			rs->retry_after_sec = sec;
 	}
+}
+
+/* RFC 9110 §10.2.3: Retry-After = HTTP-date / delay-seconds; the date in
+ * the preferred IMF-fixdate form ("Sun, 06 Nov 1994 08:49:37 GMT"). */
+int http_retry_after_parse(const char *v, time_t now, long *sec)
+{
+	char buf[64], *end;
+	struct tm tm;
+	size_t n;
+	long s;
+
+	while (*v == ' ' || *v == '\t')
+		v++;
+	n = strcspn(v, "\r\n");
+	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	if (n == 0 || n >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, v, n);
+	buf[n] = '\0';
+	if (buf[0] >= '0' && buf[0] <= '9') {
+		errno = 0;
+		s = strtol(buf, &end, 10);
+		if (errno != 0 || *end != '\0')
+			return -EINVAL;
+		*sec = s;
+		return 0;
+	}
+	memset(&tm, 0, sizeof(tm));
+	end = strptime(buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	if (end == NULL || *end != '\0')
+		return -EINVAL;
+	s = (long)(timegm(&tm) - now);
+	*sec = s > 0 ? s : 0;	/* a date passed: retry now */
+	return 0;
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
@@ -391,8 +420,11 @@ long http_backoff_ms(int n, long retry_after_sec)
 	long base = 250L << (n < 6 ? n : 6);	/* 500 ms, 1 s, 2 s, ... 16 s */
 	uint32_t r = 0;
 
+	/* Whether the wait fits is the caller's budget to judge (http_do) */
 	if (retry_after_sec >= 0)
-		return (retry_after_sec > 60 ? 60 : retry_after_sec) * 1000;
+		return (retry_after_sec > HTTP_WAIT_MAX_SEC ? HTTP_WAIT_MAX_SEC :
+							      retry_after_sec) *
+		       1000;
 	if (rand_bytes(&r, sizeof(r)) < 0)
 		r = 0;
 	return base + (long)(r % (uint32_t)base);	/* full jitter on top */
@@ -406,12 +438,61 @@ static long now_ms(void)
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
+/* The caller's budget for this thread's requests (a monitor: what is left
+ * of its grace period), as a CLOCK_MONOTONIC deadline in ms; 0 = none. */
+static __thread long budget_deadline;
+
+/* Waits between attempts end early once http_interrupt(true) is called
+ * (a monitor stopping must not sit out a long Retry-After). */
+static pthread_mutex_t wait_mtx = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wait_cond = PTHREAD_COND_INITIALIZER;
+static bool interrupted;	/* protected by wait_mtx */
+
+void http_set_budget(long ms)
+{
+	budget_deadline = ms > 0 ? now_ms() + ms : 0;
+}
+
+void http_interrupt(bool on)
+{
+	pthread_mutex_lock(&wait_mtx);
+	interrupted = on;
+	pthread_cond_broadcast(&wait_cond);
+	pthread_mutex_unlock(&wait_mtx);
+}
+
+/* Sleep ms unless interrupted; false if interrupted. */
+static bool wait_ms(long ms)
+{
+	struct timespec ts;
+	bool go;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&wait_mtx);
+	while (!interrupted &&
+	       pthread_cond_timedwait(&wait_cond, &wait_mtx, &ts) == 0)
+		;
+	go = !interrupted;
+	pthread_mutex_unlock(&wait_mtx);
+	return go;
+}
+
 int http_do(const struct http_opts *o, const struct http_req *rq,
 	    struct http_resp *rs)
 {
-	long start = now_ms(), wait;
+	long start = now_ms(), wait, limit = o->max_total_ms;
 	int rc, n = 0;
 
+	/* A budget only lengthens: without one (or with less) the usual
+	 * bounds keep the retries a short outage needs. */
+	if (budget_deadline != 0 && budget_deadline - start > limit)
+		limit = budget_deadline - start;
 	for (;;) {
 		rc = http_once(o, rq, rs);
 		n++;
@@ -419,15 +500,17 @@ int http_do(const struct http_opts *o, const struct http_req *rq,
 		    n >= o->max_attempts)
 			break;
 		wait = http_backoff_ms(n, rc == 0 ? rs->retry_after_sec : -1);
-		if (now_ms() - start + wait > o->max_total_ms)
-			break;
+		if (now_ms() - start + wait > limit)
+			break;	/* the caller gets the transient reply */
 		log_info("http %s %s: %s, retry %d in %ld ms", rq->method,
 			 rq->url, rc < 0 ? strerror(-rc) : "transient status",
 			 n, wait);
 		if (rc == 0)
 			http_resp_free(rs);
-		struct timespec ts = { wait / 1000, (wait % 1000) * 1000000L };
-		nanosleep(&ts, NULL);
+		if (!wait_ms(wait)) {
+			rc = -ETIMEDOUT;	/* stopping: give up, transient */
+			break;
+		}
 	}
 	if (rc == 0)
 		rs->attempts = n;

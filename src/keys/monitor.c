@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cmkfs/audit.h"
+#include "cmkfs/http.h"
 #include "cmkfs/log.h"
 #include "cmkfs/monitor.h"
 #include "cmkfs/rand.h"
@@ -202,8 +203,15 @@ static void *loop(void *arg)
 		if (m->stop)
 			break;
 		m->kick = false;
+		/* A throttled Key Vault's Retry-After is waited for as long as
+		 * the grace period has time left: that check then succeeds
+		 * instead of failing as transient. */
+		long budget = ((long)m->st.last_ok + m->cfg.grace_sec -
+			       (long)time(NULL)) * 1000L;
 		pthread_mutex_unlock(&m->mtx);
+		http_set_budget(budget > 0 ? budget : 0);
 		run_check(m);
+		http_set_budget(0);
 		pthread_mutex_lock(&m->mtx);
 	}
 	pthread_mutex_unlock(&m->mtx);
@@ -263,7 +271,9 @@ void monitor_stop(struct monitor *m)
 	m->stop = true;
 	pthread_cond_signal(&m->cond);
 	pthread_mutex_unlock(&m->mtx);
+	http_interrupt(true);	/* a check waiting out a Retry-After */
 	pthread_join(m->thread, NULL);
+	http_interrupt(false);
 	pthread_cond_destroy(&m->cond);
 	pthread_mutex_destroy(&m->mtx);
 	free(m);

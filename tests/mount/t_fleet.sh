@@ -86,3 +86,29 @@ for allow in "11111111-1111-1111-1111-111111111111;$kvtenant" "*"; do
 		t_fail "tenant $kvtenant refused though AZURE_ADDITIONALLY_ALLOWED_TENANTS=$allow: $(cat "$T/tn.err")"
 done
 t_ok "a challenge for another tenant is refused unless AZURE_ADDITIONALLY_ALLOWED_TENANTS lists it or is *"
+
+# --- a Retry-After over 60 s is waited for within the grace period ---
+# The check throttled with "Retry-After: 65" waits and then succeeds: no
+# transient check, no lock. (Before, any Retry-After over 60 s failed the
+# check at once.) The wait is the server's to ask; the test only polls.
+"$CMKFS" mount --service-key "$KEY" --key-check-interval 1 --grace 600 "$CIPHER" "$MNT" || t_fail "mount (grace 600)"
+checks() { grep -c '"event":"check"' "$CMKFS_AUDIT_LOG" || true; }
+n0=$(checks)
+wait_for 30 eval '[ "$(checks)" -gt "$n0" ]' || t_fail "no key check"
+mark=$(wc -l <"$CMKFS_AUDIT_LOG")
+kv fault '/unwrapkey$' --status 429 --retry-after 65 --count 1 >/dev/null
+unwraps_after() { tail -n +"$1" "$KVDIR/requests.log" | grep -c "/unwrapkey.* 200 " || true; }
+rl=$(($(wc -l <"$KVDIR/requests.log") + 1))
+wait_for 30 eval 'tail -n +$rl "$KVDIR/requests.log" | grep -q "/unwrapkey.* 429 "' || t_fail "the 429 was not served"
+wait_for 120 eval '[ "$(unwraps_after $rl)" -ge 1 ]' || t_fail "no unwrapkey retried within 120 s of a 'Retry-After: 65'"
+# the throttled check is the first one audited after the mark (the
+# monitor has one thread: no other check ran while it waited)
+checks_after() { tail -n +$((mark + 1)) "$CMKFS_AUDIT_LOG" | grep '"event":"check"'; }
+wait_for 30 checks_after || t_fail "the throttled check was never audited"
+tail -n +$((mark + 1)) "$CMKFS_AUDIT_LOG" >"$T/audit.after"
+checks_after | head -1 | grep -q '"result":"ok"' ||
+	t_fail "the throttled check did not succeed: $(checks_after | head -1)"
+grep -q '"event":"lock"' "$T/audit.after" && t_fail "locked while throttled"
+"$CMKFS" status --json "$MNT" | kv_json 'str(d["daemon"]["locked"])' | grep -qx False || t_fail "locked after the throttling"
+t_umount
+t_ok "a 'Retry-After: 65' (429) was waited out inside the 600 s grace period: the check succeeded, no transient, no lock"

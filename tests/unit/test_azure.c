@@ -133,7 +133,50 @@ static void errors(void)
 		CHECK(b >= 500 && b <= 32000, "backoff %d = %ld", n, b);
 	}
 	CHECK(http_backoff_ms(1, 3) == 3000, "Retry-After honoured");
-	CHECK(http_backoff_ms(1, 100000) == 60000, "Retry-After capped");
+	CHECK(http_backoff_ms(1, 90) == 90000,
+	      "Retry-After over 60 s honoured (the caller's budget judges)");
+	CHECK(http_backoff_ms(1, 10000000) == HTTP_WAIT_MAX_SEC * 1000,
+	      "Retry-After capped at a day");
+}
+
+/* Retry-After is delay-seconds or an HTTP-date (RFC 9110 §10.2.3). */
+static void retry_after(void)
+{
+	const time_t now = 784111777;	/* Sun, 06 Nov 1994 08:49:37 GMT */
+	static const struct {
+		const char *v;
+		int rc;
+		long sec;
+	} rows[] = {
+		{ "120", 0, 120 },
+		{ " 7 \r\n", 0, 7 },
+		{ "0", 0, 0 },
+		{ "Sun, 06 Nov 1994 08:51:37 GMT", 0, 120 },
+		{ "Sun, 06 Nov 1994 08:49:37 GMT", 0, 0 },
+		{ "Sat, 05 Nov 1994 08:49:37 GMT", 0, 0 },	/* passed */
+		{ "Mon, 07 Nov 1994 08:49:37 GMT\r\n", 0, 86400 },
+		{ "-5", -EINVAL, 0 },
+		{ "12abc", -EINVAL, 0 },
+		{ "Sun, 06 Nov 1994 08:51:37", -EINVAL, 0 },
+		{ "Sunday, 06-Nov-94 08:49:37 GMT", -EINVAL, 0 },
+		{ "", -EINVAL, 0 },
+	};
+	struct http_resp rs;
+	long sec;
+
+	for (size_t i = 0; i < CMK_ARRAY_LEN(rows); i++) {
+		sec = -1;
+		int rc = http_retry_after_parse(rows[i].v, now, &sec);
+
+		CHECK(rc == rows[i].rc && (rc < 0 || sec == rows[i].sec),
+		      "Retry-After '%s': rc %d sec %ld", rows[i].v, rc, sec);
+	}
+	memset(&rs, 0, sizeof(rs));
+	rs.retry_after_sec = -1;
+	http_parse_header("Retry-After: Sun, 06 Nov 1994 08:49:37 GMT\r\n",
+			  44, &rs);
+	CHECK(rs.retry_after_sec == 0, "header with a past date: %ld",
+	      rs.retry_after_sec);
 }
 
 /* azure-identity's rule for a challenge's tenant: the configured one,
@@ -197,5 +240,6 @@ int main(void)
 	tenants();
 	challenges();
 	errors();
+	retry_after();
 	return t_done("test_azure");
 }
