@@ -45,7 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_ASSERT(strlen(rs.www_authenticate) < sizeof(rs.www_authenticate) &&
 		    rs.retry_after_sec >= -1);
 	if (rs.retry_after_sec >= 0)
-		FUZZ_ASSERT(http_backoff_ms(1, rs.retry_after_sec) <= 60000);
+		FUZZ_ASSERT(http_backoff_ms(1, rs.retry_after_sec) <=
+			    HTTP_WAIT_MAX_SEC * 1000);
 	if (rs.www_authenticate[0] != '\0')
 		challenge(rs.www_authenticate);
 	return 0;
