@@ -10,7 +10,10 @@
  *                          (AZURE_POD_IDENTITY_AUTHORITY_HOST overrides);
  *                          AZURE_CLIENT_ID picks a user-assigned identity.
  * AZURE_AUTHORITY_HOST replaces https://login.microsoftonline.com.
- * Tokens are cached in secret memory per (tenant, scope) and refreshed five
+ * AZURE_ADDITIONALLY_ALLOWED_TENANTS: tenants other than AZURE_TENANT_ID a
+ * vault's challenge may name (";"-separated, "*" = any).
+ * Tokens are cached in secret memory per (tenant, scope) (the last four)
+ * and refreshed five
  * minutes before they expire; they are never logged. Thread-safe. */
 #ifndef CMKFS_AZAUTH_H
 #define CMKFS_AZAUTH_H
@@ -49,8 +52,17 @@ const char *azauth_kind_name(enum auth_kind k);
  * -EPROTO (hostile reply). */
 CMK_MUST_CHECK int azauth_token(struct azauth *a, const char *tenant,
 				const char *scope, char *out, size_t cap);
-/* Forget the cached token (after a 401 with it). */
+/* Forget every cached token (a lock). */
 void azauth_drop(struct azauth *a);
+/* Forget the token of (tenant, scope) (a 401 with it). */
+void azauth_drop_scope(struct azauth *a, const char *tenant,
+		       const char *scope);
+/* May this credential get a token of `tenant` (a challenge's)? As the
+ * Azure SDKs (azure-identity additionallyAllowedTenants): yes for the
+ * configured AZURE_TENANT_ID, for one listed in
+ * AZURE_ADDITIONALLY_ALLOWED_TENANTS (";"-separated, "*" = any), for any
+ * when no tenant is configured, and for a managed identity. Pure. */
+bool azauth_tenant_allowed(const struct azauth *a, const char *tenant);
 /* Does the environment hold a credential secret (AZURE_CLIENT_SECRET,
  * IDENTITY_HEADER)? */
 bool azauth_env_has_secret(void);

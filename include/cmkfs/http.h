@@ -10,6 +10,7 @@
 #define CMKFS_HTTP_H
 
 #include <stdbool.h>
+#include <time.h>
 
 #include "cmkfs/common.h"
 
@@ -30,6 +31,8 @@ struct http_req {
 	const char *body;		/* may hold secrets; never logged */
 	size_t body_len;
 	bool allow_http;		/* plain http: IMDS on loopback/link-local only */
+	bool no_proxy;			/* never through a proxy (host-local identity
+					 * endpoints: IMDS, App Service, Arc) */
 };
 
 struct http_resp {
@@ -37,10 +40,17 @@ struct http_resp {
 	char *body;			/* secmem, NUL-terminated, body_len bytes */
 	size_t body_len;
 	char www_authenticate[2048];	/* first WWW-Authenticate header or "" */
-	long retry_after_sec;		/* Retry-After in seconds, or -1 */
+	long retry_after_sec;		/* Retry-After in seconds (from now), or -1 */
 	char request_id[72];		/* x-ms-request-id (cut to fit) or "" */
 	int attempts;			/* how many requests were sent */
 };
+
+/* Requests to one origin (scheme, host, port) reuse one kept connection
+ * and its TLS session while it stays open (libcurl closes connections
+ * idle for more than 118 s). http_flush() closes every kept connection
+ * and wipes what libcurl buffered for it (the last reply, e.g. an
+ * unwrapped key): call it when the keys are wiped. Thread-safe. */
+void http_flush(void);
 
 /* Once, before threads start. Errors: -EIO. */
 CMK_MUST_CHECK int http_global_init(void);
@@ -57,16 +67,32 @@ CMK_MUST_CHECK int http_do(const struct http_opts *o, const struct http_req *rq,
 			   struct http_resp *rs);
 /* One raw response header line (len bytes, not NUL-terminated, CRLF
  * included or not) into rs: the first WWW-Authenticate value (cut to fit),
- * Retry-After in seconds (HTTP-dates ignored) and x-ms-request-id (only
- * characters that may stand in a log line, cut to fit). Pure; for libcurl's
- * header callback and fuzzing. */
+ * Retry-After in seconds (from delay-seconds or an HTTP-date) and
+ * x-ms-request-id (only characters that may stand in a log line, cut to
+ * fit). Pure but for the clock; for libcurl's header callback and fuzzing. */
 void http_parse_header(const char *line, size_t len, struct http_resp *rs);
 /* 1 for statuses and errors worth retrying. */
 int http_transient(int rc, long status);
 void http_resp_free(struct http_resp *rs);	/* wipes; NULL-safe */
 
 /* Backoff before attempt `n` (1-based count of failures so far), with
- * jitter, honouring retry_after_sec when >= 0. Pure but for the jitter. */
+ * jitter, honouring retry_after_sec when >= 0 (up to HTTP_WAIT_MAX_SEC).
+ * Pure but for the jitter. */
+#define HTTP_WAIT_MAX_SEC 86400L
 long http_backoff_ms(int n, long retry_after_sec);
+/* A Retry-After value (delay-seconds or an IMF-fixdate HTTP-date, RFC 9110
+ * §10.2.3) as seconds from `now` (0 for a date passed) into *sec.
+ * Errors: -EINVAL (anything else). Pure. */
+CMK_MUST_CHECK int http_retry_after_parse(const char *v, time_t now,
+					  long *sec);
+
+/* Retry budget of the calling thread's requests, from now: http_do()
+ * retries (as Retry-After asks, or with backoff) for up to
+ * max(max_total_ms, ms); a wait that would end past it is not started
+ * and the transient reply is returned. 0 = no budget (max_total_ms). */
+void http_set_budget(long ms);
+/* on: end every wait between attempts now and start none until called
+ * with false (a monitor stopping). Thread-safe. */
+void http_interrupt(bool on);
 
 #endif

@@ -2,7 +2,10 @@
  * (REST api-version 7.4): get key, wrapkey, unwrapkey. Challenge-based
  * authentication (first request without a token; tenant and scope from the
  * 401's WWW-Authenticate; the vault host must end in the challenge
- * resource's host unless CMKFS_DISABLE_CHALLENGE_RESOURCE_VERIFICATION=1).
+ * resource's host unless CMKFS_DISABLE_CHALLENGE_RESOURCE_VERIFICATION=1;
+ * the challenge's tenant must be allowed by azauth_tenant_allowed()).
+ * Challenges are remembered per vault origin (https://host[:port]), so a
+ * token goes only to the host whose challenge asked for its audience.
  * Decisions are made on HTTP status + error.code + error.innererror.code,
  * never on message text. Thread-safe. */
 #ifndef CMKFS_KV_H
@@ -54,7 +57,8 @@ void kv_free(struct kv *kv);	/* NULL-safe */
  *   -EAGAIN, -ETIMEDOUT, -ECONNREFUSED  transient (after retries), 403
  *                 ForbiddenByFirewall included
  *   -EPROTO       hostile or malformed reply
- *   -EACCES       the token endpoint refused our credential
+ *   -EACCES       the token endpoint refused our credential, or the
+ *                 challenge names a tenant the credential is not allowed
  * Every call starts afresh: kv_last_error() then describes this call's
  * failure on this thread ("no error" after a success), and azerr_last() its
  * cause and the request ids of its last request (x-ms-client-request-id,

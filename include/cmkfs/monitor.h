@@ -6,9 +6,11 @@
  * check confirm_sec later and locks the keyring if that one is a denial
  * too; a transient fault (network, timeout, 5xx, 429, IMDS 404/410,
  * ForbiddenByFirewall) locks only when the last success is older than the
- * grace period. A success while locked unlocks. Every result is audited
- * with its cause and request ids (audit_event_why). Key traffic: two Key Vault requests per
- * interval, whatever the number of files. The monitor opens providers only
+ * grace period; a check's requests may wait out a Retry-After for as long
+ * as the grace period has left. A success while locked unlocks. Every
+ * result is audited with its cause and request ids (audit_event_why). Key
+ * traffic: two Key Vault requests per interval (the interval jittered by
+ * +-10 %), whatever the number of files. The monitor opens providers only
  * through the callback its creator gives it and reaches provider kinds only
  * through the registry (keyprov.h): it knows no provider by name and no
  * file on disk. */
@@ -79,6 +81,11 @@ void monitor_kick(struct monitor *m);
 CMK_MUST_CHECK int monitor_reload(struct monitor *m, const struct volume *v,
 				  struct monitor_status *st);
 void monitor_get_status(struct monitor *m, struct monitor_status *st);
+/* The wait before the next check, in milliseconds: interval_sec x U[0.9,
+ * 1.1] drawn from the CSPRNG, so hosts started together (a fleet rebooted
+ * at once) spread their checks instead of reaching Key Vault in step.
+ * interval_sec <= 0 counts as 1. Never 0. */
+long monitor_next_wait_ms(int interval_sec);
 /* 1 if rc (from a provider or Key Vault) means access is denied, 0 if it is
  * transient. Pure. */
 int monitor_is_denial(int rc);

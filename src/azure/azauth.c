@@ -30,6 +30,18 @@
 #define REFRESH_MARGIN_SEC 300
 #define FORM_MAX 16384
 
+/* Tokens per (tenant, scope): a vault and a Managed HSM (or vaults of two
+ * tenants) used by one process each keep theirs instead of evicting each
+ * other's at every request. */
+#define AUTH_TOKENS 4
+
+struct cached {
+	char *token;			/* secmem, AUTH_TOKEN_MAX; "" = none */
+	char scope[512], tenant[128];
+	time_t exp;
+	unsigned long used;		/* for replacing the least recently used */
+};
+
 struct azauth {
 	pthread_mutex_t mtx;
 	enum auth_kind kind;
@@ -39,9 +51,9 @@ struct azauth {
 	char mi_endpoint[1024];
 	char *secret;			/* secmem: client secret or App Service header */
 	struct signer *signer;
-	char *token;			/* secmem, AUTH_TOKEN_MAX; protected by mtx */
-	char token_scope[512], token_tenant[128];
-	time_t token_exp;
+	char allowed[1024];		/* AZURE_ADDITIONALLY_ALLOWED_TENANTS */
+	struct cached tok[AUTH_TOKENS];	/* protected by mtx */
+	unsigned long tick;		/* protected by mtx */
 };
 
 const char *azauth_kind_name(enum auth_kind k)
@@ -121,8 +133,12 @@ int azauth_new(const struct http_opts *o, struct azauth **out)
 			 "%s/metadata/identity/oauth2/token",
 			 v ? v : IMDS_DEFAULT);
 	}
-	if (rc == 0)
-		rc = secmem_zalloc(AUTH_TOKEN_MAX, (void **)&a->token);
+	snprintf(a->allowed, sizeof(a->allowed), "%s",
+		 env("AZURE_ADDITIONALLY_ALLOWED_TENANTS") ?
+			 env("AZURE_ADDITIONALLY_ALLOWED_TENANTS") :
+			 "");
+	for (int i = 0; rc == 0 && i < AUTH_TOKENS; i++)
+		rc = secmem_zalloc(AUTH_TOKEN_MAX, (void **)&a->tok[i].token);
 	if (rc < 0) {
 		azauth_free(a);
 		return rc;
@@ -136,19 +152,67 @@ void azauth_free(struct azauth *a)
 	if (a == NULL)
 		return;
 	secmem_free(a->secret, 4096);
-	secmem_free(a->token, AUTH_TOKEN_MAX);
+	for (int i = 0; i < AUTH_TOKENS; i++)
+		secmem_free(a->tok[i].token, AUTH_TOKEN_MAX);
 	sign_free(a->signer);
 	pthread_mutex_destroy(&a->mtx);
 	free(a);
 }
 
+static void forget(struct cached *c)
+{
+	if (c->token != NULL)
+		secmem_wipe(c->token, AUTH_TOKEN_MAX);
+	c->exp = 0;
+	c->scope[0] = c->tenant[0] = '\0';
+}
+
 void azauth_drop(struct azauth *a)
 {
 	pthread_mutex_lock(&a->mtx);
-	if (a->token != NULL)
-		secmem_wipe(a->token, AUTH_TOKEN_MAX);
-	a->token_exp = 0;
+	for (int i = 0; i < AUTH_TOKENS; i++)
+		forget(&a->tok[i]);
 	pthread_mutex_unlock(&a->mtx);
+}
+
+void azauth_drop_scope(struct azauth *a, const char *tenant,
+		       const char *scope)
+{
+	pthread_mutex_lock(&a->mtx);
+	for (int i = 0; i < AUTH_TOKENS; i++) {
+		if (strcmp(a->tok[i].scope, scope) == 0 &&
+		    strcmp(a->tok[i].tenant, tenant) == 0)
+			forget(&a->tok[i]);
+	}
+	pthread_mutex_unlock(&a->mtx);
+}
+
+/* As azure-identity's processMultiTenantRequest: a credential configured
+ * for a tenant gets tokens of another tenant only when that one is in
+ * AZURE_ADDITIONALLY_ALLOWED_TENANTS (";"-separated) or the list holds
+ * "*"; one configured for no tenant, and a managed identity (which has no
+ * tenant to choose), take the tenant they are asked for. Tenant ids and
+ * domain names compare without case. */
+bool azauth_tenant_allowed(const struct azauth *a, const char *tenant)
+{
+	const char *p = a->allowed;
+
+	if (a->kind == AUTH_MANAGED_IDENTITY_APPSERVICE ||
+	    a->kind == AUTH_MANAGED_IDENTITY_IMDS || a->tenant[0] == '\0' ||
+	    strcasecmp(a->tenant, tenant) == 0)
+		return true;
+	while (*p != '\0') {
+		size_t n;
+
+		p += strspn(p, "; \t");
+		n = strcspn(p, "; \t");
+		if (n == 1 && *p == '*')
+			return true;
+		if (n > 0 && n == strlen(tenant) && strncasecmp(p, tenant, n) == 0)
+			return true;
+		p += n;
+	}
+	return false;
 }
 
 static const char *const secret_vars[] = { "AZURE_CLIENT_SECRET",
@@ -348,25 +412,27 @@ static enum azerr_src src_of(enum auth_kind k)
 }
 
 /* Copy a token reply's access_token and lifetime into the cache. */
-static int take_token(struct azauth *a, const struct http_resp *rs,
-		      const char *tenant, const char *scope, struct azerr *e)
+static int take_token(struct azauth *a, struct cached *c,
+		      const struct http_resp *rs, const char *tenant,
+		      const char *scope, struct azerr *e)
 {
 	time_t exp = 0;
 	int rc;
 
+	forget(c);
 	rc = azauth_parse_token_reply(src_of(a->kind), rs->status, rs->body,
-				      rs->body_len, time(NULL), a->token,
+				      rs->body_len, time(NULL), c->token,
 				      AUTH_TOKEN_MAX, &exp, e);
 	if (rc == 0) {
-		a->token_exp = exp;
-		snprintf(a->token_scope, sizeof(a->token_scope), "%s", scope);
-		snprintf(a->token_tenant, sizeof(a->token_tenant), "%s",
-			 tenant);
+		c->exp = exp;
+		snprintf(c->scope, sizeof(c->scope), "%s", scope);
+		snprintf(c->tenant, sizeof(c->tenant), "%s", tenant);
 	}
 	return rc;
 }
 
-static int fetch(struct azauth *a, const char *tenant, const char *scope)
+static int fetch(struct azauth *a, struct cached *c, const char *tenant,
+		 const char *scope)
 {
 	char url[2048], resource[512], *form = NULL, *assertion = NULL;
 	const char *hdrs[4] = { NULL, NULL, NULL, NULL };
@@ -395,6 +461,8 @@ static int fetch(struct azauth *a, const char *tenant, const char *scope)
 		hdrs[0] = "Metadata: true";
 		rq.method = "GET";
 		rq.allow_http = true;
+		/* IMDS: "the request must not go through a proxy" */
+		rq.no_proxy = true;
 		break;
 	case AUTH_MANAGED_IDENTITY_APPSERVICE:
 		snprintf(url, sizeof(url),
@@ -405,6 +473,7 @@ static int fetch(struct azauth *a, const char *tenant, const char *scope)
 		hdrs[0] = hbuf;
 		rq.method = "GET";
 		rq.allow_http = true;
+		rq.no_proxy = true;	/* a host-local endpoint, as IMDS */
 		break;
 	default:
 		snprintf(url, sizeof(url), "%s/%s/oauth2/v2.0/token",
@@ -464,7 +533,7 @@ static int fetch(struct azauth *a, const char *tenant, const char *scope)
 		azerr_set(&e);
 		goto out;
 	}
-	rc = take_token(a, &rs, tenant, scope, &e);
+	rc = take_token(a, c, &rs, tenant, scope, &e);
 	snprintf(e.request_id, sizeof(e.request_id), "%s", rs.request_id);
 	if (rc < 0)
 		azerr_set(&e);
@@ -484,20 +553,37 @@ int azauth_token(struct azauth *a, const char *tenant, const char *scope,
 		 char *out, size_t cap)
 {
 	time_t now = time(NULL);
+	struct cached *c = NULL;
 	int rc = 0;
 
 	if (tenant == NULL || *tenant == '\0')
 		tenant = a->tenant[0] ? a->tenant : "organizations";
 	pthread_mutex_lock(&a->mtx);
-	if (a->token_exp - REFRESH_MARGIN_SEC <= now ||
-	    strcmp(a->token_scope, scope) != 0 ||
-	    strcmp(a->token_tenant, tenant) != 0)
-		rc = fetch(a, tenant, scope);
+	for (int i = 0; i < AUTH_TOKENS && c == NULL; i++) {
+		if (strcmp(a->tok[i].scope, scope) == 0 &&
+		    strcmp(a->tok[i].tenant, tenant) == 0)
+			c = &a->tok[i];
+	}
+	for (int i = 0; i < AUTH_TOKENS && c == NULL; i++) {
+		if (a->tok[i].scope[0] == '\0')
+			c = &a->tok[i];
+	}
+	if (c == NULL) {	/* the least recently used one goes */
+		c = &a->tok[0];
+		for (int i = 1; i < AUTH_TOKENS; i++) {
+			if (a->tok[i].used < c->used)
+				c = &a->tok[i];
+		}
+	}
+	c->used = ++a->tick;
+	if (c->exp - REFRESH_MARGIN_SEC <= now ||
+	    strcmp(c->scope, scope) != 0 || strcmp(c->tenant, tenant) != 0)
+		rc = fetch(a, c, tenant, scope);
 	if (rc == 0) {
-		if (strlen(a->token) + 1 > cap)
+		if (strlen(c->token) + 1 > cap)
 			rc = -ENOSPC;
 		else
-			memcpy(out, a->token, strlen(a->token) + 1);
+			memcpy(out, c->token, strlen(c->token) + 1);
 	}
 	pthread_mutex_unlock(&a->mtx);
 	return rc;

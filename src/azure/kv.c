@@ -3,6 +3,7 @@
  * Key, Unwrap Key) and "Azure Key Vault authentication" (the challenge). */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -18,14 +19,63 @@
 #include "cmkfs/log.h"
 #include "cmkfs/secmem.h"
 
+/* What a vault's 401 challenge said, per vault origin: a token is only
+ * ever sent to the host whose challenge asked for its audience, and a
+ * vault and a Managed HSM used by one process each keep their own. */
+#define KV_VAULTS 8
+
+struct kv_challenge {
+	char vault[600];	/* https://host[:port]; "" = free */
+	char tenant[128];
+	char scope[512];
+	unsigned long used;	/* for replacing the least recently used */
+};
+
 struct kv {
 	pthread_mutex_t mtx;
 	struct http_opts http;
 	struct azauth *auth;
-	char tenant[128];	/* from the last challenge; protected by mtx */
-	char scope[512];
-	bool have_challenge;
+	struct kv_challenge ch[KV_VAULTS];	/* protected by mtx */
+	unsigned long tick;			/* protected by mtx */
 };
+
+/* The challenge learnt from u's vault into tenant and scope; false if
+ * none yet. Caller holds kv->mtx. */
+static bool challenge_get(struct kv *kv, const struct kv_uri *u, char *tenant,
+			  size_t tcap, char *scope, size_t scap)
+{
+	for (int i = 0; i < KV_VAULTS; i++) {
+		if (strcmp(kv->ch[i].vault, u->vault) == 0) {
+			kv->ch[i].used = ++kv->tick;
+			snprintf(tenant, tcap, "%s", kv->ch[i].tenant);
+			snprintf(scope, scap, "%s", kv->ch[i].scope);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Caller holds kv->mtx. */
+static void challenge_set(struct kv *kv, const struct kv_uri *u,
+			  const char *tenant, const char *scope)
+{
+	int pick = 0;
+
+	for (int i = 0; i < KV_VAULTS; i++) {
+		if (strcmp(kv->ch[i].vault, u->vault) == 0) {
+			pick = i;
+			break;
+		}
+		if (kv->ch[i].used < kv->ch[pick].used)
+			pick = i;
+	}
+	snprintf(kv->ch[pick].vault, sizeof(kv->ch[pick].vault), "%s",
+		 u->vault);
+	snprintf(kv->ch[pick].tenant, sizeof(kv->ch[pick].tenant), "%s",
+		 tenant);
+	snprintf(kv->ch[pick].scope, sizeof(kv->ch[pick].scope), "%s", scope);
+	kv->ch[pick].used = ++kv->tick;
+}
 
 static __thread char last_err[256];
 
@@ -261,7 +311,7 @@ static int call(struct kv *kv, const struct kv_uri *u, const char *method,
 		struct http_resp *rs, char creq[static 37])
 {
 	char *token = NULL, *hauth = NULL, tenant[128], scope[512],
-	     resource[512], hreq[64];
+	     resource[512], hreq[64], used_tenant[128], used_scope[512];
 	const char *hdrs[4];
 	struct http_req rq = { .method = method, .url = url, .body = body,
 			       .body_len = body_len, .headers = hdrs };
@@ -277,9 +327,8 @@ static int call(struct kv *kv, const struct kv_uri *u, const char *method,
 		int n = 0;
 
 		pthread_mutex_lock(&kv->mtx);
-		bool have = kv->have_challenge;
-		snprintf(tenant, sizeof(tenant), "%s", kv->tenant);
-		snprintf(scope, sizeof(scope), "%s", kv->scope);
+		bool have = challenge_get(kv, u, tenant, sizeof(tenant), scope,
+					  sizeof(scope));
 		pthread_mutex_unlock(&kv->mtx);
 		creq[0] = '\0';
 		if (have) {
@@ -315,6 +364,8 @@ static int call(struct kv *kv, const struct kv_uri *u, const char *method,
 		if (rs->status != 401 || ++tries > 2)
 			break;
 		/* 401: a challenge. Learn it, or drop a stale token. */
+		snprintf(used_tenant, sizeof(used_tenant), "%s", tenant);
+		snprintf(used_scope, sizeof(used_scope), "%s", scope);
 		if (azauth_parse_challenge(rs->www_authenticate, tenant,
 					   sizeof(tenant), scope, sizeof(scope),
 					   resource, sizeof(resource)) < 0) {
@@ -333,17 +384,30 @@ static int call(struct kv *kv, const struct kv_uri *u, const char *method,
 				  resource);
 			goto out;
 		}
+		if (!azauth_tenant_allowed(kv->auth, tenant)) {
+			for (char *p = tenant; *p != '\0'; p++) {
+				if (!isalnum((unsigned char)*p) && *p != '-' &&
+				    *p != '.')
+					*p = '?';	/* no forged log lines */
+			}
+			http_resp_free(rs);
+			rc = fail(-EACCES, AZERR_TOKEN, creq,
+				  "%s asks for a token of tenant %.64s, not "
+				  "AZURE_TENANT_ID: add it to "
+				  "AZURE_ADDITIONALLY_ALLOWED_TENANTS "
+				  "(or \"*\") to allow it",
+				  u->vault, tenant);
+			goto out;
+		}
 		http_resp_free(rs);
 		if (have) {
 			if (fresh)
 				break;	/* fresh token refused: a denial */
-			azauth_drop(kv->auth);
+			azauth_drop_scope(kv->auth, used_tenant, used_scope);
 			fresh = true;
 		}
 		pthread_mutex_lock(&kv->mtx);
-		snprintf(kv->tenant, sizeof(kv->tenant), "%s", tenant);
-		snprintf(kv->scope, sizeof(kv->scope), "%s", scope);
-		kv->have_challenge = true;
+		challenge_set(kv, u, tenant, scope);
 		pthread_mutex_unlock(&kv->mtx);
 	}
 	rc = 0;

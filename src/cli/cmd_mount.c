@@ -34,9 +34,10 @@ static void usage(FILE *f)
 		KEYOPTS_HELP_SERVICE_KEY
 		"  --key-check-interval SECONDS\n"
 		"                       prove access to the keys this often (default\n"
-		"                       60); a denial (access revoked, key disabled,\n"
-		"                       deleted or expired) that a second check\n"
-		"                       confirms wipes the keys\n"
+		"                       60, each wait +-10 %% at random); a denial\n"
+		"                       (access revoked, key disabled, deleted or\n"
+		"                       expired) that a second check confirms\n"
+		"                       wipes the keys\n"
 		"  --confirm-delay SECONDS\n"
 		"                       wait before that second check (1..60,\n"
 		"                       default 5)\n"

@@ -77,6 +77,7 @@ static void akv_forget(void)
 	if (client_auth != NULL)
 		azauth_drop(client_auth);
 	pthread_mutex_unlock(&client_mtx);
+	http_flush();	/* kept connections hold the last replies */
 }
 
 const struct kv_key *kp_akv_key(const struct keyprov *kp)

@@ -8,8 +8,10 @@
 #include <string.h>
 
 #include "cmkfs/audit.h"
+#include "cmkfs/http.h"
 #include "cmkfs/log.h"
 #include "cmkfs/monitor.h"
+#include "cmkfs/rand.h"
 
 struct monitor {
 	struct keyring *kr;
@@ -256,24 +258,50 @@ static void run_check(struct monitor *m)
 	run_check_pass(m, false);
 }
 
+long monitor_next_wait_ms(int interval_sec)
+{
+	long base = (interval_sec > 0 ? interval_sec : 1) * 1000L;
+	long span = base / 5;	/* 0.9 to 1.1: a width of 0.2 x base */
+	uint32_t r = 0;
+
+	/* Without randomness the checks stay regular, never stop. */
+	if (rand_bytes(&r, sizeof(r)) < 0)
+		r = UINT32_MAX / 2;
+	return base - span / 2 + (long)((uint64_t)r * (uint64_t)(span + 1) >>
+					32);
+}
+
 static void *loop(void *arg)
 {
 	struct monitor *m = arg;
 
 	pthread_mutex_lock(&m->mtx);
 	while (!m->stop) {
+		long wait = monitor_next_wait_ms(m->cfg.interval_sec);
 		struct timespec ts;
 
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += m->cfg.interval_sec;
+		ts.tv_sec += wait / 1000;
+		ts.tv_nsec += (wait % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
 		while (!m->stop && !m->kick &&
 		       pthread_cond_timedwait(&m->cond, &m->mtx, &ts) == 0)
 			;
 		if (m->stop)
 			break;
 		m->kick = false;
+		/* A throttled Key Vault's Retry-After is waited for as long as
+		 * the grace period has time left: that check then succeeds
+		 * instead of failing as transient. */
+		long budget = ((long)m->st.last_ok + m->cfg.grace_sec -
+			       (long)time(NULL)) * 1000L;
 		pthread_mutex_unlock(&m->mtx);
+		http_set_budget(budget > 0 ? budget : 0);
 		run_check(m);
+		http_set_budget(0);
 		pthread_mutex_lock(&m->mtx);
 	}
 	pthread_mutex_unlock(&m->mtx);
@@ -335,7 +363,9 @@ void monitor_stop(struct monitor *m)
 	m->stop = true;
 	pthread_cond_signal(&m->cond);
 	pthread_mutex_unlock(&m->mtx);
+	http_interrupt(true);	/* a check waiting out a Retry-After */
 	pthread_join(m->thread, NULL);
+	http_interrupt(false);
 	pthread_cond_destroy(&m->cond);
 	pthread_mutex_destroy(&m->mtx);
 	free(m);

@@ -52,7 +52,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (const char *p = rs.request_id; *p; p++)
 		FUZZ_ASSERT(*p > 0x20 && *p < 0x7f && *p != '"' && *p != '\\');
 	if (rs.retry_after_sec >= 0)
-		FUZZ_ASSERT(http_backoff_ms(1, rs.retry_after_sec) <= 60000);
+		FUZZ_ASSERT(http_backoff_ms(1, rs.retry_after_sec) <=
+			    HTTP_WAIT_MAX_SEC * 1000);
 	if (rs.www_authenticate[0] != '\0')
 		challenge(rs.www_authenticate);
 	return 0;

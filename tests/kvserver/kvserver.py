@@ -876,6 +876,11 @@ class State:
             self.op_status: dict[str, Counter] = {}
             self.client_count: Counter = Counter()
             self.faults_applied: Counter = Counter()
+            self.conn_count: Counter = Counter()  # connections with a non-admin request: "https", "http"
+
+    def record_connection(self, kind: str) -> None:
+        with self.stats_lock:
+            self.conn_count[kind] += 1
 
     def record(self, op: str, status: str, client: str | None, fault: str | None) -> None:
         with self.stats_lock:
@@ -890,7 +895,8 @@ class State:
         with self.stats_lock:
             return {"since": self.since, "total": sum(self.op_count.values()), "ops": dict(self.op_count),
                     "by_status": {op: dict(c) for op, c in self.op_status.items()},
-                    "by_client": dict(self.client_count), "faults_applied": dict(self.faults_applied)}
+                    "by_client": dict(self.client_count), "faults_applied": dict(self.faults_applied),
+                    "connections": dict(self.conn_count)}
 
     # -- persistence (--persist) ------------------------------------------------------------
 
@@ -1081,6 +1087,9 @@ class Handler(BaseHTTPRequestHandler):
             self._send(500, {"error": {"code": "InternalServerError", "message": "kvserver internal error"}})
         finally:
             if not self.admin:
+                if not getattr(self, "conn_counted", False):  # one handler per connection
+                    self.conn_counted = True
+                    self.state.record_connection("http" if self.server.plain else "https")
                 self.server.log_request_line(self, time.monotonic() - started)
 
     def _read_body(self) -> bytes:
@@ -1638,7 +1647,9 @@ class AdminApi:
     {"error": {"code", "message"}} with 400/404/409.
 
     GET    /admin/state                         everything (no secrets, no key material)
-    GET    /admin/stats                         request counts per operation / status / client
+    GET    /admin/stats                         request counts per operation / status / client, and
+                                                connections that carried them ("connections": {"https"
+                                                (each one TLS handshake), "http"}; admin-only ones not)
     POST   /admin/stats/reset
     GET    /admin/keys
     POST   /admin/keys                          {name, kty: RSA|RSA-HSM|oct-HSM, size, key_ops,

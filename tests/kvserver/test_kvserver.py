@@ -710,6 +710,7 @@ def concurrency_and_keepalive():
         results = list(pool.map(lambda _: srv.crypto(F.tok, "unwrapkey", "rsa2048", v, "RSA-OAEP-256", w).status,
                                 range(64)))
     assert results == [200] * 64, results
+    srv.admin("POST", "/admin/stats/reset")
     conn = http.client.HTTPSConnection("127.0.0.1", srv.port, context=srv.ctx, timeout=10)
     for _ in range(3):  # one TLS connection, several requests
         conn.request("GET", "/keys/rsa2048?api-version=7.4", headers={"Authorization": f"Bearer {F.tok}"})
@@ -717,6 +718,9 @@ def concurrency_and_keepalive():
         r.read()
         assert r.status == 200
     conn.close()
+    expect(srv.get_key(F.tok, "rsa2048"), 200)  # a connection of its own
+    s = srv.admin("GET", "/admin/stats")  # admin connections are not counted
+    assert s["ops"]["get_key"] == 4 and s["connections"] == {"https": 2}, s
 
 
 @test

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmkfs/azauth.h"
@@ -133,7 +134,105 @@ static void errors(void)
 		CHECK(b >= 500 && b <= 32000, "backoff %d = %ld", n, b);
 	}
 	CHECK(http_backoff_ms(1, 3) == 3000, "Retry-After honoured");
-	CHECK(http_backoff_ms(1, 100000) == 60000, "Retry-After capped");
+	CHECK(http_backoff_ms(1, 90) == 90000,
+	      "Retry-After over 60 s honoured (the caller's budget judges)");
+	CHECK(http_backoff_ms(1, 10000000) == HTTP_WAIT_MAX_SEC * 1000,
+	      "Retry-After capped at a day");
+}
+
+/* Retry-After is delay-seconds or an HTTP-date (RFC 9110 §10.2.3). */
+static void retry_after(void)
+{
+	const time_t now = 784111777;	/* Sun, 06 Nov 1994 08:49:37 GMT */
+	static const struct {
+		const char *v;
+		int rc;
+		long sec;
+	} rows[] = {
+		{ "120", 0, 120 },
+		{ " 7 \r\n", 0, 7 },
+		{ "0", 0, 0 },
+		{ "Sun, 06 Nov 1994 08:51:37 GMT", 0, 120 },
+		{ "Sun, 06 Nov 1994 08:49:37 GMT", 0, 0 },
+		{ "Sat, 05 Nov 1994 08:49:37 GMT", 0, 0 },	/* passed */
+		{ "Mon, 07 Nov 1994 08:49:37 GMT\r\n", 0, 86400 },
+		{ "-5", -EINVAL, 0 },
+		{ "12abc", -EINVAL, 0 },
+		{ "Sun, 06 Nov 1994 08:51:37", -EINVAL, 0 },
+		{ "Sunday, 06-Nov-94 08:49:37 GMT", -EINVAL, 0 },
+		{ "", -EINVAL, 0 },
+	};
+	struct http_resp rs;
+	long sec;
+
+	for (size_t i = 0; i < CMK_ARRAY_LEN(rows); i++) {
+		sec = -1;
+		int rc = http_retry_after_parse(rows[i].v, now, &sec);
+
+		CHECK(rc == rows[i].rc && (rc < 0 || sec == rows[i].sec),
+		      "Retry-After '%s': rc %d sec %ld", rows[i].v, rc, sec);
+	}
+	memset(&rs, 0, sizeof(rs));
+	rs.retry_after_sec = -1;
+	http_parse_header("Retry-After: Sun, 06 Nov 1994 08:49:37 GMT\r\n",
+			  44, &rs);
+	CHECK(rs.retry_after_sec == 0, "header with a past date: %ld",
+	      rs.retry_after_sec);
+}
+
+/* azure-identity's rule for a challenge's tenant: the configured one,
+ * one listed in AZURE_ADDITIONALLY_ALLOWED_TENANTS, any with "*", any when
+ * none is configured or the credential is a managed identity. */
+static void tenants(void)
+{
+	static const struct {
+		const char *tenant, *allowed, *asked;
+		bool ok;
+	} rows[] = {
+		{ "t-home", NULL, "t-home", true },
+		{ "t-home", NULL, "T-HOME", true },
+		{ "t-home", NULL, "t-other", false },
+		{ "t-home", "", "t-other", false },
+		{ "t-home", "t-a;t-other", "t-other", true },
+		{ "t-home", " t-a ; t-other ", "t-other", true },
+		{ "t-home", "t-a;t-othe", "t-other", false },
+		{ "t-home", "t-a;t-other-x", "t-other", false },
+		{ "t-home", "*", "t-other", true },
+		{ "t-home", "t-a;*", "anything", true },
+		{ NULL, NULL, "t-other", true },	/* no tenant configured */
+	};
+	struct http_opts o;
+	struct azauth *a;
+
+	http_opts_default(&o);
+	unsetenv("AZURE_CLIENT_CERTIFICATE_PATH");
+	unsetenv("AZURE_FEDERATED_TOKEN_FILE");
+	unsetenv("IDENTITY_ENDPOINT");
+	for (size_t i = 0; i < CMK_ARRAY_LEN(rows); i++) {
+		if (rows[i].tenant != NULL) {
+			setenv("AZURE_TENANT_ID", rows[i].tenant, 1);
+			setenv("AZURE_CLIENT_SECRET", "test-secret", 1);
+		} else {	/* a managed identity has no tenant */
+			unsetenv("AZURE_TENANT_ID");
+			unsetenv("AZURE_CLIENT_SECRET");
+		}
+		setenv("AZURE_CLIENT_ID", "app", 1);
+		if (rows[i].allowed != NULL)
+			setenv("AZURE_ADDITIONALLY_ALLOWED_TENANTS",
+			       rows[i].allowed, 1);
+		else
+			unsetenv("AZURE_ADDITIONALLY_ALLOWED_TENANTS");
+		if (azauth_new(&o, &a) != 0) {
+			CHECK(0, "azauth_new row %zu", i);
+			continue;
+		}
+		CHECK(azauth_tenant_allowed(a, rows[i].asked) == rows[i].ok,
+		      "tenant %s, allowed '%s', asked %s: want %s",
+		      rows[i].tenant ? rows[i].tenant : "(none)",
+		      rows[i].allowed ? rows[i].allowed : "(unset)",
+		      rows[i].asked, rows[i].ok ? "allowed" : "refused");
+		azauth_free(a);
+	}
 }
 
 /* Real error bodies (shortened only where marked), as Azure sends them:
@@ -325,9 +424,11 @@ static void headers(void)
 int main(void)
 {
 	uris();
+	tenants();
 	challenges();
 	errors();
 	classify();
 	headers();
+	retry_after();
 	return t_done("test_azure");
 }

@@ -378,6 +378,34 @@ static void confirmed(struct keyring *kr, const char *audit_log)
 	monitor_stop(m);
 }
 
+/* The wait between checks is the interval +-10 %, and it varies: hosts
+ * started together must drift apart. Only the drawn values are checked,
+ * never how long anything took. */
+static void jitter(void)
+{
+	static const int iv[] = { 1, 5, 60, 3600, 0 };
+
+	for (size_t i = 0; i < CMK_ARRAY_LEN(iv); i++) {
+		long base = (iv[i] > 0 ? iv[i] : 1) * 1000L;
+		long lo = base * 9 / 10, hi = base * 11 / 10;
+		long min = LONG_MAX, max = 0, w;
+		int bad = 0;
+
+		for (int n = 0; n < 2000; n++) {
+			w = monitor_next_wait_ms(iv[i]);
+			bad += w < lo || w > hi;
+			min = w < min ? w : min;
+			max = w > max ? w : max;
+		}
+		CHECK(bad == 0, "interval %d s: %d waits outside [%ld, %ld] ms",
+		      iv[i], bad, lo, hi);
+		/* 2000 uniform draws all in the middle half: p = 2^-2000 */
+		CHECK(min < base - (base / 20) && max > base + (base / 20),
+		      "interval %d s: waits %ld..%ld ms do not spread", iv[i],
+		      min, max);
+	}
+}
+
 int main(void)
 {
 	struct monitor_cfg none = { .service_key = "test-key" };
@@ -394,6 +422,7 @@ int main(void)
 	}
 	snprintf(log, sizeof(log), "%s/audit.log", dir);
 	audit_open(log);
+	jitter();
 	base = secmem_in_use();
 	t_fill(skey, sizeof(skey), 30);
 	kr = make_volume(&v);
