@@ -251,6 +251,13 @@ static void run_check_pass(struct monitor *m, bool confirming)
 	}
 	keyprov_close(prov[0]);
 	keyprov_close(prov[1]);
+	/* A locked mount holds no secret: the token this check fetched to
+	 * see whether access is back goes with it (keyprov.h). */
+	pthread_mutex_lock(&m->mtx);
+	locked = m->st.locked;
+	pthread_mutex_unlock(&m->mtx);
+	if (locked)
+		keyprov_forget();
 }
 
 static void run_check(struct monitor *m)
