@@ -2126,6 +2126,9 @@ class AdminApi:
                                                  count | seconds | probability}
     DELETE /admin/faults                        clears faults and raw rules
     DELETE /admin/faults/{id}
+    POST   /admin/transient                     {kind: imds-404 | imds-410 | imds-429 | imds-500 | firewall |
+                                                 throttle, count | seconds | probability,
+                                                 retry_after}: a fault with Azure's status and body [16]
     POST   /admin/raw                           {pattern, method, status, body | body_b64, headers: [[k, v]],
                                                  preset, size, count (default 1, 0 = unlimited)}
     DELETE /admin/raw
@@ -2274,6 +2277,20 @@ class AdminApi:
                        remaining=None if count == 0 else int(count))
         return h.state.add_raw(rule).describe()
 
+    def add_transient(h: Handler, req):
+        """A built-in transient behaviour as a fault rule with the documented status and body."""
+        kind = req.get("kind")
+        if kind not in TRANSIENTS:
+            raise admin_error(400, f"kind must be one of {', '.join(TRANSIENTS)}")
+        pattern, status, body, retry_after = TRANSIENTS[kind]
+        spec = {"pattern": pattern, "status": status, "body": json.dumps(body, separators=(",", ":"))}
+        if req.get("retry_after") is not None or retry_after is not None:
+            spec["retry_after"] = req.get("retry_after", retry_after)
+        for k in ("count", "seconds", "probability", "method"):
+            if req.get(k) is not None:
+                spec[k] = req[k]
+        return dict(h.state.add_fault(spec).describe(), kind=kind)
+
     def clear_raw(h: Handler, req):
         with h.state.lock:
             n = len(h.state.raw_rules)
@@ -2310,9 +2327,34 @@ class AdminApi:
         ("DELETE", r"/admin/faults", clear_faults),
         ("DELETE", r"/admin/faults/(\d+)", remove_fault),
         ("POST", r"/admin/raw", add_raw),
+        ("POST", r"/admin/transient", add_transient),
         ("DELETE", r"/admin/raw", clear_raw),
         ("POST", r"/admin/shutdown", shutdown),
     ]
+
+
+# Built-in transient behaviours [16]: kind -> (path pattern, status, body, default Retry-After).
+# The IMDS statuses and reasons are from the managed-identity error table; the bodies
+# follow IMDS's {"error", "error_description"} shape with those reasons as descriptions.
+_KEYS_PATHS = r"^/(keys|deletedkeys)(/|$)"
+_IMDS_PATH = r"^/metadata/identity/oauth2/token"
+TRANSIENTS = {
+    "imds-404": (_IMDS_PATH, 404, {"error": "not_found", "error_description": "IMDS endpoint is updating."}, None),
+    "imds-410": (_IMDS_PATH, 410, {"error": "gone", "error_description": "IMDS is going through updates. IMDS "
+                                   "will be available within 70 seconds."}, None),
+    "imds-429": (_IMDS_PATH, 429, {"error": "too_many_requests", "error_description": "IMDS Throttle limit "
+                                   "reached."}, None),
+    "imds-500": (_IMDS_PATH, 500, {"error": "unknown_error", "error_description": "Transient error from "
+                                   "service."}, None),
+    "firewall": (_KEYS_PATHS, 403, {"error": {
+        "code": "Forbidden",
+        "message": "Client address is not authorized and caller is not a trusted service.\r\nClient address: "
+                   f"127.0.0.1\r\nCaller: appid=(caller)\r\nVault: {VAULT_NAME};location={LOCATION}",
+        "innererror": {"code": "ForbiddenByFirewall"}}}, None),
+    "throttle": (_KEYS_PATHS, 429, {"error": {
+        "code": "Throttled", "message": "Request was not processed because too many requests were received. "
+                                        "Reason: VaultRequestTypeLimitReached"}}, "10"),
+}
 
 
 # --------------------------------------------------------------------------------------
