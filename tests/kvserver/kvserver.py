@@ -3,16 +3,41 @@
 
 One process serves, on 127.0.0.1 only:
 
-  HTTPS (--port)       the Key Vault data plane (GET key, wrapkey, unwrapkey) for vault keys
-                       (RSA, RSA-HSM) and Managed HSM keys (oct-HSM), an Entra ID-style token
-                       endpoint, and an admin API that tests use to drive it;
+  HTTPS (--port)       the vault host: the keys REST surface below for vault keys (RSA,
+                       RSA-HSM; Managed HSM keys made through the admin API too, with their
+                       own audience, as older tests expect), an Entra ID-style token endpoint,
+                       and an admin API that tests use to drive it;
+  HTTPS (--hsm-port)   the Managed HSM host: the same keys REST surface for Managed HSM keys
+                       (RSA-HSM, oct-HSM) and only tokens for https://managedhsm.azure.net;
   HTTP  (--http-port)  the managed-identity token endpoints: IMDS (VMs) and App Service.
 
-Usage:   python3 kvserver.py --state-dir DIR [--port 0] [--http-port 0] [--persist]
+The keys REST surface [1] [14] (api-version 7.0..7.6, 2025-07-01), as the official SDKs use it:
+  POST   /keys/{name}/create                  create (a new version if the key exists)
+  PUT    /keys/{name}                         import a JSON web key (RSA n,e,d,p,q; oct k)
+  GET    /keys/{name}[/{version}]             KeyBundle
+  PATCH  /keys/{name}[/{version}]             update: attributes.enabled/nbf/exp, tags, key_ops
+  GET    /keys, /keys/{name}/versions         lists: maxresults 1..25, $skiptoken, nextLink
+  POST   /keys/{name}/rotate                  new version; exp from the policy's expiryTime
+  GET|PUT /keys/{name}/rotationpolicy         lifetimeActions (Rotate/Notify), attributes.expiryTime
+  DELETE /keys/{name}                         DeletedKeyBundle (recoveryId, deletedDate,
+                                              scheduledPurgeDate) with soft delete
+  GET    /deletedkeys, /deletedkeys/{name}    deleted keys
+  POST   /deletedkeys/{name}/recover          KeyBundle
+  DELETE /deletedkeys/{name}                  purge: 204, or 403 with purge protection
+  POST   /keys/{name}[/{version}]/wrapkey|unwrapkey|encrypt|decrypt
+Each needs its access-policy permission (get, list, create, import, update, delete,
+recover, purge, rotate, getrotationpolicy, setrotationpolicy, wrapKey, unwrapKey, encrypt,
+decrypt) or, on RBAC vaults and Managed HSM, names the RBAC data action in the 403 [8] [13].
+Access tokens are JWTs (header.payload.signature) this server signs with HS256 and checks
+on every request: signature, exp, tid, aud (401 "AKV10022: Invalid audience" when a
+vault token reaches the Managed HSM host or the other way round), and that it was not
+revoked [15]. Opaque tokens are refused.
 
-Once both ports listen, DIR/server.json appears (written atomically; a test waits for it):
+Usage:   python3 kvserver.py --state-dir DIR [--port 0] [--http-port 0] [--hsm-port 0] [--persist]
+
+Once the ports listen, DIR/server.json appears (written atomically; a test waits for it):
   {"url", "imds_url", "identity_endpoint", "identity_header", "ca_file", "pid", "tenant",
-   "admin_token", "token_endpoint", "state_dir"}
+   "admin_token", "token_endpoint", "authority_host", "state_dir", "hsm_url"}
 DIR also gets ca.pem (the throwaway CA to trust), server.pem/server.key and requests.log
 (one line per request; never a token, secret or key material). With --persist the keys,
 clients, grants, tokens and vault settings are kept in DIR/state.json (private key material
@@ -26,6 +51,12 @@ Everything the cmkfs Key Vault client must cope with can be produced: disabled, 
 not-yet-valid, deleted and recovered keys; missing permissions (access-policy and RBAC
 vaults); revoked and expired tokens; and, through fault injection, throttling (429 with and
 without Retry-After), 5xx, dropped connections, latency, hangs and hostile raw responses.
+Azure's documented transient replies are built in (POST /admin/transient, kvctl transient):
+IMDS 404/410/429/500, 403 ForbiddenByFirewall and 429 with Retry-After [16].
+
+Bounds: request bodies up to 1 MiB; at most MAX_KEYS keys, MAX_VERSIONS versions per key,
+MAX_TAGS tags per version and MAX_TOKENS remembered tokens (older ones then count as
+revoked); list pages of at most 25.
 
 ------------------------------------------------------------------------------------------
 Sources: what real service behaviour this follows
@@ -108,14 +139,58 @@ Sources: what real service behaviour this follows
     with header X-IDENTITY-HEADER: {IDENTITY_HEADER}; response {"access_token",
     "expires_on":"1586984735","resource","token_type":"Bearer","client_id"}.
     https://learn.microsoft.com/azure/app-service/overview-managed-identity
+[13] Key Vault access-policy key permissions (get, list, update, create, import, delete,
+    recover, purge, encrypt, decrypt, wrapKey, unwrapKey, rotate, getrotationpolicy,
+    setrotationpolicy) and the RBAC data actions behind them (Microsoft.KeyVault/vaults/
+    keys/read, keys/create/action, keys/import/action, keys/update/action, keys/delete,
+    keys/recover/action, keys/purge/action, keys/rotate/action, keys/encrypt/action,
+    keys/decrypt/action, keys/wrap/action, keys/unwrap/action, keyrotationpolicies/read
+    and /write).
+    https://learn.microsoft.com/azure/key-vault/general/rbac-guide and
+    https://learn.microsoft.com/azure/role-based-access-control/permissions/security
+[14] Keys REST reference (api-version 7.4..7.6): Create Key, Import Key, Get Key, Get Keys
+    (maxresults "maximum number of results to return in a page", 1..25, nextLink), Get
+    Key Versions, Update Key, Rotate Key, Get/Update Key Rotation Policy (lifetimeActions
+    trigger timeAfterCreate/timeBeforeExpiry, action Rotate/Notify; attributes.expiryTime,
+    ISO 8601, at least 28 days), Delete Key (DeletedKeyBundle: recoveryId, deletedDate,
+    scheduledPurgeDate), Get Deleted Key(s), Recover Deleted Key, Purge Deleted Key (204),
+    Encrypt/Decrypt (A128GCM..A256GCM return iv and tag on Managed HSM).
+    https://learn.microsoft.com/rest/api/keyvault/keys
+    Recorded real replies (Azure/azure-sdk-for-js sdk/keyvault/keyvault-keys/recordings/
+    node/...: keys_client__restore_keys_and_recover_backups/recording_can_recover_a_
+    deleted_key.js): DELETE /keys/{name} -> 200 {"recoveryId":"https://{vault}/
+    deletedkeys/{name}","deletedDate","scheduledPurgeDate" (= deletedDate + 90 days),
+    "key","attributes"}; GET /deletedkeys/{name} while deletion is in progress and after
+    recovery -> 404 {"error":{"code":"KeyNotFound","message":"Deleted Key not found:
+    {name}"}} (kvserver deletes and recovers at once: the SDK pollers accept either).
+[15] Entra access tokens: JWTs with aud (https://vault.azure.net or
+    https://managedhsm.azure.net for a /.default scope on those resources), iss
+    https://sts.windows.net/{tenant}/ (v1 tokens), tid, oid, appid, iat, nbf, exp; the
+    resource validates signature, audience, issuer and lifetime.
+    https://learn.microsoft.com/entra/identity-platform/access-token-claims-reference
+    (real tokens are RS256 with Entra's keys; kvserver signs HS256 with a key of its own,
+    kept in state.json with --persist.)
+[16] Transient replies: managed identity "Error handling" table (how-to-use-vm-token):
+    404 "IMDS endpoint is updating" (retry with exponential backoff), 410 "IMDS is going
+    through updates ... available within 70 seconds", 429 "IMDS Throttle limit reached",
+    5xx "Transient error from service" (the statuses and reasons are documented; the JSON
+    bodies are kvserver's, in IMDS's {"error","error_description"} shape).
+    https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/how-to-use-vm-token
+    Firewall: 403 with innererror "ForbiddenByFirewall" and "Client address is not
+    authorized and caller is not a trusted service" (Key Vault private-link and network
+    troubleshooting pages; REST error codes [3]). Throttling: 429 with Retry-After [6].
 Messages and inner codes not covered above (bad base64, wrong algorithm, decryption failure,
-key_ops refusal, expired or revoked token, IMDS/App Service misuse, jti replay) are
+key_ops refusal, expired or revoked token, IMDS/App Service misuse, jti replay, kvserver's
+limits, purge refused under purge protection, kty not supported on a host) are
 approximations: a client must branch on the HTTP status and error codes, never on text.
 
-Deliberate simplifications: tokens are opaque random strings (not JWTs); one vault per
-server (the host name in a key id is whatever Host the client connected to); a key's
-flavour (vault or Managed HSM) is chosen when it is created (oct-HSM keys are always
-Managed HSM keys, which always use RBAC-style 403s as Managed HSM has no access policies).
+Deliberate simplifications: one vault and one Managed HSM per server, one key namespace for
+both (a name used on one host is a 409 Conflict on the other); the host name in a key id is
+whatever Host the client connected to; deletion, recovery and purge take effect at once;
+a rotation policy's timeAfterCreate never rotates by itself (POST rotate does); EC keys,
+backup/restore, release and sign/verify are not served. On the vault host a key's flavour
+is chosen when it is created (oct-HSM keys made through the admin API are Managed HSM keys,
+which always use RBAC-style 403s as Managed HSM has no access policies).
 """
 
 from __future__ import annotations
