@@ -9,6 +9,10 @@ pkgs=(
 	sqlite3 rsync git attr tar valgrind util-linux procps gdb openssl ca-certificates
 	e2fsprogs
 )
+# Node.js and npm for tests/kvserver/t_sdk_js.sh (the official Azure SDK for
+# JavaScript), only when there is no node at all: a NodeSource nodejs package
+# carries its own npm and conflicts with Debian's npm package.
+command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

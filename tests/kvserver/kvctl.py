@@ -19,7 +19,9 @@ Commands:
   client add ID [--secret S] [--cert PEM|FILE] [--federated-token STRING] [--federated-token-file F]
                 [--managed-identity] [--system-assigned] [--disabled]
   client remove ID
-  grant ID NAME|* get,wrapKey,unwrapKey
+  grant ID NAME|* get,wrapKey,unwrapKey      (or any access-policy key permission: list, create,
+                                              import, update, delete, recover, purge, rotate,
+                                              getrotationpolicy, setrotationpolicy, encrypt, decrypt)
   revoke ID NAME|* [ops]                      (no ops: all)
   revoke-tokens ID
   token ID [--resource URL] [--lifetime S]    mint a bearer token directly
@@ -27,6 +29,9 @@ Commands:
   fault PATTERN [--status N] [--retry-after S] [--count N | --seconds S | --probability P]
                 [--latency-ms M] [--drop] [--hang [--hang-seconds S]] [--method M] [--body B]
   fault-clear
+  transient KIND [--count N | --seconds S] [--retry-after S]
+                                              Azure's transient replies: imds-404 imds-410 imds-429
+                                              imds-500 firewall (403 ForbiddenByFirewall) throttle (429)
   raw PATTERN [--status S] [--body B] [--header K:V]... [--preset P] [--size N] [--count N] [--method M]
               presets: invalid-json huge bad-base64 wrong-key-size redirect empty html
   stats [--reset]
@@ -190,6 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method")
     p.add_argument("--body")
 
+    p = sub.add_parser("transient")
+    p.add_argument("kind", choices=["imds-404", "imds-410", "imds-429", "imds-500", "firewall", "throttle"])
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--count", type=int)
+    g.add_argument("--seconds", type=float)
+    p.add_argument("--retry-after")
+
     p = sub.add_parser("raw")
     p.add_argument("pattern")
     p.add_argument("--status", type=int)
@@ -274,6 +286,9 @@ def run(args, info: dict):
             "seconds": args.seconds, "probability": args.probability, "latency_ms": args.latency_ms,
             "drop": args.drop or None, "hang": args.hang or None, "hang_seconds": args.hang_seconds,
             "method": args.method, "body": args.body})
+    if cmd == "transient":
+        return "POST", "/admin/transient", drop_none({"kind": args.kind, "count": args.count,
+                                                      "seconds": args.seconds, "retry_after": args.retry_after})
     if cmd == "fault-clear":
         return "DELETE", "/admin/faults", None
     if cmd == "raw":
@@ -312,7 +327,7 @@ def wait(state_dir: str, timeout: float) -> int:
 def env(info: dict) -> int:
     """Shell exports: the authority, tenant and managed-identity endpoints of this server."""
     exports = {
-        "KVSERVER_URL": info["url"], "KVSERVER_CA_FILE": info["ca_file"],
+        "KVSERVER_URL": info["url"], "KVSERVER_HSM_URL": info["hsm_url"], "KVSERVER_CA_FILE": info["ca_file"],
         "AZURE_TENANT_ID": info["tenant"], "AZURE_AUTHORITY_HOST": info["authority_host"],
         "AZURE_POD_IDENTITY_AUTHORITY_HOST": info["imds_url"],  # IMDS override used by Azure SDKs
         "IDENTITY_ENDPOINT": info["identity_endpoint"], "IDENTITY_HEADER": info["identity_header"],

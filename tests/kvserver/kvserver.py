@@ -3,16 +3,41 @@
 
 One process serves, on 127.0.0.1 only:
 
-  HTTPS (--port)       the Key Vault data plane (GET key, wrapkey, unwrapkey) for vault keys
-                       (RSA, RSA-HSM) and Managed HSM keys (oct-HSM), an Entra ID-style token
-                       endpoint, and an admin API that tests use to drive it;
+  HTTPS (--port)       the vault host: the keys REST surface below for vault keys (RSA,
+                       RSA-HSM; Managed HSM keys made through the admin API too, with their
+                       own audience, as older tests expect), an Entra ID-style token endpoint,
+                       and an admin API that tests use to drive it;
+  HTTPS (--hsm-port)   the Managed HSM host: the same keys REST surface for Managed HSM keys
+                       (RSA-HSM, oct-HSM) and only tokens for https://managedhsm.azure.net;
   HTTP  (--http-port)  the managed-identity token endpoints: IMDS (VMs) and App Service.
 
-Usage:   python3 kvserver.py --state-dir DIR [--port 0] [--http-port 0] [--persist]
+The keys REST surface [1] [14] (api-version 7.0..7.6, 2025-07-01), as the official SDKs use it:
+  POST   /keys/{name}/create                  create (a new version if the key exists)
+  PUT    /keys/{name}                         import a JSON web key (RSA n,e,d,p,q; oct k)
+  GET    /keys/{name}[/{version}]             KeyBundle
+  PATCH  /keys/{name}[/{version}]             update: attributes.enabled/nbf/exp, tags, key_ops
+  GET    /keys, /keys/{name}/versions         lists: maxresults 1..25, $skiptoken, nextLink
+  POST   /keys/{name}/rotate                  new version; exp from the policy's expiryTime
+  GET|PUT /keys/{name}/rotationpolicy         lifetimeActions (Rotate/Notify), attributes.expiryTime
+  DELETE /keys/{name}                         DeletedKeyBundle (recoveryId, deletedDate,
+                                              scheduledPurgeDate) with soft delete
+  GET    /deletedkeys, /deletedkeys/{name}    deleted keys
+  POST   /deletedkeys/{name}/recover          KeyBundle
+  DELETE /deletedkeys/{name}                  purge: 204, or 403 with purge protection
+  POST   /keys/{name}[/{version}]/wrapkey|unwrapkey|encrypt|decrypt
+Each needs its access-policy permission (get, list, create, import, update, delete,
+recover, purge, rotate, getrotationpolicy, setrotationpolicy, wrapKey, unwrapKey, encrypt,
+decrypt) or, on RBAC vaults and Managed HSM, names the RBAC data action in the 403 [8] [13].
+Access tokens are JWTs (header.payload.signature) this server signs with HS256 and checks
+on every request: signature, exp, tid, aud (401 "AKV10022: Invalid audience" when a
+vault token reaches the Managed HSM host or the other way round), and that it was not
+revoked [15]. Opaque tokens are refused.
 
-Once both ports listen, DIR/server.json appears (written atomically; a test waits for it):
+Usage:   python3 kvserver.py --state-dir DIR [--port 0] [--http-port 0] [--hsm-port 0] [--persist]
+
+Once the ports listen, DIR/server.json appears (written atomically; a test waits for it):
   {"url", "imds_url", "identity_endpoint", "identity_header", "ca_file", "pid", "tenant",
-   "admin_token", "token_endpoint", "state_dir"}
+   "admin_token", "token_endpoint", "authority_host", "state_dir", "hsm_url"}
 DIR also gets ca.pem (the throwaway CA to trust), server.pem/server.key and requests.log
 (one line per request; never a token, secret or key material). With --persist the keys,
 clients, grants, tokens and vault settings are kept in DIR/state.json (private key material
@@ -26,6 +51,12 @@ Everything the cmkfs Key Vault client must cope with can be produced: disabled, 
 not-yet-valid, deleted and recovered keys; missing permissions (access-policy and RBAC
 vaults); revoked and expired tokens; and, through fault injection, throttling (429 with and
 without Retry-After), 5xx, dropped connections, latency, hangs and hostile raw responses.
+Azure's documented transient replies are built in (POST /admin/transient, kvctl transient):
+IMDS 404/410/429/500, 403 ForbiddenByFirewall and 429 with Retry-After [16].
+
+Bounds: request bodies up to 1 MiB; at most MAX_KEYS keys, MAX_VERSIONS versions per key,
+MAX_TAGS tags per version and MAX_TOKENS remembered tokens (older ones then count as
+revoked); list pages of at most 25.
 
 ------------------------------------------------------------------------------------------
 Sources: what real service behaviour this follows
@@ -108,14 +139,58 @@ Sources: what real service behaviour this follows
     with header X-IDENTITY-HEADER: {IDENTITY_HEADER}; response {"access_token",
     "expires_on":"1586984735","resource","token_type":"Bearer","client_id"}.
     https://learn.microsoft.com/azure/app-service/overview-managed-identity
+[13] Key Vault access-policy key permissions (get, list, update, create, import, delete,
+    recover, purge, encrypt, decrypt, wrapKey, unwrapKey, rotate, getrotationpolicy,
+    setrotationpolicy) and the RBAC data actions behind them (Microsoft.KeyVault/vaults/
+    keys/read, keys/create/action, keys/import/action, keys/update/action, keys/delete,
+    keys/recover/action, keys/purge/action, keys/rotate/action, keys/encrypt/action,
+    keys/decrypt/action, keys/wrap/action, keys/unwrap/action, keyrotationpolicies/read
+    and /write).
+    https://learn.microsoft.com/azure/key-vault/general/rbac-guide and
+    https://learn.microsoft.com/azure/role-based-access-control/permissions/security
+[14] Keys REST reference (api-version 7.4..7.6): Create Key, Import Key, Get Key, Get Keys
+    (maxresults "maximum number of results to return in a page", 1..25, nextLink), Get
+    Key Versions, Update Key, Rotate Key, Get/Update Key Rotation Policy (lifetimeActions
+    trigger timeAfterCreate/timeBeforeExpiry, action Rotate/Notify; attributes.expiryTime,
+    ISO 8601, at least 28 days), Delete Key (DeletedKeyBundle: recoveryId, deletedDate,
+    scheduledPurgeDate), Get Deleted Key(s), Recover Deleted Key, Purge Deleted Key (204),
+    Encrypt/Decrypt (A128GCM..A256GCM return iv and tag on Managed HSM).
+    https://learn.microsoft.com/rest/api/keyvault/keys
+    Recorded real replies (Azure/azure-sdk-for-js sdk/keyvault/keyvault-keys/recordings/
+    node/...: keys_client__restore_keys_and_recover_backups/recording_can_recover_a_
+    deleted_key.js): DELETE /keys/{name} -> 200 {"recoveryId":"https://{vault}/
+    deletedkeys/{name}","deletedDate","scheduledPurgeDate" (= deletedDate + 90 days),
+    "key","attributes"}; GET /deletedkeys/{name} while deletion is in progress and after
+    recovery -> 404 {"error":{"code":"KeyNotFound","message":"Deleted Key not found:
+    {name}"}} (kvserver deletes and recovers at once: the SDK pollers accept either).
+[15] Entra access tokens: JWTs with aud (https://vault.azure.net or
+    https://managedhsm.azure.net for a /.default scope on those resources), iss
+    https://sts.windows.net/{tenant}/ (v1 tokens), tid, oid, appid, iat, nbf, exp; the
+    resource validates signature, audience, issuer and lifetime.
+    https://learn.microsoft.com/entra/identity-platform/access-token-claims-reference
+    (real tokens are RS256 with Entra's keys; kvserver signs HS256 with a key of its own,
+    kept in state.json with --persist.)
+[16] Transient replies: managed identity "Error handling" table (how-to-use-vm-token):
+    404 "IMDS endpoint is updating" (retry with exponential backoff), 410 "IMDS is going
+    through updates ... available within 70 seconds", 429 "IMDS Throttle limit reached",
+    5xx "Transient error from service" (the statuses and reasons are documented; the JSON
+    bodies are kvserver's, in IMDS's {"error","error_description"} shape).
+    https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/how-to-use-vm-token
+    Firewall: 403 with innererror "ForbiddenByFirewall" and "Client address is not
+    authorized and caller is not a trusted service" (Key Vault private-link and network
+    troubleshooting pages; REST error codes [3]). Throttling: 429 with Retry-After [6].
 Messages and inner codes not covered above (bad base64, wrong algorithm, decryption failure,
-key_ops refusal, expired or revoked token, IMDS/App Service misuse, jti replay) are
+key_ops refusal, expired or revoked token, IMDS/App Service misuse, jti replay, kvserver's
+limits, purge refused under purge protection, kty not supported on a host) are
 approximations: a client must branch on the HTTP status and error codes, never on text.
 
-Deliberate simplifications: tokens are opaque random strings (not JWTs); one vault per
-server (the host name in a key id is whatever Host the client connected to); a key's
-flavour (vault or Managed HSM) is chosen when it is created (oct-HSM keys are always
-Managed HSM keys, which always use RBAC-style 403s as Managed HSM has no access policies).
+Deliberate simplifications: one vault and one Managed HSM per server, one key namespace for
+both (a name used on one host is a 409 Conflict on the other); the host name in a key id is
+whatever Host the client connected to; deletion, recovery and purge take effect at once;
+a rotation policy's timeAfterCreate never rotates by itself (POST rotate does); EC keys,
+backup/restore, release and sign/verify are not served. On the vault host a key's flavour
+is chosen when it is created (oct-HSM keys made through the admin API are Managed HSM keys,
+which always use RBAC-style 403s as Managed HSM has no access policies).
 """
 
 from __future__ import annotations
@@ -147,9 +222,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, keywrap, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 # --------------------------------------------------------------------------------------
@@ -173,9 +249,22 @@ RSA_SIZES = (2048, 3072, 4096)
 AES_SIZES = (128, 192, 256)
 RSA_ALGS = ("RSA-OAEP-256", "RSA-OAEP", "RSA1_5")
 ALL_KEY_OPS = ("encrypt", "decrypt", "sign", "verify", "wrapKey", "unwrapKey")
-PERMISSIONS = ("get", "wrapKey", "unwrapKey")
-# RBAC data actions named in ForbiddenByRbac messages [8].
-RBAC_ACTIONS = {"get": "keys/read", "wrapKey": "keys/wrap/action", "unwrapKey": "keys/unwrap/action"}
+# Access-policy key permissions [13]; a grant without a list gives all of them.
+PERMISSIONS = ("get", "wrapKey", "unwrapKey", "list", "create", "import", "update", "delete", "recover",
+               "purge", "rotate", "getrotationpolicy", "setrotationpolicy", "encrypt", "decrypt")
+# RBAC data actions named in ForbiddenByRbac messages [8] [13].
+RBAC_ACTIONS = {"get": "keys/read", "wrapKey": "keys/wrap/action", "unwrapKey": "keys/unwrap/action",
+                "list": "keys/read", "create": "keys/create/action", "import": "keys/import/action",
+                "update": "keys/update/action", "delete": "keys/delete", "recover": "keys/recover/action",
+                "purge": "keys/purge/action", "rotate": "keys/rotate/action",
+                "getrotationpolicy": "keyrotationpolicies/read", "setrotationpolicy": "keyrotationpolicies/write",
+                "encrypt": "keys/encrypt/action", "decrypt": "keys/decrypt/action"}
+MAX_KEYS = 1000  # keys (live and deleted) per server
+MAX_VERSIONS = 100  # versions per key
+MAX_TAGS = 15  # Key Vault's limit on tags per object
+MAX_TOKENS = 5000  # live tokens remembered (for revocation); the oldest are forgotten first
+PAGE_SIZE = 25  # list pages: maxresults is 1..25 [14]
+DURATION_RE = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
 
 MAX_BODY = 1 << 20  # requests larger than this are refused (413)
 CLOCK_SKEW = 300  # seconds of leeway for client assertion nbf/exp, like Entra
@@ -199,6 +288,36 @@ def b64url_decode(text: str) -> bytes:
     if len(text) % 4 == 1:
         raise ValueError("bad base64url length")
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def jwt_encode(header: dict, claims: dict, key: bytes) -> str:
+    signing = b64url(json.dumps(header, separators=(",", ":")).encode()) + "." + \
+        b64url(json.dumps(claims, separators=(",", ":")).encode())
+    return signing + "." + b64url(hmac.new(key, signing.encode(), hashlib.sha256).digest())
+
+
+def jwt_decode_hs256(token: str, key: bytes) -> dict:
+    """The claims of an HS256 JWT signed with key; ValueError if malformed or wrongly signed."""
+    parts = token.split(".") if isinstance(token, str) else []
+    if len(parts) != 3:
+        raise ValueError("not a JWT")
+    header, claims = json.loads(b64url_decode(parts[0])), json.loads(b64url_decode(parts[1]))
+    if not isinstance(header, dict) or not isinstance(claims, dict) or header.get("alg") != "HS256":
+        raise ValueError("not an HS256 JWT")
+    want = hmac.new(key, f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest()
+    if not hmac.compare_digest(want, b64url_decode(parts[2])):
+        raise ValueError("bad signature")
+    return claims
+
+
+def parse_duration(text) -> int:
+    """Seconds in an ISO 8601 duration as rotation policies use them (P90D, P1Y, P2M; a year is
+    365 days and a month 30 here); ValueError otherwise."""
+    m = DURATION_RE.match(text) if isinstance(text, str) and text != "P" and not text.endswith("T") else None
+    if not m:
+        raise ValueError(f"not an ISO 8601 duration: {text!r}")
+    y, mo, d, h, mi, sec = (int(g or 0) for g in m.groups())
+    return ((y * 365 + mo * 30 + d) * 24 + h) * 3600 + mi * 60 + sec
 
 
 def int_bytes(n: int) -> bytes:
@@ -344,6 +463,7 @@ class KeyVersion:
     exp: int | None = None
     created: int = field(default_factory=now)
     updated: int = field(default_factory=now)
+    tags: dict = field(default_factory=dict)
 
     @property
     def is_rsa(self) -> bool:
@@ -356,6 +476,7 @@ class KeyRecord:
     managed_hsm: bool
     versions: dict = field(default_factory=dict)  # version -> KeyVersion, oldest first
     deleted: int | None = None  # deletedDate while soft-deleted
+    rotation_policy: dict | None = None  # as PUT (lifetimeActions, attributes.expiryTime); None: the default
 
     @property
     def flavour(self) -> str:
@@ -490,7 +611,8 @@ class State:
         self.keys: dict[str, KeyRecord] = {}  # lower-case name -> record (names are case-insensitive)
         self.clients: dict[str, Client] = {}
         self.grants: dict[tuple[str, str], set] = {}  # (client_id, lower key name or "*") -> perms
-        self.tokens: dict[str, Token] = {}
+        self.tokens: dict[str, Token] = {}  # issued JWT -> Token: a token missing here is revoked
+        self.jwt_key = secrets.token_bytes(32)  # HS256 key that signs and checks access tokens
         self.used_jti: dict[str, int] = {}  # "client:jti" -> expiry
         self.faults: list[FaultRule] = []
         self.raw_rules: list[RawRule] = []
@@ -743,19 +865,32 @@ class State:
             return any(perm in self.grants.get((cid, k), ()) for k in (key.lower(), "*"))
 
     def issue_token(self, cid: str, resource: str, lifetime: int | None = None) -> tuple[str, Token]:
+        """A JWT access token shaped like Entra's v1 tokens for Key Vault [15], signed HS256."""
         with self.lock:
-            value = secrets.token_urlsafe(32)
-            tok = Token(client_id=cid, resource=resource, expires=now() + (lifetime or self.vault.token_lifetime))
+            t = now()
+            tok = Token(client_id=cid, resource=resource, expires=t + (lifetime or self.vault.token_lifetime))
+            client = self.clients.get(cid)
+            oid = client.object_id if client else str(uuid.UUID(int=0))
+            claims = {"aud": resource, "iss": f"https://sts.windows.net/{self.tenant}/", "iat": t, "nbf": t,
+                      "exp": tok.expires, "appid": cid, "oid": oid, "sub": oid, "tid": self.tenant,
+                      "idtyp": "app", "ver": "1.0", "uti": b64url(os.urandom(16))}
+            value = jwt_encode({"typ": "JWT", "alg": "HS256", "kid": "kvserver"}, claims, self.jwt_key)
             self.tokens[value] = tok
             self._expire_tokens()
             self.save()
             return value, tok
+
+    def check_token(self, value: str) -> dict:
+        """The claims of a token this server signed, or ValueError (malformed or bad signature)."""
+        return jwt_decode_hs256(value, self.jwt_key)
 
     def _expire_tokens(self) -> None:
         t = now()
         if len(self.tokens) > 1000:
             for k in [k for k, v in self.tokens.items() if v.expires < t]:
                 del self.tokens[k]
+        while len(self.tokens) > MAX_TOKENS:  # bounded: the oldest live tokens count as revoked
+            del self.tokens[next(iter(self.tokens))]
         for k in [k for k, e in self.used_jti.items() if e < t - CLOCK_SKEW]:
             del self.used_jti[k]
 
@@ -916,11 +1051,12 @@ class State:
                         material = v.material.hex()
                     versions.append(dict(version=v.version, kty=v.kty, size=v.size, key_ops=v.key_ops,
                                          material=material, enabled=v.enabled, nbf=v.nbf, exp=v.exp,
-                                         created=v.created, updated=v.updated))
+                                         created=v.created, updated=v.updated, tags=v.tags))
                 keys.append({"name": rec.name, "managed_hsm": rec.managed_hsm, "deleted": rec.deleted,
-                             "versions": versions})
+                             "rotation_policy": rec.rotation_policy, "versions": versions})
             clients = [dict(c.__dict__, certs=[x.pem for x in c.certs]) for c in self.clients.values()]
             doc = {"tenant": self.tenant, "vault": self.vault.__dict__, "keys": keys, "clients": clients,
+                   "jwt_key": self.jwt_key.hex(),
                    "grants": [[c, k, sorted(p)] for (c, k), p in self.grants.items()],
                    "tokens": {k: t.__dict__ for k, t in self.tokens.items()}}
             write_atomic(self.persist_path, json.dumps(doc, indent=1).encode(), 0o600)
@@ -930,8 +1066,11 @@ class State:
             doc = json.load(f)
         self.tenant = doc["tenant"]
         self.vault = VaultProps(**doc["vault"])
+        if doc.get("jwt_key"):
+            self.jwt_key = bytes.fromhex(doc["jwt_key"])
         for k in doc["keys"]:
-            rec = KeyRecord(name=k["name"], managed_hsm=k["managed_hsm"], deleted=k["deleted"])
+            rec = KeyRecord(name=k["name"], managed_hsm=k["managed_hsm"], deleted=k["deleted"],
+                            rotation_policy=k.get("rotation_policy"))
             for v in k["versions"]:
                 if v["kty"].startswith("RSA"):
                     v["material"] = serialization.load_pem_private_key(v["material"].encode(), None)
@@ -993,6 +1132,25 @@ def unwrap(kv: KeyVersion, alg: str, data: bytes) -> bytes:
         return keywrap.aes_key_unwrap(kv.material, data)
     except (ValueError, keywrap.InvalidUnwrap):
         raise bad_parameter("Unwrap failed: the value was not wrapped with this key and algorithm.")
+
+
+def aes_gcm(kv: KeyVersion, req: dict, value: bytes, encrypt: bool) -> dict:
+    """Managed HSM encrypt/decrypt with an oct-HSM key: A{size}GCM, the service picks the
+    12-byte iv and returns it with the 16-byte tag [5]."""
+    alg = f"A{kv.size}GCM"
+    if req.get("alg") != alg:
+        raise bad_parameter(f"Algorithm {req.get('alg')!r} is not supported for encrypt/decrypt with this key "
+                            f"(supported: {alg}).")
+    try:
+        aad = b64url_decode(req["aad"]) if req.get("aad") else None
+        if encrypt:
+            iv = os.urandom(12)
+            sealed = AESGCM(kv.material).encrypt(iv, value, aad)
+            return {"value": b64url(sealed[:-16]), "iv": b64url(iv), "tag": b64url(sealed[-16:])}
+        iv, tag = b64url_decode(req.get("iv")), b64url_decode(req.get("tag"))
+        return {"value": b64url(AESGCM(kv.material).decrypt(iv, value + tag, aad))}
+    except (ValueError, TypeError, InvalidTag):
+        raise bad_parameter("Decryption failed: iv, tag, aad or value do not match this key.")
 
 
 # --------------------------------------------------------------------------------------
@@ -1065,7 +1223,7 @@ class Handler(BaseHTTPRequestHandler):
         self.op, self.client, self.fault_note, self.status_note = "other", None, None, None
         self.admin = False
         try:
-            if not self.server.plain and self.req_path.startswith("/admin/"):
+            if not self.server.plain and self.server.flavour == "vault" and self.req_path.startswith("/admin/"):
                 self.admin = True
                 self._admin(self._read_body())
                 return
@@ -1151,9 +1309,18 @@ class Handler(BaseHTTPRequestHandler):
         parts = p.split("/")
         if p.startswith("/keys/"):
             last = parts[-1].lower()
-            if m == "POST" and last in ("wrapkey", "unwrapkey"):
-                return "wrap_key" if last == "wrapkey" else "unwrap_key"
-            return "get_key" if m == "GET" else "keys_other"
+            if m == "POST" and last in ("wrapkey", "unwrapkey", "encrypt", "decrypt", "create", "rotate"):
+                return {"wrapkey": "wrap_key", "unwrapkey": "unwrap_key"}.get(last, last + "_key")
+            if last in ("versions", "rotationpolicy"):
+                return f"{'get' if m == 'GET' else 'set'}_{last}" if last == "rotationpolicy" else "list_versions"
+            return {"GET": "get_key", "PUT": "import_key", "PATCH": "update_key",
+                    "DELETE": "delete_key"}.get(m, "keys_other")
+        if p.rstrip("/") == "/keys":
+            return "list_keys"
+        if p.startswith("/deletedkeys"):
+            if p.rstrip("/") == "/deletedkeys":
+                return "list_deleted_keys"
+            return {"GET": "get_deleted_key", "POST": "recover_key", "DELETE": "purge_key"}.get(m, "keys_other")
         if m == "POST" and p.endswith("/oauth2/v2.0/token"):
             return "token"
         if p.endswith("/.well-known/openid-configuration"):
@@ -1306,7 +1473,7 @@ class Handler(BaseHTTPRequestHandler):
     # -- HTTPS port -------------------------------------------------------------------------
 
     def _route_tls(self, body: bytes) -> None:
-        if self.req_path.startswith("/keys/"):
+        if re.match(r"^/(keys|deletedkeys)(/|$)", self.req_path):
             return self._data_plane(body)
         tenant = self.state.tenant
         if self.op == "token":
@@ -1467,7 +1634,29 @@ class Handler(BaseHTTPRequestHandler):
             raise entra_error(401, "invalid_client", 50027,
                               "JWT token is invalid: the client assertion (jti) was already used.", host)
 
-    # -- Key Vault data plane [1] [2] [3] [4] -----------------------------------------------
+    # -- Key Vault data plane [1] [2] [3] [4] [14] ------------------------------------------
+
+    _N = r"([0-9A-Za-z-]{1,127})"
+    _V = r"([0-9a-fA-F]{32})"
+    # (method, path, handler, permission); the permission of a crypto operation is its name.
+    KV_ROUTES = [
+        ("GET", r"/keys/?", "_kv_list", "list"),
+        ("GET", r"/deletedkeys/?", "_kv_list_deleted", "list"),
+        ("GET", rf"/deletedkeys/{_N}/?", "_kv_get_deleted", "get"),
+        ("POST", rf"/deletedkeys/{_N}/recover", "_kv_recover", "recover"),
+        ("DELETE", rf"/deletedkeys/{_N}/?", "_kv_purge", "purge"),
+        ("POST", rf"/keys/{_N}/create", "_kv_create", "create"),
+        ("GET", rf"/keys/{_N}/versions", "_kv_versions", "list"),
+        ("POST", rf"/keys/{_N}/rotate", "_kv_rotate", "rotate"),
+        ("GET", rf"/keys/{_N}/rotationpolicy", "_kv_get_policy", "getrotationpolicy"),
+        ("PUT", rf"/keys/{_N}/rotationpolicy", "_kv_set_policy", "setrotationpolicy"),
+        ("PUT", rf"/keys/{_N}/?", "_kv_import", "import"),
+        ("DELETE", rf"/keys/{_N}/?", "_kv_delete", "delete"),
+        ("GET", rf"/keys/{_N}(?:/{_V}?)?/?", "_kv_get", "get"),
+        ("PATCH", rf"/keys/{_N}(?:/{_V}?)?/?", "_kv_update", "update"),
+        ("POST", rf"/keys/{_N}(?:/{_V}?)?/(wrapkey|unwrapkey|encrypt|decrypt)", "_kv_crypto", None),
+    ]
+    CRYPTO_PERMS = {"wrapkey": "wrapKey", "unwrapkey": "unwrapKey", "encrypt": "encrypt", "decrypt": "decrypt"}
 
     def _data_plane(self, body: bytes) -> None:
         st = self.state
@@ -1477,53 +1666,406 @@ class Handler(BaseHTTPRequestHandler):
         if api not in API_VERSIONS:
             raise bad_parameter(f"The specified version ({api}) is not recognized. Consider using the latest "
                                 f"supported version ({API_VERSIONS[-1]}).")
-
-        # /keys/{name}[/{version}][/{op}]; an empty or missing version means the latest.
-        segs = self.req_path.split("/")[2:]
-        op = None
-        if len(segs) >= 2 and segs[-1].lower() in ("wrapkey", "unwrapkey"):
-            op = segs.pop().lower()
-        if segs and segs[-1] == "" and len(segs) > 1:
-            segs.pop()
-        if not 1 <= len(segs) <= 2 or not KEY_NAME_RE.match(segs[0]) or (
-                len(segs) == 2 and segs[1] and not VERSION_RE.match(segs[1])):
+        matched, allowed = None, []
+        for method, pattern, fn, perm in self.KV_ROUTES:
+            m = re.fullmatch(pattern, self.req_path, re.IGNORECASE)
+            if m:
+                allowed.append(method)
+                if method == self.command and matched is None:
+                    matched = (fn, perm, m.groups())
+        if not allowed:
             raise kv_error(404, "NotFound", f"kvserver has no endpoint {self.req_path}")
-        name, version = segs[0], (segs[1].lower() if len(segs) == 2 and segs[1] else None)
+        groups = matched[2] if matched else ()
+        name = groups[0] if groups else None
+        version = groups[1].lower() if len(groups) > 1 and groups[1] else None
+        self.api = api
 
+        # The audience: the Managed HSM host takes only Managed HSM tokens; the vault host takes
+        # vault tokens, and Managed HSM tokens for Managed HSM keys made through the admin API.
         with st.lock:
-            rec = st.keys.get(name.lower())
-            flavour = rec.flavour if rec else "vault"
-        resource = HSM_RESOURCE if flavour == "hsm" else VAULT_RESOURCE
-        cid = self._authenticate(resource)
+            rec = st.keys.get(name.lower()) if name else None
+            key_hsm = bool(rec and rec.managed_hsm)
+        hsm = self.server.flavour == "hsm" or key_hsm
+        cid = self._authenticate(HSM_RESOURCE if hsm else VAULT_RESOURCE)
+        if matched is None:
+            raise kv_error(405, "MethodNotAllowed", f"{self.command} is not allowed on {self.req_path} "
+                           f"(allowed: {', '.join(sorted(set(allowed)))}).", headers={"Allow": ", ".join(allowed)})
+        fn, perm, _ = matched
+        if perm is None:
+            perm = self.CRYPTO_PERMS[groups[-1].lower()]
+        self._authorize(cid, name or "*", perm, "hsm" if hsm else "vault")
+        req = None
+        if self.command in ("POST", "PUT", "PATCH") and fn not in ("_kv_recover", "_kv_rotate"):
+            try:
+                req = json.loads(body or b"null")
+            except ValueError:
+                raise bad_parameter("The request body is not valid JSON.")
+            if not isinstance(req, dict):
+                raise bad_parameter("The request body must be a JSON object.")
+        try:
+            status, result = getattr(self, fn)(name, version, req, groups)
+        except HttpError as e:  # the shared admin-API validators speak the admin's codes
+            err = e.body.get("error") if isinstance(e.body, dict) else None
+            if isinstance(err, dict) and err.get("code") == "BadRequest":
+                err["code"] = "BadParameter"
+            raise
+        self._send(status, result)
 
-        if (op is None and self.command != "GET") or (op is not None and self.command != "POST"):
-            raise kv_error(405, "MethodNotAllowed", "kvserver implements GET key, POST wrapkey and POST "
-                           "unwrapkey; manage keys through the kvserver admin API.")
-        perm = {None: "get", "wrapkey": "wrapKey", "unwrapkey": "unwrapKey"}[op]
-        self._authorize(cid, name, perm, flavour)
+    # helpers
 
-        with st.lock:
-            rec = st.keys.get(name.lower())
-            kv = None
-            if rec is not None and rec.deleted is None:
-                kv = rec.versions.get(version) if version else rec.latest
-            level, soft, days, disabled_get = (st.recovery_level(), st.vault.soft_delete,
-                                               st.vault.retention_days, st.vault.disabled_get)
+    def _base(self) -> str:
+        return f"https://{self.host}"
+
+    def _visible(self, rec: KeyRecord | None) -> bool:
+        return rec is not None and (self.server.flavour != "hsm" or rec.managed_hsm)
+
+    @staticmethod
+    def _not_found(shown: str) -> HttpError:
+        return kv_error(404, "KeyNotFound", f"A key with (name/id) {shown} was not found in this key vault. "
+                        "If you recently deleted this key you may be able to recover it using the correct "
+                        "recovery command. For help resolving this issue, please see "
+                        "https://go.microsoft.com/fwlink/?linkid=2125182")
+
+    @staticmethod
+    def _deleted_not_found(name: str) -> HttpError:
+        return kv_error(404, "KeyNotFound", f"Deleted Key not found: {name}")
+
+    def _live(self, name: str, version: str | None = None) -> tuple[KeyRecord, KeyVersion]:
+        """Call with the state lock held."""
+        rec = self.state.keys.get(name.lower())
+        kv = None
+        if self._visible(rec) and rec.deleted is None:
+            kv = rec.versions.get(version) if version else rec.latest
         if kv is None:
-            shown = f"{name}/{version}" if version else name
-            raise kv_error(404, "KeyNotFound", f"A key with (name/id) {shown} was not found in this key vault. "
-                           "If you recently deleted this key you may be able to recover it using the correct "
-                           "recovery command. For help resolving this issue, please see "
-                           "https://go.microsoft.com/fwlink/?linkid=2125182")
-        kid = f"https://{self.host}/keys/{rec.name}/{kv.version}"
+            raise self._not_found(f"{name}/{version}" if version else name)
+        return rec, kv
 
-        if op is None:
-            if not kv.enabled and disabled_get == "forbidden":
+    def _deleted(self, name: str) -> KeyRecord:
+        rec = self.state.keys.get(name.lower())
+        if not self._visible(rec) or rec.deleted is None:
+            raise self._deleted_not_found(name)
+        return rec
+
+    def _attributes(self, kv: KeyVersion) -> dict:
+        st = self.state
+        attrs = {"enabled": kv.enabled}
+        if kv.nbf is not None:
+            attrs["nbf"] = kv.nbf
+        if kv.exp is not None:
+            attrs["exp"] = kv.exp
+        attrs.update(created=kv.created, updated=kv.updated, recoveryLevel=st.recovery_level())
+        if st.vault.soft_delete:
+            attrs["recoverableDays"] = st.vault.retention_days
+        if api_at_least(self.api, "7.3"):
+            attrs["exportable"] = False
+        return attrs
+
+    def _key_bundle(self, rec: KeyRecord, kv: KeyVersion) -> dict:
+        kid = f"{self._base()}/keys/{rec.name}/{kv.version}"
+        jwk = {"kid": kid, "kty": kv.kty, "key_ops": list(kv.key_ops)}
+        if kv.is_rsa:
+            pub = kv.material.public_key().public_numbers()
+            jwk["n"], jwk["e"] = b64url(int_bytes(pub.n)), b64url(int_bytes(pub.e))
+        out = {"key": jwk, "attributes": self._attributes(kv)}
+        if kv.tags:
+            out["tags"] = dict(kv.tags)
+        return out
+
+    def _deleted_fields(self, rec: KeyRecord) -> dict:
+        return {"recoveryId": f"{self._base()}/deletedkeys/{rec.name}", "deletedDate": rec.deleted,
+                "scheduledPurgeDate": rec.deleted + self.state.vault.retention_days * 86400}
+
+    def _item(self, rec: KeyRecord, kv: KeyVersion, versioned: bool) -> dict:
+        kid = f"{self._base()}/keys/{rec.name}" + (f"/{kv.version}" if versioned else "")
+        out = {"kid": kid, "attributes": self._attributes(kv)}
+        if kv.tags:
+            out["tags"] = dict(kv.tags)
+        return out
+
+    def _page(self, items: list) -> dict:
+        """One page of a list and the nextLink to the rest [14]."""
+        raw = self._query("maxresults")
+        try:
+            size = PAGE_SIZE if raw in (None, "") else int(raw)
+        except ValueError:
+            size = 0
+        if not 1 <= size <= PAGE_SIZE:
+            raise bad_parameter(f"maxresults must be between 1 and {PAGE_SIZE}.")
+        skip = self._query("$skiptoken")
+        try:
+            start = int(b64url_decode(skip).decode()) if skip else 0
+        except (ValueError, UnicodeDecodeError):
+            raise bad_parameter("The $skiptoken is not valid.")
+        page = {"value": items[start:start + size], "nextLink": None}
+        if start + size < len(items):
+            token = b64url(str(start + size).encode())
+            page["nextLink"] = (f"{self._base()}{self.req_path}?api-version={self.api}&$skiptoken={token}"
+                                f"&maxresults={size}")
+        return page
+
+    @staticmethod
+    def _tags(req: dict):
+        tags = req.get("tags")
+        if tags is None:
+            return None
+        if (not isinstance(tags, dict) or len(tags) > MAX_TAGS
+                or any(not isinstance(k, str) or not isinstance(v, str) or len(k) > 512 or len(v) > 256
+                       for k, v in tags.items())):
+            raise bad_parameter(f"tags must be an object of at most {MAX_TAGS} string values (names up to 512 "
+                                "characters, values up to 256).")
+        return dict(tags)
+
+    @staticmethod
+    def _attr_changes(req: dict) -> dict:
+        attrs = req.get("attributes") or {}
+        if not isinstance(attrs, dict):
+            raise bad_parameter("attributes must be an object.")
+        out = {}
+        for k in ("enabled", "nbf", "exp"):
+            if k not in attrs:
+                continue
+            v = attrs[k]
+            if k == "enabled" and v is not None and not isinstance(v, bool):
+                raise bad_parameter("attributes.enabled must be true or false.")
+            if k != "enabled" and v is not None and (not isinstance(v, int) or isinstance(v, bool)):
+                raise bad_parameter(f"attributes.{k} must be a number of seconds since 1970.")
+            if not (k == "enabled" and v is None):
+                out[k] = v
+        return out
+
+    def _kty_for_host(self, kty, hsm_flag=False) -> str:
+        """The key type this host stores for a requested kty (a vault stores RSA or RSA-HSM; a
+        Managed HSM stores RSA-HSM and oct-HSM) [5]."""
+        if kty in ("RSA", "RSA-HSM") and (hsm_flag or self.server.flavour == "hsm"):
+            kty = "RSA-HSM"
+        if kty in ("oct", "oct-HSM"):
+            kty = "oct-HSM"
+        if kty not in KEY_TYPES:
+            raise bad_parameter(f"The key type {kty!r} is not supported by kvserver (RSA, RSA-HSM, oct-HSM).")
+        if kty == "oct-HSM" and self.server.flavour != "hsm":
+            raise bad_parameter("Key type oct-HSM is supported only by Managed HSM.")
+        return kty
+
+    def _store_version(self, name: str, kv: KeyVersion, hsm: bool) -> KeyRecord:
+        """A new key, or a new version of a live one (create and import both add versions)."""
+        st = self.state
+        with st.lock:
+            rec = st.keys.get(name.lower())
+            if rec is not None and rec.deleted is not None and self._visible(rec):
+                raise kv_error(409, "Conflict", f"Key {name} is currently in a deleted but recoverable state, "
+                               "and its name cannot be reused; in this state, the key can only be recovered "
+                               "or purged.")
+            if rec is not None and rec.managed_hsm != hsm:
+                raise kv_error(409, "Conflict", f"kvserver keeps one namespace for both hosts: {name} is "
+                               "already a key on the other one.")
+            if rec is None:
+                if len(st.keys) >= MAX_KEYS:
+                    raise kv_error(403, "Forbidden", f"kvserver holds at most {MAX_KEYS} keys.")
+                rec = KeyRecord(name=name, managed_hsm=hsm)
+                st.keys[name.lower()] = rec
+            elif len(rec.versions) >= MAX_VERSIONS:
+                raise kv_error(403, "Forbidden", f"kvserver holds at most {MAX_VERSIONS} versions of a key.")
+            rec.versions[kv.version] = kv
+            st.save()
+            return rec
+
+    # handlers: (name, version, request body, route groups) -> (status, body)
+
+    def _kv_list(self, name, version, req, groups):
+        with self.state.lock:
+            items = [self._item(r, r.latest, False) for r in self.state.keys.values()
+                     if r.deleted is None and r.managed_hsm == (self.server.flavour == "hsm")]
+            return 200, self._page(items)
+
+    def _kv_list_deleted(self, name, version, req, groups):
+        with self.state.lock:
+            items = [dict(self._item(r, r.latest, False), **self._deleted_fields(r))
+                     for r in self.state.keys.values()
+                     if r.deleted is not None and r.managed_hsm == (self.server.flavour == "hsm")]
+            return 200, self._page(items)
+
+    def _kv_versions(self, name, version, req, groups):
+        with self.state.lock:
+            rec, _ = self._live(name)
+            return 200, self._page([self._item(rec, v, True) for v in rec.versions.values()])
+
+    def _kv_get(self, name, version, req, groups):
+        with self.state.lock:
+            rec, kv = self._live(name, version)
+            if not kv.enabled and self.state.vault.disabled_get == "forbidden":
                 raise kv_error(403, "Forbidden", "Operation get is not allowed on a disabled key.", "KeyDisabled")
-            return self._send(200, self._bundle(kv, kid, api, level, soft, days))
+            return 200, self._key_bundle(rec, kv)
 
-        # wrapkey / unwrapkey
-        operation = perm  # "wrapKey" or "unwrapKey"
+    def _kv_create(self, name, version, req, groups):
+        hsm = self.server.flavour == "hsm"
+        kty = self._kty_for_host(req.get("kty"))
+        size = req.get("key_size")
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool)):
+            raise bad_parameter("key_size must be a number.")
+        if req.get("public_exponent") not in (None, 65537):
+            raise bad_parameter("kvserver supports only the public exponent 65537.")
+        attrs, tags = self._attr_changes(req), self._tags(req)
+        kv = State._new_version(kty, size, req.get("key_ops"), attrs.get("enabled", True), attrs.get("nbf"),
+                                attrs.get("exp"))
+        kv.tags = tags or {}
+        rec = self._store_version(name, kv, hsm)
+        with self.state.lock:
+            return 200, self._key_bundle(rec, kv)
+
+    def _kv_import(self, name, version, req, groups):
+        hsm = self.server.flavour == "hsm"
+        jwk = req.get("key")
+        if not isinstance(jwk, dict):
+            raise bad_parameter("The request must carry the key as a JSON web key in 'key'.")
+        if jwk.get("key_hsm"):
+            raise bad_parameter("kvserver does not import BYOK (key_hsm) blobs.")
+        kty = self._kty_for_host(jwk.get("kty"), bool(req.get("Hsm") or req.get("hsm")))
+        try:
+            if kty == "oct-HSM":
+                material = b64url_decode(jwk.get("k"))
+                size = len(material) * 8
+                if size not in AES_SIZES:
+                    raise ValueError
+            else:
+                n, e, d, p, q = (int.from_bytes(b64url_decode(jwk.get(f)), "big") for f in ("n", "e", "d", "p", "q"))
+                pub = rsa.RSAPublicNumbers(e, n)
+                material = rsa.RSAPrivateNumbers(p, q, d, rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q),
+                                                 rsa.rsa_crt_iqmp(p, q), pub).private_key()
+                size = material.key_size
+                if size not in RSA_SIZES:
+                    raise ValueError
+        except (ValueError, TypeError):
+            raise bad_parameter("The JSON web key is not a valid private key kvserver can import "
+                                "(RSA 2048/3072/4096 with n, e, d, p, q; or oct with k of 128/192/256 bits).")
+        ops = jwk.get("key_ops")
+        if ops is None:
+            ops = ["wrapKey", "unwrapKey", "encrypt", "decrypt"] if kty == "oct-HSM" else list(ALL_KEY_OPS)
+        if not isinstance(ops, list) or any(op not in ALL_KEY_OPS for op in ops):
+            raise bad_parameter(f"key_ops must be drawn from {', '.join(ALL_KEY_OPS)}.")
+        attrs, tags = self._attr_changes(req), self._tags(req)
+        kv = KeyVersion(version=uuid.uuid4().hex, kty=kty, size=size, key_ops=list(ops), material=material,
+                        enabled=attrs.get("enabled", True), nbf=attrs.get("nbf"), exp=attrs.get("exp"),
+                        tags=tags or {})
+        rec = self._store_version(name, kv, hsm)
+        with self.state.lock:
+            return 200, self._key_bundle(rec, kv)
+
+    def _kv_update(self, name, version, req, groups):
+        attrs, tags = self._attr_changes(req), self._tags(req)
+        ops = req.get("key_ops")
+        if ops is not None and (not isinstance(ops, list) or any(op not in ALL_KEY_OPS for op in ops)):
+            raise bad_parameter(f"key_ops must be drawn from {', '.join(ALL_KEY_OPS)}.")
+        with self.state.lock:
+            rec, kv = self._live(name, version)
+            for k, v in attrs.items():
+                setattr(kv, k, v)
+            if ops is not None:
+                kv.key_ops = list(ops)
+            if tags is not None:
+                kv.tags = tags
+            kv.updated = now()
+            self.state.save()
+            return 200, self._key_bundle(rec, kv)
+
+    def _kv_rotate(self, name, version, req, groups):
+        with self.state.lock:
+            rec, template = self._live(name)
+            policy = rec.rotation_policy or {}
+        expiry = (policy.get("attributes") or {}).get("expiryTime")
+        exp = now() + parse_duration(expiry) if expiry else None
+        kv = State._new_version(template.kty, template.size, template.key_ops, True, None, exp)
+        kv.tags = dict(template.tags)
+        rec = self._store_version(rec.name, kv, rec.managed_hsm)
+        with self.state.lock:
+            return 200, self._key_bundle(rec, kv)
+
+    def _policy(self, rec: KeyRecord) -> dict:
+        policy = rec.rotation_policy or {
+            "lifetimeActions": [{"trigger": {"timeBeforeExpiry": "P30D"}, "action": {"type": "Notify"}}],
+            "attributes": {}}
+        return dict(policy, id=f"{self._base()}/keys/{rec.name}/rotationpolicy")
+
+    def _kv_get_policy(self, name, version, req, groups):
+        with self.state.lock:
+            rec, _ = self._live(name)
+            return 200, self._policy(rec)
+
+    def _kv_set_policy(self, name, version, req, groups):
+        actions = req.get("lifetimeActions") or []
+        attrs = req.get("attributes") or {}
+        if not isinstance(actions, list) or not isinstance(attrs, dict) or len(actions) > 2:
+            raise bad_parameter("lifetimeActions must be a list of at most two actions; attributes an object.")
+        expiry = attrs.get("expiryTime")
+        try:
+            if expiry is not None and parse_duration(expiry) < 28 * 86400:
+                raise bad_parameter("expiryTime must be at least 28 days (P28D).")
+            clean = []
+            for a in actions:
+                trigger, action = (a or {}).get("trigger") or {}, ((a or {}).get("action") or {}).get("type")
+                kinds = [k for k in ("timeAfterCreate", "timeBeforeExpiry") if trigger.get(k)]
+                if str(action).lower() not in ("rotate", "notify") or len(kinds) != 1:
+                    raise ValueError("each lifetime action needs a type (Rotate, Notify) and one trigger")
+                parse_duration(trigger[kinds[0]])
+                if kinds[0] == "timeBeforeExpiry" and expiry is None:
+                    raise ValueError("timeBeforeExpiry needs attributes.expiryTime")
+                clean.append({"trigger": {kinds[0]: trigger[kinds[0]]},
+                              "action": {"type": "Rotate" if str(action).lower() == "rotate" else "Notify"}})
+        except ValueError as e:
+            raise bad_parameter(f"Invalid rotation policy: {e}")
+        with self.state.lock:
+            rec, _ = self._live(name)
+            t = now()
+            created = ((rec.rotation_policy or {}).get("attributes") or {}).get("created", t)
+            new_attrs = {"created": created, "updated": t}
+            if expiry is not None:
+                new_attrs["expiryTime"] = expiry
+            rec.rotation_policy = {"lifetimeActions": clean, "attributes": new_attrs}
+            self.state.save()
+            return 200, self._policy(rec)
+
+    def _kv_delete(self, name, version, req, groups):
+        st = self.state
+        with st.lock:
+            rec, kv = self._live(name)
+            out = self._key_bundle(rec, kv)
+            if st.vault.soft_delete:
+                rec.deleted = now()
+                out.update(self._deleted_fields(rec))
+            else:
+                del st.keys[rec.name.lower()]
+            st.save()
+            return 200, out
+
+    def _kv_get_deleted(self, name, version, req, groups):
+        with self.state.lock:
+            rec = self._deleted(name)
+            return 200, dict(self._key_bundle(rec, rec.latest), **self._deleted_fields(rec))
+
+    def _kv_recover(self, name, version, req, groups):
+        with self.state.lock:
+            rec = self._deleted(name)
+            rec.deleted = None
+            self.state.save()
+            return 200, self._key_bundle(rec, rec.latest)
+
+    def _kv_purge(self, name, version, req, groups):
+        st = self.state
+        with st.lock:
+            rec = self._deleted(name)
+            if st.vault.purge_protection:
+                raise kv_error(403, "Forbidden", f"Operation \"purge\" is not allowed because purge protection "
+                                                 f"is enabled for this vault. Key {rec.name} will be purged "
+                                                 "automatically after the retention period.")
+            del st.keys[rec.name.lower()]
+            st.save()
+            return 204, b""
+
+    def _kv_crypto(self, name, version, req, groups):
+        op = groups[-1].lower()
+        operation = self.CRYPTO_PERMS[op]
+        with self.state.lock:
+            rec, kv = self._live(name, version)
+        kid = f"{self._base()}/keys/{rec.name}/{kv.version}"
         if not kv.enabled:
             raise kv_error(403, "Forbidden", f"Operation {operation} is not allowed on a disabled key.",
                            "KeyDisabled")
@@ -1531,71 +2073,64 @@ class Handler(BaseHTTPRequestHandler):
             raise kv_error(403, "Forbidden", f"Operation {operation} is not permitted by the key_ops of this key.",
                            "KeyOperationNotAllowed")
         t = now()
-        if operation == "wrapKey":  # unwrap works outside the nbf/exp window [4]
+        if operation in ("wrapKey", "encrypt"):  # unwrap and decrypt work outside the nbf/exp window [4]
             if kv.exp is not None and t >= kv.exp:
                 raise kv_error(403, "Forbidden", f"Operation {operation} is not allowed on a expired key.",
                                "KeyExpired")
             if kv.nbf is not None and t < kv.nbf:
                 raise kv_error(403, "Forbidden", f"Operation {operation} is not allowed on a not yet valid key.",
                                "KeyNotYetValid")
-        try:
-            req = json.loads(body or b"null")
-        except ValueError:
-            raise bad_parameter("The request body is not valid JSON.")
-        if not isinstance(req, dict) or not req.get("alg") or "value" not in req:
+        if not req.get("alg") or "value" not in req:
             raise bad_parameter("The request body must be a JSON object with 'alg' and 'value'.")
-        check_alg(kv, req["alg"])
         try:
             value = b64url_decode(req["value"])
         except (ValueError, TypeError):
             raise bad_parameter("Property 'value' must be base64url encoded.")
         if not value:
             raise bad_parameter("Property 'value' must not be empty.")
-        result = (wrap if op == "wrapkey" else unwrap)(kv, req["alg"], value)
-        self._send(200, {"kid": kid, "value": b64url(result)})
-
-    @staticmethod
-    def _bundle(kv: KeyVersion, kid: str, api: str, level: str, soft: bool, days: int) -> dict:
-        jwk = {"kid": kid, "kty": kv.kty, "key_ops": list(kv.key_ops)}
-        if kv.is_rsa:
-            pub = kv.material.public_key().public_numbers()
-            jwk["n"], jwk["e"] = b64url(int_bytes(pub.n)), b64url(int_bytes(pub.e))
-        attrs = {"enabled": kv.enabled}
-        if kv.nbf is not None:
-            attrs["nbf"] = kv.nbf
-        if kv.exp is not None:
-            attrs["exp"] = kv.exp
-        attrs.update(created=kv.created, updated=kv.updated, recoveryLevel=level)
-        if soft:
-            attrs["recoverableDays"] = days
-        if api_at_least(api, "7.3"):
-            attrs["exportable"] = False
-        return {"key": jwk, "attributes": attrs}
+        if op in ("encrypt", "decrypt") and not kv.is_rsa:
+            return 200, dict(aes_gcm(kv, req, value, op == "encrypt"), kid=kid)
+        check_alg(kv, req["alg"])
+        if op in ("encrypt", "decrypt") and req["alg"].startswith("A"):
+            raise bad_parameter("AES key wrap is for wrapkey and unwrapkey.")
+        result = (wrap if op in ("wrapkey", "encrypt") else unwrap)(kv, req["alg"], value)
+        return 200, {"kid": kid, "value": b64url(result)}
 
     def _challenge(self, resource: str) -> dict:
-        return {"WWW-Authenticate": f'Bearer authorization="https://{self.host}/{self.state.tenant}", '
+        authority = self.server.authority or self.host
+        return {"WWW-Authenticate": f'Bearer authorization="https://{authority}/{self.state.tenant}", '
                                     f'resource="{resource}"'}
 
     def _authenticate(self, resource: str) -> str:
-        """The client id behind the bearer token, or a 401 with the challenge [2] [7]."""
+        """The client id behind a JWT bearer token this server signed, or a 401 with the challenge
+        [2] [7] [15]."""
         auth = self.headers.get("Authorization") or ""
         scheme, _, value = auth.strip().partition(" ")
         value = value.strip()
+        challenge = self._challenge(resource)
         if scheme.lower() != "bearer" or not value:
             raise kv_error(401, "Unauthorized", "AKV10000: Request is missing a Bearer or PoP token.",
-                           headers=self._challenge(resource))
-        tok = self.state.lookup_token(value)
-        if tok is None:
-            raise kv_error(401, "Unauthorized", "Token validation failed: the token is not valid "
-                           "(unknown or revoked).", headers=self._challenge(resource))
-        self.client = tok.client_id
-        if tok.expires <= now():
-            raise kv_error(401, "Unauthorized", "Token validation failed: the token has expired.",
-                           headers=self._challenge(resource))
-        if tok.resource != resource:
+                           headers=challenge)
+        try:
+            claims = self.state.check_token(value)
+        except (ValueError, TypeError):
+            raise kv_error(401, "Unauthorized", "AKV10032: Invalid issuer or signature: the token is not a "
+                           "JWT this server signed.", headers=challenge)
+        self.client = claims.get("appid") if isinstance(claims.get("appid"), str) else None
+        exp = claims.get("exp")
+        if not isinstance(exp, int) or exp <= now():
+            raise kv_error(401, "Unauthorized", "Token validation failed: the token has expired.", headers=challenge)
+        if claims.get("tid") != self.state.tenant:
+            raise kv_error(401, "Unauthorized", f"AKV10032: Invalid issuer. Expected one of "
+                           f"https://sts.windows.net/{self.state.tenant}/, found "
+                           f"{claims.get('iss')}.", headers=challenge)
+        if claims.get("aud") != resource:
             raise kv_error(401, "Unauthorized", f"AKV10022: Invalid audience. Expected {resource}, found: "
-                           f"{tok.resource}.", headers=self._challenge(resource))
-        return tok.client_id
+                           f"{claims.get('aud')}.", headers=challenge)
+        if self.state.lookup_token(value) is None:
+            raise kv_error(401, "Unauthorized", "Token validation failed: the token is not valid "
+                           "(unknown or revoked).", headers=challenge)
+        return self.client
 
     def _authorize(self, cid: str, key_name: str, perm: str, flavour: str) -> None:
         st = self.state
@@ -1677,6 +2212,9 @@ class AdminApi:
                                                  count | seconds | probability}
     DELETE /admin/faults                        clears faults and raw rules
     DELETE /admin/faults/{id}
+    POST   /admin/transient                     {kind: imds-404 | imds-410 | imds-429 | imds-500 | firewall |
+                                                 throttle, count | seconds | probability,
+                                                 retry_after}: a fault with Azure's status and body [16]
     POST   /admin/raw                           {pattern, method, status, body | body_b64, headers: [[k, v]],
                                                  preset, size, count (default 1, 0 = unlimited)}
     DELETE /admin/raw
@@ -1825,6 +2363,20 @@ class AdminApi:
                        remaining=None if count == 0 else int(count))
         return h.state.add_raw(rule).describe()
 
+    def add_transient(h: Handler, req):
+        """A built-in transient behaviour as a fault rule with the documented status and body."""
+        kind = req.get("kind")
+        if kind not in TRANSIENTS:
+            raise admin_error(400, f"kind must be one of {', '.join(TRANSIENTS)}")
+        pattern, status, body, retry_after = TRANSIENTS[kind]
+        spec = {"pattern": pattern, "status": status, "body": json.dumps(body, separators=(",", ":"))}
+        if req.get("retry_after") is not None or retry_after is not None:
+            spec["retry_after"] = req.get("retry_after", retry_after)
+        for k in ("count", "seconds", "probability", "method"):
+            if req.get(k) is not None:
+                spec[k] = req[k]
+        return dict(h.state.add_fault(spec).describe(), kind=kind)
+
     def clear_raw(h: Handler, req):
         with h.state.lock:
             n = len(h.state.raw_rules)
@@ -1861,9 +2413,34 @@ class AdminApi:
         ("DELETE", r"/admin/faults", clear_faults),
         ("DELETE", r"/admin/faults/(\d+)", remove_fault),
         ("POST", r"/admin/raw", add_raw),
+        ("POST", r"/admin/transient", add_transient),
         ("DELETE", r"/admin/raw", clear_raw),
         ("POST", r"/admin/shutdown", shutdown),
     ]
+
+
+# Built-in transient behaviours [16]: kind -> (path pattern, status, body, default Retry-After).
+# The IMDS statuses and reasons are from the managed-identity error table; the bodies
+# follow IMDS's {"error", "error_description"} shape with those reasons as descriptions.
+_KEYS_PATHS = r"^/(keys|deletedkeys)(/|$)"
+_IMDS_PATH = r"^/metadata/identity/oauth2/token"
+TRANSIENTS = {
+    "imds-404": (_IMDS_PATH, 404, {"error": "not_found", "error_description": "IMDS endpoint is updating."}, None),
+    "imds-410": (_IMDS_PATH, 410, {"error": "gone", "error_description": "IMDS is going through updates. IMDS "
+                                   "will be available within 70 seconds."}, None),
+    "imds-429": (_IMDS_PATH, 429, {"error": "too_many_requests", "error_description": "IMDS Throttle limit "
+                                   "reached."}, None),
+    "imds-500": (_IMDS_PATH, 500, {"error": "unknown_error", "error_description": "Transient error from "
+                                   "service."}, None),
+    "firewall": (_KEYS_PATHS, 403, {"error": {
+        "code": "Forbidden",
+        "message": "Client address is not authorized and caller is not a trusted service.\r\nClient address: "
+                   f"127.0.0.1\r\nCaller: appid=(caller)\r\nVault: {VAULT_NAME};location={LOCATION}",
+        "innererror": {"code": "ForbiddenByFirewall"}}}, None),
+    "throttle": (_KEYS_PATHS, 429, {"error": {
+        "code": "Throttled", "message": "Request was not processed because too many requests were received. "
+                                        "Reason: VaultRequestTypeLimitReached"}}, "10"),
+}
 
 
 # --------------------------------------------------------------------------------------
@@ -1881,8 +2458,10 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(self, port: int, state: State, tls: ssl.SSLContext | None, log, admin_token: str,
-                 identity_header: str, stopping: threading.Event):
+                 identity_header: str, stopping: threading.Event, flavour: str = "vault"):
         self.state, self.tls, self.plain = state, tls, tls is None
+        self.flavour = flavour  # "vault" (also admin API and token endpoint) or "hsm" (Managed HSM)
+        self.authority = None  # the Managed HSM host names the vault port (its token endpoint) in challenges
         self.log, self.admin_token, self.identity_header, self.stopping = log, admin_token, identity_header, stopping
         super().__init__(("127.0.0.1", port), Handler)
 
@@ -1908,7 +2487,8 @@ class Server(ThreadingHTTPServer):
         path = h.req_path + (f"?{query}" if query else "")
         status = h.status_note or "-"
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-        line = (f"{stamp} {'http ' if self.plain else 'https'} {h.command} {path} {status} op={h.op}"
+        scheme = "http " if self.plain else ("hsm  " if self.flavour == "hsm" else "https")
+        line = (f"{stamp} {scheme} {h.command} {path} {status} op={h.op}"
                 f" client={h.client or '-'} ms={elapsed * 1000:.0f}" + (f" {h.fault_note}" if h.fault_note else ""))
         self.log(line)
         self.state.record(h.op, status, h.client, h.fault_note)
@@ -1919,6 +2499,7 @@ def main(argv=None) -> int:
     ap.add_argument("--state-dir", required=True, help="directory for server.json, ca.pem, requests.log")
     ap.add_argument("--port", type=int, default=0, help="HTTPS port (0: any free port)")
     ap.add_argument("--http-port", type=int, default=0, help="plain HTTP port for IMDS/App Service (0: any)")
+    ap.add_argument("--hsm-port", type=int, default=0, help="HTTPS port of the Managed HSM host (0: any)")
     ap.add_argument("--tenant", help="tenant id (default: a random GUID)")
     ap.add_argument("--admin-token", help="admin token (default: random)")
     ap.add_argument("--persist", action="store_true", help="keep vault state and CA in the state dir")
@@ -1951,8 +2532,11 @@ def main(argv=None) -> int:
     stopping = threading.Event()
     https = Server(args.port, state, tls, log, admin_token, identity_header, stopping)
     http = Server(args.http_port, state, None, log, admin_token, identity_header, stopping)
+    hsm = Server(args.hsm_port, state, tls, log, admin_token, identity_header, stopping, flavour="hsm")
+    hsm.authority = f"127.0.0.1:{https.server_address[1]}"
+    servers = (https, http, hsm)
     threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
-               for s in (https, http)]
+               for s in servers]
     for t in threads:
         t.start()
 
@@ -1961,7 +2545,8 @@ def main(argv=None) -> int:
             "identity_endpoint": f"http://127.0.0.1:{hport}/msi/token", "identity_header": identity_header,
             "ca_file": ca_pem, "pid": os.getpid(), "tenant": state.tenant, "admin_token": admin_token,
             "token_endpoint": f"https://127.0.0.1:{port}/{state.tenant}/oauth2/v2.0/token",
-            "authority_host": f"https://127.0.0.1:{port}", "state_dir": sd}
+            "authority_host": f"https://127.0.0.1:{port}", "state_dir": sd,
+            "hsm_url": f"https://127.0.0.1:{hsm.server_address[1]}"}
     write_atomic(server_json, (json.dumps(info, indent=2) + "\n").encode(), 0o600)
     log(f"# kvserver {info['url']} imds {info['imds_url']} pid {os.getpid()} tenant {state.tenant}")
 
@@ -1969,7 +2554,7 @@ def main(argv=None) -> int:
         signal.signal(sig, lambda *_: stopping.set())
     while not stopping.wait(0.5):
         pass
-    for s in (https, http):
+    for s in servers:
         s.shutdown()
         s.server_close()
     try:

@@ -90,6 +90,7 @@ class Server:
             self.info = json.load(f)
         self.port = int(self.info["url"].rsplit(":", 1)[1])
         self.hport = int(self.info["imds_url"].rsplit(":", 1)[1])
+        self.hsm_port = int(self.info["hsm_url"].rsplit(":", 1)[1]) if "hsm_url" in self.info else None
         self.ctx = ssl.create_default_context(cafile=self.info["ca_file"])
         self.tenant = self.info["tenant"]
 
@@ -98,11 +99,11 @@ class Server:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(10)
 
-    def request(self, method, path, body=None, headers=None, host="127.0.0.1", timeout=10, plain=False):
+    def request(self, method, path, body=None, headers=None, host="127.0.0.1", timeout=10, plain=False, port=None):
         if plain:
             conn = http.client.HTTPConnection("127.0.0.1", self.hport, timeout=timeout)
         else:
-            conn = http.client.HTTPSConnection(host, self.port, context=self.ctx, timeout=timeout)
+            conn = http.client.HTTPSConnection(host, port or self.port, context=self.ctx, timeout=timeout)
         try:
             if isinstance(body, (dict, list)):
                 body = json.dumps(body)
@@ -143,6 +144,13 @@ class Server:
 
     def create_key(self, name, **spec):
         return self.admin("POST", "/admin/keys", dict(spec, name=name))
+
+    def kv(self, method, path, tok, body=None, api="7.6", hsm=False):
+        """A Key Vault REST call on the vault host (or the Managed HSM host)."""
+        sep = "&" if "?" in path else "?"
+        return self.request(method, f"{path}{sep}api-version={api}" if api else path, body,
+                            {"Authorization": f"Bearer {tok}"} if tok else {},
+                            port=self.hsm_port if hsm else None)
 
 
 TESTS = []
@@ -812,6 +820,258 @@ def persistence_test(base):
         assert unb64url(r.json()["value"]) == b"p" * 32
     finally:
         b.stop()
+
+
+# --------------------------------------------------------------------------------------
+# The keys REST surface, the Managed HSM host, JWT tokens, built-in transient behaviours
+# --------------------------------------------------------------------------------------
+
+
+def officer(srv, cid, resource=VAULT):
+    """A client holding every key permission on the whole vault, and its token."""
+    srv.admin("POST", "/admin/clients", {"client_id": cid, "secret": f"s-{cid}"})
+    srv.admin("POST", "/admin/grants", {"client_id": cid, "key": "*"})
+    return srv.secret_token(cid, f"s-{cid}", resource)
+
+
+def follow_pages(srv, path, tok, hsm=False, maxresults=None):
+    """Every item of a paged list, following nextLink; also the number of pages."""
+    r = expect(srv.kv("GET", path + (f"?maxresults={maxresults}" if maxresults else ""), tok, hsm=hsm), 200)
+    items, pages = [], 0
+    while True:
+        page = r.json()
+        items += page["value"]
+        pages += 1
+        if not page.get("nextLink"):
+            return items, pages
+        link = page["nextLink"]
+        assert link.startswith(f"https://127.0.0.1:{srv.hsm_port if hsm else srv.port}/"), link
+        r = expect(srv.kv("GET", link.split("/", 3)[3] and "/" + link.split("/", 3)[3], tok, api=None, hsm=hsm), 200)
+
+
+@test
+def rest_create_get_update_list():
+    srv = F.srv
+    tok = officer(srv, "officer")
+    r = expect(srv.kv("POST", "/keys/rest1/create", tok, {"kty": "RSA", "key_size": 2048,
+                                                          "attributes": {"enabled": True}, "tags": {"a": "1"}}), 200)
+    b = r.json()
+    kid = b["key"]["kid"]
+    assert kid.startswith(f"https://127.0.0.1:{srv.port}/keys/rest1/") and len(kid.rsplit("/", 1)[1]) == 32, b
+    assert b["key"]["kty"] == "RSA" and b["tags"] == {"a": "1"} and b["attributes"]["enabled"] is True, b
+    assert b["attributes"]["recoveryLevel"] and "created" in b["attributes"], b
+    v1 = kid.rsplit("/", 1)[1]
+    # latest and by version
+    assert expect(srv.kv("GET", "/keys/rest1/", tok), 200).json()["key"]["kid"] == kid
+    assert expect(srv.kv("GET", f"/keys/rest1/{v1}", tok), 200).json()["key"]["n"] == b["key"]["n"]
+    expect(srv.kv("GET", "/keys/rest1/" + "0" * 32, tok), 404, "KeyNotFound")
+    expect(srv.kv("GET", "/keys/nosuchkey", tok), 404, "KeyNotFound")
+    # update: enabled, exp, nbf, tags, key_ops
+    exp = int(time.time()) + 86400
+    u = expect(srv.kv("PATCH", f"/keys/rest1/{v1}", tok, {"attributes": {"enabled": False, "exp": exp},
+                                                         "tags": {"b": "2"}, "key_ops": ["wrapKey", "unwrapKey"]}),
+               200).json()
+    assert u["attributes"]["enabled"] is False and u["attributes"]["exp"] == exp, u
+    assert u["tags"] == {"b": "2"} and u["key"]["key_ops"] == ["wrapKey", "unwrapKey"], u
+    expect(srv.kv("POST", f"/keys/rest1/{v1}/wrapkey", tok, {"alg": "RSA-OAEP-256", "value": b64url(b"k" * 32)}),
+           403, "Forbidden", "KeyDisabled")
+    u = expect(srv.kv("PATCH", "/keys/rest1/", tok, {"attributes": {"enabled": True}}), 200).json()
+    assert u["attributes"]["enabled"] is True and u["attributes"]["exp"] == exp, u
+    expect(srv.kv("PATCH", "/keys/rest1/", tok, {"attributes": {"enabled": "yes"}}), 400, "BadParameter")
+    expect(srv.kv("PATCH", "/keys/rest1/", tok, {"key_ops": ["fly"]}), 400, "BadParameter")
+    # create on an existing name adds a version; versions are listed with paging
+    expect(srv.kv("POST", "/keys/rest1/create", tok, {"kty": "RSA"}), 200)
+    expect(srv.kv("POST", "/keys/rest1/create", tok, {"kty": "EC"}), 400, "BadParameter")
+    expect(srv.kv("POST", "/keys/rest1/create", tok, {"kty": "oct-HSM"}), 400, "BadParameter")  # vault host
+    items, pages = follow_pages(srv, "/keys/rest1/versions", tok, maxresults=1)
+    assert len(items) == 2 and pages == 2 and all(i["kid"].startswith(kid.rsplit("/", 1)[0] + "/") for i in items)
+    # list keys: versionless kids, every key of the vault host, paged by maxresults
+    items, pages = follow_pages(srv, "/keys", tok, maxresults=2)
+    kids = {i["kid"].rsplit("/", 1)[1] for i in items}
+    assert {"rest1", "rsa2048", "rsa3072", "rsahsm"} <= kids and "hsm1" not in kids, kids
+    assert pages >= 3, pages
+    expect(srv.kv("GET", "/keys?maxresults=26", tok), 400, "BadParameter")
+    # method not allowed on a known path; an unknown path is 404
+    expect(srv.kv("POST", "/keys/rest1/versions", tok, {}), 405)
+    expect(srv.kv("GET", "/keys/rest1/nosuchthing", tok), 404, "NotFound")
+    # the permissions of a wrap-only client do not cover management
+    expect(srv.kv("POST", "/keys/rest9/create", F.tok, {"kty": "RSA"}), 403, "Forbidden", "ForbiddenByPolicy")
+    expect(srv.kv("GET", "/keys", F.tok), 403, "Forbidden")
+
+
+@test
+def rest_import_rotate_policy_crypto():
+    srv = F.srv
+    tok = officer(srv, "officer2")
+    priv = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    n = priv.private_numbers()
+    jwk = {"kty": "RSA", "n": b64url(n.public_numbers.n.to_bytes(256, "big")),
+           "e": b64url(n.public_numbers.e.to_bytes(3, "big")), "d": b64url(n.d.to_bytes(256, "big")),
+           "p": b64url(n.p.to_bytes(128, "big")), "q": b64url(n.q.to_bytes(128, "big"))}
+    b = expect(srv.kv("PUT", "/keys/imp1", tok, {"key": jwk, "attributes": {"enabled": True}}), 200).json()
+    v = b["key"]["kid"].rsplit("/", 1)[1]
+    assert b["key"]["n"] == jwk["n"] and "d" not in b["key"], b
+    wrapped = priv.public_key().encrypt(b"x" * 32, padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None))
+    r = expect(srv.kv("POST", f"/keys/imp1/{v}/unwrapkey", tok, {"alg": "RSA-OAEP-256", "value": b64url(wrapped)}),
+               200)
+    assert unb64url(r.json()["value"]) == b"x" * 32
+    expect(srv.kv("PUT", "/keys/imp2", tok, {"key": dict(jwk, d="AAAA")}), 400, "BadParameter")
+    # encrypt / decrypt (RSA)
+    c = expect(srv.kv("POST", f"/keys/imp1/{v}/encrypt", tok, {"alg": "RSA-OAEP", "value": b64url(b"hello")}),
+               200).json()
+    d = expect(srv.kv("POST", f"/keys/imp1/{v}/decrypt", tok, {"alg": "RSA-OAEP", "value": c["value"]}), 200).json()
+    assert unb64url(d["value"]) == b"hello" and d["kid"].endswith(v)
+    # rotation policy: the default, a set one, and rotate applying its expiryTime
+    pol = expect(srv.kv("GET", "/keys/imp1/rotationpolicy", tok), 200).json()
+    assert pol["id"].endswith("/keys/imp1/rotationpolicy") and pol["lifetimeActions"], pol
+    body = {"lifetimeActions": [{"trigger": {"timeAfterCreate": "P90D"}, "action": {"type": "Rotate"}}],
+            "attributes": {"expiryTime": "P1Y"}}
+    pol = expect(srv.kv("PUT", "/keys/imp1/rotationpolicy", tok, body), 200).json()
+    assert pol["attributes"]["expiryTime"] == "P1Y" and pol["lifetimeActions"][0]["action"]["type"] == "Rotate"
+    assert expect(srv.kv("GET", "/keys/imp1/rotationpolicy", tok), 200).json()["attributes"]["expiryTime"] == "P1Y"
+    expect(srv.kv("PUT", "/keys/imp1/rotationpolicy", tok, {"attributes": {"expiryTime": "P7D"}}), 400,
+           "BadParameter")
+    expect(srv.kv("PUT", "/keys/imp1/rotationpolicy", tok,
+                  {"lifetimeActions": [{"trigger": {"timeAfterCreate": "soon"}, "action": {"type": "Rotate"}}]}),
+           400, "BadParameter")
+    t = int(time.time())
+    rot = expect(srv.kv("POST", "/keys/imp1/rotate", tok), 200).json()
+    v2 = rot["key"]["kid"].rsplit("/", 1)[1]
+    assert v2 != v and abs(rot["attributes"]["exp"] - (t + 365 * 86400)) < 60, rot
+    assert expect(srv.kv("GET", "/keys/imp1", tok), 200).json()["key"]["kid"].endswith(v2)
+    expect(srv.kv("POST", "/keys/nosuch/rotate", tok), 404, "KeyNotFound")
+
+
+@test
+def rest_delete_recover_purge():
+    srv = F.srv
+    tok = officer(srv, "officer3")
+    srv.admin("PATCH", "/admin/vault", {"soft_delete": True, "purge_protection": True})
+    kid = expect(srv.kv("POST", "/keys/del1/create", tok, {"kty": "RSA"}), 200).json()["key"]["kid"]
+    d = expect(srv.kv("DELETE", "/keys/del1", tok), 200).json()
+    base = f"https://127.0.0.1:{srv.port}"
+    assert d["recoveryId"] == f"{base}/deletedkeys/del1" and d["key"]["kid"] == kid, d
+    assert d["scheduledPurgeDate"] - d["deletedDate"] == 90 * 86400, d
+    expect(srv.kv("GET", "/keys/del1", tok), 404, "KeyNotFound")
+    expect(srv.kv("POST", f"/keys/del1/{kid.rsplit('/', 1)[1]}/wrapkey", tok,
+                  {"alg": "RSA-OAEP-256", "value": b64url(b"k" * 32)}), 404, "KeyNotFound")
+    expect(srv.kv("POST", "/keys/del1/create", tok, {"kty": "RSA"}), 409, "Conflict")
+    g = expect(srv.kv("GET", "/deletedkeys/del1", tok), 200).json()
+    assert g["recoveryId"] == d["recoveryId"] and g["key"]["kid"] == kid, g
+    items, _ = follow_pages(srv, "/deletedkeys", tok)
+    assert any(i["kid"] == f"{base}/keys/del1" and i["recoveryId"] for i in items), items
+    r = expect(srv.kv("POST", "/deletedkeys/del1/recover", tok), 200).json()
+    assert r["key"]["kid"] == kid and "recoveryId" not in r, r
+    expect(srv.kv("GET", "/keys/del1", tok), 200)
+    expect(srv.kv("GET", "/deletedkeys/del1", tok), 404, "KeyNotFound")
+    expect(srv.kv("POST", "/deletedkeys/del1/recover", tok), 404, "KeyNotFound")
+    expect(srv.kv("DELETE", "/keys/del1", tok), 200)
+    expect(srv.kv("DELETE", "/deletedkeys/del1", tok), 403, "Forbidden")  # purge protection
+    expect(srv.kv("GET", "/deletedkeys/del1", tok), 200)
+    srv.admin("PATCH", "/admin/vault", {"purge_protection": False})
+    r = expect(srv.kv("DELETE", "/deletedkeys/del1", tok), 204)
+    assert r.body == b""
+    expect(srv.kv("GET", "/deletedkeys/del1", tok), 404, "KeyNotFound")
+    expect(srv.kv("POST", "/keys/del1/create", tok, {"kty": "RSA"}), 200)  # the name is free again
+    # without the purge permission
+    srv.admin("POST", "/admin/grants/revoke", {"client_id": "officer3", "key": "*", "permissions": ["purge"]})
+    expect(srv.kv("DELETE", "/keys/del1", tok), 200)
+    expect(srv.kv("DELETE", "/deletedkeys/del1", tok), 403, "Forbidden", "ForbiddenByPolicy")
+    srv.admin("PATCH", "/admin/vault", {"purge_protection": True})
+
+
+@test
+def managed_hsm_host_and_audiences():
+    srv = F.srv
+    assert srv.info["hsm_url"] == f"https://127.0.0.1:{srv.hsm_port}" and srv.hsm_port != srv.port
+    vtok = officer(srv, "officer4")
+    htok = srv.secret_token("officer4", "s-officer4", HSM)
+    # each host refuses the other's audience with 401 Invalid audience (AKV10022) and its own challenge
+    r = expect(srv.kv("GET", "/keys", vtok, hsm=True), 401, "Unauthorized")
+    assert "AKV10022" in r.json()["error"]["message"] and "Invalid audience" in r.json()["error"]["message"], r
+    assert f'resource="{HSM}"' in r.header("www-authenticate"), r.headers
+    assert f"https://127.0.0.1:{srv.port}/{srv.tenant}" in r.header("www-authenticate"), r.headers
+    r = expect(srv.kv("GET", "/keys", htok), 401, "Unauthorized")
+    assert "Invalid audience" in r.json()["error"]["message"], r
+    r = expect(srv.kv("GET", "/keys", None, hsm=True), 401)
+    assert f'resource="{HSM}"' in r.header("www-authenticate")
+    # keys made on the Managed HSM host
+    b = expect(srv.kv("POST", "/keys/hk1/create", htok, {"kty": "oct-HSM", "key_size": 256}, hsm=True), 200).json()
+    assert b["key"]["kid"].startswith(f"https://127.0.0.1:{srv.hsm_port}/keys/hk1/") and b["key"]["kty"] == "oct-HSM"
+    v = b["key"]["kid"].rsplit("/", 1)[1]
+    w = expect(srv.kv("POST", f"/keys/hk1/{v}/wrapkey", htok, {"alg": "A256KW", "value": b64url(b"c" * 32)},
+                      hsm=True), 200).json()
+    u = expect(srv.kv("POST", f"/keys/hk1/{v}/unwrapkey", htok, {"alg": "A256KW", "value": w["value"]}, hsm=True),
+               200).json()
+    assert unb64url(u["value"]) == b"c" * 32
+    e = expect(srv.kv("POST", f"/keys/hk1/{v}/encrypt", htok, {"alg": "A256GCM", "value": b64url(b"msg")},
+                      hsm=True), 200).json()
+    assert len(unb64url(e["iv"])) == 12 and len(unb64url(e["tag"])) == 16, e
+    d = expect(srv.kv("POST", f"/keys/hk1/{v}/decrypt", htok, dict(e, alg="A256GCM"), hsm=True), 200).json()
+    assert unb64url(d["value"]) == b"msg"
+    expect(srv.kv("POST", f"/keys/hk1/{v}/decrypt", htok, dict(e, alg="A256GCM", tag=b64url(b"0" * 16)), hsm=True),
+           400, "BadParameter")
+    r = expect(srv.kv("POST", "/keys/hk2/create", htok, {"kty": "RSA", "key_size": 2048}, hsm=True), 200).json()
+    assert r["key"]["kty"] == "RSA-HSM", r
+    # the hosts list their own keys; a vault key is not found on the Managed HSM host
+    hsm_kids = {i["kid"].rsplit("/", 1)[1] for i in follow_pages(srv, "/keys", htok, hsm=True)[0]}
+    assert {"hk1", "hk2"} <= hsm_kids and "rsa2048" not in hsm_kids, hsm_kids
+    vault_kids = {i["kid"].rsplit("/", 1)[1] for i in follow_pages(srv, "/keys", vtok)[0]}
+    assert "hk1" not in vault_kids, vault_kids
+    expect(srv.kv("GET", "/keys/rsa2048", htok, hsm=True), 404, "KeyNotFound")
+    # Managed HSM 403s are RBAC-style; the admin API lives on the vault host only
+    expect(srv.kv("POST", "/keys/hk3/create", F.hsm_tok, {"kty": "oct-HSM"}, hsm=True), 403, "Forbidden",
+           "ForbiddenByRbac")
+    r = srv.request("GET", "/admin/state", headers={"X-Admin-Token": srv.info["admin_token"]}, port=srv.hsm_port)
+    assert r.status == 404, r
+    # delete and recover on the Managed HSM host
+    expect(srv.kv("DELETE", "/keys/hk2", htok, hsm=True), 200)
+    assert expect(srv.kv("GET", "/deletedkeys/hk2", htok, hsm=True), 200).json()["recoveryId"].startswith(
+        f"https://127.0.0.1:{srv.hsm_port}/deletedkeys/")
+    expect(srv.kv("POST", "/deletedkeys/hk2/recover", htok, hsm=True), 200)
+
+
+@test
+def jwt_access_tokens():
+    srv = F.srv
+    parts = F.tok.split(".")
+    assert len(parts) == 3, "the access token is not a JWT"
+    header, claims = json.loads(unb64url(parts[0])), json.loads(unb64url(parts[1]))
+    assert header["alg"] == "HS256" and header["typ"] == "JWT", header
+    assert claims["aud"] == VAULT and claims["tid"] == srv.tenant and claims["appid"] == "app1", claims
+    assert claims["iss"] == f"https://sts.windows.net/{srv.tenant}/" and uuid.UUID(claims["oid"]), claims
+    assert claims["iat"] <= time.time() < claims["exp"] and claims["exp"] - claims["iat"] == 3600, claims
+    assert json.loads(unb64url(F.hsm_tok.split(".")[1]))["aud"] == HSM
+    # a changed claim breaks the signature; so does a token signed with another key
+    forged = b64url(json.dumps(dict(claims, aud=HSM)).encode())
+    r = expect(srv.get_key(f"{parts[0]}.{forged}.{parts[2]}", "hsm1"), 401, "Unauthorized")
+    assert "signature" in r.json()["error"]["message"], r
+    expect(srv.get_key(f"{parts[0]}.{parts[1]}.{b64url(os.urandom(32))}", "rsa2048"), 401, "Unauthorized")
+    expect(srv.get_key("opaque-random-string", "rsa2048"), 401, "Unauthorized")
+    expect(srv.get_key(F.tok, "rsa2048"), 200)
+
+
+@test
+def transient_behaviours():
+    srv = F.srv
+    srv.admin("POST", "/admin/clients", {"client_id": "mi-t", "managed_identity": True})
+    path = f"/metadata/identity/oauth2/token?api-version=2018-02-01&resource={VAULT}&client_id=mi-t"
+    for kind, status, words in (("imds-404", 404, "updating"), ("imds-410", 410, "70 seconds"),
+                                ("imds-429", 429, "Throttle"), ("imds-500", 500, "Transient")):
+        srv.admin("POST", "/admin/transient", {"kind": kind, "count": 1})
+        r = srv.request("GET", path, headers={"Metadata": "true"}, plain=True)
+        assert r.status == status and words in r.json()["error_description"], (kind, r)
+        r = srv.request("GET", path, headers={"Metadata": "true"}, plain=True)
+        assert r.status == 200 and r.json()["access_token"].count(".") == 2, r  # one reply only (count 1)
+    srv.admin("POST", "/admin/transient", {"kind": "firewall", "count": 1})
+    expect(srv.get_key(F.tok, "rsa2048"), 403, "Forbidden", "ForbiddenByFirewall")
+    expect(srv.get_key(F.tok, "rsa2048"), 200)
+    srv.admin("POST", "/admin/transient", {"kind": "throttle", "count": 1, "retry_after": 3})
+    r = expect(srv.kv("GET", "/keys/rsa2048", F.tok), 429, "Throttled")
+    assert r.header("retry-after") == "3", r.headers
+    srv.admin("POST", "/admin/transient", {"kind": "throttle", "count": 1})
+    assert expect(srv.get_key(F.tok, "rsa2048"), 429).header("retry-after") == "10"
+    srv.admin("POST", "/admin/transient", {"kind": "nope"}, expect=400)
 
 
 # --------------------------------------------------------------------------------------
