@@ -26,5 +26,8 @@ CMK_MUST_CHECK int tclock_from_env(void);
 long tclock_skew(void);		/* seconds; 0 without the hook */
 time_t tclock_now(void);		/* time(NULL) + the skew */
 uint64_t tclock_now_ns(void);		/* CLOCK_REALTIME + the skew, in ns */
+/* CLOCK_REALTIME ms milliseconds from now, without the skew: the
+ * deadline of a pthread_cond_timedwait. */
+void tclock_deadline_ms(long ms, struct timespec *ts);
 
 #endif

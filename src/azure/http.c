@@ -15,6 +15,7 @@
 #include <openssl/ssl.h>
 
 #include "cmkfs/http.h"
+#include "cmkfs/tclock.h"
 #include "cmkfs/log.h"
 #include "cmkfs/rand.h"
 #include "cmkfs/secmem.h"
@@ -479,13 +480,7 @@ static bool wait_ms(long ms)
 	struct timespec ts;
 	bool go;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	tclock_deadline_ms(ms, &ts);
 	pthread_mutex_lock(&wait_mtx);
 	while (!interrupted &&
 	       pthread_cond_timedwait(&wait_cond, &wait_mtx, &ts) == 0)

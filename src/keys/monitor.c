@@ -11,6 +11,7 @@
 #include "cmkfs/http.h"
 #include "cmkfs/log.h"
 #include "cmkfs/monitor.h"
+#include "cmkfs/tclock.h"
 #include "cmkfs/rand.h"
 
 struct monitor {
@@ -287,13 +288,7 @@ static void *loop(void *arg)
 		long wait = monitor_next_wait_ms(m->cfg.interval_sec);
 		struct timespec ts;
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += wait / 1000;
-		ts.tv_nsec += (wait % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		tclock_deadline_ms(wait, &ts);
 		while (!m->stop && !m->kick &&
 		       pthread_cond_timedwait(&m->cond, &m->mtx, &ts) == 0)
 			;

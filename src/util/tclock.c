@@ -47,3 +47,14 @@ uint64_t tclock_now_ns(void)
 	return (uint64_t)(ts.tv_sec + skew) * 1000000000u +
 	       (uint64_t)ts.tv_nsec;
 }
+
+void tclock_deadline_ms(long ms, struct timespec *ts)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
