@@ -18,7 +18,9 @@ expect() { # want_rc grep_pattern cmd...
 	[ "$rc" = "$want" ] || t_fail "'$*' exited $rc, want $want: $(cat "$T/err")"
 	[ -z "$pat" ] || grep -q -- "$pat" "$T/err" || t_fail "'$*': no '$pat' in: $(cat "$T/err")"
 }
-mnt_count() { grep -c " fuse.cmkfs " /proc/self/mounts || true; }
+# Mounts at or below $T: other tests mount and unmount concurrently, so
+# only this test's own directory is looked at.
+mnt_count() { t_mounts_under "$T" | wc -l; }
 
 t_mkvol
 before=$(mnt_count)
