@@ -37,6 +37,8 @@ struct kv_key {
 	bool op_wrap, op_unwrap;
 	char kid[KV_URI_MAX];
 	int rsa_bits;		/* from the modulus, 0 for oct */
+	int oct_bits;		/* oct: the JWK's key_size (128, 192, 256) if
+				 * sent, else 0 */
 };
 
 struct kv;
@@ -81,6 +83,11 @@ void kv_clear_error(void);
 CMK_MUST_CHECK int kv_judge_key(const struct kv_key *k, time_t now);
 /* The wrap algorithm for a key type: RSA-OAEP-256 or A256KW; NULL if none. */
 const char *kv_alg_for(const char *kty);
+/* The wrap algorithm for a key as read: RSA-OAEP-256 for RSA, A128KW /
+ * A192KW / A256KW by an oct key's size (Managed HSM oct-HSM keys are 128,
+ * 192 or 256 bits, each with its own AES-KW), A256KW when the reply gave
+ * no size; NULL if none. Pure. */
+const char *kv_key_alg(const struct kv_key *k);
 
 /* The bodies of 200 replies (exposed for fuzzing). Pure.
  * kv_parse_key_reply: a key bundle ({"key": JWK, "attributes": ...}) into

@@ -131,6 +131,25 @@ const char *kv_alg_for(const char *kty)
 	return NULL;
 }
 
+/* Managed HSM "Key types, algorithms, and operations": oct keys of 128,
+ * 192 and 256 bits with AES-KW; RFC 7518 §4.4 names AES Key Wrap by the
+ * key's size (A128KW, A192KW, A256KW) and a KEK of another size fails. */
+const char *kv_key_alg(const struct kv_key *k)
+{
+	const char *alg = kv_alg_for(k->kty);
+
+	if (alg == NULL || strcmp(alg, "A256KW") != 0)
+		return alg;
+	switch (k->oct_bits) {
+	case 128:
+		return "A128KW";
+	case 192:
+		return "A192KW";
+	default:
+		return "A256KW";
+	}
+}
+
 static int seg_ok(const char *s, size_t n, size_t max)
 {
 	if (n == 0 || n > max)
@@ -505,6 +524,17 @@ int kv_parse_key_reply(const char *body, size_t len, struct kv_key *k)
 		while (nl > 0 && nb[0] == 0 && nl--)
 			memmove(nb, nb + 1, nl);
 		k->rsa_bits = (int)nl * 8;
+	}
+	/* An oct key's size is not in the JWK of api-version 7.4 (no "k"
+	 * either: the key never leaves the HSM); newer api-versions add
+	 * key_size. Only the three AES sizes are taken. */
+	if (json_has(key, "key_size")) {
+		int64_t bits = 0;
+
+		if (json_int(key, "key_size", &bits) < 0)
+			goto out;
+		if (bits == 128 || bits == 192 || bits == 256)
+			k->oct_bits = (int)bits;
 	}
 	rc = kv_alg_for(k->kty) == NULL ? -EOPNOTSUPP : 0;
 out:

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -535,8 +536,44 @@ static void scrub(void)
 	      "certificate password scrubbed");
 }
 
+/* An oct-HSM key wraps with the AES-KW of its size. */
+static void oct_sizes(void)
+{
+	static const struct {
+		const char *jwk;
+		const char *alg;
+	} rows[] = {
+		{ "\"kty\":\"oct-HSM\",\"key_size\":128", "A128KW" },
+		{ "\"kty\":\"oct-HSM\",\"key_size\":192", "A192KW" },
+		{ "\"kty\":\"oct-HSM\",\"key_size\":256", "A256KW" },
+		{ "\"kty\":\"oct-HSM\"", "A256KW" },
+		{ "\"kty\":\"oct-HSM\",\"key_size\":512", "A256KW" },
+		{ "\"kty\":\"RSA-HSM\",\"key_size\":128", "RSA-OAEP-256" },
+	};
+	char body[512];
+	struct kv_key k;
+
+	for (size_t i = 0; i < CMK_ARRAY_LEN(rows); i++) {
+		snprintf(body, sizeof(body),
+			 "{\"key\":{\"kid\":\"https://h.managedhsm.azure.net/"
+			 "keys/k/1\",%s,\"key_ops\":[\"wrapKey\"]},"
+			 "\"attributes\":{\"enabled\":true}}",
+			 rows[i].jwk);
+		CHECK(kv_parse_key_reply(body, strlen(body), &k) == 0 &&
+			      strcmp(kv_key_alg(&k), rows[i].alg) == 0,
+		      "%s: %s, want %s", rows[i].jwk, kv_key_alg(&k),
+		      rows[i].alg);
+	}
+	snprintf(body, sizeof(body), "%s",
+		 "{\"key\":{\"kid\":\"x\",\"kty\":\"oct-HSM\",\"key_size\":"
+		 "\"x\"},\"attributes\":{\"enabled\":true}}");
+	CHECK(kv_parse_key_reply(body, strlen(body), &k) == -EPROTO,
+	      "key_size not a number");
+}
+
 int main(void)
 {
+	oct_sizes();
 	uris();
 	arc_challenges();
 	arc_select();
