@@ -43,8 +43,10 @@ struct kv_key {
 
 struct kv;
 
-/* Parse https://HOST/keys/NAME/VERSION strictly (any https host, version
- * required). Errors: -EINVAL with no other effect. Pure. */
+/* Parse https://HOST/keys/NAME/VERSION or the versionless
+ * https://HOST/keys/NAME (out->version "": the key's current version)
+ * strictly (any https host; one trailing '/' allowed). Errors: -EINVAL
+ * with no other effect. Pure. */
 CMK_MUST_CHECK int kv_parse_uri(const char *uri, struct kv_uri *out);
 
 CMK_MUST_CHECK int kv_new(const struct http_opts *o, struct azauth *auth,
@@ -65,6 +67,9 @@ void kv_free(struct kv *kv);	/* NULL-safe */
  * failure on this thread ("no error" after a success), and azerr_last() its
  * cause and the request ids of its last request (x-ms-client-request-id,
  * sent fresh with every request, and the reply's x-ms-request-id). */
+/* kv_get_key of a versionless u reads the current version: k->kid names
+ * it. kv_wrap and kv_unwrap need a version (-EINVAL without): a wrap must
+ * name the version that can undo it. */
 CMK_MUST_CHECK int kv_get_key(struct kv *kv, const struct kv_uri *u,
 			      struct kv_key *k);
 /* alg "RSA-OAEP-256" or "A256KW". */

@@ -227,16 +227,25 @@ int kv_parse_uri(const char *uri, struct kv_uri *out)
 	u.host[nl] = '\0';
 	name = p + 6;
 	ver = strchr(name, '/');
-	if (ver == NULL || !seg_ok(name, (size_t)(ver - name), 127))
+	if (ver == NULL) {	/* versionless: .../keys/NAME */
+		if (!seg_ok(name, strlen(name), 127))
+			return -EINVAL;
+		memcpy(u.name, name, strlen(name));
+		goto host;
+	}
+	if (!seg_ok(name, (size_t)(ver - name), 127))
 		return -EINVAL;
+	memcpy(u.name, name, (size_t)(ver - name));
 	ver++;
 	end = ver + strlen(ver);
 	if (end > ver && end[-1] == '/')
 		end--;
+	if (end == ver && *ver == '\0')
+		goto host;	/* .../keys/NAME/ is versionless too */
 	if (!seg_ok(ver, (size_t)(end - ver), 63))
 		return -EINVAL;	/* seg_ok refuses '/', '?', '#' too */
-	memcpy(u.name, name, (size_t)(ver - 1 - name));
 	memcpy(u.version, ver, (size_t)(end - ver));
+host:
 	{
 		const char *suffix = ".managedhsm.azure.net";
 		size_t sl = strlen(suffix), l = strlen(u.host);
@@ -550,8 +559,9 @@ int kv_get_key(struct kv *kv, const struct kv_uri *u, struct kv_key *k)
 
 	kv_clear_error();
 	memset(k, 0, sizeof(*k));
-	snprintf(url, sizeof(url), "%s/keys/%s/%s?api-version=" KV_API_VERSION,
-		 u->vault, u->name, u->version);
+	/* versionless: the key's current version */
+	snprintf(url, sizeof(url), "%s/keys/%s%s%s?api-version=" KV_API_VERSION,
+		 u->vault, u->name, u->version[0] ? "/" : "", u->version);
 	rc = call(kv, u, "GET", url, NULL, 0, &rs, creq);
 	if (rc < 0)
 		return rc;
@@ -594,7 +604,8 @@ static int keyop(struct kv *kv, const struct kv_uri *u, const char *op,
 	int rc;
 
 	kv_clear_error();
-	if (len > 1024 || strlen(alg) > 16)
+	/* A wrap names the version that can undo it (kv.h). */
+	if (len > 1024 || strlen(alg) > 16 || u->version[0] == '\0')
 		return -EINVAL;
 	rc = secmem_zalloc(blen + 64, (void **)&body);
 	if (rc < 0)

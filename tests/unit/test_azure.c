@@ -22,8 +22,10 @@ static void uris(void)
 	struct kv_uri u;
 	static const char *const bad[] = {
 		"http://v.vault.azure.net/keys/k/1",
-		"https://v.vault.azure.net/keys/k",
-		"https://v.vault.azure.net/keys/k/",
+		"https://v.vault.azure.net/keys/",
+		"https://v.vault.azure.net/keys//",
+		"https://v.vault.azure.net/keys/k//",
+		"https://v.vault.azure.net/keys/k?x=1",
 		"https://v.vault.azure.net/secrets/k/1",
 		"https://v.vault.azure.net/keys/k/1/extra",
 		"https://v.vault.azure.net/keys/k/1?x=1",
@@ -52,6 +54,14 @@ static void uris(void)
 	CHECK(strcmp(u.vault, "https://127.0.0.1:8443") == 0 &&
 		      strcmp(u.host, "127.0.0.1") == 0,
 	      "port kept in vault, not host");
+	/* versionless: the key's current version, followed */
+	CHECK_RC(kv_parse_uri("https://v.vault.azure.net/keys/k", &u), 0);
+	CHECK(strcmp(u.name, "k") == 0 && u.version[0] == '\0' &&
+		      strcmp(u.vault, "https://v.vault.azure.net") == 0,
+	      "versionless uri");
+	CHECK_RC(kv_parse_uri("https://v.vault.azure.net/keys/k-2/", &u), 0);
+	CHECK(strcmp(u.name, "k-2") == 0 && u.version[0] == '\0',
+	      "versionless uri with a slash");
 	for (size_t i = 0; i < CMK_ARRAY_LEN(bad); i++)
 		CHECK(kv_parse_uri(bad[i], &u) == -EINVAL, "accepted %s", bad[i]);
 	CHECK(strcmp(kv_alg_for("RSA-HSM"), "RSA-OAEP-256") == 0 &&
