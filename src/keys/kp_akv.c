@@ -120,36 +120,114 @@ static int akv_check(struct keyprov *kp)
 	return usable(&((struct kp_akv *)kp->priv)->key);
 }
 
-static int akv_wrap(struct keyprov *kp, const uint8_t *aad, size_t aad_len,
-		    const uint8_t key[static AEAD_KEY_LEN], uint8_t *out,
-		    size_t cap, size_t *out_len)
+/* An oct key's size, and so its AES-KW (A128KW, A192KW, A256KW), is in
+ * the key reply only from API version 2026-01-01-preview on (key_size;
+ * Azure/azure-sdk-for-python#47116); with ours it is unknown. Then the
+ * first operation tries A256KW (the default size) and, on a 400 (the
+ * algorithm does not fit the key), the smaller two; the one that worked
+ * is remembered per key version for the process's life, so a 128- or
+ * 192-bit key costs extra requests once, not at every check. */
+#define ALG_MEMO 16
+static pthread_mutex_t alg_mtx = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char kid[KV_URI_MAX];
+	const char *alg;
+} alg_memo[ALG_MEMO];
+static unsigned alg_next;
+
+static bool size_unknown(const struct kp_akv *a)
 {
+	return a->alg != NULL && strcmp(a->alg, "A256KW") == 0 &&
+	       a->key.oct_bits == 0;
+}
+
+static const char *alg_recall(const char *kid)
+{
+	const char *alg = NULL;
+
+	pthread_mutex_lock(&alg_mtx);
+	for (int i = 0; i < ALG_MEMO && alg == NULL; i++) {
+		if (alg_memo[i].alg != NULL && strcmp(alg_memo[i].kid, kid) == 0)
+			alg = alg_memo[i].alg;
+	}
+	pthread_mutex_unlock(&alg_mtx);
+	return alg;
+}
+
+static void alg_remember(const char *kid, const char *alg)
+{
+	if (strlen(kid) >= KV_URI_MAX || alg_recall(kid) != NULL)
+		return;
+	pthread_mutex_lock(&alg_mtx);
+	snprintf(alg_memo[alg_next % ALG_MEMO].kid, KV_URI_MAX, "%s", kid);
+	alg_memo[alg_next % ALG_MEMO].alg = alg;
+	alg_next++;
+	pthread_mutex_unlock(&alg_mtx);
+}
+
+/* The provider's algorithm for its key: from the reply, or remembered. */
+static const char *alg_of(const struct kp_akv *a, const char *kid)
+{
+	const char *alg = kv_key_alg(&a->key);
+
+	if (alg != NULL && strcmp(alg, "A256KW") == 0 && a->key.oct_bits == 0) {
+		const char *known = alg_recall(kid);
+
+		if (known != NULL)
+			alg = known;
+	}
+	return alg;
+}
+
+/* op with the provider's algorithm; for an oct key of unknown size, the
+ * other AES-KW sizes after a 400 (see above). */
+static int with_alg(struct keyprov *kp,
+		    int (*op)(struct kv *kv, const struct kv_uri *u,
+			      const char *alg, const uint8_t *in, size_t len,
+			      uint8_t *out, size_t cap, size_t *out_len),
+		    const uint8_t *in, size_t len, uint8_t *out, size_t cap,
+		    size_t *out_len)
+{
+	static const char *const smaller[] = { "A192KW", "A128KW" };
 	struct kp_akv *a = kp->priv;
+	bool probe = size_unknown(a);
 	struct kv *kv;
 	int rc;
 
 	rc = kp_akv_client(&kv);
 	if (rc == 0)
-		rc = kv_wrap(kv, &a->uri, a->alg, key, AEAD_KEY_LEN, out, cap,
-			     out_len);
+		rc = op(kv, &a->uri, a->alg, in, len, out, cap, out_len);
+	for (size_t i = 0; probe && rc == -EPROTO &&
+			   azerr_last()->status == 400 &&
+			   i < CMK_ARRAY_LEN(smaller);
+	     i++) {
+		rc = op(kv, &a->uri, smaller[i], in, len, out, cap, out_len);
+		if (rc == 0) {
+			a->alg = smaller[i];
+			alg_remember(kp->key_id, a->alg);
+		}
+	}
 	return rc;
+}
+
+static int akv_wrap(struct keyprov *kp, const uint8_t *aad, size_t aad_len,
+		    const uint8_t key[static AEAD_KEY_LEN], uint8_t *out,
+		    size_t cap, size_t *out_len)
+{
+	return with_alg(kp, kv_wrap, key, AEAD_KEY_LEN, out, cap, out_len);
 }
 
 static int akv_unwrap(struct keyprov *kp, const uint8_t *aad, size_t aad_len,
 		      const uint8_t *in, size_t len,
 		      uint8_t key[static AEAD_KEY_LEN])
 {
-	struct kp_akv *a = kp->priv;
 	uint8_t *buf = NULL;
 	size_t n = 0;
-	struct kv *kv;
 	int rc;
 
 	rc = secmem_zalloc(1024, (void **)&buf);
 	if (rc == 0)
-		rc = kp_akv_client(&kv);
-	if (rc == 0)
-		rc = kv_unwrap(kv, &a->uri, a->alg, in, len, buf, 1024, &n);
+		rc = with_alg(kp, kv_unwrap, in, len, buf, 1024, &n);
 	if (rc == 0 && n != AEAD_KEY_LEN) {
 		log_err("%s: unwrapped key has %zu bytes, not 32",
 			kp->key_id, n);
@@ -161,9 +239,6 @@ static int akv_unwrap(struct keyprov *kp, const uint8_t *aad, size_t aad_len,
 	return rc;
 }
 
-/* Only a version that could protect the volume is followed: usable now
- * (kv_judge_key) and allowing both operations. A disabled newest version
- * (a rotation being rolled back) leaves the mount on the one it has. */
 /* Only a version that could protect the volume is followed: usable now
  * (kv_judge_key) and allowing both operations, of the same key type. A
  * disabled newest version (a rotation being rolled back) leaves the mount
@@ -315,7 +390,7 @@ static int open_read(const struct kv_uri *u, const struct kv_key *k,
 	}
 	a->uri = *u;
 	a->key = *k;
-	a->alg = kv_alg_for(a->key.kty);
+	a->alg = alg_of(a, key_id);
 	kp->ops = &kp_akv_ops;
 	kp->priv = a;
 	snprintf(kp->key_id, sizeof(kp->key_id), "%s", key_id);
