@@ -192,8 +192,8 @@ kv vault --soft-delete on --purge-protection on >/dev/null
 rc=0; "$CMKFS" cmk rotate --service-key "$KEY" --key "$KVURL/keys/nosuchkey/0123456789abcdef0123456789abcdef" "$CIPHER" 2>"$T/err" || rc=$?
 # (no grant exists for a key that does not exist: 403 or 404, both refusals)
 [ $rc = 1 ] && grep -qE "KeyNotFound|Forbidden" "$T/err" || t_fail "wrong key URI: rc $rc $(cat "$T/err")"
-rc=0; "$CMKFS" cmk rotate --service-key "$KEY" --key "$KVURL/keys/cmk" "$CIPHER" 2>/dev/null || rc=$?
-[ $rc = 2 ] || t_fail "URI without version: exit $rc, want 2"
+rc=0; "$CMKFS" cmk rotate --service-key "$KEY" --key "$KVURL/keys/cmk/v1/extra" "$CIPHER" 2>/dev/null || rc=$?
+[ $rc = 2 ] || t_fail "malformed key URI: exit $rc, want 2"
 KID4=$(kv_key nowrap --ops encrypt,decrypt)
 "$CMKFS" cmk rotate --service-key "$KEY" --key "$KID4" "$CIPHER" 2>"$T/err" && t_fail "key without wrapKey accepted"
 grep -q "wrapKey" "$T/err" || t_fail "key_ops message: $(cat "$T/err")"
