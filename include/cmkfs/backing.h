@@ -19,7 +19,12 @@ CMK_MUST_CHECK int backing_read_small(int dirfd, const char *name, void *buf,
 /* Create or replace dirfd/name atomically and durably with `mode`. */
 CMK_MUST_CHECK int backing_replace(int dirfd, const char *name, const void *buf,
 				   size_t len, mode_t mode);
-/* fsync a directory given by any descriptor (O_PATH too). */
+/* fsync (datasync: fdatasync) of an open file or directory, and on ext4
+ * (backing_probe_order() decides) -EIO where the file system hit an error
+ * in the meantime: ext4 can answer 0 for a journal commit its error
+ * handling dropped (doc/DESIGN.md, "Errors of the backing file system"). */
+CMK_MUST_CHECK int backing_fsync(int fd, bool datasync);
+/* backing_fsync of a directory given by any descriptor (O_PATH too). */
 CMK_MUST_CHECK int backing_fsync_dir(int dirfd);
 /* New headers are on disk before anything points to them (DESIGN-NOTES
  * Guarantee 5): call this on a file just written, before the rename or

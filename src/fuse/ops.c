@@ -1555,11 +1555,11 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		     struct fuse_file_info *fi)
 {
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
-	int rc = datasync ? fdatasync(h->fd) : fsync(h->fd);
+	int rc = backing_fsync(h->fd, datasync);
 
 	GUARD(req);
 
-	fuse_reply_err(req, rc < 0 ? errno : 0);
+	fuse_reply_err(req, kerr(rc));
 }
 
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
@@ -1729,8 +1729,10 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 	/* The directory's id must be durable with its entries. */
 	fd = openat(in->fd, DIRID_FILE, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
-		if (fsync(fd) < 0 && rc == 0)
-			rc = -errno;
+		int rc2 = backing_fsync(fd, false);
+
+		if (rc == 0)
+			rc = rc2;
 		close(fd);
 	}
 	fuse_reply_err(req, kerr(rc));
