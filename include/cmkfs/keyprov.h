@@ -60,6 +60,11 @@ struct keyprov_ops {
 	 * valid)? Errors as unwrap. NULL: always usable. */
 	CMK_MUST_CHECK int (*check)(struct keyprov *kp);
 	void (*close)(struct keyprov *kp);
+	/* When the key (as read at open) and the credential used to reach it
+	 * stop working by themselves: Unix times, 0 = never or unknown.
+	 * NULL: neither expires. */
+	void (*expiry)(const struct keyprov *kp, int64_t *key_exp,
+		       int64_t *cred_exp);
 };
 
 struct keyprov {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -19,7 +20,20 @@
 struct signer {
 	EVP_PKEY *key;
 	uint8_t cert_sha256[32];
+	int64_t not_after;	/* Unix time, 0 if unreadable */
 };
+
+/* X509 notAfter (ASN1_TIME, UTC) to a Unix time, 0 if unreadable. */
+static int64_t not_after_of(const X509 *cert)
+{
+	const ASN1_TIME *t = X509_get0_notAfter(cert);
+	struct tm tm;
+
+	memset(&tm, 0, sizeof(tm));
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		return 0;
+	return (int64_t)timegm(&tm);
+}
 
 int sign_load(const char *path, struct signer **out)
 {
@@ -58,6 +72,7 @@ int sign_load(const char *path, struct signer **out)
 	if (X509_digest(cert, EVP_sha256(), s->cert_sha256, &n) != 1 ||
 	    n != 32)
 		goto out;
+	s->not_after = not_after_of(cert);
 	*out = s;
 	s = NULL;			/* transferred */
 	rc = 0;
@@ -74,6 +89,11 @@ void sign_free(struct signer *s)
 		return;
 	EVP_PKEY_free(s->key);
 	free(s);
+}
+
+int64_t sign_cert_not_after(const struct signer *s)
+{
+	return s->not_after;
 }
 
 void sign_cert_sha256(const struct signer *s, uint8_t md[static 32])
