@@ -154,8 +154,9 @@ static void warn_expiry(const char *event, const char *what,
 	snprintf(detail, sizeof(detail),
 		 "%ld days left: expires %s (%d-day warning)", days, when,
 		 level);
-	log_warn("%s %s expires %s, %ld days left: %s (doc/KEYS.md "
-		 "\"Expiry\")", what, key != NULL ? key : "", when, days,
+	log_warn("%s%s%s expires %s, %ld days left: %s (doc/KEYS.md "
+		 "\"Expiry\")", what, key != NULL ? " " : "",
+		 key != NULL ? key : "", when, days,
 		 key != NULL ? "rotate the key or extend its expiry" :
 			       "renew the certificate");
 	audit_event_why(event, key, "warning", detail, &aw);
