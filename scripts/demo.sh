@@ -37,6 +37,7 @@ kvctl() { $py "$top/tests/kvserver/kvctl.py" --state-dir "$d/kv" "$@"; }
 kvctl wait >/dev/null
 kvctl vault --soft-delete on --purge-protection on >/dev/null
 kid=$(kvctl create-key cmk --size 3072 | sed -n 's/.*"kid": *"\([^"]*\)".*/\1/p')
+key=${kid%/*}	# versionless: the volume follows the key's latest version
 kvctl client add demo-app --secret demo-secret >/dev/null
 kvctl grant demo-app cmk get,wrapKey,unwrapKey >/dev/null
 url=$(sed -n 's/.*"url": *"\([^"]*\)".*/\1/p' "$d/kv/server.json")
@@ -71,8 +72,21 @@ echo
 
 echo
 echo "== customer-managed key"
-echo "-- cmkfs cmk enable --key $kid (on the live mount)"
-"$cmkfs" cmk enable --key "$kid" "$d/cipher"
+echo "-- cmkfs cmk enable --key $key (versionless, on the live mount)"
+"$cmkfs" cmk enable --key "$key" "$d/cipher"
+"$cmkfs" status "$d/cipher" | grep '^customer key:.*version'
+echo "-- the customer rotates the key in Key Vault (a new version)"
+new=$(kvctl new-version cmk | sed -n 's/.*"kid": *"\([^"]*\)".*/\1/p')
+for _ in $(seq 60); do
+	"$cmkfs" status "$d/cipher" | grep -q "version ${new##*/}" && break
+	sleep 0.5
+done
+if ! "$cmkfs" status "$d/cipher" | grep -q "version ${new##*/}"; then
+	echo "!! the mount did not follow the key's new version" >&2
+	exit 1
+fi
+echo "   the mount followed it by itself (automatic rotation):"
+"$cmkfs" status "$d/cipher" | grep '^customer key:.*version'
 echo "-- the customer revokes the app's access to the key"
 kvctl revoke demo-app cmk >/dev/null
 for _ in $(seq 60); do
@@ -91,7 +105,7 @@ for _ in $(seq 60); do
 done
 cat "$d/mnt/transcripts/conversation-1.txt"
 echo "-- audit trail ($d/audit.log):"
-grep -E '"event":"(cmk_enable|lock|resume)"' "$d/audit.log" | cut -c1-160
+grep -E '"event":"(cmk_enable|cmk_rotate|lock|resume)"' "$d/audit.log" | cut -c1-250
 echo
 echo "The mount stays up, its customer layer under the test server's key."
 echo "Try it:          ls $d/mnt"

@@ -2,11 +2,17 @@
  * (DefaultAzureCredential order and environment variable names):
  *   1. client secret:      AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET
  *   2. client certificate: AZURE_TENANT_ID, AZURE_CLIENT_ID,
- *                          AZURE_CLIENT_CERTIFICATE_PATH (PEM key + cert)
+ *                          AZURE_CLIENT_CERTIFICATE_PATH (PEM key + cert,
+ *                          or PKCS#12/PFX), AZURE_CLIENT_CERTIFICATE_PASSWORD
+ *                          if the key or the PFX is encrypted
  *   3. workload identity:  AZURE_TENANT_ID, AZURE_CLIENT_ID,
  *                          AZURE_FEDERATED_TOKEN_FILE
  *   4. managed identity:   IDENTITY_ENDPOINT + IDENTITY_HEADER (App
- *                          Service), else IMDS at 169.254.169.254
+ *                          Service), else IDENTITY_ENDPOINT + IMDS_ENDPOINT
+ *                          (Azure Arc: 401 "Basic realm=<file>" challenge,
+ *                          the file read from AZAUTH_ARC_TOKEN_DIR and sent
+ *                          back as Authorization: Basic; system-assigned
+ *                          identity only), else IMDS at 169.254.169.254
  *                          (AZURE_POD_IDENTITY_AUTHORITY_HOST overrides);
  *                          AZURE_CLIENT_ID picks a user-assigned identity.
  * AZURE_AUTHORITY_HOST replaces https://login.microsoftonline.com.
@@ -32,7 +38,18 @@ enum auth_kind {
 	AUTH_WORKLOAD_IDENTITY,
 	AUTH_MANAGED_IDENTITY_APPSERVICE,
 	AUTH_MANAGED_IDENTITY_IMDS,
+	AUTH_MANAGED_IDENTITY_ARC,
 };
+
+/* Where the Azure Connected Machine agent writes its challenge files on
+ * Linux; a realm naming any other file is refused (as MSAL's AzureArc
+ * source does). CMKFS_TEST_ARC_TOKEN_DIR replaces it for the test suite
+ * only: it is honoured only for a directory owned by the effective user
+ * and closed to group and others (a test's private tmpdir), and every use
+ * is logged as a warning. */
+#define AZAUTH_ARC_TOKEN_DIR "/var/opt/azcmagent/tokens/"
+/* MSAL's AZURE_ARC_SECRET_FILE_MAX_SIZE_BYTES */
+#define AZAUTH_ARC_SECRET_MAX 4096
 
 struct azauth;
 
@@ -67,7 +84,7 @@ void azauth_drop_scope(struct azauth *a, const char *tenant,
  * when no tenant is configured, and for a managed identity. Pure. */
 bool azauth_tenant_allowed(const struct azauth *a, const char *tenant);
 /* Does the environment hold a credential secret (AZURE_CLIENT_SECRET,
- * IDENTITY_HEADER)? */
+ * AZURE_CLIENT_CERTIFICATE_PASSWORD, IDENTITY_HEADER)? */
 bool azauth_env_has_secret(void);
 /* Overwrite the values of those variables in place and unset them, once
  * azauth_new() has copied them into secret memory: /proc/PID/environ
@@ -101,5 +118,14 @@ CMK_MUST_CHECK int azauth_parse_token_reply(enum azerr_src src, long status,
  * Errors: -EACCES (empty file). Pure. */
 CMK_MUST_CHECK int azauth_parse_assertion(const char *raw, size_t len,
 					  char *out, size_t cap);
+/* The secret file an Azure Arc identity endpoint's 401 challenge names
+ * ("Basic realm=<path>", as WWW-Authenticate) into path: a file directly
+ * in `dir` (which ends in '/') whose name ends in ".key" and holds no '/'
+ * (MSAL's AzureArc checks: extension, then dir + basename == path).
+ * Errors: -EPROTO (not a Basic realm challenge), -EACCES (a path outside
+ * the agent's token directory or not a .key file). Pure. */
+CMK_MUST_CHECK int azauth_parse_arc_challenge(const char *hdr,
+					      const char *dir, char *path,
+					      size_t cap);
 
 #endif

@@ -18,6 +18,7 @@ enum azerr_src {
 	AZERR_SRC_ENTRA,	/* Entra ID token endpoint (oauth2/v2.0/token) */
 	AZERR_SRC_IMDS,		/* Azure Instance Metadata Service identity */
 	AZERR_SRC_APPSERVICE,	/* App Service / Functions identity endpoint */
+	AZERR_SRC_ARC,		/* Azure Arc (HIMDS) identity endpoint */
 };
 
 /* Why a request did not succeed. The first group are denials (the monitor

@@ -60,8 +60,9 @@ struct cmk_result {
 struct cmk_opts {
 	enum cmk_action action;
 	const char *service_key;	/* service key file path */
-	/* enable, rotate: the new key's full URI with version, opened with
-	 * kp_akv_open() once the volume is unlocked. */
+	/* enable, rotate: the new key's URI, opened with kp_akv_open() once
+	 * the volume is unlocked: with a version (pinned), or versionless
+	 * (its current version, followed: VOLUME_FLAG_FOLLOW). */
 	const char *key_uri;
 	bool force;			/* a failed pre-flight check only warns */
 	/* pre-flight: refuse a key expiring within this many days (0: only
@@ -73,6 +74,13 @@ struct cmk_opts {
 	 * instead of the providers volio_providers() opens from it. */
 	struct keyprov *new_key;
 	struct keyprov *cur[2];
+	/* The key-check loop following a versionless key to its new
+	 * version (rotate only): do not wait for the config lock (-EBUSY:
+	 * another writer has it; the mount adopts what that one writes),
+	 * and go on only if the config on disk is still `expect` (-ESTALE),
+	 * the one the check judged. The audit says "automatic rotation". */
+	bool automatic;
+	const struct volume *expect;
 	/* A pre-flight check failed under force: why. May be NULL. */
 	void (*warn)(const char *why, void *arg);
 	/* The new config is on disk and audited; the config lock is still
@@ -88,7 +96,9 @@ struct cmk_opts {
  * Errors: -errno / volio errors (READ), -EEXIST (enable: a CMK is already
  * enabled), -ENOKEY (rotate, disable: none is), the providers' (UNLOCK,
  * OPEN_KEY, WRAP, PROVE), -EPERM (REFUSED), -EBUSY (a rekey is in
- * progress), -errno (WRITE). */
+ * progress; automatic: the config lock is held), -ESTALE (automatic: the
+ * config changed), -EOPNOTSUPP (a versionless key on a format-1 volume),
+ * -errno (WRITE). */
 CMK_MUST_CHECK int cmk_run(const char *cipherdir, const struct cmk_opts *o,
 			   struct cmk_result *r);
 

@@ -8,6 +8,8 @@
 #ifndef CMKFS_KEYPROV_H
 #define CMKFS_KEYPROV_H
 
+#include <stdbool.h>
+
 #include "cmkfs/aead.h"
 #include "cmkfs/common.h"
 #include "cmkfs/volume.h"
@@ -29,13 +31,13 @@ struct keyprov_why {
 struct keyprov_ops {
 	const char *name;
 	uint8_t type;	/* enum kprov_type */
-	/* Open the provider for layer `layer` (0 = S, 1 = C) of volume
-	 * `volume_id` as `l` records it; service_key is the loaded service
-	 * key (SERVICE_KEY_LEN bytes). Errors: the provider's. */
-	CMK_MUST_CHECK int (*open)(const struct vol_layer *l,
+	/* Open the provider for layer `layer` (0 = S, 1 = C) of volume v as
+	 * v->layer[layer] records it (and v->flags: VOLUME_FLAG_FOLLOW);
+	 * service_key is the loaded service key (SERVICE_KEY_LEN bytes).
+	 * Errors: the provider's. */
+	CMK_MUST_CHECK int (*open)(const struct volume *v, int layer,
 				   const uint8_t *service_key,
-				   const uint8_t volume_id[static VOLUME_ID_LEN],
-				   int layer, struct keyprov **out);
+				   struct keyprov **out);
 	/* Wipe credentials the kind caches process-wide (bearer tokens).
 	 * NULL: it caches none. */
 	void (*forget)(void);
@@ -59,6 +61,12 @@ struct keyprov_ops {
 	/* Is the key still usable (Key Vault: enabled, not expired, not yet
 	 * valid)? Errors as unwrap. NULL: always usable. */
 	CMK_MUST_CHECK int (*check)(struct keyprov *kp);
+	/* A provider that follows its key's latest version (kp->follow):
+	 * the id of a newer version, enabled, valid now and allowing wrap
+	 * and unwrap, into out (cap bytes): 1; 0 when the one in use is the
+	 * latest, or the latest is not usable (it is not followed then), or
+	 * it could not be read (the next check asks again). NULL: never. */
+	int (*newer)(struct keyprov *kp, char *out, size_t cap);
 	void (*close)(struct keyprov *kp);
 	/* When the key (as read at open) and the credential used to reach it
 	 * stop working by themselves: Unix times, 0 = never or unknown.
@@ -70,6 +78,10 @@ struct keyprov_ops {
 struct keyprov {
 	const struct keyprov_ops *ops;
 	char key_id[VOLUME_KEYID_MAX + 1];	/* e.g. local:1a2b3c4d5e6f7081 */
+	/* The layer wrapped by this provider follows the key's latest
+	 * version (a versionless Key Vault key URI): the keyring records
+	 * VOLUME_FLAG_FOLLOW with it. key_id is the version in use. */
+	bool follow;
 	void *priv;
 };
 
@@ -77,10 +89,9 @@ void keyprov_close(struct keyprov *kp);	/* NULL-safe */
 
 /* Registry. Open the provider a volume layer names (local or akv).
  * Errors: -EOPNOTSUPP (a kind this build lacks), the provider's. */
-CMK_MUST_CHECK int keyprov_for_layer(const struct vol_layer *l,
+CMK_MUST_CHECK int keyprov_for_layer(const struct volume *v, int layer,
 				     const uint8_t *service_key,
-				     const uint8_t volume_id[static VOLUME_ID_LEN],
-				     int layer, struct keyprov **out);
+				     struct keyprov **out);
 /* Wipe every kind's cached credentials (on lock: a locked mount holds no
  * secret). Thread-safe. */
 void keyprov_forget(void);
@@ -115,12 +126,19 @@ CMK_MUST_CHECK int kp_local_open(const uint8_t *service_key,
 				 const uint8_t volume_id[static VOLUME_ID_LEN],
 				 int layer, struct keyprov **out);
 
-/* Azure Key Vault / Managed HSM provider for `key_uri` (with version).
- * Reads the key once (type, attributes) to pick the algorithm:
- * RSA-OAEP-256 for RSA keys, A256KW for oct(-HSM) keys. Uses the process's
- * Key Vault client (kp_akv_client). Errors: as kv_get_key(), -EINVAL (bad
- * URI). */
+/* Azure Key Vault / Managed HSM provider for `key_uri`. Reads the key once
+ * (type, attributes) to pick the algorithm: RSA-OAEP-256 for RSA keys,
+ * A256KW for oct(-HSM) keys. A versionless URI means the key's current
+ * version: the provider's key_id is that version's URI (the kid Key Vault
+ * returns, which must name the same vault and key) and it follows the key
+ * (kp->follow). Uses the process's Key Vault client (kp_akv_client).
+ * Errors: as kv_get_key(), -EINVAL (bad URI), -EPROTO (a kid for another
+ * key). */
 CMK_MUST_CHECK int kp_akv_open(const char *key_uri, struct keyprov **out);
+/* The versionless URI of a key URI (https://HOST/keys/NAME) into out.
+ * Errors: -EINVAL (not a key URI), -ENAMETOOLONG. */
+CMK_MUST_CHECK int kp_akv_versionless(const char *key_uri, char *out,
+				      size_t cap);
 /* The process's Key Vault client, made on first use from the environment
  * (azauth.h) and the CA file set here or $CMKFS_CA_FILE. */
 void kp_akv_set_ca_file(const char *path);

@@ -37,12 +37,16 @@ struct kv_key {
 	bool op_wrap, op_unwrap;
 	char kid[KV_URI_MAX];
 	int rsa_bits;		/* from the modulus, 0 for oct */
+	int oct_bits;		/* oct: the JWK's key_size (128, 192, 256) if
+				 * sent, else 0 */
 };
 
 struct kv;
 
-/* Parse https://HOST/keys/NAME/VERSION strictly (any https host, version
- * required). Errors: -EINVAL with no other effect. Pure. */
+/* Parse https://HOST/keys/NAME/VERSION or the versionless
+ * https://HOST/keys/NAME (out->version "": the key's current version)
+ * strictly (any https host; one trailing '/' allowed). Errors: -EINVAL
+ * with no other effect. Pure. */
 CMK_MUST_CHECK int kv_parse_uri(const char *uri, struct kv_uri *out);
 
 CMK_MUST_CHECK int kv_new(const struct http_opts *o, struct azauth *auth,
@@ -63,6 +67,9 @@ void kv_free(struct kv *kv);	/* NULL-safe */
  * failure on this thread ("no error" after a success), and azerr_last() its
  * cause and the request ids of its last request (x-ms-client-request-id,
  * sent fresh with every request, and the reply's x-ms-request-id). */
+/* kv_get_key of a versionless u reads the current version: k->kid names
+ * it. kv_wrap and kv_unwrap need a version (-EINVAL without): a wrap must
+ * name the version that can undo it. */
 CMK_MUST_CHECK int kv_get_key(struct kv *kv, const struct kv_uri *u,
 			      struct kv_key *k);
 /* alg "RSA-OAEP-256" or "A256KW". */
@@ -81,6 +88,11 @@ void kv_clear_error(void);
 CMK_MUST_CHECK int kv_judge_key(const struct kv_key *k, time_t now);
 /* The wrap algorithm for a key type: RSA-OAEP-256 or A256KW; NULL if none. */
 const char *kv_alg_for(const char *kty);
+/* The wrap algorithm for a key as read: RSA-OAEP-256 for RSA, A128KW /
+ * A192KW / A256KW by an oct key's size (Managed HSM oct-HSM keys are 128,
+ * 192 or 256 bits, each with its own AES-KW), A256KW when the reply gave
+ * no size; NULL if none. Pure. */
+const char *kv_key_alg(const struct kv_key *k);
 
 /* The bodies of 200 replies (exposed for fuzzing). Pure.
  * kv_parse_key_reply: a key bundle ({"key": JWK, "attributes": ...}) into

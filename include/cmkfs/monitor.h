@@ -66,6 +66,17 @@ struct monitor_cfg {
 	 * writes in flight (doc/DESIGN.md). */
 	void (*on_lock)(void *ud);
 	void *ud;
+	/* The customer layer follows its key (VOLUME_FLAG_FOLLOW) and a check
+	 * found a newer usable version, kid (keyprov newer()): re-wrap KEK_C
+	 * to the key's current version and write the config, proving it
+	 * with cur (the check's providers), and put the new config in *nv
+	 * (the daemon: cmk_run with .automatic). The monitor then adopts nv.
+	 * Errors: any; the next check tries again, except after -EPERM (the
+	 * version was refused by the pre-flight checks: not tried again).
+	 * NULL: new versions are not followed. */
+	int (*follow)(void *follow_ud, struct keyprov *cur[2], const char *kid,
+		      struct volume *nv);
+	void *follow_ud;
 	/* What the mount's own judgement (monitor_judge) found: warned
 	 * about at start, so a mount near expiry says so at once. */
 	struct monitor_expiry mounted;
@@ -80,6 +91,9 @@ struct monitor_status {
 	char lock_cause[16];		/* why it locked ("disabled", ...) or "" */
 	unsigned long checks;		/* completed checks */
 	bool last_check_ok;
+	bool follow;			/* layer C follows its key's versions */
+	unsigned long rotations;	/* automatic rotations by this mount */
+	time_t last_rotation;		/* 0: none */
 	/* From the last judgement that succeeded: exp of the key in use and
 	 * notAfter of the credential's certificate (0 = none), and the
 	 * warning level of each: 30, 7, 1 (days), 0 = none. */

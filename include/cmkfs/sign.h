@@ -9,11 +9,16 @@
 
 struct signer;
 
-/* Load a PEM file holding an RSA private key and its certificate (the
- * AZURE_CLIENT_CERTIFICATE_PATH format). Refuses files readable by
- * group/other. Errors: -ENOENT, -EPERM, -EBADMSG (no key or certificate,
- * or not RSA), -ENOMEM. */
-CMK_MUST_CHECK int sign_load(const char *path, struct signer **out);
+/* Load an RSA private key and its certificate (the
+ * AZURE_CLIENT_CERTIFICATE_PATH formats): a PEM file holding both (the key
+ * possibly encrypted) or a PKCS#12/PFX file, decrypted with `pass` (NULL
+ * = none; never logged, never kept). Refuses files readable by
+ * group/other and files over 1 MiB. Never prompts.
+ * Errors: -ENOENT, -EACCES, -EPERM, -EFBIG, -EKEYREJECTED (the password is
+ * missing or wrong), -EBADMSG (no key or certificate, or not RSA),
+ * -ENOMEM. */
+CMK_MUST_CHECK int sign_load(const char *path, const char *pass,
+			     struct signer **out);
 void sign_free(struct signer *s);	/* NULL-safe */
 /* SHA-256 of the certificate's DER encoding (the JWT "x5t#S256"). */
 void sign_cert_sha256(const struct signer *s, uint8_t md[static 32]);

@@ -21,6 +21,8 @@ CMK_MUST_CHECK int volio_providers(const struct volume *v,
  * exclusive flock on the root's cmkfs.dirid. Returns a lock fd for
  * volio_unlock_config(), or -errno. Blocks. */
 CMK_MUST_CHECK int volio_lock_config(int dirfd);
+/* The same without waiting: -EBUSY when another process holds it. */
+CMK_MUST_CHECK int volio_trylock_config(int dirfd);
 void volio_unlock_config(int lockfd);
 /* Commands that write a volume without a mount (offline rekey, fsck
  * --repair) take an exclusive flock on the directory fd; a mount daemon

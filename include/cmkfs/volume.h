@@ -23,6 +23,12 @@
  * upgrade opens the volume until it clears the flag (doc/FORMAT.md
  * "Upgrade"). */
 #define VOLUME_FLAG_UPGRADE 0x0004
+/* v2+, only with a Key Vault key on layer C: the customer layer follows
+ * its key's latest version (the customer gave a versionless key URI).
+ * layer[1].key_id is still the version that wrapped KEK_C, the one that
+ * unwraps it; the key-check loop re-wraps to a newer version when one
+ * appears (doc/KEYS.md "Automatic rotation"). */
+#define VOLUME_FLAG_FOLLOW 0x0008
 #define VOLUME_SECRET_LEN 64		/* v2: the volume secret M */
 /* nonce_o ‖ GCM(KEK_C, nonce_i ‖ GCM(KEK_S, M) ‖ tag_i) ‖ tag_o */
 #define VOLUME_SECRET_WRAPPED_LEN (VOLUME_SECRET_LEN + 2 * (12 + 16))

@@ -1,9 +1,15 @@
 /* src/azure/azauth.c — Entra ID tokens: client secret, client certificate
  * (JWT client assertion, PS256, x5t#S256), workload identity, managed
- * identity (IMDS, App Service). Endpoints and fields as documented for the
- * Microsoft identity platform ("client credentials flow", "certificate
- * credentials") and Azure managed identities (IMDS api-version 2018-02-01,
- * App Service api-version 2019-08-01). */
+ * identity (IMDS, App Service, Azure Arc). Endpoints and fields as
+ * documented for the Microsoft identity platform ("client credentials
+ * flow", "certificate credentials") and Azure managed identities (IMDS
+ * api-version 2018-02-01, App Service api-version 2019-08-01, Azure Arc
+ * "Authenticate against Azure resources with Azure Arc-enabled servers":
+ * api-version 2020-06-01, a 401 whose WWW-Authenticate "Basic realm=" names
+ * a key file under /var/opt/azcmagent/tokens/, sent back as
+ * "Authorization: Basic <contents>"; the checks on that file are MSAL for
+ * Node's AzureArc source: ".key" extension, directly in the token
+ * directory, at most 4096 bytes). */
 #include "config.h"
 
 #include <errno.h>
@@ -13,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,6 +56,7 @@ struct azauth {
 	char tenant[128], client_id[128], authority[512];
 	char cert_path[1024], token_file[1024];
 	char mi_endpoint[1024];
+	char arc_dir[1024];		/* Arc token directory, ends in '/' */
 	char *secret;			/* secmem: client secret or App Service header */
 	struct signer *signer;
 	char allowed[1024];		/* AZURE_ADDITIONALLY_ALLOWED_TENANTS */
@@ -61,7 +69,8 @@ const char *azauth_kind_name(enum auth_kind k)
 	static const char *const n[] = { "client_secret", "client_certificate",
 					  "workload_identity",
 					  "managed_identity_appservice",
-					  "managed_identity_imds" };
+					  "managed_identity_imds",
+					  "managed_identity_arc" };
 
 	return (unsigned)k < CMK_ARRAY_LEN(n) ? n[k] : "unknown";
 }
@@ -96,6 +105,63 @@ static int keep_secret(struct azauth *a, const char *v)
 	return rc;
 }
 
+/* CMKFS_TEST_ARC_TOKEN_DIR is for the test suite: a directory anybody
+ * else could write to (or read) would let a fake identity endpoint name a
+ * file of its choosing, so only a private one of our own is taken. */
+static int arc_token_dir(struct azauth *a)
+{
+	const char *t = env("CMKFS_TEST_ARC_TOKEN_DIR");
+	struct stat st;
+	size_t n;
+
+	if (t == NULL) {
+		snprintf(a->arc_dir, sizeof(a->arc_dir), "%s",
+			 AZAUTH_ARC_TOKEN_DIR);
+		return 0;
+	}
+	if (t[0] != '/' || stat(t, &st) < 0 || !S_ISDIR(st.st_mode) ||
+	    st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
+		log_err("CMKFS_TEST_ARC_TOKEN_DIR %s: not an absolute path to "
+			"a directory of this user closed to group and others",
+			t);
+		return -EPERM;
+	}
+	n = (size_t)snprintf(a->arc_dir, sizeof(a->arc_dir), "%s", t);
+	while (n > 1 && a->arc_dir[n - 1] == '/')
+		a->arc_dir[--n] = '\0';
+	if (n + 2 > sizeof(a->arc_dir))
+		return -ENAMETOOLONG;
+	memcpy(a->arc_dir + n, "/", 2);
+	log_warn("test-only Azure Arc token directory %s in use",
+		 a->arc_dir);
+	return 0;
+}
+
+static int load_cert(struct azauth *a, const char *path)
+{
+	int rc = sign_load(path, env("AZURE_CLIENT_CERTIFICATE_PASSWORD"),
+			   &a->signer);
+
+	/* Name the file and what is wrong with it, never the password. */
+	if (rc == -EKEYREJECTED)
+		log_err("AZURE_CLIENT_CERTIFICATE_PATH %s: cannot decrypt the "
+			"key (AZURE_CLIENT_CERTIFICATE_PASSWORD missing or "
+			"wrong)",
+			path);
+	else if (rc == -EPERM)
+		log_err("AZURE_CLIENT_CERTIFICATE_PATH %s: not a regular file "
+			"closed to group and others",
+			path);
+	else if (rc == -EBADMSG)
+		log_err("AZURE_CLIENT_CERTIFICATE_PATH %s: no RSA private key "
+			"and certificate (PEM or PKCS#12/PFX)",
+			path);
+	else if (rc < 0)
+		log_err("AZURE_CLIENT_CERTIFICATE_PATH %s: %s", path,
+			strerror(-rc));
+	return rc;
+}
+
 int azauth_new(const struct http_opts *o, struct azauth **out)
 {
 	struct azauth *a = calloc(1, sizeof(*a));
@@ -121,7 +187,7 @@ int azauth_new(const struct http_opts *o, struct azauth **out)
 	} else if ((v = env("AZURE_CLIENT_CERTIFICATE_PATH")) != NULL) {
 		a->kind = AUTH_CLIENT_CERT;
 		snprintf(a->cert_path, sizeof(a->cert_path), "%s", v);
-		rc = (tenant && cid) ? sign_load(v, &a->signer) : -EINVAL;
+		rc = (tenant && cid) ? load_cert(a, v) : -EINVAL;
 	} else if ((v = env("AZURE_FEDERATED_TOKEN_FILE")) != NULL) {
 		a->kind = AUTH_WORKLOAD_IDENTITY;
 		snprintf(a->token_file, sizeof(a->token_file), "%s", v);
@@ -131,6 +197,19 @@ int azauth_new(const struct http_opts *o, struct azauth **out)
 		a->kind = AUTH_MANAGED_IDENTITY_APPSERVICE;
 		snprintf(a->mi_endpoint, sizeof(a->mi_endpoint), "%s", v);
 		rc = keep_secret(a, env("IDENTITY_HEADER"));
+	} else if ((v = env("IDENTITY_ENDPOINT")) != NULL &&
+		   env("IMDS_ENDPOINT") != NULL) {
+		a->kind = AUTH_MANAGED_IDENTITY_ARC;
+		snprintf(a->mi_endpoint, sizeof(a->mi_endpoint), "%s", v);
+		rc = arc_token_dir(a);
+		if (rc == 0 && cid != NULL) {
+			/* As MSAL (unableToCreateAzureArc): Arc has only
+			 * the machine's system-assigned identity. */
+			log_err("Azure Arc managed identity: user-assigned "
+				"identities are not supported; unset "
+				"AZURE_CLIENT_ID");
+			rc = -EINVAL;
+		}
 	} else {
 		a->kind = AUTH_MANAGED_IDENTITY_IMDS;
 		v = env("AZURE_POD_IDENTITY_AUTHORITY_HOST");
@@ -203,7 +282,8 @@ bool azauth_tenant_allowed(const struct azauth *a, const char *tenant)
 	const char *p = a->allowed;
 
 	if (a->kind == AUTH_MANAGED_IDENTITY_APPSERVICE ||
-	    a->kind == AUTH_MANAGED_IDENTITY_IMDS || a->tenant[0] == '\0' ||
+	    a->kind == AUTH_MANAGED_IDENTITY_IMDS ||
+	    a->kind == AUTH_MANAGED_IDENTITY_ARC || a->tenant[0] == '\0' ||
 	    strcasecmp(a->tenant, tenant) == 0)
 		return true;
 	while (*p != '\0') {
@@ -220,8 +300,10 @@ bool azauth_tenant_allowed(const struct azauth *a, const char *tenant)
 	return false;
 }
 
-static const char *const secret_vars[] = { "AZURE_CLIENT_SECRET",
-					    "IDENTITY_HEADER" };
+static const char *const secret_vars[] = {
+	"AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+	"IDENTITY_HEADER"
+};
 
 bool azauth_env_has_secret(void)
 {
@@ -413,7 +495,98 @@ static enum azerr_src src_of(enum auth_kind k)
 {
 	return k == AUTH_MANAGED_IDENTITY_IMDS	     ? AZERR_SRC_IMDS :
 	       k == AUTH_MANAGED_IDENTITY_APPSERVICE ? AZERR_SRC_APPSERVICE :
+	       k == AUTH_MANAGED_IDENTITY_ARC	     ? AZERR_SRC_ARC :
 						       AZERR_SRC_ENTRA;
+}
+
+int azauth_parse_arc_challenge(const char *hdr, const char *dir, char *path,
+			       size_t cap)
+{
+	static const char pfx[] = "Basic realm=";
+	const char *p = hdr, *name;
+	size_t n, dl = strlen(dir);
+
+	if (strncasecmp(p, pfx, sizeof(pfx) - 1) != 0)
+		return -EPROTO;
+	p += sizeof(pfx) - 1;
+	n = strlen(p);
+	if (n == 0 || n >= cap || strpbrk(p, "\r\n\"") != NULL)
+		return -EPROTO;
+	name = strrchr(p, '/');
+	name = name != NULL ? name + 1 : p;
+	if (strlen(name) <= 4 || strcmp(name + strlen(name) - 4, ".key") != 0)
+		return -EACCES;
+	/* dir + basename must be the whole path: nothing in between, so no
+	 * "..", no subdirectory and no other directory. */
+	if (dl == 0 || dir[dl - 1] != '/' || n != dl + strlen(name) ||
+	    strncmp(p, dir, dl) != 0 || strcmp(name, ".key") == 0)
+		return -EACCES;
+	memcpy(path, p, n + 1);
+	return 0;
+}
+
+/* The Arc agent's challenge file, as "Authorization: Basic <contents>"
+ * into hdr (secret: the caller wipes it). The contents are a credential:
+ * read into wiped memory, never logged. */
+static int arc_answer(struct azauth *a, const struct http_resp *rs, char *hdr,
+		      size_t cap, struct azerr *e)
+{
+	char path[1024], *buf = NULL;
+	struct stat st;
+	ssize_t n = 0;
+	int fd = -1, rc;
+
+	rc = azauth_parse_arc_challenge(rs->www_authenticate, a->arc_dir, path,
+					sizeof(path));
+	if (rc < 0) {
+		log_err("Azure Arc identity endpoint: unusable challenge%s "
+			"(the key file must be a .key file in %s)",
+			rc == -EACCES ? " file" : "", a->arc_dir);
+		e->cause = AZERR_PROTOCOL;
+		return -EPROTO;
+	}
+	rc = secmem_zalloc(AZAUTH_ARC_SECRET_MAX + 1, (void **)&buf);
+	if (rc < 0)
+		return rc;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0) {
+		rc = -errno;
+	} else if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+		   st.st_size > AZAUTH_ARC_SECRET_MAX) {
+		rc = -EPROTO;
+	} else {
+		n = read(fd, buf, AZAUTH_ARC_SECRET_MAX + 1);
+		if (n < 0)
+			rc = -errno;
+		else if (n == 0 || n > AZAUTH_ARC_SECRET_MAX ||
+			 strlen(buf) != (size_t)n ||
+			 strpbrk(buf, "\r\n") != NULL)
+			rc = -EPROTO;	/* it goes into a header */
+	}
+	if (fd >= 0)
+		close(fd);
+	if (rc == -EACCES || rc == -EPERM) {
+		/* the agent's files are for root and the himds group */
+		log_err("Azure Arc key file %s: %s (run as root or as a "
+			"member of the himds group)",
+			path, strerror(-rc));
+		e->cause = AZERR_TOKEN;
+	} else if (rc == -ENOENT) {
+		/* the agent removed it (restart, or a new challenge) */
+		e->cause = AZERR_OUTAGE;
+		rc = -EAGAIN;
+	} else if (rc < 0) {
+		log_err("Azure Arc key file %s: not a regular file of at most "
+			"%d bytes on one line",
+			path, AZAUTH_ARC_SECRET_MAX);
+		e->cause = AZERR_PROTOCOL;
+		rc = -EPROTO;
+	} else if ((size_t)snprintf(hdr, cap, "Authorization: Basic %s",
+				    buf) >= cap) {
+		rc = -ENOSPC;
+	}
+	secmem_free(buf, AZAUTH_ARC_SECRET_MAX + 1);
+	return rc;
 }
 
 /* Copy a token reply's access_token and lifetime into the cache. */
@@ -480,6 +653,15 @@ static int fetch(struct azauth *a, struct cached *c, const char *tenant,
 		rq.allow_http = true;
 		rq.no_proxy = true;	/* a host-local endpoint, as IMDS */
 		break;
+	case AUTH_MANAGED_IDENTITY_ARC:
+		snprintf(url, sizeof(url),
+			 "%s?api-version=2020-06-01&resource=%s",
+			 a->mi_endpoint, resource);
+		hdrs[0] = "Metadata: true";
+		rq.method = "GET";
+		rq.allow_http = true;
+		rq.no_proxy = true;	/* the agent on this host */
+		break;
 	default:
 		snprintf(url, sizeof(url), "%s/%s/oauth2/v2.0/token",
 			 a->authority, tenant);
@@ -531,6 +713,21 @@ static int fetch(struct azauth *a, struct cached *c, const char *tenant,
 	rq.url = url;
 	rq.headers = hdrs;
 	rc = http_do(&a->http, &rq, &rs);
+	if (rc == 0 && a->kind == AUTH_MANAGED_IDENTITY_ARC &&
+	    rs.status == 401) {
+		/* the challenge, answered once with the file it names */
+		rc = arc_answer(a, &rs, hbuf, sizeof(hbuf), &e);
+		snprintf(e.request_id, sizeof(e.request_id), "%s",
+			 rs.request_id);
+		http_resp_free(&rs);
+		if (rc < 0) {
+			e.status = 401;
+			azerr_set(&e);
+			goto out;
+		}
+		hdrs[2] = hbuf;
+		rc = http_do(&a->http, &rq, &rs);
+	}
 	secmem_wipe(hbuf, sizeof(hbuf));
 	if (rc < 0) {
 		rc = http_transient(rc, 0) ? -EAGAIN : rc;
@@ -549,6 +746,7 @@ static int fetch(struct azauth *a, struct cached *c, const char *tenant,
 			 *e.code ? ", " : "", e.code, e.client_request_id);
 	http_resp_free(&rs);
 out:
+	secmem_wipe(hbuf, sizeof(hbuf));
 	secmem_free(form, FORM_MAX);
 	secmem_free(assertion, FORM_MAX);
 	return rc;

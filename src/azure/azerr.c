@@ -6,7 +6,8 @@
  *  - managed identities, "How to use managed identities on a VM to acquire
  *    an access token", Error handling: IMDS 404 "endpoint is updating" and
  *    429 retry with backoff, 410 "available within 70 seconds", 5xx retry;
- *    other 4xx are design-time errors;
+ *    other 4xx are design-time errors; Azure Arc (HIMDS): MSAL for Node
+ *    retries 404, 408, 429, 500, 503, 504 from managed identity endpoints;
  *  - Microsoft identity platform error responses: {"error",
  *    "error_description", "error_codes": [AADSTS number]}; RFC 6749 §5.2
  *    and §4.1.2.1 "temporarily_unavailable". */
@@ -128,8 +129,11 @@ static int token_reply(enum azerr_src src, long status, const struct json *j,
 		e->cause = AZERR_OUTAGE;
 		return -EAGAIN;
 	}
-	if (src == AZERR_SRC_IMDS && (status == 404 || status == 410)) {
-		/* "IMDS endpoint is updating" / "available within 70 s" */
+	if ((src == AZERR_SRC_IMDS && (status == 404 || status == 410)) ||
+	    (src == AZERR_SRC_ARC && status == 404)) {
+		/* IMDS: "endpoint is updating" / "available within 70 s";
+		 * Arc: MSAL retries a managed identity endpoint's 404 (its
+		 * MANAGED_IDENTITY_HTTP_STATUS_CODES_TO_RETRY_ON) */
 		e->cause = AZERR_OUTAGE;
 		return -EAGAIN;
 	}

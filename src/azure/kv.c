@@ -131,6 +131,25 @@ const char *kv_alg_for(const char *kty)
 	return NULL;
 }
 
+/* Managed HSM "Key types, algorithms, and operations": oct keys of 128,
+ * 192 and 256 bits with AES-KW; RFC 7518 §4.4 names AES Key Wrap by the
+ * key's size (A128KW, A192KW, A256KW) and a KEK of another size fails. */
+const char *kv_key_alg(const struct kv_key *k)
+{
+	const char *alg = kv_alg_for(k->kty);
+
+	if (alg == NULL || strcmp(alg, "A256KW") != 0)
+		return alg;
+	switch (k->oct_bits) {
+	case 128:
+		return "A128KW";
+	case 192:
+		return "A192KW";
+	default:
+		return "A256KW";
+	}
+}
+
 static int seg_ok(const char *s, size_t n, size_t max)
 {
 	if (n == 0 || n > max)
@@ -208,16 +227,25 @@ int kv_parse_uri(const char *uri, struct kv_uri *out)
 	u.host[nl] = '\0';
 	name = p + 6;
 	ver = strchr(name, '/');
-	if (ver == NULL || !seg_ok(name, (size_t)(ver - name), 127))
+	if (ver == NULL) {	/* versionless: .../keys/NAME */
+		if (!seg_ok(name, strlen(name), 127))
+			return -EINVAL;
+		memcpy(u.name, name, strlen(name));
+		goto host;
+	}
+	if (!seg_ok(name, (size_t)(ver - name), 127))
 		return -EINVAL;
+	memcpy(u.name, name, (size_t)(ver - name));
 	ver++;
 	end = ver + strlen(ver);
 	if (end > ver && end[-1] == '/')
 		end--;
+	if (end == ver && *ver == '\0')
+		goto host;	/* .../keys/NAME/ is versionless too */
 	if (!seg_ok(ver, (size_t)(end - ver), 63))
 		return -EINVAL;	/* seg_ok refuses '/', '?', '#' too */
-	memcpy(u.name, name, (size_t)(ver - 1 - name));
 	memcpy(u.version, ver, (size_t)(end - ver));
+host:
 	{
 		const char *suffix = ".managedhsm.azure.net";
 		size_t sl = strlen(suffix), l = strlen(u.host);
@@ -506,6 +534,17 @@ int kv_parse_key_reply(const char *body, size_t len, struct kv_key *k)
 			memmove(nb, nb + 1, nl);
 		k->rsa_bits = (int)nl * 8;
 	}
+	/* An oct key's size is not in the JWK of api-version 7.4 (no "k"
+	 * either: the key never leaves the HSM); newer api-versions add
+	 * key_size. Only the three AES sizes are taken. */
+	if (json_has(key, "key_size")) {
+		int64_t bits = 0;
+
+		if (json_int(key, "key_size", &bits) < 0)
+			goto out;
+		if (bits == 128 || bits == 192 || bits == 256)
+			k->oct_bits = (int)bits;
+	}
 	rc = kv_alg_for(k->kty) == NULL ? -EOPNOTSUPP : 0;
 out:
 	json_free(j);
@@ -520,8 +559,9 @@ int kv_get_key(struct kv *kv, const struct kv_uri *u, struct kv_key *k)
 
 	kv_clear_error();
 	memset(k, 0, sizeof(*k));
-	snprintf(url, sizeof(url), "%s/keys/%s/%s?api-version=" KV_API_VERSION,
-		 u->vault, u->name, u->version);
+	/* versionless: the key's current version */
+	snprintf(url, sizeof(url), "%s/keys/%s%s%s?api-version=" KV_API_VERSION,
+		 u->vault, u->name, u->version[0] ? "/" : "", u->version);
 	rc = call(kv, u, "GET", url, NULL, 0, &rs, creq);
 	if (rc < 0)
 		return rc;
@@ -564,7 +604,8 @@ static int keyop(struct kv *kv, const struct kv_uri *u, const char *op,
 	int rc;
 
 	kv_clear_error();
-	if (len > 1024 || strlen(alg) > 16)
+	/* A wrap names the version that can undo it (kv.h). */
+	if (len > 1024 || strlen(alg) > 16 || u->version[0] == '\0')
 		return -EINVAL;
 	rc = secmem_zalloc(blen + 64, (void **)&body);
 	if (rc < 0)

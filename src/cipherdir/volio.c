@@ -39,7 +39,7 @@ int volio_write(int dirfd, const struct volume *v)
 	return backing_replace(dirfd, VOLUME_FILE, buf, len, 0644);
 }
 
-int volio_lock_config(int dirfd)
+static int lock_config(int dirfd, int how)
 {
 	int fd;
 
@@ -49,15 +49,25 @@ int volio_lock_config(int dirfd)
 	fd = openat(dirfd, DIRID_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -errno;
-	while (flock(fd, LOCK_EX) < 0) {
+	while (flock(fd, how) < 0) {
 		if (errno != EINTR) {
-			int rc = -errno;
+			int rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
 
 			close(fd);
 			return rc;
 		}
 	}
 	return fd;
+}
+
+int volio_lock_config(int dirfd)
+{
+	return lock_config(dirfd, LOCK_EX);
+}
+
+int volio_trylock_config(int dirfd)
+{
+	return lock_config(dirfd, LOCK_EX | LOCK_NB);
 }
 
 void volio_unlock_config(int lockfd)
@@ -101,8 +111,7 @@ int volio_providers(const struct volume *v, const char *service_key_path,
 	if (rc < 0)
 		return rc == -ENOENT ? -ENOKEY : rc;
 	for (int i = 0; i < 2 && rc == 0; i++)
-		rc = keyprov_for_layer(&v->layer[i], skey, v->volume_id, i,
-				       &prov[i]);
+		rc = keyprov_for_layer(v, i, skey, &prov[i]);
 	secmem_free(skey, SERVICE_KEY_LEN);
 	if (rc < 0) {
 		keyprov_close(prov[0]);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -50,9 +51,14 @@ static void usage(FILE *f)
 		"a rotation, disable the old key version in Key Vault: an old copy\n"
 		"of cmkfs.conf stays protected by it.\n"
 		"\n"
-		"KEY_URI is the key's full URI with its version, e.g.\n"
-		"  https://NAME.vault.azure.net/keys/KEY/VERSION\n"
-		"  https://NAME.managedhsm.azure.net/keys/KEY/VERSION\n"
+		"KEY_URI is the key's URI. Without a version the volume follows the\n"
+		"key: it is wrapped by the current version, and a mount moves to a\n"
+		"newer one (a rotation in Key Vault, by hand or by a rotation policy)\n"
+		"within one key-check interval, audited as an automatic rotation.\n"
+		"With a version it stays pinned to that version, e.g.\n"
+		"  https://NAME.vault.azure.net/keys/KEY             (follows KEY)\n"
+		"  https://NAME.vault.azure.net/keys/KEY/VERSION     (pinned)\n"
+		"  https://NAME.managedhsm.azure.net/keys/KEY[/VERSION]\n"
 		"Before enabling or rotating, the key must be enabled, not expire\n"
 		"within the expiry margin, allow wrapKey and unwrapKey, and its vault\n"
 		"must have soft delete and purge protection (recoveryLevel); --force\n"
@@ -117,6 +123,23 @@ static void committed(const char *cdir, const struct cmk_result *r, void *arg)
 
 /* enable: the full rekey with the customer layer moved to the new key,
  * after the same checks as ever; or the rest of one a crash cut short. */
+/* Is layer C of v already what `uri` asks for: that version pinned, or
+ * (versionless) following that key? */
+static bool layer_is(const struct volume *v, const char *uri)
+{
+	char base[VOLUME_KEYID_MAX + 1];
+	struct kv_uri u;
+
+	if (v->layer[1].prov != KPROV_AKV || kv_parse_uri(uri, &u) < 0)
+		return false;
+	if (u.version[0] != '\0')
+		return !(v->flags & VOLUME_FLAG_FOLLOW) &&
+		       strcmp(v->layer[1].key_id, uri) == 0;
+	return (v->flags & VOLUME_FLAG_FOLLOW) &&
+	       kp_akv_versionless(v->layer[1].key_id, base, sizeof(base)) == 0 &&
+	       strcasecmp(base, uri) == 0;
+}
+
 static int enable(const char *cdir, const struct cmk_opts *o, bool json)
 {
 	char found[PATH_MAX], mnt[PATH_MAX], old[VOLUME_KEYID_MAX + 1];
@@ -134,7 +157,7 @@ static int enable(const char *cdir, const struct cmk_opts *o, bool json)
 		return cli_fail("cmk", "%s: %s", cdir, volio_strerror(rc));
 	live = runtime_find(cdir, found, sizeof(found), mnt, sizeof(mnt));
 	if (v.flags & VOLUME_FLAG_FULL) {
-		if (strcmp(v.layer[1].key_id, o->key_uri) != 0)
+		if (!layer_is(&v, o->key_uri))
 			return cli_fail("cmk", "%s: a hand-over to %s is in "
 					"progress; finish it with 'cmkfs cmk "
 					"enable --key %s' first", cdir,
@@ -149,8 +172,7 @@ static int enable(const char *cdir, const struct cmk_opts *o, bool json)
 				"with 'cmkfs rekey %s' first", cdir, cdir);
 	/* A rerun of an enable that completed (its command was killed
 	 * after the last config write) has nothing left to do. */
-	if (v.layer[1].prov == KPROV_AKV &&
-	    strcmp(v.layer[1].key_id, o->key_uri) == 0) {
+	if (layer_is(&v, o->key_uri)) {
 		printf("%s: already handed over to %s; nothing to do\n", cdir,
 		       o->key_uri);
 		return CMK_EXIT_OK;
@@ -269,7 +291,7 @@ int cmd_cmk(int argc, char **argv)
 		if (kv_parse_uri(o.key_uri, &u) < 0)
 			return cli_usage_error(
 				"cmk",
-				"--key must be https://HOST/keys/NAME/VERSION");
+				"--key must be https://HOST/keys/NAME[/VERSION]");
 	}
 	if (realpath(argv[optind], cdir) == NULL)
 		return cli_fail("cmk", "%s: %s", argv[optind], strerror(errno));

@@ -33,8 +33,10 @@ static void usage(FILE *f)
 		"  --block-size BYTES   plaintext block size, a power of two from 512\n"
 		"                       to 1048576 (default 4096)\n"
 		"  --cmk KEY_URI        protect the customer layer with this key in\n"
-		"                       Azure Key Vault / Managed HSM (full URI with\n"
-		"                       version); checked as 'cmkfs cmk enable' does\n"
+		"                       Azure Key Vault / Managed HSM: without a\n"
+		"                       version the volume follows the key's current\n"
+		"                       version, with one it stays pinned to it;\n"
+		"                       checked as 'cmkfs cmk enable' does\n"
 		"  --force              skip the --cmk key checks\n"
 		"  --expiry-margin DAYS refuse a --cmk key that expires within DAYS\n"
 		"                       (default 7; 0: only an expired one)\n"
@@ -120,7 +122,7 @@ int cmd_init(int argc, char **argv)
 
 		if (kv_parse_uri(o.cmk_uri, &u) < 0)
 			return cli_usage_error(
-				"init", "--cmk must be https://HOST/keys/NAME/VERSION");
+				"init", "--cmk must be https://HOST/keys/NAME[/VERSION]");
 		if (http_global_init() < 0)
 			return cli_fail("init", "libcurl failed to start");
 		audit_open(keyopts_audit_log(&ko));

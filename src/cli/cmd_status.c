@@ -168,7 +168,10 @@ int cmd_status(int argc, char **argv)
 			cli_json_str(u.name);
 			printf(",\"version\":");
 			cli_json_str(u.version);
-			printf(",\"managed_hsm\":%s}", u.hsm ? "true" : "false");
+			printf(",\"managed_hsm\":%s,\"follows_latest\":%s}",
+			       u.hsm ? "true" : "false",
+			       (v.flags & VOLUME_FLAG_FOLLOW) ? "true" :
+								"false");
 		}
 		printf(",\"mounted\":%s", mounted ? "true" : "false");
 		if (mounted) {
@@ -210,8 +213,11 @@ int cmd_status(int argc, char **argv)
 	       v.layer[1].prov == KPROV_AKV ? "customer-managed (Key Vault)" :
 					      "off (service-managed)");
 	if (have_uri)
-		printf("customer key:    vault %s, key %s, version %s\n", u.vault,
-		       u.name, u.version);
+		printf("customer key:    vault %s, key %s, version %s (%s)\n",
+		       u.vault, u.name, u.version,
+		       (v.flags & VOLUME_FLAG_FOLLOW) ?
+			       "follows the key's latest version" :
+			       "pinned to this version");
 	if (mounted) {
 		printf("mounted:         yes, on %s (pid %ld)\n", mnt, (long)pid);
 		printf("daemon:          %s\n", live);

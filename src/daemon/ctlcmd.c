@@ -440,14 +440,18 @@ static void status_reply(struct ctlcmd *c, struct monitor_status *st,
 		 "\"last_check\":%lld,\"last_ok\":%lld,\"last_result\":\"%s\","
 		 "\"key_id\":\"%s\",\"key_check_interval\":%d,\"grace\":%d,"
 		 "\"last_check_ok\":%s,\"pid\":%ld,\"audit_log\":\"%s\","
-		 "\"inodes\":%zu,\"handles\":%zu}",
+		 "\"inodes\":%zu,\"handles\":%zu,\"lock_cause\":\"%s\","
+		 "\"follows_latest\":%s,\"automatic_rotations\":%lu,"
+		 "\"last_rotation\":%lld}",
 		 st->locked ? "true" : "false", st->manual ? "true" : "false",
 		 (long long)st->last_check, (long long)st->last_ok,
 		 st->last_result, st->key_id, c->key_check_interval_sec,
 		 c->grace_sec, st->last_check_ok ? "true" : "false",
 		 (long)getpid(), alog,
 		 c->fs != NULL ? inode_count(c->fs) : (size_t)0,
-		 c->fs != NULL ? inode_handle_count(c->fs) : (size_t)0);
+		 c->fs != NULL ? inode_handle_count(c->fs) : (size_t)0,
+		 st->lock_cause, st->follow ? "true" : "false", st->rotations,
+		 (long long)st->last_rotation);
 	expiry_fields(st, reply, cap);
 }
 

@@ -18,6 +18,7 @@
 #include "cmkfs/aead.h"
 #include "cmkfs/audit.h"
 #include "cmkfs/backing.h"
+#include "cmkfs/cmk.h"
 #include "cmkfs/ctl.h"
 #include "cmkfs/ctlcmd.h"
 #include "cmkfs/exitcodes.h"
@@ -299,6 +300,40 @@ static void on_lock(void *ud)
 	inode_on_lock(ud);
 }
 
+/* The monitor found a newer version of the key the volume follows: the
+ * same transaction as `cmkfs cmk rotate` to the versionless URI (its
+ * current version, pre-flight checked), unless another writer holds the
+ * config or changed it since the check (the mount adopts theirs). */
+static int follow_key(void *ud, struct keyprov *cur[2], const char *kid,
+		      struct volume *nv)
+{
+	struct session *s = ud;
+	char base[VOLUME_KEYID_MAX + 1];
+	struct cmk_result r;
+	struct volume v;
+	int rc;
+
+	rc = kp_akv_versionless(kid, base, sizeof(base));
+	if (rc < 0)
+		return rc;
+	keyring_volume_copy(s->kr, &v);
+	struct cmk_opts o = {
+		.action = CMK_ROTATE,
+		.service_key = s->o->service_key,
+		.key_uri = base,
+		.cur = { cur[0], cur[1] },
+		.automatic = true,
+		.expect = &v,
+	};
+
+	rc = cmk_run(s->o->cipherdir, &o, &r);
+	if (rc < 0) {
+		log_warn("automatic rotation to %s: %s", kid, r.msg);
+		return rc;
+	}
+	return volio_read(s->rootfd, nv);
+}
+
 /* Sweeper thread, key monitor, control socket. */
 static int start_services(struct session *s)
 {
@@ -313,6 +348,8 @@ static int start_services(struct session *s)
 		.on_lock = on_lock,
 		.ud = s->fs,
 		.mounted = s->expiry,
+		.follow = follow_key,
+		.follow_ud = s,
 	};
 	char sock[4200];
 

@@ -93,7 +93,7 @@ static bool flags_ok(uint16_t version, uint16_t flags)
 	if (version < 2)
 		return flags == 0;
 	if (flags & ~(VOLUME_FLAG_REKEY | VOLUME_FLAG_FULL |
-		      VOLUME_FLAG_UPGRADE))
+		      VOLUME_FLAG_UPGRADE | VOLUME_FLAG_FOLLOW))
 		return false;
 	if ((flags & VOLUME_FLAG_UPGRADE) &&
 	    (version < 3 || (flags & VOLUME_FLAG_REKEY)))
@@ -128,6 +128,8 @@ int volume_parse(const uint8_t *buf, size_t len, struct volume *out)
 	    (p->version >= 3 && rd_u64(&r, &p->zones_version) < 0) ||
 	    rd_bytes(&r, p->mac, HMAC_LEN) < 0 || rd_left(&r) != 0)
 		return -EBADMSG;
+	if ((p->flags & VOLUME_FLAG_FOLLOW) && p->layer[1].prov != KPROV_AKV)
+		return -EBADMSG;	/* nothing to follow */
 	p->block_size = bs;
 	*out = *p;
 	return 0;
@@ -190,7 +192,8 @@ int volume_serialize(const struct volume *v, uint8_t *buf, size_t cap,
 	int rc;
 
 	if (v->version < VOLUME_VERSION_MIN || v->version > VOLUME_VERSION ||
-	    (v->version == 1 && v->flags != 0))
+	    !flags_ok(v->version, v->flags) ||
+	    ((v->flags & VOLUME_FLAG_FOLLOW) && v->layer[1].prov != KPROV_AKV))
 		return -EINVAL;
 	if (wr_bytes(&w, VOLUME_MAGIC, 8) < 0 ||
 	    wr_u16(&w, v->version) < 0 || wr_u16(&w, v->flags) < 0 ||

@@ -18,14 +18,12 @@ void keyprov_close(struct keyprov *kp)
 		kp->ops->close(kp);
 }
 
-int keyprov_for_layer(const struct vol_layer *l, const uint8_t *service_key,
-		      const uint8_t volume_id[static VOLUME_ID_LEN], int layer,
-		      struct keyprov **out)
+int keyprov_for_layer(const struct volume *v, int layer,
+		      const uint8_t *service_key, struct keyprov **out)
 {
 	for (size_t i = 0; i < CMK_ARRAY_LEN(kinds); i++) {
-		if (kinds[i]->type == l->prov)
-			return kinds[i]->open(l, service_key, volume_id, layer,
-					      out);
+		if (kinds[i]->type == v->layer[layer].prov)
+			return kinds[i]->open(v, layer, service_key, out);
 	}
 	return -EOPNOTSUPP;
 }

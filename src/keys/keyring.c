@@ -267,6 +267,15 @@ static int kr_alloc(const struct volume *v, struct keyring **out)
 }
 
 /* Wrap k->kek[] for the generation in v by prov[] into v->layer[]. */
+/* Layer C follows its key's latest version iff its provider does. */
+static void set_follow(struct volume *v, const struct keyprov *p)
+{
+	if (p->follow)
+		v->flags |= VOLUME_FLAG_FOLLOW;
+	else
+		v->flags &= (uint16_t)~VOLUME_FLAG_FOLLOW;
+}
+
 static int wrap_keks(const struct keys *k, struct volume *v,
 		     struct keyprov *prov[2])
 {
@@ -280,6 +289,8 @@ static int wrap_keks(const struct keys *k, struct volume *v,
 		kek_aad(v, i, aad);
 		l->prov = prov[i]->ops->type;
 		memcpy(l->key_id, prov[i]->key_id, sizeof(l->key_id));
+		if (i == 1)
+			set_follow(v, prov[i]);
 		rc = prov[i]->ops->wrap(prov[i], aad, sizeof(aad), k->kek[i],
 					l->wrapped, sizeof(l->wrapped), &len);
 		if (rc == 0 && (len == 0 || len > VOLUME_WRAPPED_MAX))
@@ -491,10 +502,17 @@ int keyring_rewrap(struct keyring *kr, int layer, struct keyprov *p,
 		rc = -EBUSY;
 		goto out;
 	}
+	/* a version 1 config has no flags to say "follow" with */
+	if (layer == 1 && p->follow && v.version < 2) {
+		rc = -EOPNOTSUPP;
+		goto out;
+	}
 	kek_aad(&v, layer, aad);
 	v.layer[layer].prov = p->ops->type;
 	snprintf(v.layer[layer].key_id, sizeof(v.layer[layer].key_id), "%s",
 		 p->key_id);
+	if (layer == 1)
+		set_follow(&v, p);
 	rc = p->ops->wrap(p, aad, sizeof(aad), kr->k->kek[layer],
 			  v.layer[layer].wrapped, sizeof(v.layer[layer].wrapped),
 			  &len);

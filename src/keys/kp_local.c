@@ -158,13 +158,10 @@ static void local_close(struct keyprov *kp)
 	free(kp);
 }
 
-static int local_open_layer(const struct vol_layer *l,
-			    const uint8_t *service_key,
-			    const uint8_t volume_id[static VOLUME_ID_LEN],
-			    int layer, struct keyprov **out)
+static int local_open_layer(const struct volume *v, int layer,
+			    const uint8_t *service_key, struct keyprov **out)
 {
-	(void)l;
-	return kp_local_open(service_key, volume_id, layer, out);
+	return kp_local_open(service_key, v->volume_id, layer, out);
 }
 
 const struct keyprov_ops kp_local_ops = {

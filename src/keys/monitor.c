@@ -25,6 +25,9 @@ struct monitor {
 	struct monitor_status st;	/* protected by mtx */
 	/* only the check thread (monitor_start before it) */
 	struct monitor_warned key_warned, cred_warned;
+	/* a version the pre-flight checks refused: not tried again (the
+	 * monitor thread's own) */
+	char refused[VOLUME_KEYID_MAX + 1];
 };
 
 int monitor_is_denial(int rc)
@@ -247,6 +250,8 @@ static void do_lock(struct monitor *m, const char *reason, bool manual,
 	}
 }
 
+static void follow_newer(struct monitor *m, struct keyprov *prov[2]);
+
 /* Sleep up to sec seconds unless the monitor is stopped; true if stopped. */
 static bool pause_unless_stopped(struct monitor *m, int sec)
 {
@@ -374,6 +379,8 @@ static void run_check_pass(struct monitor *m, bool confirming)
 		if (!pause_unless_stopped(m, m->cfg.confirm_sec))
 			run_check_pass(m, true);
 		return;
+	} else if (rc == 0 && !locked && !lock_since) {
+		follow_newer(m, prov);
 	} else if (rc < 0 && !locked) {
 		if (monitor_is_denial(rc)) {
 			set_lock_cause(m, w.cause);
@@ -463,7 +470,43 @@ static void set_key_id(struct monitor *m)
 	keyring_volume_copy(m->kr, &v);
 	pthread_mutex_lock(&m->mtx);
 	snprintf(m->st.key_id, sizeof(m->st.key_id), "%s", v.layer[1].key_id);
+	m->st.follow = (v.flags & VOLUME_FLAG_FOLLOW) != 0;
 	pthread_mutex_unlock(&m->mtx);
+}
+
+/* A check passed and the key has a newer version: move to it now, so the
+ * old one is never needed again once the config is on disk (and no
+ * rotation policy's expiry of old versions can reach the volume). */
+static void follow_newer(struct monitor *m, struct keyprov *prov[2])
+{
+	char kid[VOLUME_KEYID_MAX + 1];
+	struct volume nv;
+	int rc;
+
+	if (m->cfg.follow == NULL || prov[1]->ops->newer == NULL ||
+	    prov[1]->ops->newer(prov[1], kid, sizeof(kid)) != 1 ||
+	    strcmp(kid, m->refused) == 0)
+		return;
+	rc = m->cfg.follow(m->cfg.follow_ud, prov, kid, &nv);
+	if (rc == 0)
+		rc = keyring_set_volume(m->kr, &nv);
+	if (rc < 0) {
+		if (rc == -EPERM)
+			snprintf(m->refused, sizeof(m->refused), "%s", kid);
+		log_warn("the customer-managed key has a new version %s; "
+			 "moving to it failed (%s)%s",
+			 kid, why(m, rc),
+			 rc == -EPERM ? "" : ": the next check tries again");
+		return;
+	}
+	set_key_id(m);
+	pthread_mutex_lock(&m->mtx);
+	m->st.rotations++;
+	m->st.last_rotation = time(NULL);
+	pthread_mutex_unlock(&m->mtx);
+	log_info("customer-managed key: now wrapped by its new version %s "
+		 "(automatic rotation)",
+		 nv.layer[1].key_id);
 }
 
 int monitor_start(struct keyring *kr, const struct monitor_cfg *cfg,

@@ -144,10 +144,17 @@ int cmk_run(const char *cdir, const struct cmk_opts *o, struct cmk_result *r)
 	fd = open(cdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	/* Held until the caller told a live mount: a rekey must not start
 	 * from the old config meanwhile. */
-	lk = fd < 0 ? -errno : volio_lock_config(fd);
+	lk = fd < 0	  ? -errno :
+	     o->automatic ? volio_trylock_config(fd) :
+			    volio_lock_config(fd);
 	rc = lk < 0 ? lk : volio_read(fd, &v);
 	if (rc < 0) {
 		ENGINE_FAIL(r, CMK_STAGE_READ, rc, "%s: %s", cdir, volio_strerror(rc));
+		goto out;
+	}
+	if (o->expect != NULL && volio_same_as_disk(fd, o->expect) < 0) {
+		rc = ENGINE_FAIL(r, CMK_STAGE_STATE, -ESTALE,
+				 "%s: the config changed meanwhile", cdir);
 		goto out;
 	}
 	volume_id_hex(&v, id);
@@ -214,7 +221,16 @@ int cmk_run(const char *cdir, const struct cmk_opts *o, struct cmk_result *r)
 		     strerror(-rc));
 		goto out;
 	}
-	audit_event(event_of(o->action), newp->key_id, "ok", v.layer[1].key_id);
+	if (o->automatic) {
+		char d[VOLUME_KEYID_MAX + 32];
+
+		snprintf(d, sizeof(d), "automatic rotation from %s",
+			 v.layer[1].key_id);
+		audit_event(event_of(o->action), newp->key_id, "ok", d);
+	} else {
+		audit_event(event_of(o->action), newp->key_id, "ok",
+			    v.layer[1].key_id);
+	}
 	snprintf(r->key_id, sizeof(r->key_id), "%s", newp->key_id);
 	snprintf(r->old_key_id, sizeof(r->old_key_id), "%s", v.layer[1].key_id);
 	r->stage = CMK_STAGE_DONE;

@@ -84,7 +84,8 @@ static int open_providers(const struct create_opts *o, const uint8_t *skey,
 	if (rc < 0)
 		return ENGINE_FAIL(r, CREATE_STAGE_KEYS, rc, "key setup failed: %s",
 			    strerror(-rc));
-	if (cmk == NULL || o->cmk != NULL || 	    cmk_preflight(prov[1], o->expiry_margin_days, why, sizeof(why)) == 0)
+	if (cmk == NULL || o->cmk != NULL ||
+	    cmk_preflight(prov[1], o->expiry_margin_days, why, sizeof(why)) == 0)
 		return 0;
 	if (!o->force)
 		return ENGINE_FAIL(r, CREATE_STAGE_REFUSED, -EPERM,

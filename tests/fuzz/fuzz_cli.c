@@ -49,9 +49,10 @@ static void key_uri(const char *s)
 	if (kv_parse_uri(s, &u) != 0)
 		return;
 	FUZZ_ASSERT(strncmp(u.vault, "https://", 8) == 0 && u.host[0] != '\0' &&
-		    u.name[0] != '\0' && u.version[0] != '\0');
-	snprintf(again, sizeof(again), "%s/keys/%s/%s", u.vault, u.name,
-		 u.version);
+		    u.name[0] != '\0');
+	/* versionless (the key's current version) or with a version */
+	snprintf(again, sizeof(again), "%s/keys/%s%s%s", u.vault, u.name,
+		 u.version[0] ? "/" : "", u.version);
 	FUZZ_ASSERT(kv_parse_uri(again, &u2) == 0 &&
 		    strcmp(u.vault, u2.vault) == 0 &&
 		    strcmp(u.host, u2.host) == 0 &&

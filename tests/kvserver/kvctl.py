@@ -331,6 +331,11 @@ def env(info: dict) -> int:
         "AZURE_TENANT_ID": info["tenant"], "AZURE_AUTHORITY_HOST": info["authority_host"],
         "AZURE_POD_IDENTITY_AUTHORITY_HOST": info["imds_url"],  # IMDS override used by Azure SDKs
         "IDENTITY_ENDPOINT": info["identity_endpoint"], "IDENTITY_HEADER": info["identity_header"],
+        # Azure Arc: IDENTITY_ENDPOINT and IMDS_ENDPOINT, no IDENTITY_HEADER; the token
+        # directory is the test-only override of /var/opt/azcmagent/tokens/
+        "KVSERVER_ARC_IDENTITY_ENDPOINT": info["arc_identity_endpoint"],
+        "KVSERVER_ARC_IMDS_ENDPOINT": info["arc_imds_endpoint"],
+        "KVSERVER_ARC_TOKEN_DIR": info["arc_token_dir"],
     }
     for k, v in exports.items():
         print(f"export {k}={shlex.quote(v)}")

@@ -184,6 +184,16 @@ key_ops refusal, expired or revoked token, IMDS/App Service misuse, jti replay, 
 limits, purge refused under purge protection, kty not supported on a host) are
 approximations: a client must branch on the HTTP status and error codes, never on text.
 
+[17] Azure Arc-enabled servers (HIMDS, "Authenticate against Azure resources with Azure
+    Arc-enabled servers"): IDENTITY_ENDPOINT=http://localhost:40342/metadata/identity/
+    oauth2/token and IMDS_ENDPOINT=http://localhost:40342; GET ?api-version=2020-06-01&
+    resource=... with "Metadata: true" gets 401 and "WWW-Authenticate: Basic realm=
+    /var/opt/azcmagent/tokens/<name>.key"; the same GET with "Authorization: Basic <file
+    contents>" gets the token. System-assigned identity only. Here the endpoint is
+    /arc/metadata/identity/oauth2/token on the plain port and the directory is
+    {state-dir}/arc-tokens (0700).
+    https://learn.microsoft.com/azure/azure-arc/servers/managed-identity-authentication
+
 Deliberate simplifications: one vault and one Managed HSM per server, one key namespace for
 both (a name used on one host is a 409 Conflict on the other); the host name in a key id is
 whatever Host the client connected to; deletion, recovery and purge take effect at once;
@@ -1305,6 +1315,8 @@ class Handler(BaseHTTPRequestHandler):
                 return "imds_token"
             if p.rstrip("/").lower() == "/msi/token":
                 return "appservice_token"
+            if p.rstrip("/") == "/arc/metadata/identity/oauth2/token":
+                return "arc_token"
             return "other"
         parts = p.split("/")
         if p.startswith("/keys/"):
@@ -1413,6 +1425,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._imds_token()
         if self.op == "appservice_token":
             return self._appservice_token()
+        if self.op == "arc_token":
+            return self._arc_token()
         raise HttpError(404, {"error": "not_found", "error_description": f"No endpoint {self.req_path}"})
 
     def _mi_resource(self) -> tuple[str, str]:
@@ -1469,6 +1483,49 @@ class Handler(BaseHTTPRequestHandler):
         value, tok = self.state.issue_token(ident.client_id, resource)
         self._send(200, {"access_token": value, "expires_on": str(tok.expires), "not_before": str(now()),
                          "resource": requested, "token_type": "Bearer", "client_id": ident.client_id})
+
+    def _arc_token(self) -> None:
+        """Azure Arc (HIMDS) [17]: a request without credentials gets 401 and a fresh secret
+        in a .key file named by "WWW-Authenticate: Basic realm=<path>"; the same request
+        with "Authorization: Basic <contents>" gets the token. Each file answers once."""
+        if self.headers.get("Metadata") != "true":
+            raise HttpError(400, {"error": "invalid_request",
+                                  "error_description": "Required metadata header not specified"})
+        if not self._query("api-version"):
+            raise HttpError(400, {"error": "invalid_request",
+                                  "error_description": "Required query variable 'api-version' is missing"})
+        auth = self.headers.get("Authorization")
+        srv = self.server
+        if auth is None:
+            secret = secrets.token_hex(32)
+            path = os.path.join(srv.arc_dir, secrets.token_hex(8) + ".key")
+            write_atomic(path, secret.encode(), 0o600)
+            with srv.arc_lock:
+                srv.arc_pending[path] = secret
+            raise HttpError(401, {"error": "unauthorized", "error_description": "Basic authentication required"},
+                            {"WWW-Authenticate": f"Basic realm={path}"})
+        given = auth[6:] if auth.startswith("Basic ") else ""
+        with srv.arc_lock:
+            match = next((p for p, v in srv.arc_pending.items()
+                          if hmac.compare_digest(given.encode(), v.encode())), None)
+            if match is not None:
+                del srv.arc_pending[match]
+        if match is None:
+            raise HttpError(401, {"error": "unauthorized", "error_description": "Invalid Basic credential"})
+        try:
+            os.unlink(match)
+        except OSError:
+            pass
+        if self._query("client_id") or self._query("object_id") or self._query("mi_res_id"):
+            raise HttpError(400, {"error": "invalid_request",
+                                  "error_description": "Azure Arc supports only the system-assigned identity"})
+        requested, resource = self._mi_resource()
+        ident = self._mi_identity()
+        value, tok = self.state.issue_token(ident.client_id, resource)
+        t = now()
+        self._send(200, {"access_token": value, "expires_in": str(tok.expires - t),
+                         "expires_on": str(tok.expires), "not_before": str(t), "resource": requested,
+                         "token_type": "Bearer"})
 
     # -- HTTPS port -------------------------------------------------------------------------
 
@@ -2463,6 +2520,7 @@ class Server(ThreadingHTTPServer):
         self.flavour = flavour  # "vault" (also admin API and token endpoint) or "hsm" (Managed HSM)
         self.authority = None  # the Managed HSM host names the vault port (its token endpoint) in challenges
         self.log, self.admin_token, self.identity_header, self.stopping = log, admin_token, identity_header, stopping
+        self.arc_dir, self.arc_lock, self.arc_pending = "", threading.Lock(), {}
         super().__init__(("127.0.0.1", port), Handler)
 
     def process_request_thread(self, request, client_address):
@@ -2534,6 +2592,9 @@ def main(argv=None) -> int:
     http = Server(args.http_port, state, None, log, admin_token, identity_header, stopping)
     hsm = Server(args.hsm_port, state, tls, log, admin_token, identity_header, stopping, flavour="hsm")
     hsm.authority = f"127.0.0.1:{https.server_address[1]}"
+    http.arc_dir = os.path.join(sd, "arc-tokens")  # the Arc agent's /var/opt/azcmagent/tokens
+    os.makedirs(http.arc_dir, mode=0o700, exist_ok=True)
+    os.chmod(http.arc_dir, 0o700)
     servers = (https, http, hsm)
     threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
                for s in servers]
@@ -2546,7 +2607,9 @@ def main(argv=None) -> int:
             "ca_file": ca_pem, "pid": os.getpid(), "tenant": state.tenant, "admin_token": admin_token,
             "token_endpoint": f"https://127.0.0.1:{port}/{state.tenant}/oauth2/v2.0/token",
             "authority_host": f"https://127.0.0.1:{port}", "state_dir": sd,
-            "hsm_url": f"https://127.0.0.1:{hsm.server_address[1]}"}
+            "hsm_url": f"https://127.0.0.1:{hsm.server_address[1]}",
+            "arc_identity_endpoint": f"http://127.0.0.1:{hport}/arc/metadata/identity/oauth2/token",
+            "arc_imds_endpoint": f"http://127.0.0.1:{hport}/arc", "arc_token_dir": http.arc_dir}
     write_atomic(server_json, (json.dumps(info, indent=2) + "\n").encode(), 0o600)
     log(f"# kvserver {info['url']} imds {info['imds_url']} pid {os.getpid()} tenant {state.tenant}")
 

@@ -3,7 +3,8 @@
 # (@azure/keyvault-keys 4.10, @azure/identity 4.13, pinned in sdk_js/)
 # drives the bundled Key Vault server through the whole key lifecycle on
 # the vault host and on the Managed HSM host, then drives a cmkfs mount
-# with it: createKey -> init --cmk (versioned URI) -> mount ->
+# with it: createKey -> init --cmk (versionless URI) -> mount ->
+# rotateKey -> the mount follows to the new version within one interval ->
 # updateKeyProperties({enabled:false}) -> locked within the bound ->
 # enabled -> resumes -> beginDeleteKey -> locked -> recover -> resumes.
 # The SDK is installed with npm ci into the build tree (once; reused while
@@ -69,18 +70,29 @@ if grep -E 'eyJ[A-Za-z0-9_-]{20,}|sdk-secret|app-secret' "$KVDIR/requests.log" >
 	t_fail "a token or secret reached requests.log"
 fi
 
-# --- a cmkfs mount, driven through the SDK (versioned key URI) ---
+# --- a cmkfs mount, driven through the SDK (versionless key URI) ---
 INTERVAL=1
 GRACE=6
 KID=$(sdk vault create cmkjs) || t_fail "SDK createKey: $KID"
 case $KID in "$KVURL"/keys/cmkjs/????????????????????????????????) ;; *) t_fail "unexpected key id $KID" ;; esac
-VER=${KID##*/}
+BASE=${KID%/*}
 kv grant app cmkjs get,wrapKey,unwrapKey >/dev/null
-"$CMKFS" init --service-key "$KEY" --cmk "$KID" "$CIPHER" >/dev/null || t_fail "init --cmk $KID"
+"$CMKFS" init --service-key "$KEY" --cmk "$BASE" "$CIPHER" >/dev/null || t_fail "init --cmk $BASE"
 "$CMKFS" mount --service-key "$KEY" --key-check-interval $INTERVAL --grace $GRACE "$CIPHER" "$MNT" ||
 	t_fail "mount with a key made by the SDK"
 echo "made with the official SDK" >"$MNT/a.txt"
-t_ok "createKey (SDK) -> cmkfs init --cmk $KID -> mount"
+t_ok "createKey (SDK) -> cmkfs init --cmk $BASE (versionless: follows the key) -> mount"
+
+KID2=$(sdk vault rotate cmkjs) || t_fail "SDK rotateKey: $KID2"
+VER=${KID2##*/}
+[ "$VER" != "${KID##*/}" ] || t_fail "rotateKey made no new version"
+cfgver() { "$CMKFS" status --json "$CIPHER" | kv_json 'd["cmk"]["version"]'; }
+followed() { [ "$(cfgver)" = "$VER" ]; }
+wait_for $((INTERVAL * 3 + 20)) followed || t_fail "the mount did not follow rotateKey: config on $(cfgver), want $VER"
+grep -q "\"event\":\"cmk_rotate\".*\"key\":\"$KID2\".*automatic rotation" "$CMKFS_AUDIT_LOG" ||
+	t_fail "the automatic rotation was not audited"
+cat "$MNT/a.txt" >/dev/null || t_fail "unreadable after the rotation"
+t_ok "rotateKey (SDK): the mount re-wrapped to $VER within one interval, audited as an automatic rotation"
 
 sdk vault enable cmkjs "$VER" false >/dev/null || t_fail "SDK updateKeyProperties enabled=false"
 wait_for $((INTERVAL + 25)) revoked "$MNT/a.txt" || t_fail "not locked after the SDK disabled the key"

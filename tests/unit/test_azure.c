@@ -5,8 +5,11 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cmkfs/azauth.h"
 #include "cmkfs/azerr.h"
@@ -19,8 +22,10 @@ static void uris(void)
 	struct kv_uri u;
 	static const char *const bad[] = {
 		"http://v.vault.azure.net/keys/k/1",
-		"https://v.vault.azure.net/keys/k",
-		"https://v.vault.azure.net/keys/k/",
+		"https://v.vault.azure.net/keys/",
+		"https://v.vault.azure.net/keys//",
+		"https://v.vault.azure.net/keys/k//",
+		"https://v.vault.azure.net/keys/k?x=1",
 		"https://v.vault.azure.net/secrets/k/1",
 		"https://v.vault.azure.net/keys/k/1/extra",
 		"https://v.vault.azure.net/keys/k/1?x=1",
@@ -49,6 +54,14 @@ static void uris(void)
 	CHECK(strcmp(u.vault, "https://127.0.0.1:8443") == 0 &&
 		      strcmp(u.host, "127.0.0.1") == 0,
 	      "port kept in vault, not host");
+	/* versionless: the key's current version, followed */
+	CHECK_RC(kv_parse_uri("https://v.vault.azure.net/keys/k", &u), 0);
+	CHECK(strcmp(u.name, "k") == 0 && u.version[0] == '\0' &&
+		      strcmp(u.vault, "https://v.vault.azure.net") == 0,
+	      "versionless uri");
+	CHECK_RC(kv_parse_uri("https://v.vault.azure.net/keys/k-2/", &u), 0);
+	CHECK(strcmp(u.name, "k-2") == 0 && u.version[0] == '\0',
+	      "versionless uri with a slash");
 	for (size_t i = 0; i < CMK_ARRAY_LEN(bad); i++)
 		CHECK(kv_parse_uri(bad[i], &u) == -EINVAL, "accepted %s", bad[i]);
 	CHECK(strcmp(kv_alg_for("RSA-HSM"), "RSA-OAEP-256") == 0 &&
@@ -339,6 +352,9 @@ static void classify(void)
 		{ AZERR_SRC_ENTRA, 404, "", -EACCES, AZERR_TOKEN, "" },
 		{ AZERR_SRC_IMDS, 404, "", -EAGAIN, AZERR_OUTAGE, "" },
 		{ AZERR_SRC_IMDS, 410, "", -EAGAIN, AZERR_OUTAGE, "" },
+		{ AZERR_SRC_ARC, 404, "", -EAGAIN, AZERR_OUTAGE, "" },
+		{ AZERR_SRC_ARC, 503, "", -EAGAIN, AZERR_OUTAGE, "" },
+		{ AZERR_SRC_ARC, 401, "", -EACCES, AZERR_TOKEN, "" },
 		{ AZERR_SRC_IMDS, 429, "", -EAGAIN, AZERR_THROTTLED, "" },
 		{ AZERR_SRC_IMDS, 500, "", -EAGAIN, AZERR_OUTAGE, "" },
 		{ AZERR_SRC_IMDS, 400, imds_id, -EACCES, AZERR_TOKEN,
@@ -421,9 +437,157 @@ static void headers(void)
 	      rs.request_id);
 }
 
+/* Azure Arc's challenge names the key file; only a .key file directly in
+ * the agent's token directory is read (MSAL's AzureArc checks). */
+static void arc_challenges(void)
+{
+	static const struct {
+		const char *hdr;
+		int rc;
+	} rows[] = {
+		{ "Basic realm=/var/opt/azcmagent/tokens/a1b2.key", 0 },
+		{ "basic realm=/var/opt/azcmagent/tokens/x.key", 0 },
+		{ "Basic realm=/var/opt/azcmagent/tokens/a1b2.txt", -EACCES },
+		{ "Basic realm=/var/opt/azcmagent/tokens/.key", -EACCES },
+		{ "Basic realm=/var/opt/azcmagent/tokens/sub/a.key", -EACCES },
+		{ "Basic realm=/var/opt/azcmagent/tokens/../../../etc/x.key",
+		  -EACCES },
+		{ "Basic realm=/etc/ssl/private/server.key", -EACCES },
+		{ "Basic realm=/var/opt/azcmagent/tokensX/a.key", -EACCES },
+		{ "Basic realm=a.key", -EACCES },
+		{ "Basic realm=", -EPROTO },
+		{ "Bearer realm=/var/opt/azcmagent/tokens/a.key", -EPROTO },
+		{ "Basic realm=/var/opt/azcmagent/tokens/a.key\r\nX: y",
+		  -EPROTO },
+		{ "", -EPROTO },
+	};
+	char path[1024];
+
+	for (size_t i = 0; i < CMK_ARRAY_LEN(rows); i++) {
+		int rc = azauth_parse_arc_challenge(rows[i].hdr,
+						    AZAUTH_ARC_TOKEN_DIR, path,
+						    sizeof(path));
+
+		CHECK(rc == rows[i].rc, "arc challenge '%s': %d, want %d",
+		      rows[i].hdr, rc, rows[i].rc);
+		if (rc == 0)
+			CHECK(strcmp(path, rows[i].hdr + 12) == 0, "path '%s'",
+			      path);
+	}
+}
+
+/* IDENTITY_ENDPOINT + IMDS_ENDPOINT (no IDENTITY_HEADER) is Azure Arc, as
+ * in MSAL and azure-identity; IDENTITY_HEADER makes it App Service. The
+ * test-only token directory must be private to this user. */
+static void arc_select(void)
+{
+	char dir[] = "/tmp/cmkfs-arc-XXXXXX";
+	struct http_opts o;
+	struct azauth *a = NULL;
+	int rc;
+
+	http_opts_default(&o);
+	unsetenv("AZURE_CLIENT_SECRET");
+	unsetenv("AZURE_CLIENT_CERTIFICATE_PATH");
+	unsetenv("AZURE_FEDERATED_TOKEN_FILE");
+	unsetenv("AZURE_CLIENT_ID");
+	unsetenv("CMKFS_TEST_ARC_TOKEN_DIR");
+	setenv("IDENTITY_ENDPOINT",
+	       "http://localhost:40342/metadata/identity/oauth2/token", 1);
+	setenv("IMDS_ENDPOINT", "http://localhost:40342", 1);
+	rc = azauth_new(&o, &a);
+	CHECK(rc == 0 && azauth_kind(a) == AUTH_MANAGED_IDENTITY_ARC &&
+		      strcmp(azauth_kind_name(azauth_kind(a)),
+			     "managed_identity_arc") == 0,
+	      "Arc selected (%d)", rc);
+	CHECK(rc == 0 && azauth_tenant_allowed(a, "any-tenant"),
+	      "Arc takes the challenge's tenant");
+	azauth_free(a);
+	a = NULL;
+	setenv("IDENTITY_HEADER", "h", 1);
+	rc = azauth_new(&o, &a);
+	CHECK(rc == 0 && azauth_kind(a) == AUTH_MANAGED_IDENTITY_APPSERVICE,
+	      "IDENTITY_HEADER means App Service (%d)", rc);
+	azauth_free(a);
+	a = NULL;
+	unsetenv("IDENTITY_HEADER");
+	setenv("AZURE_CLIENT_ID", "user-assigned", 1);
+	CHECK(azauth_new(&o, &a) == -EINVAL, "Arc with AZURE_CLIENT_ID");
+	unsetenv("AZURE_CLIENT_ID");
+	if (mkdtemp(dir) == NULL) {
+		CHECK(0, "mkdtemp");
+		return;
+	}
+	setenv("CMKFS_TEST_ARC_TOKEN_DIR", dir, 1);
+	CHECK(azauth_new(&o, &a) == 0, "private test token directory");
+	azauth_free(a);
+	a = NULL;
+	CHECK(chmod(dir, 0755) == 0, "chmod");
+	CHECK(azauth_new(&o, &a) == -EPERM,
+	      "a test token directory others can read is refused");
+	setenv("CMKFS_TEST_ARC_TOKEN_DIR", "relative", 1);
+	CHECK(azauth_new(&o, &a) == -EPERM, "a relative directory");
+	rmdir(dir);
+	unsetenv("CMKFS_TEST_ARC_TOKEN_DIR");
+	unsetenv("IDENTITY_ENDPOINT");
+	unsetenv("IMDS_ENDPOINT");
+}
+
+/* AZURE_CLIENT_CERTIFICATE_PASSWORD is a secret like AZURE_CLIENT_SECRET:
+ * seen, then wiped from the environment. */
+static void scrub(void)
+{
+	unsetenv("AZURE_CLIENT_SECRET");
+	unsetenv("IDENTITY_HEADER");
+	setenv("AZURE_CLIENT_CERTIFICATE_PASSWORD", "pfx-pass", 1);
+	CHECK(azauth_env_has_secret(), "certificate password is a secret");
+	azauth_scrub_env();
+	CHECK(getenv("AZURE_CLIENT_CERTIFICATE_PASSWORD") == NULL,
+	      "certificate password scrubbed");
+}
+
+/* An oct-HSM key wraps with the AES-KW of its size. */
+static void oct_sizes(void)
+{
+	static const struct {
+		const char *jwk;
+		const char *alg;
+	} rows[] = {
+		{ "\"kty\":\"oct-HSM\",\"key_size\":128", "A128KW" },
+		{ "\"kty\":\"oct-HSM\",\"key_size\":192", "A192KW" },
+		{ "\"kty\":\"oct-HSM\",\"key_size\":256", "A256KW" },
+		{ "\"kty\":\"oct-HSM\"", "A256KW" },
+		{ "\"kty\":\"oct-HSM\",\"key_size\":512", "A256KW" },
+		{ "\"kty\":\"RSA-HSM\",\"key_size\":128", "RSA-OAEP-256" },
+	};
+	char body[512];
+	struct kv_key k;
+
+	for (size_t i = 0; i < CMK_ARRAY_LEN(rows); i++) {
+		snprintf(body, sizeof(body),
+			 "{\"key\":{\"kid\":\"https://h.managedhsm.azure.net/"
+			 "keys/k/1\",%s,\"key_ops\":[\"wrapKey\"]},"
+			 "\"attributes\":{\"enabled\":true}}",
+			 rows[i].jwk);
+		CHECK(kv_parse_key_reply(body, strlen(body), &k) == 0 &&
+			      strcmp(kv_key_alg(&k), rows[i].alg) == 0,
+		      "%s: %s, want %s", rows[i].jwk, kv_key_alg(&k),
+		      rows[i].alg);
+	}
+	snprintf(body, sizeof(body), "%s",
+		 "{\"key\":{\"kid\":\"x\",\"kty\":\"oct-HSM\",\"key_size\":"
+		 "\"x\"},\"attributes\":{\"enabled\":true}}");
+	CHECK(kv_parse_key_reply(body, strlen(body), &k) == -EPROTO,
+	      "key_size not a number");
+}
+
 int main(void)
 {
+	oct_sizes();
 	uris();
+	arc_challenges();
+	arc_select();
+	scrub();
 	tenants();
 	challenges();
 	errors();

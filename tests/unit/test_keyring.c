@@ -609,8 +609,7 @@ static void registry(void)
 	uint8_t skey[SERVICE_KEY_LEN], volid[VOLUME_ID_LEN];
 	struct keyprov *prov[2] = { NULL, NULL }, *p = NULL;
 	struct keyring *kr = NULL;
-	struct vol_layer odd;
-	struct volume v;
+	struct volume v, odd;
 
 	t_fill(skey, sizeof(skey), 20);
 	t_fill(volid, sizeof(volid), 21);
@@ -619,7 +618,7 @@ static void registry(void)
 		return;
 	CHECK_RC(keyring_create(prov, 4096, volid, &v, &kr), 0);
 	for (int i = 0; i < 2 && kr != NULL; i++) {
-		CHECK_RC(keyprov_for_layer(&v.layer[i], skey, volid, i, &p), 0);
+		CHECK_RC(keyprov_for_layer(&v, i, skey, &p), 0);
 		if (p == NULL)
 			continue;
 		CHECK(p->ops == &kp_local_ops &&
@@ -632,9 +631,9 @@ static void registry(void)
 		keyprov_close(p);
 		p = NULL;
 	}
-	odd = v.layer[0];
-	odd.prov = 99;
-	CHECK_RC(keyprov_for_layer(&odd, skey, volid, 0, &p), -EOPNOTSUPP);
+	odd = v;
+	odd.layer[0].prov = 99;
+	CHECK_RC(keyprov_for_layer(&odd, 0, skey, &p), -EOPNOTSUPP);
 	CHECK(p == NULL, "provider set on error");
 	CHECK(kp_akv_ops.type == KPROV_AKV && kp_akv_ops.forget != NULL &&
 		      kp_local_ops.forget == NULL,

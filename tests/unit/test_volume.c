@@ -229,6 +229,48 @@ static void format2(void)
 	CHECK(!round_trip(&v), "kek_gen 0 accepted");
 }
 
+/* FOLLOW: v2 and later, only over a Key Vault layer C; round-trips. */
+static void follow_flag(void)
+{
+	uint8_t key[32], buf[VOLUME_MAX_LEN];
+	struct volume v, back;
+	size_t len;
+
+	fixed(&v, key);
+	v.version = 3;
+	v.flags = VOLUME_FLAG_FOLLOW;
+	CHECK_RC(volume_serialize(&v, buf, sizeof(buf), &len), -EINVAL);
+	v.layer[1].prov = KPROV_AKV;
+	strcpy(v.layer[1].key_id, "https://v.vault.azure.net/keys/k/0123");
+	CHECK_RC(volume_serialize(&v, buf, sizeof(buf), &len), 0);
+	CHECK_RC(volume_parse(buf, len, &back), 0);
+	CHECK(back.flags == VOLUME_FLAG_FOLLOW, "follow round trip");
+	v.flags = VOLUME_FLAG_FOLLOW | VOLUME_FLAG_REKEY;
+	v.prev_gen = 0;
+	v.kek_gen = 2;
+	for (int i = 0; i < 2; i++) {
+		v.prev_wrapped_len[i] = 60;
+		t_fill(v.prev_wrapped[i], 60, 80 + (uint32_t)i);
+	}
+	CHECK_RC(volume_serialize(&v, buf, sizeof(buf), &len), 0);
+	CHECK_RC(volume_parse(buf, len, &back), 0);
+	CHECK(back.flags == (VOLUME_FLAG_FOLLOW | VOLUME_FLAG_REKEY),
+	      "follow survives a rekey");
+	/* patched onto a local layer C, or into a v1 config: refused */
+	v.layer[1].prov = KPROV_LOCAL;
+	v.flags = 0;
+	CHECK_RC(volume_serialize(&v, buf, sizeof(buf), &len), 0);
+	put16(buf + OFF_FLAGS, VOLUME_FLAG_FOLLOW);
+	CHECK_RC(volume_parse(buf, len, &back), -EBADMSG);
+	fixed(&v, key);
+	v.layer[1].prov = KPROV_AKV;
+	CHECK_RC(volume_serialize(&v, buf, sizeof(buf), &len), 0);
+	put16(buf + OFF_FLAGS, VOLUME_FLAG_FOLLOW);
+	CHECK_RC(volume_parse(buf, len, &back), -EBADMSG);
+	v.flags = VOLUME_FLAG_FOLLOW;
+	CHECK_RC(volume_serialize(&v, buf, sizeof(buf), &len), -EINVAL);
+}
+
 static void frozen(void)
 {
 	uint8_t key[32], buf[VOLUME_MAX_LEN];
@@ -490,5 +532,6 @@ int main(void)
 	tamper();
 	block_sizes();
 	format2();
+	follow_flag();
 	return t_done("test_volume");
 }

@@ -162,13 +162,15 @@ try {
   } else if (cmd === "enable") {
     const p = await client.updateKeyProperties(name, version, { enabled: flag === "true" });
     console.log(`${p.id} enabled=${p.properties.enabled}`);
+  } else if (cmd === "rotate") {
+    console.log((await client.rotateKey(name)).id);
   } else if (cmd === "delete") {
     const d = await (await client.beginDeleteKey(name, poll)).pollUntilDone();
     console.log(d.properties.recoveryId);
   } else if (cmd === "recover") {
     console.log((await (await client.beginRecoverDeletedKey(name, poll)).pollUntilDone()).id);
   } else {
-    throw new Error(`usage: kv.mjs lifecycle|create|enable|delete|recover NAME ...`);
+    throw new Error(`usage: kv.mjs lifecycle|create|enable|rotate|delete|recover NAME ...`);
   }
 } catch (e) {
   console.log(`not ok - ${cmd} ${name}: ${e.name}: ${e.statusCode ?? ""} ${e.code ?? ""} ${String(e.message).split("\n")[0]}`);
