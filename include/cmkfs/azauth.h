@@ -59,6 +59,9 @@ struct azauth;
 CMK_MUST_CHECK int azauth_new(const struct http_opts *o, struct azauth **out);
 void azauth_free(struct azauth *a);	/* NULL-safe, wipes */
 enum auth_kind azauth_kind(const struct azauth *a);
+/* The notAfter of the client certificate (Unix time), 0 for any other
+ * credential: it stops working then, so callers warn ahead. */
+int64_t azauth_cert_not_after(const struct azauth *a);
 const char *azauth_kind_name(enum auth_kind k);
 
 /* A bearer token for `scope` ("https://vault.azure.net/.default"); tenant

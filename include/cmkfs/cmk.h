@@ -65,6 +65,9 @@ struct cmk_opts {
 	 * (its current version, followed: VOLUME_FLAG_FOLLOW). */
 	const char *key_uri;
 	bool force;			/* a failed pre-flight check only warns */
+	/* pre-flight: refuse a key expiring within this many days (0: only
+	 * an expired one; the CLI's default is CMK_EXPIRY_MARGIN_DEFAULT) */
+	int expiry_margin_days;
 	/* Injected providers (borrowed, may be NULL): new_key is used
 	 * instead of opening key_uri, and skips the pre-flight check (which
 	 * reads Key Vault attributes); cur[] unlock the current config
@@ -103,5 +106,14 @@ CMK_MUST_CHECK int cmk_run(const char *cipherdir, const struct cmk_opts *o,
  * valid now, wrapKey and unwrapKey allowed, soft delete and purge
  * protection, RSA at least 2048 bits. 0, or -EPERM with *why set. */
 CMK_MUST_CHECK int cmk_check_key(const struct keyprov *p, const char **why);
+
+/* The default pre-flight expiry margin of init --cmk, cmk enable and
+ * rotate, in days: the 7-day warning's threshold (doc/KEYS.md "Expiry"). */
+#define CMK_EXPIRY_MARGIN_DEFAULT 7
+/* cmk_check_key(), then: does the key expire within margin_days
+ * (monitor_margin_check)? 0, or -EPERM with why (cap bytes) saying why
+ * and, for the expiry, when and how to proceed. */
+CMK_MUST_CHECK int cmk_preflight(const struct keyprov *p, int margin_days,
+				 char *why, size_t cap);
 
 #endif

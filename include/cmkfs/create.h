@@ -48,6 +48,7 @@ struct create_opts {
 	 * NULL: under the service key. */
 	const char *cmk_uri;
 	bool force;			/* a failed pre-flight check only warns */
+	int expiry_margin_days;		/* as cmk_opts' (cmk.h) */
 	/* Injected (borrowed, may be NULL): used for the customer layer
 	 * instead of opening cmk_uri; not pre-flight checked. */
 	struct keyprov *cmk;

@@ -68,6 +68,11 @@ struct keyprov_ops {
 	 * it could not be read (the next check asks again). NULL: never. */
 	int (*newer)(struct keyprov *kp, char *out, size_t cap);
 	void (*close)(struct keyprov *kp);
+	/* When the key (as read at open) and the credential used to reach it
+	 * stop working by themselves: Unix times, 0 = never or unknown.
+	 * NULL: neither expires. */
+	void (*expiry)(const struct keyprov *kp, int64_t *key_exp,
+		       int64_t *cred_exp);
 };
 
 struct keyprov {

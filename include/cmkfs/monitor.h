@@ -24,6 +24,26 @@
 
 #define MONITOR_CONFIRM_DEFAULT 5
 
+/* Warnings before an expiry (doc/KEYS.md "Expiry"): days before it. */
+#define MONITOR_WARN_DAYS_1 30
+#define MONITOR_WARN_DAYS_2 7
+#define MONITOR_WARN_DAYS_3 1
+
+/* What a judgement found about expiry: the earliest key exp of both
+ * layers' providers and the credential's (client certificate notAfter),
+ * Unix times, 0 = none. key_id names the key whose exp that is. */
+struct monitor_expiry {
+	int64_t key_exp, cred_exp;
+	char key_id[VOLUME_KEYID_MAX + 1];
+};
+
+/* One expiry's warning state: the exp last seen and the threshold (30, 7,
+ * 1) already warned about for it, 0 = none. */
+struct monitor_warned {
+	int64_t exp;
+	int level;
+};
+
 struct monitor_cfg {
 	int interval_sec;		/* default 60 */
 	int grace_sec;			/* default 3600 */
@@ -57,6 +77,9 @@ struct monitor_cfg {
 	int (*follow)(void *follow_ud, struct keyprov *cur[2], const char *kid,
 		      struct volume *nv);
 	void *follow_ud;
+	/* What the mount's own judgement (monitor_judge) found: warned
+	 * about at start, so a mount near expiry says so at once. */
+	struct monitor_expiry mounted;
 };
 
 struct monitor_status {
@@ -71,6 +94,11 @@ struct monitor_status {
 	bool follow;			/* layer C follows its key's versions */
 	unsigned long rotations;	/* automatic rotations by this mount */
 	time_t last_rotation;		/* 0: none */
+	/* From the last judgement that succeeded: exp of the key in use and
+	 * notAfter of the credential's certificate (0 = none), and the
+	 * warning level of each: 30, 7, 1 (days), 0 = none. */
+	int64_t key_exp, cred_exp;
+	int key_warn, cred_warn;
 };
 
 struct monitor;
@@ -100,6 +128,31 @@ void monitor_get_status(struct monitor *m, struct monitor_status *st);
  * at once) spread their checks instead of reaching Key Vault in step.
  * interval_sec <= 0 counts as 1. Never 0. */
 long monitor_next_wait_ms(int interval_sec);
+/* The judgement of a check before its unwrap proof, the same for a mount
+ * (before it unwraps) and every check of the monitor: each provider's
+ * check (Key Vault: enabled, not expired, valid yet; an expired key is a
+ * denial, doc/KEYS.md "Expiry"). On 0, *ex (may be NULL) gets the expiry
+ * times the providers report. Errors: the providers' check. */
+CMK_MUST_CHECK int monitor_judge(struct keyprov *prov[2],
+				 struct monitor_expiry *ex);
+/* The warning level of an expiry at `now`: 1, 7 or 30 when exp is at most
+ * that many days away (the smallest that holds), 0 if further or exp is 0,
+ * -1 if exp is past. Pure. */
+int monitor_expiry_level(int64_t exp, time_t now);
+/* Whether to warn now: the level (30, 7, 1) when exp has crossed a
+ * threshold not warned about yet, else 0; *w is updated. A new exp (the
+ * key rotated, its expiry extended) starts over. Pure. */
+int monitor_expiry_step(struct monitor_warned *w, int64_t exp, time_t now);
+/* Pre-flight (mount, init --cmk, cmk enable and rotate): does the key
+ * expire within margin_days of now? 0 if not (or it has no exp), else
+ * -EPERM with *why saying when it expires and how to proceed (rotate, or
+ * extend exp). Pure. */
+CMK_MUST_CHECK int monitor_margin_check(const struct monitor_expiry *e,
+					int margin_days, time_t now,
+					char *why, size_t cap);
+/* Days from now to exp, rounded down (negative once past). Pure. */
+long monitor_days_left(int64_t exp, time_t now);
+
 /* 1 if rc (from a provider or Key Vault) means access is denied, 0 if it is
  * transient. Pure. */
 int monitor_is_denial(int rc);

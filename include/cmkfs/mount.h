@@ -21,6 +21,9 @@ struct mount_opts {
 	int key_check_interval_sec;	/* default 60 */
 	int grace_sec;			/* default 3600 */
 	int confirm_sec;		/* 0: MONITOR_CONFIRM_DEFAULT */
+	/* refuse a key expiring within this many days (0: only an expired
+	 * one, the monitor's own rule) */
+	int expiry_margin_days;
 	bool foreground;
 	bool debug;
 	bool no_xattr;			/* --no-xattr: extended attributes off */

@@ -22,6 +22,8 @@ CMK_MUST_CHECK int sign_load(const char *path, const char *pass,
 void sign_free(struct signer *s);	/* NULL-safe */
 /* SHA-256 of the certificate's DER encoding (the JWT "x5t#S256"). */
 void sign_cert_sha256(const struct signer *s, uint8_t md[static 32]);
+/* The certificate's notAfter as a Unix time (0 if unreadable). */
+int64_t sign_cert_not_after(const struct signer *s);
 /* RSASSA-PSS with SHA-256, MGF1-SHA-256, salt = 32: *sig_len bytes into
  * sig (cap >= 512). Errors: -EIO. */
 CMK_MUST_CHECK int sign_ps256(struct signer *s, const void *msg, size_t len,

@@ -80,6 +80,11 @@ enum auth_kind azauth_kind(const struct azauth *a)
 	return a->kind;
 }
 
+int64_t azauth_cert_not_after(const struct azauth *a)
+{
+	return a->signer != NULL ? sign_cert_not_after(a->signer) : 0;
+}
+
 static const char *env(const char *name)
 {
 	const char *v = getenv(name);

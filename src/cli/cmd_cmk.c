@@ -59,12 +59,15 @@ static void usage(FILE *f)
 		"  https://NAME.vault.azure.net/keys/KEY             (follows KEY)\n"
 		"  https://NAME.vault.azure.net/keys/KEY/VERSION     (pinned)\n"
 		"  https://NAME.managedhsm.azure.net/keys/KEY[/VERSION]\n"
-		"Before enabling or rotating, the key must be enabled, not expired,\n"
-		"allow wrapKey and unwrapKey, and its vault must have soft delete and\n"
-		"purge protection (recoveryLevel); --force skips these checks.\n"
+		"Before enabling or rotating, the key must be enabled, not expire\n"
+		"within the expiry margin, allow wrapKey and unwrapKey, and its vault\n"
+		"must have soft delete and purge protection (recoveryLevel); --force\n"
+		"skips these checks.\n"
 		"\n"
 		"  --key KEY_URI        the new customer-managed key (enable, rotate)\n"
 		"  --force              use the key even if it fails the checks\n"
+		"  --expiry-margin DAYS refuse a key that expires within DAYS\n"
+		"                       (default 7; 0: only an expired one)\n"
 		"  --json               enable: progress and result as JSON lines\n"
 		KEYOPTS_HELP_SERVICE_KEY
 		KEYOPTS_HELP_CA_FILE
@@ -141,7 +144,7 @@ static int enable(const char *cdir, const struct cmk_opts *o, bool json)
 {
 	char found[PATH_MAX], mnt[PATH_MAX], old[VOLUME_KEYID_MAX + 1];
 	struct keyprov *p = NULL;
-	const char *why;
+	char why[700];
 	struct volume v;
 	bool live;
 	int fd, rc, ex;
@@ -183,7 +186,7 @@ static int enable(const char *cdir, const struct cmk_opts *o, bool json)
 	if (rc < 0)
 		return cli_fail("cmk", "%s: %s: %s", o->key_uri,
 				volio_strerror(rc), kv_last_error());
-	if (cmk_check_key(p, &why) < 0) {
+	if (cmk_preflight(p, o->expiry_margin_days, why, sizeof(why)) < 0) {
 		if (!o->force) {
 			audit_event("cmk_enable", o->key_uri, "refused", why);
 			keyprov_close(p);
@@ -212,6 +215,7 @@ int cmd_cmk(int argc, char **argv)
 	static const struct option lopts[] = {
 		{ "key", required_argument, NULL, 'K' },
 		{ "force", no_argument, NULL, 'F' },
+		{ "expiry-margin", required_argument, NULL, 'E' },
 		{ "json", no_argument, NULL, 'j' },
 		KEYOPTS_OPT_SERVICE_KEY,
 		KEYOPTS_OPT_CA_FILE,
@@ -222,6 +226,7 @@ int cmd_cmk(int argc, char **argv)
 	struct cmk_opts o = {
 		.warn = warn_forced,
 		.committed = committed,
+		.expiry_margin_days = CMK_EXPIRY_MARGIN_DEFAULT,
 	};
 	struct cmk_result r;
 	struct keyopts ko;
@@ -255,6 +260,11 @@ int cmd_cmk(int argc, char **argv)
 			break;
 		case 'F':
 			o.force = true;
+			break;
+		case 'E':
+			if (!keyopts_margin(optarg, &o.expiry_margin_days))
+				return cli_usage_error("cmk", "--expiry-margin "
+						       "takes days (0..365)");
 			break;
 		case 'j':
 			json = true;

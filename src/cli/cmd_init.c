@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "keyopts.h"
 #include "cmkfs/audit.h"
+#include "cmkfs/cmk.h"
 #include "cmkfs/create.h"
 #include "cmkfs/http.h"
 #include "cmkfs/kv.h"
@@ -37,6 +38,8 @@ static void usage(FILE *f)
 		"                       version, with one it stays pinned to it;\n"
 		"                       checked as 'cmkfs cmk enable' does\n"
 		"  --force              skip the --cmk key checks\n"
+		"  --expiry-margin DAYS refuse a --cmk key that expires within DAYS\n"
+		"                       (default 7; 0: only an expired one)\n"
 		KEYOPTS_HELP_CA_FILE
 		"  --audit-log FILE     audit log (default $CMKFS_AUDIT_LOG)\n"
 		"  -h, --help           this text\n");
@@ -55,6 +58,7 @@ int cmd_init(int argc, char **argv)
 		{ "block-size", required_argument, NULL, 'b' },
 		{ "cmk", required_argument, NULL, 'C' },
 		{ "force", no_argument, NULL, 'F' },
+		{ "expiry-margin", required_argument, NULL, 'E' },
 		KEYOPTS_OPT_CA_FILE,
 		KEYOPTS_OPT_AUDIT_LOG,
 		{ "help", no_argument, NULL, 'h' },
@@ -63,6 +67,7 @@ int cmd_init(int argc, char **argv)
 	struct create_opts o = {
 		.block_size = BLOCK_SIZE_DEFAULT,
 		.warn = warn_forced,
+		.expiry_margin_days = CMK_EXPIRY_MARGIN_DEFAULT,
 	};
 	struct create_result r;
 	struct keyopts ko;
@@ -91,6 +96,11 @@ int cmd_init(int argc, char **argv)
 			break;
 		case 'F':
 			o.force = true;
+			break;
+		case 'E':
+			if (!keyopts_margin(optarg, &o.expiry_margin_days))
+				return cli_usage_error("init", "--expiry-margin "
+						       "takes days (0..365)");
 			break;
 		case 'h':
 			usage(stdout);

@@ -43,6 +43,12 @@ static void usage(FILE *f)
 		"                       default 5)\n"
 		"  --grace SECONDS      how long to serve on through transient Key\n"
 		"                       Vault faults before locking (default 3600)\n"
+		"  --expiry-margin DAYS refuse to mount if the customer-managed key\n"
+		"                       expires within DAYS (default 0: only an\n"
+		"                       expired key is refused, as a key check\n"
+		"                       would lock on it); warnings come 30, 7 and\n"
+		"                       1 days ahead in the log, the audit log and\n"
+		"                       'cmkfs status' (fstab: expiry_margin=DAYS)\n"
 		KEYOPTS_HELP_CA_FILE
 		KEYOPTS_HELP_AUDIT_LOG
 		"  --no-xattr           no extended attributes (ENOTSUP): the kernel\n"
@@ -172,6 +178,7 @@ int cmd_mount(int argc, char **argv)
 		{ "key-check-interval", required_argument, NULL, 'i' },
 		{ "grace", required_argument, NULL, 'g' },
 		{ "confirm-delay", required_argument, NULL, 'C' },
+		{ "expiry-margin", required_argument, NULL, 'E' },
 		KEYOPTS_OPT_CA_FILE,
 		KEYOPTS_OPT_AUDIT_LOG,
 		{ "no-xattr", no_argument, NULL, 'x' },
@@ -246,6 +253,14 @@ int cmd_mount(int argc, char **argv)
 				o.grace_sec = (int)v;
 			break;
 		}
+		case 'E':
+			if (!keyopts_margin(optarg, &o.expiry_margin_days)) {
+				free(opts);
+				return cli_usage_error(
+					"mount", "--expiry-margin takes days "
+						 "(0..365)");
+			}
+			break;
 		case 'x':
 			o.no_xattr = true;
 			break;

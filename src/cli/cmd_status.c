@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "cmkfs/runtime.h"
 #include "cmkfs/ctl.h"
+#include "cmkfs/json.h"
 #include "cmkfs/kv.h"
 #include "cmkfs/volio.h"
 
@@ -29,7 +30,50 @@ static void usage(FILE *f)
 		"\n"
 		"Show the volume id, on-disk format version, block size, cipher\n"
 		"suites, which key protects each layer, and whether (and where) the\n"
-		"volume is mounted. Needs no key. --json prints one JSON object.\n");
+		"volume is mounted. Needs no key. --json prints one JSON object.\n"
+		"A mounted volume also shows when the key in use and the client\n"
+		"certificate expire. Exit status: 0 shown, 1 error, 2 usage, 4\n"
+		"shown, and the mount warns that one of them expires within 30\n"
+		"days.\n");
+}
+
+/* The daemon's expiry members (ctlcmd.c): in text if `print`; true if
+ * either warns. */
+static bool expiry_lines(const char *live, bool print)
+{
+	static const char *const what[2] = { "key", "credential" };
+	bool warn = false;
+	struct json *j = NULL;
+
+	if (json_parse(live, strlen(live), &j) < 0)
+		return false;
+	for (int i = 0; i < 2; i++) {
+		char name[64], when[32];
+		int64_t exp = 0, days = 0, level = 0;
+		time_t t;
+		struct tm tm;
+
+		snprintf(name, sizeof(name), "%s_expiry_warning", what[i]);
+		if (json_int(j, name, &level) == 0 && level > 0)
+			warn = true;
+		snprintf(name, sizeof(name), "%s_expires", what[i]);
+		if (!print || json_int(j, name, &exp) < 0)
+			continue;
+		snprintf(name, sizeof(name), "%s_days_left", what[i]);
+		if (json_int(j, name, &days) < 0)
+			continue;
+		t = (time_t)exp;
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		printf("%-17s%s (%lld days left%s%s)\n",
+		       i == 0 ? "key expires:" : "cert expires:", when,
+		       (long long)days, level > 0 ? ": WARNING, " : "",
+		       level == 30 ? "30-day threshold" :
+		       level == 7  ? "7-day threshold" :
+		       level == 1  ? "1-day threshold" : "");
+	}
+	json_free(j);
+	return warn;
 }
 
 int cmd_status(int argc, char **argv)
@@ -139,7 +183,9 @@ int cmd_status(int argc, char **argv)
 			printf(",\"daemon\":%s", live);
 		}
 		printf("}\n");
-		return CMK_EXIT_OK;
+		return mounted && expiry_lines(live, false) ?
+			       CMK_EXIT_EXPIRY_WARNING :
+			       CMK_EXIT_OK;
 	}
 	printf("cipherdir:       %s\n", cdir);
 	printf("volume id:       %s\n", id);
@@ -175,6 +221,8 @@ int cmd_status(int argc, char **argv)
 	if (mounted) {
 		printf("mounted:         yes, on %s (pid %ld)\n", mnt, (long)pid);
 		printf("daemon:          %s\n", live);
+		if (expiry_lines(live, true))
+			return CMK_EXIT_EXPIRY_WARNING;
 	} else {
 		printf("mounted:         no\n");
 	}

@@ -2,6 +2,8 @@
  * (src/cli/keyopts.h). */
 #include "config.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -49,6 +51,19 @@ void keyopts_apply(const struct keyopts *ko)
 const char *keyopts_audit_log(const struct keyopts *ko)
 {
 	return ko->audit_log != NULL ? ko->audit_log : audit_default_path();
+}
+
+bool keyopts_margin(const char *arg, int *days)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno || *end || end == arg || v < 0 || v > 365)
+		return false;
+	*days = (int)v;
+	return true;
 }
 
 bool keyopts_fstab(const char *o, const char **flag, const char **value)

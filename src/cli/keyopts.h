@@ -53,6 +53,8 @@ bool keyopts_parse(int c, const char *arg, struct keyopts *ko);
 void keyopts_apply(const struct keyopts *ko);
 /* The audit log this run reads or writes: --audit-log, else the default. */
 const char *keyopts_audit_log(const struct keyopts *ko);
+/* --expiry-margin DAYS (0..365) into *days; false if malformed. */
+bool keyopts_margin(const char *arg, int *days);
 /* mount.cmkfs: if the -o entry `o` is service_key=, ca_file= or
  * audit_log=, the `cmkfs mount` flag it stands for and its value (a
  * pointer into o). Returns false for any other entry. */

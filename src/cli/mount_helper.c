@@ -2,7 +2,8 @@
  * mount(8) runs for `mount -t fuse.cmkfs CIPHERDIR MOUNTPOINT -o OPTS` and
  * for fstab lines (mount(8) "External helpers": spec dir [-sfnv] [-o opts]).
  * cmkfs's own options travel inside -o (service_key=FILE,
- * key_check_interval=N, grace=N, confirm_delay=N, ca_file=FILE,
+ * key_check_interval=N, grace=N, confirm_delay=N, expiry_margin=DAYS,
+ * ca_file=FILE,
  * audit_log=FILE); fstab-only
  * options are dropped; everything else goes to FUSE. Then it runs
  * `cmkfs mount`, which returns once the mount serves. */
@@ -42,6 +43,7 @@ int mount_helper_main(int argc, char **argv)
 		{ "key_check_interval=", "--key-check-interval" },
 		{ "grace=", "--grace" },
 		{ "confirm_delay=", "--confirm-delay" },
+		{ "expiry_margin=", "--expiry-margin" },
 	};
 	char *args[64], fuse_opts[4096] = "", *opts = NULL, *copy = NULL;
 	const char *spec = NULL, *dir = NULL;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -24,7 +25,20 @@
 struct signer {
 	EVP_PKEY *key;
 	uint8_t cert_sha256[32];
+	int64_t not_after;	/* Unix time, 0 if unreadable */
 };
+
+/* X509 notAfter (ASN1_TIME, UTC) to a Unix time, 0 if unreadable. */
+static int64_t not_after_of(const X509 *cert)
+{
+	const ASN1_TIME *t = X509_get0_notAfter(cert);
+	struct tm tm;
+
+	memset(&tm, 0, sizeof(tm));
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		return 0;
+	return (int64_t)timegm(&tm);
+}
 
 #define CERT_FILE_MAX (1024 * 1024)
 
@@ -154,6 +168,7 @@ int sign_load(const char *path, const char *pass, struct signer **out)
 	if (X509_digest(cert, EVP_sha256(), s->cert_sha256, &n) != 1 ||
 	    n != 32)
 		goto out;
+	s->not_after = not_after_of(cert);
 	s->key = key;
 	key = NULL;			/* transferred */
 	*out = s;
@@ -176,6 +191,11 @@ void sign_free(struct signer *s)
 		return;
 	EVP_PKEY_free(s->key);
 	free(s);
+}
+
+int64_t sign_cert_not_after(const struct signer *s)
+{
+	return s->not_after;
 }
 
 void sign_cert_sha256(const struct signer *s, uint8_t md[static 32])

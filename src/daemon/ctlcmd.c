@@ -383,6 +383,41 @@ static const struct {
 	{ "sweep", cmd_sweep },	  { "rekey", cmd_rekey },
 };
 
+/* One expiry's members: Unix time and whole days left (null without one)
+ * and the warning level (30, 7, 1 days; 0 none), doc/KEYS.md "Expiry". */
+static size_t expiry_member(char *out, size_t cap, const char *name,
+			    int64_t exp, int warn, time_t now)
+{
+	int n;
+
+	if (exp == 0)
+		n = snprintf(out, cap, ",\"%s_expires\":null,\"%s_days_left\":"
+			     "null,\"%s_expiry_warning\":0", name, name, name);
+	else
+		n = snprintf(out, cap, ",\"%s_expires\":%lld,\"%s_days_left\":"
+			     "%ld,\"%s_expiry_warning\":%d", name,
+			     (long long)exp, name, monitor_days_left(exp, now),
+			     name, warn);
+	return n < 0 ? 0 : (size_t)n;
+}
+
+/* The expiry members, inserted before the reply's closing brace. */
+static void expiry_fields(const struct monitor_status *st, char *reply,
+			  size_t cap)
+{
+	char more[320];
+	size_t used = strlen(reply), n;
+	time_t now = time(NULL);
+
+	n = expiry_member(more, sizeof(more), "key", st->key_exp,
+			  st->key_warn, now);
+	n += expiry_member(more + n, sizeof(more) - n, "credential",
+			   st->cred_exp, st->cred_warn, now);
+	if (used == 0 || reply[used - 1] != '}' || used + n + 1 >= cap)
+		return;
+	snprintf(reply + used - 1, cap - used + 1, "%s}", more);
+}
+
 static void status_reply(struct ctlcmd *c, struct monitor_status *st,
 			 char *reply, size_t cap)
 {
@@ -417,6 +452,7 @@ static void status_reply(struct ctlcmd *c, struct monitor_status *st,
 		 c->fs != NULL ? inode_handle_count(c->fs) : (size_t)0,
 		 st->lock_cause, st->follow ? "true" : "false", st->rotations,
 		 (long long)st->last_rotation);
+	expiry_fields(st, reply, cap);
 }
 
 void ctlcmd_handle(const char *cmd, char *reply, size_t cap, int fd,

@@ -54,6 +54,7 @@ struct session {
 	struct monitor *mon;
 	struct ctl *ctl;
 	struct ctlcmd cmd;		/* the control socket's context */
+	struct monitor_expiry expiry;	/* the mount's judgement found */
 };
 
 /* Every inode the kernel remembers holds an O_PATH descriptor (as in
@@ -95,9 +96,47 @@ static int prepare_process(const struct mount_opts *o)
 	return 0;
 }
 
-/* Both layers' KEKs into a new keyring, audited either way. */
-static int unlock_volume(const struct mount_opts *o, struct keyring **kr)
+/* What volio_unlock does, with the monitor's judgement of the keys
+ * (monitor_judge) before the unwrap: a key a check would lock on (an
+ * expired one: Key Vault still unwraps it) is refused here too, with the
+ * same cause; and the pre-flight expiry margin, if one is asked for. */
+static int judge_and_unlock(const struct mount_opts *o, int dirfd,
+			    struct keyring **kr, struct monitor_expiry *ex,
+			    bool *refused)
 {
+	struct keyprov *prov[2] = { NULL, NULL };
+	char why[600], id[VOLUME_ID_HEX_LEN];
+	struct volume v;
+	int rc;
+
+	rc = volio_read(dirfd, &v);
+	if (rc == 0) {
+		volume_id_hex(&v, id);
+		audit_set_volume(id);
+		rc = volio_providers(&v, o->service_key, prov);
+	}
+	if (rc == 0)
+		rc = monitor_judge(prov, ex);
+	if (rc == 0 && o->expiry_margin_days > 0 &&
+	    monitor_margin_check(ex, o->expiry_margin_days, time(NULL), why,
+				 sizeof(why)) < 0) {
+		log_err("%s: refused: %s", o->cipherdir, why);
+		audit_event("mount", ex->key_id, "refused", why);
+		*refused = true;
+		rc = -EPERM;
+	}
+	if (rc == 0)
+		rc = keyring_open(&v, prov, kr);
+	keyprov_close(prov[0]);
+	keyprov_close(prov[1]);
+	return rc;
+}
+
+/* Both layers' KEKs into a new keyring, audited either way. */
+static int unlock_volume(const struct mount_opts *o, struct keyring **kr,
+			 struct monitor_expiry *ex)
+{
+	bool refused = false;
 	const struct volume *v;
 	char id[VOLUME_ID_HEX_LEN];
 	int dirfd, rc;
@@ -109,7 +148,11 @@ static int unlock_volume(const struct mount_opts *o, struct keyring **kr)
 	}
 	backing_probe_order(dirfd);
 	keyprov_clear_error();
-	rc = volio_unlock(dirfd, o->service_key, kr);
+	rc = judge_and_unlock(o, dirfd, kr, ex, &refused);
+	if (refused) {
+		close(dirfd);	/* refused by the margin: audited */
+		return rc;
+	}
 	if (rc < 0) {
 		struct keyprov_why w;
 		struct audit_why aw;
@@ -304,6 +347,7 @@ static int start_services(struct session *s)
 		.strerror = volio_strerror,
 		.on_lock = on_lock,
 		.ud = s->fs,
+		.mounted = s->expiry,
 		.follow = follow_key,
 		.follow_ud = s,
 	};
@@ -434,7 +478,7 @@ static int serve(const struct mount_opts *o, int ready_fd)
 	};
 	int ex;
 
-	if (prepare_process(o) < 0 || unlock_volume(o, &s.kr) < 0)
+	if (prepare_process(o) < 0 || unlock_volume(o, &s.kr, &s.expiry) < 0)
 		return CMK_EXIT_RUNTIME;
 	ctlcmd_init(&s.cmd);
 	ex = open_volume(&s);

@@ -101,6 +101,19 @@ static int usable(const struct kv_key *k)
 	return kv_judge_key(k, time(NULL));
 }
 
+/* The key's exp as read at open, and the notAfter of the client
+ * certificate the process's credential signs with (0 without one): the
+ * monitor warns ahead of both (doc/KEYS.md "Expiry"). */
+static void akv_expiry(const struct keyprov *kp, int64_t *key_exp,
+		       int64_t *cred_exp)
+{
+	*key_exp = ((const struct kp_akv *)kp->priv)->key.exp;
+	pthread_mutex_lock(&client_mtx);
+	*cred_exp = client_auth != NULL ? azauth_cert_not_after(client_auth) :
+					  0;
+	pthread_mutex_unlock(&client_mtx);
+}
+
 static void akv_last_why(struct keyprov_why *w)
 {
 	const struct azerr *e = azerr_last();
@@ -374,6 +387,7 @@ const struct keyprov_ops kp_akv_ops = {
 	.check = akv_check,
 	.newer = akv_newer,
 	.close = akv_close,
+	.expiry = akv_expiry,
 };
 
 /* A provider for the version at u whose attributes k were read already. */

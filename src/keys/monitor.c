@@ -23,6 +23,8 @@ struct monitor {
 	pthread_cond_t cond;
 	bool stop, kick;		/* protected by mtx */
 	struct monitor_status st;	/* protected by mtx */
+	/* only the check thread (monitor_start before it) */
+	struct monitor_warned key_warned, cred_warned;
 	/* a version the pre-flight checks refused: not tried again (the
 	 * monitor thread's own) */
 	char refused[VOLUME_KEYID_MAX + 1];
@@ -44,6 +46,148 @@ int monitor_is_denial(int rc)
 	}
 }
 
+int monitor_expiry_level(int64_t exp, time_t now)
+{
+	static const int days[] = { MONITOR_WARN_DAYS_3, MONITOR_WARN_DAYS_2,
+				    MONITOR_WARN_DAYS_1 };
+
+	if (exp == 0)
+		return 0;
+	if (exp <= (int64_t)now)
+		return -1;
+	for (size_t i = 0; i < sizeof(days) / sizeof(days[0]); i++) {
+		if (exp - (int64_t)now <= (int64_t)days[i] * 86400)
+			return days[i];
+	}
+	return 0;
+}
+
+int monitor_expiry_step(struct monitor_warned *w, int64_t exp, time_t now)
+{
+	int level = monitor_expiry_level(exp, now);
+
+	if (exp != w->exp) {
+		/* rotated or extended: its thresholds are new ones */
+		w->exp = exp;
+		w->level = 0;
+	}
+	if (level == 0)
+		w->level = 0;
+	/* past: the check itself fails, the lock says it */
+	if (level <= 0 || (w->level != 0 && level >= w->level))
+		return 0;
+	w->level = level;
+	return level;
+}
+
+long monitor_days_left(int64_t exp, time_t now)
+{
+	int64_t d = exp - (int64_t)now;
+
+	return (long)(d >= 0 ? d / 86400 : -((-d + 86399) / 86400));
+}
+
+int monitor_judge(struct keyprov *prov[2], struct monitor_expiry *ex)
+{
+	struct monitor_expiry e;
+	int rc = 0;
+
+	memset(&e, 0, sizeof(e));
+	for (int i = 0; i < 2 && rc == 0; i++) {
+		int64_t k = 0, c = 0;
+
+		if (prov[i]->ops->check != NULL)
+			rc = prov[i]->ops->check(prov[i]);
+		if (rc < 0 || prov[i]->ops->expiry == NULL)
+			continue;
+		prov[i]->ops->expiry(prov[i], &k, &c);
+		if (k != 0 && (e.key_exp == 0 || k < e.key_exp)) {
+			e.key_exp = k;
+			snprintf(e.key_id, sizeof(e.key_id), "%s",
+				 prov[i]->key_id);
+		}
+		if (c != 0 && (e.cred_exp == 0 || c < e.cred_exp))
+			e.cred_exp = c;
+	}
+	if (rc == 0 && ex != NULL)
+		*ex = e;
+	return rc;
+}
+
+static void utc_time(int64_t exp, char *out, size_t cap)
+{
+	time_t t = (time_t)exp;
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int monitor_margin_check(const struct monitor_expiry *e, int margin_days,
+			 time_t now, char *why, size_t cap)
+{
+	char when[32];
+
+	if (e->key_exp == 0 ||
+	    e->key_exp - (int64_t)now > (int64_t)margin_days * 86400)
+		return 0;
+	utc_time(e->key_exp, when, sizeof(when));
+	snprintf(why, cap,
+		 "the key expires %s (%ld days from now), within the %d-day "
+		 "expiry margin: rotate to a key or version that expires "
+		 "later ('cmkfs cmk rotate'), or extend its expiry ('az "
+		 "keyvault key set-attributes --id %s --expires "
+		 "YYYY-MM-DDTHH:MM:SSZ', or in the portal: the key version's "
+		 "\"Set expiration date\"); --expiry-margin 0 accepts it",
+		 when, monitor_days_left(e->key_exp, now), margin_days,
+		 e->key_id);
+	return -EPERM;
+}
+
+/* One warning: log and audit, with the days left and what to do. */
+static void warn_expiry(const char *event, const char *what,
+			const char *key, int64_t exp, int level, time_t now)
+{
+	char when[32], detail[200], code[40];
+	struct audit_why aw = { .cause = "expiry", .code = code };
+	long days = monitor_days_left(exp, now);
+
+	utc_time(exp, when, sizeof(when));
+	snprintf(code, sizeof(code), "exp=%lld", (long long)exp);
+	snprintf(detail, sizeof(detail),
+		 "%ld days left: expires %s (%d-day warning)", days, when,
+		 level);
+	log_warn("%s%s%s expires %s, %ld days left: %s (doc/KEYS.md "
+		 "\"Expiry\")", what, key != NULL ? " " : "",
+		 key != NULL ? key : "", when, days,
+		 key != NULL ? "rotate the key or extend its expiry" :
+			       "renew the certificate");
+	audit_event_why(event, key, "warning", detail, &aw);
+}
+
+/* What a judgement that succeeded found: status fields, and a warning
+ * for each threshold crossed since the last (once per crossing). */
+static void note_expiry(struct monitor *m, const struct monitor_expiry *e,
+			time_t now)
+{
+	int kl = monitor_expiry_step(&m->key_warned, e->key_exp, now);
+	int cl = monitor_expiry_step(&m->cred_warned, e->cred_exp, now);
+
+	pthread_mutex_lock(&m->mtx);
+	m->st.key_exp = e->key_exp;
+	m->st.cred_exp = e->cred_exp;
+	m->st.key_warn = m->key_warned.level;
+	m->st.cred_warn = m->cred_warned.level;
+	pthread_mutex_unlock(&m->mtx);
+	if (kl > 0)
+		warn_expiry("key_expiry_warning", "key", e->key_id,
+			    e->key_exp, kl, now);
+	if (cl > 0)
+		warn_expiry("credential_expiry_warning",
+			    "client certificate (AZURE_CLIENT_CERTIFICATE_PATH)",
+			    NULL, e->cred_exp, cl, now);
+}
+
 /* Key-state and network errors are best told by the provider's own last
  * failure (Key Vault's code and message); the rest by the creator's words. */
 static const char *why(const struct monitor *m, int rc)
@@ -57,7 +201,8 @@ static const char *why(const struct monitor *m, int rc)
 
 /* One check: providers for the current config, attributes, unwrap proof.
  * It starts with no provider result, so what it reports is its own. */
-static int check_once(struct monitor *m, struct keyprov *prov[2])
+static int check_once(struct monitor *m, struct keyprov *prov[2],
+		      struct monitor_expiry *ex)
 {
 	struct volume v;
 	int rc;
@@ -65,12 +210,10 @@ static int check_once(struct monitor *m, struct keyprov *prov[2])
 	keyprov_clear_error();
 	keyring_volume_copy(m->kr, &v);
 	rc = m->cfg.open_providers(&v, m->service_key, prov);
-	for (int i = 0; i < 2 && rc == 0; i++) {
-		if (prov[i]->ops->check != NULL)
-			rc = prov[i]->ops->check(prov[i]);
-		if (rc == 0)
-			rc = keyring_verify_layer(m->kr, prov[i], i);
-	}
+	if (rc == 0)
+		rc = monitor_judge(prov, ex);	/* the mount's rule too */
+	for (int i = 0; i < 2 && rc == 0; i++)
+		rc = keyring_verify_layer(m->kr, prov[i], i);
 	return rc;
 }
 
@@ -152,6 +295,7 @@ static void run_check_pass(struct monitor *m, bool confirming)
 {
 	struct keyprov *prov[2] = { NULL, NULL };
 	time_t now = time(NULL);
+	struct monitor_expiry ex;
 	char key_id[sizeof(m->st.key_id)];
 	char reason[256], cause[16];
 	struct keyprov_why w;
@@ -167,7 +311,7 @@ static void run_check_pass(struct monitor *m, bool confirming)
 	 * generation moves on from gen0 by a lock or by our own unlock. */
 	uint64_t gen0 = keyring_generation(m->kr);
 
-	rc = check_once(m, prov);
+	rc = check_once(m, prov, &ex);
 	snprintf(reason, sizeof(reason), "%s", rc == 0 ? "ok" : why(m, rc));
 	why_parts(&w, &aw, rc, NULL);
 	pthread_mutex_lock(&m->mtx);
@@ -197,6 +341,8 @@ static void run_check_pass(struct monitor *m, bool confirming)
 			monitor_is_denial(rc) ? "denied" :
 						"transient",
 			detail[0] ? detail : NULL, &aw);
+	if (rc == 0)
+		note_expiry(m, &ex, now);
 	if (rc == 0 && locked && !lock_since) {
 		bool resumed = false;
 
@@ -390,6 +536,7 @@ int monitor_start(struct keyring *kr, const struct monitor_cfg *cfg,
 	m->st.last_check_ok = true;	/* the mount just unwrapped */
 	snprintf(m->st.last_result, sizeof(m->st.last_result), "ok (mount)");
 	set_key_id(m);
+	note_expiry(m, &cfg->mounted, time(NULL));
 	if (pthread_create(&m->thread, NULL, loop, m) != 0) {
 		pthread_cond_destroy(&m->cond);
 		pthread_mutex_destroy(&m->mtx);

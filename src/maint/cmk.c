@@ -13,6 +13,7 @@
 #include "cmkfs/cmk.h"
 #include "cmkfs/engine.h"
 #include "cmkfs/kv.h"
+#include "cmkfs/monitor.h"
 #include "cmkfs/secmem.h"
 #include "cmkfs/volio.h"
 
@@ -40,6 +41,22 @@ int cmk_check_key(const struct keyprov *p, const char **why)
 	return -EPERM;
 }
 
+int cmk_preflight(const struct keyprov *p, int margin_days, char *why,
+		  size_t cap)
+{
+	struct monitor_expiry e;
+	const char *w;
+
+	if (cmk_check_key(p, &w) < 0) {
+		snprintf(why, cap, "%s", w);
+		return -EPERM;
+	}
+	memset(&e, 0, sizeof(e));
+	e.key_exp = kp_akv_key(p)->exp;
+	snprintf(e.key_id, sizeof(e.key_id), "%s", p->key_id);
+	return monitor_margin_check(&e, margin_days, time(NULL), why, cap);
+}
+
 static const char *event_of(enum cmk_action a)
 {
 	switch (a) {
@@ -60,7 +77,7 @@ static int open_new_key(const struct volume *v, const struct cmk_opts *o,
 			struct cmk_result *r, struct keyprov **newp,
 			struct keyprov **owned)
 {
-	const char *why;
+	char why[700];
 	uint8_t *skey = NULL;
 	int rc;
 
@@ -84,7 +101,7 @@ static int open_new_key(const struct volume *v, const struct cmk_opts *o,
 		return ENGINE_FAIL(r, CMK_STAGE_OPEN_KEY, rc, "%s: %s: %s", o->key_uri,
 			    volio_strerror(rc), kv_last_error());
 	*newp = *owned;
-	if (cmk_check_key(*newp, &why) == 0)
+	if (cmk_preflight(*newp, o->expiry_margin_days, why, sizeof(why)) == 0)
 		return 0;
 	if (!o->force) {
 		audit_event(event_of(o->action), o->key_uri, "refused", why);

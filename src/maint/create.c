@@ -65,7 +65,8 @@ static int open_providers(const struct create_opts *o, const uint8_t *skey,
 			  uint8_t *volid, struct keyprov *prov[2],
 			  struct create_result *r)
 {
-	const char *cmk = o->cmk_uri, *why;
+	const char *cmk = o->cmk_uri;
+	char why[700];
 	int rc;
 
 	rc = rand_bytes(volid, VOLUME_ID_LEN);
@@ -83,7 +84,8 @@ static int open_providers(const struct create_opts *o, const uint8_t *skey,
 	if (rc < 0)
 		return ENGINE_FAIL(r, CREATE_STAGE_KEYS, rc, "key setup failed: %s",
 			    strerror(-rc));
-	if (cmk == NULL || o->cmk != NULL || cmk_check_key(prov[1], &why) == 0)
+	if (cmk == NULL || o->cmk != NULL ||
+	    cmk_preflight(prov[1], o->expiry_margin_days, why, sizeof(why)) == 0)
 		return 0;
 	if (!o->force)
 		return ENGINE_FAIL(r, CREATE_STAGE_REFUSED, -EPERM,

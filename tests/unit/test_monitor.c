@@ -33,6 +33,7 @@ static int check_rc;	/* what the fake providers' check and unwrap say */
 static int open_rc;	/* what opening the providers says */
 static int deny_left;	/* checks still to deny (then check_rc again) */
 static int locks;	/* on_lock calls */
+static int64_t key_exp, cred_exp;	/* what the fake providers' expiry says */
 
 static int get(int *p)
 {
@@ -46,6 +47,7 @@ static void set(int *p, int v)
 
 struct fake {
 	struct keyprov *inner;	/* a local provider doing the real work */
+	int layer;
 };
 
 static struct keyprov *inner(struct keyprov *kp)
@@ -83,6 +85,15 @@ static int fake_check(struct keyprov *kp)
 	return get(&check_rc);
 }
 
+static void fake_expiry(const struct keyprov *kp, int64_t *k, int64_t *c)
+{
+	/* layer C's key expires; layer S's never does */
+	*k = ((const struct fake *)kp->priv)->layer == 1 ?
+		     __atomic_load_n(&key_exp, __ATOMIC_SEQ_CST) :
+		     0;
+	*c = __atomic_load_n(&cred_exp, __ATOMIC_SEQ_CST);
+}
+
 static void fake_close(struct keyprov *kp)
 {
 	keyprov_close(inner(kp));
@@ -97,6 +108,7 @@ static const struct keyprov_ops fake_ops = {
 	.unwrap = fake_unwrap,
 	.check = fake_check,
 	.close = fake_close,
+	.expiry = fake_expiry,
 };
 
 static int fake_open(const uint8_t *volume_id, int layer, struct keyprov **out)
@@ -112,6 +124,7 @@ static int fake_open(const uint8_t *volume_id, int layer, struct keyprov **out)
 		goto fail;
 	kp->ops = &fake_ops;
 	kp->priv = f;
+	f->layer = layer;
 	memcpy(kp->key_id, f->inner->key_id, sizeof(kp->key_id));
 	*out = kp;
 	return 0;
@@ -406,6 +419,190 @@ static void jitter(void)
 	}
 }
 
+/* Lines of the file holding needle. */
+static int file_count(const char *path, const char *needle)
+{
+	char line[4096];
+	int n = 0;
+	FILE *f = fopen(path, "r");
+
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		n += strstr(line, needle) != NULL;
+	if (f != NULL)
+		fclose(f);
+	return n;
+}
+
+/* The thresholds: 30, 7 and 1 days before, the smallest that holds; "now"
+ * is passed in, nothing waits. */
+static void expiry_levels(void)
+{
+	const time_t now = 1800000000;
+	const int64_t d = 86400;
+	static const struct {
+		int64_t off;	/* exp - now */
+		int level;
+	} cases[] = {
+		{ 31 * d, 0 },	{ 30 * d + 1, 0 }, { 30 * d, 30 },
+		{ 8 * d, 30 },	{ 7 * d + 1, 30 }, { 7 * d, 7 },
+		{ 2 * d, 7 },	{ d + 1, 7 },	   { d, 1 },
+		{ 1, 1 },	{ 0, -1 },	   { -d, -1 },
+	};
+
+	CHECK(monitor_expiry_level(0, now) == 0, "no exp warns");
+	for (size_t i = 0; i < CMK_ARRAY_LEN(cases); i++)
+		CHECK(monitor_expiry_level(now + cases[i].off, now) ==
+			      cases[i].level,
+		      "exp now%+lld s: level %d, want %d",
+		      (long long)cases[i].off,
+		      monitor_expiry_level(now + cases[i].off, now),
+		      cases[i].level);
+	CHECK(monitor_days_left(now + 5 * d + 3600, now) == 5 &&
+		      monitor_days_left(now + d - 1, now) == 0 &&
+		      monitor_days_left(now - 1, now) == -1,
+	      "days left %ld %ld %ld", monitor_days_left(now + 5 * d + 3600, now),
+	      monitor_days_left(now + d - 1, now),
+	      monitor_days_left(now - 1, now));
+}
+
+/* Once per crossing: each threshold warns once as time passes it, not at
+ * every check; a jump over two thresholds warns once, at the nearer one;
+ * a new exp (extended or rotated) starts over; a past exp never warns
+ * (the check fails and the lock says why). */
+static void expiry_once(void)
+{
+	const time_t t0 = 1800000000;
+	const int64_t d = 86400, exp = t0 + 40 * d;
+	struct monitor_warned w = { 0, 0 };
+
+	CHECK(monitor_expiry_step(&w, exp, t0) == 0, "40 days out warned");
+	CHECK(monitor_expiry_step(&w, exp, t0 + 10 * d) == 30, "no 30-day");
+	CHECK(monitor_expiry_step(&w, exp, t0 + 10 * d + 60) == 0 &&
+		      monitor_expiry_step(&w, exp, t0 + 20 * d) == 0,
+	      "30-day warning repeated");
+	CHECK(w.level == 30, "level %d", w.level);
+	CHECK(monitor_expiry_step(&w, exp, t0 + 33 * d) == 7, "no 7-day");
+	CHECK(monitor_expiry_step(&w, exp, t0 + 34 * d) == 0,
+	      "7-day warning repeated");
+	CHECK(monitor_expiry_step(&w, exp, t0 + 39 * d) == 1, "no 1-day");
+	CHECK(monitor_expiry_step(&w, exp, t0 + 39 * d + 3600) == 0,
+	      "1-day warning repeated");
+	CHECK(monitor_expiry_step(&w, exp, t0 + 41 * d) == 0, "past warned");
+	/* extended by a year: quiet, and its own thresholds later */
+	CHECK(monitor_expiry_step(&w, exp + 365 * d, t0 + 39 * d) == 0 &&
+		      w.level == 0,
+	      "extended key still warns (level %d)", w.level);
+	CHECK(monitor_expiry_step(&w, exp + 365 * d, t0 + 380 * d) == 30,
+	      "extended key: no 30-day warning");
+	/* a fresh state 5 days out: one warning, the 7-day one */
+	memset(&w, 0, sizeof(w));
+	CHECK(monitor_expiry_step(&w, exp, exp - 5 * d) == 7 &&
+		      monitor_expiry_step(&w, exp, exp - 4 * d) == 0,
+	      "jump to 5 days left");
+}
+
+/* The pre-flight margin: refused within it with when and how to proceed,
+ * accepted outside it or without an exp. */
+static void expiry_margin(void)
+{
+	const time_t now = 1800000000;
+	struct monitor_expiry e;
+	char why[700] = "";
+
+	memset(&e, 0, sizeof(e));
+	snprintf(e.key_id, sizeof(e.key_id), "https://v.example/keys/k/1");
+	CHECK_RC(monitor_margin_check(&e, 7, now, why, sizeof(why)), 0);
+	e.key_exp = now + 8 * 86400;
+	CHECK_RC(monitor_margin_check(&e, 7, now, why, sizeof(why)), 0);
+	e.key_exp = now + 3 * 86400;
+	CHECK_RC(monitor_margin_check(&e, 0, now, why, sizeof(why)), 0);
+	CHECK_RC(monitor_margin_check(&e, 7, now, why, sizeof(why)), -EPERM);
+	CHECK(strstr(why, "2027-01-18T") != NULL &&
+		      strstr(why, "3 days") != NULL &&
+		      strstr(why, "cmkfs cmk rotate") != NULL &&
+		      strstr(why, "az keyvault key set-attributes --id "
+				  "https://v.example/keys/k/1 --expires") != NULL,
+	      "refusal says: %s", why);
+	e.key_exp = now - 1;
+	CHECK_RC(monitor_margin_check(&e, 0, now, why, sizeof(why)), -EPERM);
+}
+
+/* The judgement a mount and every check share: each provider's check,
+ * then the earliest expiry of both; a failed check reports nothing. */
+static void judge(struct keyring *kr, const struct volume *v)
+{
+	struct keyprov *prov[2] = { NULL, NULL };
+	struct monitor_expiry ex;
+
+	(void)kr;
+	set(&check_rc, 0);
+	__atomic_store_n(&key_exp, (int64_t)1800000000, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&cred_exp, (int64_t)1700000000, __ATOMIC_SEQ_CST);
+	CHECK_RC(open_providers(v, "test-key", prov), 0);
+	if (prov[1] == NULL)
+		return;
+	memset(&ex, 0x55, sizeof(ex));
+	CHECK_RC(monitor_judge(prov, &ex), 0);
+	CHECK(ex.key_exp == 1800000000 && ex.cred_exp == 1700000000 &&
+		      strcmp(ex.key_id, prov[1]->key_id) == 0,
+	      "judged expiry %lld %lld %s", (long long)ex.key_exp,
+	      (long long)ex.cred_exp, ex.key_id);
+	set(&check_rc, -EKEYEXPIRED);
+	CHECK_RC(monitor_judge(prov, &ex), -EKEYEXPIRED);
+	set(&check_rc, 0);
+	keyprov_close(prov[0]);
+	keyprov_close(prov[1]);
+	__atomic_store_n(&key_exp, (int64_t)0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&cred_exp, (int64_t)0, __ATOMIC_SEQ_CST);
+}
+
+/* A running monitor: the mount's judgement warns at start, checks after it
+ * do not repeat the warning, the status carries exp and level; a key
+ * extended past 30 days clears the level. */
+static void warnings(struct keyring *kr, const char *audit_log)
+{
+	time_t now = time(NULL);
+	struct monitor_cfg cfg = {
+		.interval_sec = 1,
+		.grace_sec = 3600,
+		.service_key = "test-key",
+		.open_providers = open_providers,
+		.on_lock = on_lock,
+		.ud = &locks,
+	};
+	struct monitor *m = NULL;
+	struct monitor_status st;
+
+	set(&check_rc, 0);
+	/* 5 days and an hour: the 7-day level for the whole test */
+	__atomic_store_n(&key_exp, (int64_t)now + 5 * 86400 + 3600,
+			 __ATOMIC_SEQ_CST);
+	cfg.mounted.key_exp = now + 5 * 86400 + 3600;
+	snprintf(cfg.mounted.key_id, sizeof(cfg.mounted.key_id), "akv-test");
+	CHECK_RC(monitor_start(kr, &cfg, &m), 0);
+	if (m == NULL)
+		return;
+	monitor_get_status(m, &st);
+	CHECK(st.key_warn == 7 && st.key_exp == cfg.mounted.key_exp,
+	      "status at mount: level %d exp %lld", st.key_warn,
+	      (long long)st.key_exp);
+	CHECK(file_count(audit_log, "\"key_expiry_warning\"") == 1 &&
+		      tvol_file_has(audit_log, "5 days left"),
+	      "no warning at mount");
+	CHECK(wait_for(m, false, st.checks + 2, &st), "no checks");
+	CHECK(file_count(audit_log, "\"key_expiry_warning\"") == 1,
+	      "warning repeated at every check (%d)",
+	      file_count(audit_log, "\"key_expiry_warning\""));
+	CHECK(st.key_warn == 7, "status after checks: level %d", st.key_warn);
+	__atomic_store_n(&key_exp, (int64_t)now + 90 * 86400,
+			 __ATOMIC_SEQ_CST);
+	CHECK(wait_for(m, false, st.checks + 1, &st), "no check");
+	CHECK(st.key_warn == 0 && st.key_exp == now + 90 * 86400,
+	      "extended key: level %d", st.key_warn);
+	monitor_stop(m);
+	__atomic_store_n(&key_exp, (int64_t)0, __ATOMIC_SEQ_CST);
+}
+
 int main(void)
 {
 	struct monitor_cfg none = { .service_key = "test-key" };
@@ -423,6 +620,9 @@ int main(void)
 	snprintf(log, sizeof(log), "%s/audit.log", dir);
 	audit_open(log);
 	jitter();
+	expiry_levels();
+	expiry_once();
+	expiry_margin();
 	base = secmem_in_use();
 	t_fill(skey, sizeof(skey), 30);
 	kr = make_volume(&v);
@@ -431,6 +631,8 @@ int main(void)
 		lock_and_resume(kr, &v, log);
 		grace_over(kr);
 		confirmed(kr, log);
+		judge(kr, &v);
+		warnings(kr, log);
 	}
 	keyring_free(kr);
 	CHECK(secmem_in_use() == base, "secmem in use %zu, was %zu",
