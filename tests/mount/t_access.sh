@@ -374,7 +374,10 @@ out=$(leaks /proc/[0-9]*/cmdline)
 [ -z "$out" ] || t_fail "secret on a command line: $out"
 out=$(leaks "/proc/$dpid/environ")
 [ -z "$out" ] || t_fail "secret in the daemon's /proc/$dpid/environ: $out"
-tr '\0' '\n' <"/proc/$dpid/environ" | grep -qx "AZURE_CLIENT_ID=app" ||
+# grep reads the block itself: "tr | grep -q" fails under pipefail when
+# grep quits at the match before tr's last write (tr dies of SIGPIPE), as
+# an environment larger than tr's 4 KiB output buffer allows
+grep -qzxF "AZURE_CLIENT_ID=app" "/proc/$dpid/environ" ||
 	{ environ_why "$dpid"; t_fail "the daemon's environ was not read (control): $why"; }
 
 # failing commands: wrong service key, a wrong client secret, bad and
