@@ -324,6 +324,22 @@ for arg in sys.argv[2:]:
                     print("%s (%s) in %s" % (label, form, f))
 PY
 leaks() { python3 "$T/leak.py" "$T/needles" "$@"; }
+# environ_why PID: sets why to why PID's environ lacks a variable: the
+# daemon gone (its exit status, reaped here, and log tail) or the names
+# (never the values) its environ holds
+environ_why() {
+	local st rc=0
+	st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || st=gone
+	if [ "$st" = Z ] || [ "$st" = gone ]; then
+		wait "$1" 2>/dev/null || rc=$?
+		why=$(printf 'daemon %s exited (state %s, status %s); daemon.log ends:\n%s' \
+			"$1" "$st" "$rc" "$(tail -n 15 "$T/daemon.log")")
+	else
+		why=$(printf 'daemon %s runs (state %s); its environ (%s bytes) names: %s' \
+			"$1" "$st" "$(wc -c <"/proc/$1/environ")" \
+			"$(tr '\0' '\n' <"/proc/$1/environ" | cut -d= -f1 | tr '\n' ' ')")
+	fi
+}
 
 # positive controls: every secret in every form in a file, the service
 # key in a process's argv, the client secret in a process's environment
@@ -358,8 +374,11 @@ out=$(leaks /proc/[0-9]*/cmdline)
 [ -z "$out" ] || t_fail "secret on a command line: $out"
 out=$(leaks "/proc/$dpid/environ")
 [ -z "$out" ] || t_fail "secret in the daemon's /proc/$dpid/environ: $out"
-tr '\0' '\n' <"/proc/$dpid/environ" | grep -qx "AZURE_CLIENT_ID=app" ||
-	t_fail "the daemon's environ was not read (control)"
+# grep reads the block itself: "tr | grep -q" fails under pipefail when
+# grep quits at the match before tr's last write (tr dies of SIGPIPE), as
+# an environment larger than tr's 4 KiB output buffer allows
+grep -qzxF "AZURE_CLIENT_ID=app" "/proc/$dpid/environ" ||
+	{ environ_why "$dpid"; t_fail "the daemon's environ was not read (control): $why"; }
 
 # failing commands: wrong service key, a wrong client secret, bad and
 # unknown key URIs, then the key revoked (the live mount locks)
