@@ -52,11 +52,20 @@ kv set cmk "$v1" --enabled false >/dev/null
 n=$(grep -c '"event":"check".*"result":"ok"' "$CMKFS_AUDIT_LOG")
 more_checks() { [ "$(grep -c '"event":"check".*"result":"ok"' "$CMKFS_AUDIT_LOG")" -ge $((n + 2)) ]; }
 wait_for 30 more_checks || t_fail "no successful checks with the old version disabled"
+# a following volume's check costs what a pinned one's does: the
+# versionless GET is the check's GET, then one unwrap
+kv stats --reset >/dev/null
+n=$(grep -c '"event":"check".*"result":"ok"' "$CMKFS_AUDIT_LOG")
+n5() { [ "$(grep -c '"event":"check".*"result":"ok"' "$CMKFS_AUDIT_LOG")" -ge $((n + 5)) ]; }
+wait_for 30 n5 || t_fail "no checks"
+calls=$(kv stats | kv_json 'd["total"]')
+m=$(($(grep -c '"event":"check".*"result":"ok"' "$CMKFS_AUDIT_LOG") - n))
+[ "$calls" -le $((2 * m + 2)) ] || t_fail "$calls Key Vault requests for $m checks of a following volume (want 2 a check)"
 cmp "$T/a.ref" "$MNT/a" || t_fail "data after the rotation"
 t_umount
 mnt || t_fail "remount"
 cmp "$T/a.ref" "$MNT/a" || t_fail "data after a remount with the old version disabled"
-t_ok "a new version in Key Vault ($v2) was followed by the live mount within one interval, audited as an automatic rotation; with $v1 disabled, checks pass and a remount reads"
+t_ok "a new version in Key Vault ($v2) was followed by the live mount within one interval, audited as an automatic rotation; with $v1 disabled, checks pass ($calls Key Vault requests for $m checks) and a remount reads"
 
 # --- 3. a newer version that is disabled or cannot unwrap is not followed ---
 KID3=$(kv new-version cmk --disabled | kv_json 'd["kid"]')
