@@ -4,21 +4,32 @@
  * then wait for it to exit).
  *
  * State file: <dir>/<sha256(mountpoint)[:16 hex]>.pid holding
- * "pid\ncipherdir\n"; <dir> is $CMKFS_RUNTIME_DIR, else /run/cmkfs for
- * root, else $XDG_RUNTIME_DIR/cmkfs (/tmp/cmkfs without it). The control
- * socket lives next to it (ctl.h). Nothing here keeps state in memory:
- * every function is thread-safe. */
+ * "pid\ncipherdir\n", mode 0600; <dir> is $CMKFS_RUNTIME_DIR, else
+ * /run/cmkfs for root, else $XDG_RUNTIME_DIR/cmkfs (/tmp/cmkfs-UID without
+ * it). <dir> must be a directory owned by the caller with mode 0700 (no
+ * group or other bits): whoever can write there could put a socket of
+ * their own in place of a daemon's. The control socket lives next to the
+ * state file (ctl.h). Nothing here keeps state in memory: every function
+ * is thread-safe. */
 #ifndef CMKFS_RUNTIME_H
 #define CMKFS_RUNTIME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
 #include "cmkfs/common.h"
 
-/* Create the state directory (mode 0700) if it is missing. Best effort: a
- * failure shows when the state file or socket cannot be made in it. */
-void runtime_mkdir(void);
+/* Create the state directory (mode 0700) if it is missing, then check it
+ * (runtime_dir_check, which logs why it refuses).
+ * Errors: mkdir's -errno, those of runtime_dir_check. */
+int runtime_mkdir(void);
+/* Whether `dir` is safe as the state directory: a directory, not a
+ * symlink, owned by geteuid(), no group or other permission bits. Unless
+ * `quiet`, a refusal is logged with the owner, mode and fix.
+ * Errors: lstat's -errno (-ENOENT: missing), -ENOTDIR, -EPERM (owner or
+ * mode). */
+int runtime_dir_check(const char *dir, bool quiet);
 
 /* The state file path of `mountpoint` into out (cap bytes), stable for a
  * given mountpoint string and environment.
@@ -26,10 +37,12 @@ void runtime_mkdir(void);
 CMK_MUST_CHECK int runtime_state_path(const char *mountpoint, char *out,
 				      size_t cap);
 /* Record this process (getpid()) as the daemon of `mountpoint` serving
- * `cipherdir`, creating the directory if needed. Errors: -errno. */
+ * `cipherdir` in a new file of mode 0600 (whatever the umask), creating
+ * and checking the directory (runtime_mkdir). Errors: -errno. */
 int runtime_state_write(const char *mountpoint, const char *cipherdir);
 /* Read the state of a mountpoint: its daemon's pid and cipherdir (cap
- * bytes, truncated to fit). Errors: -ENOENT (none, or malformed). */
+ * bytes, truncated to fit). Errors: -ENOENT (none, malformed, or in a
+ * directory runtime_dir_check refuses). */
 CMK_MUST_CHECK int runtime_state_read(const char *mountpoint, pid_t *pid,
 				      char *cipherdir, size_t cap);
 /* Remove the state file of `mountpoint`; a missing one is fine. */

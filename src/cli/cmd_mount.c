@@ -15,6 +15,7 @@
 #include "keyopts.h"
 #include "cmkfs/log.h"
 #include "cmkfs/mount.h"
+#include "cmkfs/ctl.h"
 #include "cmkfs/runtime.h"
 
 static void usage(FILE *f)
@@ -293,13 +294,25 @@ int cmd_mount(int argc, char **argv)
 	{
 		char c2[PATH_MAX], m2[PATH_MAX];
 
+		pid_t dead;
+
 		if (runtime_find(mnt, c2, sizeof(c2), m2, sizeof(m2)) &&
 		    strcmp(m2, mnt) == 0) {
 			free(opts);
+			if (ctl_gone(mnt, &dead))
+				return cli_fail("mount", "%s: already a cmkfs "
+							 "mount (of %s), but its "
+							 "daemon is gone (pid %ld): "
+							 "run 'cmkfs umount %s' "
+							 "first",
+						mnt, c2, (long)dead, mnt);
 			return cli_fail("mount", "%s: already a cmkfs mount (of "
 						 "%s)",
 					mnt, c2);
 		}
+		/* Files a killed daemon left for this mountpoint (after a
+		 * plain 'fusermount3 -u'). */
+		(void)ctl_stale_cleanup(mnt);
 		if (runtime_find(cdir, c2, sizeof(c2), m2, sizeof(m2)) &&
 		    strcmp(c2, cdir) == 0) {
 			free(opts);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cmkfs/ctl.h"
 #include "cmkfs/runtime.h"
 
 static void usage(FILE *f)
@@ -38,8 +39,15 @@ int cmd_umount(int argc, char **argv)
 		/* A dead daemon leaves ENOTCONN: use the path as given. */
 		snprintf(mnt, sizeof(mnt), "%s", argv[1]);
 	}
-	if (!runtime_find(mnt, cdir, sizeof(cdir), m2, sizeof(m2)))
+	if (!runtime_find(mnt, cdir, sizeof(cdir), m2, sizeof(m2))) {
+		/* Unmounted by hand after its daemon was killed: what the
+		 * daemon left goes, the answer stays. */
+		if (ctl_stale_cleanup(mnt))
+			return cli_fail("umount", "%s: not a cmkfs mount (removed "
+						  "the runtime files its killed "
+						  "daemon left)", mnt);
 		return cli_fail("umount", "%s: not a cmkfs mount", mnt);
+	}
 	if (strcmp(m2, mnt) != 0)
 		return cli_fail("umount", "%s is a cipher directory; give its "
 					  "mountpoint %s",
@@ -56,5 +64,7 @@ int cmd_umount(int argc, char **argv)
 		return cli_fail("umount", "%s unmounted, but daemon %ld has not "
 					  "exited after 60 s",
 				mnt, (long)pid);
+	/* A daemon that exits removes its files; a killed one could not. */
+	(void)ctl_stale_cleanup(mnt);
 	return CMK_EXIT_OK;
 }

@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,9 +54,19 @@ static void serve_one(struct ctl *c, int fd)
 	socklen_t crl = sizeof(cr);
 	ssize_t n;
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crl) < 0 ||
-	    (cr.uid != 0 && cr.uid != geteuid()))
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crl) < 0)
 		return;
+	if (cr.uid != 0 && cr.uid != geteuid()) {
+		/* Said, so that the client's user learns why rather than
+		 * seeing the connection drop. */
+		snprintf(reply, sizeof(reply), "{\"ok\":false,\"error\":"
+			 "\"refused: this daemon answers root and uid %ld "
+			 "only, not uid %ld\"}", (long)geteuid(), (long)cr.uid);
+		(void)ctl_send_line(fd, reply);
+		log_warn("control socket: refused a client of uid %ld (pid %ld)",
+			 (long)cr.uid, (long)cr.pid);
+		return;
+	}
 	struct pollfd p = { fd, POLLIN, 0 };
 
 	if (poll(&p, 1, 2000) != 1)
@@ -175,6 +187,10 @@ int ctl_start(const char *path, ctl_handler h, void *ud, struct ctl **out)
 	old = umask(077);
 	rc = bind(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
 	umask(old);
+	/* Its mode, not only the umask's, since the directory's check
+	 * (runtime.h) is the guard and this is the belt. */
+	if (rc == 0 && chmod(path, 0600) < 0)
+		rc = -errno;
 	if (rc == 0 && listen(c->fd, 8) < 0)
 		rc = -errno;
 	if (rc == 0 && pthread_create(&c->thread, NULL, loop, c) != 0)
@@ -210,21 +226,143 @@ void ctl_stop(struct ctl *c)
 	free(c);
 }
 
-static int ctl_connect(const char *mountpoint, const char *cmd)
+/* The socket of `mountpoint` into path and, when it is in a directory
+ * runtime_dir_check accepts, 0. Errors: -ENAMETOOLONG, -ENOENT (no
+ * directory), -EPERM and -ENOTDIR (refused, said why). */
+static int sock_path(const char *mountpoint, char *path, size_t cap,
+		     bool quiet)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char path[sizeof(sa.sun_path)], line[2048];
-	int fd, rc, n;
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char *slash;
+	int rc;
 
-	rc = ctl_path(mountpoint, path, sizeof(path));
+	rc = ctl_path(mountpoint, path, cap);
 	if (rc < 0)
 		return rc;
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash != NULL)
+		*slash = '\0';
+	return runtime_dir_check(slash == dir ? "/" : dir, quiet);
+}
+
+static int connect_to(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, rc;
+
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		rc = errno == ENOENT ? -ENOENT : -errno;
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+/* Nobody listens: no socket file, or one that refuses (its daemon was
+ * killed, or stopped without a chance to remove it). */
+static bool nobody_listens(int rc)
+{
+	return rc == -ENOENT || rc == -ECONNREFUSED;
+}
+
+int ctl_gone(const char *mountpoint, pid_t *pid)
+{
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)], cdir[8];
+	int fd;
+
+	*pid = 0;
+	if (ctl_path(mountpoint, path, sizeof(path)) < 0)
+		return 0;
+	fd = connect_to(path);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	if (!nobody_listens(fd))
+		return 0;
+	if (runtime_state_read(mountpoint, pid, cdir, sizeof(cdir)) < 0)
+		*pid = 0;
+	return 1;
+}
+
+int ctl_stale_cleanup(const char *mountpoint)
+{
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	pid_t pid;
+	int removed;
+
+	/* Only a socket that refuses counts as stale: a process that holds
+	 * the recorded pid now may be anyone (pids are reused). */
+	if (sock_path(mountpoint, path, sizeof(path), true) < 0 ||
+	    !ctl_gone(mountpoint, &pid))
+		return 0;
+	removed = unlink(path) == 0 || pid > 0;
+	runtime_state_remove(mountpoint);
+	return removed;
+}
+
+/* The peer of fd must be the daemon the state file names, and run as
+ * root or as us: anyone else at the socket's path could answer "locked"
+ * while the keys stay in memory. */
+static int check_peer(int fd, const char *mountpoint, const char *path)
+{
+	char cdir[8];
+	struct ucred cr;
+	socklen_t crl = sizeof(cr);
+	pid_t want;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crl) < 0)
+		return -errno;
+	if (runtime_state_read(mountpoint, &want, cdir, sizeof(cdir)) < 0)
+		want = 0;
+	if ((cr.uid == 0 || cr.uid == geteuid()) && cr.pid == want)
+		return 0;
+	if (want > 0)
+		log_err("%s: the socket %s is not served by the cmkfs daemon of "
+			"this mount (pid %ld, uid %ld answers; the state file "
+			"names pid %ld): refused", mountpoint, path,
+			(long)cr.pid, (long)cr.uid, (long)want);
+	else
+		log_err("%s: the socket %s is not served by the cmkfs daemon of "
+			"this mount (pid %ld, uid %ld answers; no state file "
+			"names its daemon): refused", mountpoint, path,
+			(long)cr.pid, (long)cr.uid);
+	return -EPERM;
+}
+
+static int ctl_connect(const char *mountpoint, const char *cmd)
+{
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)], line[2048];
+	int fd, rc, n;
+
+	rc = sock_path(mountpoint, path, sizeof(path), false);
+	if (rc < 0)
+		return rc;
+	fd = connect_to(path);
+	if (fd < 0) {
+		pid_t pid;
+		char cdir[8];
+
+		/* A state file but nobody listening: the daemon was killed
+		 * (kill -9 leaves both files and an ENOTCONN mount). */
+		if (nobody_listens(fd) &&
+		    runtime_state_read(mountpoint, &pid, cdir,
+				       sizeof(cdir)) == 0)
+			log_err("%s: the daemon of this mount is gone (pid %ld%s); "
+				"run 'cmkfs umount %s' (or 'fusermount3 -u %s') "
+				"to clean up", mountpoint, (long)pid,
+				kill(pid, 0) < 0 && errno == ESRCH ?
+					", no such process" : ", its socket refuses",
+				mountpoint, mountpoint);
+		return fd;
+	}
+	rc = check_peer(fd, mountpoint, path);
+	if (rc < 0) {
 		close(fd);
 		return rc;
 	}

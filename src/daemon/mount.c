@@ -353,7 +353,8 @@ static int start_services(struct session *s)
 	};
 	char sock[4200];
 
-	runtime_mkdir();	/* the socket goes there */
+	if (runtime_mkdir() < 0)	/* the socket goes there; logged why */
+		return -1;
 	if (s->sw == NULL || sweeper_start(s->sw, s->fs) < 0) {
 		log_err("cannot start the transient-zone sweeper");
 		return -1;

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "cmkfs/kdf.h"
+#include "cmkfs/log.h"
 #include "cmkfs/runtime.h"
 
 #define MOUNTINFO "/proc/self/mountinfo"
@@ -27,15 +29,55 @@ static const char *state_dir(char *buf, size_t cap)
 	if (geteuid() == 0)
 		return "/run/cmkfs";
 	d = getenv("XDG_RUNTIME_DIR");
-	snprintf(buf, cap, "%s/cmkfs", d ? d : "/tmp");
+	/* /tmp is shared: a name per user, so that one user's directory
+	 * never stands in another's way. */
+	if (d != NULL && *d != '\0')
+		snprintf(buf, cap, "%s/cmkfs", d);
+	else
+		snprintf(buf, cap, "/tmp/cmkfs-%ld", (long)geteuid());
 	return buf;
 }
 
-void runtime_mkdir(void)
+int runtime_dir_check(const char *dir, bool quiet)
+{
+	struct stat st;
+
+	if (lstat(dir, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode)) {
+		if (!quiet)
+			log_err("runtime directory %s is not a directory "
+				"(a symlink or file there is refused: remove it, "
+				"or set CMKFS_RUNTIME_DIR)", dir);
+		return -ENOTDIR;
+	}
+	if (st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
+		if (!quiet)
+			log_err("runtime directory %s is owned by uid %ld with "
+				"mode %04o; it must be yours (uid %ld) and 0700, "
+				"since whoever can write there can stand in for a "
+				"daemon: remove it, or set CMKFS_RUNTIME_DIR",
+				dir, (long)st.st_uid,
+				(unsigned)(st.st_mode & 07777), (long)geteuid());
+		return -EPERM;
+	}
+	return 0;
+}
+
+int runtime_mkdir(void)
 {
 	char dbuf[4096];
+	const char *d = state_dir(dbuf, sizeof(dbuf));
 
-	(void)mkdir(state_dir(dbuf, sizeof(dbuf)), 0700);
+	/* 0700 whatever the umask: it only takes bits away. */
+	if (mkdir(d, 0700) < 0 && errno != EEXIST) {
+		int rc = -errno;
+
+		log_err("cannot create the runtime directory %s: %s", d,
+			strerror(-rc));
+		return rc;
+	}
+	return runtime_dir_check(d, false);
 }
 
 int runtime_state_path(const char *mountpoint, char *out, size_t cap)
@@ -55,6 +97,19 @@ int runtime_state_path(const char *mountpoint, char *out, size_t cap)
 	return 0;
 }
 
+/* runtime_dir_check, quietly, on the directory of `path`. */
+static int dir_of_path_safe(const char *path)
+{
+	char dir[4200];
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL || (size_t)(slash - path) >= sizeof(dir))
+		return -ENOENT;
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
+	return runtime_dir_check(dir[0] ? dir : "/", true);
+}
+
 int runtime_state_read(const char *mountpoint, pid_t *pid, char *cipherdir,
 		       size_t cap)
 {
@@ -64,6 +119,9 @@ int runtime_state_read(const char *mountpoint, pid_t *pid, char *cipherdir,
 	int rc = -ENOENT;
 
 	if (runtime_state_path(mountpoint, path, sizeof(path)) < 0)
+		return -ENOENT;
+	/* What an unsafe directory holds may be anyone's. */
+	if (dir_of_path_safe(path) < 0)
 		return -ENOENT;
 	f = fopen(path, "re");
 	if (f == NULL)
@@ -88,15 +146,32 @@ int runtime_state_write(const char *mountpoint, const char *cipherdir)
 {
 	char path[4200];
 	FILE *f;
-	int rc;
+	int fd, rc;
 
-	runtime_mkdir();
+	rc = runtime_mkdir();
+	if (rc < 0)
+		return rc;
 	rc = runtime_state_path(mountpoint, path, sizeof(path));
 	if (rc < 0)
 		return rc;
-	f = fopen(path, "we");
-	if (f == NULL)
+	/* A fresh file, 0600 whatever the umask (the daemon runs with 0),
+	 * never through a symlink left there. */
+	(void)unlink(path);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		  0600);
+	if (fd < 0)
 		return -errno;
+	if (fchmod(fd, 0600) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	f = fdopen(fd, "w");
+	if (f == NULL) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
 	fprintf(f, "%ld\n%s\n", (long)getpid(), cipherdir);
 	return fclose(f) == 0 ? 0 : -errno;
 }

@@ -9,7 +9,12 @@
  * false in a reply that is no JSON or has other types, the line kept for
  * messages; and they decode what ctlcmd_handle itself answers for a real
  * monitor over a temporary volume, an audit log path with a quote in it
- * included. */
+ * included. The client talks only to the process the state file names:
+ * with no state file, or one naming another pid, a request is refused
+ * (-EPERM) and the handler never runs; so is a runtime directory open to
+ * others. A killed daemon (a socket file nobody listens on, a state file
+ * naming a dead pid) reads as gone with its pid, and its stale files are
+ * removed; a live one is left alone. */
 #include "config.h"
 
 #include <errno.h>
@@ -18,7 +23,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cmkfs/audit.h"
@@ -168,6 +177,70 @@ static void client_real(const char *top)
 	      "no daemon: %s", st.reply);
 }
 
+/* The peer checks of the client, against the fake daemon of main. */
+static void peer_checked(const char *top, int *calls)
+{
+	char state[PATH_MAX], out[256];
+	int before = __atomic_load_n(calls, __ATOMIC_SEQ_CST);
+	FILE *f;
+
+	CHECK_RC(runtime_state_path(MNT, state, sizeof(state)), 0);
+	runtime_state_remove(MNT);
+	CHECK_RC(ctl_request(MNT, "status", out, sizeof(out)), -EPERM);
+	f = fopen(state, "w");	/* a pid that is not ours */
+	if (f != NULL) {
+		fprintf(f, "%ld\n/c\n", (long)getppid());
+		fclose(f);
+	}
+	CHECK_RC(ctl_request(MNT, "status", out, sizeof(out)), -EPERM);
+	CHECK_RC(runtime_state_write(MNT, "/c"), 0);
+	CHECK(chmod(top, 0755) == 0, "chmod");
+	CHECK_RC(ctl_request(MNT, "status", out, sizeof(out)), -EPERM);
+	CHECK(chmod(top, 0700) == 0, "chmod");
+	CHECK(__atomic_load_n(calls, __ATOMIC_SEQ_CST) == before,
+	      "a refused request reached the handler");
+	CHECK_RC(ctl_request(MNT, "status", out, sizeof(out)), 0);
+	__atomic_sub_fetch(calls, 1, __ATOMIC_SEQ_CST);
+}
+
+/* What kill -9 leaves: a socket file nobody listens on and a state file
+ * naming a dead pid. */
+static void stale_files(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char sock[PATH_MAX], state[PATH_MAX], out[256];
+	pid_t pid, dead = 0;
+	FILE *f;
+	int fd;
+
+	CHECK_RC(ctl_path(MNT, sock, sizeof(sock)), 0);
+	CHECK_RC(runtime_state_path(MNT, state, sizeof(state)), 0);
+	pid = fork();
+	if (pid == 0)
+		_exit(0);
+	CHECK(pid > 0 && waitpid(pid, NULL, 0) == pid, "fork");
+	CHECK(strlen(sock) < sizeof(sa.sun_path), "%s: too long", sock);
+	memcpy(sa.sun_path, sock, strlen(sock) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0,
+	      "bind %s", sock);
+	close(fd);
+	f = fopen(state, "w");
+	if (f != NULL) {
+		fprintf(f, "%ld\n/c\n", (long)pid);
+		fclose(f);
+	}
+	CHECK_RC(ctl_request(MNT, "status", out, sizeof(out)), -ECONNREFUSED);
+	CHECK(ctl_gone(MNT, &dead) == 1 && dead == pid, "gone: pid %ld",
+	      (long)dead);
+	CHECK(ctl_stale_cleanup(MNT) == 1, "nothing cleaned");
+	CHECK(access(sock, F_OK) != 0 && access(state, F_OK) != 0,
+	      "stale files left");
+	CHECK(ctl_stale_cleanup(MNT) == 0, "cleaned twice");
+	CHECK(ctl_gone(MNT, &dead) == 1 && dead == 0, "gone: pid %ld",
+	      (long)dead);
+}
+
 struct seen {
 	char lines[8][64];
 	int n, stop_at;
@@ -207,6 +280,15 @@ int main(void)
 	if (c == NULL)
 		return t_done("test_ctl");
 	CHECK(access(sock, F_OK) == 0, "%s missing", sock);
+	peer_checked(top, &calls);
+	{
+		pid_t p;
+
+		CHECK(ctl_gone(MNT, &p) == 0, "a live daemon counts as gone");
+		CHECK(ctl_stale_cleanup(MNT) == 0 && access(sock, F_OK) == 0 &&
+			      access(state, F_OK) == 0,
+		      "a live daemon's files were removed");
+	}
 
 	CHECK_RC(ctl_request(MNT, "status", out, sizeof(out)), 0);
 	CHECK(strcmp(out, "{\"ok\":true,\"cmd\":\"status\"}") == 0, "got %s",
@@ -236,6 +318,7 @@ int main(void)
 	      "%d calls", calls);
 	CHECK_RC(ctl_request(MNT, "status", out, sizeof(out)), -ENOENT);
 	client_real(top);
+	stale_files();
 	(void)tvol_rmtree(top);
 	return t_done("test_ctl");
 }

@@ -3,7 +3,10 @@
  * stable per mountpoint, distinct between mountpoints and under
  * $CMKFS_RUNTIME_DIR; write then read gives back this pid and the cipher
  * directory; malformed or missing files read as -ENOENT; the directory is
- * made 0700 when missing. mountinfo lines: fuse.cmkfs found with and
+ * made 0700 when missing, the state file 0600 even under umask 0 (the
+ * daemon's). A runtime directory that is group or other accessible,
+ * owned by another uid, or a symlink is refused: nothing written there,
+ * nothing read from it. mountinfo lines: fuse.cmkfs found with and
  * without optional fields, \ooo unescaped, other types and malformed lines
  * refused. Unmounting a directory that is no mount fails; waiting for a
  * process returns once it is gone, or -ETIMEDOUT while it runs. */
@@ -121,6 +124,59 @@ static void state_dir_made(void)
 	setenv("CMKFS_RUNTIME_DIR", top, 1);
 }
 
+static void state_file_mode(void)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	mode_t old = umask(0);
+
+	CHECK_RC(runtime_state_write("/mnt/mode", "/c"), 0);
+	umask(old);
+	CHECK_RC(runtime_state_path("/mnt/mode", path, sizeof(path)), 0);
+	CHECK(stat(path, &st) == 0 && (st.st_mode & 07777) == 0600,
+	      "%s: mode %o", path, (unsigned)st.st_mode);
+	runtime_state_remove("/mnt/mode");
+}
+
+/* dir made by the test, its mode or owner then spoiled: refused. */
+static void unsafe_dir(const char *name, mode_t mode, uid_t uid, int want)
+{
+	char d[PATH_MAX + 16], cdir[64];
+	pid_t pid = 0;
+
+	snprintf(d, sizeof(d), "%s/%s", top, name);
+	CHECK(mkdir(d, 0700) == 0, "mkdir %s", d);
+	setenv("CMKFS_RUNTIME_DIR", d, 1);
+	/* state from when it was still ours */
+	CHECK_RC(runtime_state_write("/mnt/u", "/c"), 0);
+	CHECK(chmod(d, mode) == 0 && chown(d, uid, (gid_t)-1) == 0,
+	      "chmod/chown %s", d);
+	CHECK_RC(runtime_dir_check(d, true), want);
+	CHECK_RC(runtime_mkdir(), want);
+	CHECK_RC(runtime_state_write("/mnt/u2", "/c"), want);
+	CHECK_RC(runtime_state_read("/mnt/u", &pid, cdir, sizeof(cdir)),
+		 -ENOENT);
+	setenv("CMKFS_RUNTIME_DIR", top, 1);
+}
+
+static void dir_refused(void)
+{
+	char link[PATH_MAX + 16];
+
+	CHECK_RC(runtime_dir_check(top, true), 0);
+	unsafe_dir("group", 0750, geteuid(), -EPERM);
+	unsafe_dir("other", 0701, geteuid(), -EPERM);
+	if (geteuid() == 0)
+		unsafe_dir("theirs", 0700, 65534, -EPERM);
+	snprintf(link, sizeof(link), "%s/link", top);
+	CHECK(symlink(top, link) == 0, "symlink %s", link);
+	CHECK_RC(runtime_dir_check(link, true), -ENOTDIR);
+	setenv("CMKFS_RUNTIME_DIR", link, 1);
+	CHECK_RC(runtime_state_write("/mnt/l", "/c"), -ENOTDIR);
+	setenv("CMKFS_RUNTIME_DIR", top, 1);
+	CHECK_RC(runtime_dir_check("/nonexistent/cmkfs", true), -ENOENT);
+}
+
 /* Parse a copy of `text`; compare what it found. */
 static void mi(const char *text, int want, const char *want_mnt,
 	       const char *want_src)
@@ -231,6 +287,8 @@ int main(void)
 	state_round_trip();
 	state_malformed();
 	state_dir_made();
+	state_file_mode();
+	dir_refused();
 	mountinfo();
 	find_none();
 	unmount_and_wait();
