@@ -1,6 +1,6 @@
 /* include/cmkfs/ctlcmd.h — what a mount daemon answers on its control
- * socket (ctl.h carries the bytes): "status", "lock", "check", "reload",
- * "sweep" and "rekey" (a live rekey, with progress lines streamed to the
+ * socket (ctl.h carries the bytes): "status", "lock", "unlock", "check",
+ * "reload", "sweep" and "rekey" (a live rekey, with progress lines streamed to the
  * client). Every reply is one JSON line: {"ok":true,...the mount's key
  * state...} or {"ok":false,"error":"..."}.
  *
@@ -58,6 +58,8 @@ struct ctlcmd_state {
 	bool locked;		/* "locked":true: the mount's keys are wiped */
 	bool last_check_ok;	/* "last_check_ok":true: the last key check
 				 * unwrapped */
+	bool denied;		/* "denied":true: an unlock's check was
+				 * refused (not a transient fault) */
 	char reply[4096];	/* the reply line as received, for messages */
 };
 
@@ -67,6 +69,11 @@ struct ctlcmd_state {
  * whatever it says; else ctl_request's -errno (*st then all false, reply
  * ""). */
 CMK_MUST_CHECK int ctlcmd_lock(const char *mountpoint, struct ctlcmd_state *st);
+/* Ask it to unlock once a key check of its own succeeds (a manual lock
+ * holds until then). On a reply: ok and !locked once unlocked; else
+ * {"ok":false,"locked":true,"denied":...,"errno":N,"error":"why"}. */
+CMK_MUST_CHECK int ctlcmd_unlock(const char *mountpoint,
+				 struct ctlcmd_state *st);
 CMK_MUST_CHECK int ctlcmd_reload(const char *mountpoint,
 				 struct ctlcmd_state *st);
 CMK_MUST_CHECK int ctlcmd_sweep(const char *mountpoint,

@@ -7,7 +7,9 @@
  * too; a transient fault (network, timeout, 5xx, 429, IMDS 404/410,
  * ForbiddenByFirewall) locks only when the last success is older than the
  * grace period; a check's requests may wait out a Retry-After for as long
- * as the grace period has left. A success while locked unlocks. Every
+ * as the grace period has left. A success while locked unlocks a lock a
+ * check caused; a manual lock (`cmkfs lock`) holds until monitor_unlock,
+ * whatever the checks find meanwhile (they go on, for status). Every
  * result is audited with its cause and request ids (audit_event_why). Key
  * traffic: two Key Vault requests per interval (the interval jittered by
  * +-10 %), whatever the number of files. The monitor opens providers only
@@ -23,6 +25,9 @@
 #include "cmkfs/keyring.h"
 
 #define MONITOR_CONFIRM_DEFAULT 5
+/* How long monitor_unlock waits for its check: below the control
+ * socket client's 30 s wait for a reply (ctl.c). */
+#define MONITOR_UNLOCK_WAIT_SEC 25
 
 /* Warnings before an expiry (doc/KEYS.md "Expiry"): days before it. */
 #define MONITOR_WARN_DAYS_1 30
@@ -109,11 +114,24 @@ CMK_MUST_CHECK int monitor_start(struct keyring *kr,
 				 const struct monitor_cfg *cfg,
 				 struct monitor **out);
 void monitor_stop(struct monitor *m);	/* NULL-safe; joins the thread */
-/* `cmkfs lock`: wipe now; the next check that starts after this one and
- * succeeds unlocks (a check already under way when the lock came does
- * not). st (may be NULL) gets the status as the lock left it. */
+/* `cmkfs lock`: wipe now; the mount stays locked until monitor_unlock,
+ * however many checks succeed meanwhile (on a mount a check locked too:
+ * the lock becomes a manual one). st (may be NULL) gets the status as the
+ * lock left it. */
 void monitor_lock_now(struct monitor *m, const char *why,
 		      struct monitor_status *st);
+/* `cmkfs unlock`: prove the keys again with a check that starts after
+ * this call (the check thread runs it at once) and unlock only if it
+ * succeeds; it ends a lock a check caused as well. Waits up to
+ * MONITOR_UNLOCK_WAIT_SEC for that check. Returns 0 once unlocked (or if
+ * the mount was not locked); else the mount stays locked and why (cap
+ * bytes) says what the check found: the check's error (monitor_is_denial
+ * tells a denial from a transient fault), -EAGAIN (a lock came while the
+ * check ran), -ETIMEDOUT (the check did not finish in time; it unlocks
+ * nothing when it does), -ECANCELED (the monitor is stopping). st (may
+ * be NULL) gets the status afterwards. */
+CMK_MUST_CHECK int monitor_unlock(struct monitor *m, char *why, size_t cap,
+				  struct monitor_status *st);
 /* Check now instead of waiting for the interval (returns at once). */
 void monitor_kick(struct monitor *m);
 /* Adopt v, a rewritten cmkfs.conf the caller has read (cmk enable /

@@ -23,6 +23,7 @@ int cmd_umount(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_cmk(int argc, char **argv);
 int cmd_lock(int argc, char **argv);
+int cmd_unlock(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_transient(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);

@@ -5,7 +5,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,9 +34,67 @@ static void usage(FILE *f)
 		"suites, which key protects each layer, and whether (and where) the\n"
 		"volume is mounted. Needs no key. --json prints one JSON object.\n"
 		"A mounted volume also shows when the key in use and the client\n"
-		"certificate expire. Exit status: 0 shown, 1 error, 2 usage, 4\n"
-		"shown, and the mount warns that one of them expires within 30\n"
-		"days.\n");
+		"certificate expire.\n"
+		"\n"
+		"Exit status (for monitoring; the first that applies):\n"
+		"  7  mounted, but the daemon does not answer (killed or gone)\n"
+		"  5  the mount is locked ('cmkfs lock' or a failed key check)\n"
+		"  6  stale: not locked, but the last successful key check is\n"
+		"     older than the grace period plus two check intervals\n"
+		"  4  the key in use or the client certificate expires within\n"
+		"     30 days\n"
+		"  0  shown (not mounted, or mounted and healthy)\n"
+		"  1  error, 2 usage\n");
+}
+
+/* The mount's health from the daemon's reply: CMK_EXIT_LOCKED,
+ * CMK_EXIT_STALE or CMK_EXIT_OK. Stale: the monitor locks at the first
+ * check after the grace period ran out, and checks come every interval
+ * (+-10 %), so an unlocked mount whose keys went unproven for longer than
+ * grace + 2 x interval has checks that are stuck. *age gets the seconds
+ * since the last successful check (-1 unknown). */
+static int health(const char *live, time_t now, long *age)
+{
+	struct json *j = NULL;
+	int64_t last_ok = 0, interval = 0, grace = 0;
+	bool locked = false;
+	int rc = CMK_EXIT_OK;
+
+	*age = -1;
+	if (json_parse(live, strlen(live), &j) < 0)
+		return CMK_EXIT_OK;
+	if (json_bool(j, "locked", &locked) == 0 && locked)
+		rc = CMK_EXIT_LOCKED;
+	if (json_int(j, "last_ok", &last_ok) == 0 && last_ok > 0) {
+		*age = (long)((int64_t)now - last_ok);
+		if (rc == CMK_EXIT_OK &&
+		    json_int(j, "key_check_interval", &interval) == 0 &&
+		    json_int(j, "grace", &grace) == 0 &&
+		    *age > grace + 2 * interval)
+			rc = CMK_EXIT_STALE;
+	}
+	json_free(j);
+	return rc;
+}
+
+/* realpath() of a mountpoint whose daemon is gone fails (ENOTCONN) on the
+ * last component: resolve its parent instead, so status can say so. */
+static int resolve(const char *arg, char *out)
+{
+	char a[PATH_MAX], b[PATH_MAX], dir[PATH_MAX];
+
+	if (realpath(arg, out) != NULL)
+		return 0;
+	if (errno != ENOTCONN || strlen(arg) >= sizeof(a))
+		return -errno;
+	snprintf(a, sizeof(a), "%s", arg);
+	snprintf(b, sizeof(b), "%s", arg);
+	if (realpath(dirname(a), dir) == NULL)
+		return -ENOTCONN;
+	if ((size_t)snprintf(out, PATH_MAX, "%s/%s", strcmp(dir, "/") ? dir : "",
+			     basename(b)) >= PATH_MAX)
+		return -ENAMETOOLONG;
+	return 0;
 }
 
 /* The daemon's expiry members (ctlcmd.c): in text if `print`; true if
@@ -86,6 +146,8 @@ int cmd_status(int argc, char **argv)
 	char path[PATH_MAX], cdir[PATH_MAX], mnt[PATH_MAX], id[VOLUME_ID_HEX_LEN];
 	bool json = false, mounted, have_uri;
 	char live[4096] = "null";
+	int ctl_rc = 0, exit_rc = CMK_EXIT_OK;
+	long age = -1;
 	struct kv_uri u;
 	struct volume v;
 	pid_t pid = 0;
@@ -108,9 +170,10 @@ int cmd_status(int argc, char **argv)
 	if (optind != argc - 1)
 		return cli_usage_error("status",
 				       "expected CIPHERDIR or MOUNTPOINT");
-	if (realpath(argv[optind], path) == NULL)
+	rc = resolve(argv[optind], path);
+	if (rc < 0)
 		return cli_fail("status", "%s: %s", argv[optind],
-				strerror(errno));
+				strerror(-rc));
 	mounted = runtime_find(path, cdir, sizeof(cdir), mnt, sizeof(mnt));
 	if (!mounted) {
 		snprintf(cdir, sizeof(cdir), "%s", path);
@@ -129,8 +192,16 @@ int cmd_status(int argc, char **argv)
 	if (rc < 0)
 		return cli_fail("status", "%s: %s", cdir, volio_strerror(rc));
 	volume_id_hex(&v, id);
-	if (mounted && ctl_request(mnt, "status", live, sizeof(live)) < 0)
+	if (mounted)
+		ctl_rc = ctl_request(mnt, "status", live, sizeof(live));
+	if (ctl_rc < 0)
 		snprintf(live, sizeof(live), "null");
+	if (mounted && ctl_rc < 0)
+		exit_rc = CMK_EXIT_DEAD;
+	else if (mounted)
+		exit_rc = health(live, time(NULL), &age);
+	if (exit_rc == CMK_EXIT_OK && mounted && expiry_lines(live, false))
+		exit_rc = CMK_EXIT_EXPIRY_WARNING;
 	have_uri = v.layer[1].prov == KPROV_AKV &&
 		   kv_parse_uri(v.layer[1].key_id, &u) == 0;
 	if (json) {
@@ -181,11 +252,17 @@ int cmd_status(int argc, char **argv)
 				printf(",\"pid\":%ld", (long)pid);
 			/* the daemon's own JSON: lock state, last key check */
 			printf(",\"daemon\":%s", live);
+			printf(",\"health\":\"%s\"",
+			       exit_rc == CMK_EXIT_DEAD   ? "dead" :
+			       exit_rc == CMK_EXIT_LOCKED ? "locked" :
+			       exit_rc == CMK_EXIT_STALE  ? "stale" :
+							    "ok");
+			if (ctl_rc < 0)
+				printf(",\"daemon_error\":\"%s\"",
+				       strerror(-ctl_rc));
 		}
 		printf("}\n");
-		return mounted && expiry_lines(live, false) ?
-			       CMK_EXIT_EXPIRY_WARNING :
-			       CMK_EXIT_OK;
+		return exit_rc;
 	}
 	printf("cipherdir:       %s\n", cdir);
 	printf("volume id:       %s\n", id);
@@ -220,11 +297,29 @@ int cmd_status(int argc, char **argv)
 			       "pinned to this version");
 	if (mounted) {
 		printf("mounted:         yes, on %s (pid %ld)\n", mnt, (long)pid);
+		if (ctl_rc < 0) {
+			bool gone = pid > 0 && kill(pid, 0) < 0 &&
+				    errno == ESRCH;
+
+			printf("daemon:          DEAD: its control socket does "
+			       "not answer (%s)%s\n", strerror(-ctl_rc),
+			       gone ? "; its pid is gone" : "");
+			return exit_rc;
+		}
 		printf("daemon:          %s\n", live);
-		if (expiry_lines(live, true))
-			return CMK_EXIT_EXPIRY_WARNING;
+		if (exit_rc == CMK_EXIT_LOCKED)
+			printf("health:          LOCKED: keys wiped; 'cmkfs "
+			       "unlock %s' resumes once a key check passes\n",
+			       mnt);
+		else if (exit_rc == CMK_EXIT_STALE)
+			printf("health:          STALE: last successful key "
+			       "check %ld s ago, longer than grace + 2 "
+			       "intervals\n", age);
+		else
+			printf("health:          ok\n");
+		expiry_lines(live, true);
 	} else {
 		printf("mounted:         no\n");
 	}
-	return CMK_EXIT_OK;
+	return exit_rc;
 }

@@ -149,6 +149,8 @@ static int request(const char *mountpoint, const char *cmd,
 		st->locked = false;
 	if (json_bool(j, "last_check_ok", &st->last_check_ok) < 0)
 		st->last_check_ok = false;
+	if (json_bool(j, "denied", &st->denied) < 0)
+		st->denied = false;
 	json_free(j);
 	return 0;
 }
@@ -156,6 +158,11 @@ static int request(const char *mountpoint, const char *cmd,
 int ctlcmd_lock(const char *mountpoint, struct ctlcmd_state *st)
 {
 	return request(mountpoint, "lock", st);
+}
+
+int ctlcmd_unlock(const char *mountpoint, struct ctlcmd_state *st)
+{
+	return request(mountpoint, "unlock", st);
 }
 
 int ctlcmd_reload(const char *mountpoint, struct ctlcmd_state *st)
@@ -333,6 +340,28 @@ static enum after cmd_lock(struct ctlcmd *c, const char *args, int fd,
 	return REPLY_GIVEN_STATUS;
 }
 
+/* The keys proven by a check of the monitor's own before the mount is
+ * unlocked; if that fails the reply says why and whether Key Vault (or
+ * the service key) denied access or could not be reached. */
+static enum after cmd_unlock(struct ctlcmd *c, const char *args, int fd,
+			     char *reply, size_t cap, struct monitor_status *st)
+{
+	char why[256], esc[600];
+	int rc;
+
+	(void)args, (void)fd;
+	rc = monitor_unlock(c->mon, why, sizeof(why), st);
+	if (rc == 0)
+		return REPLY_GIVEN_STATUS;
+	json_escape(esc, sizeof(esc), why, NULL);
+	snprintf(reply, cap,
+		 "{\"ok\":false,\"locked\":%s,\"denied\":%s,\"errno\":%d,"
+		 "\"error\":\"%s\"}",
+		 st->locked ? "true" : "false",
+		 monitor_is_denial(rc) ? "true" : "false", -rc, esc);
+	return REPLY_DONE;
+}
+
 static enum after cmd_check(struct ctlcmd *c, const char *args, int fd,
 			    char *reply, size_t cap,
 			    struct monitor_status *st)
@@ -379,8 +408,9 @@ static const struct {
 			  char *reply, size_t cap, struct monitor_status *st);
 } cmds[] = {
 	{ "status", cmd_status }, { "lock", cmd_lock },
-	{ "check", cmd_check },	  { "reload", cmd_reload },
-	{ "sweep", cmd_sweep },	  { "rekey", cmd_rekey },
+	{ "unlock", cmd_unlock }, { "check", cmd_check },
+	{ "reload", cmd_reload }, { "sweep", cmd_sweep },
+	{ "rekey", cmd_rekey },
 };
 
 /* One expiry's members: Unix time and whole days left (null without one)

@@ -23,6 +23,16 @@ struct monitor {
 	pthread_cond_t cond;
 	bool stop, kick;		/* protected by mtx */
 	struct monitor_status st;	/* protected by mtx */
+	int last_rc;			/* the last check's; protected by mtx */
+	/* `cmkfs unlock` requests (protected by mtx): numbered; the check
+	 * thread serves the newest at its next check and signals `done`.
+	 * A request whose waiter gave up (given_up) unlocks nothing, unless
+	 * a check had already claimed it (claimed) before. */
+	pthread_cond_t done;
+	unsigned long unlock_seq, unlock_served, unlock_claimed;
+	unsigned long unlock_given_up;
+	uint64_t unlock_gen;		/* keyring generation at the request */
+	int unlock_rc;
 	/* only the check thread (monitor_start before it) */
 	struct monitor_warned key_warned, cred_warned;
 	/* a version the pre-flight checks refused: not tried again (the
@@ -230,20 +240,24 @@ static void do_lock(struct monitor *m, const char *reason, bool manual,
 		    struct monitor_status *st, const struct audit_why *aw)
 {
 	char key_id[sizeof(m->st.key_id)];
+	bool was, was_manual;
 
 	keyring_lock(m->kr);
 	keyprov_forget();
 	if (m->cfg.on_lock != NULL)
 		m->cfg.on_lock(m->cfg.ud);
 	pthread_mutex_lock(&m->mtx);
-	bool was = m->st.locked;
+	was = m->st.locked;
+	was_manual = m->st.manual;
 	m->st.locked = true;
-	m->st.manual = manual;
+	/* a manual lock on a mount a check locked turns it into one that
+	 * only `cmkfs unlock` ends */
+	m->st.manual = manual || was_manual;
 	if (st != NULL)
 		*st = m->st;
 	memcpy(key_id, m->st.key_id, sizeof(key_id));
 	pthread_mutex_unlock(&m->mtx);
-	if (!was) {
+	if (!was || (manual && !was_manual)) {
 		log_err("keys wiped, mount locked: %s", reason);
 		audit_event_why("lock", key_id, manual ? "manual" : "denied",
 				reason, aw);
@@ -291,7 +305,8 @@ static void why_parts(struct keyprov_why *w, struct audit_why *aw, int rc,
  * 403 while a role assignment propagates, or one spurious reply, must not
  * take a mount down). A transient result of that second check is judged
  * by the grace period like any other. */
-static void run_check_pass(struct monitor *m, bool confirming)
+static void run_check_pass(struct monitor *m, bool confirming,
+			   unsigned long serve)
 {
 	struct keyprov *prov[2] = { NULL, NULL };
 	time_t now = time(NULL);
@@ -300,7 +315,7 @@ static void run_check_pass(struct monitor *m, bool confirming)
 	char reason[256], cause[16];
 	struct keyprov_why w;
 	struct audit_why aw;
-	bool locked;
+	bool locked, manual, unlocking;
 	int rc;
 
 	/* A lock from here on is newer than this check's proof and must
@@ -321,8 +336,19 @@ static void run_check_pass(struct monitor *m, bool confirming)
 	snprintf(m->st.last_result, sizeof(m->st.last_result), "%s", reason);
 	if (rc == 0)
 		m->st.last_ok = now;
+	m->last_rc = rc;
 	locked = m->st.locked;
+	manual = m->st.manual;
 	bool lock_since = keyring_generation(m->kr) != gen0;
+	/* `cmkfs lock` holds until `cmkfs unlock`: only a check serving an
+	 * unlock request may end it, and only if the keyring is still where
+	 * the request found it (a lock since then is newer than the request)
+	 * and the request's waiter is still there. Claimed here, it is seen
+	 * through even if the waiter's time runs out meanwhile. */
+	unlocking = serve != 0 && serve > m->unlock_given_up &&
+		    m->unlock_gen == gen0;
+	if (rc == 0 && locked && !lock_since && unlocking)
+		m->unlock_claimed = serve;
 	time_t last_ok = m->st.last_ok;
 	/* monitor_reload() may change it meanwhile */
 	memcpy(key_id, m->st.key_id, sizeof(key_id));
@@ -343,7 +369,7 @@ static void run_check_pass(struct monitor *m, bool confirming)
 			detail[0] ? detail : NULL, &aw);
 	if (rc == 0)
 		note_expiry(m, &ex, now);
-	if (rc == 0 && locked && !lock_since) {
+	if (rc == 0 && locked && !lock_since && (!manual || unlocking)) {
 		bool resumed = false;
 
 		/* Installs the keys only if no lock came since gen0 (then
@@ -359,7 +385,14 @@ static void run_check_pass(struct monitor *m, bool confirming)
 			}
 			pthread_mutex_unlock(&m->mtx);
 		}
-		if (resumed) {
+		if (resumed && manual) {
+			why_parts(&w, &aw, 0, "manual");
+			log_warn("cmkfs unlock: keys proven again, mount "
+				 "unlocked");
+			audit_event_why("resume", key_id, "ok",
+					"cmkfs unlock: keys proven again", &aw);
+			audit_event("unwrap", key_id, "ok", "resume");
+		} else if (resumed) {
 			char r[64];
 
 			/* the resume names what it recovered from */
@@ -377,7 +410,7 @@ static void run_check_pass(struct monitor *m, bool confirming)
 		keyprov_close(prov[0]);
 		keyprov_close(prov[1]);
 		if (!pause_unless_stopped(m, m->cfg.confirm_sec))
-			run_check_pass(m, true);
+			run_check_pass(m, true, serve);
 		return;
 	} else if (rc == 0 && !locked && !lock_since) {
 		follow_newer(m, prov);
@@ -414,9 +447,20 @@ static void run_check_pass(struct monitor *m, bool confirming)
 		keyprov_forget();
 }
 
-static void run_check(struct monitor *m)
+/* One check; if it serves unlock request `serve` (0: none), its result
+ * goes to the waiter: 0 once unlocked, the check's error, or -EAGAIN (the
+ * check passed, and a lock came while it ran). */
+static void run_check(struct monitor *m, unsigned long serve)
 {
-	run_check_pass(m, false);
+	run_check_pass(m, false, serve);
+	if (serve == 0)
+		return;
+	pthread_mutex_lock(&m->mtx);
+	m->unlock_served = serve;
+	m->unlock_rc = !m->st.locked ? 0 : m->last_rc < 0 ? m->last_rc :
+							     -EAGAIN;
+	pthread_cond_broadcast(&m->done);
+	pthread_mutex_unlock(&m->mtx);
 }
 
 long monitor_next_wait_ms(int interval_sec)
@@ -448,14 +492,20 @@ static void *loop(void *arg)
 		if (m->stop)
 			break;
 		m->kick = false;
+		/* the newest unlock request not served yet, if any */
+		unsigned long serve = m->unlock_seq > m->unlock_served ?
+					      m->unlock_seq : 0;
 		/* A throttled Key Vault's Retry-After is waited for as long as
 		 * the grace period has time left: that check then succeeds
-		 * instead of failing as transient. */
+		 * instead of failing as transient. Not longer than someone
+		 * waiting for `cmkfs unlock` does, though. */
 		long budget = ((long)m->st.last_ok + m->cfg.grace_sec -
 			       (long)time(NULL)) * 1000L;
+		if (serve != 0 && budget > MONITOR_UNLOCK_WAIT_SEC * 1000L / 2)
+			budget = MONITOR_UNLOCK_WAIT_SEC * 1000L / 2;
 		pthread_mutex_unlock(&m->mtx);
 		http_set_budget(budget > 0 ? budget : 0);
-		run_check(m);
+		run_check(m, serve);
 		http_set_budget(0);
 		pthread_mutex_lock(&m->mtx);
 	}
@@ -532,12 +582,14 @@ int monitor_start(struct keyring *kr, const struct monitor_cfg *cfg,
 		m->cfg.confirm_sec = MONITOR_CONFIRM_DEFAULT;
 	pthread_mutex_init(&m->mtx, NULL);
 	pthread_cond_init(&m->cond, NULL);
+	pthread_cond_init(&m->done, NULL);
 	m->st.last_check = m->st.last_ok = time(NULL);
 	m->st.last_check_ok = true;	/* the mount just unwrapped */
 	snprintf(m->st.last_result, sizeof(m->st.last_result), "ok (mount)");
 	set_key_id(m);
 	note_expiry(m, &cfg->mounted, time(NULL));
 	if (pthread_create(&m->thread, NULL, loop, m) != 0) {
+		pthread_cond_destroy(&m->done);
 		pthread_cond_destroy(&m->cond);
 		pthread_mutex_destroy(&m->mtx);
 		free(m);
@@ -554,10 +606,12 @@ void monitor_stop(struct monitor *m)
 	pthread_mutex_lock(&m->mtx);
 	m->stop = true;
 	pthread_cond_signal(&m->cond);
+	pthread_cond_broadcast(&m->done);
 	pthread_mutex_unlock(&m->mtx);
 	http_interrupt(true);	/* a check waiting out a Retry-After */
 	pthread_join(m->thread, NULL);
 	http_interrupt(false);
+	pthread_cond_destroy(&m->done);
 	pthread_cond_destroy(&m->cond);
 	pthread_mutex_destroy(&m->mtx);
 	free(m);
@@ -568,8 +622,59 @@ void monitor_lock_now(struct monitor *m, const char *reason,
 {
 	static const struct audit_why manual = { .cause = "manual" };
 
-	set_lock_cause(m, "manual");
+	/* even over a check's cause: what holds the mount now is this */
+	pthread_mutex_lock(&m->mtx);
+	snprintf(m->st.lock_cause, sizeof(m->st.lock_cause), "manual");
+	pthread_mutex_unlock(&m->mtx);
 	do_lock(m, reason, true, st, &manual);
+}
+
+int monitor_unlock(struct monitor *m, char *why, size_t cap,
+		   struct monitor_status *st)
+{
+	struct timespec ts;
+	unsigned long my;
+	int rc = 0;
+
+	if (cap > 0)
+		why[0] = '\0';
+	tclock_deadline_ms(MONITOR_UNLOCK_WAIT_SEC * 1000L, &ts);
+	pthread_mutex_lock(&m->mtx);
+	if (!m->st.locked)
+		goto out;
+	my = ++m->unlock_seq;
+	m->unlock_gen = keyring_generation(m->kr);
+	m->kick = true;
+	pthread_cond_signal(&m->cond);
+	while (!m->stop && m->unlock_served < my) {
+		if (pthread_cond_timedwait(&m->done, &m->mtx, &ts) == 0)
+			continue;
+		if (m->unlock_claimed >= my) {
+			/* proved; the keys are being installed */
+			pthread_cond_wait(&m->done, &m->mtx);
+			continue;
+		}
+		m->unlock_given_up = my;
+		rc = -ETIMEDOUT;
+		snprintf(why, cap, "the key check did not finish within %d s",
+			 MONITOR_UNLOCK_WAIT_SEC);
+		goto out;
+	}
+	if (m->unlock_served < my) {
+		rc = -ECANCELED;	/* stopping */
+		snprintf(why, cap, "the mount is stopping");
+		goto out;
+	}
+	rc = m->unlock_rc;
+	if (rc == -EAGAIN)
+		snprintf(why, cap, "locked again while the key check ran");
+	else if (rc < 0)
+		snprintf(why, cap, "%s", m->st.last_result);
+out:
+	if (st != NULL)
+		*st = m->st;
+	pthread_mutex_unlock(&m->mtx);
+	return rc;
 }
 
 void monitor_kick(struct monitor *m)

@@ -270,7 +270,8 @@ n=$(checks)
 wait_for 30 checks_ge $((n + 1)) ||
 	t_fail "no successful check after revoke-tokens"
 "$CMKFS" lock "$M2" >"$E/lock.out" 2>&1
-wait_for 30 cat "$M2/f3" || t_fail "no resume after cmkfs lock"
+"$CMKFS" unlock "$M2" >>"$E/lock.out" 2>&1
+wait_for 30 cat "$M2/f3" || t_fail "no resume after cmkfs unlock"
 "$CMKFS" status --json "$M2" >"$E/status.out" 2>&1
 kv tokens | kv_json '"\n".join(t["access_token"] for t in d["tokens"])' >>"$T/tokens"
 [ "$(sort -u "$T/tokens" | grep -c .)" -ge 2 ] || t_fail "expected two tokens issued to the daemon: $(cat "$T/tokens")"

@@ -22,7 +22,12 @@ audit_count() {
 	tail -n +"$(($1 + 1))" "$CMKFS_AUDIT_LOG" | grep -F "\"event\":\"$2\"" | grep -cF "\"result\":\"$3\"" || true
 }
 # st FIELD: a member of the daemon's status
-sj() { "$CMKFS" status --json "$MNT" || [ $? = 4 ]; }
+# exit 4: an expiry warning; 5: locked (at expiry, below)
+sj() {
+	local rc=0
+	"$CMKFS" status --json "$MNT" || rc=$?
+	case $rc in 0 | 4 | 5) ;; *) return "$rc" ;; esac
+}
 st() { sj | kv_json "d['daemon']['$1']"; }
 st_rc() { local rc=0; "$CMKFS" status "$@" >"$T/status.out" || rc=$?; echo $rc; }
 now() { date +%s; }

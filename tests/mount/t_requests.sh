@@ -108,7 +108,8 @@ grep -q "Key has been revoked" <<<"$err" || t_fail "stat while locked: $err"
 err=$(cat "$MNT/s/x1" 2>&1) && t_fail "read of a cached file succeeded while locked"
 grep -q "Key has been revoked" <<<"$err" || t_fail "read while locked: $err"
 resumed() { [ "$(cat "$MNT/s/x1")" = abc ]; }
-wait_for 30 resumed || t_fail "the mount did not resume after cmkfs lock"
+"$CMKFS" unlock "$MNT" >/dev/null || t_fail "cmkfs unlock"
+wait_for 30 resumed || t_fail "the mount did not resume after cmkfs unlock"
 stat "$MNT/s/x2" >/dev/null || t_fail "stat after resume"
 t_ok "after cmkfs lock a stat and a read of cached files fail with 'Key has been revoked'; resumed"
 

@@ -7,7 +7,7 @@
 # writers of disjoint bytes of the same 4 KiB blocks — and runs
 # `cmkfs lock` three times on the way: refused calls fail with
 # EKEYREVOKED only inside a lock window and leave nothing behind, and the
-# mount resumes at its next key check (every 2 s). Then a remount, a
+# mount resumes at `cmkfs unlock` after each. Then a remount, a
 # byte-for-byte `diff -r` of the whole tree against the model's copy, and
 # a clean `cmkfs fsck`.
 #

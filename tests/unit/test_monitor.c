@@ -3,8 +3,9 @@
  * a test can revoke and restore access: a denial that a second check
  * confirms locks (and wipes), a single one the second check does not see
  * again does not, a transient failure within the grace period does not,
- * one past it does, a good check after a lock resumes, a manual lock is
- * undone by the next good check, a reload adopts the config it is given.
+ * one past it does, a good check after a lock resumes, a manual lock
+ * holds across good checks until monitor_unlock, which unlocks only when
+ * its own check succeeds, a reload adopts the config it is given.
  * States are polled with generous deadlines; nothing asserts on timing. */
 #include "config.h"
 
@@ -289,11 +290,48 @@ static void lock_and_resume(struct keyring *kr, const struct volume *v,
 	CHECK(wait_for(m, false, st.checks, &st), "not resumed");
 	CHECK(name_key_is(kr, name_key), "name key differs after resume");
 
-	/* a manual lock is undone by the next good check */
+	/* a manual lock holds across good checks */
 	monitor_lock_now(m, "test lock", &st);
 	CHECK(st.locked && st.manual && keyring_is_locked(kr), "manual lock");
-	CHECK(wait_for(m, false, st.checks, &st), "manual lock stays");
-	CHECK(!keyring_is_locked(kr) && !st.manual, "manual lock status");
+	CHECK(strcmp(st.lock_cause, "manual") == 0, "cause %s", st.lock_cause);
+	CHECK(wait_for(m, true, st.checks + 2, &st),
+	      "a good check ended a manual lock");
+	CHECK(keyring_is_locked(kr) && st.manual && st.last_check_ok,
+	      "manual lock status after 3 good checks");
+	/* unlock proves the keys first: denied, it stays locked */
+	{
+		char why[256];
+
+		set(&check_rc, -EKEYREVOKED);
+		CHECK_RC(monitor_unlock(m, why, sizeof(why), &st),
+			 -EKEYREVOKED);
+		CHECK(st.locked && st.manual && keyring_is_locked(kr) &&
+			      strcmp(why, "test: other") == 0,
+		      "denied unlock: %s", why);
+		set(&check_rc, 0);
+		CHECK_RC(monitor_unlock(m, why, sizeof(why), &st), 0);
+		CHECK(!st.locked && !st.manual && !keyring_is_locked(kr) &&
+			      name_key_is(kr, name_key),
+		      "unlock did not unlock");
+		/* nothing to do on an unlocked mount */
+		CHECK_RC(monitor_unlock(m, why, sizeof(why), &st), 0);
+		CHECK(!st.locked, "unlock of an unlocked mount");
+	}
+	/* a manual lock over a lock a check caused holds once access is
+	 * back; unlock ends both */
+	set(&check_rc, -EKEYREVOKED);
+	CHECK(wait_for(m, true, st.checks, &st), "revoked key not locked");
+	monitor_lock_now(m, "test lock", &st);
+	set(&check_rc, 0);
+	CHECK(wait_for(m, true, st.checks + 2, &st) && st.last_check_ok &&
+		      st.manual,
+	      "a good check ended a manual lock over a denial");
+	{
+		char why[256];
+
+		CHECK_RC(monitor_unlock(m, why, sizeof(why), &st), 0);
+		CHECK(!st.locked && !keyring_is_locked(kr), "not unlocked");
+	}
 
 	/* reload adopts a config under the same keys and checks it */
 	{
@@ -306,7 +344,7 @@ static void lock_and_resume(struct keyring *kr, const struct volume *v,
 	bad.mac[0] ^= 1;
 	CHECK(monitor_reload(m, &bad, &st) < 0, "tampered config adopted");
 	monitor_stop(m);
-	CHECK(get(&locks) == 3, "on_lock called %d times", get(&locks));
+	CHECK(get(&locks) == 5, "on_lock called %d times", get(&locks));
 	CHECK(tvol_file_has(audit_log, "\"event\":\"lock\"") &&
 		      tvol_file_has(audit_log, "\"event\":\"resume\"") &&
 		      tvol_file_has(audit_log, "\"result\":\"transient\""),
