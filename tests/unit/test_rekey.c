@@ -26,6 +26,7 @@
 #include "cmkfs/json.h"
 #include "cmkfs/keyprov.h"
 #include "cmkfs/rekey.h"
+#include "cmkfs/runtime.h"
 #include "cmkfs/volio.h"
 #include "../lib/tap.h"
 #include "../lib/tvol.h"
@@ -210,6 +211,8 @@ static void test_live(int gen)
 	c.kr = kr;
 	ctlcmd_init(&c);
 	CHECK_RC(ctl_path(MNT, sock, sizeof(sock)), 0);
+	/* the client talks only to the daemon the state file names */
+	CHECK_RC(runtime_state_write(MNT, vol), 0);
 	CHECK_RC(ctl_start(sock, ctlcmd_handle, &c, &ctl), 0);
 	CHECK_RC(ctlcmd_rekey_stream(MNT, "rekey", &cbs), 0);
 	CHECK(s.results == 1 && s.result_ok, "%u results", s.results);
@@ -224,6 +227,7 @@ static void test_live(int gen)
 	      s.problem);
 	CHECK(disk_config().kek_gen == (uint32_t)gen + 1, "live generation");
 	ctl_stop(ctl);
+	runtime_state_remove(MNT);
 	ctlcmd_destroy(&c);
 	keyring_free(kr);
 	close(rootfd);
