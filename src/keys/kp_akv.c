@@ -172,7 +172,7 @@ static void alg_remember(const char *kid, const char *alg)
 	if (strlen(kid) >= KV_URI_MAX || alg_recall(kid) != NULL)
 		return;
 	pthread_mutex_lock(&alg_mtx);
-	snprintf(alg_memo[alg_next % ALG_MEMO].kid, KV_URI_MAX, "%s", kid);
+	memcpy(alg_memo[alg_next % ALG_MEMO].kid, kid, strlen(kid) + 1);
 	alg_memo[alg_next % ALG_MEMO].alg = alg;
 	alg_next++;
 	pthread_mutex_unlock(&alg_mtx);
