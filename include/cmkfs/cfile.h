@@ -226,6 +226,15 @@ CMK_MUST_CHECK int cfile_check_blocks(struct cfile *cf, int fd,
 				      void (*bad)(void *arg, uint64_t b,
 						  const char *what),
 				      void *arg, uint64_t *blocks);
+/* The same, and tick(arg, done) after each batch of slots read (about
+ * 1 MiB), with the slots checked so far: progress within a large file.
+ * tick may be NULL. */
+CMK_MUST_CHECK int cfile_check_blocks_tick(struct cfile *cf, int fd,
+					   void (*bad)(void *arg, uint64_t b,
+						       const char *what),
+					   void (*tick)(void *arg,
+							uint64_t done),
+					   void *arg, uint64_t *blocks);
 /* Slot b (b < nb - 1: the last block is data, opened with its length) of
  * the file open as fd, with nb blocks, opened as the mount reads it: a
  * data block; in format 3 a slot inside a verified hole (zeros), or the

@@ -32,6 +32,11 @@ struct repair;
 CMK_MUST_CHECK int repair_open(int rootfd, struct keyring *kr,
 			       struct repair **out);
 void repair_close(struct repair *r);	/* NULL-safe */
+/* Call tick(arg, bytes) as a salvage copies, about every MiB, with the
+ * bytes of the source's backing file read so far (progress within a large
+ * file). NULL: none. */
+void repair_set_tick(struct repair *r, void (*tick)(void *arg, uint64_t bytes),
+		     void *arg);
 
 /* Move dirfd/bname, and its long-name side file if bname is a long name,
  * into the quarantine. The target side file (LINKS_DIR, linktgt.h) of a

@@ -2532,6 +2532,15 @@ int cfile_check_blocks(struct cfile *cf, int fd,
 		       void (*bad)(void *arg, uint64_t b, const char *what),
 		       void *arg, uint64_t *blocks)
 {
+	return cfile_check_blocks_tick(cf, fd, bad, NULL, arg, blocks);
+}
+
+int cfile_check_blocks_tick(struct cfile *cf, int fd,
+			    void (*bad)(void *arg, uint64_t b,
+					const char *what),
+			    void (*tick)(void *arg, uint64_t done),
+			    void *arg, uint64_t *blocks)
+{
 	size_t cb = cf->bs + BLOCK_OVERHEAD, cn = chunk_blocks(cf);
 	uint64_t size = 0, nb = 0, run = UINT64_MAX;
 	struct filekeys *fk = NULL;
@@ -2572,6 +2581,8 @@ int cfile_check_blocks(struct cfile *cf, int fd,
 					    pt, &run, bad, arg);
 		}
 		b0 += n;
+		if (tick != NULL)	/* fsck's progress within a file */
+			tick(arg, b0);
 	}
 	if (fk != NULL)
 		fk_put(cf, fk);

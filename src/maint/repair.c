@@ -37,6 +37,9 @@ struct repair {
 	char run[80];		/* its path relative to the cipher root */
 	struct keyring *kr;
 	uint32_t bs;
+	/* repair_set_tick(): progress of a salvage's copy */
+	void (*tick)(void *arg, uint64_t bytes);
+	void *tick_arg;
 };
 
 int repair_open(int rootfd, struct keyring *kr, struct repair **out)
@@ -51,6 +54,13 @@ int repair_open(int rootfd, struct keyring *kr, struct repair **out)
 	r->bs = keyring_block_size(kr);
 	*out = r;
 	return 0;
+}
+
+void repair_set_tick(struct repair *r, void (*tick)(void *arg, uint64_t bytes),
+		     void *arg)
+{
+	r->tick = tick;
+	r->tick_arg = arg;
 }
 
 void repair_close(struct repair *r)
@@ -757,6 +767,8 @@ static int copy_blocks(struct repair *r, struct filekeys *fk, struct cfile *scf,
 			woff += have;
 			wend = woff;
 			have = 0;
+			if (r->tick != NULL)	/* source bytes read so far */
+				r->tick(r->tick_arg, off + len);
 		}
 	}
 	if (rc == 0 && have > 0) {
