@@ -42,5 +42,10 @@
 /* the cipher directory is not a cmkfs volume, or its volume config or
  * headers are damaged or were tampered with (run `cmkfs fsck`) */
 #define CMK_EXIT_DAMAGED 12
+/* fsck --repair: the cipher directory's file system has less free space
+ * than the repair's copies need; nothing was changed (free space, or
+ * repair a copy elsewhere, then run it again). Not 1: that says damage
+ * was found and repaired. */
+#define CMK_EXIT_NOSPACE 13
 
 #endif

@@ -35,6 +35,30 @@
 /* At most this many problems are kept in fsck_result.list. */
 #define FSCK_LIST_MAX 4096
 
+/* Progress by bytes (man/cmkfs-fsck.1 "Progress"): the backing bytes of
+ * the regular files the walk checks, summed by a first walk of the tree
+ * (phase "count"), then done file by file and within a file every MiB or
+ * so. A repair adds the bytes its salvages copy, and when free space is
+ * short first reads the volume once without changing it (phase "size",
+ * pass 1 of 2) to learn what its salvages will need. */
+struct fsck_progress {
+	const char *phase;	/* "count", "size", "check", "repair" */
+	unsigned pass, passes;	/* 1-based; passes is 2 with "size" */
+	uint64_t bytes_done, bytes_total;	/* bytes_done <= bytes_total */
+	uint64_t files_done, files_total;
+	double elapsed;		/* seconds since the count began */
+	/* bytes_done per second since the count ended, and the seconds
+	 * left at that rate: -1 while not known (before half a second or
+	 * 16 MiB of work) */
+	double rate, eta_s;
+	bool final;		/* the last call: bytes_done == bytes_total */
+};
+
+/* Room a repair keeps free beyond its salvages' copies: lost+found, the
+ * quarantine's directories and dirid copies, long-name side files. */
+#define FSCK_SPACE_RESERVE (1u << 20)
+#define FSCK_SPACE_PER_FILE (64u << 10)
+
 struct fsck_opts {
 	/* The cipher directory's path: prefix of every backing path. */
 	const char *root;
@@ -51,6 +75,12 @@ struct fsck_opts {
 	 * audit_default_path()). A run that stops before the check opens
 	 * none. */
 	const char *audit_log;
+	/* Progress by bytes: called at each phase and between every 0.1 s
+	 * or 16 MiB, whichever comes first, the last time with p->final.
+	 * Non-NULL asks for the count walk (a repair always makes it, for
+	 * its free-space check). */
+	void (*meter)(const struct fsck_progress *p, void *arg);
+	void *meter_arg;
 };
 
 /* One problem found. Strings are valid during the callback only. */
@@ -116,6 +146,17 @@ struct fsck_result {
 	bool repair;		/* the repair counters below mean something */
 	unsigned long salvaged, lost_blocks, quarantined, destroyed,
 		unrepaired;
+	/* Files a repair salvages (damaged blocks or size: a copy is
+	 * written), and their backing bytes allocated: counted by a check
+	 * too, as what a repair would need. */
+	unsigned long salvage_files;
+	uint64_t salvage_bytes;
+	/* A repair's free-space check (-ENOSPC): the bytes it needs and
+	 * those free to it (f_bavail) on the cipher directory's file
+	 * system, and whether the need was measured by a sizing pass
+	 * (else the upper bound: every file copied). */
+	uint64_t space_need, space_free;
+	bool space_sized;
 	/* keep_list: the first FSCK_LIST_MAX problems, in order found. */
 	struct fsck_item *list;
 	size_t nlist;
@@ -144,8 +185,17 @@ struct fsck_cb {
 /* Check (and with o->repair, repair) the volume whose cipher directory is
  * rootfd (an O_RDONLY directory fd, kept) and whose keyring kr is
  * unlocked. *r is filled (free with fsck_result_free()) even on error;
- * damage found is no error: r->problems counts it. Errors: -EKEYREVOKED
- * (keyring locked: no name key), -ENOMEM (before the walk). */
+ * damage found is no error: r->problems counts it.
+ * A repair checks free space before it changes anything: the backing
+ * bytes of every file (allocated) plus FSCK_SPACE_PER_FILE each and
+ * FSCK_SPACE_RESERVE are always enough; short of that, a sizing pass (a
+ * check that reports nothing and changes nothing) finds the files to
+ * salvage, and if their copies do not fit either the run stops there.
+ * Each salvage checks again (something else may fill the disk) and is
+ * not repaired if its copy does not fit.
+ * Errors: -EKEYREVOKED (keyring locked: no name key), -ENOMEM (before the
+ * walk), -ENOSPC (repair: not enough free space, nothing was changed;
+ * r->space_need, r->space_free, r->salvage_* say why). */
 CMK_MUST_CHECK int fsck_run(int rootfd, struct keyring *kr,
 			    const struct fsck_opts *o, const struct fsck_cb *cb,
 			    struct fsck_result *r);
@@ -159,6 +209,8 @@ enum fsck_stage {
 	FSCK_STAGE_CONFIG,	/* the volume config is tampered or malformed */
 	FSCK_STAGE_UNLOCK,	/* the volume's keys are unavailable */
 	FSCK_STAGE_RUN,		/* fsck_run() failed */
+	FSCK_STAGE_SPACE,	/* repair: not enough free space; nothing
+				 * was changed */
 };
 
 /* Long enough for a message naming a path and a Key Vault error. */
@@ -184,13 +236,20 @@ struct fsck_volume_result {
  * id, opening o->audit_log at the first event. cb gets FSCK_PHASE_DONE
  * between the release and the final audit event. *vr is always filled.
  * Errors: -errno of open (OPEN), -EBUSY (LOCK: mounted or another offline
- * user), -EBADMSG (CONFIG), volio_unlock's (UNLOCK), fsck_run's (RUN).
+ * user), -EBADMSG (CONFIG), volio_unlock's (UNLOCK), -ENOSPC (SPACE, with
+ * vr->r's space and salvage counts), fsck_run's (RUN).
  * Damage found is no error. */
 CMK_MUST_CHECK int fsck_volume(const char *cipherdir, const char *service_key,
 			       const struct fsck_opts *o,
 			       const struct fsck_cb *cb,
 			       struct fsck_volume_result *vr);
 
+/* The JSON line of a progress call for `cmkfs fsck --json`
+ * (man/cmkfs-fsck.1): {"progress":{"phase":..,"pass":..,"passes":..,
+ * "bytes_done":..,"bytes_total":..,"files_done":..,"files_total":..,
+ * "elapsed_ms":..,"rate":B/s,"eta_s":S|null,"final":bool}}. Truncated to
+ * cap. */
+void fsck_progress_json(const struct fsck_progress *p, char *buf, size_t cap);
 /* "SALVAGED", "QUARANTINED", "DESTROYED", "NOT-REPAIRED". */
 const char *fsck_action_name(enum fsck_action_kind kind);
 

@@ -17,10 +17,12 @@
 
 #include "cmkfs/audit.h"
 #include "cmkfs/backing.h"
+#include "cmkfs/block.h"
 #include "cmkfs/cfile.h"
 #include "cmkfs/dirtree.h"
 #include "cmkfs/engine.h"
 #include "cmkfs/fsck.h"
+#include "cmkfs/header.h"
 #include "cmkfs/journal.h"
 #include "cmkfs/linkfsck.h"
 #include "cmkfs/linktgt.h"
@@ -34,6 +36,26 @@
 #include "cmkfs/walk.h"
 
 #define DEPTH_MAX 256
+
+/* Progress by bytes (struct fsck_progress), shared by the passes of one
+ * fsck_run(). A fast disk still shows the work inside a large file: a call
+ * every METER_STEP bytes at least. */
+#define METER_STEP (16u << 20)
+struct meter {
+	const struct fsck_opts *o;
+	struct fsck_progress p;
+	struct timespec start, last;
+	uint64_t last_bytes;	/* bytes_done at the last call */
+	struct timespec work;	/* the count's end: the rate is measured
+				 * from here */
+	uint64_t base, size;	/* the file in hand: bytes_done at its start,
+				 * its backing size */
+	uint64_t alloc;		/* count: backing bytes allocated */
+	uint64_t pass_bytes;	/* count: the bytes one pass reads */
+	uint64_t salvage_size;	/* backing bytes of files to salvage */
+	bool salvages_counted;	/* already in bytes_total (sizing pass) */
+	bool partial;		/* the count was cut short */
+};
 
 /* A target side file in LINKS_DIR when the walk began, and whether a
  * symlink met in the walk points at it. */
@@ -81,6 +103,7 @@ struct fsck {
 	bool partial;
 	/* Format 3: link sets and files bound to more than one place. */
 	struct linkfsck *lk;
+	struct meter *m;	/* never NULL */
 };
 
 /* Where a damaged file below a directory is salvaged to: lost+found at the
@@ -152,6 +175,109 @@ static void progress(struct fsck *f, enum fsck_phase ph)
 {
 	if (f->cb->progress != NULL)
 		f->cb->progress(ph, f->r, f->cb->arg);
+}
+
+static double secs(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) +
+	       (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+/* To the caller every 0.1 s or METER_STEP bytes, whichever comes first
+ * (force: now), with the rate and ETA of the work since the count (the
+ * count itself reads no file). */
+static void meter_emit(struct meter *m, bool force)
+{
+	struct fsck_progress *p = &m->p;
+	struct timespec now;
+	double t;
+
+	if (m->o->meter == NULL)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!force && secs(&m->last, &now) < 0.1 &&
+	    p->bytes_done - m->last_bytes < METER_STEP)
+		return;
+	m->last = now;
+	m->last_bytes = p->bytes_done;
+	p->elapsed = secs(&m->start, &now);
+	if (p->bytes_done > p->bytes_total)
+		p->bytes_total = p->bytes_done;	/* grew under a live mount */
+	if (p->files_done > p->files_total)
+		p->files_total = p->files_done;
+	t = m->work.tv_sec ? secs(&m->work, &now) : 0;
+	p->rate = t > 0 ? (double)p->bytes_done / t : 0;
+	/* Not from the first instants: a rate over a few KiB says little */
+	p->eta_s = p->rate > 0 && (t >= 0.5 || p->bytes_done >= METER_STEP) ?
+			   (double)(p->bytes_total - p->bytes_done) / p->rate :
+			   -1;
+	m->o->meter(p, m->o->meter_arg);
+}
+
+static void meter_phase(struct meter *m, const char *phase, unsigned pass)
+{
+	m->p.phase = phase;
+	m->p.pass = pass;
+	meter_emit(m, true);
+}
+
+static void meter_file(struct meter *m, uint64_t size)
+{
+	m->base = m->p.bytes_done;
+	m->size = size;
+}
+
+/* `in` bytes of the file in hand are done. */
+static void meter_at(struct meter *m, uint64_t in)
+{
+	if (in > m->size)
+		in = m->size;
+	if (m->base + in > m->p.bytes_done)
+		m->p.bytes_done = m->base + in;
+	meter_emit(m, false);
+}
+
+static void meter_file_done(struct meter *m, bool checked)
+{
+	meter_at(m, m->size);
+	m->p.files_done += checked;
+}
+
+/* cfile_check_blocks_tick(): `slots` of the file checked. */
+static void meter_slots(struct meter *m, uint32_t bs, uint64_t slots)
+{
+	uint64_t in;
+
+	if (__builtin_mul_overflow(slots, (uint64_t)bs + BLOCK_OVERHEAD, &in) ||
+	    __builtin_add_overflow(in, (uint64_t)HEADER_LEN, &in))
+		in = UINT64_MAX;
+	meter_at(m, in);
+}
+
+static void meter_salvage_tick(void *arg, uint64_t bytes)
+{
+	meter_at(arg, bytes);
+}
+
+void fsck_progress_json(const struct fsck_progress *p, char *buf, size_t cap)
+{
+	char eta[32] = "null";
+
+	if (p->eta_s >= 0)
+		snprintf(eta, sizeof(eta), "%.1f", p->eta_s);
+	snprintf(buf, cap,
+		 "{\"progress\":{\"phase\":\"%s\",\"pass\":%u,\"passes\":%u,"
+		 "\"bytes_done\":%llu,\"bytes_total\":%llu,"
+		 "\"files_done\":%llu,\"files_total\":%llu,"
+		 "\"elapsed_ms\":%llu,\"rate\":%.0f,\"eta_s\":%s,"
+		 "\"final\":%s}}",
+		 p->phase, p->pass, p->passes,
+		 (unsigned long long)p->bytes_done,
+		 (unsigned long long)p->bytes_total,
+		 (unsigned long long)p->files_done,
+		 (unsigned long long)p->files_total,
+		 (unsigned long long)(p->elapsed * 1000), p->rate, eta,
+		 p->final ? "true" : "false");
 }
 
 /* A name under the current key or, during a full rekey, the previous
@@ -271,6 +397,13 @@ struct bad_ctx {
 	const char *bpath, *ppath;
 };
 
+static void slots_tick(void *arg, uint64_t slots)
+{
+	struct bad_ctx *c = arg;
+
+	meter_slots(c->f->m, c->f->bs, slots);
+}
+
 static void bad_block(void *arg, uint64_t b, const char *what)
 {
 	struct bad_ctx *c = arg;
@@ -284,15 +417,22 @@ static int check_file(struct fsck *f, int dfd, const char *bn,
 {
 	struct fsck_result *r = f->r;
 	struct cfile cf;
-	uint64_t size, nb;
+	struct stat st;
+	uint64_t size, nb, alloc = 0;
 	bool tail_ok;
 	int fd, rc, loc, dmg = 0;
 
 	r->files++;
+	meter_file(f->m, 0);
 	fd = openat(dfd, bn, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		report(f, bpath, ppath, -1, strerror(errno));
+		meter_file_done(f->m, true);
 		return DMG_IO;
+	}
+	if (fstat(fd, &st) == 0) {
+		meter_file(f->m, (uint64_t)st.st_size);
+		alloc = (uint64_t)st.st_blocks * 512;
 	}
 	cfile_init(&cf, f->kr, f->bs, fd);
 	cf.rootfd = f->rootfd;
@@ -353,7 +493,8 @@ static int check_file(struct fsck *f, int dfd, const char *bn,
 		struct bad_ctx bc = { f, bpath, ppath };
 
 		nb = 0;
-		rc = cfile_check_blocks(&cf, fd, bad_block, &bc, &nb);
+		rc = cfile_check_blocks_tick(&cf, fd, bad_block, slots_tick,
+					     &bc, &nb);
 		r->blocks += nb;
 		if (rc != 0) {
 			if (rc < 0)
@@ -362,6 +503,13 @@ static int check_file(struct fsck *f, int dfd, const char *bn,
 		}
 	}
 out:
+	/* what a repair would write for it: a copy (repair_salvage) */
+	if (dmg == DMG_CONTENT) {
+		r->salvage_files++;
+		r->salvage_bytes += alloc;
+		f->m->salvage_size += f->m->size;
+	}
+	meter_file_done(f->m, true);
 	cfile_destroy(&cf);
 	close(fd);
 	return dmg;
@@ -501,11 +649,35 @@ static bool salvage(struct fsck *f, const struct place *pl, int dfd,
 		    const char *bdir, const char *b, const char *bpath,
 		    const char *ppath)
 {
-	char to[PATH_MAX + 300];
+	char to[PATH_MAX + 300], why[200];
+	struct meter *m = f->m;
 	struct salvage s;
+	struct statvfs sv;
+	struct stat st = { 0 };
+	uint64_t need, avail;
 	int rc;
 
+	/* The run checked before it began; something else may have filled
+	 * the disk since. */
+	if (fstatat(dfd, b, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    fstatvfs(f->rootfd, &sv) == 0) {
+		need = (uint64_t)st.st_blocks * 512 + FSCK_SPACE_PER_FILE;
+		avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+		if (avail < need) {
+			snprintf(why, sizeof(why), "not enough free space for "
+				 "its copy (%.1f MiB needed, %.1f MiB free): "
+				 "free space, then run fsck --repair again",
+				 (double)need / 1048576.0,
+				 (double)avail / 1048576.0);
+			not_repaired(f, bpath, ppath, why);
+			return false;
+		}
+	}
+	if (!m->salvages_counted)
+		m->p.bytes_total += (uint64_t)st.st_size;
+	meter_file(m, (uint64_t)st.st_size);
 	rc = repair_salvage(f->rp, pl->fd, dfd, b, ppath, &s);
+	meter_file_done(m, false);
 	if (rc < 0) {
 		not_repaired(f, bpath, ppath,
 			     rc == -ENOTDIR ? "lost+found is not a directory" :
@@ -1259,11 +1431,14 @@ static void expire_zones(struct fsck *f, int rootfd)
 		close(lockfd);	/* drops the flock */
 }
 
-int fsck_run(int rootfd, struct keyring *kr, const struct fsck_opts *o,
-	     const struct fsck_cb *cb, struct fsck_result *r)
+/* One pass of fsck_run(): the check, or with o->repair the repair. */
+static int run_once(int rootfd, struct keyring *kr, const struct fsck_opts *o,
+		    const struct fsck_cb *cb, struct fsck_result *r,
+		    struct meter *m)
 {
 	static const struct fsck_cb none = { 0 };
-	struct fsck f = { .rootfd = rootfd, .kr = kr, .o = o, .cb = cb ? cb : &none, .r = r };
+	struct fsck f = { .rootfd = rootfd, .kr = kr, .o = o,
+			  .cb = cb ? cb : &none, .r = r, .m = m };
 	struct place root = { rootfd, "", false };
 	unsigned done = 0;
 	int rc;
@@ -1302,6 +1477,8 @@ int fsck_run(int rootfd, struct keyring *kr, const struct fsck_opts *o,
 		rc = -ENOMEM;
 		goto out;
 	}
+	if (f.rp != NULL)
+		repair_set_tick(f.rp, meter_salvage_tick, m);
 	expire_zones(&f, rootfd);
 	progress(&f, FSCK_PHASE_EXPIRED);
 	sides_load(&f);
@@ -1330,6 +1507,144 @@ out:
 	secmem_wipe(f.key, sizeof(f.key));
 	secmem_wipe(f.prev, sizeof(f.prev));
 	return rc;
+}
+
+/* The count: the regular files the walk will check (the plaintext
+ * tree's entries; reserved directories are not descended) and their
+ * backing bytes. */
+static int count_file(const struct walk_entry *e, void *arg)
+{
+	struct meter *m = arg;
+	struct stat st;
+
+	if (e->type != DT_REG ||
+	    fstatat(e->dfd, e->name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	m->p.files_total++;
+	m->p.bytes_total += (uint64_t)st.st_size;
+	m->alloc += (uint64_t)st.st_blocks * 512;
+	meter_emit(m, false);
+	return 0;
+}
+
+static int count(int rootfd, struct meter *m)
+{
+	const struct walk_tree_cb cb = {
+		.want = WALK_ENTRIES,
+		.flags = WALK_F_SKIP_ERRORS,
+		.file = count_file,
+		.arg = m,
+	};
+
+	int rc;
+
+	meter_phase(m, "count", 0);
+	rc = walk_tree(rootfd, &cb);
+	m->pass_bytes = m->p.bytes_total;
+	clock_gettime(CLOCK_MONOTONIC, &m->work);
+	return rc;
+}
+
+/* What a repair may allocate: each salvage's copy (as much as its
+ * source holds), plus FSCK_SPACE_PER_FILE each and FSCK_SPACE_RESERVE. */
+static uint64_t space_for(uint64_t bytes, uint64_t files)
+{
+	uint64_t need;
+
+	if (__builtin_mul_overflow(files, (uint64_t)FSCK_SPACE_PER_FILE,
+				   &need) ||
+	    __builtin_add_overflow(need, bytes, &need) ||
+	    __builtin_add_overflow(need, (uint64_t)FSCK_SPACE_RESERVE, &need))
+		return UINT64_MAX;
+	return need;
+}
+
+/* Before a repair changes anything: 0 to go on, -ENOSPC to stop. When
+ * free space is short of copying every file, a sizing pass (a check that
+ * reports nothing and changes nothing, zones left alone) finds the files
+ * to salvage. */
+static int space_check(int rootfd, struct keyring *kr,
+		       const struct fsck_opts *o, struct fsck_result *r,
+		       struct meter *m)
+{
+	struct fsck_opts so = *o;
+	struct fsck_result sr;
+	struct statvfs sv;
+	uint64_t avail;
+	int rc;
+
+	if (fstatvfs(rootfd, &sv) < 0)
+		return 0;	/* not known: each salvage checks again */
+	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	if (!m->partial && avail >= space_for(m->alloc, m->p.files_total))
+		return 0;
+	so.repair = false;
+	so.keep_zones = true;
+	so.keep_list = false;
+	m->p.passes = 2;
+	m->p.bytes_total += m->pass_bytes;
+	m->p.files_total += m->p.files_total;
+	meter_phase(m, "size", 1);
+	rc = run_once(rootfd, kr, &so, NULL, &sr, m);
+	/* the sizing pass's files end where it did */
+	if (m->p.bytes_done < m->pass_bytes)
+		m->p.bytes_done = m->pass_bytes;
+	if (m->p.files_done < m->p.files_total / 2)
+		m->p.files_done = m->p.files_total / 2;
+	m->p.bytes_total += m->salvage_size;
+	m->salvages_counted = true;
+	memset(r, 0, sizeof(*r));
+	r->salvage_files = sr.salvage_files;
+	r->salvage_bytes = sr.salvage_bytes;
+	r->space_sized = true;
+	r->space_need = space_for(sr.salvage_bytes, sr.salvage_files);
+	r->space_free = avail;
+	fsck_result_free(&sr);
+	if (rc < 0)
+		return rc;
+	if (fstatvfs(rootfd, &sv) == 0)	/* the pass took a while */
+		avail = r->space_free = (uint64_t)sv.f_bavail * sv.f_frsize;
+	return avail < r->space_need ? -ENOSPC : 0;
+}
+
+int fsck_run(int rootfd, struct keyring *kr, const struct fsck_opts *o,
+	     const struct fsck_cb *cb, struct fsck_result *r)
+{
+	struct meter m = { .o = o };
+	struct fsck_result keep;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	m.p.passes = 1;
+	m.p.eta_s = -1;
+	clock_gettime(CLOCK_MONOTONIC, &m.start);
+	/* A count cut short (an unreadable directory: the walk reports
+	 * it) makes the total low, and the repair's upper bound unsure: it
+	 * sizes what the walk finds instead. */
+	if (o->meter != NULL || o->repair)
+		m.partial = count(rootfd, &m) < 0;
+	else
+		m.work = m.start;
+	if (o->repair) {
+		rc = space_check(rootfd, kr, o, r, &m);
+		if (rc < 0)
+			return rc;
+	}
+	keep = *r;	/* the sizing pass's counts, for the result */
+	meter_phase(&m, o->repair ? "repair" : "check", m.p.passes);
+	rc = run_once(rootfd, kr, o, cb, r, &m);
+	if (keep.space_sized) {
+		r->space_sized = true;
+		r->space_need = keep.space_need;
+		r->space_free = keep.space_free;
+	}
+	if (rc < 0)
+		return rc;
+	m.p.bytes_done = m.p.bytes_total;	/* what a live mount removed */
+	m.p.files_done = m.p.files_total;
+	m.p.final = true;
+	meter_emit(&m, true);
+	return 0;
 }
 
 /* fsck_volume's hold on the run: the caller's callbacks, and the audit
@@ -1439,7 +1754,23 @@ int fsck_volume(const char *cipherdir, const char *service_key,
 	fo.root = cipherdir;
 	rc = fsck_run(fd, v.kr, &fo, &wrap, &vr->r);
 	close(fd);
-	if (rc < 0) {
+	if (rc == -ENOSPC) {
+		ENGINE_FAIL(vr, FSCK_STAGE_SPACE, rc,
+			    "%s: --repair needs %.1f MiB free on the cipher "
+			    "directory's file system (%lu damaged file%s to "
+			    "copy into lost+found, %.1f MiB, and %.1f MiB of "
+			    "room), only %.1f MiB are free; nothing was "
+			    "changed: free space there, or copy the cipher "
+			    "directory to a larger file system and repair the "
+			    "copy", cipherdir,
+			    (double)vr->r.space_need / 1048576.0,
+			    vr->r.salvage_files,
+			    vr->r.salvage_files == 1 ? "" : "s",
+			    (double)vr->r.salvage_bytes / 1048576.0,
+			    (double)(vr->r.space_need - vr->r.salvage_bytes) /
+				    1048576.0,
+			    (double)vr->r.space_free / 1048576.0);
+	} else if (rc < 0) {
 		ENGINE_FAIL(vr, FSCK_STAGE_RUN, rc, "%s",
 			  rc == -ENOMEM ? "out of memory" : "");
 	} else {
