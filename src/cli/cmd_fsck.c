@@ -1,8 +1,12 @@
 /* src/cli/cmd_fsck.c — `cmkfs fsck [--repair] [--json] CIPHERDIR`: finds
  * the volume's mount if any, runs the check (fsck_volume(),
  * include/cmkfs/fsck.h) and prints each problem and repair action as it
- * comes, then a summary. Exit: 0 clean, 1 damage found (repaired or not),
- * 2 usage (and --repair on a mounted volume), 3 keys unavailable. */
+ * comes, then a summary. Progress by bytes with a total and ETA goes to
+ * stderr while it is a terminal (or with --progress; --no-progress: never),
+ * as JSON lines with --json: stdout keeps only problems, actions and the
+ * summary, which scripts count. Exit: 0 clean, 1 damage
+ * found (repaired or not), 2 usage (and --repair on a mounted volume),
+ * 3 keys unavailable, 13 --repair refused for free space. */
 #include "config.h"
 
 #include <ctype.h>
@@ -13,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -22,9 +27,23 @@
 #include "cmkfs/runtime.h"
 
 struct out {
-	bool json, tty;
+	bool json;
+	bool tty;	/* a progress line is redrawn on stderr (a terminal) */
+	bool lines;	/* one progress line each time on stderr */
+	bool jprog;	/* --json: those lines are JSON objects */
+	bool drawn;	/* a progress line is on the terminal now */
 	const char *cdir;
+	struct timespec last;
+	const char *last_phase;
 };
+
+/* Clear the progress line before other output on the terminal. */
+static void unline(struct out *o)
+{
+	if (o->drawn)
+		fprintf(stderr, "\r\033[K");
+	o->drawn = false;
+}
 
 static void json_path(const char *bpath, const char *ppath)
 {
@@ -39,7 +58,7 @@ static void json_path(const char *bpath, const char *ppath)
 
 static void on_problem(const struct fsck_problem *p, void *arg)
 {
-	const struct out *o = arg;
+	struct out *o = arg;
 
 	if (o->json) {
 		printf("{");
@@ -50,8 +69,7 @@ static void on_problem(const struct fsck_problem *p, void *arg)
 		cli_json_str(p->what);
 		printf("}\n");
 	} else {
-		if (o->tty)
-			fprintf(stderr, "\r\033[K");
+		unline(o);
 		/* Plaintext names are anyone's: shown with control bytes as
 		 * '?' so that a file name cannot drive the terminal. */
 		printf("DAMAGE ");
@@ -103,11 +121,10 @@ static void action_json(const struct fsck_action *a)
  * salvaged copy or a path in the cipher directory. */
 static void on_action(const struct fsck_action *a, void *arg)
 {
-	const struct out *o = arg;
+	struct out *o = arg;
 	const struct salvage *s = a->salvage;
 
-	if (o->tty)
-		fprintf(stderr, "\r\033[K");
+	unline(o);
 	if (o->json) {
 		action_json(a);
 		fflush(stdout);
@@ -145,7 +162,7 @@ static void on_action(const struct fsck_action *a, void *arg)
 
 static void on_warning(const char *what, void *arg)
 {
-	(void)arg;
+	unline(arg);
 	fprintf(stderr, "cmkfs fsck: %s\n", what);
 }
 
@@ -223,34 +240,143 @@ static void summary(const struct fsck_result *r, const char *cdir)
 static void on_progress(enum fsck_phase ph, const struct fsck_result *r,
 			void *arg)
 {
-	const struct out *o = arg;
+	struct out *o = arg;
 
-	if (ph == FSCK_PHASE_WALK && o->tty &&
-	    (r->files + r->dirs) % 64 == 0) {
-		fprintf(stderr, "\rfsck: %lu dirs, %lu files, %lu blocks checked",
-			r->dirs, r->files, r->blocks);
-	} else if (ph == FSCK_PHASE_DONE) {
+	if (ph == FSCK_PHASE_DONE) {
 		/* the volume is released; the engine audits after this */
-		if (o->tty)
-			fprintf(stderr, "\r\033[K");
+		unline(o);
 		o->json ? summary_json(r) : summary(r, o->cdir);
 	}
 }
 
+static double mib(uint64_t b)
+{
+	return (double)b / 1048576.0;
+}
+
+/* "3m05s", "42s" */
+static void fmt_secs(double s, char *buf, size_t cap)
+{
+	unsigned long t = (unsigned long)(s + 0.5);
+
+	if (t >= 3600)
+		snprintf(buf, cap, "%luh%02lum", t / 3600, t % 3600 / 60);
+	else if (t >= 60)
+		snprintf(buf, cap, "%lum%02lus", t / 60, t % 60);
+	else
+		snprintf(buf, cap, "%lus", t);
+}
+
+/* A new phase, the final call, or the interval since the last line: a
+ * terminal is redrawn every 0.1 s (the engine's pace), a log or JSON
+ * consumer gets a line a second. */
+static bool due(struct out *o, const struct fsck_progress *p)
+{
+	struct timespec now;
+	double dt;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	dt = (double)(now.tv_sec - o->last.tv_sec) +
+	     (double)(now.tv_nsec - o->last.tv_nsec) / 1e9;
+	if (!p->final && p->phase == o->last_phase && !o->tty && dt < 1.0)
+		return false;
+	o->last = now;
+	o->last_phase = p->phase;
+	return true;
+}
+
+static const char *phase_label(const char *phase)
+{
+	if (strcmp(phase, "size") == 0)
+		return "sizing the repair (changes nothing)";
+	return phase;
+}
+
+static void on_meter(const struct fsck_progress *p, void *arg)
+{
+	struct out *o = arg;
+	char line[512], eta[32] = "", pass[24] = "";
+
+	if (!(o->tty || o->lines) || !due(o, p))
+		return;
+	if (o->jprog) {
+		fsck_progress_json(p, line, sizeof(line));
+		fprintf(stderr, "%s\n", line);
+		fflush(stderr);
+		return;
+	}
+	if (strcmp(p->phase, "count") == 0) {
+		snprintf(line, sizeof(line), "fsck: counting: %llu files, "
+			 "%.1f MiB", (unsigned long long)p->files_total,
+			 mib(p->bytes_total));
+	} else {
+		if (p->eta_s >= 0) {
+			memcpy(eta, ", ETA ", 7);
+			fmt_secs(p->eta_s, eta + 6, sizeof(eta) - 6);
+		}
+		if (p->passes > 1)
+			snprintf(pass, sizeof(pass), "pass %u/%u ", p->pass,
+				 p->passes);
+		snprintf(line, sizeof(line), "fsck: %s%s: %.1f/%.1f MiB "
+			 "(%.0f%%), %llu/%llu files, %.1f MiB/s%s", pass,
+			 phase_label(p->phase), mib(p->bytes_done),
+			 mib(p->bytes_total),
+			 p->bytes_total ? 100.0 * (double)p->bytes_done /
+						  (double)p->bytes_total : 100.0,
+			 (unsigned long long)p->files_done,
+			 (unsigned long long)p->files_total, mib((uint64_t)p->rate),
+			 p->final ? "" : eta);
+	}
+	if (o->tty) {
+		fprintf(stderr, "\r\033[K%s", line);
+		o->drawn = true;
+	} else {
+		fprintf(stderr, "%s\n", line);
+	}
+	fflush(stderr);
+}
+
+/* --repair refused before it began: nothing was changed. */
+static int refused(const struct out *o, const struct fsck_volume_result *vr)
+{
+	fprintf(stderr, "cmkfs fsck: %s\n", vr->msg);
+	if (o->json)
+		printf("{\"refused\":{\"reason\":\"no_space\","
+		       "\"need_bytes\":%llu,\"free_bytes\":%llu,"
+		       "\"salvage_files\":%lu,\"salvage_bytes\":%llu}}\n",
+		       (unsigned long long)vr->r.space_need,
+		       (unsigned long long)vr->r.space_free,
+		       vr->r.salvage_files,
+		       (unsigned long long)vr->r.salvage_bytes);
+	return CMK_EXIT_NOSPACE;
+}
+
 static int usage(void)
 {
-	printf("Usage: cmkfs fsck [--repair] [--json] [--service-key FILE]\n"
-	       "                  [--ca-file FILE] [--audit-log FILE] CIPHERDIR\n\n"
+	printf("Usage: cmkfs fsck [--repair] [--json] [--progress|--no-progress]\n"
+	       "                  [--service-key FILE] [--ca-file FILE]\n"
+	       "                  [--audit-log FILE] CIPHERDIR\n\n"
 	       "Check every name, header, block (both layers), symlink\n"
 	       "and xattr of the volume; safe beside a live mount. Expired\n"
 	       "files of transient zones are destroyed (only counted while\n"
 	       "the volume is mounted). --repair (volume not mounted)\n"
 	       "salvages damaged files into lost+found, every bad block\n"
 	       "written as zeros, and moves what cannot be read to\n"
-	       "CIPHERDIR/" QUARANTINE_DIR "/. Exit: 0 clean, 1 damage found\n"
+	       "CIPHERDIR/" QUARANTINE_DIR "/; it first checks that the cipher\n"
+	       "directory's file system has room for the copies, and changes\n"
+	       "nothing if not (exit 13). Exit: 0 clean, 1 damage found\n"
 	       "(repaired or not), 2 usage or --repair while mounted, 3 keys\n"
-	       "unavailable. --json prints one JSON object per problem or\n"
-	       "action and a summary line.\n");
+	       "unavailable, 13 --repair refused for free space.\n\n"
+	       "  --repair             salvage, quarantine (volume not mounted)\n"
+	       "  --json               one JSON object per problem or action,\n"
+	       "                       then a summary, on stdout (progress:\n"
+	       "                       JSON objects on stderr)\n"
+	       "  --progress           progress by bytes with total, rate, ETA\n"
+	       "                       on stderr even when it is no terminal\n"
+	       "  --no-progress        no progress, even on a terminal\n"
+	       KEYOPTS_HELP_SERVICE_KEY
+	       KEYOPTS_HELP_CA_FILE
+	       KEYOPTS_HELP_AUDIT_LOG);
 	return CMK_EXIT_OK;
 }
 
@@ -259,6 +385,8 @@ int cmd_fsck(int argc, char **argv)
 	static const struct option lopts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "repair", no_argument, NULL, 'r' },
+		{ "progress", no_argument, NULL, 'P' },
+		{ "no-progress", no_argument, NULL, 'N' },
 		KEYOPTS_OPT_SERVICE_KEY,
 		KEYOPTS_OPT_CA_FILE,
 		KEYOPTS_OPT_AUDIT_LOG,
@@ -272,7 +400,7 @@ int cmd_fsck(int argc, char **argv)
 	struct fsck_opts fo = { 0 };
 	struct fsck_volume_result vr;
 	char cdir[PATH_MAX], c2[PATH_MAX], mnt[PATH_MAX] = "";
-	int c, rc, ex = CMK_EXIT_OK;
+	int c, rc, ex = CMK_EXIT_OK, want = -1;	/* --[no-]progress */
 
 	keyopts_init(&ko);
 	opterr = 0;
@@ -283,6 +411,12 @@ int cmd_fsck(int argc, char **argv)
 			break;
 		case 'r':
 			fo.repair = true;
+			break;
+		case 'P':
+			want = 1;
+			break;
+		case 'N':
+			want = 0;
 			break;
 		case 'h':
 			return usage();
@@ -313,8 +447,18 @@ int cmd_fsck(int argc, char **argv)
 	keyopts_apply(&ko);
 	if (http_global_init() < 0)
 		return cli_fail("fsck", "libcurl failed to start");
-	o.tty = !o.json && isatty(2);
+	/* On stderr while it is a terminal, or when asked: a line redrawn
+	 * on a terminal, else one line (a JSON object with --json) each
+	 * second. */
+	o.jprog = o.json;
+	o.lines = want == 1 || (want == -1 && isatty(STDERR_FILENO));
+	o.tty = o.lines && !o.json && isatty(STDERR_FILENO);
+	o.lines = o.lines && !o.tty;
 	o.cdir = cdir;
+	if (o.tty || o.lines) {
+		fo.meter = on_meter;
+		fo.meter_arg = &o;
+	}
 	fo.mounted = mnt[0] != '\0';
 	rc = fsck_volume(cdir, ko.service_key, &fo, &cb, &vr);
 	switch (vr.stage) {
@@ -340,6 +484,10 @@ int cmd_fsck(int argc, char **argv)
 	case FSCK_STAGE_UNLOCK:
 		fprintf(stderr, "cmkfs fsck: %s\n", vr.msg);
 		ex = CMK_EXIT_NOKEYS;
+		break;
+	case FSCK_STAGE_SPACE:
+		unline(&o);
+		ex = refused(&o, &vr);
 		break;
 	case FSCK_STAGE_RUN:
 	default:
