@@ -250,7 +250,13 @@ static int usage(void)
 	       "CIPHERDIR/" QUARANTINE_DIR "/. Exit: 0 clean, 1 damage found\n"
 	       "(repaired or not), 2 usage or --repair while mounted, 3 keys\n"
 	       "unavailable. --json prints one JSON object per problem or\n"
-	       "action and a summary line.\n");
+	       "action and a summary line.\n\n"
+	       "  --repair             salvage damaged files (not while mounted)\n"
+	       "  --json               JSON lines instead of text\n"
+	       KEYOPTS_HELP_SERVICE_KEY
+	       KEYOPTS_HELP_CA_FILE
+	       KEYOPTS_HELP_AUDIT_LOG
+	       "  -h, --help           this text\n");
 	return CMK_EXIT_OK;
 }
 
