@@ -174,7 +174,7 @@ for c in $cmds; do
 	page=$(man_page "$c")
 	if [ -z "$page" ]; then
 		fail "$c: no man page man/cmkfs-$c.1 (nor one whose NAME names cmkfs-$c)"
-		m= syn=
+		m='' syn=''
 	else
 		grep -qE "(^|[[:space:]])man/$(basename "$page")([[:space:]]|\$)" "$S/Makefile.am" ||
 			fail "$c: $(basename "$page") is not in Makefile.am's dist_man_MANS"
@@ -228,7 +228,7 @@ src=$(sed -n '/^int main(/,/^}/p' "$S/src/cli/main.c" |
 same "cmkfs" "main.c" "$src" "--help" "$(help_opts <<<"$help")"
 same "cmkfs" "main.c" "$src" "cmkfs.1 OPTIONS" "$(man_opts "$S/man/cmkfs.1" OPTIONS)"
 same "cmkfs" "main.c" "$src" "cmkfs.1 SYNOPSIS" \
-	"$(man_opts "$S/man/cmkfs.1" SYNOPSIS | tr ' ' '\n' | grep -Fxf <(printf '%s\n' $src))"
+	"$(man_opts "$S/man/cmkfs.1" SYNOPSIS | tr ' ' '\n' | grep -Fxf <(printf '%s\n' "$src"))"
 same "cmkfs" "main.c" "$src" "completion" "$(comp cmkfs - | set_of)"
 "$CMKFS" --version | grep -qE '^cmkfs [0-9]' || fail "cmkfs --version: $("$CMKFS" --version 2>&1)"
 # the commands

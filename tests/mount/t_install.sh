@@ -21,16 +21,15 @@ P=$T/prefix
 
 # The daemon serving $1: its executable (one process has $1 in its argv).
 daemon_exe() {
-	local p
-	p=$(t_pids_with_arg "$1")
-	set -- $p
-	[ $# = 1 ] || { echo "daemons: '$p'"; return; }
-	readlink "/proc/$1/exe"
+	local -a p
+	read -r -a p <<<"$(t_pids_with_arg "$1")"
+	[ ${#p[@]} = 1 ] || { echo "daemons: '${p[*]}'"; return; }
+	readlink "/proc/${p[0]}/exe"
 }
 # umount(8) returns before a FUSE daemon has exited: wait for it.
 wait_gone() {
-	local i
-	for i in $(seq 100); do
+	local _
+	for _ in $(seq 100); do
 		[ -z "$(t_pids_with_arg "$1")" ] && return 0
 		sleep 0.1
 	done
@@ -155,7 +154,7 @@ t_ok "generic form: mount.fuse3 and mount -t fuse CMKFS#CIPHER run 'cmkfs CIPHER
 # --- uninstall: the links go, those of another install stay ---
 mk uninstall prefix="$P" >"$T/uninstall.log" 2>&1 || t_fail "make uninstall: $(tail -5 "$T/uninstall.log")"
 for h in mount.fuse.cmkfs mount.cmkfs; do
-	[ ! -e "/sbin/$h" ] && [ ! -L "/sbin/$h" ] || t_fail "make uninstall left /sbin/$h"
+	if [ -e "/sbin/$h" ] || [ -L "/sbin/$h" ]; then t_fail "make uninstall left /sbin/$h"; fi
 done
 [ ! -e "$ICMKFS" ] || t_fail "make uninstall left $ICMKFS"
 ln -s /opt/other/bin/cmkfs /sbin/mount.fuse.cmkfs
