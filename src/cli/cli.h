@@ -39,6 +39,11 @@ int cli_rekey(const char *cmd, const char *cdir, const char *keypath,
 	      struct keyprov *new_c);
 /* argv[0] is mount.cmkfs or mount.fuse.cmkfs (mount(8) helper). */
 int mount_helper_main(int argc, char **argv);
+/* `cmkfs CIPHERDIR MOUNTPOINT [-o OPTIONS]`, as mount.fuse3 runs a FUSE
+ * file system: true if argv[1] and argv[2] are directories; then
+ * mount_helper_generic() mounts with the options mount.cmkfs takes. */
+bool mount_helper_is_generic(int argc, char **argv);
+int mount_helper_generic(int argc, char **argv);
 
 /* Print "cmkfs CMD: msg" and a hint to use --help; returns CMK_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) CMK_PRINTF(2, 3);

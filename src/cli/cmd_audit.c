@@ -29,7 +29,12 @@ static void usage(FILE *f)
 		"enable/rotate/disable. TIME is ISO 8601 UTC (2026-11-23T10:00:00Z,\n"
 		"or a date) or an age such as 90m, 24h, 7d. --json prints the log's\n"
 		"JSON lines unchanged. The log is --audit-log FILE, else\n"
-		"$CMKFS_AUDIT_LOG, else " AUDIT_DEFAULT_PATH ".\n");
+		"$CMKFS_AUDIT_LOG, else " AUDIT_DEFAULT_PATH ".\n"
+		"\n"
+		"  --since TIME         events at or after TIME\n"
+		"  --json               the log's JSON lines, unchanged\n"
+		"  --audit-log FILE     the audit log to read\n"
+		"  -h, --help           this text\n");
 }
 
 int cmd_audit(int argc, char **argv)

@@ -72,6 +72,7 @@ static void usage(FILE *f)
 		KEYOPTS_HELP_SERVICE_KEY
 		KEYOPTS_HELP_CA_FILE
 		KEYOPTS_HELP_AUDIT_LOG
+		"  -h, --help           this text\n"
 		"Azure credentials come from the Azure SDK environment variables\n"
 		"(AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, ...; see\n"
 		"doc/KEYS.md). Exit status: 0 done, 1 refused or failed (an enable\n"

@@ -376,7 +376,8 @@ static int usage(void)
 	       "  --no-progress        no progress, even on a terminal\n"
 	       KEYOPTS_HELP_SERVICE_KEY
 	       KEYOPTS_HELP_CA_FILE
-	       KEYOPTS_HELP_AUDIT_LOG);
+	       KEYOPTS_HELP_AUDIT_LOG
+	       "  -h, --help           this text\n");
 	return CMK_EXIT_OK;
 }
 

@@ -21,7 +21,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: cmkfs init [--service-key FILE] [--block-size BYTES] CIPHERDIR\n"
+		"Usage: cmkfs init [OPTIONS] CIPHERDIR\n"
 		"\n"
 		"Create a cmkfs volume in CIPHERDIR (made if missing; must be empty).\n"
 		"Both encryption layers get fresh random keys (KEK_S, KEK_C), wrapped\n"

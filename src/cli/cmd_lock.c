@@ -41,7 +41,8 @@ int cmd_lock(int argc, char **argv)
 		       "Wipe the keys of a running mount at once: every access\n"
 		       "then fails with EKEYREVOKED ('Key has been revoked'). The\n"
 		       "mount stays locked, whatever its key checks find, until\n"
-		       "'cmkfs unlock MOUNTPOINT' proves the keys again.\n");
+		       "'cmkfs unlock MOUNTPOINT' proves the keys again.\n\n"
+		       "  -h, --help           this text\n");
 		return CMK_EXIT_OK;
 	}
 	if (argc != 2 || argv[1][0] == '-')
@@ -89,7 +90,8 @@ int cmd_unlock(int argc, char **argv)
 		       "Key Vault for a customer-managed key) and unlocks only if\n"
 		       "it succeeds. Exit status: 0 unlocked (or was not\n"
 		       "locked), 5 the check failed and the mount stays locked\n"
-		       "(the message says why), 1 error, 2 usage.\n");
+		       "(the message says why), 1 error, 2 usage.\n\n"
+		       "  -h, --help           this text\n");
 		return CMK_EXIT_OK;
 	}
 	if (argc != 2 || argv[1][0] == '-')

@@ -21,8 +21,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: cmkfs mount [-f] [-d] [-o FUSE_OPTIONS] [--service-key FILE]\n"
-		"                   CIPHERDIR MOUNTPOINT\n"
+		"Usage: cmkfs mount [OPTIONS] CIPHERDIR MOUNTPOINT\n"
 		"\n"
 		"Mount the volume in CIPHERDIR on MOUNTPOINT. Returns 0 only once the\n"
 		"mount is serving; the daemon then runs in the background and logs\n"

@@ -62,6 +62,7 @@ static void usage(FILE *f)
 		KEYOPTS_HELP_SERVICE_KEY
 		KEYOPTS_HELP_CA_FILE
 		KEYOPTS_HELP_AUDIT_LOG
+		"  -h, --help           this text\n"
 		"On a mounted volume the daemon's own service key and Azure\n"
 		"credentials are used. Exit status: 0 done, 1 failed or damaged\n"
 		"headers found (see 'cmkfs fsck'), 2 usage, 3 keys unavailable.\n");

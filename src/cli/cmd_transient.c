@@ -23,9 +23,9 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: cmkfs transient add --ttl DURATION PATH CIPHERDIR\n"
-		"       cmkfs transient list CIPHERDIR\n"
-		"       cmkfs transient remove PATH CIPHERDIR\n"
+		"Usage: cmkfs transient add [--ttl DURATION] [OPTIONS] PATH CIPHERDIR\n"
+		"       cmkfs transient list [OPTIONS] CIPHERDIR\n"
+		"       cmkfs transient remove [OPTIONS] PATH CIPHERDIR\n"
 		"\n"
 		"Files under a transient zone older than its TTL disappear from the\n"
 		"mount and are destroyed on the backing store, header first. A\n"
@@ -37,8 +37,10 @@ static void usage(FILE *f)
 		"(at most and by default 24h). PATH is a directory in the volume\n"
 		"(\"/relay\") or a path under its mountpoint.\n"
 		"\n"
+		"  --ttl DURATION       add: the zone's TTL\n"
 		"  --service-key FILE   service key (default $CMKFS_SERVICE_KEY)\n"
-		"  --ca-file FILE       extra CA for Key Vault TLS\n");
+		"  --ca-file FILE       extra CA for Key Vault TLS\n"
+		"  -h, --help           this text\n");
 }
 
 /* Volume path from a user path: strip the mountpoint if it is one. */

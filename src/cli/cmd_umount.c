@@ -19,7 +19,9 @@ static void usage(FILE *f)
 		"Usage: cmkfs umount MOUNTPOINT\n"
 		"\n"
 		"Unmount a cmkfs mount and wait (up to 60 s) until its daemon has\n"
-		"exited. Fails with EBUSY while files are open on the mount.\n");
+		"exited. Fails with EBUSY while files are open on the mount.\n"
+		"\n"
+		"  -h, --help           this text\n");
 }
 
 int cmd_umount(int argc, char **argv)

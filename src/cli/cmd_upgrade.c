@@ -46,6 +46,7 @@ static void usage(FILE *f)
 		KEYOPTS_HELP_SERVICE_KEY
 		KEYOPTS_HELP_CA_FILE
 		KEYOPTS_HELP_AUDIT_LOG
+		"  -h, --help           this text\n"
 		"Exit status: 0 done or nothing to do, 1 failed or objects that do not\n"
 		"open found (see 'cmkfs fsck'), 2 usage, 3 keys unavailable.\n");
 }

@@ -34,6 +34,8 @@ static void help(FILE *f)
 {
 	fprintf(f,
 		"Usage: cmkfs COMMAND [OPTIONS] ...\n"
+		"       cmkfs CIPHERDIR MOUNTPOINT [-o OPTIONS]\n"
+		"       cmkfs -h|--help|--version\n"
 		"\n"
 		"cmkfs is an encrypted FUSE filesystem: every block in the cipher\n"
 		"directory is sealed twice (AES-256-GCM), under a service-side and\n"
@@ -41,9 +43,19 @@ static void help(FILE *f)
 		"\n"
 		"Commands:\n");
 	for (size_t i = 0; i < CMK_ARRAY_LEN(subcmds); i++)
-		fprintf(f, "  %-8s %s\n", subcmds[i].name, subcmds[i].summary);
-	fprintf(f, "\n'cmkfs COMMAND --help' explains a command. Exit status: 0 "
-		   "success, 1 runtime error, 2 usage error.\n");
+		fprintf(f, "  %-10s %s\n", subcmds[i].name, subcmds[i].summary);
+	fprintf(f,
+		"\n"
+		"  -h, --help           this text\n"
+		"  --version            the version and the on-disk formats\n"
+		"\n"
+		"'cmkfs CIPHERDIR MOUNTPOINT -o OPTIONS' is 'cmkfs mount' as the\n"
+		"generic mount.fuse3 runs it, cmkfs's options inside -o as for\n"
+		"'mount -t fuse.cmkfs' (service_key=FILE, grace=N, ...; see\n"
+		"cmkfs-mount(1)).\n"
+		"\n"
+		"'cmkfs COMMAND --help' explains a command. Exit status: 0 "
+		"success, 1 runtime error, 2 usage error.\n");
 }
 
 int main(int argc, char **argv)
@@ -101,6 +113,18 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < CMK_ARRAY_LEN(subcmds); i++) {
 		if (strcmp(argv[1], subcmds[i].name) == 0)
 			return subcmds[i].run(argc - 1, argv + 1);
+	}
+	/* mount.fuse3 (mount -t fuse.cmkfs without our helper, or type
+	 * fuse with cmkfs#CIPHERDIR) runs `cmkfs CIPHERDIR MOUNTPOINT -o
+	 * OPTS`: the mount.cmkfs form under our own name. */
+	if (mount_helper_is_generic(argc, argv))
+		return mount_helper_generic(argc, argv);
+	if (argv[1][0] != '-' && strchr(argv[1], '/') != NULL) {
+		fprintf(stderr, "cmkfs: unknown command '%s': to mount a "
+				"volume, 'cmkfs mount CIPHERDIR MOUNTPOINT' "
+				"(see 'cmkfs --help')\n",
+			argv[1]);
+		return CMK_EXIT_USAGE;
 	}
 	fprintf(stderr, "cmkfs: unknown command '%s' (see 'cmkfs --help')\n",
 		argv[1]);

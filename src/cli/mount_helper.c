@@ -1,18 +1,22 @@
 /* src/cli/mount_helper.c — `mount.cmkfs` / `mount.fuse.cmkfs`: the helper
  * mount(8) runs for `mount -t fuse.cmkfs CIPHERDIR MOUNTPOINT -o OPTS` and
- * for fstab lines (mount(8) "External helpers": spec dir [-sfnv] [-o opts]).
- * cmkfs's own options travel inside -o (service_key=FILE,
+ * for fstab lines (mount(8) "External helpers": spec dir [-sfnv] [-o opts]),
+ * and `cmkfs CIPHERDIR MOUNTPOINT [-o OPTS]`, the form the generic
+ * mount.fuse3 runs when it finds no mount.fuse.cmkfs (with the cmkfs first
+ * on its PATH). cmkfs's own options travel inside -o (service_key=FILE,
  * key_check_interval=N, grace=N, confirm_delay=N, expiry_margin=DAYS,
- * ca_file=FILE,
- * audit_log=FILE); fstab-only
- * options are dropped; everything else goes to FUSE. Then it runs
- * `cmkfs mount`, which returns once the mount serves. */
+ * ca_file=FILE, audit_log=FILE, noxattr); fstab-only options are dropped;
+ * everything else goes to FUSE. Then it runs `cmkfs mount`, which returns
+ * once the mount serves. `make install` links the helper names to the
+ * installed cmkfs, in $(sbindir) and in /sbin, where mount(8) looks
+ * (configure --with-mount-helper-dir). */
 #include "config.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -35,7 +39,9 @@ static int fstab_only(const char *o)
 	return strncmp(o, "x-", 2) == 0;	/* x-systemd.*, x-gvfs-* */
 }
 
-int mount_helper_main(int argc, char **argv)
+/* name: how errors call us; generic: the mount.fuse3 form, which takes
+ * no flag but -o (there -f would read as FUSE's "foreground"). */
+static int helper_run(const char *name, bool generic, int argc, char **argv)
 {
 	static const struct {
 		const char *opt, *flag;
@@ -54,11 +60,16 @@ int mount_helper_main(int argc, char **argv)
 			opts = argv[++i];
 		} else if (strncmp(argv[i], "-o", 2) == 0 && argv[i][2]) {
 			opts = argv[i] + 2;
+		} else if (generic && argv[i][0] == '-' && argv[i][1]) {
+			return cli_usage_error("mount", "%s: '%s': only -o "
+					       "OPTIONS is taken in this form; "
+					       "use 'cmkfs mount' for others",
+					       name, argv[i]);
 		} else if (strcmp(argv[i], "-t") == 0 && i + 1 < argc) {
 			i++;	/* fuse.cmkfs: we know */
 		} else if (strcmp(argv[i], "-N") == 0 && i + 1 < argc) {
-			return cli_fail("mount.cmkfs", "-N (namespaces) is not "
-						       "supported");
+			return cli_fail(name, "-N (namespaces) is not "
+					      "supported");
 		} else if (argv[i][0] == '-') {
 			fake |= strchr(argv[i], 'f') != NULL;	/* -s -n -v: fine */
 		} else if (spec == NULL) {
@@ -66,14 +77,15 @@ int mount_helper_main(int argc, char **argv)
 		} else if (dir == NULL) {
 			dir = argv[i];
 		} else {
-			return cli_usage_error("mount", "mount.cmkfs: extra "
-							"argument '%s'",
-					       argv[i]);
+			return cli_usage_error("mount", "%s: extra argument "
+							"'%s'",
+					       name, argv[i]);
 		}
 	}
 	if (spec == NULL || dir == NULL)
-		return cli_usage_error("mount", "usage: mount.cmkfs CIPHERDIR "
-						"MOUNTPOINT [-o OPTIONS]");
+		return cli_usage_error("mount", "usage: %s CIPHERDIR "
+						"MOUNTPOINT [-o OPTIONS]",
+				       name);
 	args[n++] = "cmkfs";
 	args[n++] = "mount";
 	if (opts != NULL) {
@@ -81,7 +93,7 @@ int mount_helper_main(int argc, char **argv)
 
 		copy = strdup(opts);
 		if (copy == NULL)
-			return cli_fail("mount.cmkfs", "out of memory");
+			return cli_fail(name, "out of memory");
 		for (char *o = strtok_r(copy, ",", &save); o != NULL;
 		     o = strtok_r(NULL, ",", &save)) {
 			const char *flag = NULL, *val = NULL;
@@ -128,4 +140,29 @@ int mount_helper_main(int argc, char **argv)
 	}
 	free(copy);
 	return rc;
+}
+
+int mount_helper_main(int argc, char **argv)
+{
+	const char *base = strrchr(argv[0], '/');
+
+	return helper_run(base ? base + 1 : argv[0], false, argc, argv);
+}
+
+static bool is_dir(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool mount_helper_is_generic(int argc, char **argv)
+{
+	return argc >= 3 && argv[1][0] != '-' && argv[2][0] != '-' &&
+	       is_dir(argv[1]) && is_dir(argv[2]);
+}
+
+int mount_helper_generic(int argc, char **argv)
+{
+	return helper_run("cmkfs", true, argc, argv);
 }
