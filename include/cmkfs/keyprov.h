@@ -108,15 +108,40 @@ void keyprov_clear_error(void);
 extern const struct keyprov_ops kp_local_ops;
 extern const struct keyprov_ops kp_akv_ops;
 
-/* The default service key path: $CMKFS_SERVICE_KEY, else this. */
+/* The default service key path: $CMKFS_SERVICE_KEY, else the systemd
+ * credential $CREDENTIALS_DIRECTORY/cmkfs.service-key if the unit passed
+ * one (LoadCredential=cmkfs.service-key:FILE), else SERVICE_KEY_DEFAULT. */
 #define SERVICE_KEY_DEFAULT "/etc/cmkfs/service.key"
+#define SERVICE_KEY_CREDENTIAL "cmkfs.service-key"
 #define SERVICE_KEY_LEN 32
 const char *kp_local_default_path(void);
 
-/* Read the service key file into secmem (*key, SERVICE_KEY_LEN bytes).
- * Refuses files readable or writable by group/other, or of another size.
- * Errors: -ENOENT, -EPERM (modes), -EBADMSG (size), -errno. */
+/* A service key source is a file path, or "fd:N" (--service-key-fd N):
+ * 32 bytes read once from descriptor N up to end of file, which is then
+ * closed (a pipe works). */
+#define SERVICE_KEY_FD_PREFIX "fd:"
+bool kp_local_is_fd(const char *source);
+
+/* Read the service key from `path` (a source as above) into secmem (*key,
+ * SERVICE_KEY_LEN bytes). Refuses files readable or writable by
+ * group/other, or of another size; a descriptor that is a regular file
+ * gets the same mode rule, a pipe or socket none. Once the source is
+ * pinned (kp_local_pin) and was loaded once, a copy of that key, without
+ * touching the file again. An "fd:" source is read only once: pinned.
+ * Errors: -ENOENT, -EPERM (modes, not a regular file), -EBADMSG (size),
+ * -EBADF (no such descriptor), -errno. */
 CMK_MUST_CHECK int kp_local_load(const char *path, uint8_t **key);
+/* Keep the key of `source` process-wide from its first successful
+ * kp_local_load() on (the mount daemon: the key is read once at mount, a
+ * later chmod, move or edit of the file does not reach a running mount).
+ * One source per process; a later call replaces the earlier (wiped).
+ * Errors: -ENOMEM. */
+CMK_MUST_CHECK int kp_local_pin(const char *source);
+/* Wipe the pinned key and forget the source. */
+void kp_local_unpin(void);
+/* Read a key from `source` without pinning it (service-key change: the
+ * new key). An "fd:" source is consumed. Errors as kp_local_load(). */
+CMK_MUST_CHECK int kp_local_read(const char *source, uint8_t **key);
 /* Create the service key file (0600, O_EXCL, 32 random bytes, fsynced).
  * Returns 1 if created, 0 if it existed already. */
 CMK_MUST_CHECK int kp_local_create(const char *path);

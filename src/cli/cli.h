@@ -29,6 +29,7 @@ int cmd_transient(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
 int cmd_rekey(int argc, char **argv);
 int cmd_upgrade(int argc, char **argv);
+int cmd_service_key(int argc, char **argv);
 /* A rekey as `cmkfs rekey` shows it, offline or through the mount daemon:
  * `full`, and with new_uri / new_c (the same key, opened and checked by
  * the caller) the customer layer moved to that key: `cmkfs cmk enable`.

@@ -335,7 +335,8 @@ int cmd_mount(int argc, char **argv)
 	o.audit_log = ko.audit_log;
 	/* The daemon chdir()s to /: a relative key path must be resolved
 	 * now. A missing file is reported by the daemon with its name. */
-	if (realpath(o.service_key, kpath) != NULL)
+	if (!kp_local_is_fd(o.service_key) &&
+	    realpath(o.service_key, kpath) != NULL)
 		o.service_key = kpath;
 	if (o.ca_file != NULL && realpath(o.ca_file, capath) != NULL)
 		o.ca_file = capath;

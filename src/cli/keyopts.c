@@ -1,8 +1,9 @@
-/* src/cli/keyopts.c — --service-key, --ca-file, --audit-log
+/* src/cli/keyopts.c — --service-key(-fd), --ca-file, --audit-log
  * (src/cli/keyopts.h). */
 #include "config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,7 @@ static const struct {
 	const char *fstab, *flag;
 } fstab_names[] = {
 	{ "service_key=", "--service-key" },
+	{ "service_key_fd=", "--service-key-fd" },
 	{ "ca_file=", "--ca-file" },
 	{ "audit_log=", "--audit-log" },
 };
@@ -21,6 +23,7 @@ static const struct {
 void keyopts_init(struct keyopts *ko)
 {
 	ko->service_key = kp_local_default_path();
+	ko->fd_source[0] = '\0';
 	ko->ca_file = NULL;
 	ko->audit_log = NULL;
 }
@@ -30,6 +33,13 @@ bool keyopts_parse(int c, const char *arg, struct keyopts *ko)
 	switch (c) {
 	case KEYOPTS_SERVICE_KEY:
 		ko->service_key = arg;
+		return true;
+	case KEYOPTS_SERVICE_KEY_FD:
+		/* read when first used (kp_local_load); a bad N fails there
+		 * with EBADF, naming the source */
+		snprintf(ko->fd_source, sizeof(ko->fd_source), "%s%s",
+			 SERVICE_KEY_FD_PREFIX, arg);
+		ko->service_key = ko->fd_source;
 		return true;
 	case KEYOPTS_CA_FILE:
 		ko->ca_file = arg;

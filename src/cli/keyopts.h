@@ -1,7 +1,8 @@
 /* src/cli/keyopts.h — the options that say where the keys and the audit
  * trail are, shared by the subcommands that open a volume's keys:
- * --service-key FILE, --ca-file FILE, --audit-log FILE (and their fstab
- * forms service_key=, ca_file=, audit_log= for mount.cmkfs). Each
+ * --service-key FILE or --service-key-fd N, --ca-file FILE, --audit-log
+ * FILE (and their fstab forms service_key=, service_key_fd=, ca_file=,
+ * audit_log= for mount.cmkfs). Each
  * subcommand lists the entries it accepts in its own getopt table, so an
  * option it does not take stays an "unknown option". */
 #ifndef CMKFS_KEYOPTS_H
@@ -18,10 +19,13 @@ enum {
 	KEYOPTS_SERVICE_KEY = 0x100,
 	KEYOPTS_CA_FILE,
 	KEYOPTS_AUDIT_LOG,
+	KEYOPTS_SERVICE_KEY_FD,
 };
 
+/* Two entries: --service-key FILE and --service-key-fd N. */
 #define KEYOPTS_OPT_SERVICE_KEY                                              \
-	{ "service-key", required_argument, NULL, KEYOPTS_SERVICE_KEY }
+	{ "service-key", required_argument, NULL, KEYOPTS_SERVICE_KEY },     \
+	{ "service-key-fd", required_argument, NULL, KEYOPTS_SERVICE_KEY_FD }
 #define KEYOPTS_OPT_CA_FILE { "ca-file", required_argument, NULL, KEYOPTS_CA_FILE }
 #define KEYOPTS_OPT_AUDIT_LOG                                                \
 	{ "audit-log", required_argument, NULL, KEYOPTS_AUDIT_LOG }
@@ -29,7 +33,10 @@ enum {
 /* The --help lines of the three options, as most subcommands print them. */
 #define KEYOPTS_HELP_SERVICE_KEY                                             \
 	"  --service-key FILE   service key (default $CMKFS_SERVICE_KEY, else\n" \
-	"                       " SERVICE_KEY_DEFAULT ")\n"
+	"                       the systemd credential " SERVICE_KEY_CREDENTIAL "\n" \
+	"                       if passed, else " SERVICE_KEY_DEFAULT ")\n"     \
+	"  --service-key-fd N   read the service key (32 bytes, then end of\n"  \
+	"                       file) from descriptor N, e.g. 3<FILE or a pipe\n"
 #define KEYOPTS_HELP_CA_FILE                                                 \
 	"  --ca-file FILE       extra CA for Key Vault TLS (or $CMKFS_CA_FILE)\n"
 #define KEYOPTS_HELP_AUDIT_LOG                                               \
@@ -37,7 +44,10 @@ enum {
 	"                       " AUDIT_DEFAULT_PATH ")\n"
 
 struct keyopts {
-	const char *service_key;	/* the file; never NULL after init */
+	/* the source: a file, or "fd:N" (kp_local_is_fd); never NULL after
+	 * init */
+	const char *service_key;
+	char fd_source[24];		/* storage of an "fd:N" source */
 	const char *ca_file;		/* NULL: $CMKFS_CA_FILE (azure/http.c) */
 	const char *audit_log;		/* NULL: audit_default_path() */
 };
@@ -45,7 +55,7 @@ struct keyopts {
 /* Defaults: the service key from kp_local_default_path(), the others NULL
  * (resolved by the layer that uses them). */
 void keyopts_init(struct keyopts *ko);
-/* One getopt_long result: true if c is one of the three (arg stored in
+/* One getopt_long result: true if c is one of the four (arg stored in
  * *ko, borrowed from argv), false if the caller must handle it. */
 bool keyopts_parse(int c, const char *arg, struct keyopts *ko);
 /* For a subcommand that opens keys in this process: hands --ca-file to the

@@ -28,6 +28,8 @@ static const struct subcmd subcmds[] = {
 	  cmd_rekey },
 	{ "upgrade", "rewrite a format-1/2 volume in format 3, in place",
 	  cmd_upgrade },
+	{ "service-key", "create a service key, or move a volume to another",
+	  cmd_service_key },
 };
 
 static void help(FILE *f)
@@ -43,7 +45,7 @@ static void help(FILE *f)
 		"\n"
 		"Commands:\n");
 	for (size_t i = 0; i < CMK_ARRAY_LEN(subcmds); i++)
-		fprintf(f, "  %-10s %s\n", subcmds[i].name, subcmds[i].summary);
+		fprintf(f, "  %-11s %s\n", subcmds[i].name, subcmds[i].summary);
 	fprintf(f,
 		"\n"
 		"  -h, --help           this text\n"

@@ -479,7 +479,10 @@ static int serve(const struct mount_opts *o, int ready_fd)
 	};
 	int ex;
 
-	if (prepare_process(o) < 0 || unlock_volume(o, &s.kr, &s.expiry) < 0)
+	/* The service key is read once, here: the monitor's checks and
+	 * everything else use that copy (doc/KEYS.md "Service key"). */
+	if (kp_local_pin(o->service_key) < 0 || prepare_process(o) < 0 ||
+	    unlock_volume(o, &s.kr, &s.expiry) < 0)
 		return CMK_EXIT_RUNTIME;
 	ctlcmd_init(&s.cmd);
 	ex = open_volume(&s);
@@ -494,6 +497,7 @@ static int serve(const struct mount_opts *o, int ready_fd)
 	}
 	teardown(&s);
 	ctlcmd_destroy(&s.cmd);
+	kp_local_unpin();
 	return ex;
 }
 

@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,14 +25,54 @@ struct kp_local {
 	uint8_t *wrap_key;	/* secmem, AEAD_KEY_LEN */
 };
 
+/* The key read once, for the source named (kp_local_pin). */
+static struct {
+	pthread_mutex_t mtx;
+	char *source;		/* NULL: nothing pinned */
+	uint8_t *key;		/* secmem; NULL until first loaded */
+} pin = { .mtx = PTHREAD_MUTEX_INITIALIZER };
+
 const char *kp_local_default_path(void)
 {
+	static char cred[PATH_MAX];
 	const char *p = getenv("CMKFS_SERVICE_KEY");
+	const char *d = getenv("CREDENTIALS_DIRECTORY");
+	struct stat st;
 
-	return (p != NULL && *p != '\0') ? p : SERVICE_KEY_DEFAULT;
+	if (p != NULL && *p != '\0')
+		return p;
+	/* systemd LoadCredential= / SetCredentialEncrypted=: a 0400 file
+	 * owned by the service user under /run/credentials/UNIT (the mode
+	 * rule below holds for it). Only if the unit passed ours. */
+	if (d != NULL && *d == '/' &&
+	    snprintf(cred, sizeof(cred), "%s/%s", d, SERVICE_KEY_CREDENTIAL) <
+		    (int)sizeof(cred) &&
+	    lstat(cred, &st) == 0)
+		return cred;
+	return SERVICE_KEY_DEFAULT;
 }
 
-int kp_local_load(const char *path, uint8_t **key)
+bool kp_local_is_fd(const char *source)
+{
+	return strncmp(source, SERVICE_KEY_FD_PREFIX,
+		       strlen(SERVICE_KEY_FD_PREFIX)) == 0;
+}
+
+/* N of "fd:N", or -1. */
+static int fd_of(const char *source)
+{
+	const char *n = source + strlen(SERVICE_KEY_FD_PREFIX);
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(n, &end, 10);
+	if (errno || end == n || *end != '\0' || v < 0 || v > INT_MAX)
+		return -1;
+	return (int)v;
+}
+
+static int load_file(const char *path, uint8_t **key)
 {
 	uint8_t *k = NULL;
 	struct stat st;
@@ -68,6 +110,147 @@ out:
 	secmem_free(k, SERVICE_KEY_LEN);
 	close(fd);
 	return rc;
+}
+
+static int copy_key(const uint8_t *from, uint8_t **key)
+{
+	uint8_t *k = NULL;
+	int rc = secmem_zalloc(SERVICE_KEY_LEN, (void **)&k);
+
+	if (rc < 0)
+		return rc;
+	memcpy(k, from, SERVICE_KEY_LEN);
+	*key = k;
+	return 0;
+}
+
+/* Exactly SERVICE_KEY_LEN bytes up to end of file from descriptor fd, which
+ * is closed (0..2 become /dev/null: nothing else may take their numbers). */
+static int load_fd(int fd, uint8_t **key)
+{
+	uint8_t *k = NULL;
+	struct stat st;
+	size_t got = 0;
+	int rc;
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return -EBADF;
+	if (S_ISREG(st.st_mode) ? (st.st_mode & 077) != 0 :
+				  !S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode)) {
+		rc = -EPERM;
+		goto out;
+	}
+	/* one byte more than a key: a longer input is refused, not cut */
+	rc = secmem_zalloc(SERVICE_KEY_LEN + 1, (void **)&k);
+	while (rc == 0 && got < SERVICE_KEY_LEN + 1) {
+		ssize_t n = read(fd, k + got, SERVICE_KEY_LEN + 1 - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			rc = -errno;
+		else if (n == 0)
+			break;
+		else
+			got += (size_t)n;
+	}
+	if (rc == 0 && got != SERVICE_KEY_LEN)
+		rc = -EBADMSG;
+	if (rc == 0)
+		rc = copy_key(k, key);
+out:
+	secmem_free(k, SERVICE_KEY_LEN + 1);
+	if (fd > 2) {
+		close(fd);
+	} else {
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		if (null >= 0 && null != fd) {
+			(void)dup2(null, fd);
+			close(null);
+		}
+	}
+	return rc;
+}
+
+int kp_local_read(const char *source, uint8_t **key)
+{
+	if (kp_local_is_fd(source))
+		return load_fd(fd_of(source), key);
+	return load_file(source, key);
+}
+
+int kp_local_load(const char *path, uint8_t **key)
+{
+	int rc;
+
+	pthread_mutex_lock(&pin.mtx);
+	if (pin.source == NULL && kp_local_is_fd(path)) {
+		/* a descriptor reads once: keep what it gave */
+		pin.source = strdup(path);
+		if (pin.source == NULL) {
+			pthread_mutex_unlock(&pin.mtx);
+			return -ENOMEM;
+		}
+	}
+	if (pin.source == NULL || strcmp(pin.source, path) != 0) {
+		pthread_mutex_unlock(&pin.mtx);
+		return kp_local_read(path, key);
+	}
+	if (pin.key == NULL) {
+		uint8_t *k = NULL;
+
+		rc = kp_local_read(path, &k);
+		if (rc < 0) {
+			pthread_mutex_unlock(&pin.mtx);
+			return rc;
+		}
+		pin.key = k;
+	}
+	rc = copy_key(pin.key, key);
+	pthread_mutex_unlock(&pin.mtx);
+	return rc;
+}
+
+int kp_local_pin(const char *source)
+{
+	char *s = strdup(source);
+	uint8_t *k = NULL;
+	int rc = 0;
+
+	if (s == NULL)
+		return -ENOMEM;
+	pthread_mutex_lock(&pin.mtx);
+	if (pin.source != NULL && strcmp(pin.source, source) == 0) {
+		/* Already pinned (before a fork: the child's copy of the
+		 * page is not locked): move it to fresh locked memory. */
+		free(s);
+		if (pin.key != NULL) {
+			rc = copy_key(pin.key, &k);
+			if (rc == 0) {
+				secmem_free(pin.key, SERVICE_KEY_LEN);
+				pin.key = k;
+			}
+		}
+		pthread_mutex_unlock(&pin.mtx);
+		return rc;
+	}
+	secmem_free(pin.key, SERVICE_KEY_LEN);
+	pin.key = NULL;
+	free(pin.source);
+	pin.source = s;
+	pthread_mutex_unlock(&pin.mtx);
+	return 0;
+}
+
+void kp_local_unpin(void)
+{
+	pthread_mutex_lock(&pin.mtx);
+	secmem_free(pin.key, SERVICE_KEY_LEN);
+	pin.key = NULL;
+	free(pin.source);
+	pin.source = NULL;
+	pthread_mutex_unlock(&pin.mtx);
 }
 
 static int fsync_parent(const char *path)

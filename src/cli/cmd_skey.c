@@ -1,0 +1,178 @@
+/* src/cli/cmd_skey.c — `cmkfs service-key new FILE` and `cmkfs
+ * service-key change --new-key FILE CIPHERDIR`: create a service key, or
+ * move a volume to another one (maint/skey.c). */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "keyopts.h"
+#include "cmkfs/audit.h"
+#include "cmkfs/http.h"
+#include "cmkfs/skey.h"
+#include "cmkfs/volio.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: cmkfs service-key new FILE\n"
+		"       cmkfs service-key change (--new-key FILE | --new-key-fd N)\n"
+		"                                [OPTIONS] CIPHERDIR\n"
+		"\n"
+		"new creates a service key: FILE gets 32 random bytes, mode 0600; an\n"
+		"existing FILE is never overwritten.\n"
+		"\n"
+		"change puts the volume in CIPHERDIR under another service key (as\n"
+		"gocryptfs -passwd does for a password): the current key must open\n"
+		"the volume; KEK_S (and KEK_C, without a customer-managed key) is\n"
+		"re-wrapped under the new key and cmkfs.conf replaced atomically, so\n"
+		"after a crash or kill the volume opens with the old key or the new\n"
+		"one. No file is rewritten. The volume must not be mounted. An old\n"
+		"copy of cmkfs.conf still opens with the old key: destroy the old\n"
+		"key, or run 'cmkfs rekey --full' if it may have leaked.\n"
+		"\n"
+		"  --new-key FILE       the new service key (see 'new')\n"
+		"  --new-key-fd N       read the new key (32 bytes, then end of file)\n"
+		"                       from descriptor N\n"
+		KEYOPTS_HELP_SERVICE_KEY
+		KEYOPTS_HELP_CA_FILE
+		KEYOPTS_HELP_AUDIT_LOG
+		"  -h, --help           this text\n"
+		"\n"
+		"Exit status: 0 done, 1 failed (mounted, busy, I/O), 2 usage, 8 a\n"
+		"key is missing, unsafe or not this volume's, 9/10 the customer-\n"
+		"managed key was refused / Key Vault unreachable, 12 damaged.\n");
+}
+
+static int exit_of(const struct skey_result *r)
+{
+	switch (r->err) {
+	case -ENOKEY:
+	case -ENOENT:
+	case -EPERM:
+	case -EBADF:
+	case -EKEYREJECTED:
+	case -EEXIST:
+		return r->stage == SKEY_STAGE_READ ? CMK_EXIT_DAMAGED :
+						     CMK_EXIT_KEY;
+	case -EBADMSG:
+		return r->stage == SKEY_STAGE_NEW_KEY ? CMK_EXIT_KEY :
+							CMK_EXIT_DAMAGED;
+	case -EKEYREVOKED:
+	case -EKEYEXPIRED:
+	case -EACCES:
+		return CMK_EXIT_DENIED;
+	case -EAGAIN:
+	case -ETIMEDOUT:
+	case -ECONNREFUSED:
+	case -EHOSTUNREACH:
+	case -ECONNRESET:
+		return CMK_EXIT_UNREACHABLE;
+	default:
+		return CMK_EXIT_RUNTIME;
+	}
+}
+
+static int cmd_new(int argc, char **argv)
+{
+	int rc;
+
+	if (argc != 2)
+		return cli_usage_error("service-key", "new takes one FILE");
+	rc = kp_local_create(argv[1]);
+	if (rc == 0)
+		return cli_fail("service-key", "%s: exists already (not "
+					       "overwritten)",
+				argv[1]);
+	if (rc < 0)
+		return cli_fail("service-key", "%s: %s", argv[1],
+				strerror(-rc));
+	printf("Service key: %s (32 bytes, mode 0600; keep a copy offline)\n",
+	       argv[1]);
+	return CMK_EXIT_OK;
+}
+
+static int cmd_change(int argc, char **argv)
+{
+	enum { OPT_NEW = 0x200, OPT_NEW_FD };
+	static const struct option lopts[] = {
+		{ "new-key", required_argument, NULL, OPT_NEW },
+		{ "new-key-fd", required_argument, NULL, OPT_NEW_FD },
+		KEYOPTS_OPT_SERVICE_KEY,
+		KEYOPTS_OPT_CA_FILE,
+		KEYOPTS_OPT_AUDIT_LOG,
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char cdir[PATH_MAX], newfd[24];
+	const char *newkey = NULL;
+	struct skey_result r;
+	struct keyopts ko;
+	int c, rc;
+
+	keyopts_init(&ko);
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+h", lopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_NEW:
+			newkey = optarg;
+			break;
+		case OPT_NEW_FD:
+			snprintf(newfd, sizeof(newfd), "%s%s",
+				 SERVICE_KEY_FD_PREFIX, optarg);
+			newkey = newfd;
+			break;
+		case 'h':
+			usage(stdout);
+			return CMK_EXIT_OK;
+		default:
+			if (keyopts_parse(c, optarg, &ko))
+				break;
+			return cli_usage_error("service-key",
+					       "unknown option '%s'",
+					       argv[optind - 1]);
+		}
+	}
+	if (newkey == NULL)
+		return cli_usage_error("service-key", "change needs --new-key "
+						      "FILE or --new-key-fd N");
+	if (optind != argc - 1)
+		return cli_usage_error("service-key", "expected one CIPHERDIR");
+	if (realpath(argv[optind], cdir) == NULL)
+		return cli_fail("service-key", "%s: %s", argv[optind],
+				strerror(errno));
+	keyopts_apply(&ko);
+	if (http_global_init() < 0)
+		return cli_fail("service-key", "libcurl failed to start");
+	audit_open(keyopts_audit_log(&ko));
+	rc = skey_change(cdir, ko.service_key, newkey, &r);
+	if (rc < 0) {
+		fprintf(stderr, "cmkfs service-key: %s\n", r.msg);
+		return exit_of(&r);
+	}
+	printf("%s: service key changed from %s to %s (%s re-wrapped)\n", cdir,
+	       r.old_key_id, r.new_key_id,
+	       r.layers == 2 ? "KEK_S and KEK_C" : "KEK_S");
+	return CMK_EXIT_OK;
+}
+
+int cmd_service_key(int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "new") == 0)
+		return cmd_new(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "change") == 0)
+		return cmd_change(argc - 1, argv + 1);
+	if (argc >= 2 &&
+	    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		usage(stdout);
+		return CMK_EXIT_OK;
+	}
+	usage(stderr);
+	return CMK_EXIT_USAGE;
+}
