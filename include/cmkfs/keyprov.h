@@ -143,7 +143,8 @@ void kp_local_unpin(void);
  * new key). An "fd:" source is consumed. Errors as kp_local_load(). */
 CMK_MUST_CHECK int kp_local_read(const char *source, uint8_t **key);
 /* Create the service key file (0600, O_EXCL, 32 random bytes, fsynced).
- * Returns 1 if created, 0 if it existed already. */
+ * Returns 1 if created, 0 if it existed already (or path is an "fd:"
+ * source: the descriptor brings the key). */
 CMK_MUST_CHECK int kp_local_create(const char *path);
 /* A provider for layer index `layer` (0 = S, 1 = C) of volume `volume_id`.
  * Takes a copy of the service key. */

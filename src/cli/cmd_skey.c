@@ -124,9 +124,7 @@ static int cmd_change(int argc, char **argv)
 			newkey = optarg;
 			break;
 		case OPT_NEW_FD:
-			snprintf(newfd, sizeof(newfd), "%s%s",
-				 SERVICE_KEY_FD_PREFIX, optarg);
-			newkey = newfd;
+			newkey = keyopts_fd_source(optarg, newfd, sizeof(newfd));
 			break;
 		case 'h':
 			usage(stdout);

@@ -3,6 +3,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,25 @@ static const struct {
 	{ "audit_log=", "--audit-log" },
 };
 
+const char *keyopts_fd_source(const char *arg, char *buf, size_t cap)
+{
+	char *end;
+	long v;
+
+	/* Read when first used (kp_local_load). A descriptor that is not
+	 * open now must not be taken for one this process opens later (the
+	 * audit log): such a source fails there with EBADF, naming it. */
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno || end == arg || *end != '\0' || v < 0 || v > INT_MAX ||
+	    fcntl((int)v, F_GETFD) < 0)
+		snprintf(buf, cap, "%s%.8s (not open)", SERVICE_KEY_FD_PREFIX,
+			 arg);
+	else
+		snprintf(buf, cap, "%s%ld", SERVICE_KEY_FD_PREFIX, v);
+	return buf;
+}
+
 void keyopts_init(struct keyopts *ko)
 {
 	ko->service_key = kp_local_default_path();
@@ -35,11 +56,8 @@ bool keyopts_parse(int c, const char *arg, struct keyopts *ko)
 		ko->service_key = arg;
 		return true;
 	case KEYOPTS_SERVICE_KEY_FD:
-		/* read when first used (kp_local_load); a bad N fails there
-		 * with EBADF, naming the source */
-		snprintf(ko->fd_source, sizeof(ko->fd_source), "%s%s",
-			 SERVICE_KEY_FD_PREFIX, arg);
-		ko->service_key = ko->fd_source;
+		ko->service_key = keyopts_fd_source(arg, ko->fd_source,
+						    sizeof(ko->fd_source));
 		return true;
 	case KEYOPTS_CA_FILE:
 		ko->ca_file = arg;

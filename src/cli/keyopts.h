@@ -10,6 +10,7 @@
 
 #include <getopt.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "cmkfs/audit.h"
 #include "cmkfs/keyprov.h"
@@ -63,6 +64,10 @@ bool keyopts_parse(int c, const char *arg, struct keyopts *ko);
 void keyopts_apply(const struct keyopts *ko);
 /* The audit log this run reads or writes: --audit-log, else the default. */
 const char *keyopts_audit_log(const struct keyopts *ko);
+/* The source string of a --service-key-fd N (or --new-key-fd) argument
+ * in buf (cap >= 24): "fd:N", or, for a malformed N or one not open now,
+ * a source that fails with EBADF when read. Returns buf. */
+const char *keyopts_fd_source(const char *arg, char *buf, size_t cap);
 /* --expiry-margin DAYS (0..365) into *days; false if malformed. */
 bool keyopts_margin(const char *arg, int *days);
 /* mount.cmkfs: if the -o entry `o` is service_key=, ca_file= or

@@ -276,6 +276,9 @@ int kp_local_create(const char *path)
 	char *copy;
 	int fd, rc;
 
+	/* a descriptor brings its key: nothing to create */
+	if (kp_local_is_fd(path))
+		return 0;
 	copy = strdup(path);
 	if (copy == NULL)
 		return -ENOMEM;

@@ -80,6 +80,10 @@ rc=0
 "$CMKFS" mount --service-key-fd 4 "$CIPHER" "$MNT" 4<"$T/open.key" 2>"$T/err" || rc=$?
 [ "$rc" != 0 ] && ! t_is_mounted "$MNT" || t_fail "b: a 0644 key file through a descriptor was accepted"
 rm -f "$T/open.key"
+# a descriptor that is not open is refused (never one the daemon opens later)
+rc=0
+"$CMKFS" mount --service-key-fd 9 "$CIPHER" "$MNT" 9<&- 2>"$T/err" || rc=$?
+[ "$rc" != 0 ] && ! t_is_mounted "$MNT" || t_fail "b: mounted with a closed descriptor"
 t_ok "b: --service-key-fd 3 from a pipe mounts, checks ok, writes; 33 bytes (exit $rc for 0644) refused"
 
 # --- c. systemd credentials ---

@@ -98,6 +98,9 @@ int main(void)
 
 	/* descriptors: a pipe, read once, then copies */
 	CHECK(kp_local_is_fd("fd:3") && !kp_local_is_fd("/etc/fd:3"), "is_fd");
+	/* init with a descriptor: nothing to create, no file "fd:3" */
+	CHECK_RC(kp_local_create("fd:3"), 0);
+	CHECK(access("fd:3", F_OK) < 0, "a file named fd:3 was made");
 	piped(k1, SERVICE_KEY_LEN, src, sizeof(src));
 	CHECK_RC(loads_as(src, k1), 0);
 	CHECK(fcntl(atoi(src + 3), F_GETFD) < 0, "the descriptor is closed");
