@@ -119,8 +119,9 @@ m = re.search(r'\{\s*"' + re.escape(cmd) + r'",\s*(?:"(?:[^"\\]|\\.)*"\s*)+,\s*(
 fn = m.group(1) if m else "cmd_" + cmd.replace("-", "_")
 keyopts = {}
 kh = open(S + "/src/cli/keyopts.h", encoding="utf-8").read().replace("\\\n", " ")
-for m in re.finditer(r'#define (KEYOPTS_OPT_\w+)\s*\{\s*"([a-z0-9-]+)"', kh):
-    keyopts[m.group(1)] = m.group(2)
+# a macro may stand for more than one entry (--service-key, -fd)
+for m in re.finditer(r'#define (KEYOPTS_OPT_\w+)([^\n]*)', kh):
+    keyopts[m.group(1)] = re.findall(r'\{\s*"([a-z0-9-]+)"', m.group(2))
 body = None
 for f in sorted(glob.glob(S + "/src/cli/cmd_*.c")):
     src = open(f, encoding="utf-8").read()
@@ -143,7 +144,7 @@ if t:
     for m in re.finditer(r'\{\s*"([a-z0-9-]+)"', t.group(1)):
         out.add("--" + m.group(1))
     for m in re.finditer(r"\b(KEYOPTS_OPT_\w+)", t.group(1)):
-        out.add("--" + keyopts[m.group(1)])
+        out.update("--" + o for o in keyopts[m.group(1)])
     g = re.search(r'getopt_long\(\s*\w+,\s*\w+,\s*"([^"]*)"', body)
     for ch in re.sub(r"[+:-]", "", g.group(1) if g else ""):
         out.add("-" + ch)

@@ -354,7 +354,7 @@ static int refused(const struct out *o, const struct fsck_volume_result *vr)
 static int usage(void)
 {
 	printf("Usage: cmkfs fsck [--repair] [--json] [--progress|--no-progress]\n"
-	       "                  [--service-key FILE] [--ca-file FILE]\n"
+	       "                  [--service-key FILE|--service-key-fd N] [--ca-file FILE]\n"
 	       "                  [--audit-log FILE] CIPHERDIR\n\n"
 	       "Check every name, header, block (both layers), symlink\n"
 	       "and xattr of the volume; safe beside a live mount. Expired\n"

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -34,7 +35,7 @@ static void usage(FILE *f)
 		"after a crash or kill the volume opens with the old key or the new\n"
 		"one. No file is rewritten. The volume must not be mounted. An old\n"
 		"copy of cmkfs.conf still opens with the old key: destroy the old\n"
-		"key, or run 'cmkfs rekey --full' if it may have leaked.\n"
+		"key, and if it may have leaked, run a full rekey (cmkfs-rekey(1)).\n"
 		"\n"
 		"  --new-key FILE       the new service key (see 'new')\n"
 		"  --new-key-fd N       read the new key (32 bytes, then end of file)\n"
@@ -78,78 +79,37 @@ static int exit_of(const struct skey_result *r)
 	}
 }
 
-static int cmd_new(int argc, char **argv)
+static int key_new(const char *path)
 {
-	int rc;
+	int rc = kp_local_create(path);
 
-	if (argc != 2)
-		return cli_usage_error("service-key", "new takes one FILE");
-	rc = kp_local_create(argv[1]);
 	if (rc == 0)
 		return cli_fail("service-key", "%s: exists already (not "
 					       "overwritten)",
-				argv[1]);
+				path);
 	if (rc < 0)
-		return cli_fail("service-key", "%s: %s", argv[1],
-				strerror(-rc));
+		return cli_fail("service-key", "%s: %s", path, strerror(-rc));
 	printf("Service key: %s (32 bytes, mode 0600; keep a copy offline)\n",
-	       argv[1]);
+	       path);
 	return CMK_EXIT_OK;
 }
 
-static int cmd_change(int argc, char **argv)
+/* change: the options parsed; argv[optind] is CIPHERDIR. */
+static int change(const char *cdir_arg, const char *newkey,
+		  const struct keyopts *ko)
 {
-	enum { OPT_NEW = 0x200, OPT_NEW_FD };
-	static const struct option lopts[] = {
-		{ "new-key", required_argument, NULL, OPT_NEW },
-		{ "new-key-fd", required_argument, NULL, OPT_NEW_FD },
-		KEYOPTS_OPT_SERVICE_KEY,
-		KEYOPTS_OPT_CA_FILE,
-		KEYOPTS_OPT_AUDIT_LOG,
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	char cdir[PATH_MAX], newfd[24];
-	const char *newkey = NULL;
+	char cdir[PATH_MAX];
 	struct skey_result r;
-	struct keyopts ko;
-	int c, rc;
+	int rc;
 
-	keyopts_init(&ko);
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+h", lopts, NULL)) != -1) {
-		switch (c) {
-		case OPT_NEW:
-			newkey = optarg;
-			break;
-		case OPT_NEW_FD:
-			newkey = keyopts_fd_source(optarg, newfd, sizeof(newfd));
-			break;
-		case 'h':
-			usage(stdout);
-			return CMK_EXIT_OK;
-		default:
-			if (keyopts_parse(c, optarg, &ko))
-				break;
-			return cli_usage_error("service-key",
-					       "unknown option '%s'",
-					       argv[optind - 1]);
-		}
-	}
-	if (newkey == NULL)
-		return cli_usage_error("service-key", "change needs --new-key "
-						      "FILE or --new-key-fd N");
-	if (optind != argc - 1)
-		return cli_usage_error("service-key", "expected one CIPHERDIR");
-	if (realpath(argv[optind], cdir) == NULL)
-		return cli_fail("service-key", "%s: %s", argv[optind],
+	if (realpath(cdir_arg, cdir) == NULL)
+		return cli_fail("service-key", "%s: %s", cdir_arg,
 				strerror(errno));
-	keyopts_apply(&ko);
+	keyopts_apply(ko);
 	if (http_global_init() < 0)
 		return cli_fail("service-key", "libcurl failed to start");
-	audit_open(keyopts_audit_log(&ko));
-	rc = skey_change(cdir, ko.service_key, newkey, &r);
+	audit_open(keyopts_audit_log(ko));
+	rc = skey_change(cdir, ko->service_key, newkey, &r);
 	if (rc < 0) {
 		fprintf(stderr, "cmkfs service-key: %s\n", r.msg);
 		return exit_of(&r);
@@ -162,15 +122,73 @@ static int cmd_change(int argc, char **argv)
 
 int cmd_service_key(int argc, char **argv)
 {
-	if (argc >= 2 && strcmp(argv[1], "new") == 0)
-		return cmd_new(argc - 1, argv + 1);
-	if (argc >= 2 && strcmp(argv[1], "change") == 0)
-		return cmd_change(argc - 1, argv + 1);
-	if (argc >= 2 &&
-	    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		usage(stdout);
-		return CMK_EXIT_OK;
+	enum { OPT_NEW = 0x200, OPT_NEW_FD };
+	static const struct option lopts[] = {
+		{ "new-key", required_argument, NULL, OPT_NEW },
+		{ "new-key-fd", required_argument, NULL, OPT_NEW_FD },
+		KEYOPTS_OPT_SERVICE_KEY,
+		KEYOPTS_OPT_CA_FILE,
+		KEYOPTS_OPT_AUDIT_LOG,
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *newkey = NULL, *action;
+	bool other = false;	/* an option only change takes */
+	struct keyopts ko;
+	char newfd[24];
+	int c;
+
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? CMK_EXIT_USAGE : CMK_EXIT_OK;
 	}
-	usage(stderr);
-	return CMK_EXIT_USAGE;
+	action = argv[1];
+	if (strcmp(action, "new") != 0 && strcmp(action, "change") != 0)
+		return cli_usage_error("service-key",
+				       "unknown action '%s' (new or change)",
+				       action);
+	keyopts_init(&ko);
+	opterr = 0;
+	optind = 1;
+	argc--;
+	argv++;
+	while ((c = getopt_long(argc, argv, "+h", lopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_NEW:
+			newkey = optarg;
+			other = true;
+			break;
+		case OPT_NEW_FD:
+			newkey = keyopts_fd_source(optarg, newfd, sizeof(newfd));
+			other = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return CMK_EXIT_OK;
+		default:
+			if (keyopts_parse(c, optarg, &ko)) {
+				other = true;
+				break;
+			}
+			return cli_usage_error("service-key",
+					       "unknown option '%s'",
+					       argv[optind - 1]);
+		}
+	}
+	if (strcmp(action, "new") == 0) {
+		if (other)
+			return cli_usage_error("service-key",
+					       "new takes only FILE");
+		if (optind != argc - 1)
+			return cli_usage_error("service-key",
+					       "new takes one FILE");
+		return key_new(argv[optind]);
+	}
+	if (newkey == NULL)
+		return cli_usage_error("service-key", "change needs --new-key "
+						      "FILE or --new-key-fd N");
+	if (optind != argc - 1)
+		return cli_usage_error("service-key", "expected one CIPHERDIR");
+	return change(argv[optind], newkey, &ko);
 }

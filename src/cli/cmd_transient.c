@@ -38,7 +38,7 @@ static void usage(FILE *f)
 		"(\"/relay\") or a path under its mountpoint.\n"
 		"\n"
 		"  --ttl DURATION       add: the zone's TTL\n"
-		"  --service-key FILE   service key (default $CMKFS_SERVICE_KEY)\n"
+		KEYOPTS_HELP_SERVICE_KEY
 		"  --ca-file FILE       extra CA for Key Vault TLS\n"
 		"  -h, --help           this text\n");
 }
