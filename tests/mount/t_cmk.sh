@@ -174,10 +174,10 @@ cmp "$MNT/b.bin" "$T/b.ref" || t_fail "content after recovery"
 t_umount
 t_ok "deleted key: mount refused ($(head -c 120 "$T/err")...); recovered: mounts"
 
-# --- offline rekey through the CMK; refused (exit 3) while access is revoked ---
+# --- offline rekey through the CMK; refused (exit 9) while access is revoked ---
 kv revoke app cmk >/dev/null
 rc=0; "$CMKFS" rekey --service-key "$KEY" "$CIPHER" 2>"$T/err" || rc=$?
-[ $rc = 3 ] || t_fail "rekey with the CMK revoked: exit $rc, want 3 ($(cat "$T/err"))"
+[ $rc = 9 ] || t_fail "rekey with the CMK revoked: exit $rc, want 9 ($(cat "$T/err"))"
 kv grant app cmk get,wrapKey,unwrapKey >/dev/null
 g0=$("$CMKFS" status --json "$CIPHER" | kv_json 'd["kek_generation"]')
 "$CMKFS" rekey --service-key "$KEY" "$CIPHER" >/dev/null || t_fail "offline rekey with a CMK"
@@ -199,7 +199,7 @@ grep -q "soft delete" "$T/err" || t_fail "soft delete message: $(cat "$T/err")"
 kv vault --soft-delete on --purge-protection on >/dev/null
 rc=0; "$CMKFS" cmk rotate --service-key "$KEY" --key "$KVURL/keys/nosuchkey/0123456789abcdef0123456789abcdef" "$CIPHER" 2>"$T/err" || rc=$?
 # (no grant exists for a key that does not exist: 403 or 404, both refusals)
-[ $rc = 1 ] && grep -qE "KeyNotFound|Forbidden" "$T/err" || t_fail "wrong key URI: rc $rc $(cat "$T/err")"
+[ $rc = 9 ] && grep -qE "KeyNotFound|Forbidden" "$T/err" || t_fail "wrong key URI: rc $rc $(cat "$T/err")"
 rc=0; "$CMKFS" cmk rotate --service-key "$KEY" --key "$KVURL/keys/cmk/v1/extra" "$CIPHER" 2>/dev/null || rc=$?
 [ $rc = 2 ] || t_fail "malformed key URI: exit $rc, want 2"
 KID4=$(kv_key nowrap --ops encrypt,decrypt)
