@@ -55,6 +55,9 @@ struct cmk_result {
 	/* Once re-wrapped: the key now protecting layer C, and the old one. */
 	char key_id[VOLUME_KEYID_MAX + 1];
 	char old_key_id[VOLUME_KEYID_MAX + 1];
+	/* rotate to the version in use (pinned or followed as before):
+	 * nothing was written, key_id is that version */
+	bool unchanged;
 };
 
 struct cmk_opts {

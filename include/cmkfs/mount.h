@@ -27,6 +27,13 @@ struct mount_opts {
 	bool foreground;
 	bool debug;
 	bool no_xattr;			/* --no-xattr: extended attributes off */
+	/* The keys did not unlock the volume (rc a negative errno, detail
+	 * the provider's words or ""): print the fault and return the exit
+	 * code (the CLI's one map, src/cli/exitmap.c). Runs in the daemon's
+	 * process before it detaches, so stderr is still the caller's.
+	 * NULL: logged, exit 1. */
+	int (*unlock_failed)(const struct mount_opts *o, int rc,
+			     const char *detail);
 };
 
 /* Mount and serve until unmounted. Without `foreground`, returns in the

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "exitmap.h"
 #include "keyopts.h"
 #include "cmkfs/audit.h"
 #include "cmkfs/volio.h"
@@ -82,13 +83,15 @@ int cmd_audit(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return cli_usage_error("audit", "expected one CIPHERDIR");
+	rc = cli_not_mountpoint("audit", argv[optind]);
+	if (rc != CMK_EXIT_OK)
+		return rc;
 	fd = open(argv[optind], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	rc = fd < 0 ? -errno : volio_read(fd, &v);
 	if (fd >= 0)
 		close(fd);
 	if (rc < 0)
-		return cli_fail("audit", "%s: %s", argv[optind],
-				volio_strerror(rc));
+		return cli_open_volume_fail("audit", argv[optind], rc);
 	volume_id_hex(&v, id);
 	path = keyopts_audit_log(&ko);
 	rc = audit_reader_open(path, id, since, &ar);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "exitmap.h"
 #include "keyopts.h"
 #include "cmkfs/audit.h"
 #include "cmkfs/cmk.h"
@@ -141,6 +142,49 @@ static bool layer_is(const struct volume *v, const char *uri)
 	       strcasecmp(base, uri) == 0;
 }
 
+/* A Key Vault key could not be opened or used: 9 refused, 10
+ * unreachable, else 1. */
+static int key_vault_exit(int rc)
+{
+	int ex = cli_exit_code(rc);
+
+	return ex == CMK_EXIT_DENIED || ex == CMK_EXIT_UNREACHABLE ?
+		       ex : CMK_EXIT_RUNTIME;
+}
+
+/* cmk_run stopped (cmk.h): the stage says whose fault it is. */
+static int run_failed(const char *cdir, const struct cmk_opts *o,
+		      const struct cmk_result *r)
+{
+	switch (r->stage) {
+	case CMK_STAGE_READ:
+		if (r->err == -ENOENT || r->err == -EBADMSG)
+			return cli_open_volume_fail("cmk", cdir, r->err);
+		break;
+	case CMK_STAGE_UNLOCK:
+		if (cli_exit_code(r->err) == CMK_EXIT_KEY ||
+		    cli_exit_code(r->err) == CMK_EXIT_DAMAGED ||
+		    r->err == -EPERM)
+			return cli_unlock_fail("cmk", cdir, o->service_key,
+					       r->err, NULL);
+		fprintf(stderr, "cmkfs cmk: %s\n", r->msg);
+		return key_vault_exit(r->err);
+	case CMK_STAGE_OPEN_KEY:
+		if (o->action == CMK_DISABLE)
+			return cli_unlock_fail("cmk", cdir, o->service_key,
+					       r->err, NULL);
+		fprintf(stderr, "cmkfs cmk: %s\n", r->msg);
+		return key_vault_exit(r->err);
+	case CMK_STAGE_WRAP:
+	case CMK_STAGE_PROVE:
+		fprintf(stderr, "cmkfs cmk: %s\n", r->msg);
+		return key_vault_exit(r->err);
+	default:
+		break;
+	}
+	return cli_fail("cmk", "%s", r->msg);
+}
+
 static int enable(const char *cdir, const struct cmk_opts *o, bool json)
 {
 	char found[PATH_MAX], mnt[PATH_MAX], old[VOLUME_KEYID_MAX + 1];
@@ -155,7 +199,7 @@ static int enable(const char *cdir, const struct cmk_opts *o, bool json)
 	if (fd >= 0)
 		close(fd);
 	if (rc < 0)
-		return cli_fail("cmk", "%s: %s", cdir, volio_strerror(rc));
+		return cli_open_volume_fail("cmk", cdir, rc);
 	live = runtime_find(cdir, found, sizeof(found), mnt, sizeof(mnt));
 	if (v.flags & VOLUME_FLAG_FULL) {
 		if (!layer_is(&v, o->key_uri))
@@ -184,9 +228,11 @@ static int enable(const char *cdir, const struct cmk_opts *o, bool json)
 				v.layer[1].key_id);
 	snprintf(old, sizeof(old), "%s", v.layer[1].key_id);
 	rc = kp_akv_open(o->key_uri, &p);
-	if (rc < 0)
-		return cli_fail("cmk", "%s: %s: %s", o->key_uri,
-				volio_strerror(rc), kv_last_error());
+	if (rc < 0) {
+		cli_fail("cmk", "%s: %s: %s", o->key_uri, volio_strerror(rc),
+			 kv_last_error());
+		return key_vault_exit(rc);
+	}
 	if (cmk_preflight(p, o->expiry_margin_days, why, sizeof(why)) < 0) {
 		if (!o->force) {
 			audit_event("cmk_enable", o->key_uri, "refused", why);
@@ -232,7 +278,7 @@ int cmd_cmk(int argc, char **argv)
 	struct cmk_result r;
 	struct keyopts ko;
 	const char *action;
-	char cdir[PATH_MAX];
+	char cdir[PATH_MAX], kpath[PATH_MAX];
 	bool json = false;
 	int c, rc;
 
@@ -294,9 +340,15 @@ int cmd_cmk(int argc, char **argv)
 				"cmk",
 				"--key must be https://HOST/keys/NAME[/VERSION]");
 	}
+	rc = cli_not_mountpoint("cmk", argv[optind]);
+	if (rc != CMK_EXIT_OK)
+		return rc;
 	if (realpath(argv[optind], cdir) == NULL)
-		return cli_fail("cmk", "%s: %s", argv[optind], strerror(errno));
-	o.service_key = ko.service_key;
+		return cli_open_volume_fail("cmk", argv[optind], -errno);
+	rc = cli_key_path("cmk", ko.service_key, kpath, sizeof(kpath));
+	if (rc != CMK_EXIT_OK)
+		return rc;
+	o.service_key = kpath;
 	keyopts_apply(&ko);
 	if (http_global_init() < 0)
 		return cli_fail("cmk", "libcurl failed to start");
@@ -305,6 +357,9 @@ int cmd_cmk(int argc, char **argv)
 		return enable(cdir, &o, json);
 	rc = cmk_run(cdir, &o, &r);
 	if (rc < 0)
-		return cli_fail("cmk", "%s", r.msg);
+		return run_failed(cdir, &o, &r);
+	if (r.unchanged)
+		printf("%s: customer layer already protected by %s; nothing to "
+		       "do\n", cdir, r.key_id);
 	return CMK_EXIT_OK;
 }

@@ -5,11 +5,13 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "exitmap.h"
 #include "keyopts.h"
 #include "cmkfs/audit.h"
 #include "cmkfs/cmk.h"
@@ -51,6 +53,29 @@ static void warn_forced(const char *why, void *arg)
 	fprintf(stderr, "cmkfs init: warning: %s (forced)\n", why);
 }
 
+/* The engine stopped (create.h); it removed what it had made. */
+static int init_failed(const struct create_opts *o,
+		       const struct create_result *r)
+{
+	int ex;
+
+	switch (r->stage) {
+	case CREATE_STAGE_SERVICE_KEY:
+		ex = cli_key_fault("init", o->service_key);
+		if (ex != CMK_EXIT_OK)
+			return ex;
+		fprintf(stderr, "cmkfs init: %s\n", r->msg);
+		return CMK_EXIT_KEY;
+	case CREATE_STAGE_OPEN_KEY:
+		fprintf(stderr, "cmkfs init: %s\n", r->msg);
+		ex = cli_exit_code(r->err);
+		return ex == CMK_EXIT_DENIED || ex == CMK_EXIT_UNREACHABLE ?
+			       ex : CMK_EXIT_RUNTIME;
+	default:
+		return cli_fail("init", "%s", r->msg);
+	}
+}
+
 int cmd_init(int argc, char **argv)
 {
 	static const struct option lopts[] = {
@@ -71,6 +96,7 @@ int cmd_init(int argc, char **argv)
 	};
 	struct create_result r;
 	struct keyopts ko;
+	char kpath[PATH_MAX];
 	const char *dir;
 	int c, rc;
 
@@ -115,7 +141,11 @@ int cmd_init(int argc, char **argv)
 	if (optind != argc - 1)
 		return cli_usage_error("init", "expected one CIPHERDIR");
 	dir = argv[optind];
-	o.service_key = ko.service_key;
+	/* A symlinked key is followed as mount follows it (cli_key_path). */
+	rc = cli_key_path("init", ko.service_key, kpath, sizeof(kpath));
+	if (rc != CMK_EXIT_OK)
+		return rc;
+	o.service_key = kpath;
 	keyopts_apply(&ko);
 	if (o.cmk_uri != NULL) {
 		struct kv_uri u;
@@ -129,7 +159,7 @@ int cmd_init(int argc, char **argv)
 	}
 	rc = create_volume(dir, &o, &r);
 	if (rc < 0)
-		return cli_fail("init", "%s", r.msg);
+		return init_failed(&o, &r);
 	if (o.cmk_uri != NULL)
 		printf("Customer layer protected by %s\n", o.cmk_uri);
 	printf("Created cmkfs volume in %s (block size %llu)\n", dir,

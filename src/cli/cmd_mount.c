@@ -4,19 +4,25 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "exitmap.h"
 #include "keyopts.h"
+#include "cmkfs/audit.h"
 #include "cmkfs/log.h"
 #include "cmkfs/mount.h"
 #include "cmkfs/ctl.h"
 #include "cmkfs/runtime.h"
+#include "cmkfs/volio.h"
 
 static void usage(FILE *f)
 {
@@ -127,6 +133,37 @@ static int dir_nonempty(const char *dir)
 	return rc;
 }
 
+/* Where a refused mount is audited: the volume's own log, so that
+ * `cmkfs audit CIPHERDIR` shows it. Set once the options are parsed. */
+static const char *refusal_log;
+
+/* "cmkfs mount: msg" on stderr, audited as a refused mount of the volume
+ * in cdir (when it is one); returns CMK_EXIT_MOUNTPOINT. */
+static int mountpoint_fail(const char *cdir, const char *fmt, ...)
+	CMK_PRINTF(2, 3);
+static int mountpoint_fail(const char *cdir, const char *fmt, ...)
+{
+	char msg[3 * PATH_MAX], id[VOLUME_ID_HEX_LEN];
+	struct volume v;
+	va_list ap;
+	int fd;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "cmkfs mount: %s\n", msg);
+	fd = cdir != NULL ? open(cdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (fd >= 0 && volio_read(fd, &v) == 0) {
+		volume_id_hex(&v, id);
+		audit_open(refusal_log);
+		audit_set_volume(id);
+		audit_event("mount", NULL, "refused", msg);
+	}
+	if (fd >= 0)
+		close(fd);
+	return CMK_EXIT_MOUNTPOINT;
+}
+
 /* Refuse a mount point whose use would hide or leak data: plaintext
  * written into a bare mount point after a failed mount, a volume or key
  * file hidden under the mount. Returns an exit code. */
@@ -136,37 +173,49 @@ static int check_mountpoint(const char *cdir, const char *mnt, bool nonempty)
 	int rc;
 
 	if (stat(mnt, &st) < 0)
-		return cli_fail("mount", "%s: %s", mnt, strerror(errno));
+		return mountpoint_fail(cdir, "mount point %s: %s", mnt,
+				       strerror(errno));
 	if (!S_ISDIR(st.st_mode))
-		return cli_usage_error("mount",
-				       "%s: not a directory (a mount point is an "
-				       "empty directory)",
-				       mnt);
+		return mountpoint_fail(cdir,
+				       "mount point %s: not a directory (a mount "
+				       "point is an empty directory: mkdir one "
+				       "outside %s)",
+				       mnt, cdir);
 	if (path_within(mnt, cdir))
-		return cli_usage_error("mount",
-				       "%s: inside the cipher directory %s (the "
-				       "mount would hide part of its own "
-				       "volume): choose a directory outside it",
+		return mountpoint_fail(cdir,
+				       "mount point %s: inside the cipher "
+				       "directory %s (the mount would hide part "
+				       "of its own volume): choose a directory "
+				       "outside it",
 				       mnt, cdir);
 	if (path_within(cdir, mnt))
-		return cli_usage_error("mount",
-				       "%s: contains the cipher directory %s (the "
-				       "mount would hide it, and backups of that "
-				       "path would read plaintext): choose a "
-				       "directory outside it",
+		return mountpoint_fail(cdir,
+				       "mount point %s: contains the cipher "
+				       "directory %s (the mount would hide it, "
+				       "and backups of that path would read "
+				       "plaintext): choose a directory outside it",
 				       mnt, cdir);
 	rc = dir_nonempty(mnt);
 	if (rc < 0)
-		return cli_fail("mount", "%s: %s", mnt, strerror(-rc));
+		return mountpoint_fail(cdir, "mount point %s: %s", mnt,
+				       strerror(-rc));
 	if (rc > 0 && !nonempty)
-		return cli_usage_error("mount",
-				       "%s: not empty (its files would be hidden "
-				       "under the mount, and whatever is written "
-				       "there if the mount fails stays "
-				       "plaintext): use an empty directory, or "
-				       "-o nonempty",
+		return mountpoint_fail(cdir,
+				       "mount point %s: not empty (its files "
+				       "would be hidden under the mount, and "
+				       "whatever is written there if the mount "
+				       "fails stays plaintext): use an empty "
+				       "directory, or -o nonempty",
 				       mnt);
 	return CMK_EXIT_OK;
+}
+
+/* The daemon could not unlock: the CLI's words and exit code. */
+static int unlock_failed(const struct mount_opts *o, int rc,
+			 const char *detail)
+{
+	return cli_unlock_fail("mount", o->cipherdir, o->service_key, rc,
+			       detail);
 }
 
 int cmd_mount(int argc, char **argv)
@@ -280,15 +329,18 @@ int cmd_mount(int argc, char **argv)
 		return cli_usage_error("mount",
 				       "expected CIPHERDIR and MOUNTPOINT");
 	}
+	refusal_log = keyopts_audit_log(&ko);
 	if (realpath(argv[optind], cdir) == NULL) {
+		rc = -errno;
 		free(opts);
-		return cli_fail("mount", "%s: %s", argv[optind],
-				strerror(errno));
+		return cli_open_volume_fail("mount", argv[optind], rc);
 	}
 	if (realpath(argv[optind + 1], mnt) == NULL) {
+		rc = errno;
 		free(opts);
-		return cli_fail("mount", "%s: %s", argv[optind + 1],
-				strerror(errno));
+		return mountpoint_fail(cdir, "mount point %s: %s%s", argv[optind + 1],
+				       strerror(rc), rc == ENOENT ?
+				       " (create an empty directory for it)" : "");
 	}
 	{
 		char c2[PATH_MAX], m2[PATH_MAX];
@@ -299,15 +351,15 @@ int cmd_mount(int argc, char **argv)
 		    strcmp(m2, mnt) == 0) {
 			free(opts);
 			if (ctl_gone(mnt, &dead))
-				return cli_fail("mount", "%s: already a cmkfs "
-							 "mount (of %s), but its "
-							 "daemon is gone (pid %ld): "
-							 "run 'cmkfs umount %s' "
-							 "first",
-						mnt, c2, (long)dead, mnt);
-			return cli_fail("mount", "%s: already a cmkfs mount (of "
-						 "%s)",
-					mnt, c2);
+				return mountpoint_fail(cdir, "%s: already a cmkfs "
+						       "mount (of %s), but its "
+						       "daemon is gone (pid %ld): "
+						       "run 'cmkfs umount %s' "
+						       "first",
+						       mnt, c2, (long)dead, mnt);
+			return mountpoint_fail(cdir, "%s: already a cmkfs mount "
+					       "(of %s; 'cmkfs umount %s' first)",
+					       mnt, c2, mnt);
 		}
 		/* Files a killed daemon left for this mountpoint (after a
 		 * plain 'fusermount3 -u'). */
@@ -315,10 +367,10 @@ int cmd_mount(int argc, char **argv)
 		if (runtime_find(cdir, c2, sizeof(c2), m2, sizeof(m2)) &&
 		    strcmp(c2, cdir) == 0) {
 			free(opts);
-			return cli_fail("mount", "%s: already mounted on %s (one "
-						 "mount per volume; 'cmkfs umount "
-						 "%s' first)",
-					cdir, m2, m2);
+			return mountpoint_fail(cdir, "%s: already mounted on %s "
+					       "(one mount per volume; 'cmkfs "
+					       "umount %s' first)",
+					       cdir, m2, m2);
 		}
 	}
 	rc = check_mountpoint(cdir, mnt, take_opt(opts, "nonempty"));
@@ -333,11 +385,25 @@ int cmd_mount(int argc, char **argv)
 	o.service_key = ko.service_key;
 	o.ca_file = ko.ca_file;
 	o.audit_log = ko.audit_log;
-	/* The daemon chdir()s to /: a relative key path must be resolved
-	 * now. A missing file is reported by the daemon with its name. */
-	if (!kp_local_is_fd(o.service_key) &&
-	    realpath(o.service_key, kpath) != NULL)
-		o.service_key = kpath;
+	/* A symlinked key: followed as init and every command follow it
+	 * (cli_key_path), else refused here; fd:N passes as it is. */
+	rc = cli_key_path("mount", o.service_key, kpath, sizeof(kpath));
+	if (rc != CMK_EXIT_OK) {
+		free(opts);
+		return rc;
+	}
+	o.service_key = kpath;
+	/* The daemon chdir()s to /: a relative key path must be made
+	 * absolute now. A missing file is reported by the daemon with it. */
+	if (!kp_local_is_fd(kpath) && kpath[0] != '/' &&
+	    getcwd(capath, sizeof(capath)) != NULL &&
+	    strlen(capath) + strlen(kpath) + 2 <= sizeof(kpath)) {
+		size_t cl = strlen(capath), kl = strlen(kpath);
+
+		memmove(kpath + cl + 1, kpath, kl + 1);
+		memcpy(kpath, capath, cl);
+		kpath[cl] = '/';
+	}
 	if (o.ca_file != NULL && realpath(o.ca_file, capath) != NULL)
 		o.ca_file = capath;
 	if (o.audit_log != NULL && o.audit_log[0] != '/') {
@@ -347,6 +413,7 @@ int cmd_mount(int argc, char **argv)
 	o.cipherdir = cdir;
 	o.mountpoint = mnt;
 	o.fuse_opts = opts;
+	o.unlock_failed = unlock_failed;
 	log_set_level(o.debug ? LOG_LVL_DEBUG : LOG_LVL_WARN);
 	rc = mount_run(&o);
 	free(opts);

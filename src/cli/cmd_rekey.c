@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "exitmap.h"
 #include "keyopts.h"
 #include "cmkfs/audit.h"
 #include "cmkfs/ctlcmd.h"
@@ -202,6 +203,17 @@ static int offline(struct ui *u, const char *cdir, const char *keypath,
 	int rc;
 
 	rc = rekey_volume(cdir, keypath, &cb, &r);
+	if (rc < 0 && r.stage == REKEY_STAGE_UNLOCK) {
+		int ex = cli_exit_code(rc);
+
+		/* the key file's faults and the volume's, then Key Vault's;
+		 * 3 for keys unavailable otherwise (cmkfs-rekey(1)) */
+		if (ex == CMK_EXIT_KEY || ex == CMK_EXIT_DAMAGED || rc == -EPERM)
+			return cli_unlock_fail(u->cmd, cdir, keypath, rc, NULL);
+		cli_fail(u->cmd, "%s", r.msg);
+		return ex == CMK_EXIT_DENIED || ex == CMK_EXIT_UNREACHABLE ?
+			       ex : CMK_EXIT_NOKEYS;
+	}
 	if (rc < 0) {
 		if (r.stage == REKEY_STAGE_RUN && u->tty && !u->json)
 			fprintf(stderr, "\r\033[K");
@@ -308,7 +320,7 @@ int cmd_rekey(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	char cdir[PATH_MAX];
+	char cdir[PATH_MAX], kpath[PATH_MAX];
 	bool json = false, full = false;
 	struct keyopts ko;
 	int c;
@@ -336,11 +348,13 @@ int cmd_rekey(int argc, char **argv)
 	if (optind != argc - 1)
 		return cli_usage_error("rekey", "expected one CIPHERDIR");
 	if (realpath(argv[optind], cdir) == NULL)
-		return cli_fail("rekey", "%s: %s", argv[optind],
-				strerror(errno));
+		return cli_open_volume_fail("rekey", argv[optind], -errno);
+	c = cli_key_path("rekey", ko.service_key, kpath, sizeof(kpath));
+	if (c != CMK_EXIT_OK)
+		return c;
 	keyopts_apply(&ko);
 	if (http_global_init() < 0)
 		return cli_fail("rekey", "libcurl failed to start");
 	audit_open(keyopts_audit_log(&ko));
-	return cli_rekey("rekey", cdir, ko.service_key, json, full, NULL, NULL);
+	return cli_rekey("rekey", cdir, kpath, json, full, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "exitmap.h"
 #include "keyopts.h"
 #include "cmkfs/ctlcmd.h"
 #include "cmkfs/http.h"
@@ -70,6 +71,7 @@ int cmd_transient(int argc, char **argv)
 	struct keyopts ko;
 	const char *action;
 	char cdir[PATH_MAX], vpath[1024] = "", c2[PATH_MAX], mnt[PATH_MAX];
+	char kpath[PATH_MAX];
 	struct transient_result r;
 	struct ctlcmd_state st;
 	enum transient_op op;
@@ -118,16 +120,29 @@ int cmd_transient(int argc, char **argv)
 	if (argc - optind != need)
 		return cli_usage_error("transient", "expected %s",
 				       need == 1 ? "CIPHERDIR" : "PATH CIPHERDIR");
+	rc = cli_not_mountpoint("transient", argv[argc - 1]);
+	if (rc != CMK_EXIT_OK)
+		return rc;
 	if (realpath(argv[argc - 1], cdir) == NULL)
-		return cli_fail("transient", "%s: %s", argv[argc - 1],
-				strerror(errno));
+		return cli_open_volume_fail("transient", argv[argc - 1], -errno);
+	rc = cli_key_path("transient", ko.service_key, kpath, sizeof(kpath));
+	if (rc != CMK_EXIT_OK)
+		return rc;
 	if (need == 2 && vol_path(cdir, argv[optind], vpath, sizeof(vpath)) < 0)
 		return cli_usage_error("transient", "PATH must name a directory "
 						    "inside the volume");
 	keyopts_apply(&ko);
 	if (http_global_init() < 0)
 		return cli_fail("transient", "libcurl failed to start");
-	rc = transient_edit(cdir, ko.service_key, op, vpath, ttl, &r);
+	rc = transient_edit(cdir, kpath, op, vpath, ttl, &r);
+	if (rc < 0 && r.stage == TRANSIENT_STAGE_UNLOCK &&
+	    cli_exit_code(rc) != CMK_EXIT_RUNTIME) {
+		if (cli_exit_code(rc) == CMK_EXIT_KEY ||
+		    cli_exit_code(rc) == CMK_EXIT_DAMAGED)
+			return cli_unlock_fail("transient", cdir, kpath, rc, NULL);
+		fprintf(stderr, "cmkfs transient: %s\n", r.msg);
+		return cli_exit_code(rc);
+	}
 	if (rc < 0)
 		return cli_fail("transient", "%s", r.msg);
 	if (op == TRANSIENT_LIST) {

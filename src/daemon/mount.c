@@ -132,7 +132,8 @@ static int judge_and_unlock(const struct mount_opts *o, int dirfd,
 	return rc;
 }
 
-/* Both layers' KEKs into a new keyring, audited either way. */
+/* Both layers' KEKs into a new keyring, audited either way. Returns an
+ * exit code. */
 static int unlock_volume(const struct mount_opts *o, struct keyring **kr,
 			 struct monitor_expiry *ex)
 {
@@ -143,15 +144,19 @@ static int unlock_volume(const struct mount_opts *o, struct keyring **kr,
 
 	dirfd = open(o->cipherdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0) {
-		log_err("%s: %s", o->cipherdir, strerror(errno));
-		return -1;
+		rc = -errno;
+		audit_event("mount", NULL, "error", strerror(-rc));
+		if (o->unlock_failed != NULL)
+			return o->unlock_failed(o, rc, "");
+		log_err("%s: %s", o->cipherdir, strerror(-rc));
+		return CMK_EXIT_RUNTIME;
 	}
 	backing_probe_order(dirfd);
 	keyprov_clear_error();
 	rc = judge_and_unlock(o, dirfd, kr, ex, &refused);
 	if (refused) {
 		close(dirfd);	/* refused by the margin: audited */
-		return rc;
+		return CMK_EXIT_DENIED;
 	}
 	if (rc < 0) {
 		struct keyprov_why w;
@@ -174,12 +179,14 @@ static int unlock_volume(const struct mount_opts *o, struct keyring **kr,
 					 .client_request_id = w.client_request_id };
 		snprintf(detail, sizeof(detail), "%s%s%s", volio_strerror(rc),
 			 named ? ": " : "", named ? kerr : "");
-		log_err("%s: cannot unlock: %s", o->cipherdir, detail);
 		audit_event_why("mount", key,
 				monitor_is_denial(rc) ? "denied" : "error",
 				detail, &aw);
 		close(dirfd);
-		return rc;
+		if (o->unlock_failed != NULL)
+			return o->unlock_failed(o, rc, named ? kerr : "");
+		log_err("%s: cannot unlock: %s", o->cipherdir, detail);
+		return CMK_EXIT_RUNTIME;
 	}
 	close(dirfd);
 	v = keyring_volume(*kr);
@@ -187,7 +194,18 @@ static int unlock_volume(const struct mount_opts *o, struct keyring **kr,
 	audit_set_volume(id);
 	audit_event("unwrap", v->layer[0].key_id, "ok", "KEK_S");
 	audit_event("unwrap", v->layer[1].key_id, "ok", "KEK_C");
-	return 0;
+	return CMK_EXIT_OK;
+}
+
+/* A mount that failed after the unlock is the volume's event too (its id
+ * is set by then): `cmkfs audit CIPHERDIR` shows it. */
+static int mount_failed(struct session *s, int ex, const char *why)
+{
+	struct volume v;
+
+	audit_event("mount", keyring_volume_copy(s->kr, &v)->layer[1].key_id,
+		    "error", why);
+	return ex;
 }
 
 /* A shrink cut short by a crash is completed before anything reads the
@@ -221,7 +239,7 @@ static int open_volume(struct session *s)
 	rc = inode_table_init(s->fs, o->cipherdir, s->kr);
 	if (rc < 0) {
 		log_err("%s: %s", o->cipherdir, strerror(-rc));
-		return CMK_EXIT_RUNTIME;
+		return mount_failed(s, CMK_EXIT_RUNTIME, strerror(-rc));
 	}
 	s->fs->no_xattr = o->no_xattr;
 	s->rootfd = open(o->cipherdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -234,7 +252,9 @@ static int open_volume(struct session *s)
 			"offline 'cmkfs rekey', 'fsck --repair' or 'upgrade' is "
 			"running on it ('cmkfs status %s' says which mount)",
 			o->cipherdir, o->cipherdir);
-		return CMK_EXIT_RUNTIME;
+		return mount_failed(s, CMK_EXIT_MOUNTPOINT,
+				    "in use: already mounted, or an offline "
+				    "command holds it");
 	}
 	recover_journal(s);
 	/* Format 3: the config names the zone list's version; a list
@@ -247,7 +267,8 @@ static int open_volume(struct session *s)
 				"from one backup)",
 				o->cipherdir, TRANSIENT_FILE,
 				transient_strerror(rc));
-			return CMK_EXIT_RUNTIME;
+			return mount_failed(s, CMK_EXIT_DAMAGED,
+					    transient_strerror(rc));
 		}
 	}
 	/* A host that was down past a TTL must not serve expired data. */
@@ -287,7 +308,7 @@ static int start_fuse(struct session *s)
 		log_err("%s: mount failed (is it an existing, empty directory? "
 			"is /dev/fuse available?)",
 			o->mountpoint);
-		return CMK_EXIT_RUNTIME;
+		return mount_failed(s, CMK_EXIT_RUNTIME, "the FUSE mount failed");
 	}
 	s->mounted = true;
 	(void)wire_attach(s->se);
@@ -479,11 +500,14 @@ static int serve(const struct mount_opts *o, int ready_fd)
 	};
 	int ex;
 
-	/* The service key is read once, here: the monitor's checks and
-	 * everything else use that copy (doc/KEYS.md "Service key"). */
-	if (kp_local_pin(o->service_key) < 0 || prepare_process(o) < 0 ||
-	    unlock_volume(o, &s.kr, &s.expiry) < 0)
+	/* The service key is read once, at the unlock below: the monitor's
+	 * checks and everything else use that copy (doc/KEYS.md "Service
+	 * key"). */
+	if (kp_local_pin(o->service_key) < 0 || prepare_process(o) < 0)
 		return CMK_EXIT_RUNTIME;
+	ex = unlock_volume(o, &s.kr, &s.expiry);
+	if (ex != CMK_EXIT_OK)
+		return ex;
 	ctlcmd_init(&s.cmd);
 	ex = open_volume(&s);
 	if (ex == CMK_EXIT_OK)
@@ -493,6 +517,9 @@ static int serve(const struct mount_opts *o, int ready_fd)
 		if (start_services(&s) == 0) {
 			announce(&s, ready_fd);
 			ex = run_loop(s.se);
+		} else {
+			(void)mount_failed(&s, ex, "the key monitor or control "
+					   "socket did not start");
 		}
 	}
 	teardown(&s);

@@ -72,7 +72,8 @@ static const char *event_of(enum cmk_action a)
 
 /* The provider the customer layer moves to: Key Vault for enable and
  * rotate (checked before use unless forced), the service key for disable.
- * *owned is set when the caller must close it. */
+ * *owned is set when the caller must close it. Returns 1 for a rotation
+ * to the key version already in use (nothing to do). */
 static int open_new_key(const struct volume *v, const struct cmk_opts *o,
 			struct cmk_result *r, struct keyprov **newp,
 			struct keyprov **owned)
@@ -101,6 +102,11 @@ static int open_new_key(const struct volume *v, const struct cmk_opts *o,
 		return ENGINE_FAIL(r, CMK_STAGE_OPEN_KEY, rc, "%s: %s: %s", o->key_uri,
 			    volio_strerror(rc), kv_last_error());
 	*newp = *owned;
+	if (o->action == CMK_ROTATE && !o->automatic &&
+	    v->layer[1].prov == KPROV_AKV &&
+	    strcmp((*newp)->key_id, v->layer[1].key_id) == 0 &&
+	    (*newp)->follow == ((v->flags & VOLUME_FLAG_FOLLOW) != 0))
+		return 1;	/* the version in use, followed or pinned alike */
 	if (cmk_preflight(*newp, o->expiry_margin_days, why, sizeof(why)) == 0)
 		return 0;
 	if (!o->force) {
@@ -189,6 +195,17 @@ int cmk_run(const char *cdir, const struct cmk_opts *o, struct cmk_result *r)
 	rc = open_new_key(&v, o, r, &newp, &owned);
 	if (rc < 0)
 		goto out;
+	if (rc == 1) {
+		/* Re-wrapping under the same version would change nothing
+		 * but the nonce: a no-op, not audited as a rotation. */
+		r->unchanged = true;
+		snprintf(r->key_id, sizeof(r->key_id), "%s", v.layer[1].key_id);
+		snprintf(r->old_key_id, sizeof(r->old_key_id), "%s",
+			 v.layer[1].key_id);
+		r->stage = CMK_STAGE_DONE;
+		rc = 0;
+		goto out;
+	}
 	rc = keyring_rewrap(kr, 1, newp, &nv);
 	if (rc == -EBUSY) {
 		ENGINE_FAIL(r, CMK_STAGE_WRAP, rc,

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,13 +22,16 @@
 #include "cmkfs/secmem.h"
 #include "cmkfs/volio.h"
 
-/* 0 if `path` was made now or is an empty directory without a volume. */
-static int dir_empty_or_new(const char *path)
+/* 0 if `path` was made now (*made set) or is an empty directory without
+ * a volume. */
+static int dir_empty_or_new(const char *path, bool *made)
 {
 	int fd, rc;
 
-	if (mkdir(path, 0700) == 0)
+	if (mkdir(path, 0700) == 0) {
+		*made = true;
 		return 0;
+	}
 	if (errno != EEXIST)
 		return -errno;
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -42,9 +46,9 @@ static int dir_empty_or_new(const char *path)
 	return rc;
 }
 
-static int check_dir(const char *dir, struct create_result *r)
+static int check_dir(const char *dir, bool *made, struct create_result *r)
 {
-	int rc = dir_empty_or_new(dir);
+	int rc = dir_empty_or_new(dir, made);
 
 	if (rc == -EEXIST)
 		return ENGINE_FAIL(r, CREATE_STAGE_DIR, rc,
@@ -128,9 +132,29 @@ out:
 	return rc;
 }
 
+/* A failed init leaves nothing half-made: what this run created goes
+ * again (the root directory id, the directory if it made it, the service
+ * key if it made it); what was there before stays. */
+static void undo(const char *dir, bool dir_made, const char *kp,
+		 bool key_made)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		/* written before the config, which alone makes a volume */
+		(void)unlinkat(fd, DIRID_FILE, 0);
+		close(fd);
+	}
+	if (dir_made)
+		(void)rmdir(dir);
+	if (key_made)
+		(void)unlink(kp);
+}
+
 int create_volume(const char *dir, const struct create_opts *o,
 		  struct create_result *r)
 {
+	bool dir_made = false;
 	struct keyprov *prov[2] = { NULL, NULL }, *layers[2];
 	uint32_t bs = o->block_size ? o->block_size : BLOCK_SIZE_DEFAULT;
 	const char *kp = o->service_key;
@@ -146,19 +170,23 @@ int create_volume(const char *dir, const struct create_opts *o,
 			    "block size %u is not a power of two from 512 to "
 			    "1048576",
 			    bs);
-	rc = check_dir(dir, r);
+	rc = check_dir(dir, &dir_made, r);
 	if (rc < 0)
 		return rc;
 	rc = kp_local_create(kp);
-	if (rc < 0)
-		return ENGINE_FAIL(r, CREATE_STAGE_SERVICE_KEY, rc,
+	if (rc < 0) {
+		ENGINE_FAIL(r, CREATE_STAGE_SERVICE_KEY, rc,
 			    "cannot create service key %s: %s", kp,
 			    strerror(-rc));
+		goto out;
+	}
 	r->key_created = rc > 0;
 	rc = kp_local_load(kp, &skey);
-	if (rc < 0)
-		return ENGINE_FAIL(r, CREATE_STAGE_SERVICE_KEY, rc, "%s: %s", kp,
+	if (rc < 0) {
+		ENGINE_FAIL(r, CREATE_STAGE_SERVICE_KEY, rc, "%s: %s", kp,
 			    volio_strerror(rc == -ENOENT ? -ENOKEY : rc));
+		goto out;
+	}
 	rc = open_providers(o, skey, volid, prov, r);
 	if (rc < 0)
 		goto out;
@@ -183,6 +211,10 @@ int create_volume(const char *dir, const struct create_opts *o,
 	}
 	r->stage = CREATE_STAGE_DONE;
 out:
+	if (rc < 0) {
+		undo(dir, dir_made, kp, r->key_created);
+		r->key_created = false;
+	}
 	keyring_free(kr);
 	keyprov_close(prov[0]);
 	keyprov_close(prov[1]);

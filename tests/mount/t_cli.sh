@@ -48,7 +48,7 @@ CMKFS_SERVICE_KEY=$KEY expect 0 "$CMKFS" mount "$CIPHER" "$MNT"
 "$CMKFS" umount "$MNT"
 for m in 640 604 644 660 620 602; do	# any group/other bit
 	chmod "$m" "$KEY"
-	expect 1 "$CMKFS" mount --service-key "$KEY" "$CIPHER" "$MNT"
+	expect 8 "$CMKFS" mount --service-key "$KEY" "$CIPHER" "$MNT"
 	grep -q "chmod 600" "$T/err" || t_fail "loose key mode $m: $(cat "$T/err")"
 	t_is_mounted "$MNT" && t_fail "mounted with a key of mode $m"
 done
@@ -56,10 +56,10 @@ chmod 400 "$KEY"
 expect 0 "$CMKFS" mount --service-key "$KEY" "$CIPHER" "$MNT"
 "$CMKFS" umount "$MNT"
 chmod 600 "$KEY"
-expect 1 "$CMKFS" mount --service-key "$T/missing.key" "$CIPHER" "$MNT"
-grep -q "service key file not found" "$T/err" || t_fail "missing key: $(cat "$T/err")"
+expect 8 "$CMKFS" mount --service-key "$T/missing.key" "$CIPHER" "$MNT"
+grep -q "service key $T/missing.key: not found" "$T/err" || t_fail "missing key: $(cat "$T/err")"
 head -c 31 /dev/urandom >"$T/short.key"; chmod 600 "$T/short.key"
-expect 1 "$CMKFS" mount --service-key "$T/short.key" "$CIPHER" "$MNT"
+expect 8 "$CMKFS" mount --service-key "$T/short.key" "$CIPHER" "$MNT"
 t_ok "service key: env default, modes, missing and malformed keys"
 
 # A new key file is 0600 with 32 bytes; key bytes never printed
@@ -73,7 +73,7 @@ t_ok "init: key file 0600/32 bytes, block size recorded, no key bytes printed"
 
 # a second mount on the same mountpoint is refused
 "$CMKFS" mount --service-key "$KEY" "$CIPHER" "$MNT"
-expect 1 "$CMKFS" mount --service-key "$KEY" "$CIPHER" "$MNT"
+expect 11 "$CMKFS" mount --service-key "$KEY" "$CIPHER" "$MNT"
 grep -q "already a cmkfs mount" "$T/err" || t_fail "double mount: $(cat "$T/err")"
 "$CMKFS" umount "$MNT"
 t_ok "a second mount on a mounted mountpoint is refused"

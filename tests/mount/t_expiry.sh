@@ -102,7 +102,7 @@ t_umount
 m=$(mark)
 rc=0; mnt "$CIPHER" "$MNT" 2>"$T/err" || rc=$?
 if [ $rc = 0 ]; then t_umount; t_fail "mounted an expired key (the monitor locks on it)"; fi
-[ $rc = 1 ] || t_fail "mount of an expired key: exit $rc"
+[ $rc = 9 ] || t_fail "mount of an expired key: exit $rc, want 9"
 tail -n +"$((m + 1))" "$CMKFS_AUDIT_LOG" | grep '"event":"mount"' | grep -F '"result":"denied"' |
 	grep -F '"cause":"expired"' | grep -qF "\"code\":\"exp=" || t_fail "refused mount not audited as expired: $(tail -n 3 "$CMKFS_AUDIT_LOG")"
 grep -q "expired: key attributes exp=" "$T/err" || t_fail "mount error does not say expired: $(cat "$T/err")"

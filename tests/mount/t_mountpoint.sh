@@ -29,7 +29,7 @@ mount_args=(mount --service-key "$KEY")
 # A non-empty directory: refused, its files untouched; -o nonempty mounts
 # over them (hidden while mounted, there again after).
 echo plain >"$MNT/existing"
-expect 2 "not empty" "$CMKFS" "${mount_args[@]}" "$CIPHER" "$MNT"
+expect 11 "not empty" "$CMKFS" "${mount_args[@]}" "$CIPHER" "$MNT"
 grep -q -- "-o nonempty" "$T/err" || t_fail "no fix named: $(cat "$T/err")"
 [ "$(mnt_count)" = "$before" ] || t_fail "a refused mount point was mounted"
 expect 0 "" "$CMKFS" "${mount_args[@]}" -o nonempty "$CIPHER" "$MNT"
@@ -43,27 +43,27 @@ rm "$MNT/existing"
 t_ok "a non-empty mount point is refused; -o nonempty mounts over it"
 
 # The service key file (any file): not a directory.
-expect 2 "not a directory" "$CMKFS" "${mount_args[@]}" "$CIPHER" "$KEY"
+expect 11 "not a directory" "$CMKFS" "${mount_args[@]}" "$CIPHER" "$KEY"
 [ "$(mnt_count)" = "$before" ] || t_fail "mounted on the key file"
 [ "$(stat -c %s "$KEY")" = 32 ] || t_fail "the key file changed"
 t_ok "the service key file as mount point is refused"
 
 # The cipher directory itself, a directory inside it, one containing it.
-expect 2 "inside the cipher directory" "$CMKFS" "${mount_args[@]}" "$CIPHER" "$CIPHER"
+expect 11 "inside the cipher directory" "$CMKFS" "${mount_args[@]}" "$CIPHER" "$CIPHER"
 mkdir "$T/outer" "$T/outer/c"
 cp -a "$CIPHER/." "$T/outer/c/"
 mkdir "$T/outer/c/sub"
-expect 2 "inside the cipher directory" "$CMKFS" "${mount_args[@]}" "$T/outer/c" "$T/outer/c/sub"
+expect 11 "inside the cipher directory" "$CMKFS" "${mount_args[@]}" "$T/outer/c" "$T/outer/c/sub"
 rmdir "$T/outer/c/sub"
-expect 2 "contains the cipher directory" "$CMKFS" "${mount_args[@]}" "$T/outer/c" "$T/outer"
-expect 2 "contains the cipher directory" "$CMKFS" "${mount_args[@]}" -o nonempty "$T/outer/c" "$T/outer"
+expect 11 "contains the cipher directory" "$CMKFS" "${mount_args[@]}" "$T/outer/c" "$T/outer"
+expect 11 "contains the cipher directory" "$CMKFS" "${mount_args[@]}" -o nonempty "$T/outer/c" "$T/outer"
 [ "$(mnt_count)" = "$before" ] || t_fail "a refused mount point was mounted"
 t_ok "the cipher directory, a directory in it or one holding it is refused"
 
 # One mount per volume.
 t_mount
 mkdir "$T/mnt2"
-expect 1 "already mounted on $MNT" "$CMKFS" "${mount_args[@]}" "$CIPHER" "$T/mnt2"
+expect 11 "already mounted on $MNT" "$CMKFS" "${mount_args[@]}" "$CIPHER" "$T/mnt2"
 t_is_mounted "$T/mnt2" && t_fail "second mount of the same volume"
 t_umount
 # The daemon's own lock: a process holding the volume shared (as a mount
@@ -75,7 +75,7 @@ for _ in $(seq 100); do
 	flock -x -n "$CIPHER" true 2>/dev/null || break
 	sleep 0.05
 done
-expect 1 "in use" "$CMKFS" "${mount_args[@]}" "$CIPHER" "$T/mnt2"
+expect 11 "in use" "$CMKFS" "${mount_args[@]}" "$CIPHER" "$T/mnt2"
 t_is_mounted "$T/mnt2" && t_fail "mounted a volume another process holds"
 kill "$hold"; wait "$hold" 2>/dev/null || true
 t_mount
