@@ -56,8 +56,13 @@ static void help(FILE *f)
 		"'mount -t fuse.cmkfs' (service_key=FILE, grace=N, ...; see\n"
 		"cmkfs-mount(1)).\n"
 		"\n"
-		"'cmkfs COMMAND --help' explains a command. Exit status: 0 "
-		"success, 1 runtime error, 2 usage error.\n");
+		"'cmkfs COMMAND --help' explains a command. Exit status\n"
+		"(cmkfs(1) explains each): 0 success, 1 runtime error, 2 usage,\n"
+		"3 keys unavailable (fsck, rekey), 4 expiry warning, 5 locked,\n"
+		"6 stale key checks, 7 daemon dead, 8 service key missing or\n"
+		"wrong, 9 Key Vault refused, 10 Key Vault unreachable (retry),\n"
+		"11 bad mount point, 12 not a volume or damaged, 13 no space\n"
+		"for a repair.\n");
 }
 
 int main(int argc, char **argv)
