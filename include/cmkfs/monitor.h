@@ -6,11 +6,15 @@
  * check confirm_sec later and locks the keyring if that one is a denial
  * too; a transient fault (network, timeout, 5xx, 429, IMDS 404/410,
  * ForbiddenByFirewall) locks only when the last success is older than the
- * grace period; a check's requests may wait out a Retry-After for as long
- * as the grace period has left. A success while locked unlocks a lock a
+ * grace period, judged when the check ends; a check's requests may wait out
+ * a Retry-After for as long as the grace period has left, never past it,
+ * and while checks fail the next comes no later than the grace period's
+ * end (doc/KEYS.md "Grace period": the lock comes at most one request's
+ * time after it). A success while locked unlocks a lock a
  * check caused; a manual lock (`cmkfs lock`) holds until monitor_unlock,
  * whatever the checks find meanwhile (they go on, for status). Every
- * result is audited with its cause and request ids (audit_event_why). Key
+ * failure, lock and resume is audited with its cause and request ids
+ * (audit_event_why); unchanged successes in summary (monitor_hb_step). Key
  * traffic: two Key Vault requests per interval (the interval jittered by
  * +-10 %), whatever the number of files. The monitor opens providers only
  * through the callback its creator gives it and reaches provider kinds only
