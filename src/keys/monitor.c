@@ -388,7 +388,9 @@ static void run_check_pass(struct monitor *m, bool confirming,
 	snprintf(reason, sizeof(reason), "%s", rc == 0 ? "ok" : why(m, rc));
 	why_parts(&w, &aw, rc, NULL);
 	pthread_mutex_lock(&m->mtx);
-	m->st.last_check = now;
+	/* a check proves the keys when its last request (the unwrap) is
+	 * answered: the grace period runs from there */
+	m->st.last_check = end;
 	m->st.checks++;
 	if (rc < 0 && strcmp(kind, "denied") == 0)
 		m->st.fail_denied++;
@@ -399,7 +401,7 @@ static void run_check_pass(struct monitor *m, bool confirming,
 	m->st.last_check_ok = rc == 0;
 	snprintf(m->st.last_result, sizeof(m->st.last_result), "%s", reason);
 	if (rc == 0)
-		m->st.last_ok = now;
+		m->st.last_ok = end;
 	m->last_rc = rc;
 	locked = m->st.locked;
 	manual = m->st.manual;
