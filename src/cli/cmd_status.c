@@ -41,6 +41,7 @@ static void usage(FILE *f)
 		"operand) every cmkfs mount of the host.\n"
 		"\n"
 		"  --json               one JSON object\n"
+		"  --prometheus         node_exporter textfile metrics\n"
 		"  -h, --help           this text\n"
 		"\n"
 		"Exit status (for monitoring; the first that applies):\n"
