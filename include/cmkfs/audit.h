@@ -16,14 +16,20 @@
 const char *audit_default_path(void);
 /* Path: `path`, else audit_default_path(). Creates the file 0600
  * (directory 0700). Failure to open is reported once and events still go
- * to syslog. */
+ * to syslog. Rotation (doc/OPERATIONS.md "Log rotation"): before each
+ * event the path is compared with the open file (device and inode); once
+ * it names another file or none (logrotate moved it away), the path is
+ * opened afresh, so the next event lands in the new file and no signal
+ * or copytruncate is needed. */
 void audit_open(const char *path);
 const char *audit_path(void);
 void audit_set_volume(const char *volume_id_hex);
 /* event: "mount", "unwrap", "wrap", "check", "lock", "resume", "cmk_enable",
  * "cmk_rotate", "cmk_disable", "umount", "transient_expire", "fsck_repair",
  * "file_rekey" (the last three with counts in detail, never names). key: a key URI or
- * local:<id> (may be NULL). result: "ok", "denied", "transient", "error".
+ * local:<id> (may be NULL). result: "ok", "denied" (Key Vault, Entra ID or
+ * the key refused), "transient" (not reachable: network, 5xx, 429),
+ * "error" (anything else), "manual", "refused", "warning".
  * detail: a short reason (may be NULL). */
 void audit_event(const char *event, const char *key, const char *result,
 		 const char *detail);
@@ -36,6 +42,8 @@ struct audit_why {
 	const char *code;		/* "Forbidden/KeyDisabled", "AADSTS7000222" */
 	const char *request_id;		/* the service's x-ms-request-id */
 	const char *client_request_id;	/* our x-ms-client-request-id */
+	unsigned long checks;	/* "checks":N when > 0: the key checks a
+				 * summary line stands for */
 };
 void audit_event_why(const char *event, const char *key, const char *result,
 		     const char *detail, const struct audit_why *why);

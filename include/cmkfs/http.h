@@ -87,9 +87,11 @@ CMK_MUST_CHECK int http_retry_after_parse(const char *v, time_t now,
 					  long *sec);
 
 /* Retry budget of the calling thread's requests, from now: http_do()
- * retries (as Retry-After asks, or with backoff) for up to
- * max(max_total_ms, ms); a wait that would end past it is not started
- * and the transient reply is returned. 0 = no budget (max_total_ms). */
+ * retries (as Retry-After asks, or with backoff) for up to ms, longer or
+ * shorter than max_total_ms (a monitor: what is left of its grace period,
+ * so no retry waits past it); a wait that would end past it is not
+ * started and the transient reply is returned (the first attempt is
+ * always made). 0 = no budget (max_total_ms). */
 void http_set_budget(long ms);
 /* on: end every wait between attempts now and start none until called
  * with false (a monitor stopping). Thread-safe. */

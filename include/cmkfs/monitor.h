@@ -6,11 +6,15 @@
  * check confirm_sec later and locks the keyring if that one is a denial
  * too; a transient fault (network, timeout, 5xx, 429, IMDS 404/410,
  * ForbiddenByFirewall) locks only when the last success is older than the
- * grace period; a check's requests may wait out a Retry-After for as long
- * as the grace period has left. A success while locked unlocks a lock a
+ * grace period, judged when the check ends; a check's requests may wait out
+ * a Retry-After for as long as the grace period has left, never past it,
+ * and while checks fail the next comes no later than the grace period's
+ * end (doc/KEYS.md "Grace period": the lock comes at most one request's
+ * time after it). A success while locked unlocks a lock a
  * check caused; a manual lock (`cmkfs lock`) holds until monitor_unlock,
  * whatever the checks find meanwhile (they go on, for status). Every
- * result is audited with its cause and request ids (audit_event_why). Key
+ * failure, lock and resume is audited with its cause and request ids
+ * (audit_event_why); unchanged successes in summary (monitor_hb_step). Key
  * traffic: two Key Vault requests per interval (the interval jittered by
  * +-10 %), whatever the number of files. The monitor opens providers only
  * through the callback its creator gives it and reaches provider kinds only
@@ -25,6 +29,10 @@
 #include "cmkfs/keyring.h"
 
 #define MONITOR_CONFIRM_DEFAULT 5
+/* Successful checks are audited in summary (doc/OPERATIONS.md "Audit
+ * log"): a change of result always, an unchanged "ok" at most this often
+ * (seconds), with the number of checks it stands for. */
+#define MONITOR_HEARTBEAT_DEFAULT 3600
 /* How long monitor_unlock waits for its check: below the control
  * socket client's 30 s wait for a reply (ctl.c). */
 #define MONITOR_UNLOCK_WAIT_SEC 25
@@ -85,6 +93,10 @@ struct monitor_cfg {
 	/* What the mount's own judgement (monitor_judge) found: warned
 	 * about at start, so a mount near expiry says so at once. */
 	struct monitor_expiry mounted;
+	/* The longest run of unchanged "ok" checks without an audit line,
+	 * in seconds: 0 = $CMKFS_AUDIT_HEARTBEAT if set (0 there: every
+	 * check), else MONITOR_HEARTBEAT_DEFAULT; < 0: every check. */
+	int heartbeat_sec;
 };
 
 struct monitor_status {
@@ -104,6 +116,16 @@ struct monitor_status {
 	 * warning level of each: 30, 7, 1 (days), 0 = none. */
 	int64_t key_exp, cred_exp;
 	int key_warn, cred_warn;
+	/* failed checks by kind (monitor_result_kind) since the mount */
+	unsigned long fail_denied, fail_transient, fail_error;
+};
+
+/* The audit summary of checks (pure; the check thread's own). */
+struct monitor_hb {
+	int period;		/* seconds; <= 0: every check gets a line */
+	char last_kind[16];	/* the previous check's kind; "ok" at mount */
+	time_t last_line;	/* the last check line, or the mount */
+	unsigned long quiet;	/* checks since then without a line */
 };
 
 struct monitor;
@@ -174,5 +196,21 @@ long monitor_days_left(int64_t exp, time_t now);
 /* 1 if rc (from a provider or Key Vault) means access is denied, 0 if it is
  * transient. Pure. */
 int monitor_is_denial(int rc);
+/* What a check's rc is in the audit log and the error counters: "ok";
+ * "denied" (Key Vault, Entra ID or the key refused: monitor_is_denial);
+ * "transient" (not reachable: network, timeout, 5xx, 429, firewall, IMDS
+ * 404/410 — Key Vault's and Entra's answers come as -EAGAIN); "error"
+ * (anything else: a local I/O error, a malformed reply, TLS, memory).
+ * Only "denied" locks without the grace period. Pure. */
+const char *monitor_result_kind(int rc);
+/* Start a summary at `now` (a mount: its unwrap was a success). */
+void monitor_hb_init(struct monitor_hb *h, int period, time_t now);
+/* A check of `kind` at `now`: true if it gets an audit line — any check
+ * that is not "ok", the first "ok" after one that was not, and an "ok"
+ * once `period` seconds have passed since the last line (the heartbeat)
+ * — with *n the checks that line stands for (the quiet ones since the
+ * last line, and this one). Pure. */
+bool monitor_hb_step(struct monitor_hb *h, const char *kind, time_t now,
+		     unsigned long *n);
 
 #endif

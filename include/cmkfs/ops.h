@@ -8,5 +8,7 @@
 #include <fuse_lowlevel.h>
 
 extern const struct fuse_lowlevel_ops ops_lowlevel;
+/* EIO answers sent to the kernel since the start (status --prometheus). */
+unsigned long ops_eio_answered(void);
 
 #endif

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@ static pthread_mutex_t mtx = PTHREAD_MUTEX_INITIALIZER;
 static int fd = -1;
 static char apath[4096];
 static char volume[40];
+static bool open_failed;
 
 /* An audit log others may write can hold forged or erased events. A file
  * made here is 0600; one that already exists is kept (the trail goes on)
@@ -48,25 +50,48 @@ const char *audit_default_path(void)
 	return e != NULL && *e != '\0' ? e : AUDIT_DEFAULT_PATH;
 }
 
-void audit_open(const char *path)
+/* (Re)open apath; caller holds mtx. */
+static void open_locked(void)
 {
 	char dir[4096];
 
-	pthread_mutex_lock(&mtx);
-	snprintf(apath, sizeof(apath), "%s",
-		 path ? path : audit_default_path());
 	snprintf(dir, sizeof(dir), "%s", apath);
 	(void)mkdir(dirname(dir), 0700);
 	if (fd >= 0)
 		close(fd);
 	fd = open(apath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
 		  0600);
-	if (fd < 0)
+	if (fd < 0 && !open_failed)	/* said once, tried at every event */
 		log_warn("audit log %s: %s (events go to syslog only)", apath,
 			 strerror(errno));
-	else
+	else if (fd >= 0)
 		check_mode(fd);
+	open_failed = fd < 0;
+}
+
+void audit_open(const char *path)
+{
+	pthread_mutex_lock(&mtx);
+	snprintf(apath, sizeof(apath), "%s",
+		 path ? path : audit_default_path());
+	open_failed = false;
+	open_locked();
 	pthread_mutex_unlock(&mtx);
+}
+
+/* logrotate renamed the file (or removed it): the path names another
+ * file or none. Then open it afresh, so that the next event starts the
+ * new file instead of going on in the rotated one. Caller holds mtx. */
+static void follow_rotation(void)
+{
+	struct stat a, b;
+
+	if (apath[0] == '\0')
+		return;
+	if (fd >= 0 && fstat(fd, &a) == 0 && lstat(apath, &b) == 0 &&
+	    a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+		return;
+	open_locked();
 }
 
 const char *audit_path(void)
@@ -96,7 +121,7 @@ static void field(char *out, size_t cap, const char *name, const char *v)
 void audit_event_why(const char *event, const char *key, const char *result,
 		     const char *detail, const struct audit_why *why)
 {
-	char line[4096], k[1200], d[600], ts[32], f[4][256];
+	char line[4096], k[1200], d[600], ts[32], f[4][256], cnt[40];
 	static const struct audit_why none;
 	struct timespec now;
 	struct tm tm;
@@ -113,14 +138,18 @@ void audit_event_why(const char *event, const char *key, const char *result,
 	field(f[1], sizeof(f[1]), "code", why->code);
 	field(f[2], sizeof(f[2]), "request_id", why->request_id);
 	field(f[3], sizeof(f[3]), "client_request_id", why->client_request_id);
+	cnt[0] = '\0';
+	if (why->checks > 0)
+		snprintf(cnt, sizeof(cnt), "\"checks\":%lu,", why->checks);
 	pthread_mutex_lock(&mtx);
+	follow_rotation();
 	n = snprintf(line, sizeof(line),
 		     "{\"time\":\"%s.%03ldZ\",\"event\":\"%s\",\"volume\":\"%s\","
 		     "\"key\":%s%s%s,\"result\":\"%s\",\"detail\":\"%s\","
-		     "%s%s%s%s\"pid\":%ld}\n",
+		     "%s%s%s%s%s\"pid\":%ld}\n",
 		     ts, now.tv_nsec / 1000000, event, volume, key ? "\"" : "",
 		     key ? k : "null", key ? "\"" : "", result, d, f[0], f[1],
-		     f[2], f[3], (long)getpid());
+		     f[2], f[3], cnt, (long)getpid());
 	if (n > 0 && (size_t)n < sizeof(line) && fd >= 0) {
 		if (write(fd, line, (size_t)n) != n)
 			log_warn("audit log write failed: %s", strerror(errno));

@@ -496,9 +496,10 @@ int http_do(const struct http_opts *o, const struct http_req *rq,
 	long start = now_ms(), wait, limit = o->max_total_ms;
 	int rc, n = 0;
 
-	/* A budget only lengthens: without one (or with less) the usual
-	 * bounds keep the retries a short outage needs. */
-	if (budget_deadline != 0 && budget_deadline - start > limit)
+	/* A budget replaces the usual bound: longer for a Retry-After the
+	 * grace period has time for, shorter so that no retry outlasts it
+	 * (doc/KEYS.md "Grace period"). */
+	if (budget_deadline != 0)
 		limit = budget_deadline - start;
 	for (;;) {
 		rc = http_once(o, rq, rs);

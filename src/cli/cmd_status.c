@@ -29,14 +29,19 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: cmkfs status [--json] CIPHERDIR|MOUNTPOINT\n"
+		"       cmkfs status --prometheus [CIPHERDIR|MOUNTPOINT]\n"
 		"\n"
 		"Show the volume id, on-disk format version, block size, cipher\n"
 		"suites, which key protects each layer, and whether (and where) the\n"
 		"volume is mounted. Needs no key. --json prints one JSON object.\n"
-		"A mounted volume also shows when the key in use and the client\n"
-		"certificate expire.\n"
+		"A mounted volume also shows its lock state, last key check, open\n"
+		"handles, error counts and when the key in use and the client\n"
+		"certificate expire. --prometheus prints metrics in the\n"
+		"node_exporter textfile format, for one volume or (without an\n"
+		"operand) every cmkfs mount of the host.\n"
 		"\n"
 		"  --json               one JSON object\n"
+		"  --prometheus         node_exporter textfile metrics\n"
 		"  -h, --help           this text\n"
 		"\n"
 		"Exit status (for monitoring; the first that applies):\n"
@@ -139,15 +144,474 @@ static bool expiry_lines(const char *live, bool print)
 	return warn;
 }
 
+
+static void utc(int64_t t, char *out, size_t cap)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int64_t jint(const struct json *j, const char *key)
+{
+	int64_t v = 0;
+
+	return json_int(j, key, &v) == 0 ? v : 0;
+}
+
+static const char *jstr(const struct json *j, const char *key)
+{
+	const char *v = NULL;
+
+	return json_str(j, key, &v) == 0 ? v : "";
+}
+
+static bool jbool(const struct json *j, const char *key)
+{
+	bool v = false;
+
+	return json_bool(j, key, &v) == 0 && v;
+}
+
+/* The daemon's reply as "field: value" lines. */
+static void daemon_lines(const char *live, time_t now)
+{
+	const struct json *cf = NULL;
+	struct json *j = NULL;
+	char t1[32], t2[32];
+	int64_t last = 0, ok = 0;
+
+	if (json_parse(live, strlen(live), &j) < 0) {
+		printf("daemon:          answers, but not in JSON\n");
+		return;
+	}
+	printf("daemon:          answering (pid %lld); key check every "
+	       "%lld s, grace %lld s\n", (long long)jint(j, "pid"),
+	       (long long)jint(j, "key_check_interval"),
+	       (long long)jint(j, "grace"));
+	if (!jbool(j, "locked"))
+		printf("locked:          no\n");
+	else if (jbool(j, "manual_lock"))
+		printf("locked:          yes, by 'cmkfs lock' (until 'cmkfs "
+		       "unlock')\n");
+	else
+		printf("locked:          yes, by a key check (%s)\n",
+		       *jstr(j, "lock_cause") ? jstr(j, "lock_cause") :
+						"failed");
+	last = jint(j, "last_check");
+	ok = jint(j, "last_ok");
+	utc(last, t1, sizeof(t1));
+	utc(ok, t2, sizeof(t2));
+	printf("last key check:  %s (%lld s ago): %s\n", t1,
+	       (long long)(now - last), jstr(j, "last_result"));
+	printf("last success:    %s (%lld s ago)\n", t2,
+	       (long long)(now - ok));
+	printf("key in use:      %s\n", jstr(j, "key_id"));
+	printf("open handles:    %lld (inodes held by the kernel: %lld)\n",
+	       (long long)jint(j, "handles"), (long long)jint(j, "inodes"));
+	if (json_obj(j, "check_failures", &cf) == 0)
+		printf("errors:          key checks %lld, failed: denied %lld, "
+		       "transient %lld, error %lld; EIO answered %lld\n",
+		       (long long)jint(j, "checks"),
+		       (long long)jint(cf, "denied"),
+		       (long long)jint(cf, "transient"),
+		       (long long)jint(cf, "error"),
+		       (long long)jint(j, "eio_answered"));
+	if (jbool(j, "follows_latest") || jint(j, "automatic_rotations") > 0)
+		printf("rotation:        follows the key's latest version, "
+		       "%lld automatic rotations by this mount\n",
+		       (long long)jint(j, "automatic_rotations"));
+	printf("audit log:       %s\n", jstr(j, "audit_log"));
+	json_free(j);
+}
+
+/* ---- status --prometheus: node_exporter textfile collector format ---- */
+
+struct pvol {
+	char mnt[PATH_MAX], cdir[PATH_MAX];
+	char id[VOLUME_ID_HEX_LEN];
+	char live[4096];
+	bool mounted, up;
+	int health;		/* the exit status of this volume alone */
+	struct volume v;
+	bool have_v;
+};
+
+/* A label value: backslash, quote and newline escaped. */
+static void plabel(const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			printf("\\%c", *s);
+		else if (*s == '\n')
+			printf("\\n");
+		else
+			putchar(*s);
+	}
+}
+
+/* {mountpoint="..",cipherdir="..",volume="..",K="V"...}; kv: pairs,
+ * NULL-terminated (may be NULL). */
+static void plabels(const struct pvol *p, const char *const *kv)
+{
+	printf("{mountpoint=\"");
+	plabel(p->mnt);
+	printf("\",cipherdir=\"");
+	plabel(p->cdir);
+	printf("\",volume=\"%s\"", p->id);
+	for (; kv != NULL && kv[0] != NULL; kv += 2) {
+		printf(",%s=\"", kv[0]);
+		plabel(kv[1]);
+		printf("\"");
+	}
+	printf("}");
+}
+
+static void phead(const char *name, const char *type, const char *help)
+{
+	printf("# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* What one volume says: its config (for its id) and its daemon's reply. */
+static void pvol_probe(struct pvol *p, time_t now)
+{
+	long age;
+	int fd;
+
+	p->have_v = false;
+	fd = open(p->cdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		p->have_v = volio_read(fd, &p->v) == 0;
+		close(fd);
+	}
+	if (p->have_v)
+		volume_id_hex(&p->v, p->id);
+	else
+		p->id[0] = '\0';
+	p->up = false;
+	p->health = CMK_EXIT_OK;
+	if (!p->mounted)
+		return;
+	p->up = ctl_request(p->mnt, "status", p->live, sizeof(p->live)) == 0;
+	if (!p->up) {
+		p->health = CMK_EXIT_DEAD;
+		return;
+	}
+	p->health = health(p->live, now, &age);
+	if (p->health == CMK_EXIT_OK && expiry_lines(p->live, false))
+		p->health = CMK_EXIT_EXPIRY_WARNING;
+}
+
+/* The first of 7, 5, 6, 4 that any volume has, else 0. */
+static int worst(const struct pvol *pv, size_t n)
+{
+	static const int order[] = { CMK_EXIT_DEAD, CMK_EXIT_LOCKED,
+				     CMK_EXIT_STALE, CMK_EXIT_EXPIRY_WARNING };
+
+	for (size_t k = 0; k < CMK_ARRAY_LEN(order); k++) {
+		for (size_t i = 0; i < n; i++) {
+			if (pv[i].health == order[k])
+				return order[k];
+		}
+	}
+	return CMK_EXIT_OK;
+}
+
+/* One metric family from an integer member of each daemon's reply (the
+ * volumes whose daemon answers; obj: a member object holding key). */
+static void pfamily(const struct pvol *pv, size_t n, const char *name,
+		    const char *type, const char *help, const char *obj,
+		    const char *key)
+{
+	bool head = false;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct json *o = NULL;
+		struct json *j = NULL;
+		int64_t v;
+
+		if (!pv[i].up ||
+		    json_parse(pv[i].live, strlen(pv[i].live), &j) < 0)
+			continue;
+		o = j;
+		if ((obj == NULL || json_obj(j, obj, &o) == 0) &&
+		    json_int(o, key, &v) == 0) {
+			if (!head)
+				phead(name, type, help);
+			head = true;
+			printf("%s", name);
+			plabels(&pv[i], NULL);
+			printf(" %lld\n", (long long)v);
+		}
+		json_free(j);
+	}
+}
+
+static void prometheus(struct pvol *pv, size_t n, time_t now)
+{
+	static const struct {
+		const char *kind, *obj, *key;
+	} errs[] = {
+		{ "eio_answered", NULL, "eio_answered" },
+		{ "check_denied", "check_failures", "denied" },
+		{ "check_transient", "check_failures", "transient" },
+		{ "check_error", "check_failures", "error" },
+	};
+	bool head;
+
+	phead("cmkfs_up", "gauge",
+	      "1 if the volume is mounted and its daemon answers, 0 if not "
+	      "mounted or the daemon is dead");
+	for (size_t i = 0; i < n; i++) {
+		printf("cmkfs_up");
+		plabels(&pv[i], NULL);
+		printf(" %d\n", pv[i].up ? 1 : 0);
+	}
+	phead("cmkfs_health", "gauge",
+	      "the exit status of 'cmkfs status' for this volume: 0 ok, 4 "
+	      "expiry warning, 5 locked, 6 stale, 7 dead");
+	for (size_t i = 0; i < n; i++) {
+		printf("cmkfs_health");
+		plabels(&pv[i], NULL);
+		printf(" %d\n", pv[i].health);
+	}
+	head = false;
+	for (size_t i = 0; i < n; i++) {
+		struct json *j = NULL;
+
+		if (!pv[i].up ||
+		    json_parse(pv[i].live, strlen(pv[i].live), &j) < 0)
+			continue;
+		if (!head)
+			phead("cmkfs_locked", "gauge",
+			      "1 if the keys are wiped (cmkfs lock or a failed "
+			      "key check; cmkfs status says which), else 0");
+		head = true;
+		printf("cmkfs_locked");
+		plabels(&pv[i], NULL);
+		printf(" %d\n", jbool(j, "locked") ? 1 : 0);
+		json_free(j);
+	}
+	head = false;
+	for (size_t i = 0; i < n; i++) {
+		struct json *j = NULL;
+
+		if (!pv[i].up ||
+		    json_parse(pv[i].live, strlen(pv[i].live), &j) < 0)
+			continue;
+		if (!head)
+			phead("cmkfs_key_check_age_seconds", "gauge",
+			      "seconds since the last successful key check");
+		head = true;
+		printf("cmkfs_key_check_age_seconds");
+		plabels(&pv[i], NULL);
+		printf(" %lld\n", (long long)(now - jint(j, "last_ok")));
+		json_free(j);
+	}
+	head = false;
+	for (size_t i = 0; i < n; i++) {
+		struct json *j = NULL;
+
+		if (!pv[i].up ||
+		    json_parse(pv[i].live, strlen(pv[i].live), &j) < 0)
+			continue;
+		if (!head)
+			phead("cmkfs_last_key_check_ok", "gauge",
+			      "1 if the last key check succeeded, else 0");
+		head = true;
+		printf("cmkfs_last_key_check_ok");
+		plabels(&pv[i], NULL);
+		printf(" %d\n", jbool(j, "last_check_ok") ? 1 : 0);
+		json_free(j);
+	}
+	pfamily(pv, n, "cmkfs_key_check_interval_seconds", "gauge",
+		"the key check interval", NULL, "key_check_interval");
+	pfamily(pv, n, "cmkfs_grace_seconds", "gauge",
+		"how long key checks may fail transiently before the mount "
+		"locks", NULL, "grace");
+	head = false;
+	for (size_t i = 0; i < n; i++) {
+		struct json *j = NULL;
+		int64_t exp;
+
+		if (!pv[i].up ||
+		    json_parse(pv[i].live, strlen(pv[i].live), &j) < 0)
+			continue;
+		if (json_int(j, "key_expires", &exp) == 0 && exp > 0) {
+			if (!head)
+				phead("cmkfs_key_expiry_days", "gauge",
+				      "days until the key in use expires "
+				      "(absent: it has no expiry)");
+			head = true;
+			printf("cmkfs_key_expiry_days");
+			plabels(&pv[i], NULL);
+			printf(" %.3f\n", (double)(exp - (int64_t)now) / 86400.0);
+		}
+		json_free(j);
+	}
+	head = false;
+	for (size_t i = 0; i < n; i++) {
+		struct json *j = NULL;
+		const char *kid, *ver = "", *prov = "local", *name = "",
+			   *vault = "";
+		struct kv_uri u;
+
+		if (!pv[i].up ||
+		    json_parse(pv[i].live, strlen(pv[i].live), &j) < 0)
+			continue;
+		kid = jstr(j, "key_id");
+		if (kv_parse_uri(kid, &u) == 0) {
+			ver = u.version;
+			name = u.name;
+			vault = u.vault;
+			prov = "akv";
+		}
+		const char *kv[] = { "provider", prov, "vault", vault, "key",
+				     name, "version", ver, "key_id", kid,
+				     NULL };
+		if (!head)
+			phead("cmkfs_key_info", "gauge",
+			      "the key that protects the customer layer now "
+			      "(always 1)");
+		head = true;
+		printf("cmkfs_key_info");
+		plabels(&pv[i], kv);
+		printf(" 1\n");
+		json_free(j);
+	}
+	head = false;
+	for (size_t i = 0; i < n; i++) {
+		char g[16];
+		const char *kv[] = { "kek_generation", g, NULL };
+
+		if (!pv[i].have_v)
+			continue;
+		if (!head)
+			phead("cmkfs_volume_info", "gauge",
+			      "the volume's format version (the KEK generation "
+			      "as a label)");
+		head = true;
+		snprintf(g, sizeof(g), "%u", pv[i].v.kek_gen);
+		printf("cmkfs_volume_info");
+		plabels(&pv[i], kv);
+		printf(" %d\n", pv[i].v.version);
+	}
+	pfamily(pv, n, "cmkfs_open_handles", "gauge",
+		"open files and directories the kernel has not released", NULL,
+		"handles");
+	pfamily(pv, n, "cmkfs_inodes", "gauge",
+		"files and directories the kernel holds references to", NULL,
+		"inodes");
+	pfamily(pv, n, "cmkfs_key_checks_total", "counter",
+		"key checks made by this mount", NULL, "checks");
+	head = false;
+	for (size_t k = 0; k < CMK_ARRAY_LEN(errs); k++) {
+		for (size_t i = 0; i < n; i++) {
+			const struct json *o = NULL;
+			struct json *j = NULL;
+			const char *kv[] = { "kind", errs[k].kind, NULL };
+			int64_t v;
+
+			if (!pv[i].up ||
+			    json_parse(pv[i].live, strlen(pv[i].live), &j) < 0)
+				continue;
+			o = j;
+			if ((errs[k].obj == NULL ||
+			     json_obj(j, errs[k].obj, &o) == 0) &&
+			    json_int(o, errs[k].key, &v) == 0) {
+				if (!head)
+					phead("cmkfs_errors_total", "counter",
+					      "errors since the mount: EIO "
+					      "answered to applications, key "
+					      "checks denied (Key Vault or "
+					      "Entra ID refused), transient "
+					      "(unreachable), error (other)");
+				head = true;
+				printf("cmkfs_errors_total");
+				plabels(&pv[i], kv);
+				printf(" %lld\n", (long long)v);
+			}
+			json_free(j);
+		}
+	}
+}
+
+/* One volume (mnt "" if not mounted). */
+static int status_prometheus_one(const char *cdir, const char *mnt)
+{
+	struct pvol *p = calloc(1, sizeof(*p));
+	time_t now = time(NULL);
+	int rc;
+
+	if (p == NULL)
+		return cli_fail("status", "%s", strerror(ENOMEM));
+	snprintf(p->cdir, sizeof(p->cdir), "%s", cdir);
+	snprintf(p->mnt, sizeof(p->mnt), "%s", mnt);
+	p->mounted = *mnt != '\0';
+	pvol_probe(p, now);
+	if (!p->have_v) {
+		free(p);
+		return cli_fail("status", "%s: no cmkfs volume here", cdir);
+	}
+	prometheus(p, 1, now);
+	rc = worst(p, 1);
+	free(p);
+	return rc;
+}
+
+/* Every fuse.cmkfs mount in /proc/self/mountinfo. */
+static int status_prometheus_all(void)
+{
+	char line[8192];
+	struct pvol *pv = NULL;
+	size_t n = 0;
+	time_t now = time(NULL);
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	int rc;
+
+	if (f == NULL)
+		return cli_fail("status", "/proc/self/mountinfo: %s",
+				strerror(errno));
+	while (fgets(line, sizeof(line), f) != NULL) {
+		struct pvol *q;
+		char *m, *src;
+
+		if (!runtime_mountinfo_parse(line, &m, &src))
+			continue;
+		q = realloc(pv, (n + 1) * sizeof(*pv));
+		if (q == NULL) {
+			fclose(f);
+			free(pv);
+			return cli_fail("status", "%s", strerror(ENOMEM));
+		}
+		pv = q;
+		memset(&pv[n], 0, sizeof(pv[n]));
+		snprintf(pv[n].mnt, sizeof(pv[n].mnt), "%s", m);
+		snprintf(pv[n].cdir, sizeof(pv[n].cdir), "%s", src);
+		pv[n].mounted = true;
+		n++;
+	}
+	fclose(f);
+	for (size_t i = 0; i < n; i++)
+		pvol_probe(&pv[i], now);
+	prometheus(pv, n, now);
+	rc = worst(pv, n);
+	free(pv);
+	return rc;
+}
+
 int cmd_status(int argc, char **argv)
 {
 	static const struct option lopts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "prometheus", no_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char path[PATH_MAX], cdir[PATH_MAX], mnt[PATH_MAX], id[VOLUME_ID_HEX_LEN];
-	bool json = false, mounted, have_uri;
+	bool json = false, prom = false, mounted, have_uri;
 	char live[4096] = "null";
 	int ctl_rc = 0, exit_rc = CMK_EXIT_OK;
 	long age = -1;
@@ -162,6 +626,9 @@ int cmd_status(int argc, char **argv)
 		case 'j':
 			json = true;
 			break;
+		case 'P':
+			prom = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return CMK_EXIT_OK;
@@ -170,6 +637,11 @@ int cmd_status(int argc, char **argv)
 					       argv[optind - 1]);
 		}
 	}
+	if (prom && json)
+		return cli_usage_error("status", "--json and --prometheus "
+				       "exclude each other");
+	if (prom && optind == argc)
+		return status_prometheus_all();
 	if (optind != argc - 1)
 		return cli_usage_error("status",
 				       "expected CIPHERDIR or MOUNTPOINT");
@@ -187,6 +659,8 @@ int cmd_status(int argc, char **argv)
 		if (runtime_state_read(mnt, &pid, sdir, sizeof(sdir)) < 0)
 			pid = 0;
 	}
+	if (prom)
+		return status_prometheus_one(cdir, mounted ? mnt : "");
 	fd = open(cdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return cli_fail("status", "%s: %s", cdir, strerror(errno));
@@ -293,7 +767,7 @@ int cmd_status(int argc, char **argv)
 	       v.layer[1].prov == KPROV_AKV ? "customer-managed (Key Vault)" :
 					      "off (service-managed)");
 	if (have_uri)
-		printf("customer key:    vault %s, key %s, version %s (%s)\n",
+		printf("key vault:       vault %s, key %s, version %s (%s)\n",
 		       u.vault, u.name, u.version,
 		       (v.flags & VOLUME_FLAG_FOLLOW) ?
 			       "follows the key's latest version" :
@@ -309,7 +783,7 @@ int cmd_status(int argc, char **argv)
 			       gone ? "; its pid is gone" : "");
 			return exit_rc;
 		}
-		printf("daemon:          %s\n", live);
+		daemon_lines(live, time(NULL));
 		if (exit_rc == CMK_EXIT_LOCKED)
 			printf("health:          LOCKED: keys wiped; 'cmkfs "
 			       "unlock %s' resumes once a key check passes\n",

@@ -20,6 +20,7 @@
 #include "cmkfs/json.h"
 #include "cmkfs/keyprov.h"
 #include "cmkfs/monitor.h"
+#include "cmkfs/ops.h"
 #include "cmkfs/rekey.h"
 #include "cmkfs/sweeper.h"
 #include "cmkfs/volio.h"
@@ -472,7 +473,9 @@ static void status_reply(struct ctlcmd *c, struct monitor_status *st,
 		 "\"last_check_ok\":%s,\"pid\":%ld,\"audit_log\":\"%s\","
 		 "\"inodes\":%zu,\"handles\":%zu,\"lock_cause\":\"%s\","
 		 "\"follows_latest\":%s,\"automatic_rotations\":%lu,"
-		 "\"last_rotation\":%lld}",
+		 "\"last_rotation\":%lld,\"checks\":%lu,"
+		 "\"check_failures\":{\"denied\":%lu,\"transient\":%lu,"
+		 "\"error\":%lu},\"eio_answered\":%lu}",
 		 st->locked ? "true" : "false", st->manual ? "true" : "false",
 		 (long long)st->last_check, (long long)st->last_ok,
 		 st->last_result, st->key_id, c->key_check_interval_sec,
@@ -481,7 +484,9 @@ static void status_reply(struct ctlcmd *c, struct monitor_status *st,
 		 c->fs != NULL ? inode_count(c->fs) : (size_t)0,
 		 c->fs != NULL ? inode_handle_count(c->fs) : (size_t)0,
 		 st->lock_cause, st->follow ? "true" : "false", st->rotations,
-		 (long long)st->last_rotation);
+		 (long long)st->last_rotation, st->checks, st->fail_denied,
+		 st->fail_transient, st->fail_error,
+		 c->fs != NULL ? ops_eio_answered() : 0UL);
 	expiry_fields(st, reply, cap);
 }
 

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,8 +103,15 @@ static fuse_ino_t ino_of(struct fsctx *fs, struct inode *in)
 	return in == &fs->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)in;
 }
 
+static atomic_ulong eio_answered;
+
+unsigned long ops_eio_answered(void)
+{
+	return atomic_load_explicit(&eio_answered, memory_order_relaxed);
+}
+
 /* Internal errors -> what the kernel sees (STYLE.md §2). */
-static int kerr(int rc)
+static int kerr_of(int rc)
 {
 	switch (rc) {
 	case 0:
@@ -117,6 +125,16 @@ static int kerr(int rc)
 	default:
 		return rc < 0 ? -rc : EIO;
 	}
+}
+
+static int kerr(int rc)
+{
+	int e = kerr_of(rc);
+
+	if (e == EIO)
+		atomic_fetch_add_explicit(&eio_answered, 1,
+					  memory_order_relaxed);
+	return e;
 }
 
 static void reply_err(fuse_req_t req, int rc)

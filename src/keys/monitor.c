@@ -35,6 +35,7 @@ struct monitor {
 	int unlock_rc;
 	/* only the check thread (monitor_start before it) */
 	struct monitor_warned key_warned, cred_warned;
+	struct monitor_hb hb;		/* the audit summary of checks */
 	/* a version the pre-flight checks refused: not tried again (the
 	 * monitor thread's own) */
 	char refused[VOLUME_KEYID_MAX + 1];
@@ -54,6 +55,52 @@ int monitor_is_denial(int rc)
 	default:
 		return 0;	/* network, timeouts, 5xx, 429, hostile replies */
 	}
+}
+
+const char *monitor_result_kind(int rc)
+{
+	if (rc == 0)
+		return "ok";
+	if (monitor_is_denial(rc))
+		return "denied";
+	switch (rc) {
+	case -EAGAIN:		/* Key Vault's and Entra's 5xx, 429, firewall */
+	case -ETIMEDOUT:
+	case -ECONNREFUSED:
+	case -ECONNRESET:
+	case -EHOSTUNREACH:
+	case -ENETUNREACH:
+	case -ENETDOWN:
+		return "transient";
+	default:
+		return "error";	/* local I/O, malformed reply, TLS, memory */
+	}
+}
+
+void monitor_hb_init(struct monitor_hb *h, int period, time_t now)
+{
+	memset(h, 0, sizeof(*h));
+	h->period = period;
+	snprintf(h->last_kind, sizeof(h->last_kind), "ok");
+	h->last_line = now;
+}
+
+bool monitor_hb_step(struct monitor_hb *h, const char *kind, time_t now,
+		     unsigned long *n)
+{
+	bool ok = strcmp(kind, "ok") == 0;
+	bool line = !ok || strcmp(h->last_kind, "ok") != 0 ||
+		    h->period <= 0 || now - h->last_line >= h->period;
+
+	snprintf(h->last_kind, sizeof(h->last_kind), "%s", kind);
+	if (!line) {
+		h->quiet++;
+		return false;
+	}
+	*n = h->quiet + 1;
+	h->quiet = 0;
+	h->last_line = now;
+	return true;
 }
 
 int monitor_expiry_level(int64_t exp, time_t now)
@@ -236,8 +283,12 @@ static void set_lock_cause(struct monitor *m, const char *cause)
 	pthread_mutex_unlock(&m->mtx);
 }
 
+/* kind: the audit result of a lock a check caused (monitor_result_kind
+ * of its failure: a grace period that ran out in an outage is
+ * "transient", not "denied"); a manual lock is "manual". */
 static void do_lock(struct monitor *m, const char *reason, bool manual,
-		    struct monitor_status *st, const struct audit_why *aw)
+		    const char *kind, struct monitor_status *st,
+		    const struct audit_why *aw)
 {
 	char key_id[sizeof(m->st.key_id)];
 	bool was, was_manual;
@@ -259,7 +310,7 @@ static void do_lock(struct monitor *m, const char *reason, bool manual,
 	pthread_mutex_unlock(&m->mtx);
 	if (!was || (manual && !was_manual)) {
 		log_err("keys wiped, mount locked: %s", reason);
-		audit_event_why("lock", key_id, manual ? "manual" : "denied",
+		audit_event_why("lock", key_id, manual ? "manual" : kind,
 				reason, aw);
 	}
 }
@@ -327,15 +378,30 @@ static void run_check_pass(struct monitor *m, bool confirming,
 	uint64_t gen0 = keyring_generation(m->kr);
 
 	rc = check_once(m, prov, &ex);
+	/* The grace period is judged when the check ends: one that started
+	 * inside it and outlasted it (its requests waited or timed out)
+	 * locks now, not a whole interval later. */
+	time_t end = time(NULL);
+	const char *kind = monitor_result_kind(rc);
+	unsigned long nline = 0;
+
 	snprintf(reason, sizeof(reason), "%s", rc == 0 ? "ok" : why(m, rc));
 	why_parts(&w, &aw, rc, NULL);
 	pthread_mutex_lock(&m->mtx);
-	m->st.last_check = now;
+	/* a check proves the keys when its last request (the unwrap) is
+	 * answered: the grace period runs from there */
+	m->st.last_check = end;
 	m->st.checks++;
+	if (rc < 0 && strcmp(kind, "denied") == 0)
+		m->st.fail_denied++;
+	else if (rc < 0 && strcmp(kind, "transient") == 0)
+		m->st.fail_transient++;
+	else if (rc < 0)
+		m->st.fail_error++;
 	m->st.last_check_ok = rc == 0;
 	snprintf(m->st.last_result, sizeof(m->st.last_result), "%s", reason);
 	if (rc == 0)
-		m->st.last_ok = now;
+		m->st.last_ok = end;
 	m->last_rc = rc;
 	locked = m->st.locked;
 	manual = m->st.manual;
@@ -362,11 +428,18 @@ static void run_check_pass(struct monitor *m, bool confirming,
 		 confirm	     ? " (to be confirmed by a second check)" :
 		 confirming && rc == 0 ? "denial not confirmed by a second check" :
 					 "");
-	audit_event_why("check", key_id,
-			rc == 0		      ? "ok" :
-			monitor_is_denial(rc) ? "denied" :
-						"transient",
-			detail[0] ? detail : NULL, &aw);
+	/* Every failure and every change of result has its line; an
+	 * unchanged "ok" only a heartbeat now and then, which counts the
+	 * checks since the last line. */
+	if (monitor_hb_step(&m->hb, kind, now, &nline)) {
+		if (rc == 0 && detail[0] == '\0' && nline > 1)
+			snprintf(detail, sizeof(detail),
+				 "heartbeat: %lu checks ok since the last "
+				 "check line", nline);
+		aw.checks = nline;
+		audit_event_why("check", key_id, kind,
+				detail[0] ? detail : NULL, &aw);
+	}
 	if (rc == 0)
 		note_expiry(m, &ex, now);
 	if (rc == 0 && locked && !lock_since && (!manual || unlocking)) {
@@ -417,8 +490,8 @@ static void run_check_pass(struct monitor *m, bool confirming,
 	} else if (rc < 0 && !locked) {
 		if (monitor_is_denial(rc)) {
 			set_lock_cause(m, w.cause);
-			do_lock(m, reason, false, NULL, &aw);
-		} else if (now - last_ok >= m->cfg.grace_sec) {
+			do_lock(m, reason, false, "denied", NULL, &aw);
+		} else if (end - last_ok >= m->cfg.grace_sec) {
 			char r2[300];
 
 			snprintf(r2, sizeof(r2),
@@ -427,12 +500,13 @@ static void run_check_pass(struct monitor *m, bool confirming,
 			/* the cause stays the transient one: "firewall",
 			 * "outage"; the detail says the grace ran out */
 			set_lock_cause(m, w.cause);
-			do_lock(m, r2, false, NULL, &aw);
+			do_lock(m, r2, false, monitor_result_kind(rc), NULL,
+				&aw);
 		} else {
 			log_warn("key check failed (transient: %s, locking in "
 				 "%ld s if it persists): %s",
 				 w.cause,
-				 (long)(m->cfg.grace_sec - (now - last_ok)),
+				 (long)(m->cfg.grace_sec - (end - last_ok)),
 				 reason);
 		}
 	}
@@ -485,6 +559,18 @@ static void *loop(void *arg)
 		long wait = monitor_next_wait_ms(m->cfg.interval_sec);
 		struct timespec ts;
 
+		/* Failing checks within the grace period: the next one comes
+		 * no later than the grace period's end, so a mount locks
+		 * then, not up to an interval later (doc/KEYS.md "Grace
+		 * period"). */
+		if (!m->st.locked && !m->st.last_check_ok) {
+			long left = ((long)m->st.last_ok + m->cfg.grace_sec -
+				     (long)time(NULL)) * 1000L;
+
+			if (left < wait)
+				wait = left > 0 ? left : 1000;
+		}
+
 		tclock_deadline_ms(wait, &ts);
 		while (!m->stop && !m->kick &&
 		       pthread_cond_timedwait(&m->cond, &m->mtx, &ts) == 0)
@@ -497,14 +583,16 @@ static void *loop(void *arg)
 					      m->unlock_seq : 0;
 		/* A throttled Key Vault's Retry-After is waited for as long as
 		 * the grace period has time left: that check then succeeds
-		 * instead of failing as transient. Not longer than someone
-		 * waiting for `cmkfs unlock` does, though. */
+		 * instead of failing as transient. Never longer: no retry
+		 * outlasts the grace period, and once it is over (or the
+		 * mount is locked) a check makes one attempt per request.
+		 * Someone waiting for `cmkfs unlock` gets half its wait. */
 		long budget = ((long)m->st.last_ok + m->cfg.grace_sec -
 			       (long)time(NULL)) * 1000L;
-		if (serve != 0 && budget > MONITOR_UNLOCK_WAIT_SEC * 1000L / 2)
+		if (serve != 0)
 			budget = MONITOR_UNLOCK_WAIT_SEC * 1000L / 2;
 		pthread_mutex_unlock(&m->mtx);
-		http_set_budget(budget > 0 ? budget : 0);
+		http_set_budget(budget > 0 ? budget : 1);
 		run_check(m, serve);
 		http_set_budget(0);
 		pthread_mutex_lock(&m->mtx);
@@ -586,6 +674,17 @@ int monitor_start(struct keyring *kr, const struct monitor_cfg *cfg,
 	m->st.last_check = m->st.last_ok = time(NULL);
 	m->st.last_check_ok = true;	/* the mount just unwrapped */
 	snprintf(m->st.last_result, sizeof(m->st.last_result), "ok (mount)");
+	if (m->cfg.heartbeat_sec == 0) {
+		const char *e = getenv("CMKFS_AUDIT_HEARTBEAT");
+		char *end = NULL;
+		long v = e != NULL && *e ? strtol(e, &end, 10) : -1;
+
+		m->cfg.heartbeat_sec = end != NULL && *end == '\0' && v >= 0 &&
+						       v <= 86400 * 366 ?
+					       (int)v :
+					       MONITOR_HEARTBEAT_DEFAULT;
+	}
+	monitor_hb_init(&m->hb, m->cfg.heartbeat_sec, time(NULL));
 	set_key_id(m);
 	note_expiry(m, &cfg->mounted, time(NULL));
 	if (pthread_create(&m->thread, NULL, loop, m) != 0) {
@@ -626,7 +725,7 @@ void monitor_lock_now(struct monitor *m, const char *reason,
 	pthread_mutex_lock(&m->mtx);
 	snprintf(m->st.lock_cause, sizeof(m->st.lock_cause), "manual");
 	pthread_mutex_unlock(&m->mtx);
-	do_lock(m, reason, true, st, &manual);
+	do_lock(m, reason, true, "manual", st, &manual);
 }
 
 int monitor_unlock(struct monitor *m, char *why, size_t cap,

@@ -25,6 +25,10 @@ set -o errtrace
 : "${CMKFS:=$top_builddir/src/cmkfs}"
 : "${CMKFS_WRAPPER:=}"
 CMKFS_FSTYPE=${CMKFS_FSTYPE-fuse.cmkfs}
+# Every key check gets its audit line (the default is an hourly summary of
+# unchanged successes): tests count checks by those lines. t_prom.sh tests
+# the summary itself.
+export CMKFS_AUDIT_HEARTBEAT=${CMKFS_AUDIT_HEARTBEAT-0}
 T_NAME=$(basename "$0")
 T=
 T_START=$SECONDS

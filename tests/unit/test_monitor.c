@@ -641,6 +641,74 @@ static void warnings(struct keyring *kr, const char *audit_log)
 	__atomic_store_n(&key_exp, (int64_t)0, __ATOMIC_SEQ_CST);
 }
 
+/* Result kinds: a refusal is "denied"; an EIO (a local read, a disk) or a
+ * malformed reply is "error", never "denied"; the network and Key
+ * Vault's 5xx/429 (-EAGAIN) are "transient". */
+static void result_kinds(void)
+{
+	CHECK(strcmp(monitor_result_kind(0), "ok") == 0, "ok");
+	CHECK(strcmp(monitor_result_kind(-EKEYREVOKED), "denied") == 0 &&
+		      strcmp(monitor_result_kind(-EACCES), "denied") == 0,
+	      "denial");
+	CHECK(strcmp(monitor_result_kind(-EIO), "error") == 0 &&
+		      strcmp(monitor_result_kind(-EPROTO), "error") == 0 &&
+		      strcmp(monitor_result_kind(-ENOMEM), "error") == 0,
+	      "EIO, EPROTO, ENOMEM: error");
+	CHECK(strcmp(monitor_result_kind(-EAGAIN), "transient") == 0 &&
+		      strcmp(monitor_result_kind(-ETIMEDOUT), "transient") == 0 &&
+		      strcmp(monitor_result_kind(-ECONNREFUSED), "transient") ==
+			      0 &&
+		      strcmp(monitor_result_kind(-EHOSTUNREACH), "transient") ==
+			      0,
+	      "network: transient");
+}
+
+/* The audit summary: a day of checks every 60 s with the hourly
+ * heartbeat is 24 lines, each standing for 60 checks; failures and the
+ * first success after them always get a line; period 0: every check. */
+static void heartbeat(void)
+{
+	struct monitor_hb h;
+	time_t t0 = 1800000000, t;
+	unsigned long n = 0, lines = 0, sum = 0;
+
+	monitor_hb_init(&h, MONITOR_HEARTBEAT_DEFAULT, t0);
+	for (t = t0 + 60; t <= t0 + 86400; t += 60) {
+		if (monitor_hb_step(&h, "ok", t, &n)) {
+			lines++;
+			sum += n;
+			CHECK(n == 60, "heartbeat at %ld stands for %lu checks",
+			      (long)(t - t0), n);
+		}
+	}
+	CHECK(lines == 24 && sum == 1440, "a day: %lu lines for %lu checks",
+	      lines, sum);
+	/* 10 quiet checks, then a failure: its own line, counting them */
+	monitor_hb_init(&h, 3600, t0);
+	for (int i = 1; i <= 10; i++)
+		CHECK(!monitor_hb_step(&h, "ok", t0 + i * 60, &n),
+		      "quiet ok %d logged", i);
+	CHECK(monitor_hb_step(&h, "transient", t0 + 660, &n) && n == 11,
+	      "failure: line %lu", n);
+	CHECK(monitor_hb_step(&h, "transient", t0 + 720, &n) && n == 1,
+	      "second failure: no line or %lu", n);
+	CHECK(monitor_hb_step(&h, "ok", t0 + 780, &n) && n == 1,
+	      "recovery not logged (%lu)", n);
+	CHECK(!monitor_hb_step(&h, "ok", t0 + 840, &n), "ok after recovery");
+	CHECK(monitor_hb_step(&h, "denied", t0 + 900, &n) && n == 2,
+	      "denial after a quiet ok: %lu", n);
+	CHECK(monitor_hb_step(&h, "error", t0 + 960, &n) && n == 1, "error");
+	/* the heartbeat is at most hourly: 3599 s is not yet */
+	monitor_hb_init(&h, 3600, t0);
+	CHECK(!monitor_hb_step(&h, "ok", t0 + 3599, &n), "heartbeat early");
+	CHECK(monitor_hb_step(&h, "ok", t0 + 3600, &n) && n == 2,
+	      "heartbeat at 3600 s: %lu", n);
+	monitor_hb_init(&h, 0, t0);
+	CHECK(monitor_hb_step(&h, "ok", t0 + 1, &n) && n == 1 &&
+		      monitor_hb_step(&h, "ok", t0 + 2, &n) && n == 1,
+	      "period 0: every check");
+}
+
 int main(void)
 {
 	struct monitor_cfg none = { .service_key = "test-key" };
@@ -658,6 +726,8 @@ int main(void)
 	snprintf(log, sizeof(log), "%s/audit.log", dir);
 	audit_open(log);
 	jitter();
+	result_kinds();
+	heartbeat();
 	expiry_levels();
 	expiry_once();
 	expiry_margin();
