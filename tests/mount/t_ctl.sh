@@ -102,7 +102,7 @@ gone="the daemon of this mount is gone (pid $pid"
 grep -qF "$gone" "$T/err" || t_fail "status: $(cat "$T/out" "$T/err")"
 grep -qF "cmkfs umount $MNT" "$T/err" || t_fail "status names no fix: $(cat "$T/err")"
 expect 1 "$gone" "$CMKFS" lock "$MNT"
-expect 1 "daemon is gone (pid $pid): run 'cmkfs umount $MNT' first" \
+expect 11 "daemon is gone (pid $pid): run 'cmkfs umount $MNT' first" \
 	"$CMKFS" mount --service-key "$KEY" "$CIPHER" "$MNT"
 expect 0 "" "$CMKFS" umount "$MNT"
 ! t_is_mounted "$MNT" || t_fail "still mounted after umount"
