@@ -7,7 +7,7 @@ pkgs=(
 	libfuse3-dev fuse3 libssl-dev libcurl4-openssl-dev libcjson-dev
 	python3 python3-cryptography
 	sqlite3 rsync git attr tar valgrind util-linux procps gdb openssl ca-certificates
-	e2fsprogs
+	e2fsprogs logrotate
 )
 # Node.js and npm for tests/kvserver/t_sdk_js.sh (the official Azure SDK for
 # JavaScript), only when there is no node at all: a NodeSource nodejs package
