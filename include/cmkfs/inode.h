@@ -165,6 +165,11 @@ bool inode_full(struct fsctx *fs);
 /* Out of descriptors (EMFILE/ENFILE): wake the reclaimer and wait for it
  * a bounded time (at most about a second), for a second try. */
 void inode_reclaim_wait(struct fsctx *fs);
+/* At 3/2 of the high watermark, with FUSE_NOTIFY_PRUNE (which waits for
+ * no request): wait for the reclaimer up to 50 ms, so that lookups do not
+ * outrun it. Not with entry invalidation, which may be waiting for the
+ * caller's own directory. */
+void inode_throttle(struct fsctx *fs);
 /* The second try failed too: a rate-limited error naming the limit.
  * Keeps errno. */
 void inode_nofile_log(struct fsctx *fs, const char *what);

@@ -30,6 +30,7 @@
 #define RECLAIM_HIGH_MIN 16
 #define RECLAIM_BATCH 128
 #define RECLAIM_WAIT_MS 1000	/* a request out of descriptors waits */
+#define RECLAIM_THROTTLE_MS 50	/* a lookup at 3/2 of the bound waits */
 #define NOFILE_LOG_SEC 10	/* between two "out of descriptors" errors */
 
 static void lru_unlink(struct fsctx *fs, struct inode *in)
@@ -661,6 +662,27 @@ void inode_reclaim_wait(struct fsctx *fs)
 	while (!fs->rc.stop && mono_ms() < end &&
 	       (fs->rc.batches == b0 || fs->ninodes + before / 16 >= before)) {
 		struct timespec ts = deadline_ms(20);
+
+		(void)pthread_cond_timedwait(&fs->rc.done, &fs->mtx, &ts);
+	}
+	pthread_mutex_unlock(&fs->mtx);
+}
+
+void inode_throttle(struct fsctx *fs)
+{
+	long long end;
+
+	pthread_mutex_lock(&fs->mtx);
+	if (!fs->rc.started || fs->rc.no_prune ||
+	    fs->ninodes < fs->rc.high + fs->rc.high / 2) {
+		pthread_mutex_unlock(&fs->mtx);
+		return;
+	}
+	end = mono_ms() + RECLAIM_THROTTLE_MS;
+	pthread_cond_signal(&fs->rc.wake);
+	while (!fs->rc.stop && mono_ms() < end &&
+	       fs->ninodes >= fs->rc.high + fs->rc.high / 2) {
+		struct timespec ts = deadline_ms(5);
 
 		(void)pthread_cond_timedwait(&fs->rc.done, &fs->mtx, &ts);
 	}

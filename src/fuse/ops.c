@@ -279,6 +279,7 @@ static int lookup_backing(struct fsctx *fs, struct inode *parent,
 	memset(e, 0, sizeof(*e));
 	e->attr_timeout = TIMEOUT_SEC;
 	e->entry_timeout = TIMEOUT_SEC;
+	inode_throttle(fs);
 	fd = openat_room(fs, parent->fd, bname, O_PATH | O_NOFOLLOW | O_CLOEXEC,
 			 0);
 	if (fd < 0)

@@ -17,8 +17,9 @@ t_mkvol
 
 NOFILE=1024
 NDIRS=40 PERDIR=350 NBIG=6000	# 14,000 + 6,000 = 20,000 files
-# The inode bound the daemon derives from the limit (doc/DESIGN.md):
-# half of it; the descriptors in use stay well under the limit.
+# The inode bound the daemon derives from the limit (doc/DESIGN.md): half
+# of it (512); lookups wait for the reclaimer at 3/2 of that (768); plus
+# open files, a rekey's batch and the daemon's own descriptors.
 FD_MAX=$((NOFILE * 7 / 8))
 HWM_MAX_KB=$((96 * 1024))
 
