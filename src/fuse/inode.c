@@ -610,6 +610,9 @@ int inode_reclaim_start(struct fsctx *fs)
 		high = RECLAIM_HIGH_MIN;
 	fs->rc.high = high;
 	fs->rc.low = high - high / 4;
+	/* Test hook: the older kernels' way (entry invalidation). */
+	e = getenv("CMKFS_TEST_NO_PRUNE");
+	fs->rc.no_prune = e != NULL && strcmp(e, "1") == 0;
 	if (pthread_create(&fs->rc.thread, NULL, reclaim_thread, fs) != 0) {
 		log_err("cannot start the inode reclaimer: the kernel's "
 			"inode cache, and so the daemon's open descriptors, "
