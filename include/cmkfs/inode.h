@@ -36,6 +36,17 @@ struct inode {
 	 * protected by fsctx.mtx */
 	bool have_loc;
 	struct names_loc loc;
+	/* The descriptor bound (doc/DESIGN.md, "Descriptor bound"): the
+	 * inodes the kernel holds, least recently looked up last, and where
+	 * the kernel last found each (the FUSE node id of its directory and
+	 * its plaintext name, malloc'd; 0/NULL for an inode the kernel was
+	 * never given), so that the reclaimer can make the kernel drop it;
+	 * open handles (such an inode is not worth dropping). All protected
+	 * by fsctx.mtx. */
+	struct inode *lru_prev, *lru_next;
+	uint64_t where_parent;
+	char *where_name;
+	uint32_t nopen;
 };
 
 /* An open file or directory (the FUSE fh), on its fsctx's list so that the
@@ -68,6 +79,21 @@ struct fsctx {
 	struct gate reads;	/* READs in flight, drained by a lock */
 	struct reseal_budget budget;	/* re-keys of files whose DEKs spent
 					 * their sealing budget */
+	/* Descriptor bound: the LRU list (most recent first; fs->mtx) and
+	 * the reclaimer thread, which asks the kernel to drop entries when
+	 * ninodes passes `high`, down to `low` (doc/DESIGN.md). */
+	struct inode *lru_head, *lru_tail;
+	struct {
+		pthread_t thread;
+		pthread_cond_t wake;	/* with mtx: work to do, or stop */
+		pthread_cond_t done;	/* with mtx: a batch was sent */
+		bool started, stop, urgent;
+		bool no_prune;		/* kernel < 6.16; reclaimer only */
+		size_t high, low;	/* set once, before the thread */
+		unsigned long nofile;	/* RLIMIT_NOFILE seen at start */
+		uint64_t batches, sent;	/* mtx */
+		long long last_warn;	/* monotonic s of the last EMFILE log */
+	} rc;
 };
 
 CMK_MUST_CHECK int inode_table_init(struct fsctx *fs, const char *cipherdir,
@@ -116,6 +142,38 @@ CMK_MUST_CHECK int inode_loc_get(struct fsctx *fs, struct inode *in,
  * is replaced by dup3(), atomically for users of it). */
 void inode_rebind(struct fsctx *fs, dev_t dev, ino_t ino, int newfd,
 		  const struct stat *st, const struct names_loc *loc);
+/* Descriptor bound (doc/DESIGN.md, "Descriptor bound"). */
+/* Record that the kernel now knows `in` as `name` in directory node
+ * `parent` (a lookup, create, link or rename) and count it as used. */
+void inode_where_set(struct fsctx *fs, struct inode *in, uint64_t parent,
+		     const char *name);
+/* The same for the inode of backing (dev, ino), if there is one. */
+void inode_where_move(struct fsctx *fs, dev_t dev, ino_t ino,
+		      uint64_t parent, const char *name);
+/* An open handle of `in` made (+1) or released (-1). */
+void inode_opened(struct fsctx *fs, struct inode *in, int delta);
+/* Derive the watermarks from RLIMIT_NOFILE (or CMKFS_MAX_INODES) and start
+ * the reclaimer thread; it asks the kernel (fs->se) to drop entries. From
+ * the FUSE init callback. Errors: -EAGAIN (no thread: no bound). */
+CMK_MUST_CHECK int inode_reclaim_start(struct fsctx *fs);
+/* Stop and join it; idempotent. Only once the session no longer serves
+ * requests (a notification may wait for a request in flight). */
+void inode_reclaim_stop(struct fsctx *fs);
+/* At or above the high watermark: READDIRPLUS then lists names without
+ * attributes, so that a listing makes no inodes. */
+bool inode_full(struct fsctx *fs);
+/* Out of descriptors (EMFILE/ENFILE): wake the reclaimer and wait for it
+ * a bounded time (at most about a second), for a second try. */
+void inode_reclaim_wait(struct fsctx *fs);
+/* At 3/2 of the high watermark, with FUSE_NOTIFY_PRUNE (which waits for
+ * no request): wait for the reclaimer up to 50 ms, so that lookups do not
+ * outrun it. Not with entry invalidation, which may be waiting for the
+ * caller's own directory. */
+void inode_throttle(struct fsctx *fs);
+/* The second try failed too: a rate-limited error naming the limit.
+ * Keeps errno. */
+void inode_nofile_log(struct fsctx *fs, const char *what);
+
 /* A directory's id, read from its DIRID_FILE once. Errors: -EBADMSG. */
 CMK_MUST_CHECK int inode_dirid(struct fsctx *fs, struct inode *in,
 			       uint8_t dirid[static DIRID_LEN]);

@@ -11,6 +11,7 @@
 #ifndef CMKFS_INVAL_H
 #define CMKFS_INVAL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct fuse_session;
@@ -19,5 +20,11 @@ struct fuse_session;
 void inval_inode(struct fuse_session *se, uint64_t nodeid);
 /* Drop the kernel's dentry `name` in directory node `parent`. */
 void inval_entry(struct fuse_session *se, uint64_t parent, const char *name);
+/* Ask the kernel to drop its unused dentries of nodes `nodeids` (and so
+ * the inodes, which it then forgets): FUSE_NOTIFY_PRUNE, which takes no
+ * directory lock (unlike inval_entry) and leaves dentries in use (a
+ * working directory, an open file) alone. Returns 0, or -errno: -EINVAL
+ * or -ENOSYS from a kernel older than 6.16. */
+int inval_prune(struct fuse_session *se, const uint64_t *nodeids, size_t n);
 
 #endif

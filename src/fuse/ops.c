@@ -265,10 +265,31 @@ static int stat_inode(struct fsctx *fs, struct inode *in, struct stat *st)
 	return 0;
 }
 
+/* openat() that, out of descriptors, has the reclaimer make room and
+ * tries once more; if that fails too, says so (rate-limited) with the
+ * limit, rather than only answering EMFILE (doc/DESIGN.md, "Descriptor
+ * bound"). */
+static int openat_room(struct fsctx *fs, int dirfd, const char *name,
+		       int flags, mode_t mode)
+{
+	int fd = openat(dirfd, name, flags, mode);
+
+	if (fd >= 0 || (errno != EMFILE && errno != ENFILE))
+		return fd;
+	inode_reclaim_wait(fs);
+	fd = openat(dirfd, name, flags, mode);
+	if (fd < 0 && (errno == EMFILE || errno == ENFILE))
+		inode_nofile_log(fs, "opening a backing file");
+	return fd;
+}
+
 /* Look up the backing entry `bname` of parent: needs no key, so an entry
- * just made is answered even if the mount locked meanwhile. */
+ * just made is answered even if the mount locked meanwhile. `name`: the
+ * plaintext name the kernel will know it by, for the reclaimer
+ * (inode_where_set). */
 static int lookup_backing(struct fsctx *fs, struct inode *parent,
-			  const char *bname, struct fuse_entry_param *e)
+			  const char *bname, const char *name,
+			  struct fuse_entry_param *e)
 {
 	struct inode *in;
 	int fd, rc;
@@ -276,7 +297,9 @@ static int lookup_backing(struct fsctx *fs, struct inode *parent,
 	memset(e, 0, sizeof(*e));
 	e->attr_timeout = TIMEOUT_SEC;
 	e->entry_timeout = TIMEOUT_SEC;
-	fd = openat(parent->fd, bname, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	inode_throttle(fs);
+	fd = openat_room(fs, parent->fd, bname, O_PATH | O_NOFOLLOW | O_CLOEXEC,
+			 0);
 	if (fd < 0)
 		return -errno;
 	if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
@@ -287,6 +310,7 @@ static int lookup_backing(struct fsctx *fs, struct inode *parent,
 	rc = inode_get(fs, fd, &e->attr, 1, &in);
 	if (rc < 0)
 		return rc;
+	inode_where_set(fs, in, ino_of(fs, parent), name);
 	if (S_ISLNK(e->attr.st_mode) && dir_fmt3(fs)) {
 		struct names_loc loc;
 
@@ -307,14 +331,14 @@ static int do_lookup(struct fsctx *fs, struct inode *parent, const char *name,
 
 	rc = dir_bname(fs, parent, name, &bn);
 	if (rc == 0)
-		rc = lookup_backing(fs, parent, bn.name, e);
+		rc = lookup_backing(fs, parent, bn.name, name, e);
 	/* Mid full rekey the name may still be under the previous key; or
 	 * it was renamed from that to the new one just now (the order of
 	 * the tries catches both). */
 	if (rc == -ENOENT && dir_bname_prev(fs, parent, name, &old) == 0) {
-		rc = lookup_backing(fs, parent, old.name, e);
+		rc = lookup_backing(fs, parent, old.name, name, e);
 		if (rc == -ENOENT)
-			rc = lookup_backing(fs, parent, bn.name, e);
+			rc = lookup_backing(fs, parent, bn.name, name, e);
 	}
 	return rc;
 }
@@ -393,6 +417,17 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * the kernel's background queue behind those very WRITEs
 	 * (doc/DESIGN.md, "Cache"). */
 	conn->want &= ~(unsigned)FUSE_CAP_ASYNC_DIO;
+	/* The descriptor bound (doc/DESIGN.md): without it, the inodes the
+	 * kernel caches are bounded by the open-file limit only. */
+	if (inode_reclaim_start(userdata) < 0)
+		return;	/* logged */
+}
+
+/* From fuse_session_destroy(), after the unmount: a notification of the
+ * reclaimer still on its way then fails at once. */
+static void op_destroy(void *userdata)
+{
+	inode_reclaim_stop(userdata);
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -601,9 +636,10 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
  * locked in between, and the caller would be told that an entry which
  * exists was not made. */
 static int finish_entry(struct fsctx *fs, struct inode *parent,
-			const struct bname *bn, struct fuse_entry_param *e)
+			const struct bname *bn, const char *name,
+			struct fuse_entry_param *e)
 {
-	return lookup_backing(fs, parent, bn->name, e);
+	return lookup_backing(fs, parent, bn->name, name, e);
 }
 
 static void chown_new(struct fsctx *fs, fuse_req_t req, int dirfd,
@@ -641,8 +677,8 @@ static int make_file(struct fsctx *fs, fuse_req_t req, struct inode *parent,
 		rc = -EEXIST;
 		goto out;
 	}
-	fd = openat(parent->fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
-		    mode & 07777);
+	fd = openat_room(fs, parent->fd, tmp,
+			 O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode & 07777);
 	if (fd < 0) {
 		rc = -errno;
 		goto out;
@@ -651,7 +687,8 @@ static int make_file(struct fsctx *fs, fuse_req_t req, struct inode *parent,
 		rc = -errno;
 		goto out_unlink;
 	}
-	opath = openat(parent->fd, tmp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	opath = openat_room(fs, parent->fd, tmp, O_PATH | O_NOFOLLOW | O_CLOEXEC,
+			    0);
 	if (opath < 0 || fstat(fd, &st) < 0) {
 		rc = -errno;
 		if (opath >= 0)
@@ -678,6 +715,7 @@ static int make_file(struct fsctx *fs, fuse_req_t req, struct inode *parent,
 		inode_forget(fs, in, 1);
 		goto out_unlink;
 	}
+	inode_where_set(fs, in, ino_of(fs, parent), name);
 	memset(e, 0, sizeof(*e));
 	e->attr = st;
 	e->attr.st_size = 0;
@@ -696,7 +734,8 @@ out:
 	return rc;
 }
 
-static int open_fh(struct inode *in, int flags, struct fh **out)
+static int open_fh(struct fsctx *fs, struct inode *in, int flags,
+		   struct fh **out)
 {
 	char path[32];
 	struct fh *h;
@@ -704,10 +743,10 @@ static int open_fh(struct inode *in, int flags, struct fh **out)
 
 	backing_procpath(in->fd, path);
 	/* Always read-write if we may: partial writes read the old block. */
-	fd = open(path, O_RDWR | O_CLOEXEC);
+	fd = openat_room(fs, AT_FDCWD, path, O_RDWR | O_CLOEXEC, 0);
 	if (fd < 0 && (errno == EACCES || errno == EROFS) &&
 	    (flags & O_ACCMODE) == O_RDONLY)
-		fd = open(path, O_RDONLY | O_CLOEXEC);
+		fd = openat_room(fs, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	rc = cfile_load(&in->cf, fd);
@@ -741,7 +780,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		if (rc == 0) {
 			struct inode *in = INODE(req, e.ino);
 
-			rc = open_fh(in, fi->flags, &h);
+			rc = open_fh(fs, in, fi->flags, &h);
 			if (rc == 0 && (fi->flags & O_TRUNC)) {
 				rc = kill_suidgid(in);
 				if (rc >= 0)
@@ -774,8 +813,11 @@ reply:
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->keep_cache = 1;	/* see op_open */
 	inode_handle_add(fs, &h->link);
-	if (fuse_reply_create(req, &e, fi) != 0)
+	inode_opened(fs, INODE(req, e.ino), 1);
+	if (fuse_reply_create(req, &e, fi) != 0) {
+		inode_opened(fs, INODE(req, e.ino), -1);
 		inode_handle_drop(fs, &h->link);
+	}
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -808,7 +850,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		chown_new(fs, req, p->fd, bn.name);
 	pthread_mutex_unlock(&fs->ns);
 	if (rc == 0)
-		rc = finish_entry(fs, p, &bn, &e);
+		rc = finish_entry(fs, p, &bn, name, &e);
 reply:
 	if (rc < 0)
 		reply_err(req, rc);
@@ -856,7 +898,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	pthread_mutex_unlock(&fs->ns);
 	if (rc == 0)
-		rc = finish_entry(fs, p, &bn, &e);
+		rc = finish_entry(fs, p, &bn, name, &e);
 reply:
 	if (rc < 0)
 		reply_err(req, rc);
@@ -903,7 +945,7 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		chown_new(fs, req, p->fd, bn.name);
 	pthread_mutex_unlock(&fs->ns);
 	if (rc == 0)
-		rc = finish_entry(fs, p, &bn, &e);
+		rc = finish_entry(fs, p, &bn, name, &e);
 reply:
 	if (rc < 0)
 		reply_err(req, rc);
@@ -1088,7 +1130,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		rc = link_symlink(fs, in, p, &bn);
 		pthread_mutex_unlock(&fs->ns);
 		if (rc == 0)
-			rc = finish_entry(fs, p, &bn, &e);
+			rc = finish_entry(fs, p, &bn, newname, &e);
 		goto reply;
 	}
 	backing_procpath(in->fd, path);
@@ -1105,7 +1147,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	}
 	pthread_mutex_unlock(&fs->ns);
 	if (rc == 0)
-		rc = finish_entry(fs, p, &bn, &e);
+		rc = finish_entry(fs, p, &bn, newname, &e);
 reply:
 	if (rc < 0)
 		reply_err(req, rc);
@@ -1340,6 +1382,23 @@ static void move_dirs_end(struct fsctx *fs, struct dirtree_move dm[2],
 				 "(fsck --repair drops it)", dm[i].to);
 }
 
+/* After a rename the kernel knows the object moved as newname in p2 (and,
+ * on exchange, the other one as name in p1): tell the reclaimer. With
+ * fs->ns held. */
+static void where_renamed(struct fsctx *fs, struct inode *p1, const char *name,
+			  const struct bname *b1, struct inode *p2,
+			  const char *newname, const struct bname *b2,
+			  bool exchange)
+{
+	struct stat st;
+
+	if (fstatat(p2->fd, b2->name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		inode_where_move(fs, st.st_dev, st.st_ino, ino_of(fs, p2),
+				 newname);
+	if (exchange && fstatat(p1->fd, b1->name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		inode_where_move(fs, st.st_dev, st.st_ino, ino_of(fs, p1), name);
+}
+
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname,
 		      unsigned int flags)
@@ -1454,6 +1513,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 unlock:
 	move_dirs_end(fs, dm, rc == 0);
 	linktgt_unpin(fs->root.fd, &pin);
+	if (rc == 0)
+		where_renamed(fs, p1, name, &b1, p2, newname, &b2,
+			      (flags & RENAME_EXCHANGE) != 0);
 	pthread_mutex_unlock(&fs->ns);
 	if (f1 != NULL)
 		inode_forget(fs, f1, 1);
@@ -1471,7 +1533,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	GUARD(req);
 
-	rc = open_fh(in, fi->flags, &h);
+	rc = open_fh(FS(req), in, fi->flags, &h);
 	if (rc == 0 && (fi->flags & O_TRUNC) &&
 	    (rc = kill_suidgid_notify(req, ino, in)) == 0)
 		rc = cfile_truncate(&in->cf, h->fd, 0);
@@ -1487,8 +1549,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * on other descriptors just as FUSE_CAP_AUTO_INVAL_DATA does. */
 	fi->keep_cache = 1;
 	inode_handle_add(FS(req), &h->link);
-	if (fuse_reply_open(req, fi) != 0)
+	inode_opened(FS(req), in, 1);
+	if (fuse_reply_open(req, fi) != 0) {
+		inode_opened(FS(req), in, -1);
 		inode_handle_drop(FS(req), &h->link);
+	}
 }
 
 static void serve_read(fuse_req_t req, fuse_ino_t ino, size_t size,
@@ -1561,6 +1626,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
 
 	inode_handle_drop(FS(req), &h->link);
+	inode_opened(FS(req), INODE(req, ino), -1);
 	/* A closed file keeps no keyed contexts: the kernel may hold on to
 	 * the inode for long (8,035 files read = 24 MiB of contexts,
 	 * doc/PERFORMANCE.md), and fewer DEKs live in memory. Another open
@@ -1637,8 +1703,11 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 	d->link.free = dh_free;
 	fi->fh = (uint64_t)(uintptr_t)d;
 	inode_handle_add(FS(req), &d->link);
-	if (fuse_reply_open(req, fi) != 0)
+	inode_opened(FS(req), INODE(req, ino), 1);
+	if (fuse_reply_open(req, fi) != 0) {
+		inode_opened(FS(req), INODE(req, ino), -1);
 		inode_handle_drop(FS(req), &d->link);
+	}
 }
 
 /* READDIR and READDIRPLUS. With `plus` every entry carries its attributes
@@ -1701,8 +1770,11 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			break;
 		/* "." and ".." go without a node id: the kernel takes no
 		 * lookup for them (libfuse's readdirplus contract). */
-		if (de->bname == NULL ||
-		    lookup_backing(fs, dir, de->bname, &e) < 0) {
+		/* At the inode bound (doc/DESIGN.md, "Descriptor bound")
+		 * the names go without: a listing of a huge directory then
+		 * makes no inodes, and the kernel looks up those it needs. */
+		if (de->bname == NULL || inode_full(fs) ||
+		    lookup_backing(fs, dir, de->bname, de->name, &e) < 0) {
 			memset(&e, 0, sizeof(e));
 			e.attr.st_ino = de->ino;
 			e.attr.st_mode = (mode_t)de->type << 12;
@@ -1732,6 +1804,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 	struct dh *d = (struct dh *)(uintptr_t)fi->fh;
 
 	inode_handle_drop(FS(req), &d->link);
+	inode_opened(FS(req), INODE(req, ino), -1);
 	fuse_reply_err(req, 0);
 }
 
@@ -2014,6 +2087,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
 const struct fuse_lowlevel_ops ops_lowlevel = {
 	.init = op_init,
+	.destroy = op_destroy,
 	.lookup = op_lookup,
 	.forget = op_forget,
 	.forget_multi = op_forget_multi,
