@@ -181,10 +181,13 @@ int cli_unlock_fail(const char *cmd, const char *cdir, const char *keypath,
 		}
 		break;
 	case -EKEYREJECTED:
+		/* A flipped byte in the wrapped keys reads the same: the
+		 * AEAD cannot tell a wrong key from a changed config. */
 		fprintf(stderr, "cmkfs %s: service key %s does not unlock %s: it "
-			"is not this volume's key (give the key the volume was "
-			"created with, or restore it from its backup)\n", cmd,
-			keypath != NULL ? keypath : "(none)", cdir);
+			"is not this volume's key (wrong key), or its cmkfs.conf "
+			"was tampered with (give the key the volume was created "
+			"with, or restore the key or cmkfs.conf from a backup)\n",
+			cmd, keypath != NULL ? keypath : "(none)", cdir);
 		return CMK_EXIT_KEY;
 	case -ENOENT:
 		fprintf(stderr, "cmkfs %s: %s: not a cmkfs volume (no cmkfs.conf; "

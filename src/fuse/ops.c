@@ -311,6 +311,14 @@ static int lookup_backing(struct fsctx *fs, struct inode *parent,
 	if (rc < 0)
 		return rc;
 	inode_where_set(fs, in, ino_of(fs, parent), name);
+	/* At the descriptor bound: an entry valid for no time, which the
+	 * kernel deletes at its last use instead of caching it (Linux 4.20
+	 * fuse_dentry_delete), so that its inode is forgotten soon. Keeps
+	 * the bound on kernels without FUSE_NOTIFY_PRUNE, where a walk of
+	 * one big directory outruns entry invalidation (doc/DESIGN.md,
+	 * "Descriptor bound"). */
+	if (inode_full(fs))
+		e->entry_timeout = 0;
 	if (S_ISLNK(e->attr.st_mode) && dir_fmt3(fs)) {
 		struct names_loc loc;
 
