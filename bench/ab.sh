@@ -75,6 +75,8 @@ for f in glob.glob(os.path.join(out, "*-*", "results.jsonl")):
     t = os.path.basename(os.path.dirname(f)).split("-")[0]
     for line in open(f):
         r = json.loads(line)
+        if r.get("failed"):
+            continue
         val[r["workload"]][t].append(r["value"])
         cpu[r["workload"]][t].append(r["cpu"])
 print("| workload | A median (min-max) | A CPU | B median (min-max) | B CPU | B vs A |")
