@@ -73,6 +73,9 @@ struct fsctx {
 	struct fuse_session *se;	/* for cache invalidation; set once */
 	int jfd;		/* JOURNAL_DIR (cfile.h) or -1; set once */
 	bool no_xattr;		/* --no-xattr; set once */
+	/* --writeback: asked for at mount; op_init leaves it true only if
+	 * the kernel granted FUSE_CAP_WRITEBACK_CACHE (before any open) */
+	bool writeback;
 	pthread_mutex_t hmtx;	/* open handles */
 	struct handle handles;	/* list head; hmtx */
 	size_t nhandles;	/* hmtx */

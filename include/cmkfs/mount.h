@@ -27,6 +27,7 @@ struct mount_opts {
 	bool foreground;
 	bool debug;
 	bool no_xattr;			/* --no-xattr: extended attributes off */
+	bool writeback;			/* --writeback: the kernel's writeback cache */
 	/* The keys did not unlock the volume (rc a negative errno, detail
 	 * the provider's words or ""): print the fault and return the exit
 	 * code (the CLI's one map, src/cli/exitmap.c). Runs in the daemon's

@@ -62,6 +62,11 @@ static void usage(FILE *f)
 		"                       file written and two less per entry of\n"
 		"                       'ls -l'\n"
 		"                       (fstab: noxattr)\n"
+		"  --writeback          the kernel's writeback cache: writes are\n"
+		"                       gathered in its page cache and sent in\n"
+		"                       large batches; acknowledged writes not yet\n"
+		"                       fsynced or closed live only in the kernel\n"
+		"                       until then (fstab: writeback)\n"
 		"  -h, --help           this text\n"
 		"\n"
 		"MOUNTPOINT must be an empty directory outside CIPHERDIR (-o nonempty\n"
@@ -231,6 +236,7 @@ int cmd_mount(int argc, char **argv)
 		KEYOPTS_OPT_CA_FILE,
 		KEYOPTS_OPT_AUDIT_LOG,
 		{ "no-xattr", no_argument, NULL, 'x' },
+		{ "writeback", no_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -312,6 +318,9 @@ int cmd_mount(int argc, char **argv)
 			break;
 		case 'x':
 			o.no_xattr = true;
+			break;
+		case 'W':
+			o.writeback = true;
 			break;
 		case 'h':
 			usage(stdout);

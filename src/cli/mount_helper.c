@@ -5,7 +5,7 @@
  * mount.fuse3 runs when it finds no mount.fuse.cmkfs (with the cmkfs first
  * on its PATH). cmkfs's own options travel inside -o (service_key=FILE,
  * key_check_interval=N, grace=N, confirm_delay=N, expiry_margin=DAYS,
- * ca_file=FILE, audit_log=FILE, noxattr); fstab-only options are dropped;
+ * ca_file=FILE, audit_log=FILE, noxattr, writeback); fstab-only options are dropped;
  * everything else goes to FUSE. Then it runs `cmkfs mount`, which returns
  * once the mount serves. `make install` links the helper names to the
  * installed cmkfs, in $(sbindir) and in /sbin, where mount(8) looks
@@ -108,10 +108,12 @@ static int helper_run(const char *name, bool generic, int argc, char **argv)
 			}
 			if (flag == NULL)
 				(void)keyopts_fstab(o, &flag, &val);
-			if (strcmp(o, "noxattr") == 0) {
+			if (strcmp(o, "noxattr") == 0 ||
+			    strcmp(o, "writeback") == 0) {
 				if (n + 1 >= (int)CMK_ARRAY_LEN(args) - 4)
 					break;
-				args[n++] = "--no-xattr";
+				args[n++] = o[0] == 'n' ? "--no-xattr" :
+							  "--writeback";
 			} else if (flag != NULL) {
 				if (n + 2 >= (int)CMK_ARRAY_LEN(args) - 4)
 					break;

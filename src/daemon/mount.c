@@ -242,6 +242,7 @@ static int open_volume(struct session *s)
 		return mount_failed(s, CMK_EXIT_RUNTIME, strerror(-rc));
 	}
 	s->fs->no_xattr = o->no_xattr;
+	s->fs->writeback = o->writeback;
 	s->rootfd = open(o->cipherdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	/* Exclusive, held while the daemon lives: one mount per volume (two
 	 * daemons' caches of the same files would disagree), and none while

@@ -47,7 +47,8 @@
 struct fh {
 	struct handle link;
 	int fd;			/* O_RDWR (or O_RDONLY) backing descriptor */
-	bool append;
+	bool append;		/* O_APPEND, served here (never with
+				 * the writeback cache: op_init) */
 };
 
 struct dh {
@@ -384,6 +385,8 @@ static void xattrs_ready(struct fsctx *fs, struct inode *in)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
+	struct fsctx *fs = userdata;
+
 	/* Large requests: fewer round trips, one pwrite or pread per 1 MiB,
 	 * and enough blocks per request to split their crypto over the
 	 * worker pool (doc/PERFORMANCE.md). The kernel's default readahead
@@ -401,8 +404,28 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* Locks stay in the kernel (local locking), which is exact for a
 	 * single host: no FUSE_CAP_POSIX_LOCKS / FLOCK_LOCKS. */
 	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
-	/* No writeback cache yet: O_APPEND and sizes stay exact. */
-	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	/* The writeback cache only with --writeback (doc/DESIGN.md,
+	 * "Writeback cache"). Without it every write(2) is a WRITE served
+	 * before the call returns, O_APPEND is served here against the
+	 * backing size, and the kernel takes sizes and mtimes from our
+	 * replies. With it, writes land in the kernel's page cache and reach
+	 * us in large batches on writeback, close(2) or fsync(2); the kernel
+	 * then owns a regular file's size, mtime and ctime (it ignores those
+	 * in our attribute replies, fuse_get_cache_mask), computes the
+	 * O_APPEND offset itself (so open_fh and op_create drop ours), and may
+	 * READ through a handle opened write-only to fill a partly written
+	 * page (ours are O_RDWR: open_fh). A write that must clear setuid
+	 * still reaches us at once with FUSE_WRITE_KILL_SUIDGID: the kernel
+	 * writes through for it (HANDLE_KILLPRIV_V2, wire.h). */
+	if (fs->writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+	} else {
+		if (fs->writeback)
+			log_warn("--writeback: the kernel offers no writeback "
+				 "cache; writing through");
+		fs->writeback = false;
+		conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	}
 	/* Every change to the backing files goes through this daemon, so the
 	 * kernel need not drop its cached pages when it sees a new mtime;
 	 * doing so (libfuse's default) races with writes in flight. Without
@@ -427,7 +450,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~(unsigned)FUSE_CAP_ASYNC_DIO;
 	/* The descriptor bound (doc/DESIGN.md): without it, the inodes the
 	 * kernel caches are bounded by the open-file limit only. */
-	if (inode_reclaim_start(userdata) < 0)
+	if (inode_reclaim_start(fs) < 0)
 		return;	/* logged */
 }
 
@@ -750,7 +773,9 @@ static int open_fh(struct fsctx *fs, struct inode *in, int flags,
 	int fd, rc;
 
 	backing_procpath(in->fd, path);
-	/* Always read-write if we may: partial writes read the old block. */
+	/* Always read-write if we may: partial writes read the old block,
+	 * and with the writeback cache the kernel READs through handles
+	 * opened write-only (op_init). */
 	fd = openat_room(fs, AT_FDCWD, path, O_RDWR | O_CLOEXEC, 0);
 	if (fd < 0 && (errno == EACCES || errno == EROFS) &&
 	    (flags & O_ACCMODE) == O_RDONLY)
@@ -764,7 +789,7 @@ static int open_fh(struct fsctx *fs, struct inode *in, int flags,
 		close(fd);
 		return rc;
 	}
-	h = fh_new(fd, (flags & O_APPEND) != 0);
+	h = fh_new(fd, (flags & O_APPEND) != 0 && !fs->writeback);
 	if (h == NULL)
 		return -ENOMEM;
 	*out = h;
@@ -811,7 +836,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		reply_err(req, rc);
 		return;
 	}
-	h = fh_new(fd, (fi->flags & O_APPEND) != 0);
+	h = fh_new(fd, (fi->flags & O_APPEND) != 0 && !fs->writeback);
 	if (h == NULL) {
 		inode_forget(fs, INODE(req, e.ino), 1);
 		reply_err(req, -ENOMEM);

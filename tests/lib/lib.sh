@@ -17,6 +17,8 @@
 #   CMKFS_FSTYPE   expected type in /proc/self/mounts (default fuse.cmkfs;
 #                  set to "" to skip the check)
 #   T_KEEP=1       keep the temp dir after the test (mounts are still removed)
+#   CMKFS_MOUNT_OPTS  extra `cmkfs mount` options for every t_mount, e.g.
+#                  "--writeback" to run a test with the writeback cache
 
 set -euo pipefail
 set -o errtrace
@@ -24,6 +26,7 @@ set -o errtrace
 : "${top_builddir:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 : "${CMKFS:=$top_builddir/src/cmkfs}"
 : "${CMKFS_WRAPPER:=}"
+: "${CMKFS_MOUNT_OPTS:=}"
 CMKFS_FSTYPE=${CMKFS_FSTYPE-fuse.cmkfs}
 # Every key check gets its audit line (the default is an hourly summary of
 # unchanged successes): tests count checks by those lines. t_prom.sh tests
@@ -192,8 +195,9 @@ t_mkvol() {
 }
 
 t_mount() {
-	# shellcheck disable=SC2086 # CMKFS_WRAPPER is deliberately word-split
-	$CMKFS_WRAPPER "$CMKFS" mount --service-key "$KEY" "$CIPHER" "$MNT" ||
+	# shellcheck disable=SC2086 # CMKFS_WRAPPER, _MOUNT_OPTS: word-split
+	$CMKFS_WRAPPER "$CMKFS" mount $CMKFS_MOUNT_OPTS --service-key "$KEY" \
+		"$CIPHER" "$MNT" ||
 		t_fail "cmkfs mount failed"
 	t_is_mounted_sure "$MNT" || t_fail "cmkfs mount returned 0 but $MNT is not mounted"
 	if [ -n "$CMKFS_FSTYPE" ]; then

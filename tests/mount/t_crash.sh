@@ -43,7 +43,7 @@ NSYS=20		# syscall-point kills
 NTIMED=6	# timed kills
 if [ "${CMKFS_SANITIZED:-0}" = 1 ]; then NSYS=8; NTIMED=3; fi
 
-landed=0 torn=0 fsck_problems=0 repaired=0 pending=0
+landed=0 torn=0 fsck_problems=0 repaired=0 pending=0 wb_lost=0
 declare -A kinds=()
 
 fresh_vol() {
@@ -63,8 +63,8 @@ mount_traced() {
 	rm -rf --one-file-system "$CMKFS_RUNTIME_DIR"
 	# shellcheck disable=SC2086
 	"$CL" trace -k "$1" -o "$T/count" -l "$T/trace.log" -- \
-		$CMKFS_WRAPPER "$CMKFS" mount -f --service-key "$KEY" "$CIPHER" "$MNT" \
-		2>>"$T/daemon.log" &
+		$CMKFS_WRAPPER "$CMKFS" mount -f $CMKFS_MOUNT_OPTS --service-key "$KEY" \
+		"$CIPHER" "$MNT" 2>>"$T/daemon.log" &
 	TPID=$!
 	wait_for 60 mounted || t_fail "traced mount did not come up: $(tail -3 "$T/daemon.log")"
 	# The daemon's start-up ends with an audited (fdatasync'd) "mount"
@@ -97,10 +97,18 @@ verify() {
 	if [ "$crc" != 0 ]; then
 		# Which promise broke: fsynced data (the product's) or only an
 		# acknowledged, unsynced operation (stricter, see crashload.c)?
-		if "$CL" check -s "$seed" -j "$j" "$MNT" >/dev/null 2>&1; then
-			t_fail "$what: an acknowledged operation was lost (fsynced data intact): $(cat "$T/check.out" "$T/check.err")"
+		if "$CL" check -s "$seed" -j "$j" "$MNT" >"$T/check.p" 2>&1; then
+			case " $CMKFS_MOUNT_OPTS " in
+			*" --writeback "*)
+				# the cache promises fsynced data only
+				t_log "$what: an acknowledged operation was lost, fsynced data intact (allowed with --writeback): $(grep -E '^(INFLIGHT|VIOLATION)' "$T/check.out" "$T/check.err" | tr '\n' ' ')"
+				wb_lost=$((wb_lost + 1))
+				cp "$T/check.p" "$T/check.out" ;;
+			*) t_fail "$what: an acknowledged operation was lost (fsynced data intact): $(cat "$T/check.out" "$T/check.err")" ;;
+			esac
+		else
+			t_fail "$what: wrong data or fsynced data lost: $(cat "$T/check.out" "$T/check.err")"
 		fi
-		t_fail "$what: wrong data or fsynced data lost: $(cat "$T/check.out" "$T/check.err")"
 	fi
 	t_umount
 	python3 - "$T/check.out" "$T/fsck.json" "$frc" "$tearable" >"$T/verdict" 2>&1 <<'PY' ||
@@ -165,6 +173,18 @@ PY
 	t_log "$what: $(tail -1 "$T/check.out"); in flight: $kind; fsck: $nprob problems"
 }
 
+# Parts 1 and 2 run once as mounted by default and once with the kernel's
+# writeback cache (--writeback; unless CMKFS_MOUNT_OPTS turns it on for the
+# whole run). The load closes every file it wrote before it journals the
+# operation done, and a close hands the kernel's dirty pages to the daemon,
+# so the strict check (-S) should hold in both modes; but with the cache
+# only fsynced data is promised (doc/DESIGN.md, "Writeback cache"), so
+# there a strict miss is logged and counted, and the fsynced-data check
+# (without -S) and every fsck rule still fail the test. What the cache
+# loses on a kill (writes not closed or fsynced) is t_writeback.sh's. The
+# body is not indented: it holds heredocs.
+kill_parts() {
+local wb=$1
 # 1. Syscall points. A calibration run counts the traced syscalls of the
 #    whole load (deterministic: the load is sequential) and their kinds.
 fresh_vol
@@ -240,7 +260,7 @@ for k in "${points[@]}"; do
 done
 t_log "part 1 took $((SECONDS - T_START)) s; $pending truncate(s) cut short, completed from their record at the next mount"
 [ "$pending" -gt 0 ] || t_fail "no kill landed between a shrink's cut and its write: truncate records untested"
-t_ok "kill -9 at ${#points[@]} syscall points of $total (seed $SEED, $NOPS ops): no wrong data, no completed operation lost, every EIO named by fsck"
+t_ok "kill -9 at ${#points[@]} syscall points of $total (seed $SEED, $NOPS ops)$wb: no wrong data, no completed operation lost, every EIO named by fsck"
 
 # 2. Timed kills, each with its own load seed: may land inside a syscall.
 fresh_vol
@@ -268,8 +288,18 @@ for i in $(seq "$NTIMED"); do
 	verify "timed kill $i" $((100 + i)) "$T/journal" write,awrite,append
 done
 t_log "parts 1-2 took $((SECONDS - T_START)) s"
-t_ok "kill -9 after $NTIMED seeded delays (load of ${dur_ms} ms): same guarantees"
-t_log "daemon kills: $landed with an operation in flight ($(for k in "${!kinds[@]}"; do printf '%s %s ' "$k" "${kinds[$k]}"; done)), $torn files read EIO (named by fsck), $fsck_problems fsck problems, $repaired volumes repaired clean"
+t_ok "kill -9 after $NTIMED seeded delays (load of ${dur_ms} ms)$wb: same guarantees"
+t_log "daemon kills$wb: $wb_lost acknowledged but unsynced operations lost (allowed only with --writeback); $landed with an operation in flight ($(for k in "${!kinds[@]}"; do printf '%s %s ' "$k" "${kinds[$k]}"; done)), $torn files read EIO (named by fsck), $fsck_problems fsck problems, $repaired volumes repaired clean"
+}
+
+kill_parts ""
+case " $CMKFS_MOUNT_OPTS " in
+*" --writeback "*) ;;
+*)	# fewer points: the default pass above carries the full count
+	landed=0 torn=0 fsck_problems=0 repaired=0 pending=0 kinds=()
+	CMKFS_MOUNT_OPTS="$CMKFS_MOUNT_OPTS --writeback" NSYS=$((NSYS / 2)) \
+		NTIMED=$((NTIMED / 2 + 1)) kill_parts ", writeback cache" ;;
+esac
 
 # 3. CMK rotation. Two keys; the volume alternates between them.
 kv_start

@@ -23,3 +23,23 @@ t_mount
 "$FSX" -n 30000 -s 2 -N 2 -m 512K "$MNT" || t_fail "fsx seed 2, bs 512"
 "$FSX" -n 30000 -s 3 -N 4 -m 64K "$MNT" || t_fail "fsx seed 3, bs 512"
 t_umount
+
+# The kernel's writeback cache (--writeback): writes reach the daemon as
+# batches of dirty pages at writeback, close or fsync, the kernel keeps
+# the size and mtime and places O_APPEND writes itself, and it READs
+# through write-only handles to fill partly written pages. Two more seeds,
+# both block sizes (skipped when CMKFS_MOUNT_OPTS turned it on for all).
+case " $CMKFS_MOUNT_OPTS " in
+*" --writeback "*) ;;
+*)
+	for bs in 4096 512; do
+		rm -rf "$CIPHER" && mkdir "$CIPHER"
+		"$CMKFS" init --service-key "$KEY" --block-size $bs "$CIPHER" >/dev/null
+		CMKFS_MOUNT_OPTS="$CMKFS_MOUNT_OPTS --writeback" t_mount
+		"$FSX" -n 30000 -s $((bs / 512 + 3)) -N 3 -m 1M "$MNT" ||
+			t_fail "fsx with --writeback, bs $bs"
+		t_umount
+	done
+	t_ok "fsx with the writeback cache (--writeback), block sizes 4096 and 512"
+	;;
+esac
