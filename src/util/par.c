@@ -3,9 +3,13 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "cmkfs/par.h"
 
@@ -27,12 +31,14 @@ struct batch {
 static struct {
 	pthread_once_t once;
 	pthread_mutex_t mtx;
-	pthread_cond_t work;
+	pthread_cond_t work, gone;
 	struct task *head, *tail;
 	unsigned width, threads;
+	bool stop;		/* at exit: workers leave once idle */
 } pool = { .once = PTHREAD_ONCE_INIT,
 	   .mtx = PTHREAD_MUTEX_INITIALIZER,
-	   .work = PTHREAD_COND_INITIALIZER };
+	   .work = PTHREAD_COND_INITIALIZER,
+	   .gone = PTHREAD_COND_INITIALIZER };
 
 static void *worker(void *unused)
 {
@@ -41,8 +47,10 @@ static void *worker(void *unused)
 	for (;;) {
 		struct task *t;
 
-		while (pool.head == NULL)
+		while (pool.head == NULL && !pool.stop)
 			pthread_cond_wait(&pool.work, &pool.mtx);
+		if (pool.head == NULL)
+			break;		/* stop, and nothing queued */
 		t = pool.head;
 		pool.head = t->next;
 		if (pool.head == NULL)
@@ -53,7 +61,34 @@ static void *worker(void *unused)
 		if (--t->b->left == 0)
 			pthread_cond_signal(&t->b->done);
 	}
+	pthread_mutex_unlock(&pool.mtx);
+	/* This thread's OpenSSL state (its DRBGs, which block_seal's nonces
+	 * made) before OPENSSL_cleanup runs: a live thread's would outlive
+	 * it, and hold the primary DRBG with them. */
+	OPENSSL_thread_stop();
+	pthread_mutex_lock(&pool.mtx);
+	pool.threads--;
+	pthread_cond_signal(&pool.gone);
+	pthread_mutex_unlock(&pool.mtx);
 	return NULL;
+}
+
+/* At exit (registered after OpenSSL's own atexit handler, so it runs
+ * first): idle workers leave. Bounded: a worker still in a task, or an
+ * exit() from inside one, is not waited for past 2 s. */
+static void stop(void)
+{
+	struct timespec end;
+
+	clock_gettime(CLOCK_REALTIME, &end);
+	end.tv_sec += 2;
+	pthread_mutex_lock(&pool.mtx);
+	pool.stop = true;
+	pthread_cond_broadcast(&pool.work);
+	while (pool.threads > 0 &&
+	       pthread_cond_timedwait(&pool.gone, &pool.mtx, &end) == 0)
+		;
+	pthread_mutex_unlock(&pool.mtx);
 }
 
 static void start(void)
@@ -80,6 +115,11 @@ static void start(void)
 	}
 	pthread_attr_destroy(&at);
 	pool.width = pool.threads + 1;
+	/* OpenSSL registers its cleanup at its first initialisation; make
+	 * sure that came first, so that ours runs before it. */
+	(void)OPENSSL_init_crypto(0, NULL);
+	if (pool.threads > 0)
+		(void)atexit(stop);
 }
 
 unsigned par_width(void)
