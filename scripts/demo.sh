@@ -74,7 +74,7 @@ echo
 echo "== customer-managed key"
 echo "-- cmkfs cmk enable --key $key (versionless, on the live mount)"
 "$cmkfs" cmk enable --key "$key" "$d/cipher"
-"$cmkfs" status "$d/cipher" | grep '^customer key:.*version'
+"$cmkfs" status "$d/cipher" | grep '^key vault:.*version'
 echo "-- the customer rotates the key in Key Vault (a new version)"
 new=$(kvctl new-version cmk | sed -n 's/.*"kid": *"\([^"]*\)".*/\1/p')
 for _ in $(seq 60); do
@@ -86,7 +86,7 @@ if ! "$cmkfs" status "$d/cipher" | grep -q "version ${new##*/}"; then
 	exit 1
 fi
 echo "   the mount followed it by itself (automatic rotation):"
-"$cmkfs" status "$d/cipher" | grep '^customer key:.*version'
+"$cmkfs" status "$d/cipher" | grep '^key vault:.*version'
 echo "-- the customer revokes the app's access to the key"
 kvctl revoke demo-app cmk >/dev/null
 for _ in $(seq 60); do

@@ -349,6 +349,7 @@ static void why_parts(struct keyprov_why *w, struct audit_why *aw, int rc,
 	aw->code = w->code;
 	aw->request_id = w->request_id;
 	aw->client_request_id = w->client_request_id;
+	aw->checks = 0;		/* only a summary line counts checks */
 }
 
 /* One check. A denial is not acted on at once: unless `confirming`, the

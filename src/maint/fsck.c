@@ -1757,9 +1757,9 @@ int fsck_volume(const char *cipherdir, const char *service_key,
 	if (rc == -ENOSPC) {
 		ENGINE_FAIL(vr, FSCK_STAGE_SPACE, rc,
 			    "%s: --repair needs %.1f MiB free on the cipher "
-			    "directory's file system (%lu damaged file%s to "
-			    "copy into lost+found, %.1f MiB, and %.1f MiB of "
-			    "room), only %.1f MiB are free; nothing was "
+			    "directory's file system, for %lu damaged file%s to "
+			    "copy into lost+found (%.1f MiB) and %.1f MiB of "
+			    "room; only %.1f MiB are free; nothing was "
 			    "changed: free space there, or copy the cipher "
 			    "directory to a larger file system and repair the "
 			    "copy", cipherdir,

@@ -120,7 +120,14 @@ hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status")
 t_log "daemon peak descriptors $fdmax (limit $NOFILE), VmHWM ${hwm} kB"
 [ "$fdmax" -gt 0 ] || t_fail "descriptor sampler saw nothing"
 [ "$fdmax" -lt $FD_MAX ] || t_fail "daemon held $fdmax descriptors, bound $FD_MAX"
-[ "$hwm" -lt $HWM_MAX_KB ] || t_fail "daemon VmHWM ${hwm} kB, bound $HWM_MAX_KB kB"
-t_ok "descriptors peaked at $fdmax (< $FD_MAX), VmHWM ${hwm} kB (< $HWM_MAX_KB)"
+if [ "${CMKFS_SANITIZED:-0}" = 1 ]; then
+	# ASan's shadow memory and quarantine (572 MiB seen) say nothing
+	# about the daemon's own: the release run checks the bound
+	t_log "sanitized build: VmHWM ${hwm} kB not held to the release bound"
+	t_ok "descriptors peaked at $fdmax (< $FD_MAX)"
+else
+	[ "$hwm" -lt $HWM_MAX_KB ] || t_fail "daemon VmHWM ${hwm} kB, bound $HWM_MAX_KB kB"
+	t_ok "descriptors peaked at $fdmax (< $FD_MAX), VmHWM ${hwm} kB (< $HWM_MAX_KB)"
+fi
 t_umount
 ! grep -i "too many open files" "$CMKFS_AUDIT_LOG" 2>/dev/null || t_fail "audit log shows EMFILE"
