@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "exitmap.h"
 #include "keyopts.h"
 #include "cmkfs/audit.h"
 #include "cmkfs/http.h"
@@ -64,18 +65,8 @@ static int exit_of(const struct skey_result *r)
 	case -EBADMSG:
 		return r->stage == SKEY_STAGE_NEW_KEY ? CMK_EXIT_KEY :
 							CMK_EXIT_DAMAGED;
-	case -EKEYREVOKED:
-	case -EKEYEXPIRED:
-	case -EACCES:
-		return CMK_EXIT_DENIED;
-	case -EAGAIN:
-	case -ETIMEDOUT:
-	case -ECONNREFUSED:
-	case -EHOSTUNREACH:
-	case -ECONNRESET:
-		return CMK_EXIT_UNREACHABLE;
-	default:
-		return CMK_EXIT_RUNTIME;
+	default:	/* Key Vault's classes: the one map (exitmap.c) */
+		return cli_exit_code(r->err);
 	}
 }
 

@@ -319,46 +319,137 @@ static int worst(const struct pvol *pv, size_t n)
 	return CMK_EXIT_OK;
 }
 
-/* One metric family from an integer member of each daemon's reply (the
- * volumes whose daemon answers; obj: a member object holding key). */
-static void pfamily(const struct pvol *pv, size_t n, const char *name,
-		    const char *type, const char *help, const char *obj,
-		    const char *key)
-{
-	bool head = false;
+/* One sample of a metric family: its value and extra labels (kv, NULL
+ * ended; kv and its strings may point into the sample itself). */
+struct psample {
+	double v;
+	const char *kv[12];
+	struct kv_uri u;
+	char buf[16];
+};
 
+/* A sample from a daemon's reply j; false: this volume has none. */
+typedef bool (*psample_fn)(const struct json *j, time_t now, const void *arg,
+			   struct psample *s);
+
+/* A metric family (its HELP and TYPE once, at *head false): a sample per
+ * volume whose daemon answers and for which fn gives one. */
+static void pfamily_fn(const struct pvol *pv, size_t n, const char *name,
+		       const char *type, const char *help, bool *head,
+		       psample_fn fn, const void *arg, time_t now)
+{
 	for (size_t i = 0; i < n; i++) {
-		const struct json *o = NULL;
+		struct psample smp = { 0 };
 		struct json *j = NULL;
-		int64_t v;
 
 		if (!pv[i].up ||
 		    json_parse(pv[i].live, strlen(pv[i].live), &j) < 0)
 			continue;
-		o = j;
-		if ((obj == NULL || json_obj(j, obj, &o) == 0) &&
-		    json_int(o, key, &v) == 0) {
-			if (!head)
+		if (fn(j, now, arg, &smp)) {
+			if (!*head)
 				phead(name, type, help);
-			head = true;
+			*head = true;
 			printf("%s", name);
-			plabels(&pv[i], NULL);
-			printf(" %lld\n", (long long)v);
+			plabels(&pv[i], smp.kv[0] != NULL ? smp.kv : NULL);
+			printf(" %.15g\n", smp.v);
 		}
 		json_free(j);
 	}
 }
 
+/* An integer member of the reply, or of its member object `obj`; with
+ * `kind`, labelled kind="..." */
+struct pmember {
+	const char *obj, *key, *kind;
+};
+
+static bool s_member(const struct json *j, time_t now, const void *arg,
+		     struct psample *s)
+{
+	const struct pmember *m = arg;
+	const struct json *o = j;
+	int64_t v;
+
+	(void)now;
+	if ((m->obj != NULL && json_obj(j, m->obj, &o) < 0) ||
+	    json_int(o, m->key, &v) < 0)
+		return false;
+	s->v = (double)v;
+	if (m->kind != NULL) {
+		s->kv[0] = "kind";
+		s->kv[1] = m->kind;
+	}
+	return true;
+}
+
+static bool s_bool(const struct json *j, time_t now, const void *arg,
+		   struct psample *s)
+{
+	(void)now;
+	s->v = jbool(j, arg) ? 1 : 0;
+	return true;
+}
+
+static bool s_age(const struct json *j, time_t now, const void *arg,
+		  struct psample *s)
+{
+	s->v = (double)(now - jint(j, arg));
+	return true;
+}
+
+static bool s_expiry(const struct json *j, time_t now, const void *arg,
+		     struct psample *s)
+{
+	int64_t exp;
+
+	(void)arg;
+	if (json_int(j, "key_expires", &exp) < 0 || exp <= 0)
+		return false;
+	s->v = (double)(exp - (int64_t)now) / 86400.0;
+	return true;
+}
+
+static bool s_key_info(const struct json *j, time_t now, const void *arg,
+		       struct psample *s)
+{
+	const char *kid = jstr(j, "key_id");
+	bool akv = kv_parse_uri(kid, &s->u) == 0;
+	const char *kv[] = { "provider", akv ? "akv" : "local",
+			     "vault", akv ? s->u.vault : "",
+			     "key", akv ? s->u.name : "",
+			     "version", akv ? s->u.version : "",
+			     "key_id", kid, NULL };
+
+	(void)now;
+	(void)arg;
+	memcpy(s->kv, kv, sizeof(kv));
+	s->v = 1;
+	return true;
+}
+
+static void pfamily(const struct pvol *pv, size_t n, const char *name,
+		    const char *type, const char *help, psample_fn fn,
+		    const void *arg, time_t now)
+{
+	bool head = false;
+
+	pfamily_fn(pv, n, name, type, help, &head, fn, arg, now);
+}
+
 static void prometheus(struct pvol *pv, size_t n, time_t now)
 {
-	static const struct {
-		const char *kind, *obj, *key;
-	} errs[] = {
-		{ "eio_answered", NULL, "eio_answered" },
-		{ "check_denied", "check_failures", "denied" },
-		{ "check_transient", "check_failures", "transient" },
-		{ "check_error", "check_failures", "error" },
+	static const struct pmember errs[] = {
+		{ NULL, "eio_answered", "eio_answered" },
+		{ "check_failures", "denied", "check_denied" },
+		{ "check_failures", "transient", "check_transient" },
+		{ "check_failures", "error", "check_error" },
 	};
+	static const struct pmember interval = { NULL, "key_check_interval",
+						 NULL },
+				    grace = { NULL, "grace", NULL },
+				    handles = { NULL, "handles", NULL },
+				    inodes = { NULL, "inodes", NULL },
+				    checks = { NULL, "checks", NULL };
 	bool head;
 
 	phead("cmkfs_up", "gauge",
@@ -377,110 +468,26 @@ static void prometheus(struct pvol *pv, size_t n, time_t now)
 		plabels(&pv[i], NULL);
 		printf(" %d\n", pv[i].health);
 	}
-	head = false;
-	for (size_t i = 0; i < n; i++) {
-		struct json *j = NULL;
-
-		if (!pv[i].up ||
-		    json_parse(pv[i].live, strlen(pv[i].live), &j) < 0)
-			continue;
-		if (!head)
-			phead("cmkfs_locked", "gauge",
-			      "1 if the keys are wiped (cmkfs lock or a failed "
-			      "key check; cmkfs status says which), else 0");
-		head = true;
-		printf("cmkfs_locked");
-		plabels(&pv[i], NULL);
-		printf(" %d\n", jbool(j, "locked") ? 1 : 0);
-		json_free(j);
-	}
-	head = false;
-	for (size_t i = 0; i < n; i++) {
-		struct json *j = NULL;
-
-		if (!pv[i].up ||
-		    json_parse(pv[i].live, strlen(pv[i].live), &j) < 0)
-			continue;
-		if (!head)
-			phead("cmkfs_key_check_age_seconds", "gauge",
-			      "seconds since the last successful key check");
-		head = true;
-		printf("cmkfs_key_check_age_seconds");
-		plabels(&pv[i], NULL);
-		printf(" %lld\n", (long long)(now - jint(j, "last_ok")));
-		json_free(j);
-	}
-	head = false;
-	for (size_t i = 0; i < n; i++) {
-		struct json *j = NULL;
-
-		if (!pv[i].up ||
-		    json_parse(pv[i].live, strlen(pv[i].live), &j) < 0)
-			continue;
-		if (!head)
-			phead("cmkfs_last_key_check_ok", "gauge",
-			      "1 if the last key check succeeded, else 0");
-		head = true;
-		printf("cmkfs_last_key_check_ok");
-		plabels(&pv[i], NULL);
-		printf(" %d\n", jbool(j, "last_check_ok") ? 1 : 0);
-		json_free(j);
-	}
+	pfamily(pv, n, "cmkfs_locked", "gauge",
+		"1 if the keys are wiped (cmkfs lock or a failed key check; "
+		"cmkfs status says which), else 0", s_bool, "locked", now);
+	pfamily(pv, n, "cmkfs_key_check_age_seconds", "gauge",
+		"seconds since the last successful key check", s_age,
+		"last_ok", now);
+	pfamily(pv, n, "cmkfs_last_key_check_ok", "gauge",
+		"1 if the last key check succeeded, else 0", s_bool,
+		"last_check_ok", now);
 	pfamily(pv, n, "cmkfs_key_check_interval_seconds", "gauge",
-		"the key check interval", NULL, "key_check_interval");
+		"the key check interval", s_member, &interval, now);
 	pfamily(pv, n, "cmkfs_grace_seconds", "gauge",
 		"how long key checks may fail transiently before the mount "
-		"locks", NULL, "grace");
-	head = false;
-	for (size_t i = 0; i < n; i++) {
-		struct json *j = NULL;
-		int64_t exp;
-
-		if (!pv[i].up ||
-		    json_parse(pv[i].live, strlen(pv[i].live), &j) < 0)
-			continue;
-		if (json_int(j, "key_expires", &exp) == 0 && exp > 0) {
-			if (!head)
-				phead("cmkfs_key_expiry_days", "gauge",
-				      "days until the key in use expires "
-				      "(absent: it has no expiry)");
-			head = true;
-			printf("cmkfs_key_expiry_days");
-			plabels(&pv[i], NULL);
-			printf(" %.3f\n", (double)(exp - (int64_t)now) / 86400.0);
-		}
-		json_free(j);
-	}
-	head = false;
-	for (size_t i = 0; i < n; i++) {
-		struct json *j = NULL;
-		const char *kid, *ver = "", *prov = "local", *name = "",
-			   *vault = "";
-		struct kv_uri u;
-
-		if (!pv[i].up ||
-		    json_parse(pv[i].live, strlen(pv[i].live), &j) < 0)
-			continue;
-		kid = jstr(j, "key_id");
-		if (kv_parse_uri(kid, &u) == 0) {
-			ver = u.version;
-			name = u.name;
-			vault = u.vault;
-			prov = "akv";
-		}
-		const char *kv[] = { "provider", prov, "vault", vault, "key",
-				     name, "version", ver, "key_id", kid,
-				     NULL };
-		if (!head)
-			phead("cmkfs_key_info", "gauge",
-			      "the key that protects the customer layer now "
-			      "(always 1)");
-		head = true;
-		printf("cmkfs_key_info");
-		plabels(&pv[i], kv);
-		printf(" 1\n");
-		json_free(j);
-	}
+		"locks", s_member, &grace, now);
+	pfamily(pv, n, "cmkfs_key_expiry_days", "gauge",
+		"days until the key in use expires (absent: it has no expiry)",
+		s_expiry, NULL, now);
+	pfamily(pv, n, "cmkfs_key_info", "gauge",
+		"the key that protects the customer layer now (always 1)",
+		s_key_info, NULL, now);
 	head = false;
 	for (size_t i = 0; i < n; i++) {
 		char g[16];
@@ -499,43 +506,21 @@ static void prometheus(struct pvol *pv, size_t n, time_t now)
 		printf(" %d\n", pv[i].v.version);
 	}
 	pfamily(pv, n, "cmkfs_open_handles", "gauge",
-		"open files and directories the kernel has not released", NULL,
-		"handles");
+		"open files and directories the kernel has not released",
+		s_member, &handles, now);
 	pfamily(pv, n, "cmkfs_inodes", "gauge",
-		"files and directories the kernel holds references to", NULL,
-		"inodes");
+		"files and directories the kernel holds references to",
+		s_member, &inodes, now);
 	pfamily(pv, n, "cmkfs_key_checks_total", "counter",
-		"key checks made by this mount", NULL, "checks");
+		"key checks made by this mount", s_member, &checks, now);
 	head = false;
-	for (size_t k = 0; k < CMK_ARRAY_LEN(errs); k++) {
-		for (size_t i = 0; i < n; i++) {
-			const struct json *o = NULL;
-			struct json *j = NULL;
-			const char *kv[] = { "kind", errs[k].kind, NULL };
-			int64_t v;
-
-			if (!pv[i].up ||
-			    json_parse(pv[i].live, strlen(pv[i].live), &j) < 0)
-				continue;
-			o = j;
-			if ((errs[k].obj == NULL ||
-			     json_obj(j, errs[k].obj, &o) == 0) &&
-			    json_int(o, errs[k].key, &v) == 0) {
-				if (!head)
-					phead("cmkfs_errors_total", "counter",
-					      "errors since the mount: EIO "
-					      "answered to applications, key "
-					      "checks denied (Key Vault or "
-					      "Entra ID refused), transient "
-					      "(unreachable), error (other)");
-				head = true;
-				printf("cmkfs_errors_total");
-				plabels(&pv[i], kv);
-				printf(" %lld\n", (long long)v);
-			}
-			json_free(j);
-		}
-	}
+	for (size_t k = 0; k < CMK_ARRAY_LEN(errs); k++)
+		pfamily_fn(pv, n, "cmkfs_errors_total", "counter",
+			   "errors since the mount: EIO answered to "
+			   "applications, key checks denied (Key Vault or "
+			   "Entra ID refused), transient (unreachable), error "
+			   "(other)",
+			   &head, s_member, &errs[k], now);
 }
 
 /* One volume (mnt "" if not mounted). */
