@@ -70,6 +70,16 @@ sleep 2
 cat "$MNT/a.txt" >/dev/null || t_fail "locked on a transient fault inside the grace period"
 sleep 2
 kv fault-clear >/dev/null
+# The grace counts from the last successful check (doc/KEYS.md): let one
+# succeed after the 503s, or the 429s below would only continue the same
+# outage and lock within GRACE of its start, as they should.
+ok_since() {
+	local v
+	v=$({ "$CMKFS" status --json "$MNT" || true; } | kv_json 'd["daemon"]["last_ok"]' 2>/dev/null) &&
+		[ "${v:-0}" -gt "$1" ]
+}
+t_clear=$(date +%s)
+wait_for 20 ok_since "$t_clear" || t_fail "no successful key check after the 503s cleared"
 kv fault '/keys/' --status 429 --seconds 60 >/dev/null	# 429 without Retry-After
 sleep 3
 cat "$MNT/a.txt" >/dev/null || t_fail "locked before the grace period ended"
