@@ -35,6 +35,7 @@ static struct {
 	struct task *head, *tail;
 	unsigned width, threads;
 	bool stop;		/* at exit: workers leave once idle */
+	pid_t pid;		/* the process whose threads they are */
 } pool = { .once = PTHREAD_ONCE_INIT,
 	   .mtx = PTHREAD_MUTEX_INITIALIZER,
 	   .work = PTHREAD_COND_INITIALIZER,
@@ -80,6 +81,8 @@ static void stop(void)
 {
 	struct timespec end;
 
+	if (getpid() != pool.pid)
+		return;		/* a forked child: the workers are not here */
 	clock_gettime(CLOCK_REALTIME, &end);
 	end.tv_sec += 2;
 	pthread_mutex_lock(&pool.mtx);
@@ -104,6 +107,7 @@ static void start(void)
 	if (n > PAR_MAX)
 		n = PAR_MAX;
 	pool.width = (unsigned)n;
+	pool.pid = getpid();
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
 	for (long i = 1; i < n; i++) {
